@@ -1,0 +1,29 @@
+//! The stable `code` values of the problems this crate answers with.
+//!
+//! They follow the ProtoThrive API contract (`AREA-STATUS`). A client branches on `code`, never on
+//! `title` or `detail`, which may change wording.
+
+/// Authentication failed: no credentials, or credentials that could not be verified (401).
+pub const AUTH_UNAUTHORIZED: &str = "AUTH-401";
+/// Authenticated, but not allowed: missing role or scope (403).
+pub const AUTH_FORBIDDEN: &str = "AUTH-403";
+/// The request is malformed (400).
+pub const BAD_REQUEST: &str = "VAL-400";
+/// The request body is larger than allowed (413).
+pub const PAYLOAD_TOO_LARGE: &str = "VAL-413";
+/// The request body's media type is not accepted (415).
+pub const UNSUPPORTED_MEDIA_TYPE: &str = "VAL-415";
+/// The request body failed validation; the problem carries per-field `errors` (422).
+pub const VALIDATION_FAILED: &str = "VAL-422";
+/// The resource does not exist (404).
+pub const NOT_FOUND: &str = "NOT-FOUND-404";
+/// No route matches the path, or the API version is unknown (404).
+pub const ROUTE_NOT_FOUND: &str = "ROUTE-404";
+/// The request conflicts with the current state (409).
+pub const CONFLICT: &str = "CONFLICT-409";
+/// A rate limit was exceeded; `Retry-After` says when to retry (429).
+pub const RATE_LIMITED: &str = "RATE-429";
+/// An unexpected server error (500). Never carries internal details in production.
+pub const INTERNAL: &str = "SRV-500";
+/// The service is overloaded or a dependency is down; `Retry-After` may say when to retry (503).
+pub const UNAVAILABLE: &str = "SRV-503";

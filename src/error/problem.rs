@@ -1,0 +1,309 @@
+use std::borrow::Cow;
+use std::fmt;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::render::Renderer;
+
+/// The request id of a request, as a request extension (set by the trace layer).
+///
+/// ```
+/// use protothrive::error::RequestId;
+/// let id = RequestId::new("req-1");
+/// assert_eq!(id.as_str(), "req-1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(Cow<'static, str>);
+
+impl RequestId {
+    /// Wraps a request id.
+    pub fn new(id: impl Into<Cow<'static, str>>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The W3C trace id of a request (32 lowercase hex digits), as a request extension.
+///
+/// ```
+/// use protothrive::error::TraceId;
+/// let id = TraceId::new("4bf92f3577b34da6a3ce929d0e0e4736");
+/// assert_eq!(id.as_str().len(), 32);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TraceId(Cow<'static, str>);
+
+impl TraceId {
+    /// Wraps a trace id.
+    pub fn new(id: impl Into<Cow<'static, str>>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An RFC 9457 problem: what went wrong, with a stable `code`.
+///
+/// Build one with [`Problem::new`], add detail, members and headers, and turn it into a response
+/// with [`Problem::render_for`].
+///
+/// ```
+/// use http::StatusCode;
+/// use protothrive::error::{code, Problem};
+///
+/// let p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code::VALIDATION_FAILED)
+///     .with_member("errors", serde_json::json!([{"field": "title", "message": "required"}]));
+/// assert_eq!(p.status(), StatusCode::UNPROCESSABLE_ENTITY);
+/// assert_eq!(p.code(), "VAL-422");
+/// assert_eq!(p.to_json()["errors"][0]["field"], "title");
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct Problem {
+    status: StatusCode,
+    code: Cow<'static, str>,
+    title: Option<Cow<'static, str>>,
+    detail: Option<Cow<'static, str>>,
+    type_uri: Option<Cow<'static, str>>,
+    request_id: Option<String>,
+    trace_id: Option<String>,
+    members: Map<String, Value>,
+    headers: HeaderMap,
+}
+
+impl Problem {
+    /// A problem with an HTTP status and a stable code; the title defaults to the status's reason
+    /// phrase.
+    pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            title: None,
+            detail: None,
+            type_uri: None,
+            request_id: None,
+            trace_id: None,
+            members: Map::new(),
+            headers: HeaderMap::new(),
+        }
+    }
+
+    /// Sets the human-readable explanation of this occurrence (RFC 9457 §3.1.4).
+    #[must_use]
+    pub fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Sets the short summary of the problem type (RFC 9457 §3.1.3).
+    #[must_use]
+    pub fn with_title(mut self, title: impl Into<Cow<'static, str>>) -> Self {
+        self.title = Some(title.into());
+        self
+    }
+
+    /// Sets the problem type URI (RFC 9457 §3.1.1); `about:blank` when unset.
+    #[must_use]
+    pub fn with_type(mut self, type_uri: impl Into<Cow<'static, str>>) -> Self {
+        self.type_uri = Some(type_uri.into());
+        self
+    }
+
+    /// Adds an extension member (RFC 9457 §3.2), such as `errors` or `supported_versions`.
+    ///
+    /// The standard members (`type`, `title`, `status`, `detail`, `code`, `request_id`,
+    /// `trace_id`) cannot be overwritten this way.
+    #[must_use]
+    pub fn with_member(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.members.insert(name.into(), value.into());
+        self
+    }
+
+    /// Adds a response header that goes with this problem (`WWW-Authenticate`, `Retry-After`, ...).
+    #[must_use]
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// Sets the request id reported in the body.
+    #[must_use]
+    pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+
+    /// Sets the trace id reported in the body.
+    #[must_use]
+    pub fn with_trace_id(mut self, id: impl Into<String>) -> Self {
+        self.trace_id = Some(id.into());
+        self
+    }
+
+    /// The HTTP status.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable code.
+    #[must_use]
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The detail, if any.
+    #[must_use]
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+
+    /// The headers that go with this problem.
+    #[must_use]
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The title: the one set, or the status's canonical reason phrase.
+    #[must_use]
+    pub fn title(&self) -> &str {
+        self.title
+            .as_deref()
+            .or_else(|| self.status.canonical_reason())
+            .unwrap_or("Error")
+    }
+
+    /// The body as a JSON object.
+    #[must_use]
+    pub fn to_json(&self) -> Value {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            #[serde(rename = "type")]
+            type_uri: &'a str,
+            title: &'a str,
+            status: u16,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            detail: Option<&'a str>,
+            code: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            request_id: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            trace_id: Option<&'a str>,
+        }
+        let body = Body {
+            type_uri: self.type_uri.as_deref().unwrap_or("about:blank"),
+            title: self.title(),
+            status: self.status.as_u16(),
+            detail: self.detail.as_deref(),
+            code: &self.code,
+            request_id: self.request_id.as_deref(),
+            trace_id: self.trace_id.as_deref(),
+        };
+        let mut value = serde_json::to_value(body).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut value {
+            for (k, v) in &self.members {
+                map.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        value
+    }
+
+    /// Fills `request_id` and `trace_id` from request extensions, unless already set.
+    #[must_use]
+    pub fn with_ids_from(mut self, extensions: &http::Extensions) -> Self {
+        if self.request_id.is_none() {
+            self.request_id = extensions.get::<RequestId>().map(|id| id.as_str().to_owned());
+        }
+        if self.trace_id.is_none() {
+            self.trace_id = extensions.get::<TraceId>().map(|id| id.as_str().to_owned());
+        }
+        self
+    }
+
+    /// Renders the problem for a request: ids from its extensions, through the [`Renderer`] found
+    /// there or the default JSON renderer.
+    #[must_use]
+    pub fn render_for(self, extensions: &http::Extensions) -> Response<Bytes> {
+        let problem = self.with_ids_from(extensions);
+        match extensions.get::<Renderer>() {
+            Some(renderer) => renderer.render(&problem),
+            None => super::render::render_json(&problem),
+        }
+    }
+
+    /// The headers of this problem, consumed (used by renderers).
+    pub(crate) fn headers_owned(&self) -> HeaderMap {
+        self.headers.clone()
+    }
+}
+
+impl fmt::Debug for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Problem")
+            .field("status", &self.status)
+            .field("code", &self.code)
+            .field("detail", &self.detail)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.code)?;
+        if let Some(detail) = &self.detail {
+            write!(f, ": {detail}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_members_cannot_be_overwritten_by_extensions() {
+        let p = Problem::new(StatusCode::BAD_REQUEST, "X-1")
+            .with_member("status", 200)
+            .with_member("code", "OK");
+        let json = p.to_json();
+        assert_eq!(json["status"], 400);
+        assert_eq!(json["code"], "X-1");
+    }
+
+    #[test]
+    fn ids_come_from_extensions_unless_set() {
+        let mut ext = http::Extensions::new();
+        ext.insert(RequestId::new("r1"));
+        ext.insert(TraceId::new("t1"));
+        let json = Problem::new(StatusCode::NOT_FOUND, "N")
+            .with_ids_from(&ext)
+            .to_json();
+        assert_eq!(json["request_id"], "r1");
+        assert_eq!(json["trace_id"], "t1");
+        let json = Problem::new(StatusCode::NOT_FOUND, "N")
+            .with_request_id("mine")
+            .with_ids_from(&ext)
+            .to_json();
+        assert_eq!(json["request_id"], "mine");
+    }
+
+    #[test]
+    fn title_defaults_to_reason_phrase_and_type_to_about_blank() {
+        let json = Problem::new(StatusCode::FORBIDDEN, "AUTH-403").to_json();
+        assert_eq!(json["title"], "Forbidden");
+        assert_eq!(json["type"], "about:blank");
+        assert!(json.get("detail").is_none());
+    }
+}

@@ -1,0 +1,20 @@
+//! # protothrive
+//!
+//! Tower middleware that makes an HTTP API production-grade: the real client address behind
+//! proxies, RFC 9457 problem responses, JWT and API-key authentication, and (as they land) CORS,
+//! rate limits, caching, batching, tracing and resilience — layers that know about each other and
+//! go together in the right order.
+//!
+//! Every layer is generic over `http::Request`/`http::Response`, so it works with axum, hyper and
+//! tonic, and each works alone.
+//!
+//! | module | feature | what it does |
+//! |---|---|---|
+//! | [`clock`] | always | injected time: nothing else reads the wall clock |
+//! | [`error`] | always | `application/problem+json` rejections with stable codes |
+//! | `client_ip` | `client-ip` | the client address, from trusted proxies' forwarding headers |
+//! | `auth` | `auth` (`jwks`) | JWT (HS/RS/PS/ES/EdDSA) and API keys → a `Principal` |
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod clock;
+pub mod error;
