@@ -39,7 +39,9 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 
     /// Whole seconds since the UNIX epoch; 0 for a clock set before 1970.
     fn unix_seconds(&self) -> u64 {
-        self.now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+        self.now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
     }
 }
 

@@ -18,33 +18,36 @@ pin_project! {
     /// let body: ProblemBody<http_body_util::Empty<Bytes>> = ProblemBody::full(Bytes::from("{}"));
     /// assert_eq!(body.size_hint().exact(), Some(2));
     /// ```
-    #[project = ProblemBodyProj]
     #[derive(Debug)]
-    pub enum ProblemBody<B> {
-        /// The inner service's body, untouched.
-        Inner {
-            /// The inner body.
-            #[pin]
-            body: B,
-        },
-        /// A body produced by the layer.
-        Full {
-            /// The remaining bytes; `None` once sent.
-            data: Option<Bytes>,
-        },
+    pub struct ProblemBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    #[derive(Debug)]
+    enum Kind<B> {
+        Inner { #[pin] body: B },
+        Full { data: Option<Bytes> },
     }
 }
 
 impl<B> ProblemBody<B> {
     /// Wraps the inner service's body.
     pub fn inner(body: B) -> Self {
-        Self::Inner { body }
+        Self {
+            kind: Kind::Inner { body },
+        }
     }
 
     /// A body of the given bytes.
     pub fn full(data: Bytes) -> Self {
-        Self::Full {
-            data: (!data.is_empty()).then_some(data),
+        Self {
+            kind: Kind::Full {
+                data: (!data.is_empty()).then_some(data),
+            },
         }
     }
 
@@ -76,23 +79,23 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match self.project() {
-            ProblemBodyProj::Inner { body } => body.poll_frame(cx),
-            ProblemBodyProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+        match self.project().kind.project() {
+            KindProj::Inner { body } => body.poll_frame(cx),
+            KindProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Inner { body } => body.is_end_stream(),
-            Self::Full { data } => data.is_none(),
+        match &self.kind {
+            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Full { data } => data.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Inner { body } => body.size_hint(),
-            Self::Full { data } => {
+        match &self.kind {
+            Kind::Inner { body } => body.size_hint(),
+            Kind::Full { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
         }

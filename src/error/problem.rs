@@ -223,7 +223,9 @@ impl Problem {
     #[must_use]
     pub fn with_ids_from(mut self, extensions: &http::Extensions) -> Self {
         if self.request_id.is_none() {
-            self.request_id = extensions.get::<RequestId>().map(|id| id.as_str().to_owned());
+            self.request_id = extensions
+                .get::<RequestId>()
+                .map(|id| id.as_str().to_owned());
         }
         if self.trace_id.is_none() {
             self.trace_id = extensions.get::<TraceId>().map(|id| id.as_str().to_owned());
