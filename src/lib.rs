@@ -16,5 +16,7 @@
 //! | `auth` | `auth` (`jwks`) | JWT (HS/RS/PS/ES/EdDSA) and API keys → a `Principal` |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "auth")]
+pub mod auth;
 pub mod clock;
 pub mod error;

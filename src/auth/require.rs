@@ -1,0 +1,190 @@
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::future::ResponseFuture;
+use super::{ConfigError, Principal, Reason, RoleHierarchy, challenge};
+use crate::error::ProblemBody;
+
+#[derive(Debug, Clone)]
+struct Rules {
+    scopes: Vec<String>,
+    any_role: Vec<String>,
+    min_role: Option<(RoleHierarchy, usize, String)>,
+    realm: String,
+}
+
+/// Per-route authorisation: scopes and roles the [`Principal`] must have. Goes inside
+/// [`AuthLayer`](super::AuthLayer) (on a route or a group of routes).
+///
+/// No principal → 401; a principal lacking a scope or role → 403 with
+/// `WWW-Authenticate: Bearer error="insufficient_scope", scope="..."` naming what is missing
+/// (RFC 6750 §3.1).
+///
+/// ```
+/// use protothrive::auth::{RequireLayer, RoleHierarchy};
+/// let roles = RoleHierarchy::new(["vibe_coder", "engineer", "exec", "super_admin"])?;
+/// let engineers = RequireLayer::role_at_least(&roles, "engineer")?;
+/// let writers = RequireLayer::scopes(["roadmaps:write"]);
+/// assert!(RequireLayer::role_at_least(&roles, "ceo").is_err());
+/// # let _ = (engineers, writers);
+/// # Ok::<(), protothrive::auth::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RequireLayer {
+    rules: Arc<Rules>,
+}
+
+impl RequireLayer {
+    fn with(rules: Rules) -> Self {
+        Self {
+            rules: Arc::new(rules),
+        }
+    }
+
+    /// Requires every one of `scopes`.
+    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> Self {
+        Self::with(Rules {
+            scopes: scopes.into_iter().map(Into::into).collect(),
+            any_role: Vec::new(),
+            min_role: None,
+            realm: "api".to_owned(),
+        })
+    }
+
+    /// Requires at least one of `roles` (exact names).
+    pub fn any_role<I: IntoIterator<Item = S>, S: Into<String>>(roles: I) -> Self {
+        Self::with(Rules {
+            scopes: Vec::new(),
+            any_role: roles.into_iter().map(Into::into).collect(),
+            min_role: None,
+            realm: "api".to_owned(),
+        })
+    }
+
+    /// Requires `role` or a role above it in `hierarchy`.
+    ///
+    /// # Errors
+    /// When `role` is not part of the hierarchy.
+    pub fn role_at_least(hierarchy: &RoleHierarchy, role: &str) -> Result<Self, ConfigError> {
+        let rank = hierarchy.rank(role).ok_or_else(|| {
+            ConfigError::new(format!("the role `{role}` is not in the hierarchy"))
+        })?;
+        Ok(Self::with(Rules {
+            scopes: Vec::new(),
+            any_role: Vec::new(),
+            min_role: Some((hierarchy.clone(), rank, role.to_owned())),
+            realm: "api".to_owned(),
+        }))
+    }
+
+    /// Also requires these scopes.
+    pub fn and_scopes<I: IntoIterator<Item = S>, S: Into<String>>(self, scopes: I) -> Self {
+        let mut rules = Arc::unwrap_or_clone(self.rules);
+        rules.scopes.extend(scopes.into_iter().map(Into::into));
+        Self::with(rules)
+    }
+
+    /// The `realm` of challenges (default `api`; match the authenticator's).
+    pub fn realm(self, realm: impl Into<String>) -> Self {
+        let mut rules = Arc::unwrap_or_clone(self.rules);
+        rules.realm = realm.into();
+        Self::with(rules)
+    }
+
+    /// Whether `principal` satisfies the rules; `Err` carries the missing scopes and a detail.
+    fn check(&self, principal: &Principal) -> Result<(), (Vec<String>, String)> {
+        let r = &self.rules;
+        let missing: Vec<String> = r
+            .scopes
+            .iter()
+            .filter(|s| !principal.has_scope(s))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            let detail = format!("Missing scope: {}.", missing.join(" "));
+            return Err((missing, detail));
+        }
+        if !r.any_role.is_empty() && !r.any_role.iter().any(|role| principal.has_role(role)) {
+            return Err((
+                Vec::new(),
+                format!("Requires one of the roles: {}.", r.any_role.join(", ")),
+            ));
+        }
+        if let Some((h, rank, name)) = &r.min_role {
+            if !h.satisfies_rank(principal, *rank) {
+                return Err((Vec::new(), format!("Requires the role {name} or above.")));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<S> Layer<S> for RequireLayer {
+    type Service = Require<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Require {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service of [`RequireLayer`].
+#[derive(Debug, Clone)]
+pub struct Require<S> {
+    inner: S,
+    layer: RequireLayer,
+}
+
+impl<S> Require<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the layer, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Require<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ProblemBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let realm = &self.layer.rules.realm;
+        let problem = match req.extensions().get::<Principal>() {
+            None => Some(challenge::refused(Reason::Missing, realm, false)),
+            Some(p) => match self.layer.check(p) {
+                Ok(()) => None,
+                Err((missing, detail)) => Some(challenge::forbidden(realm, &missing, detail)),
+            },
+        };
+        match problem {
+            None => ResponseFuture::inner(self.inner.call(req)),
+            Some(p) => {
+                ResponseFuture::ready(ProblemBody::map_problem(p.render_for(req.extensions())))
+            }
+        }
+    }
+}
