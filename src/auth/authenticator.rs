@@ -38,7 +38,7 @@ pub trait ResolvePrincipal: Send + Sync + fmt::Debug + 'static {
 ///     .audience("protothrive-api")
 ///     .build()?;
 /// let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, secret)?, "protothrive", "protothrive-api");
-/// let pair = issuer.issue_pair("user-1", serde_json::Map::new()).unwrap();
+/// let pair = issuer.issue_pair("user-1", &serde_json::Map::new()).unwrap();
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let who = auth.verify(&pair.access.token, TokenKind::Access).await.unwrap();
@@ -114,11 +114,9 @@ impl Authenticator {
     pub async fn verify(&self, token: &str, kind: TokenKind) -> Result<Principal, AuthError> {
         let now = self.inner.clock.unix_seconds();
         let cacheable = kind == TokenKind::Access && self.inner.cache.is_some();
-        if cacheable {
-            if let Some(p) = self.inner.cache.as_ref().and_then(|c| c.get(token, now)) {
-                self.check_revocation(&p).await?;
-                return Ok(p);
-            }
+        if cacheable && let Some(p) = self.inner.cache.as_ref().and_then(|c| c.get(token, now)) {
+            self.check_revocation(&p).await?;
+            return Ok(p);
         }
         let compact = token::split(token, self.inner.max_token_bytes)?;
         let header = token::parse_header(compact.header)?;
@@ -144,19 +142,17 @@ impl Authenticator {
         let principal =
             claims::validate(claims, header.typ.as_deref(), &self.inner.policy, kind, now)?;
         self.check_revocation(&principal).await?;
-        if cacheable {
-            if let Some(cache) = &self.inner.cache {
-                cache.insert(token, principal.clone());
-            }
+        if cacheable && let Some(cache) = &self.inner.cache {
+            cache.insert(token, principal.clone());
         }
         Ok(principal)
     }
 
     async fn check_revocation(&self, principal: &Principal) -> Result<(), AuthError> {
-        if let (Some(revoker), Some(jti)) = (&self.inner.revoker, principal.token_id()) {
-            if revoker.is_revoked(jti, principal).await? {
-                return Err(Reason::Revoked.into());
-            }
+        if let (Some(revoker), Some(jti)) = (&self.inner.revoker, principal.token_id())
+            && revoker.is_revoked(jti, principal).await?
+        {
+            return Err(Reason::Revoked.into());
         }
         Ok(())
     }
@@ -172,17 +168,16 @@ impl Authenticator {
             && !matches!(self.inner.revoker, Some(Revoker::Custom(_)));
         if let (Credential::Bearer(token, source), Some(cache), true) =
             (credential, &self.inner.cache, fast_hooks)
+            && let Some(p) = cache.get(token, self.inner.clock.unix_seconds())
         {
-            if let Some(p) = cache.get(token, self.inner.clock.unix_seconds()) {
-                let revoked = match (&self.inner.revoker, p.token_id()) {
-                    (Some(Revoker::List(list)), Some(jti)) => list.contains(jti),
-                    _ => false,
-                };
-                if revoked {
-                    return Quick::Refused(Reason::Revoked, true);
-                }
-                return Quick::Done(p, source);
+            let revoked = match (&self.inner.revoker, p.token_id()) {
+                (Some(Revoker::List(list)), Some(jti)) => list.contains(jti),
+                _ => false,
+            };
+            if revoked {
+                return Quick::Refused(Reason::Revoked, true);
             }
+            return Quick::Done(p, source);
         }
         Quick::Slow(credential)
     }
@@ -403,12 +398,12 @@ impl AuthenticatorBuilder {
             ));
         }
         for (i, key) in self.keys.iter().enumerate() {
-            if let Some(kid) = key.kid() {
-                if self.keys[..i].iter().any(|k| k.kid() == Some(kid)) {
-                    return Err(ConfigError::new(format!(
-                        "two keys share the kid `{kid}`; a kid must name exactly one key (and algorithm)"
-                    )));
-                }
+            if let Some(kid) = key.kid()
+                && self.keys[..i].iter().any(|k| k.kid() == Some(kid))
+            {
+                return Err(ConfigError::new(format!(
+                    "two keys share the kid `{kid}`; a kid must name exactly one key (and algorithm)"
+                )));
             }
         }
         if self.leeway > MAX_LEEWAY {

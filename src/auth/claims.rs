@@ -114,10 +114,10 @@ pub(crate) fn validate(
     if now >= i128::from(exp) + leeway {
         return Err(Reason::Expired);
     }
-    if let Some(nbf) = claims.get("nbf") {
-        if now + leeway < i128::from(numeric_date(nbf)?) {
-            return Err(Reason::NotYetValid);
-        }
+    if let Some(nbf) = claims.get("nbf")
+        && now + leeway < i128::from(numeric_date(nbf)?)
+    {
+        return Err(Reason::NotYetValid);
     }
     if let Some(iat) = claims.get("iat") {
         numeric_date(iat)?;

@@ -139,32 +139,32 @@ pub(crate) fn credential<'r>(
         }
         take(&mut found, parsed)?;
     }
-    if sources.api_keys {
-        if let Some(value) = single(headers, &X_API_KEY)? {
+    if sources.api_keys
+        && let Some(value) = single(headers, &X_API_KEY)?
+    {
+        take(
+            &mut found,
+            Credential::ApiKey(value.trim(), CredentialSource::ApiKeyHeader),
+        )?;
+    }
+    if let Some(name) = &sources.cookie
+        && let Some(value) = cookie_value(headers, name)?
+    {
+        // A cookie alongside an explicit header is normal for browsers: the header wins.
+        if found.is_none() {
             take(
                 &mut found,
-                Credential::ApiKey(value.trim(), CredentialSource::ApiKeyHeader),
+                Credential::Bearer(value, CredentialSource::Cookie),
             )?;
         }
     }
-    if let Some(name) = &sources.cookie {
-        if let Some(value) = cookie_value(headers, name)? {
-            // A cookie alongside an explicit header is normal for browsers: the header wins.
-            if found.is_none() {
-                take(
-                    &mut found,
-                    Credential::Bearer(value, CredentialSource::Cookie),
-                )?;
-            }
-        }
-    }
-    if let Some(name) = &sources.query {
-        if let Some(value) = query_value(uri, name)? {
-            take(
-                &mut found,
-                Credential::Bearer(value, CredentialSource::Query),
-            )?;
-        }
+    if let Some(name) = &sources.query
+        && let Some(value) = query_value(uri, name)?
+    {
+        take(
+            &mut found,
+            Credential::Bearer(value, CredentialSource::Query),
+        )?;
     }
     Ok(found)
 }

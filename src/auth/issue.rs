@@ -67,7 +67,7 @@ impl std::error::Error for IssueError {}
 ///
 /// let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, [9u8; 32])?, "me", "my-api")
 ///     .access_ttl(Duration::from_secs(900));
-/// let pair = issuer.issue_pair("user-1", serde_json::Map::new()).unwrap();
+/// let pair = issuer.issue_pair("user-1", &serde_json::Map::new()).unwrap();
 /// assert_eq!(pair.expires_in, 900);
 /// assert_ne!(pair.access.jti, pair.refresh.jti);
 /// # Ok::<(), protothrive::auth::ConfigError>(())
@@ -188,11 +188,11 @@ impl TokenIssuer {
     pub fn issue_pair(
         &self,
         subject: &str,
-        extra: Map<String, Value>,
+        extra: &Map<String, Value>,
     ) -> Result<TokenPair, IssueError> {
         Ok(TokenPair {
-            access: self.issue(subject, TokenKind::Access, &extra)?,
-            refresh: self.issue(subject, TokenKind::Refresh, &extra)?,
+            access: self.issue(subject, TokenKind::Access, extra)?,
+            refresh: self.issue(subject, TokenKind::Refresh, extra)?,
             expires_in: self.access_ttl.as_secs(),
         })
     }

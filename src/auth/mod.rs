@@ -59,7 +59,7 @@
 //! assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"api\"");
 //!
 //! let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, secret)?, "me", "my-api");
-//! let token = issuer.issue_pair("alice", Default::default())?.access.token;
+//! let token = issuer.issue_pair("alice", &Default::default())?.access.token;
 //! let req = Request::builder()
 //!     .header("authorization", format!("Bearer {token}"))
 //!     .body(String::new())?;

@@ -115,10 +115,10 @@ impl RequireLayer {
                 format!("Requires one of the roles: {}.", r.any_role.join(", ")),
             ));
         }
-        if let Some((h, rank, name)) = &r.min_role {
-            if !h.satisfies_rank(principal, *rank) {
-                return Err((Vec::new(), format!("Requires the role {name} or above.")));
-            }
+        if let Some((h, rank, name)) = &r.min_role
+            && !h.satisfies_rank(principal, *rank)
+        {
+            return Err((Vec::new(), format!("Requires the role {name} or above.")));
         }
         Ok(())
     }
