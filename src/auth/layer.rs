@@ -6,9 +6,8 @@ use tower_service::Service;
 
 use super::authenticator::Quick;
 use super::challenge;
-use super::future::ResponseFuture;
 use super::{Authenticator, Reason};
-use crate::error::ProblemBody;
+use crate::error::{ProblemBody, ResponseFuture};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {

@@ -5,9 +5,8 @@ use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::future::ResponseFuture;
 use super::{ConfigError, Principal, Reason, RoleHierarchy, challenge};
-use crate::error::ProblemBody;
+use crate::error::{ProblemBody, ResponseFuture};
 
 #[derive(Debug, Clone)]
 struct Rules {

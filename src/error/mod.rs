@@ -40,9 +40,11 @@
 
 mod body;
 pub mod code;
+mod future;
 mod problem;
 mod render;
 
 pub use body::ProblemBody;
+pub use future::ResponseFuture;
 pub use problem::{Problem, RequestId, TraceId};
 pub use render::{JsonRenderer, RenderProblem, Renderer, RendererLayer, RendererService};

@@ -6,13 +6,13 @@ use std::task::{Context, Poll};
 use http::Response;
 use pin_project_lite::pin_project;
 
-use crate::error::ProblemBody;
+use super::ProblemBody;
 
 type Boxed<B, E> = Pin<Box<dyn Future<Output = Result<Response<ProblemBody<B>>, E>> + Send>>;
 
 pin_project! {
-    /// Response future of [`Auth`](super::Auth) and [`Require`](super::Require): the inner
-    /// service's future (fast path), a rejection, or the boxed asynchronous verification.
+    /// The response future of every layer that may answer by itself: the inner service's future,
+    /// a ready rejection, or (for layers that must await something first) a boxed future.
     pub struct ResponseFuture<F, B, E> {
         #[pin]
         kind: Kind<F, B, E>,
