@@ -20,3 +20,7 @@
 pub mod auth;
 pub mod clock;
 pub mod error;
+#[cfg(feature = "gateway")]
+pub mod gateway;
+#[cfg(feature = "gateway")]
+mod headers;

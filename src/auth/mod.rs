@@ -76,7 +76,6 @@ mod axum;
 mod cache;
 mod challenge;
 mod claims;
-mod config_error;
 mod extract;
 mod issue;
 mod json;
@@ -97,7 +96,7 @@ pub use authenticator::{Authenticator, AuthenticatorBuilder, MAX_LEEWAY, Resolve
 #[cfg(feature = "axum")]
 pub use axum::{AuthRejection, Claims};
 pub use claims::TokenKind;
-pub use config_error::ConfigError;
+pub use crate::error::ConfigError;
 pub use extract::CredentialSource;
 pub use crate::error::ResponseFuture;
 pub use issue::{IssueError, IssuedToken, TokenIssuer, TokenPair};

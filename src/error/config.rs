@@ -1,11 +1,11 @@
 use std::fmt;
 
-/// A configuration mistake, found when a key or layer is built. The message says how to fix it.
+/// A configuration mistake, found when a layer (or a key) is built. The message says how to fix it.
 ///
 /// ```
-/// use protothrive::auth::ConfigError;
+/// use protothrive::error::ConfigError;
 /// let e = ConfigError::new("set an issuer");
-/// assert_eq!(e.to_string(), "auth configuration: set an issuer");
+/// assert_eq!(e.to_string(), "configuration: set an issuer");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -29,7 +29,7 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "auth configuration: {}", self.message)
+        write!(f, "configuration: {}", self.message)
     }
 }
 

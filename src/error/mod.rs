@@ -40,11 +40,13 @@
 
 mod body;
 pub mod code;
+mod config;
 mod future;
 mod problem;
 mod render;
 
 pub use body::ProblemBody;
+pub use config::ConfigError;
 pub use future::ResponseFuture;
 pub use problem::{Problem, RequestId, TraceId};
 pub use render::{JsonRenderer, RenderProblem, Renderer, RendererLayer, RendererService};

@@ -70,7 +70,11 @@ impl TraceId {
 /// assert_eq!(p.to_json()["errors"][0]["field"], "title");
 /// ```
 #[derive(Clone, PartialEq)]
-pub struct Problem {
+pub struct Problem(Box<Inner>);
+
+// Boxed so that `Result<T, Problem>` stays one pointer wide on the success path.
+#[derive(Clone, PartialEq)]
+struct Inner {
     status: StatusCode,
     code: Cow<'static, str>,
     title: Option<Cow<'static, str>>,
@@ -86,7 +90,7 @@ impl Problem {
     /// A problem with an HTTP status and a stable code; the title defaults to the status's reason
     /// phrase.
     pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>) -> Self {
-        Self {
+        Self(Box::new(Inner {
             status,
             code: code.into(),
             title: None,
@@ -96,27 +100,27 @@ impl Problem {
             trace_id: None,
             members: Map::new(),
             headers: HeaderMap::new(),
-        }
+        }))
     }
 
     /// Sets the human-readable explanation of this occurrence (RFC 9457 §3.1.4).
     #[must_use]
     pub fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {
-        self.detail = Some(detail.into());
+        self.0.detail = Some(detail.into());
         self
     }
 
     /// Sets the short summary of the problem type (RFC 9457 §3.1.3).
     #[must_use]
     pub fn with_title(mut self, title: impl Into<Cow<'static, str>>) -> Self {
-        self.title = Some(title.into());
+        self.0.title = Some(title.into());
         self
     }
 
     /// Sets the problem type URI (RFC 9457 §3.1.1); `about:blank` when unset.
     #[must_use]
     pub fn with_type(mut self, type_uri: impl Into<Cow<'static, str>>) -> Self {
-        self.type_uri = Some(type_uri.into());
+        self.0.type_uri = Some(type_uri.into());
         self
     }
 
@@ -126,61 +130,61 @@ impl Problem {
     /// `trace_id`) cannot be overwritten this way.
     #[must_use]
     pub fn with_member(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.members.insert(name.into(), value.into());
+        self.0.members.insert(name.into(), value.into());
         self
     }
 
     /// Adds a response header that goes with this problem (`WWW-Authenticate`, `Retry-After`, ...).
     #[must_use]
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.append(name, value);
+        self.0.headers.append(name, value);
         self
     }
 
     /// Sets the request id reported in the body.
     #[must_use]
     pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
-        self.request_id = Some(id.into());
+        self.0.request_id = Some(id.into());
         self
     }
 
     /// Sets the trace id reported in the body.
     #[must_use]
     pub fn with_trace_id(mut self, id: impl Into<String>) -> Self {
-        self.trace_id = Some(id.into());
+        self.0.trace_id = Some(id.into());
         self
     }
 
     /// The HTTP status.
     #[must_use]
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     /// The stable code.
     #[must_use]
     pub fn code(&self) -> &str {
-        &self.code
+        &self.0.code
     }
 
     /// The detail, if any.
     #[must_use]
     pub fn detail(&self) -> Option<&str> {
-        self.detail.as_deref()
+        self.0.detail.as_deref()
     }
 
     /// The headers that go with this problem.
     #[must_use]
     pub fn headers(&self) -> &HeaderMap {
-        &self.headers
+        &self.0.headers
     }
 
     /// The title: the one set, or the status's canonical reason phrase.
     #[must_use]
     pub fn title(&self) -> &str {
-        self.title
+        self.0.title
             .as_deref()
-            .or_else(|| self.status.canonical_reason())
+            .or_else(|| self.0.status.canonical_reason())
             .unwrap_or("Error")
     }
 
@@ -202,17 +206,17 @@ impl Problem {
             trace_id: Option<&'a str>,
         }
         let body = Body {
-            type_uri: self.type_uri.as_deref().unwrap_or("about:blank"),
+            type_uri: self.0.type_uri.as_deref().unwrap_or("about:blank"),
             title: self.title(),
-            status: self.status.as_u16(),
-            detail: self.detail.as_deref(),
-            code: &self.code,
-            request_id: self.request_id.as_deref(),
-            trace_id: self.trace_id.as_deref(),
+            status: self.0.status.as_u16(),
+            detail: self.0.detail.as_deref(),
+            code: &self.0.code,
+            request_id: self.0.request_id.as_deref(),
+            trace_id: self.0.trace_id.as_deref(),
         };
         let mut value = serde_json::to_value(body).unwrap_or(Value::Null);
         if let Value::Object(map) = &mut value {
-            for (k, v) in &self.members {
+            for (k, v) in &self.0.members {
                 map.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
@@ -222,13 +226,13 @@ impl Problem {
     /// Fills `request_id` and `trace_id` from request extensions, unless already set.
     #[must_use]
     pub fn with_ids_from(mut self, extensions: &http::Extensions) -> Self {
-        if self.request_id.is_none() {
-            self.request_id = extensions
+        if self.0.request_id.is_none() {
+            self.0.request_id = extensions
                 .get::<RequestId>()
                 .map(|id| id.as_str().to_owned());
         }
-        if self.trace_id.is_none() {
-            self.trace_id = extensions.get::<TraceId>().map(|id| id.as_str().to_owned());
+        if self.0.trace_id.is_none() {
+            self.0.trace_id = extensions.get::<TraceId>().map(|id| id.as_str().to_owned());
         }
         self
     }
@@ -246,24 +250,24 @@ impl Problem {
 
     /// The headers of this problem, consumed (used by renderers).
     pub(crate) fn headers_owned(&self) -> HeaderMap {
-        self.headers.clone()
+        self.0.headers.clone()
     }
 }
 
 impl fmt::Debug for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Problem")
-            .field("status", &self.status)
-            .field("code", &self.code)
-            .field("detail", &self.detail)
+            .field("status", &self.0.status)
+            .field("code", &self.0.code)
+            .field("detail", &self.0.detail)
             .finish_non_exhaustive()
     }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.status.as_u16(), self.code)?;
-        if let Some(detail) = &self.detail {
+        write!(f, "{} {}", self.0.status.as_u16(), self.0.code)?;
+        if let Some(detail) = &self.0.detail {
             write!(f, ": {detail}")?;
         }
         Ok(())
