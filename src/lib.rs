@@ -18,6 +18,8 @@
 
 #[cfg(feature = "auth")]
 pub mod auth;
+#[cfg(feature = "client-ip")]
+pub mod client_ip;
 pub mod clock;
 pub mod error;
 #[cfg(feature = "gateway")]

@@ -1,0 +1,104 @@
+use std::fmt;
+use std::net::IpAddr;
+
+/// The resolved client address of a request, as a request extension set by
+/// [`ClientIpLayer`](super::ClientIpLayer).
+///
+/// IPv4-mapped IPv6 addresses are given as IPv4, so one client has one key for rate limits. With
+/// the `axum` feature it is also an extractor (see [`ClientIpRejection`] for when it fails);
+/// `Option<ClientIp>` never fails.
+///
+/// ```
+/// use std::net::IpAddr;
+/// use protothrive::client_ip::ClientIp;
+///
+/// let mut req = http::Request::new(());
+/// req.extensions_mut().insert(ClientIp("192.0.2.1".parse().unwrap()));
+/// let ClientIp(ip) = *req.extensions().get::<ClientIp>().unwrap();
+/// assert_eq!(ip, "192.0.2.1".parse::<IpAddr>().unwrap());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientIp(pub IpAddr);
+
+impl ClientIp {
+    /// The address.
+    #[must_use]
+    pub fn ip(self) -> IpAddr {
+        self.0
+    }
+}
+
+impl From<ClientIp> for IpAddr {
+    fn from(client: ClientIp) -> Self {
+        client.0
+    }
+}
+
+impl fmt::Display for ClientIp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(feature = "axum")]
+pub use self::axum_impl::ClientIpRejection;
+
+#[cfg(feature = "axum")]
+mod axum_impl {
+    use std::convert::Infallible;
+
+    use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+    use axum_core::response::{IntoResponse, Response};
+    use bytes::Bytes;
+    use http::StatusCode;
+    use http::request::Parts;
+
+    use super::ClientIp;
+    use crate::error::{Problem, code};
+
+    /// The rejection of the [`ClientIp`] extractor: a 500 problem (`SRV-500`), because a request
+    /// without a client address is a server misconfiguration — the [`ClientIpLayer`] is not in
+    /// front of the route, or the server gives no peer address (serve axum with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`).
+    ///
+    /// [`ClientIpLayer`]: super::super::ClientIpLayer
+    #[derive(Debug)]
+    pub struct ClientIpRejection(Response<Bytes>);
+
+    impl IntoResponse for ClientIpRejection {
+        fn into_response(self) -> Response {
+            self.0.map(axum_core::body::Body::from)
+        }
+    }
+
+    impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+        type Rejection = ClientIpRejection;
+
+        async fn from_request_parts(
+            parts: &mut Parts,
+            _state: &S,
+        ) -> Result<Self, Self::Rejection> {
+            parts.extensions.get::<ClientIp>().copied().ok_or_else(|| {
+                tracing::error!("ClientIp extractor used on a request without a resolved address");
+                let problem = Problem::new(StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL)
+                    .with_detail(
+                        "The client address is unknown: add ClientIpLayer in front of this \
+                         route and serve with into_make_service_with_connect_info::<SocketAddr>().",
+                    );
+                ClientIpRejection(problem.render_for(&parts.extensions))
+            })
+        }
+    }
+
+    /// `Option<ClientIp>`: `None` when the request has no resolved address.
+    impl<S: Send + Sync> OptionalFromRequestParts<S> for ClientIp {
+        type Rejection = Infallible;
+
+        async fn from_request_parts(
+            parts: &mut Parts,
+            _state: &S,
+        ) -> Result<Option<Self>, Self::Rejection> {
+            Ok(parts.extensions.get::<ClientIp>().copied())
+        }
+    }
+}

@@ -1,0 +1,70 @@
+use std::task::{Context, Poll};
+
+use http::Request;
+use tower_service::Service;
+
+use super::{ClientIp, ClientIpLayer};
+
+/// The service of [`ClientIpLayer`]: inserts a [`ClientIp`] into each request, then calls the
+/// inner service. It never answers by itself, so its response and future are the inner service's.
+#[derive(Clone, Debug)]
+pub struct ClientIpService<S> {
+    inner: S,
+    layer: ClientIpLayer,
+}
+
+impl<S> ClientIpService<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, layer: ClientIpLayer) -> Self {
+        Self { inner, layer }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B> Service<Request<B>> for ClientIpService<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // Resolved once: an outer ClientIpLayer (or a PROXY-protocol acceptor) already decided.
+        if req.extensions().get::<ClientIp>().is_none() {
+            let shared = &self.layer.shared;
+            if let Some(peer) = (shared.peer_addr)(req.extensions()) {
+                let resolution = shared.resolver.resolve(peer, req.headers());
+                if resolution.stop().is_early() {
+                    tracing::debug!(
+                        %peer,
+                        client = %resolution.ip(),
+                        hops = resolution.hops(),
+                        stop = ?resolution.stop(),
+                        "client_ip: forwarding headers not fully walked",
+                    );
+                }
+                req.extensions_mut().insert(ClientIp(resolution.ip()));
+            }
+        }
+        self.inner.call(req)
+    }
+}
