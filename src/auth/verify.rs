@@ -33,8 +33,12 @@ where
         return Err(Reason::Malformed);
     }
     let signature = token::decode_segment_into(compact.signature, &mut buf)?;
-    let mut tried = false;
-    for key in keys.into_iter().filter(|k| is_candidate(k, header)) {
+    let (mut tried, mut alg_known) = (false, false);
+    for key in keys {
+        alg_known |= key.algorithm() == header.alg;
+        if !is_candidate(key, header) {
+            continue;
+        }
         tried = true;
         if key.verify(compact.signing_input.as_bytes(), signature) {
             return Ok(());
@@ -42,8 +46,11 @@ where
     }
     Err(if tried {
         Reason::BadSignature
-    } else {
+    } else if alg_known {
         Reason::UnknownKey
+    } else {
+        // No key verifies this algorithm at all (HS256 where only RSA keys are configured, ...).
+        Reason::UnsupportedAlgorithm
     })
 }
 
