@@ -132,6 +132,11 @@ impl Authenticator {
             }
             _ => None,
         };
+        // No key set was ever fetched (the identity provider has been unreachable since start-up):
+        // the token cannot be judged, and that is not the client's fault.
+        if jwks_keys.as_ref().is_some_and(|keys| keys.is_empty()) {
+            return Err(Reason::Unavailable.into());
+        }
         let all = self
             .inner
             .keys
