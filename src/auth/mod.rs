@@ -89,6 +89,8 @@ mod revocation;
 mod token;
 mod verify;
 
+pub use crate::error::ConfigError;
+pub use crate::error::ResponseFuture;
 pub use apikey::{
     ApiKeyHash, ApiKeyRecord, ApiKeyStore, InMemoryApiKeys, MAX_API_KEY_BYTES, generate_api_key,
 };
@@ -96,9 +98,7 @@ pub use authenticator::{Authenticator, AuthenticatorBuilder, MAX_LEEWAY, Resolve
 #[cfg(feature = "axum")]
 pub use axum::{AuthRejection, Claims};
 pub use claims::TokenKind;
-pub use crate::error::ConfigError;
 pub use extract::CredentialSource;
-pub use crate::error::ResponseFuture;
 pub use issue::{IssueError, IssuedToken, TokenIssuer, TokenPair};
 pub use jsonwebtoken::Algorithm;
 pub use jwks::{FetchJwks, Jwks, JwksBuilder, JwksError, MAX_KEYS, parse_jwks};

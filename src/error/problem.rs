@@ -182,7 +182,8 @@ impl Problem {
     /// The title: the one set, or the status's canonical reason phrase.
     #[must_use]
     pub fn title(&self) -> &str {
-        self.0.title
+        self.0
+            .title
             .as_deref()
             .or_else(|| self.0.status.canonical_reason())
             .unwrap_or("Error")

@@ -84,10 +84,11 @@ pub(crate) fn version_from_accept(accept: &str, vendor: &str) -> Option<Result<u
         }
         for param in parts {
             if let Some((k, v)) = param.split_once('=')
-                && k.trim().eq_ignore_ascii_case("version") {
-                    let v = v.trim().trim_matches('"');
-                    return Some(parse_version(v).ok_or_else(|| v.to_owned()));
-                }
+                && k.trim().eq_ignore_ascii_case("version")
+            {
+                let v = v.trim().trim_matches('"');
+                return Some(parse_version(v).ok_or_else(|| v.to_owned()));
+            }
         }
     }
     None

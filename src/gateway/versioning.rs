@@ -183,11 +183,12 @@ impl VersionLayerBuilder {
         let mut entries = Vec::new();
         for (number, dep) in self.versions {
             if let Some(s) = dep.and_then(|d| d.successor)
-                && !numbers.contains(&s) {
-                    return Err(ConfigError::new(format!(
-                        "the successor of version {number}, {s}, is not a supported version"
-                    )));
-                }
+                && !numbers.contains(&s)
+            {
+                return Err(ConfigError::new(format!(
+                    "the successor of version {number}, {s}, is not a supported version"
+                )));
+            }
             let name = HeaderValue::from_str(&format!("v{number}"))
                 .map_err(|_| ConfigError::new("invalid version name"))?;
             entries.push(Entry {
