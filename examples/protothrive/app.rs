@@ -1,0 +1,227 @@
+//! Assembles the ProtoThrive API from the crate's layers, outer to inner as DESIGN §2 orders them:
+//! client IP → request ids → gateway (versions, body limits) → authentication → per-route roles →
+//! handlers (with a statement counter).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use protothrive::auth::{
+    Algorithm, AuthLayer, Authenticator, RevocationList, SigningKey, TokenIssuer, VerifyingKey,
+};
+use protothrive::client_ip::ClientIpLayer;
+use protothrive::clock::SharedClock;
+use protothrive::error::{RequestId, TraceId};
+use protothrive::gateway::{Deprecation, RequestLimitsLayer, VersionLayer};
+use std::convert::Infallible;
+use tower::ServiceBuilder;
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
+
+use crate::agent::AgentClient;
+use crate::config::Config;
+use crate::db::{self, Db};
+use crate::http::CONTEXT;
+use crate::routes;
+use crate::state::{AppState, SqliteApiKeys, UserResolver};
+
+/// The largest request body: a 50 KB graph plus the rest of a roadmap fits.
+pub const MAX_BODY: usize = 64 * 1024;
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_QUERY_COUNT: HeaderName = HeaderName::from_static("x-query-count");
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// Builds the state: database, keys, issuer.
+pub async fn state(
+    config: Config,
+    clock: SharedClock,
+    jwt_secret: &[u8],
+    agent: AgentClient,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> Result<AppState, Box<dyn std::error::Error>> {
+    let db = Db::connect(&config.database_url).await?;
+    let revocations = RevocationList::new(clock.clone());
+    let now = i64::try_from(clock.unix_seconds()).unwrap_or(0);
+    let revoked: Vec<(String, i64)> =
+        sqlx::query_as("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > ?")
+            .bind(now)
+            .fetch_all(&db.read)
+            .await?;
+    for (jti, exp) in revoked {
+        revocations.revoke(&jti, u64::try_from(exp).unwrap_or(0));
+    }
+    let users = UserResolver::new(db.clone(), clock.clone());
+    let mut builder = Authenticator::builder()
+        .key(VerifyingKey::hmac(Algorithm::HS256, jwt_secret)?)
+        .issuer(config.jwt_issuer.clone())
+        .audience(config.jwt_audience.clone())
+        .leeway(std::time::Duration::from_secs(config.jwt_leeway))
+        .require_claim("jti")
+        .revocation_list(revocations.clone())
+        .resolver(users.clone())
+        .api_keys(SqliteApiKeys { db: db.clone() })
+        .realm("protothrive")
+        .clock(clock.clone());
+    if let Some(url) = &config.jwks_url {
+        let fetcher = protothrive::auth::HttpJwksFetcher::new(url)?;
+        let jwks = protothrive::auth::Jwks::builder(fetcher)
+            .default_rsa_algorithm(Algorithm::RS256)
+            .clock(clock.clone())
+            .build();
+        if let Err(e) = jwks.refresh().await {
+            tracing::warn!(error = %e, "JWKS not reachable at start; will retry on use");
+        }
+        builder = builder.jwks(jwks);
+    }
+    let auth = builder.build()?;
+    let issuer = TokenIssuer::new(
+        SigningKey::hmac(Algorithm::HS256, jwt_secret)?,
+        config.jwt_issuer.clone(),
+        config.jwt_audience.clone(),
+    )
+    .clock(clock.clone());
+    Ok(AppState {
+        db,
+        auth,
+        issuer,
+        revocations,
+        users,
+        config: Arc::new(config),
+        clock,
+        started: Instant::now(),
+        agent,
+        metrics,
+        app: Arc::new(std::sync::OnceLock::new()),
+    })
+}
+
+/// A request id from the client when it is sane (≤ 64 visible ASCII characters), else a new one.
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(db::new_id, str::to_owned)
+}
+
+/// The trace id of an incoming W3C `traceparent`, or a new one.
+fn trace_id(req: &Request) -> String {
+    req.headers()
+        .get(&TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let parts: Vec<&str> = v.split('-').collect();
+            (parts.len() == 4
+                && parts[1].len() == 32
+                && parts[1]
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                && parts[1] != "00000000000000000000000000000000")
+                .then(|| parts[1].to_owned())
+        })
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// Request ids in and out, the task-local context for problem bodies, and the statement count.
+async fn context(production: bool, mut req: Request, next: Next) -> Response {
+    let rid = request_id(&req);
+    let tid = trace_id(&req);
+    req.extensions_mut().insert(RequestId::new(rid.clone()));
+    req.extensions_mut().insert(TraceId::new(tid.clone()));
+    let ctx = (
+        RequestId::new(rid.clone()),
+        TraceId::new(tid.clone()),
+        production,
+    );
+    let (mut res, queries) = CONTEXT.scope(ctx, db::counted(next.run(req))).await;
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        h.insert(X_REQUEST_ID.clone(), v);
+    }
+    let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
+    if let Ok(v) = HeaderValue::from_str(&format!("00-{tid}-{span}-01")) {
+        h.insert(TRACEPARENT.clone(), v);
+    }
+    h.insert(X_QUERY_COUNT.clone(), HeaderValue::from(queries));
+    metrics::histogram!("protothrive_db_statements_per_request").record(f64::from(queries));
+    res
+}
+
+/// Security headers on every response (the app's own values win).
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        (
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        ("cross-origin-opener-policy", "same-origin"),
+    ] {
+        if !h.contains_key(name) {
+            h.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+    }
+    res
+}
+
+/// The app as one service (the router inside every layer).
+pub type App = BoxCloneSyncService<Request<Body>, Response, Infallible>;
+
+/// The whole service: layers around the router.
+pub fn app(state: AppState) -> Result<App, Box<dyn std::error::Error>> {
+    let production = state.config.is_production();
+    let client_ip = ClientIpLayer::builder()
+        .trusted_proxies(state.config.trusted_proxies.iter())
+        .build()?;
+    let versions = VersionLayer::builder()
+        .prefix("/api")
+        .vendor("protothrive")
+        // v1 is deprecated since 2026-01-01 and sunsets 2027-01-01.
+        .deprecated_version(
+            1,
+            Deprecation::since(1_767_225_600)
+                .sunset(1_798_761_600)
+                .successor(2),
+        )
+        .version(2)
+        .default_version(1)
+        .build()?;
+    let handle = state.app.clone();
+    let router: Router = routes::router(state.clone());
+    let service = ServiceBuilder::new()
+        .layer(client_ip)
+        .layer(middleware::from_fn(move |req, next| {
+            context(production, req, next)
+        }))
+        .layer(middleware::from_fn(security_headers))
+        .layer(versions)
+        .layer(
+            RequestLimitsLayer::new()
+                .max_body_bytes(MAX_BODY)
+                .json_only(),
+        )
+        .layer(AuthLayer::optional(state.auth.clone()))
+        .service(router)
+        .map_response(IntoResponse::into_response);
+    let app = BoxCloneSyncService::new(service);
+    let _ = handle.set(app.clone());
+    Ok(app)
+}
+
+/// The peer address axum gives handlers, for the client-IP layer.
+pub type Peer = axum::extract::ConnectInfo<SocketAddr>;

@@ -1,0 +1,194 @@
+//! Configuration from the environment, or a TOML file named by `PROTOTHRIVE_CONFIG` with the same
+//! keys (lower-case, without the `PROTOTHRIVE_` prefix). The environment wins over the file.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Staging,
+    Production,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub env: Environment,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    /// `None`: generate one per start (development only).
+    pub jwt_secret: Option<String>,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub jwks_url: Option<String>,
+    pub jwt_leeway: u64,
+    pub cors_origins: Vec<String>,
+    pub trusted_proxies: Vec<String>,
+    pub agent_url: Option<String>,
+    pub rate_limits: Option<String>,
+    pub demo_password: Option<String>,
+    /// Simulated agent: added latency and failure rate (load and fault tests set them).
+    pub agent_latency_ms: u64,
+    pub agent_failure_rate: f64,
+    pub metrics_token: Option<String>,
+    pub shutdown_grace_secs: u64,
+}
+
+const DEV_ORIGINS: &str =
+    "http://localhost:3000,http://localhost:5173,http://127.0.0.1:3000,http://127.0.0.1:5173";
+
+/// A configuration mistake: the process refuses to start and says why.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+impl Config {
+    /// Reads the process environment (and the optional TOML file).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::from_vars(&vars)
+    }
+
+    /// Reads configuration from a map of `PROTOTHRIVE_*` variables (tests build one directly).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let mut file: HashMap<String, String> = HashMap::new();
+        if let Some(path) = vars.get("PROTOTHRIVE_CONFIG") {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError(format!("cannot read PROTOTHRIVE_CONFIG {path}: {e}")))?;
+            let table: toml::Table = toml::from_str(&text)
+                .map_err(|e| ConfigError(format!("PROTOTHRIVE_CONFIG {path} is not TOML: {e}")))?;
+            for (k, v) in table {
+                let value = match v {
+                    toml::Value::String(s) => s,
+                    toml::Value::Array(items) => items
+                        .iter()
+                        .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    other => other.to_string(),
+                };
+                file.insert(format!("PROTOTHRIVE_{}", k.to_ascii_uppercase()), value);
+            }
+        }
+        let get = |k: &str| -> Option<String> {
+            vars.get(k)
+                .or_else(|| file.get(k))
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let env = match get("PROTOTHRIVE_ENV").as_deref().unwrap_or("development") {
+            "development" | "dev" => Environment::Development,
+            "staging" => Environment::Staging,
+            "production" | "prod" => Environment::Production,
+            other => {
+                return Err(ConfigError(format!(
+                    "PROTOTHRIVE_ENV={other}: use development, staging or production"
+                )));
+            }
+        };
+        let addr_text = get("PROTOTHRIVE_ADDR").unwrap_or_else(|| "127.0.0.1:8787".to_owned());
+        let addr_text = if addr_text.starts_with(':') {
+            format!("127.0.0.1{addr_text}")
+        } else {
+            addr_text
+        };
+        let addr = addr_text
+            .parse()
+            .map_err(|e| ConfigError(format!("PROTOTHRIVE_ADDR={addr_text}: {e}")))?;
+        let number = |k: &str, default: u64| -> Result<u64, ConfigError> {
+            get(k).map_or(Ok(default), |v| {
+                v.parse()
+                    .map_err(|_| ConfigError(format!("{k}={v} is not a whole number")))
+            })
+        };
+        let cors_origins = get("PROTOTHRIVE_CORS_ORIGINS")
+            .map(|v| list(&v))
+            .unwrap_or_else(|| {
+                if env == Environment::Development {
+                    list(DEV_ORIGINS)
+                } else {
+                    Vec::new()
+                }
+            });
+        let failure = get("PROTOTHRIVE_AGENT_FAILURE_RATE").map_or(Ok(0.0), |v| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|f| (0.0..=1.0).contains(f))
+                .ok_or_else(|| ConfigError(format!("PROTOTHRIVE_AGENT_FAILURE_RATE={v}: use 0..1")))
+        })?;
+        let config = Self {
+            addr,
+            env,
+            database_url: get("PROTOTHRIVE_DATABASE_URL")
+                .unwrap_or_else(|| "sqlite://protothrive.db".to_owned()),
+            redis_url: get("PROTOTHRIVE_REDIS_URL"),
+            jwt_secret: get("PROTOTHRIVE_JWT_SECRET"),
+            jwt_issuer: get("PROTOTHRIVE_JWT_ISSUER").unwrap_or_else(|| "protothrive".to_owned()),
+            jwt_audience: get("PROTOTHRIVE_JWT_AUDIENCE")
+                .unwrap_or_else(|| "protothrive-api".to_owned()),
+            jwks_url: get("PROTOTHRIVE_JWKS_URL"),
+            jwt_leeway: number("PROTOTHRIVE_JWT_LEEWAY", 60)?,
+            cors_origins,
+            trusted_proxies: get("PROTOTHRIVE_TRUSTED_PROXIES")
+                .map(|v| list(&v))
+                .unwrap_or_default(),
+            agent_url: get("PROTOTHRIVE_AGENT_URL"),
+            rate_limits: get("PROTOTHRIVE_RATE_LIMITS"),
+            demo_password: get("PROTOTHRIVE_DEMO_PASSWORD"),
+            agent_latency_ms: number("PROTOTHRIVE_AGENT_LATENCY_MS", 5)?,
+            agent_failure_rate: failure,
+            metrics_token: get("PROTOTHRIVE_METRICS_TOKEN"),
+            shutdown_grace_secs: number("PROTOTHRIVE_SHUTDOWN_GRACE_SECS", 10)?,
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.env != Environment::Production {
+            return Ok(());
+        }
+        match &self.jwt_secret {
+            None => {
+                return Err(ConfigError(
+                    "production needs PROTOTHRIVE_JWT_SECRET (32+ random bytes); refusing a default".into(),
+                ));
+            }
+            Some(s) if s.len() < 32 || s.contains("change-me") || s.contains("default") => {
+                return Err(ConfigError(
+                    "PROTOTHRIVE_JWT_SECRET is too short or a placeholder; use 32+ random bytes"
+                        .into(),
+                ));
+            }
+            Some(_) => {}
+        }
+        if self.cors_origins.iter().any(|o| o.contains('*')) {
+            return Err(ConfigError(
+                "production refuses a wildcard in PROTOTHRIVE_CORS_ORIGINS; list exact origins"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.env == Environment::Production
+    }
+}

@@ -1,0 +1,117 @@
+//! SQLite: one writer connection and a pool of readers (WAL lets readers run beside the writer),
+//! so concurrent writes queue in-process instead of failing with "database is locked".
+//!
+//! Every statement a handler runs goes through [`tick`], which counts it for the current request
+//! (see `app::count_queries`); the count is exposed as `X-Query-Count` and a test asserts it.
+
+pub mod seed;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+const SCHEMA: &str = include_str!("schema.sql");
+const SCHEMA_VERSION: i64 = 1;
+
+#[derive(Clone, Debug)]
+pub struct Db {
+    /// Readers (WAL: they never block the writer).
+    pub read: SqlitePool,
+    /// The single writer.
+    pub write: SqlitePool,
+}
+
+tokio::task_local! {
+    static QUERIES: Arc<AtomicU32>;
+}
+
+/// Counts one statement for the current request.
+pub fn tick() {
+    let _ = QUERIES.try_with(|q| q.fetch_add(1, Ordering::Relaxed));
+}
+
+/// Runs `fut` with a fresh statement counter, returning its output and the count.
+pub async fn counted<F: std::future::Future>(fut: F) -> (F::Output, u32) {
+    let counter = Arc::new(AtomicU32::new(0));
+    let out = QUERIES.scope(counter.clone(), fut).await;
+    (out, counter.load(Ordering::Relaxed))
+}
+
+impl Db {
+    /// Opens (creating if needed) and migrates the database.
+    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode: a committed transaction survives a killed process (it is in the
+            // WAL, in the OS page cache); only a power loss can take the last ones.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5))
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-16000");
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await?;
+        let db = Self {
+            read: write.clone(),
+            write,
+        };
+        db.migrate().await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self {
+            read,
+            write: db.write,
+        })
+    }
+
+    async fn migrate(&self) -> Result<(), sqlx::Error> {
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&self.write)
+            .await?;
+        if version >= SCHEMA_VERSION {
+            return Ok(());
+        }
+        let mut tx = self.write.begin().await?;
+        sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
+        sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> bool {
+        sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(&self.read)
+            .await
+            .is_ok()
+    }
+}
+
+/// RFC 3339 (UTC, seconds) for a UNIX time.
+pub fn rfc3339(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A new random id.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Whether `s` is a canonical UUID (ids in paths are checked before any query).
+pub fn is_uuid(s: &str) -> bool {
+    s.len() == 36 && uuid::Uuid::parse_str(s).is_ok()
+}

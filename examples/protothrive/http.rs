@@ -1,0 +1,172 @@
+//! The API's conventions: the success envelope, problem errors with the contract's codes, request
+//! ids, pagination.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use protothrive::error::{Problem, RequestId, TraceId};
+use protothrive::gateway::{ApiVersion, FieldError, validation_problem};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::db::rfc3339;
+
+tokio::task_local! {
+    /// The ids of the request being served, for problem bodies rendered from handlers.
+    pub static CONTEXT: (RequestId, TraceId, bool);
+}
+
+/// `{"data": ..., "meta": {...}, "version": "v1", "timestamp": "..."}`.
+pub fn envelope(version: ApiVersion, now: i64, data: impl Serialize, meta: Value) -> Json<Value> {
+    Json(json!({
+        "data": data,
+        "meta": meta,
+        "version": version.name(),
+        "timestamp": rfc3339(now),
+    }))
+}
+
+/// `201 Created` with `Location`.
+pub fn created(location: &str, body: Json<Value>) -> Response {
+    let mut res = (StatusCode::CREATED, body).into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
+#[derive(Debug)]
+pub enum AppError {
+    BadRequest(String),
+    Validation(Vec<FieldError>),
+    Unauthorized,
+    Forbidden(String),
+    NotFound(&'static str),
+    NoRoute,
+    MethodNotAllowed,
+    Conflict(String),
+    PaymentRequired(String),
+    Agent(String),
+    Unavailable(String),
+    Internal(String),
+    /// A problem built elsewhere (validation of a body parsed by hand).
+    Problem(Problem),
+}
+
+impl AppError {
+    pub fn field(field: &str, code: &str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, code, message)])
+    }
+
+    fn problem(self, production: bool) -> Problem {
+        let p = |status: StatusCode, code: &'static str, detail: String| {
+            Problem::new(status, code).with_detail(detail)
+        };
+        match self {
+            Self::BadRequest(d) => p(StatusCode::BAD_REQUEST, "VAL-400", d),
+            Self::Validation(errors) => validation_problem(errors),
+            Self::Unauthorized => p(
+                StatusCode::UNAUTHORIZED,
+                "AUTH-401",
+                "Valid credentials are required.".into(),
+            )
+            .with_header(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"protothrive\""),
+            ),
+            Self::Forbidden(d) => p(StatusCode::FORBIDDEN, "AUTH-403", d),
+            Self::NotFound(what) => p(
+                StatusCode::NOT_FOUND,
+                "NOT-FOUND-404",
+                format!("{what} not found."),
+            ),
+            Self::NoRoute => p(StatusCode::NOT_FOUND, "ROUTE-404", "No such route.".into()),
+            Self::MethodNotAllowed => p(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "ROUTE-405",
+                "This route does not accept that method.".into(),
+            ),
+            Self::Conflict(d) => p(StatusCode::CONFLICT, "CONFLICT-409", d),
+            Self::PaymentRequired(d) => p(StatusCode::PAYMENT_REQUIRED, "COST-402", d),
+            Self::Agent(d) => p(StatusCode::BAD_GATEWAY, "AGENT-502", d),
+            Self::Unavailable(d) => p(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "DB-503",
+                if production {
+                    "The database is unavailable; retry shortly.".into()
+                } else {
+                    d
+                },
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("2")),
+            Self::Problem(p) => p,
+            Self::Internal(d) => {
+                tracing::error!(error = %d, "internal error");
+                p(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "SRV-500",
+                    if production {
+                        "An unexpected error occurred.".into()
+                    } else {
+                        d
+                    },
+                )
+            }
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Self::Unavailable(e.to_string())
+            }
+            sqlx::Error::Database(db)
+                if db.message().contains("locked") || db.message().contains("busy") =>
+            {
+                Self::Unavailable(db.to_string())
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (ext, production) = CONTEXT
+            .try_with(|(rid, tid, prod)| {
+                let mut ext = axum::http::Extensions::new();
+                ext.insert(rid.clone());
+                ext.insert(tid.clone());
+                (ext, *prod)
+            })
+            .unwrap_or_else(|_| (axum::http::Extensions::new(), false));
+        self.problem(production)
+            .render_for(&ext)
+            .map(axum::body::Body::from)
+    }
+}
+
+pub type ApiResult<T = Response> = Result<T, AppError>;
+
+/// `limit` 1..=100 (default 20) and `offset` ≥ 0, with problems naming the field.
+pub fn page(limit: Option<&str>, offset: Option<&str>) -> Result<(i64, i64), AppError> {
+    let limit = match limit {
+        None => 20,
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| AppError::field("limit", "range", "limit must be between 1 and 100"))?,
+    };
+    let offset = match offset {
+        None => 0,
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (0..=1_000_000).contains(n))
+            .ok_or_else(|| AppError::field("offset", "range", "offset must be 0 or more"))?,
+    };
+    Ok((limit, offset))
+}

@@ -1,0 +1,132 @@
+//! Run with: cargo run --example protothrive
+//!
+//! The ProtoThrive API (contract: `shared/docs/protothrive-api.md`) on the crate's layers: users,
+//! roadmaps, snippets, agent runs, insights and analytics on SQLite.
+
+#![allow(unreachable_pub)] // a binary: `pub` marks what modules share, not a public API
+
+mod agent;
+mod app;
+mod config;
+mod db;
+mod http;
+mod passwords;
+mod routes;
+mod state;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::ServiceExt as _;
+use base64::Engine as _;
+use protothrive::clock;
+
+use crate::config::Config;
+
+/// A random secret for development starts (tokens do not survive a restart).
+fn random_secret() -> Vec<u8> {
+    let mut secret = vec![0u8; 32];
+    let _ = aws_lc_rs::rand::fill(&mut secret);
+    secret
+}
+
+fn random_password() -> String {
+    let mut bytes = [0u8; 12];
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    // Upper, lower, digit and symbol guaranteed by the prefix; the rest is random.
+    format!(
+        "Pt7!{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config = Config::from_env()?;
+    let clock = clock::system();
+    let secret = config
+        .jwt_secret
+        .as_ref()
+        .map_or_else(random_secret, |s| s.as_bytes().to_vec());
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
+    let agent = agent::start(&config).await?;
+    let state = app::state(config.clone(), clock.clone(), &secret, agent, metrics).await?;
+
+    let mut demo_password = None;
+    if !config.is_production() {
+        let password = config.demo_password.clone().unwrap_or_else(random_password);
+        let now = i64::try_from(clock.unix_seconds()).unwrap_or(0);
+        if db::seed::seed(&state.db, &password, now).await? {
+            demo_password = Some(password);
+        }
+    }
+
+    let service = app::app(state)?;
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let addr = listener.local_addr()?;
+    println!(
+        "ProtoThrive API listening on http://{addr} ({:?})",
+        config.env
+    );
+    println!("  try: curl http://{addr}/api/v1/health");
+    match (&demo_password, config.is_production()) {
+        (_, true) => {}
+        (Some(p), false) => {
+            for (_, email, _, role) in db::seed::DEMO_USERS {
+                println!("  demo user {email} ({role}), password: {p}");
+            }
+        }
+        (None, false) => println!(
+            "  demo users were seeded earlier; their password is the one printed then (or PROTOTHRIVE_DEMO_PASSWORD)"
+        ),
+    }
+
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(
+        listener,
+        service.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = signal_tx.send(());
+    });
+    // Bounded shutdown: in-flight requests get `grace` to finish; idle or slow clients do not hold
+    // the process past it.
+    tokio::select! {
+        res = server => res?,
+        () = async {
+            let _ = signal_rx.await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!("grace period over; exiting with connections still open"),
+    }
+    Ok(())
+}

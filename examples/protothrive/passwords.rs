@@ -1,0 +1,40 @@
+//! Password hashing with argon2id (RFC 9106; OWASP parameters: 19 MiB, 2 passes, 1 lane).
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+
+pub fn hash(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let mut salt = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut salt).map_err(|_| argon2::password_hash::Error::Crypto)?;
+    let salt = SaltString::encode_b64(&salt)?;
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
+}
+
+pub fn verify(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// A hash of a password nobody has, verified when the email is unknown so that a login takes as
+/// long whether or not the account exists.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash("not-a-real-password-0!A").unwrap_or_default())
+}
+
+/// The contract's rule: at least 12 characters with an upper-case letter, a lower-case letter, a
+/// digit and a symbol; at most 128 (argon2 cost is linear in length).
+pub fn strong_enough(p: &str) -> bool {
+    let n = p.chars().count();
+    (12..=128).contains(&n)
+        && p.chars().any(char::is_uppercase)
+        && p.chars().any(char::is_lowercase)
+        && p.chars().any(|c| c.is_ascii_digit())
+        && p.chars()
+            .any(|c| !c.is_alphanumeric() && !c.is_whitespace())
+}

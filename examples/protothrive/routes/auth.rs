@@ -1,0 +1,361 @@
+//! Registration, login with lockout, refresh-token rotation with reuse detection, logout, profile.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use protothrive::auth::{Principal, TokenKind, TokenPair};
+use protothrive::gateway::{ApiVersion, ValidJson};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use validator::{Validate, ValidationError};
+
+use crate::db::{self, rfc3339, tick};
+use crate::http::{ApiResult, AppError, created, envelope};
+use crate::passwords;
+use crate::state::AppState;
+
+/// Failed logins before the account locks, and for how long.
+const MAX_FAILURES: i64 = 5;
+const LOCK_SECONDS: i64 = 30 * 60;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/auth/register", post(register))
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/refresh", post(refresh))
+        .route("/api/auth/logout", post(logout).route_layer(super::user()))
+        .route("/api/auth/me", get(me).route_layer(super::user()))
+}
+
+fn strong_password(p: &str) -> Result<(), ValidationError> {
+    if passwords::strong_enough(p) {
+        Ok(())
+    } else {
+        Err(ValidationError::new("weak_password").with_message(
+            "at least 12 characters with an upper-case letter, a lower-case letter, a digit and a symbol"
+                .into(),
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct Register {
+    #[validate(email(message = "must be an email address"), length(max = 254))]
+    email: String,
+    #[validate(custom(function = "strong_password"))]
+    password: String,
+    #[validate(length(min = 1, max = 100, message = "1 to 100 characters"))]
+    name: String,
+}
+
+#[derive(Debug, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    #[validate(length(min = 1, max = 254))]
+    email: String,
+    #[validate(length(min = 1, max = 128))]
+    password: String,
+}
+
+#[derive(Debug, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct Refresh {
+    #[validate(length(min = 1, max = 8192))]
+    refresh_token: String,
+}
+
+#[derive(Debug, Default, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct Logout {
+    #[validate(length(min = 1, max = 8192))]
+    refresh_token: Option<String>,
+}
+
+type UserRow = (String, String, String, String, i64, i64, Option<i64>);
+
+const USER_COLUMNS: &str = "id, email, name, role, created_at, updated_at, last_login";
+
+fn user_json(u: &UserRow) -> Value {
+    json!({
+        "id": u.0, "email": u.1, "name": u.2, "role": u.3,
+        "created_at": rfc3339(u.4), "updated_at": rfc3339(u.5),
+        "last_login": u.6.map(rfc3339),
+    })
+}
+
+fn tokens_json(pair: &TokenPair) -> Value {
+    json!({
+        "access_token": pair.access.token,
+        "refresh_token": pair.refresh.token,
+        "token_type": "Bearer",
+        "expires_in": pair.expires_in,
+    })
+}
+
+/// Issues a pair in refresh-token family `family` and records the refresh token.
+async fn issue(s: &AppState, user_id: &str, family: Option<String>) -> ApiResult<TokenPair> {
+    let family = family.unwrap_or_else(db::new_id);
+    let mut extra = Map::new();
+    extra.insert("fam".into(), family.clone().into());
+    let pair = s
+        .issuer
+        .issue_pair(user_id, &extra)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    tick();
+    sqlx::query(
+        "INSERT INTO refresh_tokens (jti, family_id, user_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(&pair.refresh.jti)
+    .bind(&family)
+    .bind(user_id)
+    .bind(i64::try_from(pair.refresh.expires_at).unwrap_or(i64::MAX))
+    .bind(s.now())
+    .execute(&s.db.write)
+    .await?;
+    Ok(pair)
+}
+
+async fn register(
+    State(s): State<AppState>,
+    Extension(v): Extension<ApiVersion>,
+    ValidJson(body): ValidJson<Register>,
+) -> ApiResult {
+    let hash = tokio::task::spawn_blocking(move || passwords::hash(&body.password))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let id = db::new_id();
+    let now = s.now();
+    tick();
+    let inserted = sqlx::query(
+        "INSERT INTO users (id, email, password_hash, name, role, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, 'vibe_coder', ?, ?) ON CONFLICT(email) DO NOTHING",
+    )
+    .bind(&id)
+    .bind(body.email.trim())
+    .bind(&hash)
+    .bind(body.name.trim())
+    .bind(now)
+    .bind(now)
+    .execute(&s.db.write)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(AppError::Conflict(
+            "An account with this email exists.".into(),
+        ));
+    }
+    let pair = issue(&s, &id, None).await?;
+    let user: UserRow = (
+        id.clone(),
+        body.email.trim().to_owned(),
+        body.name.trim().to_owned(),
+        "vibe_coder".into(),
+        now,
+        now,
+        None,
+    );
+    let out = envelope(
+        v,
+        now,
+        json!({"user": user_json(&user), "tokens": tokens_json(&pair)}),
+        json!({}),
+    );
+    Ok(created(&format!("/api/{}/auth/me", v.name()), out))
+}
+
+async fn login(
+    State(s): State<AppState>,
+    Extension(v): Extension<ApiVersion>,
+    ValidJson(body): ValidJson<Login>,
+) -> ApiResult {
+    let now = s.now();
+    tick();
+    let row: Option<(String, String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT id, password_hash, failed_logins, locked_until FROM users \
+         WHERE email = ? AND deleted_at IS NULL",
+    )
+    .bind(body.email.trim())
+    .fetch_optional(&s.db.read)
+    .await?;
+    let stored = row
+        .as_ref()
+        .map_or_else(|| passwords::dummy_hash().to_owned(), |r| r.1.clone());
+    let password = body.password.clone();
+    let matches = tokio::task::spawn_blocking(move || passwords::verify(&password, &stored))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let Some((id, _, failures, locked_until)) = row else {
+        return Err(AppError::Unauthorized);
+    };
+    if locked_until.is_some_and(|t| t > now) {
+        tracing::info!(user = %id, "login refused: account locked");
+        return Err(AppError::Unauthorized);
+    }
+    if !matches {
+        let failures = failures + 1;
+        tick();
+        if failures >= MAX_FAILURES {
+            sqlx::query("UPDATE users SET failed_logins = 0, locked_until = ? WHERE id = ?")
+                .bind(now + LOCK_SECONDS)
+                .bind(&id)
+                .execute(&s.db.write)
+                .await?;
+        } else {
+            sqlx::query("UPDATE users SET failed_logins = ? WHERE id = ?")
+                .bind(failures)
+                .bind(&id)
+                .execute(&s.db.write)
+                .await?;
+        }
+        return Err(AppError::Unauthorized);
+    }
+    tick();
+    let user: UserRow = sqlx::query_as(&format!(
+        "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login = ? WHERE id = ? \
+         RETURNING {USER_COLUMNS}"
+    ))
+    .bind(now)
+    .bind(&id)
+    .fetch_one(&s.db.write)
+    .await?;
+    let pair = issue(&s, &id, None).await?;
+    Ok(envelope(
+        v,
+        now,
+        json!({"user": user_json(&user), "tokens": tokens_json(&pair)}),
+        json!({}),
+    )
+    .into_response())
+}
+
+async fn refresh(
+    State(s): State<AppState>,
+    Extension(v): Extension<ApiVersion>,
+    ValidJson(body): ValidJson<Refresh>,
+) -> ApiResult {
+    let principal = s
+        .auth
+        .verify(&body.refresh_token, TokenKind::Refresh)
+        .await
+        .map_err(|_| AppError::Unauthorized)?;
+    let jti = principal
+        .token_id()
+        .ok_or(AppError::Unauthorized)?
+        .to_owned();
+    let now = s.now();
+    // Claim the token: only one request can move it from unused to used.
+    tick();
+    let claimed: Option<(String, String)> = sqlx::query_as(
+        "UPDATE refresh_tokens SET used_at = ? \
+         WHERE jti = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ? \
+         RETURNING family_id, user_id",
+    )
+    .bind(now)
+    .bind(&jti)
+    .bind(now)
+    .fetch_optional(&s.db.write)
+    .await?;
+    let Some((family, user_id)) = claimed else {
+        // Reuse of a rotated (or revoked) token: someone else may hold the family. Revoke it all.
+        tick();
+        let revoked = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = ? WHERE revoked_at IS NULL AND family_id = \
+             (SELECT family_id FROM refresh_tokens WHERE jti = ?)",
+        )
+        .bind(now)
+        .bind(&jti)
+        .execute(&s.db.write)
+        .await?;
+        if revoked.rows_affected() > 0 {
+            tracing::warn!(jti = %jti, "refresh token reused: family revoked");
+        }
+        return Err(AppError::Unauthorized);
+    };
+    if user_id != principal.subject() {
+        return Err(AppError::Unauthorized);
+    }
+    tick();
+    let alive: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM users WHERE id = ? AND deleted_at IS NULL")
+            .bind(&user_id)
+            .fetch_optional(&s.db.read)
+            .await?;
+    if alive.is_none() {
+        return Err(AppError::Unauthorized);
+    }
+    let pair = issue(&s, &user_id, Some(family)).await?;
+    Ok(envelope(v, now, json!({"tokens": tokens_json(&pair)}), json!({})).into_response())
+}
+
+async fn logout(
+    State(s): State<AppState>,
+    Extension(v): Extension<ApiVersion>,
+    Extension(p): Extension<Principal>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let now = s.now();
+    if let (Some(jti), Some(exp)) = (p.token_id(), p.expires_at()) {
+        if p.scheme() == protothrive::auth::Scheme::Jwt {
+            s.revocations.revoke(jti, exp);
+            tick();
+            sqlx::query("INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)")
+                .bind(jti)
+                .bind(i64::try_from(exp).unwrap_or(i64::MAX))
+                .execute(&s.db.write)
+                .await?;
+        }
+    }
+    // The session's refresh-token family: from the access token's `fam`, or the body's token.
+    let mut family = p
+        .claims()
+        .get("fam")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let body: Logout = if body.is_empty() {
+        Logout::default()
+    } else {
+        protothrive::gateway::parse_json(&body, protothrive::gateway::DEFAULT_MAX_DEPTH)
+            .map_err(AppError::Problem)?
+    };
+    if let Some(t) = body.refresh_token {
+        if let Ok(rp) = s.auth.verify(&t, TokenKind::Refresh).await {
+            if rp.subject() == p.subject() {
+                family = rp
+                    .claims()
+                    .get("fam")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+            }
+        }
+    }
+    if let Some(family) = family {
+        tick();
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND user_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(&family)
+        .bind(p.subject())
+        .execute(&s.db.write)
+        .await?;
+    }
+    Ok(envelope(v, now, json!({"logged_out": true}), json!({})).into_response())
+}
+
+async fn me(
+    State(s): State<AppState>,
+    Extension(v): Extension<ApiVersion>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Response> {
+    tick();
+    let user: Option<UserRow> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE id = ? AND deleted_at IS NULL"
+    ))
+    .bind(p.subject())
+    .fetch_optional(&s.db.read)
+    .await?;
+    let user = user.ok_or(AppError::NotFound("User"))?;
+    Ok(envelope(v, s.now(), user_json(&user), json!({})).into_response())
+}

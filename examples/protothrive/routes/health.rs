@@ -1,0 +1,94 @@
+//! Health, status and metrics.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use protothrive::gateway::ApiVersion;
+use serde_json::json;
+
+use crate::http::{AppError, envelope};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/health", get(live))
+        .route("/api/health/live", get(live))
+        .route("/api/health/ready", get(ready))
+        .route("/api/status", get(status))
+        .route("/metrics", get(metrics_text))
+}
+
+fn version(v: Option<axum::Extension<ApiVersion>>) -> ApiVersion {
+    v.map_or(ApiVersion(1), |axum::Extension(v)| v)
+}
+
+async fn live(State(s): State<AppState>, v: Option<axum::Extension<ApiVersion>>) -> Response {
+    envelope(version(v), s.now(), json!({"status": "healthy"}), json!({})).into_response()
+}
+
+async fn ready(State(s): State<AppState>, v: Option<axum::Extension<ApiVersion>>) -> Response {
+    let db = s.db.ping().await;
+    // Redis is optional: without it configured, it does not count.
+    let redis = s.config.redis_url.as_ref().map(|_| false);
+    let status = match (db, redis) {
+        (false, _) => "unhealthy",
+        (true, Some(false)) => "degraded",
+        _ => "healthy",
+    };
+    let body = envelope(
+        version(v),
+        s.now(),
+        json!({
+            "status": status,
+            "checks": {
+                "database": if db { "up" } else { "down" },
+                "redis": match redis { None => "not_configured", Some(true) => "up", Some(false) => "down" },
+            }
+        }),
+        json!({}),
+    );
+    let code = if db {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, body).into_response()
+}
+
+async fn status(State(s): State<AppState>, v: Option<axum::Extension<ApiVersion>>) -> Response {
+    envelope(
+        version(v),
+        s.now(),
+        json!({
+            "service": "protothrive",
+            "version": env!("CARGO_PKG_VERSION"),
+            "environment": format!("{:?}", s.config.env).to_lowercase(),
+            "uptime_seconds": s.started.elapsed().as_secs(),
+            "auth": { "cached_tokens": s.auth.cached_tokens(), "revoked_tokens": s.revocations.len() },
+        }),
+        json!({}),
+    )
+    .into_response()
+}
+
+async fn metrics_text(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    if let Some(token) = &s.config.metrics_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let ok: bool = subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), token.as_bytes()).into();
+        if !ok {
+            return Err(AppError::Unauthorized);
+        }
+    }
+    let text = s
+        .metrics
+        .as_ref()
+        .map(metrics_exporter_prometheus::PrometheusHandle::render)
+        .unwrap_or_default();
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}

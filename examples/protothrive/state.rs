@@ -1,0 +1,128 @@
+//! Shared state of the app, and the auth pieces that read the database.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use protothrive::auth::{
+    ApiKeyHash, ApiKeyRecord, ApiKeyStore, AuthError, Authenticator, BoxFuture, Principal, Reason,
+    ResolvePrincipal, RevocationList, TokenIssuer,
+};
+use protothrive::clock::SharedClock;
+use quick_cache::sync::Cache;
+
+use crate::agent::AgentClient;
+use crate::app::App;
+use crate::config::Config;
+use crate::db::Db;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub auth: Authenticator,
+    pub issuer: TokenIssuer,
+    pub revocations: RevocationList,
+    pub users: UserResolver,
+    pub config: Arc<Config>,
+    pub clock: SharedClock,
+    pub started: Instant,
+    pub agent: AgentClient,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The whole app (every layer), set once it is built: `POST /batch` runs its sub-requests
+    /// through it. (A reference cycle app → router → state → app: the app lives as long as the
+    /// process anyway.)
+    pub app: Arc<OnceLock<App>>,
+}
+
+impl AppState {
+    pub fn now(&self) -> i64 {
+        i64::try_from(self.clock.unix_seconds()).unwrap_or(i64::MAX)
+    }
+}
+
+/// Roles come from the user record, not from the token; a deleted or unknown user is refused.
+/// Records are cached for a few seconds so that a burst of requests costs one lookup.
+#[derive(Clone, Debug)]
+pub struct UserResolver {
+    db: Db,
+    clock: SharedClock,
+    cache: Arc<Cache<String, (Option<String>, Instant)>>,
+}
+
+const USER_TTL: Duration = Duration::from_secs(5);
+
+impl UserResolver {
+    pub fn new(db: Db, clock: SharedClock) -> Self {
+        Self {
+            db,
+            clock,
+            cache: Arc::new(Cache::new(10_000)),
+        }
+    }
+
+    /// Forgets a user (after a change of role, or deletion).
+    pub fn forget(&self, user_id: &str) {
+        self.cache.remove(user_id);
+    }
+
+    async fn role_of(&self, user_id: &str) -> Result<Option<String>, AuthError> {
+        let now = self.clock.instant();
+        if let Some((role, at)) = self.cache.get(user_id) {
+            if now.saturating_duration_since(at) < USER_TTL {
+                return Ok(role);
+            }
+        }
+        let role: Option<String> =
+            sqlx::query_scalar("SELECT role FROM users WHERE id = ? AND deleted_at IS NULL")
+                .bind(user_id)
+                .fetch_optional(&self.db.read)
+                .await
+                .map_err(|_| AuthError::new(Reason::Unavailable))?;
+        self.cache.insert(user_id.to_owned(), (role.clone(), now));
+        Ok(role)
+    }
+}
+
+impl ResolvePrincipal for UserResolver {
+    fn resolve(&self, principal: Principal) -> BoxFuture<'static, Result<Principal, AuthError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            match this.role_of(principal.subject()).await? {
+                Some(role) => Ok(principal.with_roles([role])),
+                None => Err(AuthError::new(Reason::Rejected)),
+            }
+        })
+    }
+}
+
+/// API keys in the `api_keys` table (hashes only).
+#[derive(Clone, Debug)]
+pub struct SqliteApiKeys {
+    pub db: Db,
+}
+
+impl ApiKeyStore for SqliteApiKeys {
+    fn find<'a>(
+        &'a self,
+        hash: &'a ApiKeyHash,
+    ) -> BoxFuture<'a, Result<Option<ApiKeyRecord>, AuthError>> {
+        Box::pin(async move {
+            let row: Option<(String, String, String, Option<i64>, Option<i64>)> = sqlx::query_as(
+                "SELECT id, user_id, scopes, expires_at, revoked_at FROM api_keys WHERE key_hash = ?",
+            )
+            .bind(hash.to_hex())
+            .fetch_optional(&self.db.read)
+            .await
+            .map_err(|_| AuthError::new(Reason::Unavailable))?;
+            Ok(row.map(|(id, user, scopes, expires, revoked)| {
+                let scopes: Vec<String> = serde_json::from_str(&scopes).unwrap_or_default();
+                let mut rec = ApiKeyRecord::new(id, user, *hash)
+                    .scopes(scopes)
+                    .revoked(revoked.is_some());
+                if let Some(e) = expires.and_then(|e| u64::try_from(e).ok()) {
+                    rec = rec.expires_at(e);
+                }
+                rec
+            }))
+        })
+    }
+}
