@@ -2,9 +2,8 @@
 //! client IP → request ids → gateway (versions, body limits) → authentication → per-route roles →
 //! handlers (with a statement counter).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::body::Body;
@@ -66,7 +65,7 @@ pub async fn state(
         .leeway(std::time::Duration::from_secs(config.jwt_leeway))
         .require_claim("jti")
         .revocation_list(revocations.clone())
-        .resolver(users.clone())
+        .resolver(users)
         .api_keys(SqliteApiKeys { db: db.clone() })
         .realm("protothrive")
         .clock(clock.clone());
@@ -93,10 +92,9 @@ pub async fn state(
         auth,
         issuer,
         revocations,
-        users,
         config: Arc::new(config),
+        started: clock.instant(),
         clock,
-        started: Instant::now(),
         agent,
         metrics,
         app: Arc::new(std::sync::OnceLock::new()),
@@ -130,8 +128,28 @@ fn trace_id(req: &Request) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }
 
+/// Requests being served now (shown by `/status`; a shutdown test waits on it).
+pub static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Decrements [`IN_FLIGHT`] however the request ends (even when the client goes away).
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> Self {
+        IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Request ids in and out, the task-local context for problem bodies, and the statement count.
 async fn context(production: bool, mut req: Request, next: Next) -> Response {
+    let _in_flight = InFlight::enter();
     let rid = request_id(&req);
     let tid = trace_id(&req);
     req.extensions_mut().insert(RequestId::new(rid.clone()));
@@ -222,6 +240,3 @@ pub fn app(state: AppState) -> Result<App, Box<dyn std::error::Error>> {
     let _ = handle.set(app.clone());
     Ok(app)
 }
-
-/// The peer address axum gives handlers, for the client-IP layer.
-pub type Peer = axum::extract::ConnectInfo<SocketAddr>;

@@ -21,7 +21,6 @@ pub struct AppState {
     pub auth: Authenticator,
     pub issuer: TokenIssuer,
     pub revocations: RevocationList,
-    pub users: UserResolver,
     pub config: Arc<Config>,
     pub clock: SharedClock,
     pub started: Instant,
@@ -57,11 +56,6 @@ impl UserResolver {
             clock,
             cache: Arc::new(Cache::new(10_000)),
         }
-    }
-
-    /// Forgets a user (after a change of role, or deletion).
-    pub fn forget(&self, user_id: &str) {
-        self.cache.remove(user_id);
     }
 
     async fn role_of(&self, user_id: &str) -> Result<Option<String>, AuthError> {

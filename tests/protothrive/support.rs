@@ -1,0 +1,214 @@
+//! Runs the ProtoThrive example as a real process on a loopback port, with its own SQLite file.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub const PASSWORD: &str = "Demo-Password-1!";
+pub const DEMO: &str = "demo@protothrive.dev";
+pub const ENGINEER: &str = "engineer@protothrive.dev";
+pub const ADMIN: &str = "admin@protothrive.dev";
+
+/// The example's binary, built on demand (a no-op when `cargo test --all-targets` built it).
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/examples/protothrive
+    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = profile_dir.join("examples").join("protothrive");
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--example", "protothrive"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo build --example protothrive");
+        assert!(status.success(), "building the example failed");
+    });
+    bin
+}
+
+pub struct Server {
+    child: Option<Child>,
+    pub base: String,
+    pub dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+impl Server {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts the app with extra environment variables.
+    pub fn start_with(env: &[(&str, &str)]) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "protothrive-e2e-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut server = Self {
+            child: None,
+            base: String::new(),
+            dir,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let db = format!("sqlite://{}", self.dir.join("api.db").display());
+        let mut cmd = Command::new(binary());
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PROTOTHRIVE_ADDR", "127.0.0.1:0")
+            .env("PROTOTHRIVE_DATABASE_URL", db)
+            .env("PROTOTHRIVE_DEMO_PASSWORD", PASSWORD)
+            .env(
+                "PROTOTHRIVE_JWT_SECRET",
+                "e2e-secret-0123456789abcdef0123456789abcdef",
+            )
+            .env("PROTOTHRIVE_AGENT_LATENCY_MS", "0")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn the example");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("the example exited before listening")
+                .expect("read stdout");
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        self.base = base;
+        self.child = Some(child);
+    }
+
+    /// Full URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// SIGKILL: the process gets no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits up to `limit` for the process to exit; returns whether it did.
+    pub fn terminate(&mut self, limit: Duration) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the app again on the same database.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+/// Logs in and returns the access token.
+pub async fn login(server: &Server, email: &str) -> String {
+    let res = client()
+        .post(server.url("/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login request");
+    assert_eq!(res.status(), 200, "login of {email}");
+    let body: Value = res.json().await.expect("login body");
+    body["data"]["tokens"]["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned()
+}
+
+/// A request's status, headers and JSON body (Null when not JSON).
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+pub async fn send(req: reqwest::RequestBuilder) -> Answer {
+    let res = req.send().await.expect("request");
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let bytes = res.bytes().await.expect("body");
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
