@@ -1,0 +1,361 @@
+//! Snippets: a shared library of code, readable by every user, written by engineers and above.
+//!
+//! A list is one statement whatever the page size: the total and the page come from a one-row
+//! `COUNT(*)` left-joined to the page, so an empty page still carries its total.
+
+use std::collections::HashMap;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use protothrive::auth::Principal;
+use protothrive::gateway::{ApiVersion, ValidJson};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::{QueryBuilder, Sqlite};
+use validator::{Validate, ValidationError};
+
+use super::cursor::{Page, params};
+use crate::db::{self, is_uuid, rfc3339, tick};
+use crate::http::{ApiResult, AppError, created, envelope};
+use crate::state::AppState;
+
+/// Snippet reads need authentication, so no shared cache may keep them (yet: see the cache work).
+const READ_CACHE: HeaderValue = HeaderValue::from_static("private, max-age=0");
+/// The largest snippet code (bytes). The app's body limit (64 KB) applies first.
+pub const MAX_CODE_BYTES: usize = 100_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/snippets",
+            get(list)
+                .route_layer(super::user())
+                .merge(axum::routing::post(create).route_layer(super::at_least("engineer"))),
+        )
+        .route("/api/snippets/{id}", get(one).route_layer(super::user()))
+}
+
+/// `[A-Za-z0-9_-]{1,50}`.
+pub fn valid_category(c: &str) -> bool {
+    (1..=50).contains(&c.len())
+        && c.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// 1..=30 characters, none of them control characters (`c++`, `c#` and `objective-c` are fine).
+pub fn valid_language(l: &str) -> bool {
+    (1..=30).contains(&l.chars().count())
+        && !l.chars().any(char::is_control)
+        && !l.trim().is_empty()
+}
+
+fn category(c: &str) -> Result<(), ValidationError> {
+    valid_category(c).then_some(()).ok_or_else(|| {
+        ValidationError::new("pattern")
+            .with_message("1 to 50 characters of A-Z, a-z, 0-9, _ and -".into())
+    })
+}
+
+fn language(l: &str) -> Result<(), ValidationError> {
+    valid_language(l).then_some(()).ok_or_else(|| {
+        ValidationError::new("length").with_message("1 to 30 printable characters".into())
+    })
+}
+
+fn title(t: &str) -> Result<(), ValidationError> {
+    let n = t.chars().count();
+    ((1..=200).contains(&n) && !t.trim().is_empty() && !t.chars().any(char::is_control))
+        .then_some(())
+        .ok_or_else(|| {
+            ValidationError::new("length").with_message("1 to 200 characters, not blank".into())
+        })
+}
+
+fn code(c: &str) -> Result<(), ValidationError> {
+    (1..=MAX_CODE_BYTES)
+        .contains(&c.len())
+        .then_some(())
+        .ok_or_else(|| {
+            ValidationError::new("length")
+                .with_message(format!("1 to {MAX_CODE_BYTES} bytes").into())
+        })
+}
+
+/// An absolute `http` or `https` URL with a host, at most 2048 bytes (no `javascript:`, `data:`,
+/// credentials or relative references: it ends up in a browser's `src`).
+pub fn valid_preview_url(u: &str) -> bool {
+    u.len() <= 2048
+        && u.trim() == u
+        && reqwest::Url::parse(u).is_ok_and(|url| {
+            matches!(url.scheme(), "http" | "https")
+                && url.host_str().is_some_and(|h| !h.is_empty())
+                && url.username().is_empty()
+                && url.password().is_none()
+        })
+}
+
+fn preview_url(u: &str) -> Result<(), ValidationError> {
+    valid_preview_url(u).then_some(()).ok_or_else(|| {
+        ValidationError::new("url")
+            .with_message("an http or https URL of at most 2048 characters".into())
+    })
+}
+
+#[derive(Debug, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct NewSnippet {
+    #[validate(custom(function = "category"))]
+    category: String,
+    #[validate(custom(function = "title"))]
+    title: String,
+    #[validate(custom(function = "code"))]
+    code: String,
+    #[validate(custom(function = "language"))]
+    language: String,
+    #[validate(custom(function = "preview_url"))]
+    ui_preview_url: Option<String>,
+}
+
+/// JSON Schema (2020-12) of [`NewSnippet`], for the OpenAPI document.
+pub fn new_snippet_schema() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["category", "title", "code", "language"],
+        "properties": {
+            "category": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,50}$"},
+            "title": {"type": "string", "minLength": 1, "maxLength": 200},
+            "code": {"type": "string", "minLength": 1, "description": format!("at most {MAX_CODE_BYTES} bytes")},
+            "language": {"type": "string", "minLength": 1, "maxLength": 30},
+            "ui_preview_url": {"type": ["string", "null"], "format": "uri", "maxLength": 2048, "pattern": "^https?://"},
+        }
+    })
+}
+
+type SnippetRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    String,
+    i64,
+    i64,
+);
+
+const COLUMNS: &str = "id, category, title, code, language, ui_preview_url, version, created_by, created_at, updated_at";
+
+fn snippet_json(r: &SnippetRow) -> Value {
+    json!({
+        "id": r.0, "category": r.1, "title": r.2, "code": r.3, "language": r.4,
+        "ui_preview_url": r.5, "version": r.6, "created_by": r.7,
+        "created_at": rfc3339(r.8), "updated_at": rfc3339(r.9),
+    })
+}
+
+fn cache(mut res: Response, value: HeaderValue) -> Response {
+    res.headers_mut().insert(header::CACHE_CONTROL, value);
+    res
+}
+
+/// `WHERE` filters shared by the count and the page.
+fn filters<'a>(
+    qb: &mut QueryBuilder<'a, Sqlite>,
+    category: Option<&'a str>,
+    language: Option<&'a str>,
+) {
+    qb.push(" WHERE 1 = 1");
+    if let Some(c) = category {
+        qb.push(" AND category = ").push_bind(c);
+    }
+    if let Some(l) = language {
+        qb.push(" AND language = ").push_bind(l);
+    }
+}
+
+type ListRow = (
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
+async fn list(
+    State(s): State<AppState>,
+    Extension(v): Extension<ApiVersion>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> ApiResult {
+    let q = params(q)?;
+    let category = q.get("category").map(String::as_str);
+    if category.is_some_and(|c| !valid_category(c)) {
+        return Err(AppError::field(
+            "category",
+            "pattern",
+            "1 to 50 characters of A-Z, a-z, 0-9, _ and -",
+        ));
+    }
+    let language = q.get("language").map(String::as_str);
+    if language.is_some_and(|l| !valid_language(l)) {
+        return Err(AppError::field(
+            "language",
+            "length",
+            "1 to 30 printable characters",
+        ));
+    }
+    let page = Page::from_query(v, &q)?;
+
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "SELECT t.total, s.* FROM (SELECT COUNT(*) AS total FROM snippets",
+    );
+    filters(&mut qb, category, language);
+    qb.push(") AS t LEFT JOIN (SELECT ")
+        .push(COLUMNS)
+        .push(" FROM snippets");
+    filters(&mut qb, category, language);
+    if let Page::Cursor {
+        after: Some((at, id)),
+        ..
+    } = &page
+    {
+        qb.push(" AND (created_at < ")
+            .push_bind(*at)
+            .push(" OR (created_at = ")
+            .push_bind(*at)
+            .push(" AND id < ")
+            .push_bind(id.as_str())
+            .push("))");
+    }
+    qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(page.limit());
+    if let Page::Offset { offset, .. } = &page {
+        qb.push(" OFFSET ").push_bind(*offset);
+    }
+    qb.push(") AS s ON 1 ORDER BY s.created_at DESC, s.id DESC");
+    tick();
+    let rows: Vec<ListRow> = qb.build_query_as().fetch_all(&s.db.read).await?;
+    let total = rows.first().map_or(0, |r| r.0);
+    let items: Vec<SnippetRow> = rows
+        .into_iter()
+        .filter_map(|r| Some((r.1?, r.2?, r.3?, r.4?, r.5?, r.6, r.7?, r.8?, r.9?, r.10?)))
+        .collect();
+    let meta = page.meta(
+        total,
+        items.len(),
+        items.last().map(|r| (r.8, r.0.as_str())),
+    );
+    let data: Vec<Value> = items.iter().map(snippet_json).collect();
+    Ok(cache(
+        envelope(v, s.now(), data, meta).into_response(),
+        READ_CACHE,
+    ))
+}
+
+async fn one(
+    State(s): State<AppState>,
+    Extension(v): Extension<ApiVersion>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    if !is_uuid(&id) {
+        return Err(AppError::NotFound("Snippet"));
+    }
+    tick();
+    let row: Option<SnippetRow> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM snippets WHERE id = ?"))
+            .bind(&id)
+            .fetch_optional(&s.db.read)
+            .await?;
+    let row = row.ok_or(AppError::NotFound("Snippet"))?;
+    Ok(cache(
+        envelope(v, s.now(), snippet_json(&row), json!({})).into_response(),
+        READ_CACHE,
+    ))
+}
+
+async fn create(
+    State(s): State<AppState>,
+    Extension(v): Extension<ApiVersion>,
+    Extension(p): Extension<Principal>,
+    ValidJson(body): ValidJson<NewSnippet>,
+) -> ApiResult {
+    let now = s.now();
+    tick();
+    let row: SnippetRow = sqlx::query_as(&format!(
+        "INSERT INTO snippets (id, category, title, code, language, ui_preview_url, version, created_by, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?) RETURNING {COLUMNS}"
+    ))
+    .bind(db::new_id())
+    .bind(&body.category)
+    .bind(body.title.trim())
+    .bind(&body.code)
+    .bind(body.language.trim())
+    .bind(&body.ui_preview_url)
+    .bind(p.subject())
+    .bind(now)
+    .bind(now)
+    .fetch_one(&s.db.write)
+    .await?;
+    let location = format!("/api/{}/snippets/{}", v.name(), row.0);
+    let res = created(&location, envelope(v, now, snippet_json(&row), json!({})));
+    Ok(cache(res, HeaderValue::from_static("no-store")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preview_urls_must_be_absolute_http_or_https() {
+        for ok in [
+            "https://example.com/p.png",
+            "http://localhost:3000/x?y=1#z",
+            "https://a.b/c%20d",
+        ] {
+            assert!(valid_preview_url(ok), "{ok}");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(2048));
+        for bad in [
+            "javascript:alert(1)",
+            "JaVaScRiPt:alert(1)",
+            "data:text/html;base64,PHNjcmlwdD4=",
+            "vbscript:msgbox",
+            "file:///etc/passwd",
+            "ftp://example.com/x",
+            "//example.com/x",
+            "/relative",
+            "https://",
+            "https://user:pw@example.com/",
+            " javascript:alert(1)",
+            long.as_str(),
+        ] {
+            assert!(!valid_preview_url(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn categories_and_languages() {
+        assert!(valid_category("ui") && valid_category("deploy_2-x"));
+        for bad in ["", "a b", "ui;drop", "ü", &"a".repeat(51)] {
+            assert!(!valid_category(bad), "{bad}");
+        }
+        assert!(valid_language("c++") && valid_language("objective-c"));
+        assert!(
+            !valid_language("")
+                && !valid_language("   ")
+                && !valid_language("a\u{0}")
+                && !valid_language(&"x".repeat(31))
+        );
+    }
+}
