@@ -1,0 +1,400 @@
+//! API keys (super_admin): list, create, rotate, revoke.
+//!
+//! Only the SHA-256 of a key is stored (`key_hash`, what the authenticator looks up) with its first
+//! 8 characters (`key_prefix`, so people can tell keys apart). The key itself appears once, in the
+//! answer that created it; lists show `pt_abcde…`. Every change writes an `audit_logs` row in the
+//! same transaction as the change.
+
+use std::collections::HashMap;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Extension, Router};
+use protothrive::auth::{Principal, generate_api_key};
+use protothrive::gateway::{ApiVersion, ValidJson};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use validator::{Validate, ValidationError};
+
+use super::cursor::{Page, params};
+use crate::db::{self, is_uuid, rfc3339, tick};
+use crate::http::{ApiResult, AppError, envelope};
+use crate::state::AppState;
+
+const PREFIX_CHARS: usize = 8;
+const MAX_SCOPES: usize = 20;
+
+pub fn router() -> Router<AppState> {
+    let admin = || super::at_least("super_admin");
+    Router::new()
+        .route(
+            "/api/admin/api-keys",
+            get(list).post(create).route_layer(admin()),
+        )
+        .route(
+            "/api/admin/api-keys/{id}",
+            delete(revoke).route_layer(admin()),
+        )
+        .route(
+            "/api/admin/api-keys/{id}/rotate",
+            post(rotate).route_layer(admin()),
+        )
+}
+
+/// Each scope `[a-z0-9:_.-]{1,64}`, at most 20, no duplicates.
+fn scopes(list: &[String]) -> Result<(), ValidationError> {
+    let ok_scope = |s: &String| {
+        (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b":_.-".contains(&b))
+    };
+    let mut sorted: Vec<&String> = list.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    if list.len() <= MAX_SCOPES && sorted.len() == list.len() && list.iter().all(ok_scope) {
+        Ok(())
+    } else {
+        Err(ValidationError::new("scopes").with_message(
+            format!("at most {MAX_SCOPES} distinct scopes of 1 to 64 characters of a-z, 0-9, :, _, . and -").into(),
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    #[validate(length(min = 1, max = 100, message = "1 to 100 characters"))]
+    name: String,
+    /// The key's owner; the caller when absent.
+    #[validate(custom(function = "super::logs::uuid"))]
+    user_id: Option<String>,
+    #[validate(custom(function = "scopes"))]
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[validate(range(min = 1, max = 3650, message = "between 1 and 3650 days"))]
+    expires_in_days: Option<i64>,
+}
+
+/// JSON Schema (2020-12) of [`NewKey`], for the OpenAPI document.
+pub fn new_key_schema() -> Value {
+    json!({
+        "type": "object", "additionalProperties": false,
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "user_id": {"type": "string", "format": "uuid", "description": "the owner; defaults to the caller"},
+            "scopes": {
+                "type": "array", "maxItems": MAX_SCOPES, "uniqueItems": true, "default": [],
+                "items": {"type": "string", "pattern": "^[a-z0-9:_.-]{1,64}$"}
+            },
+            "expires_in_days": {"type": "integer", "minimum": 1, "maximum": 3650},
+        }
+    })
+}
+
+/// id, user_id, name, key_prefix, scopes, created_at, expires_at, revoked_at.
+type KeyRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+
+const COLUMNS: &str = "id, user_id, name, key_prefix, scopes, created_at, expires_at, revoked_at";
+
+/// A key as lists show it: masked.
+fn key_json(r: &KeyRow, now: i64) -> Value {
+    let status = match (r.7, r.6) {
+        (Some(_), _) => "revoked",
+        (None, Some(exp)) if exp <= now => "expired",
+        _ => "active",
+    };
+    json!({
+        "id": r.0, "user_id": r.1, "name": r.2,
+        "key": format!("{}…", r.3), "key_prefix": r.3,
+        "scopes": serde_json::from_str::<Value>(&r.4).unwrap_or_else(|_| json!([])),
+        "status": status,
+        "created_at": rfc3339(r.5), "expires_at": r.6.map(rfc3339), "revoked_at": r.7.map(rfc3339),
+    })
+}
+
+/// The answer that shows a new key, once.
+fn shown_once(
+    v: ApiVersion,
+    now: i64,
+    row: &KeyRow,
+    key: &str,
+    rotated_from: Option<&str>,
+) -> Response {
+    let mut data = key_json(row, now);
+    data["key"] = Value::from(key);
+    if let Some(old) = rotated_from {
+        data["rotated_from"] = Value::from(old);
+    }
+    let meta = json!({"notice": "Store this key now: it is not shown again."});
+    let mut res = (StatusCode::CREATED, envelope(v, now, data, meta)).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+async fn audit(
+    conn: &mut SqliteConnection,
+    actor: &str,
+    action: &str,
+    key_id: &str,
+    detail: &Value,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    tick();
+    sqlx::query(
+        "INSERT INTO audit_logs (id, actor_id, action, entity, entity_id, detail, created_at) VALUES (?, ?, ?, 'api_key', ?, ?, ?)",
+    )
+    .bind(db::new_id())
+    .bind(actor)
+    .bind(action)
+    .bind(key_id)
+    .bind(detail.to_string())
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Inserts a new key for a live user; `None` when there is no such user.
+async fn insert_key(
+    conn: &mut SqliteConnection,
+    user_id: &str,
+    name: &str,
+    scopes: &str,
+    expires_at: Option<i64>,
+    now: i64,
+) -> Result<Option<(KeyRow, String)>, sqlx::Error> {
+    let (key, hash) = generate_api_key("pt");
+    let prefix: String = key.chars().take(PREFIX_CHARS).collect();
+    tick();
+    let row: Option<KeyRow> = sqlx::query_as(&format!(
+        "INSERT INTO api_keys (id, user_id, name, key_hash, key_prefix, scopes, created_at, expires_at) \
+         SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM users WHERE id = ? AND deleted_at IS NULL) \
+         RETURNING {COLUMNS}"
+    ))
+    .bind(db::new_id())
+    .bind(user_id)
+    .bind(name)
+    .bind(hash.to_hex())
+    .bind(&prefix)
+    .bind(scopes)
+    .bind(now)
+    .bind(expires_at)
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| (r, key)))
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Extension(v): Extension<ApiVersion>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> ApiResult {
+    let q = params(q)?;
+    let user = q.get("user_id").map(String::as_str);
+    if user.is_some_and(|u| !is_uuid(u)) {
+        return Err(AppError::field("user_id", "uuid", "a UUID"));
+    }
+    let page = Page::from_query(v, &q)?;
+    let filter = |qb: &mut QueryBuilder<'_, Sqlite>| {
+        qb.push(" WHERE 1 = 1");
+        if let Some(u) = user {
+            qb.push(" AND user_id = ").push_bind(u.to_owned());
+        }
+    };
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "SELECT t.total, k.* FROM (SELECT COUNT(*) AS total FROM api_keys",
+    );
+    filter(&mut qb);
+    qb.push(") AS t LEFT JOIN (SELECT ")
+        .push(COLUMNS)
+        .push(" FROM api_keys");
+    filter(&mut qb);
+    if let Page::Cursor {
+        after: Some((at, id)),
+        ..
+    } = &page
+    {
+        qb.push(" AND (created_at < ")
+            .push_bind(*at)
+            .push(" OR (created_at = ")
+            .push_bind(*at)
+            .push(" AND id < ")
+            .push_bind(id.clone())
+            .push("))");
+    }
+    qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(page.limit());
+    if let Page::Offset { offset, .. } = &page {
+        qb.push(" OFFSET ").push_bind(*offset);
+    }
+    qb.push(") AS k ON 1 ORDER BY k.created_at DESC, k.id DESC");
+    type Row = (
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    );
+    tick();
+    let rows: Vec<Row> = qb.build_query_as().fetch_all(&s.db.read).await?;
+    let total = rows.first().map_or(0, |r| r.0);
+    let keys: Vec<KeyRow> = rows
+        .into_iter()
+        .filter_map(|r| Some((r.1?, r.2?, r.3?, r.4?, r.5?, r.6?, r.7, r.8)))
+        .collect();
+    let now = s.now();
+    let meta = page.meta(total, keys.len(), keys.last().map(|k| (k.5, k.0.as_str())));
+    let data: Vec<Value> = keys.iter().map(|k| key_json(k, now)).collect();
+    let mut res = envelope(v, now, data, meta).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+async fn create(
+    State(s): State<AppState>,
+    Extension(v): Extension<ApiVersion>,
+    Extension(p): Extension<Principal>,
+    ValidJson(body): ValidJson<NewKey>,
+) -> ApiResult {
+    let now = s.now();
+    let owner = body.user_id.as_deref().unwrap_or(p.subject());
+    let expires_at = body.expires_in_days.map(|d| now + d * 86_400);
+    let scopes = json!(body.scopes).to_string();
+    let mut tx = s.db.write.begin().await?;
+    let (row, key) = insert_key(&mut tx, owner, body.name.trim(), &scopes, expires_at, now)
+        .await?
+        .ok_or_else(|| AppError::field("user_id", "not_found", "no such user"))?;
+    let detail = json!({"name": row.2, "user_id": row.1, "scopes": body.scopes, "expires_at": expires_at, "key_prefix": row.3});
+    audit(&mut tx, p.subject(), "api_key.create", &row.0, &detail, now).await?;
+    tx.commit().await?;
+    Ok(shown_once(v, now, &row, &key, None))
+}
+
+async fn rotate(
+    State(s): State<AppState>,
+    Extension(v): Extension<ApiVersion>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    if !is_uuid(&id) {
+        return Err(AppError::NotFound("API key"));
+    }
+    let now = s.now();
+    let mut tx = s.db.write.begin().await?;
+    tick();
+    let old: Option<KeyRow> = sqlx::query_as(&format!(
+        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING {COLUMNS}"
+    ))
+    .bind(now)
+    .bind(&id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let old = old.ok_or(AppError::NotFound("API key"))?;
+    // The new key lives as long as the old one was meant to.
+    let expires_at = old.6.map(|exp| now + (exp - old.5).max(86_400));
+    let (row, key) = insert_key(&mut tx, &old.1, &old.2, &old.4, expires_at, now)
+        .await?
+        .ok_or(AppError::NotFound("API key owner"))?;
+    let detail = json!({"rotated_from": old.0, "key_prefix": row.3, "old_key_prefix": old.3});
+    audit(&mut tx, p.subject(), "api_key.rotate", &row.0, &detail, now).await?;
+    tx.commit().await?;
+    Ok(shown_once(v, now, &row, &key, Some(&old.0)))
+}
+
+async fn revoke(
+    State(s): State<AppState>,
+    Extension(v): Extension<ApiVersion>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    if !is_uuid(&id) {
+        return Err(AppError::NotFound("API key"));
+    }
+    let now = s.now();
+    let mut tx = s.db.write.begin().await?;
+    tick();
+    let row: Option<KeyRow> = sqlx::query_as(&format!(
+        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING {COLUMNS}"
+    ))
+    .bind(now)
+    .bind(&id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let row = row.ok_or(AppError::NotFound("API key"))?;
+    audit(
+        &mut tx,
+        p.subject(),
+        "api_key.revoke",
+        &row.0,
+        &json!({"key_prefix": row.3}),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    let mut res = envelope(v, now, key_json(&row, now), json!({})).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_are_short_distinct_and_plain() {
+        let v = |s: &[&str]| scopes(&s.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>());
+        assert!(v(&[]).is_ok() && v(&["snippets:read", "roadmaps.write"]).is_ok());
+        assert!(v(&["a", "a"]).is_err());
+        assert!(v(&["Upper"]).is_err() && v(&[""]).is_err() && v(&["a b"]).is_err());
+        let many: Vec<String> = (0..21).map(|i| format!("s{i}")).collect();
+        assert!(scopes(&many).is_err());
+    }
+
+    #[test]
+    fn listed_keys_are_masked() {
+        let row: KeyRow = (
+            "id".into(),
+            "u".into(),
+            "n".into(),
+            "pt_abcde".into(),
+            "[]".into(),
+            0,
+            None,
+            None,
+        );
+        assert_eq!(key_json(&row, 1)["key"], "pt_abcde…");
+        let revoked: KeyRow = (
+            "id".into(),
+            "u".into(),
+            "n".into(),
+            "pt_abcde".into(),
+            "[]".into(),
+            0,
+            Some(5),
+            Some(2),
+        );
+        assert_eq!(key_json(&revoked, 1)["status"], "revoked");
+    }
+}
