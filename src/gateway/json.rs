@@ -57,7 +57,7 @@ pub fn validation_problem(mut errors: Vec<FieldError>) -> Problem {
         .map(|e| json!({"field": e.field, "code": e.code, "message": e.message}))
         .collect();
     Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code::VALIDATION_FAILED)
-        .with_detail("The request body is invalid.")
+        .with_detail("The request is invalid; see `errors`.")
         .with_member("errors", list)
 }
 
@@ -104,8 +104,13 @@ fn path_error(err: &serde_path_to_error::Error<serde_json::Error>) -> FieldError
             .map(str::to_owned)
     };
     let join = |parent: &str, name: &str| {
-        if parent.is_empty() {
-            name.to_owned()
+        // For unknown fields the path already ends at the field itself.
+        if parent.is_empty() || parent == name || parent.ends_with(&format!(".{name}")) {
+            if parent.is_empty() {
+                name.to_owned()
+            } else {
+                parent.to_owned()
+            }
         } else {
             format!("{parent}.{name}")
         }
@@ -217,6 +222,63 @@ pub fn parse_json<T: DeserializeOwned + Validate>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        inner: Inner,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        name: String,
+    }
+
+    impl Validate for Outer {
+        fn validate(&self) -> Result<(), ValidationErrors> {
+            Ok(())
+        }
+    }
+
+    fn first_error(body: &str) -> (String, String) {
+        let p = parse_json::<Outer>(body.as_bytes(), 8).unwrap_err();
+        let e = &p.to_json()["errors"][0];
+        (
+            e["field"].as_str().unwrap().to_owned(),
+            e["code"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    #[test]
+    fn field_paths_name_the_field_once() {
+        assert_eq!(
+            first_error(r#"{"bogus":1}"#),
+            ("bogus".into(), "unknown_field".into())
+        );
+        assert_eq!(
+            first_error(r#"{"inner":{"name":"x","extra":1}}"#),
+            ("inner.extra".into(), "unknown_field".into())
+        );
+        assert_eq!(
+            first_error(r#"{"inner":{}}"#),
+            ("inner.name".into(), "required".into())
+        );
+        assert_eq!(
+            first_error(r#"{"inner":{"name":5}}"#),
+            ("inner.name".into(), "invalid_type".into())
+        );
+        assert_eq!(
+            first_error(r#"{"inner":"#),
+            (String::new(), "invalid_json".into())
+        );
+        assert_eq!(
+            first_error(r#"{"inner":{"name":"x"}} x"#),
+            (String::new(), "invalid_json".into())
+        );
+    }
 
     #[test]
     fn depth_scan_ignores_brackets_in_strings() {
