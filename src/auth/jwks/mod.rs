@@ -249,7 +249,8 @@ impl Jwks {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Fetches the set now (waiting for a fetch already under way instead of starting another).
+    /// Fetches the set now. A fetch already under way is waited for first (fetches never overlap);
+    /// this one starts after it, so it sees keys published since that one began.
     ///
     /// # Errors
     /// When the fetch fails or the set has no usable key; the current keys stay.
