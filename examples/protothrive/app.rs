@@ -201,7 +201,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
 pub type App = BoxCloneSyncService<Request<Body>, Response, Infallible>;
 
 /// The whole service: layers around the router.
-pub fn app(state: AppState) -> Result<App, Box<dyn std::error::Error>> {
+pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
     let production = state.config.is_production();
     let client_ip = ClientIpLayer::builder()
         .trusted_proxies(state.config.trusted_proxies.iter())

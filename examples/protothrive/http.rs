@@ -17,6 +17,8 @@ tokio::task_local! {
 }
 
 /// `{"data": ..., "meta": {...}, "version": "v1", "timestamp": "..."}`.
+// Call sites pass `json!({...})` literals; taking them by value reads best there.
+#[allow(clippy::needless_pass_by_value)]
 pub fn envelope(version: ApiVersion, now: i64, data: impl Serialize, meta: Value) -> Json<Value> {
     Json(json!({
         "data": data,

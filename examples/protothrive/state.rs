@@ -60,10 +60,10 @@ impl UserResolver {
 
     async fn role_of(&self, user_id: &str) -> Result<Option<String>, AuthError> {
         let now = self.clock.instant();
-        if let Some((role, at)) = self.cache.get(user_id) {
-            if now.saturating_duration_since(at) < USER_TTL {
-                return Ok(role);
-            }
+        if let Some((role, at)) = self.cache.get(user_id)
+            && now.saturating_duration_since(at) < USER_TTL
+        {
+            return Ok(role);
         }
         let role: Option<String> =
             sqlx::query_scalar("SELECT role FROM users WHERE id = ? AND deleted_at IS NULL")
@@ -88,6 +88,9 @@ impl ResolvePrincipal for UserResolver {
     }
 }
 
+/// id, user id, scopes (JSON), expiry, revocation time.
+type ApiKeyRow = (String, String, String, Option<i64>, Option<i64>);
+
 /// API keys in the `api_keys` table (hashes only).
 #[derive(Clone, Debug)]
 pub struct SqliteApiKeys {
@@ -100,7 +103,7 @@ impl ApiKeyStore for SqliteApiKeys {
         hash: &'a ApiKeyHash,
     ) -> BoxFuture<'a, Result<Option<ApiKeyRecord>, AuthError>> {
         Box::pin(async move {
-            let row: Option<(String, String, String, Option<i64>, Option<i64>)> = sqlx::query_as(
+            let row: Option<ApiKeyRow> = sqlx::query_as(
                 "SELECT id, user_id, scopes, expires_at, revoked_at FROM api_keys WHERE key_hash = ?",
             )
             .bind(hash.to_hex())

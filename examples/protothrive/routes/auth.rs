@@ -296,16 +296,16 @@ async fn logout(
     body: axum::body::Bytes,
 ) -> ApiResult {
     let now = s.now();
-    if let (Some(jti), Some(exp)) = (p.token_id(), p.expires_at()) {
-        if p.scheme() == protothrive::auth::Scheme::Jwt {
-            s.revocations.revoke(jti, exp);
-            tick();
-            sqlx::query("INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)")
-                .bind(jti)
-                .bind(i64::try_from(exp).unwrap_or(i64::MAX))
-                .execute(&s.db.write)
-                .await?;
-        }
+    if let (Some(jti), Some(exp)) = (p.token_id(), p.expires_at())
+        && p.scheme() == protothrive::auth::Scheme::Jwt
+    {
+        s.revocations.revoke(jti, exp);
+        tick();
+        sqlx::query("INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)")
+            .bind(jti)
+            .bind(i64::try_from(exp).unwrap_or(i64::MAX))
+            .execute(&s.db.write)
+            .await?;
     }
     // The session's refresh-token family: from the access token's `fam`, or the body's token.
     let mut family = p
@@ -319,16 +319,15 @@ async fn logout(
         protothrive::gateway::parse_json(&body, protothrive::gateway::DEFAULT_MAX_DEPTH)
             .map_err(AppError::Problem)?
     };
-    if let Some(t) = body.refresh_token {
-        if let Ok(rp) = s.auth.verify(&t, TokenKind::Refresh).await {
-            if rp.subject() == p.subject() {
-                family = rp
-                    .claims()
-                    .get("fam")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-            }
-        }
+    if let Some(t) = body.refresh_token
+        && let Ok(rp) = s.auth.verify(&t, TokenKind::Refresh).await
+        && rp.subject() == p.subject()
+    {
+        family = rp
+            .claims()
+            .get("fam")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
     }
     if let Some(family) = family {
         tick();
