@@ -1,0 +1,147 @@
+//! Run with: cargo run --release -p protothrive-loadtests -- --profile quick
+//!
+//! goose load tests of the ProtoThrive API (`cargo run --example protothrive`): the original mix
+//! of auth, roadmap, snippet and health traffic from many registered users, in a `quick` (45 s,
+//! CI) or `full` (140 s, spike to 500 req/s) shape. Without `--host` it builds the example,
+//! starts it on a free loopback port with a throw-away SQLite file and stops it afterwards.
+//!
+//! It exits non-zero when the aggregate P50 ≥ 200 ms, P99 ≥ 500 ms or errors ≥ 1%, and prints
+//! throughput, per-request percentiles, errors, statements per request (`X-Query-Count`) and the
+//! cache hit rate (`Cache-Status`), and where goose wrote its HTML report.
+//!
+//! Every goose option works too (`--help` lists them); `--test-plan`, `--throttle-requests` and
+//! `--report-file` override what the profile sets.
+
+mod observe;
+mod profile;
+mod report;
+mod scenarios;
+mod server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use goose::config::GooseConfiguration;
+use goose::prelude::*;
+
+use crate::profile::Profile;
+use crate::server::{Build, Server};
+
+/// goose load tests of the ProtoThrive API.
+// No `Debug`: goose's configuration has none.
+#[allow(missing_debug_implementations)]
+#[derive(Parser)]
+#[command(name = "loadtest")]
+struct Cli {
+    /// Load shape: `quick` (45 s, spike to 300 req/s; what CI runs) or `full` (140 s, spike to
+    /// 500 req/s).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "quick",
+        help_heading = "ProtoThrive"
+    )]
+    profile: Profile,
+    /// How to build the example when no --host is given [default: as this binary was built].
+    #[arg(long, value_enum, help_heading = "ProtoThrive")]
+    server_build: Option<Build>,
+    /// Extra environment for the started example, KEY=VALUE; repeatable.
+    #[arg(long, value_name = "KEY=VALUE", help_heading = "ProtoThrive")]
+    server_env: Vec<String>,
+    #[command(flatten)]
+    goose: GooseConfiguration,
+}
+
+/// Where the HTML report goes unless `--report-file` says: beside this crate (git-ignored).
+fn default_report(profile: Profile) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("report-{}.html", profile.name()))
+}
+
+async fn run(cli: Cli) -> Result<bool, String> {
+    let profile = cli.profile;
+    let mut configuration = cli.goose;
+    // goose keeps its test plan private: a plan of the caller's own is seen on the command line.
+    let own_plan = configuration.users.is_some()
+        || configuration.run_time.is_some()
+        || configuration.iterations.is_some()
+        || std::env::args().any(|a| a.starts_with("--test-plan"));
+    let reports = if configuration.report_file.is_empty() {
+        vec![default_report(profile).display().to_string()]
+    } else {
+        configuration.report_file.clone()
+    };
+    configuration.report_file.clone_from(&reports);
+
+    let server = match &configuration.host {
+        Some(host) => {
+            eprintln!(
+                "loadtest: targeting {host} (start it with high PROTOTHRIVE_RATE_LIMITS: every user is 127.0.0.1)"
+            );
+            None
+        }
+        None => {
+            let build = cli.server_build.unwrap_or_else(Build::same_as_this_binary);
+            let server = Server::start(build, &cli.server_env).await?;
+            configuration.host = Some(server.base_url.clone());
+            Some(server)
+        }
+    };
+
+    let mut attack = GooseAttack::initialize_with_config(configuration)
+        .map_err(|e| e.to_string())?
+        .set_scheduler(GooseScheduler::RoundRobin);
+    for scenario in scenarios::all().map_err(|e| e.to_string())? {
+        attack = attack.register_scenario(scenario);
+    }
+    let mut attack = attack
+        .set_default(GooseDefault::ThrottleRequests, profile.throttle())
+        .and_then(|a| a.set_default(GooseDefault::Timeout, "10"))
+        .and_then(|a| a.set_default(GooseDefault::NoTelnet, true))
+        .and_then(|a| a.set_default(GooseDefault::NoPrintMetrics, true))
+        // Warnings only: goose's per-user start and stop lines would bury the report.
+        .and_then(|a| a.set_default(GooseDefault::Quiet, 1))
+        .map_err(|e| e.to_string())?;
+    if !own_plan {
+        attack = attack
+            .set_default(GooseDefault::TestPlan, profile.test_plan().as_str())
+            .map_err(|e| e.to_string())?;
+        eprintln!(
+            "loadtest: profile {} — test plan {}",
+            profile.name(),
+            profile.test_plan()
+        );
+    }
+    let metrics = attack.execute().await.map_err(|e| format!("goose: {e}"))?;
+    drop(server);
+
+    let observed = observe::take();
+    let summary = report::summarize(&metrics, &observed, (!own_plan).then(|| profile.phases()));
+    print!("{}", report::render(&summary));
+    println!("\nHTML report: {}", reports.join(", "));
+    let failed = report::verdict(&summary, report::LIMITS);
+    if failed.is_empty() {
+        println!(
+            "PASS: P50 < {} ms, P99 < {} ms, errors < {}%",
+            report::LIMITS.p50_ms,
+            report::LIMITS.p99_ms,
+            report::LIMITS.error_rate * 100.0
+        );
+    } else {
+        println!("FAIL: {}", failed.join("; "));
+    }
+    Ok(failed.is_empty())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("loadtest: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! What goose does not keep: the `X-Query-Count` and `Cache-Status` response headers, and every
+//! request's latency with the moment it started, so percentiles can be cut by load phase (goose's
+//! own figures cover the whole run).
+//!
+//! One process-wide recorder behind a mutex: a few hundred requests a second take it for
+//! microseconds each, far below what would show in the latencies measured.
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
+
+use goose::goose::GooseResponse;
+
+/// Per request name: how many responses carried each header, and what they said.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeaderCounts {
+    /// Responses received (any status).
+    pub(crate) responses: u64,
+    /// Responses with a readable `X-Query-Count`.
+    pub(crate) query_counted: u64,
+    /// The sum of their counts.
+    pub(crate) query_sum: u64,
+    /// Responses with a `Cache-Status`.
+    pub(crate) cache_counted: u64,
+    /// Those whose `Cache-Status` says a cache served it (`hit`).
+    pub(crate) cache_hits: u64,
+}
+
+impl HeaderCounts {
+    /// Mean statements per request among responses that said, or `None` when none did.
+    pub(crate) fn mean_queries(&self) -> Option<f64> {
+        (self.query_counted > 0).then(|| self.query_sum as f64 / self.query_counted as f64)
+    }
+
+    /// Share of hits among responses with a `Cache-Status`, or `None` when none had one.
+    pub(crate) fn hit_rate(&self) -> Option<f64> {
+        (self.cache_counted > 0).then(|| self.cache_hits as f64 / self.cache_counted as f64)
+    }
+
+    /// Adds `other` into `self`.
+    pub(crate) fn add(&mut self, other: &Self) {
+        self.responses += other.responses;
+        self.query_counted += other.query_counted;
+        self.query_sum += other.query_sum;
+        self.cache_counted += other.cache_counted;
+        self.cache_hits += other.cache_hits;
+    }
+}
+
+/// One request as sent: when it started (milliseconds since the load test started), how long it
+/// took (microseconds), whether goose counted it a success, and which request name it had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sample {
+    pub(crate) elapsed_ms: u64,
+    pub(crate) micros: u64,
+    pub(crate) success: bool,
+    pub(crate) name: u16,
+}
+
+/// Everything recorded so far.
+#[derive(Debug, Default)]
+pub(crate) struct Observed {
+    /// Request names, indexed by [`Sample::name`].
+    pub(crate) names: Vec<String>,
+    pub(crate) headers: HashMap<String, HeaderCounts>,
+    pub(crate) samples: Vec<Sample>,
+}
+
+impl Observed {
+    fn name_index(&mut self, name: &str) -> u16 {
+        let at = self
+            .names
+            .iter()
+            .position(|n| n == name)
+            .unwrap_or_else(|| {
+                self.names.push(name.to_owned());
+                self.names.len() - 1
+            });
+        u16::try_from(at).unwrap_or(u16::MAX)
+    }
+
+    /// Records one response (or a transport error, which has no headers).
+    pub(crate) fn record(
+        &mut self,
+        name: &str,
+        sample: (u64, u64, bool),
+        query_count: Option<u64>,
+        cache_hit: Option<bool>,
+    ) {
+        let index = self.name_index(name);
+        let (elapsed_ms, micros, success) = sample;
+        self.samples.push(Sample {
+            elapsed_ms,
+            micros,
+            success,
+            name: index,
+        });
+        let counts = self.headers.entry(name.to_owned()).or_default();
+        counts.responses += 1;
+        if let Some(q) = query_count {
+            counts.query_counted += 1;
+            counts.query_sum += q;
+        }
+        if let Some(hit) = cache_hit {
+            counts.cache_counted += 1;
+            counts.cache_hits += u64::from(hit);
+        }
+    }
+}
+
+static OBSERVED: LazyLock<Mutex<Observed>> = LazyLock::new(Mutex::default);
+
+fn lock() -> MutexGuard<'static, Observed> {
+    // A panicking user task cannot leave the recorder half-written in a way that matters here.
+    OBSERVED.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Records a goose response under `name` (the request name goose files it under).
+pub(crate) fn record(name: &str, goose: &GooseResponse) {
+    let request = &goose.request;
+    let sample = (
+        request.elapsed,
+        request.response_time_micros(),
+        request.success,
+    );
+    let (queries, cache) = match &goose.response {
+        Ok(response) => {
+            let headers = response.headers();
+            let queries = headers
+                .get("x-query-count")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let cache = headers
+                .get_all("cache-status")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(cache_status_is_hit)
+                .reduce(|a, b| a || b);
+            (queries, cache)
+        }
+        Err(_) => (None, None),
+    };
+    lock().record(name, sample, queries, cache);
+}
+
+/// Takes everything recorded so far, leaving the recorder empty.
+pub(crate) fn take() -> Observed {
+    std::mem::take(&mut *lock())
+}
+
+/// Whether a `Cache-Status` field value (RFC 9211) says some cache served the response: any
+/// member carries the boolean `hit` parameter (bare, or `hit=?1`). `fwd=miss`, `fwd=stale` and the
+/// like are not hits.
+pub(crate) fn cache_status_is_hit(value: &str) -> bool {
+    value.split(',').any(|member| {
+        member.split(';').skip(1).any(|param| {
+            let (key, value) = param.split_once('=').unwrap_or((param, "?1"));
+            key.trim().eq_ignore_ascii_case("hit") && value.trim() == "?1"
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_status_hits_and_misses() {
+        for (value, hit) in [
+            ("protothrive; hit", true),
+            ("protothrive; hit; ttl=30", true),
+            ("protothrive; fwd=miss; stored", false),
+            ("protothrive; fwd=stale; fwd-status=200", false),
+            ("redis; fwd=miss, protothrive; hit", true),
+            ("ExampleCache; hit=?1", true),
+            ("ExampleCache; hit=?0", false),
+            ("hit", false), // a cache named "hit" with no parameters
+            ("", false),
+        ] {
+            assert_eq!(cache_status_is_hit(value), hit, "{value}");
+        }
+    }
+
+    #[test]
+    fn counts_means_and_rates() {
+        let mut observed = Observed::default();
+        observed.record("GET /a", (1, 900, true), Some(2), Some(true));
+        observed.record("GET /a", (2, 1100, true), Some(1), Some(false));
+        observed.record("GET /b", (3, 500, false), None, None);
+        let a = observed.headers["GET /a"];
+        assert_eq!(a.mean_queries(), Some(1.5));
+        assert_eq!(a.hit_rate(), Some(0.5));
+        let b = observed.headers["GET /b"];
+        assert_eq!(
+            (b.responses, b.mean_queries(), b.hit_rate()),
+            (1, None, None)
+        );
+        assert_eq!(observed.names, ["GET /a", "GET /b"]);
+        assert_eq!(
+            observed.samples[2],
+            Sample {
+                elapsed_ms: 3,
+                micros: 500,
+                success: false,
+                name: 1
+            }
+        );
+    }
+}
