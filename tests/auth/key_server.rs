@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -146,10 +147,15 @@ impl KeyServer {
         self.shared.other_hits.load(Ordering::SeqCst)
     }
 
-    /// Waits until `/jwks` has received at least `n` requests.
+    /// Waits until `/jwks` has received at least `n` requests. The timeout only turns a
+    /// request that never comes (a broken refresh) into a failure instead of a hang.
     pub(crate) async fn jwks_hit(&self, n: usize) {
         let mut hits = self.shared.jwks_hits.subscribe();
-        let _ = hits.wait_for(|hits| *hits >= n).await;
+        let arrived = tokio::time::timeout(Duration::from_secs(10), hits.wait_for(|h| *h >= n));
+        assert!(
+            matches!(arrived.await, Ok(Ok(_))),
+            "the key server never received request {n}"
+        );
     }
 
     /// Holds every `/jwks` request until [`release`](Self::release).

@@ -1,7 +1,8 @@
 //! Property tests: whatever arrives as a token or an `Authorization` header, nothing panics and
 //! nothing authenticates unless it is a token the keys signed.
 //!
-//! Failing cases are saved under `proptest-regressions/` and replayed first on every run.
+//! Failing cases are saved in `tests/auth/proptest-regressions/props.txt` and replayed first on
+//! every run.
 
 use std::future::Future;
 use std::pin::pin;
@@ -10,6 +11,7 @@ use std::task::{Context, Poll, Waker};
 
 use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use protothrive::auth::{
     Algorithm, AuthLayer, Authenticator, Reason, TokenKind, VerifyingKey, verify_token,
 };
@@ -91,8 +93,19 @@ fn any_claims() -> impl Strategy<Value = Map<String, Value>> {
     })
 }
 
+/// 512 cases each; failures are saved next to this file (not at proptest's default path, which
+/// every `props.rs` under `tests/` would share).
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/auth/proptest-regressions/props.txt",
+        ))),
+        ..ProptestConfig::with_cases(512)
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(config())]
 
     #[test]
     fn arbitrary_bytes_never_authenticate(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {

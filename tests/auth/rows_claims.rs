@@ -274,6 +274,28 @@ pub(crate) fn claim_rows(rows: &mut Vec<Row>) {
     ));
 }
 
+/// A validly signed ES256 token whose header (or payload) segment sets the unused low bits of its
+/// last base64url character: the same bytes spelt a second way, which strict parsing refuses.
+fn non_canonical(in_header: bool) -> String {
+    // Lengths that are not a multiple of 3 leave unused bits in the last character.
+    let fit = |mut v: serde_json::Value| loop {
+        let text = v.to_string();
+        if !text.len().is_multiple_of(3) {
+            return crate::keys::b64(text);
+        }
+        v["x"] = format!("{}x", v["x"].as_str().unwrap_or("")).into();
+    };
+    let (mut h, mut p) = (fit(header(Algorithm::ES256)), fit(good_claims()));
+    let segment = if in_header { &mut h } else { &mut p };
+    // A canonical last character's value is a multiple of 4 (or 16): the next character is in
+    // the same alphabet block and differs only in an unused bit.
+    let last = segment.pop().unwrap();
+    segment.push(char::from(u8::try_from(last).unwrap() + 1));
+    let input = format!("{h}.{p}");
+    let sig = signer(Algorithm::ES256).sign(input.as_bytes());
+    format!("{input}.{}", crate::keys::b64(sig))
+}
+
 /// `claims` with one byte of `alice` replaced by 0xFF.
 fn not_utf8(claims: &str) -> Vec<u8> {
     let mut bytes = claims.as_bytes().to_vec();
@@ -355,6 +377,13 @@ pub(crate) fn structure_rows(rows: &mut Vec<Row>) {
         ("Bearer prefix inside", format!("Bearer {good}")),
     ] {
         rows.push(bad(name, t, Reason::Malformed));
+    }
+    for segment in ["header", "payload"] {
+        rows.push(bad(
+            format!("{segment} with non-zero unused bits, signed"),
+            non_canonical(segment == "header"),
+            Reason::Malformed,
+        ));
     }
     rows.push(ok("exactly 8 KiB", token_of_length(8192)));
     rows.push(bad(
