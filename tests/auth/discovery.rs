@@ -61,6 +61,20 @@ async fn discovery_refuses_another_issuer_a_missing_or_insecure_jwks_uri() {
 }
 
 #[tokio::test]
+async fn redirects_are_followed_only_where_a_key_set_url_could_point() {
+    let server = KeyServer::start().await;
+    server.set_keys(&[EcKey::new("a").jwk()]);
+    let base = server.base();
+    let moved = Jwks::builder(HttpJwksFetcher::new(&format!("{base}/moved")).unwrap()).build();
+    assert_eq!(moved.refresh().await, Ok(1));
+    // Plain HTTP off loopback could be rewritten in transit: not followed (and not attempted).
+    let insecure =
+        Jwks::builder(HttpJwksFetcher::new(&format!("{base}/to-network")).unwrap()).build();
+    let err = insecure.refresh().await.unwrap_err();
+    assert!(err.to_string().contains("redirect"), "{err}");
+}
+
+#[tokio::test]
 async fn keys_named_by_the_token_are_never_fetched_or_trusted() {
     let server = KeyServer::start().await;
     let (real, attacker) = (EcKey::new("real"), EcKey::new("attacker"));

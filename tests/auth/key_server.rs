@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::sync::{oneshot, watch};
@@ -73,6 +73,9 @@ async fn other(State(s): State<Arc<Shared>>, uri: Uri) -> Response {
             &format!("{base}/insecure"),
             Some("http://idp.example.com/jwks"),
         ),
+        // Redirects: to the set on loopback (fine), to plain HTTP on the network (TEST-NET-1).
+        "/moved" => Redirect::temporary(&jwks_uri).into_response(),
+        "/to-network" => Redirect::temporary("http://192.0.2.1/jwks").into_response(),
         _ => {
             s.other_hits.fetch_add(1, Ordering::SeqCst);
             StatusCode::NOT_FOUND.into_response()

@@ -58,7 +58,17 @@ fn client() -> Result<reqwest::Client, ConfigError> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .connect_timeout(Duration::from_secs(3))
-        .redirect(reqwest::redirect::Policy::limited(3))
+        // A redirect may only go where a configured URL could: to https, or plain http to
+        // loopback. Plain http on the network would let anyone on the path swap the keys.
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.previous().len() >= 3 {
+                attempt.error("too many redirects")
+            } else if check_url(attempt.url().as_str()).is_err() {
+                attempt.error("redirected to plain http off loopback")
+            } else {
+                attempt.follow()
+            }
+        }))
         .build()
         .map_err(|e| ConfigError::new(format!("cannot build the HTTP client: {e}")))
 }
