@@ -189,6 +189,7 @@ pub(crate) fn validate(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use serde_json::json;
 

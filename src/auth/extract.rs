@@ -170,6 +170,7 @@ pub(crate) fn credential<'r>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use http::HeaderValue;
 

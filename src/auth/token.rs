@@ -143,6 +143,7 @@ fn optional_string(map: &Map<String, Value>, name: &str) -> Result<Option<String
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
