@@ -5,14 +5,14 @@
 
 #![allow(unreachable_pub)] // a binary: `pub` marks what modules share, not a public API
 
-mod agent;
-mod app;
-mod config;
-mod db;
-mod http;
-mod passwords;
-mod routes;
-mod state;
+pub mod agent;
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod passwords;
+pub mod routes;
+pub mod state;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -102,7 +102,7 @@ async fn run(
     }
     tick();
     let allowed: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM roadmaps WHERE id = ? AND deleted_at IS NULL AND (user_id = ? OR visibility = 'public')",
+        "SELECT 1 FROM roadmaps WHERE id = ? AND deleted_at IS NULL AND user_id = ?",
     )
     .bind(&body.roadmap_id)
     .bind(p.subject())
