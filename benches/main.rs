@@ -3,6 +3,10 @@
 //! Run with `cargo bench --bench main --features full -- <area>`. To add an area, add its module
 //! here and its group to `criterion_main!`.
 
+// A bench whose setup fails should stop loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
 mod client_ip;
 
-criterion::criterion_main!(client_ip::benches);
+criterion::criterion_main!(auth::benches, client_ip::benches);
