@@ -53,6 +53,17 @@ struct Cli {
     goose: GooseConfiguration,
 }
 
+/// The machine, for the record: cores and the 1-minute load average (Linux), since other work on
+/// the same cores shows up in the latencies.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "n/a".to_owned());
+    format!("{cores} cores, load average {load}")
+}
+
 /// Where the HTML report goes unless `--report-file` says: beside this crate (git-ignored).
 fn default_report(profile: Profile) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("report-{}.html", profile.name()))
@@ -112,12 +123,23 @@ async fn run(cli: Cli) -> Result<bool, String> {
             profile.test_plan()
         );
     }
+    let before = machine();
     let metrics = attack.execute().await.map_err(|e| format!("goose: {e}"))?;
+    let after = machine();
+    let cpu = format!(
+        "CPU used: API {}, load test (goose) {}",
+        server
+            .as_ref()
+            .and_then(Server::cpu_seconds)
+            .map_or_else(|| "n/a".to_owned(), |s| format!("{s:.1} s")),
+        server::cpu_seconds("self").map_or_else(|| "n/a".to_owned(), |s| format!("{s:.1} s")),
+    );
     drop(server);
 
     let observed = observe::take();
     let summary = report::summarize(&metrics, &observed, (!own_plan).then(|| profile.phases()));
     print!("{}", report::render(&summary));
+    println!("\nmachine: {before} at the start; {after} at the end (1 min). {cpu}");
     println!("\nHTML report: {}", reports.join(", "));
     let failed = report::verdict(&summary, report::LIMITS);
     if failed.is_empty() {
