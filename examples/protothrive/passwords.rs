@@ -38,3 +38,23 @@ pub fn strong_enough(p: &str) -> bool {
         && p.chars()
             .any(|c| !c.is_alphanumeric() && !c.is_whitespace())
 }
+
+/// At most one hash per core at a time: a burst of sign-ups or logins queues here instead of
+/// taking every core from the requests that cost microseconds.
+fn hashing() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
+/// Runs a CPU-heavy password operation on the blocking pool, within the hashing permits.
+pub async fn run_bounded<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let _permit = hashing().acquire().await.map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| e.to_string())
+}

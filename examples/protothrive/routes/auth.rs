@@ -122,9 +122,9 @@ async fn register(
     Extension(v): Extension<ApiVersion>,
     ValidJson(body): ValidJson<Register>,
 ) -> ApiResult {
-    let hash = tokio::task::spawn_blocking(move || passwords::hash(&body.password))
+    let hash = passwords::run_bounded(move || passwords::hash(&body.password))
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(AppError::Internal)?
         .map_err(|e| AppError::Internal(e.to_string()))?;
     let id = db::new_id();
     let now = s.now();
@@ -183,9 +183,9 @@ async fn login(
         .as_ref()
         .map_or_else(|| passwords::dummy_hash().to_owned(), |r| r.1.clone());
     let password = body.password.clone();
-    let matches = tokio::task::spawn_blocking(move || passwords::verify(&password, &stored))
+    let matches = passwords::run_bounded(move || passwords::verify(&password, &stored))
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(AppError::Internal)?;
     let Some((id, _, failures, locked_until)) = row else {
         return Err(AppError::Unauthorized);
     };
