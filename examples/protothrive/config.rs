@@ -192,3 +192,77 @@ impl Config {
         self.env == Environment::Production
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn production_refuses_a_missing_or_placeholder_secret_and_wildcard_origins() {
+        let strong = "0123456789abcdef0123456789abcdef-strong";
+        assert!(Config::from_vars(&vars(&[("PROTOTHRIVE_ENV", "production")])).is_err());
+        for weak in [
+            "short",
+            "change-me-change-me-change-me-change-me",
+            "default-secret-default-secret-xx",
+        ] {
+            let v = vars(&[
+                ("PROTOTHRIVE_ENV", "production"),
+                ("PROTOTHRIVE_JWT_SECRET", weak),
+            ]);
+            assert!(Config::from_vars(&v).is_err(), "{weak}");
+        }
+        let v = vars(&[
+            ("PROTOTHRIVE_ENV", "production"),
+            ("PROTOTHRIVE_JWT_SECRET", strong),
+            ("PROTOTHRIVE_CORS_ORIGINS", "https://*.example.com"),
+        ]);
+        assert!(Config::from_vars(&v).is_err());
+        let v = vars(&[
+            ("PROTOTHRIVE_ENV", "production"),
+            ("PROTOTHRIVE_JWT_SECRET", strong),
+        ]);
+        let c = Config::from_vars(&v).unwrap();
+        assert!(c.is_production());
+        assert!(
+            c.cors_origins.is_empty(),
+            "no development origins in production"
+        );
+    }
+
+    #[test]
+    fn development_defaults_match_the_contract() {
+        let c = Config::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:8787");
+        assert_eq!(c.database_url, "sqlite://protothrive.db");
+        assert_eq!(
+            (c.jwt_issuer.as_str(), c.jwt_audience.as_str()),
+            ("protothrive", "protothrive-api")
+        );
+        assert_eq!(c.jwt_leeway, 60);
+        assert_eq!(c.cors_origins.len(), 4);
+        assert!(c.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn bad_values_say_which_variable() {
+        for (k, v) in [
+            ("PROTOTHRIVE_ENV", "prod-ish"),
+            ("PROTOTHRIVE_ADDR", "not-an-address"),
+            ("PROTOTHRIVE_JWT_LEEWAY", "-1"),
+            ("PROTOTHRIVE_AGENT_FAILURE_RATE", "2"),
+        ] {
+            let err = Config::from_vars(&vars(&[(k, v)])).unwrap_err();
+            assert!(err.0.contains(k), "{err}");
+        }
+        let c = Config::from_vars(&vars(&[("PROTOTHRIVE_ADDR", ":0")])).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:0");
+    }
+}
