@@ -78,8 +78,10 @@
 //!
 //! # Cost
 //!
-//! A 3-hop `X-Forwarded-For` chain resolves in about 100 ns; the layer adds about one request
-//! extension insert (one small allocation) on top. `BENCHMARKS.md` has the measured numbers.
+//! Measured on 2 cores (`BENCHMARKS.md`): the walk takes about 60 ns for one proxy, 110 ns for a
+//! 3-hop `X-Forwarded-For` chain and 260 ns for a 3-hop `Forwarded` chain, with no allocation.
+//! Through the layer a request pays about 170 ns: the walk, the peer lookup and inserting the
+//! [`ClientIp`] extension (one small allocation).
 
 mod extract;
 mod forwarded;
