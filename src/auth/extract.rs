@@ -39,15 +39,6 @@ pub(crate) struct Sources {
     pub(crate) api_keys: bool,
 }
 
-/// RFC 6750 §2.1 `b64token`.
-fn is_b64token(s: &str) -> bool {
-    let body = s.trim_end_matches('=');
-    !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
-}
-
 fn parse_authorization(value: &str) -> Result<Credential<'_>, Reason> {
     let (scheme, rest) = value.split_once(' ').ok_or(Reason::Malformed)?;
     let credential = rest.trim_start_matches(' ');
@@ -55,9 +46,9 @@ fn parse_authorization(value: &str) -> Result<Credential<'_>, Reason> {
         return Err(Reason::Malformed);
     }
     if scheme.eq_ignore_ascii_case("bearer") {
-        if !is_b64token(credential) {
-            return Err(Reason::Malformed);
-        }
+        // The token's characters are not checked here: a cache hit is an exact match with a token
+        // that verified, and a miss goes through `token::split`, which admits only base64url
+        // segments — stricter than RFC 6750's `b64token`, and paid only when needed.
         Ok(Credential::Bearer(
             credential,
             CredentialSource::AuthorizationHeader,
@@ -80,7 +71,10 @@ fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h st
     if values.next().is_some() {
         return Err(Reason::Ambiguous);
     }
-    first.to_str().map(Some).map_err(|_| Reason::Malformed)
+    // `from_utf8` checks a word at a time; every later step accepts only ASCII anyway.
+    std::str::from_utf8(first.as_bytes())
+        .map(Some)
+        .map_err(|_| Reason::Malformed)
 }
 
 fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Reason> {
@@ -228,7 +222,6 @@ mod tests {
             b"Bearer ",
             b"Bearer a b",
             b"Basic dXNlcjpwYXNz",
-            b"Bearer a,b",
             b"Bearer \xff\xfe",
         ] {
             let h = headers(&[("authorization", v)]);
