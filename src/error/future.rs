@@ -29,13 +29,15 @@ pin_project! {
 }
 
 impl<F, B, E> ResponseFuture<F, B, E> {
-    pub(crate) fn inner(future: F) -> Self {
+    /// Passes the inner service's future through (its body wrapped in [`ProblemBody`]).
+    pub fn inner(future: F) -> Self {
         Self {
             kind: Kind::Inner { future },
         }
     }
 
-    pub(crate) fn ready(response: Response<ProblemBody<B>>) -> Self {
+    /// Answers at once with `response` (a rendered problem).
+    pub fn ready(response: Response<ProblemBody<B>>) -> Self {
         Self {
             kind: Kind::Ready {
                 response: Some(response),
@@ -43,7 +45,8 @@ impl<F, B, E> ResponseFuture<F, B, E> {
         }
     }
 
-    pub(crate) fn boxed(future: Boxed<B, E>) -> Self {
+    /// Answers with a boxed future (for layers that must await something before deciding).
+    pub fn boxed(future: Boxed<B, E>) -> Self {
         Self {
             kind: Kind::Boxed { future },
         }

@@ -78,7 +78,7 @@ struct Config {
 /// API version negotiation and deprecation headers; see the [module docs](super).
 ///
 /// The inner service sees the path without its version segment (`/api/v2/roadmaps` →
-/// `/api/roadmaps`) and the [`ApiVersion`] in request extensions; every answer carries
+/// `/api/roadmaps`) and the [`ApiVersion`](super::ApiVersion) in request extensions; every answer carries
 /// `API-Version`, deprecated versions add `Deprecation`, `Sunset` and a `Link` to their successor,
 /// and answers whose version came from a header add `Vary: API-Version, Accept` so caches keep
 /// them apart.
