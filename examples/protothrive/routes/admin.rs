@@ -225,24 +225,7 @@ async fn list(
         .push(COLUMNS)
         .push(" FROM api_keys");
     filter(&mut qb);
-    if let Page::Cursor {
-        after: Some((at, id)),
-        ..
-    } = &page
-    {
-        qb.push(" AND (created_at < ")
-            .push_bind(*at)
-            .push(" OR (created_at = ")
-            .push_bind(*at)
-            .push(" AND id < ")
-            .push_bind(id.clone())
-            .push("))");
-    }
-    qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
-        .push_bind(page.limit());
-    if let Page::Offset { offset, .. } = &page {
-        qb.push(" OFFSET ").push_bind(*offset);
-    }
+    page.push_window(&mut qb);
     qb.push(") AS k ON 1 ORDER BY k.created_at DESC, k.id DESC");
     type Row = (
         i64,

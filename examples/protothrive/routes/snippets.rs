@@ -225,24 +225,7 @@ async fn list(
         .push(COLUMNS)
         .push(" FROM snippets");
     filters(&mut qb, category, language);
-    if let Page::Cursor {
-        after: Some((at, id)),
-        ..
-    } = &page
-    {
-        qb.push(" AND (created_at < ")
-            .push_bind(*at)
-            .push(" OR (created_at = ")
-            .push_bind(*at)
-            .push(" AND id < ")
-            .push_bind(id.as_str())
-            .push("))");
-    }
-    qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
-        .push_bind(page.limit());
-    if let Page::Offset { offset, .. } = &page {
-        qb.push(" OFFSET ").push_bind(*offset);
-    }
+    page.push_window(&mut qb);
     qb.push(") AS s ON 1 ORDER BY s.created_at DESC, s.id DESC");
     tick();
     let rows: Vec<ListRow> = qb.build_query_as().fetch_all(&s.db.read).await?;
