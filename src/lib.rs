@@ -14,6 +14,9 @@
 //! | [`error`] | always | `application/problem+json` rejections with stable codes |
 //! | `client_ip` | `client-ip` | the client address, from trusted proxies' forwarding headers |
 //! | `auth` | `auth` (`jwks`) | JWT (HS/RS/PS/ES/EdDSA) and API keys → a `Principal` |
+//! | `cors` | `cors` | CORS per the Fetch standard; refused preflights get a 403 problem |
+//! | `security_headers` | `security-headers` | HSTS, nosniff, frame options, referrer policy, CSP, COOP |
+//! | `csrf` | `csrf` | double-submit CSRF check for cookie-authenticated writes |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "auth")]
@@ -21,8 +24,11 @@ pub mod auth;
 #[cfg(feature = "client-ip")]
 pub mod client_ip;
 pub mod clock;
+#[cfg(feature = "cors")]
+pub mod cors;
+
 pub mod error;
 #[cfg(feature = "gateway")]
 pub mod gateway;
-#[cfg(feature = "gateway")]
+#[cfg(any(feature = "gateway", feature = "cors"))]
 mod headers;

@@ -27,3 +27,7 @@ pub const RATE_LIMITED: &str = "RATE-429";
 pub const INTERNAL: &str = "SRV-500";
 /// The service is overloaded or a dependency is down; `Retry-After` may say when to retry (503).
 pub const UNAVAILABLE: &str = "SRV-503";
+/// A CORS preflight was refused: the origin, method or a request header is not allowed (403).
+pub const CORS_FORBIDDEN: &str = "CORS-403";
+/// A cookie-authenticated state-changing request failed the CSRF check (403).
+pub const CSRF_FORBIDDEN: &str = "CSRF-403";

@@ -1,0 +1,234 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{
+    ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
+    ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, HeaderMap, HeaderName, VARY,
+};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::preflight::{self, Config};
+use crate::error::{Problem, ProblemBody, code};
+use crate::headers::append_vary;
+
+static REQUEST_PRIVATE_NETWORK: HeaderName =
+    HeaderName::from_static("access-control-request-private-network");
+static ALLOW_PRIVATE_NETWORK: HeaderName =
+    HeaderName::from_static("access-control-allow-private-network");
+const TRUE: HeaderValue = HeaderValue::from_static("true");
+const STAR: HeaderValue = HeaderValue::from_static("*");
+const VARY_ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
+const PREFLIGHT_VARY: [&str; 3] = [
+    "Origin",
+    "Access-Control-Request-Method",
+    "Access-Control-Request-Headers",
+];
+const PREFLIGHT_VARY_PNA: [&str; 4] = [
+    "Origin",
+    "Access-Control-Request-Method",
+    "Access-Control-Request-Headers",
+    "Access-Control-Request-Private-Network",
+];
+
+/// The service of [`CorsLayer`](super::CorsLayer).
+#[derive(Debug, Clone)]
+pub struct Cors<S> {
+    pub(crate) inner: S,
+    pub(crate) config: Arc<Config>,
+}
+
+impl<S> Cors<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the layer, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// Merges `Vary: Origin` without allocating when the response has no `Vary` yet.
+fn vary_origin(headers: &mut HeaderMap) {
+    if headers.contains_key(VARY) {
+        append_vary(headers, &["Origin"]);
+    } else {
+        headers.insert(VARY, VARY_ORIGIN);
+    }
+}
+
+/// The CORS headers of an actual (non-preflight) response.
+fn stamp(config: &Config, origin: Option<HeaderValue>, headers: &mut HeaderMap) {
+    if !config.origins.is_any() {
+        vary_origin(headers);
+    }
+    let Some(origin) = origin else { return };
+    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    if config.credentials {
+        headers.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
+    }
+    if let Some(expose) = &config.expose_value {
+        headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone());
+    }
+}
+
+fn preflight<B, R>(
+    config: &Config,
+    req: &Request<R>,
+    method: &HeaderValue,
+) -> Response<ProblemBody<B>> {
+    let origin = preflight::allowed_origin(config, req.headers());
+    let vary: &[&str] = if config.private_network {
+        &PREFLIGHT_VARY_PNA
+    } else {
+        &PREFLIGHT_VARY
+    };
+    let checked = preflight::check(
+        config,
+        origin.is_some(),
+        method,
+        req.headers(),
+        &ACCESS_CONTROL_REQUEST_HEADERS,
+    );
+    let origin = match checked.and(origin.ok_or(preflight::Refusal::Origin)) {
+        Ok(origin) => origin,
+        Err(refusal) => {
+            let mut res = ProblemBody::map_problem(
+                Problem::new(StatusCode::FORBIDDEN, code::CORS_FORBIDDEN)
+                    .with_detail(refusal.detail())
+                    .render_for(req.extensions()),
+            );
+            append_vary(res.headers_mut(), vary);
+            return res;
+        }
+    };
+    let mut res = Response::new(ProblemBody::full(Bytes::new()));
+    *res.status_mut() = StatusCode::NO_CONTENT;
+    let h = res.headers_mut();
+    h.insert(
+        ACCESS_CONTROL_ALLOW_ORIGIN,
+        if config.origins.is_any() {
+            STAR
+        } else {
+            origin.clone()
+        },
+    );
+    if config.credentials {
+        h.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
+    }
+    h.insert(ACCESS_CONTROL_ALLOW_METHODS, config.methods_value.clone());
+    if let Some(v) = &config.headers_value {
+        h.insert(ACCESS_CONTROL_ALLOW_HEADERS, v.clone());
+    }
+    if let Some(v) = &config.max_age {
+        h.insert(ACCESS_CONTROL_MAX_AGE, v.clone());
+    }
+    if config.private_network
+        && req
+            .headers()
+            .get(&REQUEST_PRIVATE_NETWORK)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
+    {
+        h.insert(ALLOW_PRIVATE_NETWORK.clone(), TRUE);
+    }
+    append_vary(h, vary);
+    res
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Cors<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ProblemBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // Fetch §3.2.2: a preflight is OPTIONS *with* Access-Control-Request-Method; any other
+        // OPTIONS request is the application's.
+        if req.method() == Method::OPTIONS
+            && let Some(method) = req.headers().get(ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            let res = preflight(&self.config, &req, method);
+            return ResponseFuture {
+                kind: Kind::Ready {
+                    response: Some(res),
+                },
+            };
+        }
+        let origin = preflight::allowed_origin(&self.config, req.headers()).map(|o| {
+            if self.config.origins.is_any() {
+                STAR
+            } else {
+                o.clone()
+            }
+        });
+        ResponseFuture {
+            kind: Kind::Inner {
+                future: self.inner.call(req),
+                stamp: Some((self.config.clone(), origin)),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`Cors`].
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        kind: Kind<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B> {
+        Inner { #[pin] future: F, stamp: Option<(Arc<Config>, Option<HeaderValue>)> },
+        Ready { response: Option<Response<ProblemBody<B>>> },
+    }
+}
+
+impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<ProblemBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Inner { future, stamp } => {
+                let mut res = std::task::ready!(future.poll(cx))?;
+                if let Some((config, origin)) = stamp.take() {
+                    self::stamp(&config, origin, res.headers_mut());
+                }
+                Poll::Ready(Ok(ProblemBody::map_response(res)))
+            }
+            KindProj::Ready { response } => match response.take() {
+                Some(r) => Poll::Ready(Ok(r)),
+                None => Poll::Pending,
+            },
+        }
+    }
+}
