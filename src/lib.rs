@@ -26,9 +26,13 @@ pub mod client_ip;
 pub mod clock;
 #[cfg(feature = "cors")]
 pub mod cors;
+#[cfg(feature = "csrf")]
+pub mod csrf;
 
 pub mod error;
 #[cfg(feature = "gateway")]
 pub mod gateway;
 #[cfg(any(feature = "gateway", feature = "cors"))]
 mod headers;
+#[cfg(feature = "security-headers")]
+pub mod security_headers;
