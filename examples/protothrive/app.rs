@@ -1,6 +1,6 @@
 //! Assembles the ProtoThrive API from the crate's layers, outer to inner as DESIGN §2 orders them:
-//! client IP → request ids → gateway (versions, body limits) → authentication → per-route roles →
-//! handlers (with a statement counter).
+//! client IP → request ids → CORS → security headers → gateway (versions, body limits) →
+//! authentication → CSRF → per-route roles → handlers (with a statement counter).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use protothrive::auth::{
@@ -17,8 +17,11 @@ use protothrive::auth::{
 };
 use protothrive::client_ip::ClientIpLayer;
 use protothrive::clock::SharedClock;
+use protothrive::cors::{AllowOrigin, CorsLayer, DEFAULT_EXPOSE_HEADERS};
+use protothrive::csrf::CsrfLayer;
 use protothrive::error::{RequestId, TraceId};
 use protothrive::gateway::{Deprecation, RequestLimitsLayer, VersionLayer};
+use protothrive::security_headers::SecurityHeadersLayer;
 use std::convert::Infallible;
 use tower::ServiceBuilder;
 use tower::ServiceExt;
@@ -173,28 +176,43 @@ async fn context(production: bool, mut req: Request, next: Next) -> Response {
     res
 }
 
-/// Security headers on every response (the app's own values win).
-async fn security_headers(req: Request, next: Next) -> Response {
-    let mut res = next.run(req).await;
-    let h = res.headers_mut();
-    for (name, value) in [
-        ("x-content-type-options", "nosniff"),
-        ("x-frame-options", "DENY"),
-        ("referrer-policy", "no-referrer"),
-        (
-            "content-security-policy",
-            "default-src 'none'; frame-ancestors 'none'",
-        ),
-        ("cross-origin-opener-policy", "same-origin"),
-    ] {
-        if !h.contains_key(name) {
-            h.insert(
-                HeaderName::from_static(name),
-                HeaderValue::from_static(value),
-            );
-        }
-    }
-    res
+/// CORS for the configured front-end origins (`PROTOTHRIVE_CORS_ORIGINS`), with credentials; no
+/// origin at all when none is configured (every preflight then gets a 403 problem).
+fn cors(origins: &[String]) -> Result<CorsLayer, protothrive::error::ConfigError> {
+    let allow = if origins.is_empty() {
+        AllowOrigin::predicate(|_| false)
+    } else {
+        AllowOrigin::list(origins)
+    };
+    CorsLayer::builder()
+        .allow_origin(allow)
+        .allow_credentials(true)
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            "authorization",
+            "content-type",
+            "x-api-key",
+            "x-request-id",
+            "api-version",
+            "idempotency-key",
+            "if-match",
+            "if-none-match",
+            "x-csrf-token",
+        ])
+        .expose_headers(
+            DEFAULT_EXPOSE_HEADERS
+                .iter()
+                .copied()
+                .chain(["etag", "x-query-count"]),
+        )
+        .build()
 }
 
 /// The app as one service (the router inside every layer).
@@ -219,6 +237,7 @@ pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
         .version(2)
         .default_version(1)
         .build()?;
+    let cors = cors(&state.config.cors_origins)?;
     let handle = state.app.clone();
     let router: Router = routes::router(state.clone());
     let service = ServiceBuilder::new()
@@ -226,7 +245,8 @@ pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
         .layer(middleware::from_fn(move |req, next| {
             context(production, req, next)
         }))
-        .layer(middleware::from_fn(security_headers))
+        .layer(cors)
+        .layer(SecurityHeadersLayer::new())
         .layer(versions)
         .layer(
             RequestLimitsLayer::new()
@@ -234,6 +254,7 @@ pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
                 .json_only(),
         )
         .layer(AuthLayer::optional(state.auth.clone()))
+        .layer(CsrfLayer::new().allowed_origins(state.config.cors_origins.iter().cloned()))
         .service(router)
         .map_response(IntoResponse::into_response);
     let app = BoxCloneSyncService::new(service);

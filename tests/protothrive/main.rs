@@ -6,6 +6,7 @@
 mod api;
 mod auth_flows;
 mod conventions;
+mod cors;
 mod hostile;
 // lifecycle.rs nests an `if` in an `if let` that clippy would chain; not this change's to restyle.
 #[allow(clippy::collapsible_if)]
