@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
 use super::{Principal, Reason, Scheme};
 
@@ -47,7 +48,81 @@ fn numeric_date(value: &Value) -> Result<i64, Reason> {
     }
 }
 
-fn string_claim<'a>(claims: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, Reason> {
+/// The claims this crate reads, captured in one pass over the payload that also checks every
+/// member name is unique at every depth; other members are skipped without being built (the full
+/// map is made only if the application asks for it).
+#[derive(Clone, Default)]
+struct Registered {
+    /// `exp nbf iat iss aud sub jti type tenant tid roles role scope scp`, in that order.
+    values: [Option<Value>; 14],
+    /// Top-level member names (for required-claim checks).
+    keys: Vec<String>,
+}
+
+const READ: [&str; 14] = [
+    "exp", "nbf", "iat", "iss", "aud", "sub", "jti", "type", "tenant", "tid", "roles", "role",
+    "scope", "scp",
+];
+
+impl<'de> Deserialize<'de> for Registered {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, MapAccess, Visitor};
+
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Registered;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Registered, A::Error> {
+                let mut out = Registered::default();
+                while let Some(super::json::Key(key)) = map.next_key()? {
+                    if out.keys.iter().any(|k| *k == key) {
+                        return Err(A::Error::custom("duplicate member name"));
+                    }
+                    match READ.iter().position(|name| *name == key) {
+                        // A known claim is read strictly too (duplicates inside it are refused).
+                        Some(i) => {
+                            let super::json::Strict(value) = map.next_value()?;
+                            out.values[i] = Some(value);
+                        }
+                        None => map.next_value::<super::json::NoDup>().map(|_| ())?,
+                    }
+                    out.keys.push(key.into_owned());
+                }
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
+/// A verified token's payload: its JSON text and the claims this crate reads.
+#[derive(Clone)]
+pub(crate) struct Payload {
+    json: String,
+    registered: Registered,
+}
+
+impl Payload {
+    /// Parses a payload: a JSON object without duplicate member names, nothing after it.
+    pub(crate) fn parse(bytes: Vec<u8>) -> Result<Self, Reason> {
+        let json = String::from_utf8(bytes).map_err(|_| Reason::Malformed)?;
+        let registered = serde_json::from_str(&json).map_err(|_| Reason::Malformed)?;
+        Ok(Self { json, registered })
+    }
+
+    fn get(&self, name: &str) -> Option<&Value> {
+        let i = READ.iter().position(|n| *n == name)?;
+        self.registered.values[i].as_ref()
+    }
+
+    fn contains_key(&self, name: &str) -> bool {
+        self.registered.keys.iter().any(|k| k == name)
+    }
+}
+
+fn string_claim<'a>(claims: &'a Payload, name: &str) -> Result<Option<&'a str>, Reason> {
     match claims.get(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -79,10 +154,7 @@ fn kind_from_typ(typ: &str) -> Result<Option<TokenKind>, Reason> {
 }
 
 /// The token's kind from its header `typ` and its `type` claim; a contradiction is refused.
-pub(crate) fn token_kind(
-    header_typ: Option<&str>,
-    claims: &Map<String, Value>,
-) -> Result<TokenKind, Reason> {
+pub(crate) fn token_kind(header_typ: Option<&str>, claims: &Payload) -> Result<TokenKind, Reason> {
     let from_header = header_typ.map(kind_from_typ).transpose()?.flatten();
     let from_claim = match string_claim(claims, "type")? {
         None => None,
@@ -98,7 +170,7 @@ pub(crate) fn token_kind(
 
 /// Checks the claims of a token whose signature has verified, and builds its principal.
 pub(crate) fn validate(
-    claims: Map<String, Value>,
+    claims: Payload,
     header_typ: Option<&str>,
     policy: &ClaimsPolicy,
     expect: TokenKind,
@@ -185,7 +257,7 @@ pub(crate) fn validate(
     if let Some(j) = token_id {
         builder = builder.token_id(j);
     }
-    Ok(builder.claims(claims).build())
+    Ok(builder.raw_claims(claims.json).build())
 }
 
 #[cfg(test)]
@@ -195,11 +267,8 @@ mod tests {
 
     use super::*;
 
-    fn obj(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => unreachable!(),
-        }
+    fn obj(v: Value) -> Payload {
+        Payload::parse(v.to_string().into_bytes()).unwrap()
     }
 
     fn policy() -> ClaimsPolicy {
@@ -213,6 +282,29 @@ mod tests {
 
     fn check(claims: Value, now: u64) -> Result<Principal, Reason> {
         validate(obj(claims), None, &policy(), TokenKind::Access, now)
+    }
+
+    #[test]
+    fn payloads_with_duplicate_names_anywhere_are_malformed() {
+        for doc in [
+            r#"{"sub":"a","sub":"b"}"#,
+            r#"{"sub":"a","s\u0075b":"b"}"#,
+            r#"{"x":{"k":1,"k":2}}"#,
+            r#"{"aud":[{"k":1,"k":2}]}"#,
+            r#"{"custom":[{"k":1,"k":2}]}"#,
+            r#"{"sub":"a"} trailing"#,
+            r#"["not", "an", "object"]"#,
+        ] {
+            assert_eq!(
+                Payload::parse(doc.as_bytes().to_vec()).err(),
+                Some(Reason::Malformed),
+                "{doc}"
+            );
+        }
+        let p =
+            Payload::parse(br#"{"sub":"a","x":{"k":[1,{"y":null}]},"exp":5}"#.to_vec()).unwrap();
+        assert!(p.contains_key("x") && p.contains_key("exp") && !p.contains_key("k"));
+        assert_eq!(p.get("exp"), Some(&Value::from(5)));
     }
 
     #[test]

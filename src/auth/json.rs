@@ -79,6 +79,96 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 }
 
+/// Any JSON value, checked for duplicate member names at every depth without being built: only
+/// the keys of the object being read are kept (borrowed from the input when unescaped).
+pub(crate) struct NoDup;
+
+/// A member name, borrowed when the input allows.
+pub(crate) struct Key<'de>(pub(crate) std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for NoDup {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NoDupVisitor)
+    }
+}
+
+struct NoDupVisitor;
+
+impl<'de> Visitor<'de> for NoDupVisitor {
+    type Value = NoDup;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<NoDup, E> {
+        Ok(NoDup)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<NoDup, E> {
+        Ok(NoDup)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<NoDup, E> {
+        Ok(NoDup)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<NoDup, E> {
+        Ok(NoDup)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<NoDup, E> {
+        Ok(NoDup)
+    }
+
+    fn visit_unit<E>(self) -> Result<NoDup, E> {
+        Ok(NoDup)
+    }
+
+    fn visit_none<E>(self) -> Result<NoDup, E> {
+        Ok(NoDup)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NoDup, A::Error> {
+        while seq.next_element::<NoDup>()?.is_some() {}
+        Ok(NoDup)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NoDup, A::Error> {
+        let mut keys: Vec<Key<'de>> = Vec::new();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            if keys.iter().any(|k| k.0 == key.0) {
+                return Err(de::Error::custom("duplicate member name"));
+            }
+            keys.push(key);
+            map.next_value::<NoDup>()?;
+        }
+        Ok(NoDup)
+    }
+}
+
 /// Parses `bytes` as one strict JSON object.
 pub(crate) fn parse_object(bytes: &[u8]) -> Option<Map<String, Value>> {
     match serde_json::from_slice::<Strict>(bytes) {

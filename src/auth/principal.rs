@@ -46,7 +46,29 @@ struct Inner {
     token_id: Option<String>,
     expires_at: Option<u64>,
     scheme: Scheme,
-    claims: Map<String, Value>,
+    claims: ClaimSet,
+}
+
+/// A token's claims: the JSON text as verified, turned into a map only when asked for; or a map
+/// built by hand.
+#[derive(Clone)]
+enum ClaimSet {
+    Raw {
+        json: String,
+        map: std::sync::OnceLock<Map<String, Value>>,
+    },
+    Map(Map<String, Value>),
+}
+
+impl ClaimSet {
+    fn map(&self) -> &Map<String, Value> {
+        match self {
+            Self::Map(m) => m,
+            Self::Raw { json, map } => {
+                map.get_or_init(|| serde_json::from_str(json).unwrap_or_default())
+            }
+        }
+    }
 }
 
 impl Principal {
@@ -60,7 +82,7 @@ impl Principal {
             token_id: None,
             expires_at: None,
             scheme: Scheme::Jwt,
-            claims: Map::new(),
+            claims: ClaimSet::Map(Map::new()),
         })
     }
 
@@ -121,7 +143,7 @@ impl Principal {
     /// All claims of the token, as JSON.
     #[must_use]
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.0.claims
+        self.0.claims.map()
     }
 
     /// The claims as an application type.
@@ -137,7 +159,10 @@ impl Principal {
     /// # Errors
     /// When the claims do not deserialize into `C`.
     pub fn custom<C: DeserializeOwned>(&self) -> Result<C, serde_json::Error> {
-        C::deserialize(&Value::Object(self.0.claims.clone()))
+        match &self.0.claims {
+            ClaimSet::Raw { json, .. } => serde_json::from_str(json),
+            ClaimSet::Map(m) => C::deserialize(&Value::Object(m.clone())),
+        }
     }
 
     /// A copy with the roles replaced (a resolver that takes roles from the user record).
@@ -218,12 +243,17 @@ impl PrincipalBuilder {
 
     /// Adds a claim.
     pub fn claim(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.0.claims.insert(name.into(), value.into());
+        let mut map = self.0.claims.map().clone();
+        map.insert(name.into(), value.into());
+        self.0.claims = ClaimSet::Map(map);
         self
     }
 
-    pub(crate) fn claims(mut self, claims: Map<String, Value>) -> Self {
-        self.0.claims = claims;
+    pub(crate) fn raw_claims(mut self, json: String) -> Self {
+        self.0.claims = ClaimSet::Raw {
+            json,
+            map: std::sync::OnceLock::new(),
+        };
         self
     }
 

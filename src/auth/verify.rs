@@ -1,8 +1,7 @@
 //! Signature verification over a set of keys: the key is chosen by `kid` and must be bound to the
 //! token's `alg`. Pure and synchronous; the payload is parsed only after the signature verifies.
 
-use serde_json::{Map, Value};
-
+use super::claims::Payload;
 use super::token::{self, Compact, Header};
 use super::{Reason, VerifyingKey};
 
@@ -55,7 +54,6 @@ where
 }
 
 /// Parses the payload of a verified token.
-pub(crate) fn parse_claims(compact: &Compact<'_>) -> Result<Map<String, Value>, Reason> {
-    let bytes = token::decode_segment(compact.payload)?;
-    super::json::parse_object(&bytes).ok_or(Reason::Malformed)
+pub(crate) fn parse_claims(compact: &Compact<'_>) -> Result<Payload, Reason> {
+    Payload::parse(token::decode_segment(compact.payload)?)
 }
