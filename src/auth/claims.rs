@@ -267,6 +267,7 @@ mod tests {
 
     use super::*;
 
+    #[allow(clippy::needless_pass_by_value)] // call sites pass `json!` literals
     fn obj(v: Value) -> Payload {
         Payload::parse(v.to_string().into_bytes()).unwrap()
     }
