@@ -8,5 +8,6 @@
 
 mod auth;
 mod client_ip;
+mod cors;
 
-criterion::criterion_main!(auth::benches, client_ip::benches);
+criterion::criterion_main!(auth::benches, client_ip::benches, cors::benches);
