@@ -28,7 +28,6 @@ pub mod clock;
 pub mod cors;
 #[cfg(feature = "csrf")]
 pub mod csrf;
-
 pub mod error;
 #[cfg(feature = "gateway")]
 pub mod gateway;

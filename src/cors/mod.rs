@@ -33,9 +33,12 @@
 //!
 //! # What it costs
 //!
-//! No allocation for a request: the origin is parsed and compared in place and the response
-//! headers are pre-built at [`build`](CorsLayerBuilder::build). BENCHMARKS.md has the figures next
-//! to tower-http.
+//! The decision allocates nothing: the origin is parsed and compared in place, and the header
+//! values sent back are built once by [`build`](CorsLayerBuilder::build). What remains is the
+//! response headers themselves (the first insert into an empty `HeaderMap` allocates, the echoed
+//! origin is cloned): about 260 ns over the inner service for a simple request and 430 ns for a
+//! preflight on a 2-core machine, below and level with tower-http's layer; BENCHMARKS.md has the
+//! figures.
 //!
 //! # Example
 //!
