@@ -17,6 +17,7 @@
 //! | `cors` | `cors` | CORS per the Fetch standard; refused preflights get a 403 problem |
 //! | `security_headers` | `security-headers` | HSTS, nosniff, frame options, referrer policy, CSP, COOP |
 //! | `csrf` | `csrf` | double-submit CSRF check for cookie-authenticated writes |
+//! | `rate_limit` | `rate-limit` | GCRA limits by IP, user, API key or route; IETF `RateLimit` headers |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "auth")]
@@ -33,5 +34,7 @@ pub mod error;
 pub mod gateway;
 #[cfg(any(feature = "gateway", feature = "cors"))]
 mod headers;
+#[cfg(feature = "rate-limit")]
+pub mod rate_limit;
 #[cfg(feature = "security-headers")]
 pub mod security_headers;

@@ -1,0 +1,218 @@
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{HeaderValue, Method};
+use tower_layer::Layer;
+
+use super::{InMemoryStore, Quota, RateLimit, RateLimitStore};
+use crate::clock::{self, SharedClock};
+use crate::error::ConfigError;
+
+/// What a limit counts by; several parts make a combined key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyBy {
+    /// The client address from the [`ClientIp`](crate::client_ip::ClientIp) extension.
+    ClientIp,
+    /// Like [`ClientIp`](Self::ClientIp), with IPv6 addresses grouped by their /64 (one home or
+    /// one host usually holds a whole /64, so per-address limits are trivially dodged).
+    ClientIpV6Net64,
+    /// The authenticated [`Principal`](crate::auth::Principal)'s subject.
+    Subject,
+    /// The API key id (the principal's `token_id`) of a principal authenticated with
+    /// [`Scheme::ApiKey`](crate::auth::Scheme::ApiKey).
+    ApiKey,
+    /// The request path.
+    Path,
+}
+
+/// One named limit: a quota per key, optionally only for some paths and methods.
+///
+/// A request for which a key part is missing (no `ClientIp`, no principal, a JWT principal for
+/// [`KeyBy::ApiKey`]) is not counted by this limit.
+///
+/// ```
+/// use protothrive::rate_limit::{KeyBy, Limit};
+/// let login = Limit::new("login", "10 per 5 min".parse().unwrap())
+///     .by(KeyBy::ClientIp)
+///     .path_prefix("/v1/auth/login")
+///     .method(http::Method::POST);
+/// assert_eq!(login.name(), "login");
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Limit {
+    pub(crate) name: String,
+    pub(crate) quota: Quota,
+    pub(crate) key: Vec<KeyBy>,
+    pub(crate) path_prefix: Option<String>,
+    pub(crate) methods: Vec<Method>,
+    pub(crate) policy: HeaderValue,
+}
+
+impl Limit {
+    /// A limit named `name` (the name shown in the `RateLimit` headers).
+    pub fn new(name: impl Into<String>, quota: Quota) -> Self {
+        Self {
+            name: name.into(),
+            quota,
+            key: Vec::new(),
+            path_prefix: None,
+            methods: Vec::new(),
+            policy: HeaderValue::from_static(""),
+        }
+    }
+
+    /// Adds a key part (call several times for a combined key). No part: one global limit.
+    pub fn by(mut self, part: KeyBy) -> Self {
+        self.key.push(part);
+        self
+    }
+
+    /// Counts only requests whose path starts with `prefix`.
+    pub fn path_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.path_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Counts only requests with this method (call several times for several).
+    pub fn method(mut self, method: Method) -> Self {
+        self.methods.push(method);
+        self
+    }
+
+    /// The name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The quota.
+    #[must_use]
+    pub fn quota(&self) -> &Quota {
+        &self.quota
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) limits: Vec<Limit>,
+    pub(crate) store: Arc<dyn RateLimitStore>,
+    pub(crate) clock: SharedClock,
+    pub(crate) epoch: Instant,
+}
+
+/// Rate limits requests; see the [module docs](super).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RateLimitLayer {
+    pub(crate) config: Arc<Config>,
+}
+
+impl RateLimitLayer {
+    /// A builder with no limits, an [`InMemoryStore`] and the system clock.
+    pub fn builder() -> RateLimitLayerBuilder {
+        RateLimitLayerBuilder {
+            limits: Vec::new(),
+            store: None,
+            clock: None,
+        }
+    }
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimit {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// Builds a [`RateLimitLayer`].
+#[derive(Debug)]
+#[must_use]
+pub struct RateLimitLayerBuilder {
+    limits: Vec<Limit>,
+    store: Option<Arc<dyn RateLimitStore>>,
+    clock: Option<SharedClock>,
+}
+
+impl RateLimitLayerBuilder {
+    /// Adds a limit; every applicable limit is checked and the strictest decides.
+    pub fn limit(mut self, limit: Limit) -> Self {
+        self.limits.push(limit);
+        self
+    }
+
+    /// The store (default: an [`InMemoryStore`] of
+    /// [`DEFAULT_MAX_KEYS`](super::DEFAULT_MAX_KEYS)). Share one store between layers by cloning
+    /// the `Arc`.
+    pub fn store(mut self, store: Arc<dyn RateLimitStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The layer.
+    ///
+    /// # Errors
+    /// No limit, two limits with one name, or a name that is not a plain token
+    /// (`[A-Za-z0-9_.-]`, as it goes into a structured-field string).
+    pub fn build(self) -> Result<RateLimitLayer, ConfigError> {
+        if self.limits.is_empty() {
+            return Err(ConfigError::new(
+                "a rate-limit layer needs at least one limit; add one with `.limit(...)`",
+            ));
+        }
+        let mut limits = self.limits;
+        for (i, l) in limits.iter().enumerate() {
+            if l.name.is_empty()
+                || !l
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            {
+                return Err(ConfigError::new(format!(
+                    "rate-limit name `{}`: use letters, digits, `_`, `-` or `.`",
+                    l.name
+                )));
+            }
+            if limits[..i].iter().any(|o| o.name == l.name) {
+                return Err(ConfigError::new(format!(
+                    "two rate limits are named `{}`; give each its own name",
+                    l.name
+                )));
+            }
+        }
+        for l in &mut limits {
+            let policy = format!(
+                "\"{}\";q={};w={}",
+                l.name,
+                l.quota.count(),
+                l.quota.period().as_secs().max(1)
+            );
+            l.policy = HeaderValue::try_from(policy)
+                .map_err(|_| ConfigError::new(format!("rate-limit name `{}`", l.name)))?;
+        }
+        let clock = self.clock.unwrap_or_else(clock::system);
+        let epoch = clock.instant();
+        Ok(RateLimitLayer {
+            config: Arc::new(Config {
+                limits,
+                store: self
+                    .store
+                    .unwrap_or_else(|| Arc::new(InMemoryStore::default())),
+                clock,
+                epoch,
+            }),
+        })
+    }
+}

@@ -1,0 +1,69 @@
+//! Rate limiting with GCRA: stacked, named limits keyed by client, principal, API key or path.
+//!
+//! * **The algorithm** is [`check`], a pure function of the key's stored theoretical arrival time,
+//!   `now` and a [`Quota`] (`count` per `period`, at most `burst` at once), in integer nanoseconds.
+//!   A denial is a value that knows its retry-after and reset.
+//! * **Limits stack**: a [`RateLimitLayer`] holds several named [`Limit`]s, each keyed by
+//!   [`KeyBy`] parts (client IP — optionally IPv6 /64 — principal subject, API key, path, or a
+//!   combination) and optionally restricted to a path prefix and methods. Every applicable limit
+//!   is checked; the strictest decides. A limit whose key is missing (no principal yet, because
+//!   this layer runs before auth) does not apply, so one layer before auth and one after give
+//!   per-IP and per-user limits.
+//! * **CORS preflights** (`OPTIONS` with `Access-Control-Request-Method`) are never counted.
+//! * **Responses** carry `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers
+//!   -10, structured fields: `"ip";q=60;w=60` and `"ip";r=42;t=17`), one item per applied limit,
+//!   strictest first. A refusal is a `429` problem with the code
+//!   [`RATE-429`](crate::error::code::RATE_LIMITED) and `Retry-After` in seconds.
+//! * **State** lives in a [`RateLimitStore`]; [`InMemoryStore`] is sharded, bounded by a maximum
+//!   number of keys and drops idle keys by itself (a TAT in the past carries no information).
+//!
+//! Note that a denied request is not recorded: a client hammering past its limit is refused, but
+//! its wait does not grow (the same as governor).
+//!
+//! # Example
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use std::net::{IpAddr, Ipv4Addr};
+//! use http::{Request, Response};
+//! use protothrive::client_ip::ClientIp;
+//! use protothrive::rate_limit::{KeyBy, Limit, RateLimitLayer};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let layer = RateLimitLayer::builder()
+//!     .limit(Limit::new("ip", "60/min burst 2".parse()?).by(KeyBy::ClientIp))
+//!     .build()?;
+//! let svc = ServiceBuilder::new()
+//!     .layer(layer)
+//!     .service(service_fn(|_req: Request<()>| async { Ok::<_, Infallible>(Response::new(())) }));
+//! let req = || {
+//!     let mut r = Request::new(());
+//!     r.extensions_mut().insert(ClientIp(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+//!     r
+//! };
+//! let ok = svc.clone().oneshot(req()).await?;
+//! assert_eq!(ok.headers()["ratelimit-policy"], r#""ip";q=60;w=60"#);
+//! assert_eq!(ok.headers()["ratelimit"], r#""ip";r=1;t=1"#);
+//! svc.clone().oneshot(req()).await?;
+//! let refused = svc.oneshot(req()).await?;
+//! assert_eq!(refused.status(), 429);
+//! assert_eq!(refused.headers()["retry-after"], "1");
+//! # Ok(())
+//! # }
+//! ```
+
+mod gcra;
+mod layer;
+mod quota;
+mod service;
+mod store;
+#[cfg(test)]
+mod tests;
+
+pub use gcra::{Decision, check};
+pub use layer::{KeyBy, Limit, RateLimitLayer, RateLimitLayerBuilder};
+pub use quota::Quota;
+pub use service::{RATELIMIT, RATELIMIT_POLICY, RateLimit, ResponseFuture};
+pub use store::{DEFAULT_MAX_KEYS, InMemoryStore, RateLimitStore, WhenFull};

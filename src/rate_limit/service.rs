@@ -1,0 +1,269 @@
+use std::cmp::Reverse;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{ACCESS_CONTROL_REQUEST_METHOD, HeaderName, RETRY_AFTER};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::Decision;
+use super::layer::{Config, KeyBy, Limit};
+use crate::auth::{Principal, Scheme};
+use crate::client_ip::ClientIp;
+use crate::error::{Problem, ProblemBody, code};
+
+/// `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10 §4).
+pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+/// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers-10 §3).
+pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+const NANOS: u64 = 1_000_000_000;
+
+/// The service of [`RateLimitLayer`](super::RateLimitLayer).
+#[derive(Debug, Clone)]
+pub struct RateLimit<S> {
+    pub(crate) inner: S,
+    pub(crate) config: Arc<Config>,
+}
+
+impl<S> RateLimit<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the layer, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+fn push_ip(key: &mut String, ip: IpAddr, group: bool) {
+    match ip {
+        IpAddr::V6(v6) if group && v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            let _ = write!(key, "{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]);
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => {
+                let _ = write!(key, "{v4}");
+            }
+            None => {
+                let _ = write!(key, "{v6}");
+            }
+        },
+        IpAddr::V4(v4) => {
+            let _ = write!(key, "{v4}");
+        }
+    }
+}
+
+/// The key of `limit` for this request, or `None` when the limit does not apply.
+fn key_of<B>(limit: &Limit, req: &Request<B>) -> Option<String> {
+    if let Some(prefix) = &limit.path_prefix
+        && !req.uri().path().starts_with(prefix.as_str())
+    {
+        return None;
+    }
+    if !limit.methods.is_empty() && !limit.methods.contains(req.method()) {
+        return None;
+    }
+    let mut key = String::with_capacity(limit.name.len() + 48);
+    key.push_str(&limit.name);
+    for part in &limit.key {
+        key.push('|');
+        match part {
+            KeyBy::ClientIp | KeyBy::ClientIpV6Net64 => {
+                let ip = req.extensions().get::<ClientIp>()?.ip();
+                push_ip(&mut key, ip, *part == KeyBy::ClientIpV6Net64);
+            }
+            KeyBy::Subject => key.push_str(req.extensions().get::<Principal>()?.subject()),
+            KeyBy::ApiKey => {
+                let p = req.extensions().get::<Principal>()?;
+                if p.scheme() != Scheme::ApiKey {
+                    return None;
+                }
+                key.push_str(p.token_id().unwrap_or(p.subject()));
+            }
+            KeyBy::Path => key.push_str(req.uri().path()),
+        }
+    }
+    Some(key)
+}
+
+fn ceil_secs(nanos: u64) -> u64 {
+    nanos.div_ceil(NANOS)
+}
+
+/// Orders decisions strictest first: denials by longest wait, then fewest remaining, then the
+/// longest reset.
+fn strictness(d: &Decision) -> (bool, Reverse<u64>, u64, Reverse<u64>) {
+    (
+        d.is_allowed(),
+        Reverse(d.retry_after()),
+        d.remaining(),
+        Reverse(d.reset()),
+    )
+}
+
+/// The `RateLimit` and `RateLimit-Policy` values of the applied limits, strictest first.
+fn headers(applied: &mut [(&Limit, Decision)]) -> Option<(HeaderValue, HeaderValue)> {
+    applied.sort_by_key(|(_, d)| strictness(d));
+    let mut state = String::with_capacity(32 * applied.len());
+    let mut policy = Vec::with_capacity(32 * applied.len());
+    for (i, (l, d)) in applied.iter().enumerate() {
+        if i > 0 {
+            state.push_str(", ");
+            policy.extend_from_slice(b", ");
+        }
+        let _ = write!(
+            state,
+            "\"{}\";r={};t={}",
+            l.name,
+            d.remaining(),
+            ceil_secs(d.reset())
+        );
+        policy.extend_from_slice(l.policy.as_bytes());
+    }
+    Some((
+        HeaderValue::try_from(state).ok()?,
+        HeaderValue::from_maybe_shared(Bytes::from(policy)).ok()?,
+    ))
+}
+
+fn stamp(h: &mut HeaderMap, (state, policy): (HeaderValue, HeaderValue)) {
+    h.insert(RATELIMIT.clone(), state);
+    h.insert(RATELIMIT_POLICY.clone(), policy);
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimit<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ProblemBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // A CORS preflight (Fetch §3.2.2) is never counted.
+        if req.method() == Method::OPTIONS
+            && req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            return ResponseFuture::inner(self.inner.call(req), None);
+        }
+        let config = &self.config;
+        let now = u64::try_from(
+            config
+                .clock
+                .instant()
+                .saturating_duration_since(config.epoch)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX);
+        let mut applied: Vec<(&Limit, Decision)> = Vec::new();
+        for limit in &config.limits {
+            if let Some(key) = key_of(limit, &req) {
+                applied.push((limit, config.store.check(&key, &limit.quota, now)));
+            }
+        }
+        if applied.is_empty() {
+            return ResponseFuture::inner(self.inner.call(req), None);
+        }
+        let values = headers(&mut applied);
+        let strictest = applied[0].1;
+        if strictest.is_allowed() {
+            return ResponseFuture::inner(self.inner.call(req), values);
+        }
+        let retry = ceil_secs(strictest.retry_after()).max(1);
+        let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, code::RATE_LIMITED)
+            .with_detail(format!(
+                "Too many requests for the `{}` limit; retry in {retry} s.",
+                applied[0].0.name
+            ))
+            .with_header(RETRY_AFTER, HeaderValue::from(retry));
+        if let Some((state, policy)) = values {
+            problem = problem
+                .with_header(RATELIMIT.clone(), state)
+                .with_header(RATELIMIT_POLICY.clone(), policy);
+        }
+        ResponseFuture::ready(ProblemBody::map_problem(
+            problem.render_for(req.extensions()),
+        ))
+    }
+}
+
+pin_project! {
+    /// The response future of [`RateLimit`].
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        kind: Kind<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B> {
+        Inner { #[pin] future: F, headers: Option<(HeaderValue, HeaderValue)> },
+        Ready { response: Option<Response<ProblemBody<B>>> },
+    }
+}
+
+impl<F, B> ResponseFuture<F, B> {
+    fn inner(future: F, headers: Option<(HeaderValue, HeaderValue)>) -> Self {
+        Self {
+            kind: Kind::Inner { future, headers },
+        }
+    }
+
+    fn ready(response: Response<ProblemBody<B>>) -> Self {
+        Self {
+            kind: Kind::Ready {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<ProblemBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Inner { future, headers } => {
+                let mut res = std::task::ready!(future.poll(cx))?;
+                if let Some(values) = headers.take() {
+                    stamp(res.headers_mut(), values);
+                }
+                Poll::Ready(Ok(ProblemBody::map_response(res)))
+            }
+            KindProj::Ready { response } => match response.take() {
+                Some(r) => Poll::Ready(Ok(r)),
+                None => Poll::Pending,
+            },
+        }
+    }
+}
