@@ -142,9 +142,30 @@ fn headers(applied: &mut [(&Limit, Decision)]) -> Option<(HeaderValue, HeaderVal
     ))
 }
 
-fn stamp(h: &mut HeaderMap, (state, policy): (HeaderValue, HeaderValue)) {
-    h.insert(RATELIMIT.clone(), state);
-    h.insert(RATELIMIT_POLICY.clone(), policy);
+/// Sets the headers, merged with those of a rate-limit layer further in (a 429 from there keeps
+/// its items first, as they decided).
+fn stamp(res_status: StatusCode, h: &mut HeaderMap, (state, policy): (HeaderValue, HeaderValue)) {
+    merge(res_status, h, &RATELIMIT, state);
+    merge(res_status, h, &RATELIMIT_POLICY, policy);
+}
+
+fn merge(status: StatusCode, h: &mut HeaderMap, name: &HeaderName, ours: HeaderValue) {
+    let value = match h.get(name) {
+        Some(theirs) => {
+            let (first, second) = if status == StatusCode::TOO_MANY_REQUESTS {
+                (theirs.as_bytes(), ours.as_bytes())
+            } else {
+                (ours.as_bytes(), theirs.as_bytes())
+            };
+            let mut b = Vec::with_capacity(first.len() + second.len() + 2);
+            b.extend_from_slice(first);
+            b.extend_from_slice(b", ");
+            b.extend_from_slice(second);
+            HeaderValue::from_maybe_shared(Bytes::from(b)).unwrap_or(ours)
+        }
+        None => ours,
+    };
+    h.insert(name.clone(), value);
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimit<S>
@@ -256,7 +277,8 @@ where
             KindProj::Inner { future, headers } => {
                 let mut res = std::task::ready!(future.poll(cx))?;
                 if let Some(values) = headers.take() {
-                    stamp(res.headers_mut(), values);
+                    let status = res.status();
+                    stamp(status, res.headers_mut(), values);
                 }
                 Poll::Ready(Ok(ProblemBody::map_response(res)))
             }

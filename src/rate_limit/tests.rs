@@ -211,3 +211,39 @@ fn build_errors() {
         .unwrap_err();
     assert!(e.message().contains("letters, digits"));
 }
+
+#[tokio::test]
+async fn nested_layers_merge_their_headers() {
+    let clock = ManualClock::default();
+    let inner = svc(
+        &clock,
+        vec![Limit::new("user", "1/min burst 1".parse().unwrap()).by(KeyBy::Subject)],
+    );
+    let outer = RateLimitLayer::builder()
+        .clock(Arc::new(clock.clone()))
+        .limit(ip_limit("60/min burst 10"))
+        .build()
+        .unwrap()
+        .layer(inner);
+    let req = || {
+        let mut r = from(v4(1));
+        r.extensions_mut()
+            .insert(Principal::builder("alice").build());
+        r
+    };
+    let res = outer.clone().oneshot(req()).await.unwrap();
+    assert_eq!(
+        res.headers()["ratelimit"],
+        r#""ip";r=9;t=1, "user";r=0;t=60"#
+    );
+    let res = outer.oneshot(req()).await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert_eq!(
+        res.headers()["ratelimit"],
+        r#""user";r=0;t=60, "ip";r=8;t=2"#
+    );
+    assert_eq!(
+        res.headers()["ratelimit-policy"],
+        r#""user";q=1;w=60, "ip";q=60;w=60"#
+    );
+}
