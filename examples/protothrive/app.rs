@@ -21,6 +21,7 @@ use protothrive::cors::{AllowOrigin, CorsLayer, DEFAULT_EXPOSE_HEADERS};
 use protothrive::csrf::CsrfLayer;
 use protothrive::error::{RequestId, TraceId};
 use protothrive::gateway::{Deprecation, RequestLimitsLayer, VersionLayer};
+use protothrive::rate_limit::{InMemoryStore, KeyBy, Limit, RateLimitLayer, RateLimitStore};
 use protothrive::security_headers::SecurityHeadersLayer;
 use std::convert::Infallible;
 use tower::ServiceBuilder;
@@ -238,6 +239,33 @@ pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
         .default_version(1)
         .build()?;
     let cors = cors(&state.config.cors_origins)?;
+    // One store for both layers; limits by client before auth (so floods never reach it), by
+    // principal after.
+    let limits = state.config.limits;
+    let store: Arc<dyn RateLimitStore> = Arc::new(InMemoryStore::default());
+    let by_client = RateLimitLayer::builder()
+        .store(store.clone())
+        .clock(state.clock.clone())
+        .limit(Limit::new("ip", limits.ip).by(KeyBy::ClientIpV6Net64))
+        .limit(
+            Limit::new("login", limits.login)
+                .by(KeyBy::ClientIpV6Net64)
+                .path_prefix("/api/auth/login")
+                .method(http::Method::POST),
+        )
+        .limit(
+            Limit::new("register", limits.register)
+                .by(KeyBy::ClientIpV6Net64)
+                .path_prefix("/api/auth/register")
+                .method(http::Method::POST),
+        )
+        .build()?;
+    let by_principal = RateLimitLayer::builder()
+        .store(store)
+        .clock(state.clock.clone())
+        .limit(Limit::new("user", limits.user).by(KeyBy::Subject))
+        .limit(Limit::new("api_key", limits.api_key).by(KeyBy::ApiKey))
+        .build()?;
     let handle = state.app.clone();
     let router: Router = routes::router(state.clone());
     let service = ServiceBuilder::new()
@@ -248,12 +276,14 @@ pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
         .layer(cors)
         .layer(SecurityHeadersLayer::new())
         .layer(versions)
+        .layer(by_client)
         .layer(
             RequestLimitsLayer::new()
                 .max_body_bytes(MAX_BODY)
                 .json_only(),
         )
         .layer(AuthLayer::optional(state.auth.clone()))
+        .layer(by_principal)
         .layer(CsrfLayer::new().allowed_origins(state.config.cors_origins.iter().cloned()))
         .service(router)
         .map_response(IntoResponse::into_response);

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use protothrive::rate_limit::Quota;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
     Development,
@@ -27,6 +29,8 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     pub agent_url: Option<String>,
     pub rate_limits: Option<String>,
+    /// The quotas, from the contract's defaults and `PROTOTHRIVE_RATE_LIMITS`.
+    pub limits: RateLimits,
     pub demo_password: Option<String>,
     /// Simulated agent: added latency and failure rate (load and fault tests set them).
     pub agent_latency_ms: u64,
@@ -57,6 +61,65 @@ fn list(value: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// The API's rate limits: the contract's defaults, each overridable by
+/// `PROTOTHRIVE_RATE_LIMITS=name=count/period:burst,...` (names: ip, user, api_key, login,
+/// register).
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    /// Per client IP, before authentication.
+    pub ip: Quota,
+    /// Per user, after authentication.
+    pub user: Quota,
+    /// Per API key, after authentication.
+    pub api_key: Quota,
+    /// `POST /api/auth/login`, per client IP.
+    pub login: Quota,
+    /// `POST /api/auth/register`, per client IP.
+    pub register: Quota,
+}
+
+impl RateLimits {
+    fn parse(text: Option<&str>) -> Result<Self, ConfigError> {
+        let q = |s: &str| s.parse::<Quota>().map_err(|e| ConfigError(e.to_string()));
+        let mut limits = Self {
+            ip: q("60/min burst 10")?,
+            user: q("100/min burst 10")?,
+            api_key: q("200/min")?,
+            login: q("10 per 5 min")?,
+            register: q("5 per 15 min")?,
+        };
+        for item in text
+            .unwrap_or("")
+            .split(',')
+            .filter(|i| !i.trim().is_empty())
+        {
+            let bad = |why: String| {
+                ConfigError(format!(
+                    "PROTOTHRIVE_RATE_LIMITS item `{}`: {why} (write name=count/period:burst, e.g. ip=60/60s:10)",
+                    item.trim()
+                ))
+            };
+            let (name, quota) = item.split_once('=').ok_or_else(|| bad("no `=`".into()))?;
+            let quota: Quota = quota
+                .parse()
+                .map_err(|e: protothrive::error::ConfigError| bad(e.message().into()))?;
+            match name.trim() {
+                "ip" => limits.ip = quota,
+                "user" => limits.user = quota,
+                "api_key" => limits.api_key = quota,
+                "login" => limits.login = quota,
+                "register" => limits.register = quota,
+                other => {
+                    return Err(bad(format!(
+                        "unknown limit `{other}`; use ip, user, api_key, login or register"
+                    )));
+                }
+            }
+        }
+        Ok(limits)
+    }
 }
 
 impl Config {
@@ -150,6 +213,7 @@ impl Config {
                 .map(|v| list(&v))
                 .unwrap_or_default(),
             agent_url: get("PROTOTHRIVE_AGENT_URL"),
+            limits: RateLimits::parse(get("PROTOTHRIVE_RATE_LIMITS").as_deref())?,
             rate_limits: get("PROTOTHRIVE_RATE_LIMITS"),
             demo_password: get("PROTOTHRIVE_DEMO_PASSWORD"),
             agent_latency_ms: number("PROTOTHRIVE_AGENT_LATENCY_MS", 5)?,
@@ -264,5 +328,26 @@ mod tests {
         }
         let c = Config::from_vars(&vars(&[("PROTOTHRIVE_ADDR", ":0")])).unwrap();
         assert_eq!(c.addr.to_string(), "127.0.0.1:0");
+    }
+
+    #[test]
+    fn rate_limits_default_and_override() {
+        let c = Config::from_vars(&HashMap::new()).unwrap();
+        assert_eq!((c.limits.ip.count(), c.limits.ip.burst()), (60, 10));
+        assert_eq!(c.limits.register.period().as_secs(), 900);
+        let v = vars(&[(
+            "PROTOTHRIVE_RATE_LIMITS",
+            "ip=1000000/60s:100000,user=1000000/60s:100000,api_key=1000000/60s:100000,\
+             login=1000000/300s:100000,register=1000000/900s:100000",
+        )]);
+        let c = Config::from_vars(&v).unwrap();
+        assert_eq!(
+            (c.limits.login.count(), c.limits.login.burst()),
+            (1_000_000, 100_000)
+        );
+        for bad in ["ip", "ip=x", "nope=1/60s:1"] {
+            let err = Config::from_vars(&vars(&[("PROTOTHRIVE_RATE_LIMITS", bad)])).unwrap_err();
+            assert!(err.0.contains("PROTOTHRIVE_RATE_LIMITS"), "{err}");
+        }
     }
 }

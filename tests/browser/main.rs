@@ -145,7 +145,15 @@ impl Scene {
         chromium::require();
         let listed = Origin::bind().await;
         let unlisted = Origin::bind().await;
-        let server = Server::start_with(&[("PROTOTHRIVE_CORS_ORIGINS", listed.origin.as_str())]);
+        // Every request is 127.0.0.1: the contract's per-IP limit would refuse most of them.
+        let server = Server::start_with(&[
+            ("PROTOTHRIVE_CORS_ORIGINS", listed.origin.as_str()),
+            (
+                "PROTOTHRIVE_RATE_LIMITS",
+                "ip=1000000/60s:100000,user=1000000/60s:100000,api_key=1000000/60s:100000,\
+                 login=1000000/300s:100000,register=1000000/900s:100000",
+            ),
+        ]);
         let token = login(&server, DEMO).await;
         let roadmap = demo_roadmap(&server, &token).await;
         let scene = Self {

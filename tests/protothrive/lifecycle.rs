@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::api::LOOSE_LIMITS;
 use crate::support::{DEMO, Server, client, login, send};
 
 /// Every write answered 2xx survives a `kill -9` in the middle of a burst of writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kill_9() {
-    let mut server = Server::start();
+    let mut server = Server::start_with(&[("PROTOTHRIVE_RATE_LIMITS", LOOSE_LIMITS)]);
     let token = login(&server, DEMO).await;
     let http = client();
     let url = server.url("/api/v1/roadmaps");
@@ -76,7 +77,10 @@ async fn acknowledged_writes_survive_kill_9() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_within_the_deadline_despite_idle_and_slow_clients() {
     use tokio::io::AsyncWriteExt;
-    let mut server = Server::start_with(&[("PROTOTHRIVE_SHUTDOWN_GRACE_SECS", "2")]);
+    let mut server = Server::start_with(&[
+        ("PROTOTHRIVE_SHUTDOWN_GRACE_SECS", "2"),
+        ("PROTOTHRIVE_RATE_LIMITS", LOOSE_LIMITS),
+    ]);
     let addr = server.base.trim_start_matches("http://").to_owned();
     // An idle connection that completed one request and stays open.
     let idle = client();
@@ -106,6 +110,7 @@ async fn sigterm_exits_within_the_deadline_despite_idle_and_slow_clients() {
 async fn in_flight_requests_finish_during_shutdown() {
     let mut server = Server::start_with(&[
         ("PROTOTHRIVE_SHUTDOWN_GRACE_SECS", "5"),
+        ("PROTOTHRIVE_RATE_LIMITS", LOOSE_LIMITS),
         ("PROTOTHRIVE_AGENT_LATENCY_MS", "1500"),
     ]);
     let token = login(&server, DEMO).await;

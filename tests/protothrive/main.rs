@@ -12,6 +12,7 @@ mod hostile;
 #[allow(clippy::collapsible_if)]
 mod lifecycle;
 mod queries;
+mod rate_limits;
 mod roadmaps;
 mod roles;
 // Shared by this crate's test modules; `pub` marks what they share.

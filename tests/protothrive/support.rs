@@ -41,10 +41,6 @@ pub struct Server {
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 impl Server {
-    pub fn start() -> Self {
-        Self::start_with(&[])
-    }
-
     /// Starts the app with extra environment variables.
     pub fn start_with(env: &[(&str, &str)]) -> Self {
         let dir = std::env::temp_dir().join(format!(
