@@ -263,7 +263,7 @@ pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
     let by_principal = RateLimitLayer::builder()
         .store(store)
         .clock(state.clock.clone())
-        .limit(Limit::new("user", limits.user).by(KeyBy::Subject))
+        .limit(Limit::new("user", limits.user).by(KeyBy::JwtSubject))
         .limit(Limit::new("api_key", limits.api_key).by(KeyBy::ApiKey))
         .build()?;
     let handle = state.app.clone();

@@ -17,8 +17,12 @@ pub enum KeyBy {
     /// Like [`ClientIp`](Self::ClientIp), with IPv6 addresses grouped by their /64 (one home or
     /// one host usually holds a whole /64, so per-address limits are trivially dodged).
     ClientIpV6Net64,
-    /// The authenticated [`Principal`](crate::auth::Principal)'s subject.
+    /// The authenticated [`Principal`](crate::auth::Principal)'s subject, whatever the scheme.
     Subject,
+    /// The subject of a principal authenticated with a JWT
+    /// ([`Scheme::Jwt`](crate::auth::Scheme::Jwt)): a per-user limit that leaves API-key callers
+    /// to their own [`ApiKey`](Self::ApiKey) limit.
+    JwtSubject,
     /// The API key id (the principal's `token_id`) of a principal authenticated with
     /// [`Scheme::ApiKey`](crate::auth::Scheme::ApiKey).
     ApiKey,

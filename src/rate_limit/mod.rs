@@ -17,8 +17,10 @@
 //! * **State** lives in a [`RateLimitStore`]; [`InMemoryStore`] is sharded, bounded by a maximum
 //!   number of keys and drops idle keys by itself (a TAT in the past carries no information).
 //!
-//! Note that a denied request is not recorded: a client hammering past its limit is refused, but
-//! its wait does not grow (the same as governor).
+//! Note that a denied request is not recorded by the limit that denied it: a client hammering past
+//! its limit is refused, but its wait does not grow (the same as governor). The other limits of the
+//! same request that allowed it did count it (each limit is checked and recorded atomically on its
+//! own), so a request refused by a per-route limit still uses up one of the per-IP quota.
 //!
 //! # Example
 //!

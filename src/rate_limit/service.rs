@@ -89,6 +89,13 @@ fn key_of<B>(limit: &Limit, req: &Request<B>) -> Option<String> {
                 push_ip(&mut key, ip, *part == KeyBy::ClientIpV6Net64);
             }
             KeyBy::Subject => key.push_str(req.extensions().get::<Principal>()?.subject()),
+            KeyBy::JwtSubject => {
+                let p = req.extensions().get::<Principal>()?;
+                if p.scheme() != Scheme::Jwt {
+                    return None;
+                }
+                key.push_str(p.subject());
+            }
             KeyBy::ApiKey => {
                 let p = req.extensions().get::<Principal>()?;
                 if p.scheme() != Scheme::ApiKey {

@@ -247,3 +247,36 @@ async fn nested_layers_merge_their_headers() {
         r#""user";q=1;w=60, "ip";q=60;w=60"#
     );
 }
+
+#[tokio::test]
+async fn jwt_subject_leaves_api_keys_to_their_own_limit() {
+    let clock = ManualClock::default();
+    let s = svc(
+        &clock,
+        vec![
+            Limit::new("user", "1/min burst 1".parse().unwrap()).by(KeyBy::JwtSubject),
+            Limit::new("api_key", "2/min burst 2".parse().unwrap()).by(KeyBy::ApiKey),
+        ],
+    );
+    let with = |p: Principal| {
+        let mut r = Request::new(());
+        r.extensions_mut().insert(p);
+        r
+    };
+    let key = || {
+        Principal::builder("bob")
+            .scheme(Scheme::ApiKey)
+            .token_id("k1")
+            .build()
+    };
+    assert_eq!(status(&s, with(key())).await, 200);
+    let res = s.clone().oneshot(with(key())).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["ratelimit"], r#""api_key";r=0;t=60"#);
+    assert_eq!(status(&s, with(key())).await, 429);
+    // bob with a JWT has his own user quota.
+    assert_eq!(
+        status(&s, with(Principal::builder("bob").build())).await,
+        200
+    );
+}
