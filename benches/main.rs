@@ -9,5 +9,11 @@
 mod auth;
 mod client_ip;
 mod cors;
+mod rate_limit;
 
-criterion::criterion_main!(auth::benches, client_ip::benches, cors::benches);
+criterion::criterion_main!(
+    auth::benches,
+    client_ip::benches,
+    cors::benches,
+    rate_limit::benches
+);
