@@ -42,7 +42,7 @@ const fn read(probe: &'static str, status: u16) -> Readable {
     }
 }
 
-const ALLOWED: [Readable; 5] = [
+const ALLOWED: [Readable; 7] = [
     Readable {
         field: Some(("status", "healthy")),
         ..read("simple_get", 200)
@@ -57,11 +57,20 @@ const ALLOWED: [Readable; 5] = [
         code: Some("AUTH-401"),
         ..read("bad_token", 401)
     },
-    // There is no rate limiter in the app yet, so no 429 to read: this is the inner-layer
-    // rejection in its place (the gateway's media-type check, before authentication).
+    // The gateway's media-type check, before authentication.
     Readable {
         code: Some("VAL-415"),
         ..read("unsupported_media_type", 415)
+    },
+    // The first register call spends the scene's limit of one (and is invalid: 422)...
+    Readable {
+        code: Some("VAL-422"),
+        ..read("rate_limit_spend", 422)
+    },
+    // ...the second is the rate limiter's 429, readable with its exposed headers.
+    Readable {
+        code: Some("RATE-429"),
+        ..read("rate_limited", 429)
     },
 ];
 
@@ -99,6 +108,20 @@ async fn the_listed_origin_reads_every_answer() {
         }
     }
     assert_eq!(seen["preflighted_patch"]["data"]["title"], title);
+    // Retry-After and RateLimit are exposed to the page on the 429.
+    let limited = &seen["rate_limited"];
+    assert!(
+        limited["retry_after"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty()),
+        "Retry-After not readable: {limited}"
+    );
+    assert!(
+        limited["ratelimit"]
+            .as_str()
+            .is_some_and(|v| v.contains("register")),
+        "RateLimit not readable: {limited}"
+    );
     let refused = &seen[UNLISTED_HEADER];
     assert_eq!(
         refused["outcome"], "blocked",
@@ -145,13 +168,14 @@ impl Scene {
         chromium::require();
         let listed = Origin::bind().await;
         let unlisted = Origin::bind().await;
-        // Every request is 127.0.0.1: the contract's per-IP limit would refuse most of them.
+        // Every request is 127.0.0.1: the contract's per-IP limit would refuse most of them. The
+        // register limit is tight on purpose: the page reads the 429 it produces.
         let server = Server::start_with(&[
             ("PROTOTHRIVE_CORS_ORIGINS", listed.origin.as_str()),
             (
                 "PROTOTHRIVE_RATE_LIMITS",
                 "ip=1000000/60s:100000,user=1000000/60s:100000,api_key=1000000/60s:100000,\
-                 login=1000000/300s:100000,register=1000000/900s:100000",
+                 login=1000000/300s:100000,register=1/900s:1",
             ),
         ]);
         let token = login(&server, DEMO).await;
