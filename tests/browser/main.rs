@@ -48,7 +48,7 @@ const ALLOWED: [Readable; 7] = [
         ..read("simple_get", 200)
     },
     // The title is the one the page sent; checked separately below.
-    read("preflighted_patch", 200),
+    read("preflighted_put", 200),
     Readable {
         field: Some(("email", DEMO)),
         ..read("credentials_include", 200)
@@ -85,7 +85,7 @@ const UNLISTED_HEADER: &str = "unlisted_header";
 async fn the_listed_origin_reads_every_answer() {
     let (scene, [listed, _unlisted]) = Scene::start().await;
     let id = &scene.roadmap;
-    let title = "patched from the listed origin";
+    let title = "replaced from the listed origin";
     let seen = scene.visit(listed, id, title).await;
 
     for Readable {
@@ -107,7 +107,7 @@ async fn the_listed_origin_reads_every_answer() {
             assert_eq!(seen["data"][key], value, "{why}");
         }
     }
-    assert_eq!(seen["preflighted_patch"]["data"]["title"], title);
+    assert_eq!(seen["preflighted_put"]["data"]["title"], title);
     // Retry-After and RateLimit are exposed to the page on the 429.
     let limited = &seen["rate_limited"];
     assert!(
@@ -141,7 +141,7 @@ async fn an_unlisted_origin_reads_nothing_and_writes_nothing() {
     let (scene, [_listed, unlisted]) = Scene::start().await;
     let id = &scene.roadmap;
     let before = scene.title(id).await;
-    let seen = scene.visit(unlisted, id, "patched from elsewhere").await;
+    let seen = scene.visit(unlisted, id, "replaced from elsewhere").await;
 
     let probes = ALLOWED.iter().map(|r| r.probe);
     for probe in probes.chain([UNLISTED_HEADER]) {
@@ -189,7 +189,7 @@ impl Scene {
     }
 
     /// Serves the probe page from `origin`, loads it in chromium and returns what the page saw.
-    /// Its preflighted PATCH sets the title of roadmap `id` to `title`.
+    /// Its preflighted PUT sets the title of roadmap `id` to `title`.
     async fn visit(&self, origin: Origin, id: &str, title: &str) -> Value {
         let url = origin.serve(&json!({
             "api": self.server.base, "token": self.token, "roadmap": id, "title": title,
