@@ -99,7 +99,7 @@ mod tests;
 
 pub use allow_origin::AllowOrigin;
 pub use layer::{CorsLayer, CorsLayerBuilder, DEFAULT_EXPOSE_HEADERS, DEFAULT_MAX_AGE};
-pub use service::{Cors, ResponseFuture};
+pub use service::{Cors, CorsStamp, ResponseFuture};
 
 /// Whether `origin` parses as a serialized origin (`scheme://host[:port]`, no path) — for fuzzing
 /// and tests; the layer itself uses [`AllowOrigin::matches`].

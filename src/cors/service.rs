@@ -1,5 +1,3 @@
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -10,11 +8,10 @@ use http::header::{
     ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, HeaderMap, HeaderName, VARY,
 };
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::preflight::{self, Config};
-use crate::error::{Problem, ProblemBody, code};
+use crate::error::{Problem, ProblemBody, Stamp, StampedFuture, code};
 use crate::headers::append_vary;
 
 static REQUEST_PRIVATE_NETWORK: HeaderName =
@@ -181,11 +178,7 @@ where
             && let Some(method) = req.headers().get(ACCESS_CONTROL_REQUEST_METHOD)
         {
             let res = preflight(&self.config, &req, method);
-            return ResponseFuture {
-                kind: Kind::Ready {
-                    response: Some(res),
-                },
-            };
+            return ResponseFuture::ready(res);
         }
         let origin = preflight::allowed_origin(&self.config, req.headers()).map(|o| {
             if self.config.origins.is_any() {
@@ -194,56 +187,33 @@ where
                 o.clone()
             }
         });
-        ResponseFuture {
-            kind: Kind::Inner {
-                future: self.inner.call(req),
-                stamp: Some((self.config.clone(), origin)),
-            },
-        }
+        let stamp = CorsStamp {
+            config: self.config.clone(),
+            origin,
+        };
+        ResponseFuture::inner(self.inner.call(req), Some(stamp))
     }
 }
 
-pin_project! {
-    /// Response future of [`Cors`].
-    pub struct ResponseFuture<F, B> {
-        #[pin]
-        kind: Kind<F, B>,
-    }
+/// What CORS adds to an inner service's response: `Vary` and, for an allowed origin, its headers.
+pub struct CorsStamp {
+    config: Arc<Config>,
+    origin: Option<HeaderValue>,
 }
 
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F, B> {
-        Inner { #[pin] future: F, stamp: Option<(Arc<Config>, Option<HeaderValue>)> },
-        Ready { response: Option<Response<ProblemBody<B>>> },
-    }
-}
-
-impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+impl std::fmt::Debug for CorsStamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+        f.debug_struct("CorsStamp")
+            .field("origin", &self.origin)
+            .finish()
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F, B>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<ProblemBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Inner { future, stamp } => {
-                let mut res = std::task::ready!(future.poll(cx))?;
-                if let Some((config, origin)) = stamp.take() {
-                    self::stamp(&config, origin, res.headers_mut());
-                }
-                Poll::Ready(Ok(ProblemBody::map_response(res)))
-            }
-            KindProj::Ready { response } => match response.take() {
-                Some(r) => Poll::Ready(Ok(r)),
-                None => Poll::Pending,
-            },
-        }
+impl Stamp for CorsStamp {
+    fn stamp(self, _status: StatusCode, headers: &mut HeaderMap) {
+        stamp(&self.config, self.origin, headers);
     }
 }
+
+/// Response future of [`Cors`].
+pub type ResponseFuture<F, B> = StampedFuture<F, B, CorsStamp>;

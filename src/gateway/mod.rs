@@ -56,7 +56,8 @@ pub use json::{DEFAULT_MAX_DEPTH, FieldError, nesting_exceeds, parse_json, valid
 pub use limits::{BodyLimit, DEFAULT_BODY_LIMIT, RequestLimits, RequestLimitsLayer};
 pub use version::{ApiVersion, VersionSource};
 pub use versioning::{
-    API_VERSION, Deprecation, ResponseFuture, VersionLayer, VersionLayerBuilder, Versioning,
+    API_VERSION, Deprecation, ResponseFuture, VersionLayer, VersionLayerBuilder, VersionStamp,
+    Versioning,
 };
 
 /// Negotiates a version without the layer (for fuzzing and tests): `None` outside `prefix`,

@@ -1,18 +1,15 @@
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, UNIX_EPOCH};
 
 use http::header::{HeaderName, LINK};
 use http::uri::PathAndQuery;
-use http::{HeaderValue, Request, Response, StatusCode, Uri};
-use pin_project_lite::pin_project;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use super::version::{self, NegotiationError, VersionSource};
-use crate::error::{ConfigError, Problem, ProblemBody, code};
+use crate::error::{ConfigError, Problem, ProblemBody, Stamp, StampedFuture, code};
 
 /// The `API-Version` header (request and response).
 pub static API_VERSION: HeaderName = HeaderName::from_static("api-version");
@@ -257,9 +254,9 @@ impl<S> Versioning<S> {
     }
 }
 
-/// What to add to the response.
+/// What version negotiation adds to the response (`API-Version`, deprecation headers, `Vary`).
 #[derive(Debug)]
-struct Stamp {
+pub struct VersionStamp {
     config: Arc<Config>,
     index: usize,
     vary: bool,
@@ -304,12 +301,7 @@ where
         );
         let negotiated = match outcome {
             None => {
-                return ResponseFuture {
-                    kind: Kind::Inner {
-                        future: self.inner.call(req),
-                        stamp: None,
-                    },
-                };
+                return ResponseFuture::inner(self.inner.call(req), None);
             }
             Some(Err(NegotiationError::Unsupported(named))) => {
                 let supported: Vec<String> = c.numbers.iter().map(|n| format!("v{n}")).collect();
@@ -320,13 +312,9 @@ where
                         supported.join(", ")
                     ))
                     .with_member("supported_versions", supported);
-                return ResponseFuture {
-                    kind: Kind::Ready {
-                        response: Some(ProblemBody::map_problem(
-                            problem.render_for(req.extensions()),
-                        )),
-                    },
-                };
+                return ResponseFuture::ready(ProblemBody::map_problem(
+                    problem.render_for(req.extensions()),
+                ));
             }
             Some(Ok(n)) => n,
         };
@@ -354,75 +342,34 @@ where
         }
         req.extensions_mut().insert(version);
         req.extensions_mut().insert(source);
-        ResponseFuture {
-            kind: Kind::Inner {
-                future: self.inner.call(req),
-                stamp: Some(Stamp {
-                    config: self.config.clone(),
-                    index,
-                    vary,
-                    link,
-                }),
-            },
+        let stamp = VersionStamp {
+            config: self.config.clone(),
+            index,
+            vary,
+            link,
+        };
+        ResponseFuture::inner(self.inner.call(req), Some(stamp))
+    }
+}
+
+impl Stamp for VersionStamp {
+    fn stamp(self, _status: StatusCode, h: &mut HeaderMap) {
+        let entry = &self.config.entries[self.index];
+        h.insert(API_VERSION.clone(), entry.name.clone());
+        if let Some(v) = &entry.deprecation {
+            h.insert(DEPRECATION.clone(), v.clone());
+        }
+        if let Some(v) = &entry.sunset {
+            h.insert(SUNSET.clone(), v.clone());
+        }
+        if let Some(link) = self.link {
+            h.append(LINK, link);
+        }
+        if self.vary {
+            crate::headers::append_vary(h, &["API-Version", "Accept"]);
         }
     }
 }
 
-pin_project! {
-    /// Response future of [`Versioning`].
-    pub struct ResponseFuture<F, B> {
-        #[pin]
-        kind: Kind<F, B>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F, B> {
-        Inner { #[pin] future: F, stamp: Option<Stamp> },
-        Ready { response: Option<Response<ProblemBody<B>>> },
-    }
-}
-
-impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F, B>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<ProblemBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Inner { future, stamp } => {
-                let mut res = std::task::ready!(future.poll(cx))?;
-                if let Some(stamp) = stamp.take() {
-                    let entry = &stamp.config.entries[stamp.index];
-                    let h = res.headers_mut();
-                    h.insert(API_VERSION.clone(), entry.name.clone());
-                    if let Some(v) = &entry.deprecation {
-                        h.insert(DEPRECATION.clone(), v.clone());
-                    }
-                    if let Some(v) = &entry.sunset {
-                        h.insert(SUNSET.clone(), v.clone());
-                    }
-                    if let Some(link) = stamp.link {
-                        h.append(LINK, link);
-                    }
-                    if stamp.vary {
-                        crate::headers::append_vary(h, &["API-Version", "Accept"]);
-                    }
-                }
-                Poll::Ready(Ok(ProblemBody::map_response(res)))
-            }
-            KindProj::Ready { response } => match response.take() {
-                Some(r) => Poll::Ready(Ok(r)),
-                None => Poll::Pending,
-            },
-        }
-    }
-}
+/// Response future of [`Versioning`].
+pub type ResponseFuture<F, B> = StampedFuture<F, B, VersionStamp>;

@@ -67,5 +67,5 @@ mod tests;
 pub use gcra::{Decision, check};
 pub use layer::{KeyBy, Limit, RateLimitLayer, RateLimitLayerBuilder};
 pub use quota::Quota;
-pub use service::{RATELIMIT, RATELIMIT_POLICY, RateLimit, ResponseFuture};
+pub use service::{RATELIMIT, RATELIMIT_POLICY, RateLimit, RateLimitStamp, ResponseFuture};
 pub use store::{DEFAULT_MAX_KEYS, InMemoryStore, RateLimitStore, WhenFull};

@@ -1,22 +1,19 @@
 use std::cmp::Reverse;
 use std::fmt::Write as _;
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{ACCESS_CONTROL_REQUEST_METHOD, HeaderName, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::Decision;
 use super::layer::{Config, KeyBy, Limit};
 use crate::auth::{Principal, Scheme};
 use crate::client_ip::ClientIp;
-use crate::error::{Problem, ProblemBody, code};
+use crate::error::{Problem, ProblemBody, Stamp, StampedFuture, code};
 
 /// `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10 §4).
 pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
@@ -215,7 +212,8 @@ where
         let values = headers(&mut applied);
         let strictest = applied[0].1;
         if strictest.is_allowed() {
-            return ResponseFuture::inner(self.inner.call(req), values);
+            let stamp = values.map(|(state, policy)| RateLimitStamp { state, policy });
+            return ResponseFuture::inner(self.inner.call(req), stamp);
         }
         let retry = ceil_secs(strictest.retry_after()).max(1);
         let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, code::RATE_LIMITED)
@@ -235,64 +233,18 @@ where
     }
 }
 
-pin_project! {
-    /// The response future of [`RateLimit`].
-    pub struct ResponseFuture<F, B> {
-        #[pin]
-        kind: Kind<F, B>,
+/// What the limiter adds to an allowed response: `RateLimit` and `RateLimit-Policy`.
+#[derive(Debug)]
+pub struct RateLimitStamp {
+    state: HeaderValue,
+    policy: HeaderValue,
+}
+
+impl Stamp for RateLimitStamp {
+    fn stamp(self, status: StatusCode, headers: &mut HeaderMap) {
+        stamp(status, headers, (self.state, self.policy));
     }
 }
 
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F, B> {
-        Inner { #[pin] future: F, headers: Option<(HeaderValue, HeaderValue)> },
-        Ready { response: Option<Response<ProblemBody<B>>> },
-    }
-}
-
-impl<F, B> ResponseFuture<F, B> {
-    fn inner(future: F, headers: Option<(HeaderValue, HeaderValue)>) -> Self {
-        Self {
-            kind: Kind::Inner { future, headers },
-        }
-    }
-
-    fn ready(response: Response<ProblemBody<B>>) -> Self {
-        Self {
-            kind: Kind::Ready {
-                response: Some(response),
-            },
-        }
-    }
-}
-
-impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F, B>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<ProblemBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Inner { future, headers } => {
-                let mut res = std::task::ready!(future.poll(cx))?;
-                if let Some(values) = headers.take() {
-                    let status = res.status();
-                    stamp(status, res.headers_mut(), values);
-                }
-                Poll::Ready(Ok(ProblemBody::map_response(res)))
-            }
-            KindProj::Ready { response } => match response.take() {
-                Some(r) => Poll::Ready(Ok(r)),
-                None => Poll::Pending,
-            },
-        }
-    }
-}
+/// The response future of [`RateLimit`].
+pub type ResponseFuture<F, B> = StampedFuture<F, B, RateLimitStamp>;
