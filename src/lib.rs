@@ -18,10 +18,13 @@
 //! | `security_headers` | `security-headers` | HSTS, nosniff, frame options, referrer policy, CSP, COOP |
 //! | `csrf` | `csrf` | double-submit CSRF check for cookie-authenticated writes |
 //! | `rate_limit` | `rate-limit` | GCRA limits by IP, user, API key or route; IETF `RateLimit` headers |
+//! | `cache` | `cache` | RFC 9111 shared cache: freshness, revalidation, stale handling, coalescing, invalidation |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "auth")]
 pub mod auth;
+#[cfg(feature = "cache")]
+pub mod cache;
 #[cfg(feature = "client-ip")]
 pub mod client_ip;
 pub mod clock;
