@@ -21,7 +21,9 @@ use protothrive::cors::{AllowOrigin, CorsLayer, DEFAULT_EXPOSE_HEADERS};
 use protothrive::csrf::CsrfLayer;
 use protothrive::error::{RequestId, TraceId};
 use protothrive::gateway::{Deprecation, RequestLimitsLayer, VersionLayer};
-use protothrive::rate_limit::{InMemoryStore, KeyBy, Limit, RateLimitLayer, RateLimitStore};
+use protothrive::rate_limit::{
+    InMemoryStore, KeyBy, Limit, RateLimitLayer, RateLimitLayerBuilder, RateLimitStore, RemoteStore,
+};
 use protothrive::security_headers::SecurityHeadersLayer;
 use std::convert::Infallible;
 use tower::ServiceBuilder;
@@ -91,6 +93,12 @@ pub async fn state(
         config.jwt_audience.clone(),
     )
     .clock(clock.clone());
+    // Redis connects lazily: a server that is down at start makes /health/ready "degraded" and
+    // the limiter follows its outage policy until Redis is back.
+    let redis = match &config.redis_url {
+        Some(url) => Some(protothrive::rate_limit::RedisStore::builder(url).build()?),
+        None => None,
+    };
     Ok(AppState {
         db,
         auth,
@@ -101,6 +109,7 @@ pub async fn state(
         clock,
         agent,
         metrics,
+        redis,
         app: Arc::new(std::sync::OnceLock::new()),
     })
 }
@@ -240,10 +249,21 @@ pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
         .build()?;
     let cors = cors(&state.config.cors_origins)?;
     // One store for both layers; limits by client before auth (so floods never reach it), by
-    // principal after.
+    // principal after. With Redis, Redis decides for every instance and the in-process store is
+    // the fallback of the outage policy.
     let limits = state.config.limits;
     let store: Arc<dyn RateLimitStore> = Arc::new(InMemoryStore::default());
-    let by_client = RateLimitLayer::builder()
+    let remote = state.redis.clone().map(|r| {
+        (
+            Arc::new(r) as Arc<dyn RemoteStore>,
+            state.config.rate_limit_on_redis_error,
+        )
+    });
+    let shared = |b: RateLimitLayerBuilder| match &remote {
+        Some((r, policy)) => b.remote_store(r.clone(), *policy),
+        None => b,
+    };
+    let by_client = shared(RateLimitLayer::builder())
         .store(store.clone())
         .clock(state.clock.clone())
         .limit(Limit::new("ip", limits.ip).by(KeyBy::ClientIpV6Net64))
@@ -260,7 +280,7 @@ pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
                 .method(http::Method::POST),
         )
         .build()?;
-    let by_principal = RateLimitLayer::builder()
+    let by_principal = shared(RateLimitLayer::builder())
         .store(store)
         .clock(state.clock.clone())
         .limit(Limit::new("user", limits.user).by(KeyBy::JwtSubject))

@@ -19,6 +19,9 @@ pub struct Config {
     pub env: Environment,
     pub database_url: String,
     pub redis_url: Option<String>,
+    /// What the rate limiter does when Redis is down or slow (`PROTOTHRIVE_RATE_LIMIT_ON_REDIS_ERROR`:
+    /// `local` (default), `open` or `closed`).
+    pub rate_limit_on_redis_error: protothrive::rate_limit::OnStoreError,
     /// `None`: generate one per start (development only).
     pub jwt_secret: Option<String>,
     pub jwt_issuer: String,
@@ -202,6 +205,17 @@ impl Config {
             database_url: get("PROTOTHRIVE_DATABASE_URL")
                 .unwrap_or_else(|| "sqlite://protothrive.db".to_owned()),
             redis_url: get("PROTOTHRIVE_REDIS_URL"),
+            rate_limit_on_redis_error: get("PROTOTHRIVE_RATE_LIMIT_ON_REDIS_ERROR")
+                .map(|v| {
+                    v.parse().map_err(|e: protothrive::error::ConfigError| {
+                        ConfigError(format!(
+                            "PROTOTHRIVE_RATE_LIMIT_ON_REDIS_ERROR: {}",
+                            e.message()
+                        ))
+                    })
+                })
+                .transpose()?
+                .unwrap_or_default(),
             jwt_secret: get("PROTOTHRIVE_JWT_SECRET"),
             jwt_issuer: get("PROTOTHRIVE_JWT_ISSUER").unwrap_or_else(|| "protothrive".to_owned()),
             jwt_audience: get("PROTOTHRIVE_JWT_AUDIENCE")

@@ -26,6 +26,8 @@ pub struct AppState {
     pub started: Instant,
     pub agent: AgentClient,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The shared rate-limit store when `PROTOTHRIVE_REDIS_URL` is set.
+    pub redis: Option<protothrive::rate_limit::RedisStore>,
     /// The whole app (every layer), set once it is built: `POST /batch` runs its sub-requests
     /// through it. (A reference cycle app → router → state → app: the app lives as long as the
     /// process anyway.)

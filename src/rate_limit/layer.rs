@@ -4,7 +4,7 @@ use std::time::Instant;
 use http::{HeaderValue, Method};
 use tower_layer::Layer;
 
-use super::{InMemoryStore, Quota, RateLimit, RateLimitStore};
+use super::{InMemoryStore, OnStoreError, Quota, RateLimit, RateLimitStore, RemoteStore};
 use crate::clock::{self, SharedClock};
 use crate::error::ConfigError;
 
@@ -102,6 +102,7 @@ impl Limit {
 pub(crate) struct Config {
     pub(crate) limits: Vec<Limit>,
     pub(crate) store: Arc<dyn RateLimitStore>,
+    pub(crate) remote: Option<(Arc<dyn RemoteStore>, OnStoreError)>,
     pub(crate) clock: SharedClock,
     pub(crate) epoch: Instant,
 }
@@ -119,6 +120,7 @@ impl RateLimitLayer {
         RateLimitLayerBuilder {
             limits: Vec::new(),
             store: None,
+            remote: None,
             clock: None,
         }
     }
@@ -141,6 +143,7 @@ impl<S> Layer<S> for RateLimitLayer {
 pub struct RateLimitLayerBuilder {
     limits: Vec<Limit>,
     store: Option<Arc<dyn RateLimitStore>>,
+    remote: Option<(Arc<dyn RemoteStore>, OnStoreError)>,
     clock: Option<SharedClock>,
 }
 
@@ -156,6 +159,33 @@ impl RateLimitLayerBuilder {
     /// the `Arc`.
     pub fn store(mut self, store: Arc<dyn RateLimitStore>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Decides with a store shared between instances (Redis) instead of the in-process one, and
+    /// what to do when it fails or times out. With [`OnStoreError::Local`] the in-process
+    /// [`store`](Self::store) decides during the outage.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use protothrive::rate_limit::{check, CheckFuture, Limit, OnStoreError, Quota, RateLimitLayer, RemoteStore};
+    ///
+    /// #[derive(Debug)]
+    /// struct Amnesiac;
+    /// impl RemoteStore for Amnesiac {
+    ///     fn check_many(&self, checks: Vec<(String, Quota)>, now: u64) -> CheckFuture {
+    ///         Box::pin(async move { Ok(checks.iter().map(|(_, q)| check(0, now, q)).collect()) })
+    ///     }
+    /// }
+    ///
+    /// let layer = RateLimitLayer::builder()
+    ///     .limit(Limit::new("all", "100/s".parse().unwrap()))
+    ///     .remote_store(Arc::new(Amnesiac), OnStoreError::FailOpen)
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn remote_store(mut self, store: Arc<dyn RemoteStore>, on_error: OnStoreError) -> Self {
+        self.remote = Some((store, on_error));
         self
     }
 
@@ -214,6 +244,7 @@ impl RateLimitLayerBuilder {
                 store: self
                     .store
                     .unwrap_or_else(|| Arc::new(InMemoryStore::default())),
+                remote: self.remote,
                 clock,
                 epoch,
             }),

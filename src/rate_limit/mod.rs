@@ -16,6 +16,12 @@
 //!   [`RATE-429`](crate::error::code::RATE_LIMITED) and `Retry-After` in seconds.
 //! * **State** lives in a [`RateLimitStore`]; [`InMemoryStore`] is sharded, bounded by a maximum
 //!   number of keys and drops idle keys by itself (a TAT in the past carries no information).
+//!   A [`RemoteStore`] — [`RedisStore`] with the `redis` feature — shares one limit between
+//!   instances, with an explicit [`OnStoreError`] policy (in-process fallback, fail open, or fail
+//!   closed with a `503`) when it is down or slow.
+//! * **Metrics** (through the `metrics` facade; the application installs the exporter):
+//!   `protothrive_rate_limit_decisions_total{limit, decision}` with `decision` `allow` or `deny`,
+//!   and `protothrive_rate_limit_store_errors_total{kind, policy}`.
 //!
 //! Note that a denied request is not recorded by the limit that denied it: a client hammering past
 //! its limit is refused, but its wait does not grow (the same as governor). The other limits of the
@@ -59,6 +65,9 @@
 mod gcra;
 mod layer;
 mod quota;
+#[cfg(feature = "redis")]
+mod redis;
+mod remote;
 mod service;
 mod store;
 #[cfg(test)]
@@ -67,5 +76,8 @@ mod tests;
 pub use gcra::{Decision, check};
 pub use layer::{KeyBy, Limit, RateLimitLayer, RateLimitLayerBuilder};
 pub use quota::Quota;
+#[cfg(feature = "redis")]
+pub use redis::{DEFAULT_TIMEOUT, RedisStore, RedisStoreBuilder, TimeSource};
+pub use remote::{CheckFuture, OnStoreError, RemoteStore, StoreError, StoreErrorKind};
 pub use service::{RATELIMIT, RATELIMIT_POLICY, RateLimit, RateLimitStamp, ResponseFuture};
 pub use store::{DEFAULT_MAX_KEYS, InMemoryStore, RateLimitStore, WhenFull};

@@ -1,6 +1,8 @@
 use std::cmp::Reverse;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -9,8 +11,11 @@ use http::header::{ACCESS_CONTROL_REQUEST_METHOD, HeaderName, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use tower_service::Service;
 
+use pin_project_lite::pin_project;
+
 use super::Decision;
 use super::layer::{Config, KeyBy, Limit};
+use super::remote::{CheckFuture, OnStoreError, StoreError, StoreErrorKind};
 use crate::auth::{Principal, Scheme};
 use crate::client_ip::ClientIp;
 use crate::error::{Problem, ProblemBody, Stamp, StampedFuture, code};
@@ -172,13 +177,74 @@ fn merge(status: StatusCode, h: &mut HeaderMap, name: &HeaderName, ours: HeaderV
     h.insert(name.clone(), value);
 }
 
+/// What the decisions of one request say.
+enum Verdict {
+    /// Go on, stamping these headers (none when no limit applied).
+    Pass(Option<RateLimitStamp>),
+    /// Answer with this problem.
+    Refuse(Problem),
+}
+
+/// The headers and the answer for the decisions of the applied limits.
+fn verdict(applied: &mut [(&Limit, Decision)]) -> Verdict {
+    if applied.is_empty() {
+        return Verdict::Pass(None);
+    }
+    for (l, d) in applied.iter() {
+        let decision = if d.is_allowed() { "allow" } else { "deny" };
+        metrics::counter!("protothrive_rate_limit_decisions_total", "limit" => l.name.clone(), "decision" => decision)
+            .increment(1);
+    }
+    let values = headers(applied);
+    let (strictest_limit, strictest) = (applied[0].0, applied[0].1);
+    if strictest.is_allowed() {
+        return Verdict::Pass(values.map(|(state, policy)| RateLimitStamp { state, policy }));
+    }
+    let retry = ceil_secs(strictest.retry_after()).max(1);
+    let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, code::RATE_LIMITED)
+        .with_detail(format!(
+            "Too many requests for the `{}` limit; retry in {retry} s.",
+            strictest_limit.name
+        ))
+        .with_header(RETRY_AFTER, HeaderValue::from(retry));
+    if let Some((state, policy)) = values {
+        problem = problem
+            .with_header(RATELIMIT.clone(), state)
+            .with_header(RATELIMIT_POLICY.clone(), policy);
+    }
+    Verdict::Refuse(problem)
+}
+
+impl Config {
+    /// The layer's clock in nanoseconds since it was built.
+    fn now(&self) -> u64 {
+        u64::try_from(
+            self.clock
+                .instant()
+                .saturating_duration_since(self.epoch)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX)
+    }
+}
+
+/// The 503 of [`OnStoreError::FailClosed`].
+fn store_down() -> Problem {
+    Problem::new(StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE)
+        .with_detail("The rate limiter cannot decide right now; retry shortly.")
+        .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
+}
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimit<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: 'static,
 {
     type Response = Response<ProblemBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -189,47 +255,113 @@ where
         if req.method() == Method::OPTIONS
             && req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD)
         {
-            return ResponseFuture::inner(self.inner.call(req), None);
+            return ResponseFuture::local(self.inner.call(req), None);
         }
         let config = &self.config;
-        let now = u64::try_from(
-            config
-                .clock
-                .instant()
-                .saturating_duration_since(config.epoch)
-                .as_nanos(),
-        )
-        .unwrap_or(u64::MAX);
+        let now = config.now();
+        if let Some((remote, policy)) = &config.remote {
+            let checks: Vec<(usize, String)> = config
+                .limits
+                .iter()
+                .enumerate()
+                .filter_map(|(i, l)| key_of(l, &req).map(|k| (i, k)))
+                .collect();
+            if checks.is_empty() {
+                return ResponseFuture::local(self.inner.call(req), None);
+            }
+            let asked = remote.check_many(
+                checks
+                    .iter()
+                    .map(|(i, k)| (k.clone(), config.limits[*i].quota))
+                    .collect(),
+                now,
+            );
+            let clone = self.inner.clone();
+            let inner = std::mem::replace(&mut self.inner, clone);
+            return ResponseFuture::remote(Box::pin(decide_remotely(
+                config.clone(),
+                *policy,
+                checks,
+                now,
+                asked,
+                inner,
+                req,
+            )));
+        }
         let mut applied: Vec<(&Limit, Decision)> = Vec::new();
         for limit in &config.limits {
             if let Some(key) = key_of(limit, &req) {
                 applied.push((limit, config.store.check(&key, &limit.quota, now)));
             }
         }
-        if applied.is_empty() {
-            return ResponseFuture::inner(self.inner.call(req), None);
+        match verdict(&mut applied) {
+            Verdict::Pass(stamp) => ResponseFuture::local(self.inner.call(req), stamp),
+            Verdict::Refuse(problem) => ResponseFuture::ready(ProblemBody::map_problem(
+                problem.render_for(req.extensions()),
+            )),
         }
-        let values = headers(&mut applied);
-        let strictest = applied[0].1;
-        if strictest.is_allowed() {
-            let stamp = values.map(|(state, policy)| RateLimitStamp { state, policy });
-            return ResponseFuture::inner(self.inner.call(req), stamp);
+    }
+}
+
+/// The remote path: await the store (or apply the outage policy), then decide as in-process.
+async fn decide_remotely<S, ReqBody, ResBody>(
+    config: Arc<Config>,
+    policy: OnStoreError,
+    checks: Vec<(usize, String)>,
+    now: u64,
+    asked: CheckFuture,
+    mut inner: S,
+    req: Request<ReqBody>,
+) -> Result<Response<ProblemBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    let decisions = match asked.await {
+        Ok(d) if d.len() == checks.len() => d,
+        outcome => {
+            let error = outcome.err().unwrap_or_else(|| {
+                StoreError::new(StoreErrorKind::Protocol, "wrong number of decisions")
+            });
+            metrics::counter!(
+                "protothrive_rate_limit_store_errors_total",
+                "kind" => error.kind().as_str(),
+                "policy" => policy.as_str()
+            )
+            .increment(1);
+            tracing::warn!(error = %error, policy = policy.as_str(), "rate-limit store failed");
+            match policy {
+                OnStoreError::FailOpen => {
+                    return inner.call(req).await.map(ProblemBody::map_response);
+                }
+                OnStoreError::FailClosed => {
+                    return Ok(ProblemBody::map_problem(
+                        store_down().render_for(req.extensions()),
+                    ));
+                }
+                OnStoreError::Local => checks
+                    .iter()
+                    .map(|(i, k)| config.store.check(k, &config.limits[*i].quota, now))
+                    .collect(),
+            }
         }
-        let retry = ceil_secs(strictest.retry_after()).max(1);
-        let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, code::RATE_LIMITED)
-            .with_detail(format!(
-                "Too many requests for the `{}` limit; retry in {retry} s.",
-                applied[0].0.name
-            ))
-            .with_header(RETRY_AFTER, HeaderValue::from(retry));
-        if let Some((state, policy)) = values {
-            problem = problem
-                .with_header(RATELIMIT.clone(), state)
-                .with_header(RATELIMIT_POLICY.clone(), policy);
+    };
+    let mut applied: Vec<(&Limit, Decision)> = checks
+        .iter()
+        .zip(decisions)
+        .map(|((i, _), d)| (&config.limits[*i], d))
+        .collect();
+    match verdict(&mut applied) {
+        Verdict::Pass(stamp) => {
+            let mut res = inner.call(req).await?;
+            if let Some(stamp) = stamp {
+                let status = res.status();
+                stamp.stamp(status, res.headers_mut());
+            }
+            Ok(ProblemBody::map_response(res))
         }
-        ResponseFuture::ready(ProblemBody::map_problem(
+        Verdict::Refuse(problem) => Ok(ProblemBody::map_problem(
             problem.render_for(req.extensions()),
-        ))
+        )),
     }
 }
 
@@ -246,5 +378,65 @@ impl Stamp for RateLimitStamp {
     }
 }
 
-/// The response future of [`RateLimit`].
-pub type ResponseFuture<F, B> = StampedFuture<F, B, RateLimitStamp>;
+type Remote<B, E> = Pin<Box<dyn Future<Output = Result<Response<ProblemBody<B>>, E>> + Send>>;
+
+pin_project! {
+    /// The response future of [`RateLimit`]: the inner service's (stamped with the headers), a
+    /// ready `429`, or — with a [`RemoteStore`](super::RemoteStore) — the store's answer first.
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        kind: Kind<F, B, E>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B, E> {
+        Local { #[pin] future: StampedFuture<F, B, RateLimitStamp> },
+        Remote { future: Remote<B, E> },
+    }
+}
+
+impl<F, B, E> ResponseFuture<F, B, E> {
+    fn local(future: F, stamp: Option<RateLimitStamp>) -> Self {
+        Self {
+            kind: Kind::Local {
+                future: StampedFuture::inner(future, stamp),
+            },
+        }
+    }
+
+    fn ready(response: Response<ProblemBody<B>>) -> Self {
+        Self {
+            kind: Kind::Local {
+                future: StampedFuture::ready(response),
+            },
+        }
+    }
+
+    fn remote(future: Remote<B, E>) -> Self {
+        Self {
+            kind: Kind::Remote { future },
+        }
+    }
+}
+
+impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<ProblemBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Local { future } => future.poll(cx),
+            KindProj::Remote { future } => future.as_mut().poll(cx),
+        }
+    }
+}

@@ -31,7 +31,10 @@ async fn live(State(s): State<AppState>, v: Option<axum::Extension<ApiVersion>>)
 async fn ready(State(s): State<AppState>, v: Option<axum::Extension<ApiVersion>>) -> Response {
     let db = s.db.ping().await;
     // Redis is optional: without it configured, it does not count.
-    let redis = s.config.redis_url.as_ref().map(|_| false);
+    let redis = match &s.redis {
+        Some(r) => Some(r.ping().await),
+        None => None,
+    };
     let status = match (db, redis) {
         (false, _) => "unhealthy",
         (true, Some(false)) => "degraded",

@@ -1,0 +1,6 @@
+//! Tests against real `redis-server` processes, each on its own free loopback port.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod rate_limit;
+mod server;

@@ -1,0 +1,338 @@
+//! The Redis rate-limit store: the Lua script against the in-process GCRA, one limit across
+//! instances, TTLs, and what the layer does when Redis is killed or hung.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use http::{Request, Response, StatusCode};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use protothrive::clock::{ManualClock, SharedClock};
+use protothrive::rate_limit::{
+    Decision, InMemoryStore, Limit, OnStoreError, Quota, RateLimitLayer, RateLimitStore,
+    RedisStore, RemoteStore, TimeSource,
+};
+use tower::{Service, ServiceExt, service_fn};
+
+use crate::server::RedisServer;
+
+fn quota(s: &str) -> Quota {
+    s.parse().unwrap()
+}
+
+async fn redis_cmd<T: redis::FromRedisValue>(url: &str, args: &[&str]) -> T {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query_async(&mut conn).await.unwrap()
+}
+
+/// A service with one global limit decided by `store`, under `policy`.
+fn limited(
+    store: RedisStore,
+    q: &str,
+    policy: OnStoreError,
+    clock: SharedClock,
+) -> impl Service<
+    Request<()>,
+    Response = Response<protothrive::error::ProblemBody<()>>,
+    Error = Infallible,
+    Future: Send,
+> + Clone {
+    let layer = RateLimitLayer::builder()
+        .limit(Limit::new("all", quota(q)))
+        .remote_store(Arc::new(store), policy)
+        .clock(clock)
+        .build()
+        .unwrap();
+    tower::ServiceBuilder::new()
+        .layer(layer)
+        .service(service_fn(|_req: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(()))
+        }))
+}
+
+fn manual() -> SharedClock {
+    Arc::new(ManualClock::at_unix(1_700_000_000))
+}
+
+#[test]
+fn the_script_decides_like_the_in_process_store() {
+    let server = RedisServer::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = rt.block_on(async {
+        RedisStore::builder(server.url())
+            .time_source(TimeSource::Caller)
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    });
+    static CASE: AtomicU64 = AtomicU64::new(0);
+    // Quotas whose emission interval is a whole number of microseconds (the script's unit), and
+    // random walks of time over two keys.
+    let strategy = (
+        1u32..=20,
+        1u64..=2_000_000,
+        1u32..=10,
+        prop::collection::vec((0u64..=3_000_000, 0usize..2), 1..60),
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 96,
+        ..Config::default()
+    });
+    runner
+        .run(&strategy, |(count, interval_us, burst, steps)| {
+            let q = Quota::new(
+                count,
+                Duration::from_micros(interval_us * u64::from(count)),
+                burst,
+            )
+            .unwrap();
+            let case = CASE.fetch_add(1, Ordering::Relaxed);
+            let local = InMemoryStore::default();
+            let mut now_us = 1_000_000u64;
+            for (advance, k) in steps {
+                now_us += advance;
+                let key = format!("case{case}:k{k}");
+                let expected = local.check(&key, &q, now_us * 1_000);
+                let got = rt
+                    .block_on(store.check_many(vec![(key, q)], now_us * 1_000))
+                    .unwrap()[0];
+                prop_assert_eq!(got.is_allowed(), expected.is_allowed());
+                prop_assert_eq!(got.remaining(), expected.remaining());
+                prop_assert_eq!(got.retry_after(), expected.retry_after());
+                prop_assert_eq!(got.reset(), expected.reset());
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_share_one_limit_on_the_server_clock() {
+    let server = RedisServer::start();
+    // Two instances whose own clocks disagree wildly: the server's clock decides.
+    let a_clock = Arc::new(ManualClock::at_unix(1_700_000_000));
+    a_clock.advance(Duration::from_secs(86_400));
+    let a = limited(
+        RedisStore::builder(server.url()).build().unwrap(),
+        "3/min burst 3",
+        OnStoreError::FailClosed,
+        a_clock,
+    );
+    let b = limited(
+        RedisStore::builder(server.url()).build().unwrap(),
+        "3/min burst 3",
+        OnStoreError::FailClosed,
+        manual(),
+    );
+    let mut statuses = Vec::new();
+    for svc in [&a, &b, &a, &b, &a, &b] {
+        let res = svc.clone().oneshot(Request::new(())).await.unwrap();
+        statuses.push(res.status());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        3,
+        "{statuses:?}"
+    );
+    let refused = b.clone().oneshot(Request::new(())).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["ratelimit-policy"], r#""all";q=3;w=60"#);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "{retry}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_expires_when_it_carries_no_information() {
+    let server = RedisServer::start();
+    let store = RedisStore::builder(server.url())
+        .key_prefix("t:")
+        .build()
+        .unwrap();
+    let d = store
+        .check_many(vec![("k".into(), quota("2/s burst 4"))], 0)
+        .await
+        .unwrap()[0];
+    assert_eq!(d.remaining(), 3);
+    let pttl: i64 = redis_cmd(&server.url(), &["PTTL", "t:k"]).await;
+    // One request's worth: 500 ms, no more.
+    assert!((1..=500).contains(&pttl), "{pttl}");
+    let keys: Vec<String> = redis_cmd(&server.url(), &["KEYS", "*"]).await;
+    assert_eq!(keys, vec!["t:k".to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_checks_on_one_key_never_pass_the_burst() {
+    let server = RedisServer::start();
+    let store = RedisStore::builder(server.url())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let q = quota("1/min burst 7");
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.check_many(vec![("hot".into(), q)], 0).await })
+        })
+        .collect();
+    let mut allowed = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap()[0].is_allowed() {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 7);
+}
+
+/// Sends one request and returns (status, has `RateLimit` headers, wall time taken).
+#[allow(clippy::disallowed_methods)] // the wall time of an outage is what is measured
+async fn probe<S>(svc: &S) -> (StatusCode, bool, Duration)
+where
+    S: Service<
+            Request<()>,
+            Response = Response<protothrive::error::ProblemBody<()>>,
+            Error = Infallible,
+        > + Clone,
+{
+    let started = Instant::now();
+    let res = svc.clone().oneshot(Request::new(())).await.unwrap();
+    (
+        res.status(),
+        res.headers().contains_key("ratelimit"),
+        started.elapsed(),
+    )
+}
+
+/// Waits for the store to answer again (the connection manager reconnects in the background).
+async fn until_up(store: &RedisStore) {
+    for _ in 0..200 {
+        if store.ping().await {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("Redis did not come back");
+}
+
+async fn outage(policy: OnStoreError, hang: bool) {
+    let mut server = RedisServer::start();
+    let store = RedisStore::builder(server.url()).build().unwrap();
+    let svc = limited(store.clone(), "100/s burst 100", policy, manual());
+    let (status, headers, _) = probe(&svc).await;
+    assert_eq!((status, headers), (StatusCode::OK, true));
+    if hang {
+        server.pause();
+    } else {
+        server.kill();
+    }
+    for _ in 0..3 {
+        let (status, headers, elapsed) = probe(&svc).await;
+        match policy {
+            OnStoreError::FailOpen => assert_eq!((status, headers), (StatusCode::OK, false)),
+            OnStoreError::FailClosed => {
+                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+            }
+            _ => assert_eq!((status, headers), (StatusCode::OK, true)),
+        }
+        // The store's 50 ms timeout bounds the wait (generous margin for a loaded CI machine).
+        assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+    }
+    if hang {
+        server.resume();
+    } else {
+        server.restart();
+    }
+    until_up(&store).await;
+    let (status, headers, _) = probe(&svc).await;
+    assert_eq!((status, headers), (StatusCode::OK, true));
+    // Decided by Redis again: the key is there.
+    let keys: Vec<String> = redis_cmd(&server.url(), &["KEYS", "*"]).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_redis_fails_closed_with_503_and_recovers() {
+    outage(OnStoreError::FailClosed, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_redis_fails_open_and_recovers() {
+    outage(OnStoreError::FailOpen, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_redis_falls_back_to_the_local_limiter_and_recovers() {
+    outage(OnStoreError::Local, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_redis_fails_closed_within_the_timeout_and_recovers() {
+    outage(OnStoreError::FailClosed, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_redis_falls_back_to_the_local_limiter_and_recovers() {
+    outage(OnStoreError::Local, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_fallback_still_limits() {
+    let mut server = RedisServer::start();
+    let store = RedisStore::builder(server.url()).build().unwrap();
+    let svc = limited(store, "1/min burst 2", OnStoreError::Local, manual());
+    server.kill();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(probe(&svc).await.0);
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_answer_count_is_never_a_500() {
+    // A store that answers the wrong number of decisions is treated as down.
+    #[derive(Debug)]
+    struct Broken;
+    impl RemoteStore for Broken {
+        fn check_many(
+            &self,
+            _checks: Vec<(String, Quota)>,
+            _now: u64,
+        ) -> protothrive::rate_limit::CheckFuture {
+            Box::pin(async { Ok(Vec::<Decision>::new()) })
+        }
+    }
+    let layer = RateLimitLayer::builder()
+        .limit(Limit::new("all", quota("5/s")))
+        .remote_store(Arc::new(Broken), OnStoreError::FailClosed)
+        .build()
+        .unwrap();
+    let svc = tower::ServiceBuilder::new()
+        .layer(layer)
+        .service(service_fn(|_req: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(()))
+        }));
+    let res = svc.oneshot(Request::new(())).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["retry-after"], "1");
+}
