@@ -212,4 +212,74 @@ mod tests {
             }
         }
     }
+
+    /// governor 0.10's GCRA in the same terms: `tau = T × (burst − 1)`, a request allowed when
+    /// `now ≥ TAT − tau`, the new TAT `max(TAT, now) + T`. Ours allows when
+    /// `max(TAT, now) + T ≤ now + T × burst`, which is the same inequality, so every decision,
+    /// remaining count and wait agrees exactly on the same emission interval (`period / count`,
+    /// floored to whole nanoseconds on both sides). The only divergence is past `u64`
+    /// nanoseconds (~584 years of uptime), where ours saturates; the ranges below stay clear of it.
+    fn governor_limiter(
+        quota: &Quota,
+    ) -> (
+        governor::RateLimiter<
+            governor::state::NotKeyed,
+            governor::state::InMemoryState,
+            governor::clock::FakeRelativeClock,
+            governor::middleware::StateInformationMiddleware,
+        >,
+        governor::clock::FakeRelativeClock,
+    ) {
+        let interval = quota.period() / quota.count();
+        assert_eq!(
+            u64::try_from(interval.as_nanos()).unwrap(),
+            quota.interval_nanos()
+        );
+        let g = governor::Quota::with_period(interval)
+            .unwrap()
+            .allow_burst(std::num::NonZeroU32::new(quota.burst()).unwrap());
+        let clock = governor::clock::FakeRelativeClock::default();
+        let limiter = governor::RateLimiter::direct_with_clock(g, clock.clone())
+            .with_middleware::<governor::middleware::StateInformationMiddleware>();
+        (limiter, clock)
+    }
+
+    proptest! {
+        #[test]
+        fn equals_governor(
+            count in 1u32..10_000,
+            period_ms in 1u64..3_600_000,
+            burst in 1u32..100,
+            // Each step: a time advance in thousandths of the emission interval, then 1-4
+            // requests at that instant.
+            steps in proptest::collection::vec((0u64..4_000, 1usize..5), 1..120),
+        ) {
+            use governor::clock::Clock as _;
+            let quota = Quota::new(count, std::time::Duration::from_millis(period_ms), burst).unwrap();
+            let (limiter, clock) = governor_limiter(&quota);
+            let t = quota.interval_nanos();
+            let (mut tat, mut now) = (0, 0);
+            for (thousandths, requests) in steps {
+                let gap = t / 1000 * thousandths + thousandths % 7;
+                clock.advance(std::time::Duration::from_nanos(gap));
+                now += gap;
+                for _ in 0..requests {
+                    let ours = check(tat, now, &quota);
+                    match (ours, limiter.check()) {
+                        (Decision::Allow { tat: new, remaining, .. }, Ok(snapshot)) => {
+                            prop_assert_eq!(remaining, u64::from(snapshot.remaining_burst_capacity()));
+                            tat = new;
+                        }
+                        (Decision::Deny { retry_after, .. }, Err(not_until)) => {
+                            let wait = not_until.wait_time_from(clock.now());
+                            prop_assert_eq!(u128::from(retry_after), wait.as_nanos());
+                        }
+                        (ours, theirs) => prop_assert!(
+                            false, "at {now} ns ours {ours:?}, governor {:?}", theirs.is_ok()
+                        ),
+                    }
+                }
+            }
+        }
+    }
 }

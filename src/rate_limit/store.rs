@@ -5,28 +5,50 @@
 //! the key's TAT, run [`gcra::check`](super::check), write the new TAT back if allowed — atomically
 //! per key — and return the decision. A Redis store does the same in one Lua script and takes `now`
 //! from the Redis server, so instances never disagree on time.
+//!
+//! # The in-process store
+//!
+//! [`InMemoryStore`] keeps each key's TAT in one `AtomicU64` inside one of 64 shards, each a
+//! `RwLock<HashMap>` on its own cache lines. A check of a key already held takes the shard's
+//! *read* lock (shared with every other reader) and updates the TAT with a compare-and-swap loop
+//! around the pure [`check`](super::check): two threads on the same key never block each other,
+//! the loser of a race recomputes from the winner's TAT, and a denial writes nothing. Only a new
+//! key takes the shard's write lock, to insert it (and, when the shard is full, to drop entries).
+//!
+//! What it costs: one SipHash of the key to pick the shard, one more inside the shard's table, one
+//! uncontended read-lock acquire and release, one CAS. Threads on different shards touch no common
+//! cache line; threads hammering one key share its TAT's line (as with any exact limiter).
+//!
+//! Memory is bounded: each shard holds at most `max_keys / 64` keys (rounded up). There is no
+//! cleanup task: an entry whose TAT is at or before `now` carries no information (the key's burst
+//! is full again), so a full shard first drops those, and only when none is idle applies
+//! [`WhenFull`]. A shard remembers a lower bound of its TATs, so a shard full of live keys is not
+//! rescanned for idle ones until that bound has passed.
 
 use std::collections::HashMap;
-use std::collections::hash_map::{Entry, RandomState};
 use std::fmt;
-use std::hash::BuildHasher;
-use std::sync::Mutex;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock};
 
 use super::{Decision, Quota, check};
 
 /// Keeps one TAT per key and decides atomically per key.
 pub trait RateLimitStore: Send + Sync + fmt::Debug + 'static {
     /// Checks one request for `key` at `now` (nanoseconds on the layer's clock) and records it
-    /// when allowed. Two calls for the same key never interleave between read and write.
+    /// when allowed. Calls for the same key are linearizable: each decides on the TAT left by the
+    /// previous one, as if they never interleaved between read and write.
     fn check(&self, key: &str, quota: &Quota, now: u64) -> Decision;
 }
 
-/// What [`InMemoryStore`] does with a new key when full of keys that still carry state.
+/// What [`InMemoryStore`] does with a new key when a shard is full of keys that still carry state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum WhenFull {
-    /// Drop the entry closest to idle (the smallest TAT) — it forgets the least. The default: a
-    /// flood of new keys can then cost a well-behaved key at most its already-spent burst.
+    /// Drop the entries closest to idle (the smallest TATs) — they forget the least. The default:
+    /// a flood of new keys can then cost a well-behaved key at most its already-spent burst. An
+    /// eighth of the shard goes at once, so a flood costs one scan per `max_keys / 512` new keys
+    /// rather than one per key.
     #[default]
     EvictNearestIdle,
     /// Refuse the new key's request (a 429) until a slot frees up: memory never grows and no
@@ -39,12 +61,20 @@ pub const DEFAULT_MAX_KEYS: usize = 1 << 20;
 
 const SHARDS: usize = 64;
 
-type Shard = Mutex<HashMap<Box<str>, u64>>;
+/// One shard on its own cache lines (128 bytes covers adjacent-line prefetching), so threads on
+/// different shards never bounce a lock word between cores.
+#[repr(align(128))]
+struct Shard(RwLock<Table>);
 
-/// An in-process store: 64 mutex-guarded shards, memory bounded by a maximum number of keys.
-///
-/// There is no cleanup task: an entry whose TAT is in the past is the same as no entry, so a full
-/// shard first drops those before deciding by [`WhenFull`].
+struct Table {
+    map: HashMap<Box<str>, AtomicU64>,
+    /// No entry's TAT is below this (TATs only grow), so while `now` is below it nothing in the
+    /// table is idle and a full table need not be scanned.
+    floor: u64,
+}
+
+/// An in-process store: 64 shards of lock-free per-key state, memory bounded by a maximum
+/// number of keys, idle keys dropped without a cleanup task (see the [module docs](self)).
 ///
 /// ```
 /// use protothrive::rate_limit::{InMemoryStore, Quota, RateLimitStore};
@@ -64,7 +94,7 @@ pub struct InMemoryStore {
 impl fmt::Debug for InMemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InMemoryStore")
-            .field("max_keys", &(self.per_shard * SHARDS))
+            .field("max_keys", &self.max_keys())
             .field("when_full", &self.when_full)
             .finish_non_exhaustive()
     }
@@ -81,27 +111,37 @@ impl InMemoryStore {
     #[must_use]
     pub fn with_max_keys(max_keys: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Shard(RwLock::new(Table {
+                        map: HashMap::new(),
+                        floor: u64::MAX,
+                    }))
+                })
+                .collect(),
             hasher: RandomState::new(),
             per_shard: max_keys.div_ceil(SHARDS).max(1),
             when_full: WhenFull::default(),
         }
     }
 
-    /// Sets what happens to a new key when the store is full of live keys.
+    /// Sets what happens to a new key when its shard is full of live keys.
     #[must_use]
     pub fn when_full(mut self, policy: WhenFull) -> Self {
         self.when_full = policy;
         self
     }
 
+    /// The most keys this store holds: `max_keys` rounded up to a multiple of 64.
+    #[must_use]
+    pub fn max_keys(&self) -> usize {
+        self.per_shard * SHARDS
+    }
+
     /// The number of keys held (idle ones included until they are dropped).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().map_or(0, |m| m.len()))
-            .sum()
+        self.shards.iter().map(|s| s.read().map.len()).sum()
     }
 
     /// Whether no key is held.
@@ -109,48 +149,151 @@ impl InMemoryStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
 
-impl RateLimitStore for InMemoryStore {
-    fn check(&self, key: &str, quota: &Quota, now: u64) -> Decision {
-        let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
-        // A poisoned shard only means another thread panicked mid-insert of plain integers.
-        let mut map = shard
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(tat) = map.get_mut(key) {
-            let d = check(*tat, now, quota);
-            if let Decision::Allow { tat: new, .. } = d {
-                *tat = new;
-            }
-            return d;
-        }
+    /// An estimate of the heap bytes held: each table's slots (its capacity × (the entry's 24
+    /// bytes + 1 control byte)) plus each key's own allocation as a glibc-like allocator sizes it
+    /// (the key's bytes + 8, rounded up to 16, at least 32). For a metrics gauge and the memory
+    /// test, not an exact count.
+    #[must_use]
+    pub fn approx_memory_bytes(&self) -> usize {
+        let slot = std::mem::size_of::<(Box<str>, AtomicU64)>() + 1;
+        let shards = std::mem::size_of::<Shard>() * SHARDS;
+        shards
+            + self
+                .shards
+                .iter()
+                .map(|s| {
+                    let t = s.read();
+                    t.map.capacity() * slot
+                        + t.map
+                            .keys()
+                            .map(|k| (k.len() + 8).next_multiple_of(16).max(32))
+                            .sum::<usize>()
+                })
+                .sum::<usize>()
+    }
+
+    fn shard(&self, key: &str) -> &Shard {
+        // Only the shard index is taken from this hash; the table hashes with its own seed.
+        #[allow(clippy::cast_possible_truncation)]
+        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
+        &self.shards[i]
+    }
+
+    /// The slow path: `key` was not in its shard a moment ago. Takes the write lock.
+    fn insert(&self, shard: &Shard, key: &str, quota: &Quota, now: u64) -> Decision {
         let d = check(0, now, quota);
         let Decision::Allow { tat: new, .. } = d else {
             return d;
         };
-        if map.len() >= self.per_shard {
-            map.retain(|_, tat| *tat > now);
+        let mut table = shard.write();
+        // Another thread may have inserted it between our read and write locks.
+        if let Some(tat) = table.map.get(key) {
+            return update(tat, quota, now);
         }
-        if map.len() >= self.per_shard {
-            match self.when_full {
-                WhenFull::Deny => {
-                    return Decision::Deny {
-                        retry_after: quota.interval_nanos(),
-                        reset: quota.interval_nanos(),
-                    };
+        if table.map.len() >= self.per_shard
+            && !table.make_room(now, self.per_shard, self.when_full)
+        {
+            return Decision::Deny {
+                retry_after: quota.interval_nanos(),
+                reset: quota.interval_nanos(),
+            };
+        }
+        table.map.insert(key.into(), AtomicU64::new(new));
+        table.floor = table.floor.min(new);
+        d
+    }
+}
+
+impl Shard {
+    // A poisoned shard only means another thread panicked while holding it; the table holds
+    // plain integers and is never left half-updated by the code below.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Table> {
+        self.0.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Table {
+    /// Frees at least one slot of a full table, or returns `false` (policy [`WhenFull::Deny`]
+    /// and no idle entry).
+    fn make_room(&mut self, now: u64, per_shard: usize, when_full: WhenFull) -> bool {
+        if now >= self.floor {
+            let mut floor = u64::MAX;
+            self.map.retain(|_, tat| {
+                let tat = *tat.get_mut();
+                let keep = tat > now;
+                if keep {
+                    floor = floor.min(tat);
                 }
-                WhenFull::EvictNearestIdle => {
-                    if let Some(k) = map.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone()) {
-                        map.remove(&k);
-                    }
-                }
+                keep
+            });
+            self.floor = floor;
+        }
+        if self.map.len() < per_shard {
+            return true;
+        }
+        match when_full {
+            WhenFull::Deny => false,
+            WhenFull::EvictNearestIdle => {
+                self.evict_nearest_idle((per_shard / 8).max(1));
+                true
             }
         }
-        if let Entry::Vacant(v) = map.entry(key.into()) {
-            v.insert(new);
+    }
+
+    /// Drops the `n` entries with the smallest TATs.
+    fn evict_nearest_idle(&mut self, n: usize) {
+        let mut tats: Vec<u64> = self.map.values_mut().map(|t| *t.get_mut()).collect();
+        let n = n.min(tats.len());
+        if n == 0 {
+            return;
         }
-        d
+        let threshold = *tats.select_nth_unstable(n - 1).1;
+        // Every TAT below the threshold goes; ties at the threshold go until `n` are gone.
+        let mut ties = n - tats.iter().filter(|&&t| t < threshold).count();
+        self.map.retain(|_, tat| {
+            let tat = *tat.get_mut();
+            if tat < threshold {
+                false
+            } else if tat == threshold && ties > 0 {
+                ties -= 1;
+                false
+            } else {
+                true
+            }
+        });
+        self.floor = threshold;
+    }
+}
+
+/// The fast path: a compare-and-swap loop around the pure check. A denial writes nothing; an
+/// allowance is stored only if the TAT it was computed from is still there, else it is
+/// recomputed from the TAT that won.
+fn update(cell: &AtomicU64, quota: &Quota, now: u64) -> Decision {
+    let mut tat = cell.load(Ordering::Acquire);
+    loop {
+        let d = check(tat, now, quota);
+        let Decision::Allow { tat: new, .. } = d else {
+            return d;
+        };
+        match cell.compare_exchange_weak(tat, new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return d,
+            Err(seen) => tat = seen,
+        }
+    }
+}
+
+impl RateLimitStore for InMemoryStore {
+    fn check(&self, key: &str, quota: &Quota, now: u64) -> Decision {
+        let shard = self.shard(key);
+        if let Some(tat) = shard.read().map.get(key) {
+            return update(tat, quota, now);
+        }
+        self.insert(shard, key, quota, now)
     }
 }
 

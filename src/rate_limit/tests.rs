@@ -10,7 +10,7 @@ use tower_layer::Layer;
 use super::*;
 use crate::auth::{Principal, Scheme};
 use crate::client_ip::ClientIp;
-use crate::clock::ManualClock;
+use crate::clock::{Clock, ManualClock};
 
 type Svc = RateLimit<
     tower::util::ServiceFn<
@@ -279,4 +279,96 @@ async fn jwt_subject_leaves_api_keys_to_their_own_limit() {
         status(&s, with(Principal::builder("bob").build())).await,
         200
     );
+}
+
+/// N tasks on a multi-thread runtime race on one key; the clock moves only between rounds, so
+/// each round's allowances are exactly what a sequential caller would get at that instant, and
+/// the total never passes `burst + elapsed / T`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tasks_hammering_one_key_never_exceed_burst_plus_rate_times_elapsed() {
+    let store = Arc::new(InMemoryStore::default());
+    let quota: Quota = "10/s burst 5".parse().unwrap();
+    let t = quota.interval_nanos();
+    let clock = ManualClock::default();
+    let start = clock.instant();
+    let advances_ms = [0, 30, 100, 250, 1_000, 10, 90, 5_000, 99, 1, 700, 100];
+    let (mut model_tat, mut total) = (0, 0u64);
+    for advance in advances_ms {
+        clock.advance(Duration::from_millis(advance));
+        let now = u64::try_from((clock.instant() - start).as_nanos()).unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut allowed = 0u64;
+                    for _ in 0..50 {
+                        allowed += u64::from(store.check("one", &quota, now).is_allowed());
+                        tokio::task::yield_now().await;
+                    }
+                    allowed
+                })
+            })
+            .collect();
+        let mut round = 0;
+        for task in tasks {
+            round += task.await.unwrap();
+        }
+        let mut expected = 0;
+        while let Decision::Allow { tat, .. } = check(model_tat, now, &quota) {
+            model_tat = tat;
+            expected += 1;
+        }
+        assert_eq!(round, expected, "at {now} ns");
+        total += round;
+        assert!(
+            total <= u64::from(quota.burst()) + now / t,
+            "{total} by {now} ns"
+        );
+    }
+}
+
+/// A flood of a million distinct keys never holds more than the cap, costs about a hundred bytes
+/// per key held, and does not free a key that spent its burst before the flood.
+#[test]
+fn a_million_distinct_keys_stay_under_the_cap() {
+    let cap = 100_000;
+    let store = InMemoryStore::with_max_keys(cap);
+    assert!(store.max_keys() >= cap && store.max_keys() < cap + 64);
+    let quota: Quota = "10/min burst 3".parse().unwrap();
+    for _ in 0..3 {
+        assert!(store.check("ip|198.51.100.7", &quota, 0).is_allowed());
+    }
+    let mut key = String::new();
+    for i in 0u32..1_000_000 {
+        use std::fmt::Write as _;
+        key.clear();
+        let [a, b, c, d] = i.to_be_bytes();
+        write!(key, "ip|{a}.{b}.{c}.{d}").unwrap();
+        assert!(store.check(&key, &quota, 1).is_allowed());
+        if i % 100_000 == 0 {
+            assert!(store.len() <= store.max_keys());
+        }
+    }
+    let (len, bytes) = (store.len(), store.approx_memory_bytes());
+    assert!(len <= store.max_keys(), "{len}");
+    assert!(
+        bytes <= store.max_keys() * 100,
+        "{bytes} bytes for {len} keys"
+    );
+    println!(
+        "{len} keys held after 1 000 000, ~{bytes} bytes (~{} per key)",
+        bytes / len
+    );
+    // The spent key had the largest TAT: the nearest-idle eviction kept it.
+    assert!(!store.check("ip|198.51.100.7", &quota, 2).is_allowed());
+    // Once every key is idle, the next ones take their place without a refusal.
+    let later = 60_000_000_000;
+    for i in 0..1_000 {
+        assert!(
+            store
+                .check(&format!("later|{i}"), &quota, later)
+                .is_allowed()
+        );
+    }
+    assert!(store.len() <= store.max_keys());
 }
