@@ -13,6 +13,11 @@ mod hostile;
 mod lifecycle;
 mod queries;
 mod rate_limits;
+mod redis;
+// The redis test crate's server helper; this crate uses only part of it.
+#[allow(dead_code)]
+#[path = "../redis/server.rs"]
+mod redis_server;
 mod roadmaps;
 mod roles;
 // Shared by this crate's test modules; `pub` marks what they share.

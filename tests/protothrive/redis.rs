@@ -1,0 +1,74 @@
+//! Two ProtoThrive API processes sharing one Redis enforce one rate limit between them, and
+//! report Redis in their readiness check; with Redis killed they follow the configured policy.
+
+use crate::redis_server::RedisServer;
+use crate::support::{Server, client};
+
+const LIMITS: &str = "ip=4/60s:4,login=1000/300s:1000,register=1000/900s:1000";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_limit_through_redis() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let env = [
+        ("PROTOTHRIVE_RATE_LIMITS", LIMITS),
+        ("PROTOTHRIVE_REDIS_URL", url.as_str()),
+    ];
+    let a = Server::start_with(&env);
+    let b = Server::start_with(&env);
+
+    let ready: serde_json::Value = client()
+        .get(a.url("/api/health/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["data"]["checks"]["redis"], "up", "{ready}");
+
+    // 4 per minute for 127.0.0.1, whichever instance answers: the 5th and 6th are refused.
+    let mut statuses = Vec::new();
+    for (i, server) in [&a, &b, &a, &b, &a, &b].into_iter().enumerate() {
+        let res = client()
+            .get(server.url("/api/health/live"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+        if i == 5 {
+            assert_eq!(res.headers()["ratelimit-policy"], r#""ip";q=4;w=60"#);
+            let body: serde_json::Value = res.json().await.unwrap();
+            assert_eq!(body["code"], "RATE-429");
+        }
+    }
+    // The readiness probe above counted as one.
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_redis_fails_closed_when_configured() {
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let server = Server::start_with(&[
+        ("PROTOTHRIVE_RATE_LIMITS", LIMITS),
+        ("PROTOTHRIVE_REDIS_URL", url.as_str()),
+        ("PROTOTHRIVE_RATE_LIMIT_ON_REDIS_ERROR", "closed"),
+    ]);
+    let res = client()
+        .get(server.url("/api/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    redis.kill();
+    let res = client()
+        .get(server.url("/api/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "1");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "SRV-503");
+}
