@@ -266,4 +266,45 @@ mod tests {
         let q: Quota = "100/min burst 10".parse().unwrap();
         assert_eq!(q.to_string().parse::<Quota>().unwrap(), q);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(s in "\\PC{0,40}") {
+            if let Ok(q) = s.parse::<Quota>() {
+                proptest::prop_assert_eq!(q.to_string().parse::<Quota>().unwrap(), q);
+            }
+        }
+
+        #[test]
+        fn parsing_never_panics_near_the_grammar(
+            s in "[ 0-9]{0,12}(/| per |/ )[ 0-9]{0,6}(ms|s|sec|min|m|h|hr|d|days|x)?( burst |:)?[0-9]{0,11}"
+        ) {
+            if let Ok(q) = s.parse::<Quota>() {
+                proptest::prop_assert_eq!(q.to_string().parse::<Quota>().unwrap(), q);
+            }
+        }
+
+        #[test]
+        fn valid_quotas_parse_as_written_and_round_trip(
+            count in 1u32..1_000_000,
+            n in 1u64..10_000,
+            unit in proptest::sample::select(&[("ms", 0u64), ("s", 1), ("sec", 1), ("min", 60), ("minutes", 60), ("h", 3600), ("d", 86_400)][..]),
+            burst in proptest::option::of(1u32..1_000_000),
+            per in proptest::bool::ANY,
+            colon in proptest::bool::ANY,
+        ) {
+            let (name, secs) = unit;
+            let period = if secs == 0 { Duration::from_millis(n) } else { Duration::from_secs(n * secs) };
+            proptest::prop_assume!(period.as_nanos() >= u128::from(count));
+            let rate = if per { format!("{count} per {n} {name}") } else { format!("{count}/{n}{name}") };
+            let s = match (burst, colon) {
+                (None, _) => rate,
+                (Some(b), true) => format!("{rate}:{b}"),
+                (Some(b), false) => format!("{rate} burst {b}"),
+            };
+            let q: Quota = s.parse().map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{s}: {e}")))?;
+            proptest::prop_assert_eq!((q.count(), q.period(), q.burst()), (count, period, burst.unwrap_or(count)));
+            proptest::prop_assert_eq!(q.to_string().parse::<Quota>().unwrap(), q);
+        }
+    }
 }
