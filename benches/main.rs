@@ -10,10 +10,12 @@ mod auth;
 mod client_ip;
 mod cors;
 mod rate_limit;
+mod redis;
 
 criterion::criterion_main!(
     auth::benches,
     client_ip::benches,
     cors::benches,
-    rate_limit::benches
+    rate_limit::benches,
+    redis::benches
 );
