@@ -26,8 +26,38 @@ pub enum KeyBy {
     /// The API key id (the principal's `token_id`) of a principal authenticated with
     /// [`Scheme::ApiKey`](crate::auth::Scheme::ApiKey).
     ApiKey,
-    /// The request path.
+    /// The request path. Beware: a path with ids in it (`/roadmaps/42`) is a new key per id;
+    /// prefer [`Route`](Self::Route) for per-endpoint limits.
     Path,
+    /// The matched route template (`/roadmaps/{id}`): a [`Route`] extension, or axum's
+    /// `MatchedPath` (with the `axum` feature, when the layer runs inside the router through
+    /// `Router::route_layer`). A request without either is not counted by this limit.
+    Route,
+}
+
+/// The route template a request matched, for [`KeyBy::Route`]: set it where routing happens
+/// (with axum, `MatchedPath` is read as well).
+///
+/// ```
+/// use protothrive::rate_limit::Route;
+/// let mut req = http::Request::new(());
+/// req.extensions_mut().insert(Route::new("/roadmaps/{id}"));
+/// assert_eq!(req.extensions().get::<Route>().unwrap().as_str(), "/roadmaps/{id}");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route(std::borrow::Cow<'static, str>);
+
+impl Route {
+    /// The template `route`.
+    pub fn new(route: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        Self(route.into())
+    }
+
+    /// The template.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// One named limit: a quota per key, optionally only for some paths and methods.

@@ -4,8 +4,8 @@
 //!   `now` and a [`Quota`] (`count` per `period`, at most `burst` at once), in integer nanoseconds.
 //!   A denial is a value that knows its retry-after and reset.
 //! * **Limits stack**: a [`RateLimitLayer`] holds several named [`Limit`]s, each keyed by
-//!   [`KeyBy`] parts (client IP — optionally IPv6 /64 — principal subject, API key, path, or a
-//!   combination) and optionally restricted to a path prefix and methods. Every applicable limit
+//!   [`KeyBy`] parts (client IP — optionally IPv6 /64 — principal subject, API key, path, matched
+//!   route, or a combination) and optionally restricted to a path prefix and methods. Every applicable limit
 //!   is checked; the strictest decides. A limit whose key is missing (no principal yet, because
 //!   this layer runs before auth) does not apply, so one layer before auth and one after give
 //!   per-IP and per-user limits.
@@ -74,7 +74,7 @@ mod store;
 mod tests;
 
 pub use gcra::{Decision, check};
-pub use layer::{KeyBy, Limit, RateLimitLayer, RateLimitLayerBuilder};
+pub use layer::{KeyBy, Limit, RateLimitLayer, RateLimitLayerBuilder, Route};
 pub use quota::Quota;
 #[cfg(feature = "redis")]
 pub use redis::{DEFAULT_TIMEOUT, RedisStore, RedisStoreBuilder, TimeSource};

@@ -14,7 +14,7 @@ use tower_service::Service;
 use pin_project_lite::pin_project;
 
 use super::Decision;
-use super::layer::{Config, KeyBy, Limit};
+use super::layer::{Config, KeyBy, Limit, Route};
 use super::remote::{CheckFuture, OnStoreError, StoreError, StoreErrorKind};
 use crate::auth::{Principal, Scheme};
 use crate::client_ip::ClientIp;
@@ -71,6 +71,18 @@ fn push_ip(key: &mut String, ip: IpAddr, group: bool) {
     }
 }
 
+/// The matched route template: ours, else axum's.
+fn route_of<B>(req: &Request<B>) -> Option<&str> {
+    if let Some(r) = req.extensions().get::<Route>() {
+        return Some(r.as_str());
+    }
+    #[cfg(feature = "axum")]
+    if let Some(m) = req.extensions().get::<axum::extract::MatchedPath>() {
+        return Some(m.as_str());
+    }
+    None
+}
+
 /// The key of `limit` for this request, or `None` when the limit does not apply.
 fn key_of<B>(limit: &Limit, req: &Request<B>) -> Option<String> {
     if let Some(prefix) = &limit.path_prefix
@@ -106,6 +118,7 @@ fn key_of<B>(limit: &Limit, req: &Request<B>) -> Option<String> {
                 key.push_str(p.token_id().unwrap_or(p.subject()));
             }
             KeyBy::Path => key.push_str(req.uri().path()),
+            KeyBy::Route => key.push_str(route_of(req)?),
         }
     }
     Some(key)

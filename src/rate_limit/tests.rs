@@ -372,3 +372,61 @@ fn a_million_distinct_keys_stay_under_the_cap() {
     }
     assert!(store.len() <= store.max_keys());
 }
+
+#[tokio::test]
+async fn route_keys_count_every_id_of_one_endpoint_together() {
+    let clock = ManualClock::default();
+    let s = svc(
+        &clock,
+        vec![Limit::new("route", "60/min burst 2".parse().unwrap()).by(KeyBy::Route)],
+    );
+    let to = |path: &str, route: Option<&'static str>| {
+        let mut r = Request::builder().uri(path).body(()).unwrap();
+        if let Some(route) = route {
+            r.extensions_mut().insert(Route::new(route));
+        }
+        r
+    };
+    // Three ids of one route: one key, so the third is refused.
+    assert_eq!(
+        status(&s, to("/roadmaps/1", Some("/roadmaps/{id}"))).await,
+        200
+    );
+    assert_eq!(
+        status(&s, to("/roadmaps/2", Some("/roadmaps/{id}"))).await,
+        200
+    );
+    assert_eq!(
+        status(&s, to("/roadmaps/3", Some("/roadmaps/{id}"))).await,
+        429
+    );
+    // Another route has its own key; without a matched route the limit does not apply.
+    assert_eq!(status(&s, to("/snippets", Some("/snippets"))).await, 200);
+    for _ in 0..5 {
+        assert_eq!(status(&s, to("/unrouted", None)).await, 200);
+    }
+    // axum's MatchedPath is read too (the layer inside the router, through `route_layer`).
+    let app: axum::Router = axum::Router::new()
+        .route("/items/{id}", axum::routing::get(|| async { "ok" }))
+        .route_layer(
+            RateLimitLayer::builder()
+                .clock(Arc::new(clock.clone()))
+                .limit(Limit::new("route", "60/min burst 1".parse().unwrap()).by(KeyBy::Route))
+                .build()
+                .unwrap(),
+        );
+    let get = |p: &str| {
+        Request::builder()
+            .uri(p)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    assert_eq!(
+        app.clone().oneshot(get("/items/1")).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        app.clone().oneshot(get("/items/2")).await.unwrap().status(),
+        429
+    );
+}
