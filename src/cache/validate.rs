@@ -1,0 +1,175 @@
+//! Validation (RFC 9111 §4.3; RFC 9110 §13): conditional requests to the origin, merging a 304
+//! into the stored response, answering clients' own conditional requests, and what is never
+//! stored.
+
+use std::time::SystemTime;
+
+use http::header::{
+    AGE, CONNECTION, CONTENT_LENGTH, ETAG, HeaderName, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    LAST_MODIFIED, PROXY_AUTHENTICATE, SET_COOKIE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
+use http::{HeaderMap, HeaderValue};
+
+/// `Surrogate-Key`: space-separated tags a handler sets; recorded, then stripped.
+pub static SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
+
+/// `ETag`s compared weakly (RFC 9110 §8.8.3.2): `W/"a"` equals `"a"`.
+fn weak_eq(a: &str, b: &str) -> bool {
+    let strip = |s: &str| s.trim().trim_start_matches("W/").to_owned();
+    strip(a) == strip(b)
+}
+
+fn etag(headers: &HeaderMap) -> Option<&str> {
+    headers.get(ETAG)?.to_str().ok()
+}
+
+/// The headers that make a revalidation conditional (RFC 9111 §4.3.1): `If-None-Match` with the
+/// stored `ETag`, `If-Modified-Since` with the stored `Last-Modified`. Empty when the stored
+/// response has neither.
+///
+/// ```
+/// use http::HeaderMap;
+/// use protothrive::cache::conditional_headers;
+///
+/// let mut stored = HeaderMap::new();
+/// stored.insert("etag", "\"v1\"".parse().unwrap());
+/// let cond = conditional_headers(&stored);
+/// assert_eq!(cond["if-none-match"], "\"v1\"");
+/// assert!(!cond.contains_key("if-modified-since"));
+/// ```
+#[must_use]
+pub fn conditional_headers(stored: &HeaderMap) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if let Some(e) = stored.get(ETAG) {
+        h.insert(IF_NONE_MATCH, e.clone());
+    }
+    if let Some(lm) = stored.get(LAST_MODIFIED) {
+        h.insert(IF_MODIFIED_SINCE, lm.clone());
+    }
+    h
+}
+
+/// Whether a client's conditional `GET` is answered with 304 by a stored response (RFC 9110
+/// §13.1.2, §13.1.3): `If-None-Match` when present (`*` or a weakly equal tag), otherwise
+/// `If-Modified-Since` against `Last-Modified`.
+///
+/// ```
+/// use http::HeaderMap;
+/// use protothrive::cache::not_modified;
+///
+/// let mut stored = HeaderMap::new();
+/// stored.insert("etag", "W/\"v1\"".parse().unwrap());
+/// let mut req = HeaderMap::new();
+/// req.insert("if-none-match", "\"v0\", \"v1\"".parse().unwrap());
+/// assert!(not_modified(&req, &stored));
+/// ```
+#[must_use]
+pub fn not_modified(req: &HeaderMap, stored: &HeaderMap) -> bool {
+    if req.contains_key(IF_NONE_MATCH) {
+        let Some(tag) = etag(stored) else {
+            return false;
+        };
+        return req
+            .get_all(IF_NONE_MATCH)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim() == "*" || weak_eq(t, tag));
+    }
+    let date = |h: &HeaderMap, n: &HeaderName| -> Option<SystemTime> {
+        httpdate::parse_http_date(h.get(n)?.to_str().ok()?).ok()
+    };
+    match (date(req, &IF_MODIFIED_SINCE), date(stored, &LAST_MODIFIED)) {
+        (Some(since), Some(modified)) => modified <= since,
+        _ => false,
+    }
+}
+
+/// Whether a 304 from the origin is about the stored response (RFC 9111 §4.3.4): its `ETag`, if
+/// any, must equal the stored one.
+#[must_use]
+pub fn validates(stored: &HeaderMap, not_modified: &HeaderMap) -> bool {
+    match (etag(stored), etag(not_modified)) {
+        (Some(a), Some(b)) => weak_eq(a, b),
+        (None, Some(_)) => false,
+        (_, None) => true,
+    }
+}
+
+/// Merges the header fields of a 304 into the stored response's (RFC 9111 §3.2, §4.3.4): each
+/// field in the 304 replaces the stored one, except `Content-Length` and the fields never stored.
+///
+/// ```
+/// use http::HeaderMap;
+/// use protothrive::cache::merge_not_modified;
+///
+/// let mut stored = HeaderMap::new();
+/// stored.insert("cache-control", "max-age=1".parse().unwrap());
+/// stored.insert("content-length", "5".parse().unwrap());
+/// let mut fresh = HeaderMap::new();
+/// fresh.insert("cache-control", "max-age=60".parse().unwrap());
+/// fresh.insert("content-length", "0".parse().unwrap());
+/// merge_not_modified(&mut stored, &fresh);
+/// assert_eq!(stored["cache-control"], "max-age=60");
+/// assert_eq!(stored["content-length"], "5");
+/// ```
+pub fn merge_not_modified(stored: &mut HeaderMap, not_modified: &HeaderMap) {
+    let mut fresh = not_modified.clone();
+    strip_unstorable(&mut fresh);
+    fresh.remove(CONTENT_LENGTH);
+    let mut last: Option<HeaderName> = None;
+    for (name, value) in fresh {
+        if let Some(n) = name {
+            stored.insert(n.clone(), value);
+            last = Some(n);
+        } else if let Some(n) = &last {
+            stored.append(n.clone(), value);
+        }
+    }
+}
+
+/// Removes what is never stored (RFC 9111 §3.1): hop-by-hop fields and those named in
+/// `Connection`, `Age` (recomputed on every hit), `Set-Cookie`, and `Surrogate-Key` (recorded by
+/// the layer, never sent).
+pub fn strip_unstorable(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in listed {
+        headers.remove(n);
+    }
+    for n in [
+        CONNECTION,
+        TE,
+        TRANSFER_ENCODING,
+        UPGRADE,
+        TRAILER,
+        PROXY_AUTHENTICATE,
+        AGE,
+        SET_COOKIE,
+        SURROGATE_KEY.clone(),
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+    ] {
+        headers.remove(n);
+    }
+}
+
+/// The tags of a `Surrogate-Key` header: space-separated, every field line.
+#[must_use]
+pub fn surrogate_keys(headers: &HeaderMap) -> Vec<String> {
+    let mut tags: Vec<String> = headers
+        .get_all(&SURROGATE_KEY)
+        .iter()
+        .filter_map(|v: &HeaderValue| v.to_str().ok())
+        .flat_map(str::split_ascii_whitespace)
+        .map(str::to_owned)
+        .collect();
+    tags.sort_unstable();
+    tags.dedup();
+    tags
+}
