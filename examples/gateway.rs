@@ -1,0 +1,378 @@
+//! Run with: cargo run --example gateway -- --upstream http://127.0.0.1:8787 --listen 127.0.0.1:8080
+//!
+//! A reverse proxy with the crate's stack in front of any HTTP/1.1 origin: every method and path
+//! is forwarded (bodies streamed both ways), after the client-IP, rate-limit and body-limit
+//! layers. Options:
+//!
+//! * `--upstream URL` (required): the origin, `http://host:port` (a path prefix is kept).
+//! * `--listen ADDR`: where to listen (default `127.0.0.1:8080`).
+//! * `--rate QUOTA`: the per-client limit (default `100/s burst 200`, `off` for none).
+//! * `--trusted-proxy CIDR` (repeatable): peers whose `X-Forwarded-For` is believed.
+//! * `--redis URL`: share the rate limit between gateway instances through Redis.
+//! * `--max-body BYTES`: the largest request body forwarded (default 10 MiB).
+//!
+//! What the proxy itself does: drops hop-by-hop headers (RFC 9110 §7.6.1, including those named by
+//! `Connection`) both ways, appends the peer to `X-Forwarded-For` and sets `X-Forwarded-Proto`/
+//! `X-Forwarded-Host`, keeps the client's `Host` out of the upstream request (the upstream's own
+//! authority is sent), and answers `502` problems (`SRV-502`-style `UPSTREAM-502`) when the origin
+//! cannot be reached, `504` when it does not answer within `--timeout` seconds (default 30).
+
+// A binary, not a library: the public-item lints do not apply.
+#![allow(unreachable_pub, missing_docs, missing_debug_implementations)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::response::{IntoResponse, Response};
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use protothrive::client_ip::ClientIpLayer;
+use protothrive::error::Problem;
+use protothrive::gateway::RequestLimitsLayer;
+use protothrive::rate_limit::{KeyBy, Limit, OnStoreError, Quota, RateLimitLayer, RedisStore};
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt as _};
+
+/// The command line.
+#[derive(Debug, Clone)]
+pub struct Args {
+    pub upstream: Uri,
+    pub listen: SocketAddr,
+    pub rate: Option<Quota>,
+    pub trusted: Vec<String>,
+    pub redis: Option<String>,
+    pub max_body: usize,
+    pub timeout: Duration,
+}
+
+const USAGE: &str = "usage: gateway --upstream URL [--listen ADDR] [--rate QUOTA|off] \
+    [--trusted-proxy CIDR]... [--redis URL] [--max-body BYTES] [--timeout SECONDS]";
+
+impl Args {
+    /// Parses `args` (without the program name).
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
+        let mut upstream = None;
+        let mut parsed = Self {
+            upstream: Uri::from_static("http://127.0.0.1"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            rate: Some("100/s burst 200".parse().map_err(|e| format!("{e}"))?),
+            trusted: Vec::new(),
+            redis: None,
+            max_body: 10 << 20,
+            timeout: Duration::from_secs(30),
+        };
+        let mut args = args.into_iter();
+        while let Some(flag) = args.next() {
+            let mut value = || {
+                args.next()
+                    .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+            };
+            match flag.as_str() {
+                "--upstream" => {
+                    let v = value()?;
+                    let uri: Uri = v.parse().map_err(|e| format!("--upstream {v}: {e}"))?;
+                    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+                        return Err(format!("--upstream {v}: use http://host:port"));
+                    }
+                    upstream = Some(uri);
+                }
+                "--listen" => {
+                    let v = value()?;
+                    parsed.listen = v.parse().map_err(|e| format!("--listen {v}: {e}"))?;
+                }
+                "--rate" => {
+                    let v = value()?;
+                    parsed.rate = if v == "off" {
+                        None
+                    } else {
+                        Some(v.parse().map_err(|e| format!("--rate {v}: {e}"))?)
+                    };
+                }
+                "--trusted-proxy" => parsed.trusted.push(value()?),
+                "--redis" => parsed.redis = Some(value()?),
+                "--max-body" => {
+                    let v = value()?;
+                    parsed.max_body = v.parse().map_err(|e| format!("--max-body {v}: {e}"))?;
+                }
+                "--timeout" => {
+                    let v = value()?;
+                    let secs: u64 = v.parse().map_err(|e| format!("--timeout {v}: {e}"))?;
+                    parsed.timeout = Duration::from_secs(secs.max(1));
+                }
+                "-h" | "--help" => return Err(USAGE.to_owned()),
+                other => return Err(format!("unknown option {other}\n{USAGE}")),
+            }
+        }
+        parsed.upstream = upstream.ok_or_else(|| format!("--upstream is required\n{USAGE}"))?;
+        Ok(parsed)
+    }
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded.
+static HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Removes the hop-by-hop headers, and those the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    headers.remove("proxy-connection");
+}
+
+/// The upstream URI for a request path: the upstream's scheme and authority, its path prefix,
+/// then the request's path and query.
+pub fn upstream_uri(upstream: &Uri, incoming: &Uri) -> Result<Uri, http::Error> {
+    let prefix = upstream.path().trim_end_matches('/');
+    let pq = incoming
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    Uri::builder()
+        .scheme(upstream.scheme_str().unwrap_or("http"))
+        .authority(upstream.authority().map_or("", |a| a.as_str()))
+        .path_and_query(format!("{prefix}{pq}"))
+        .build()
+}
+
+#[derive(Clone)]
+struct Proxy {
+    client: Client<HttpConnector, Body>,
+    upstream: Uri,
+    timeout: Duration,
+}
+
+fn problem(status: StatusCode, code: &'static str, detail: &'static str) -> Response {
+    Problem::new(status, code)
+        .with_detail(detail)
+        .render_for(&http::Extensions::new())
+        .map(Body::from)
+}
+
+impl Proxy {
+    async fn forward(self, mut req: Request<Body>) -> Response {
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let Ok(uri) = upstream_uri(&self.upstream, req.uri()) else {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                protothrive::error::code::BAD_REQUEST,
+                "The request target cannot be forwarded.",
+            );
+        };
+        let host = req.headers().get(header::HOST).cloned();
+        let headers = req.headers_mut();
+        strip_hop_by_hop(headers);
+        headers.remove(header::HOST);
+        if let Some(ip) = peer {
+            let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+                Some(prior) => format!("{prior}, {ip}"),
+                None => ip.to_string(),
+            };
+            if let Ok(v) = HeaderValue::try_from(xff) {
+                headers.insert(X_FORWARDED_FOR.clone(), v);
+            }
+        }
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+        if let Some(host) = host {
+            headers.insert(X_FORWARDED_HOST.clone(), host);
+        }
+        *req.uri_mut() = uri;
+        *req.version_mut() = http::Version::HTTP_11;
+        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Ok(Ok(res)) => {
+                let (mut parts, body) = res.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, Body::new(body))
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "upstream unreachable");
+                problem(
+                    StatusCode::BAD_GATEWAY,
+                    "UPSTREAM-502",
+                    "The upstream server could not be reached.",
+                )
+            }
+            Err(_) => problem(
+                StatusCode::GATEWAY_TIMEOUT,
+                "UPSTREAM-504",
+                "The upstream server did not answer in time.",
+            ),
+        }
+    }
+}
+
+/// The gateway: the stack around the proxy.
+pub type Gateway = BoxCloneSyncService<Request<Body>, Response, std::convert::Infallible>;
+
+/// Builds the gateway for `args` (inside a Tokio runtime: the Redis store connects there).
+pub fn gateway(args: &Args) -> Result<Gateway, Box<dyn std::error::Error>> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    let proxy = Proxy {
+        client: Client::builder(TokioExecutor::new()).build(connector),
+        upstream: args.upstream.clone(),
+        timeout: args.timeout,
+    };
+    let client_ip = ClientIpLayer::builder()
+        .trusted_proxies(args.trusted.iter())
+        .build()?;
+    let rate = match args.rate {
+        Some(quota) => {
+            let mut b =
+                RateLimitLayer::builder().limit(Limit::new("ip", quota).by(KeyBy::ClientIpV6Net64));
+            if let Some(url) = &args.redis {
+                let store = RedisStore::builder(url).key_prefix("gateway:rl:").build()?;
+                b = b.remote_store(Arc::new(store), OnStoreError::Local);
+            }
+            Some(b.build()?)
+        }
+        None => None,
+    };
+    // Inner to outer; each optional layer is boxed so that the stack has one type either way.
+    let mut service: Gateway = BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(RequestLimitsLayer::new().max_body_bytes(args.max_body))
+            .service(tower::service_fn(
+                move |req: Request<http_body_util::Limited<Body>>| {
+                    let proxy = proxy.clone();
+                    // The body stays bounded while it streams upstream.
+                    let req = req.map(Body::new);
+                    async move { Ok::<_, std::convert::Infallible>(proxy.forward(req).await) }
+                },
+            ))
+            .map_response(IntoResponse::into_response),
+    );
+    if let Some(rate) = rate {
+        service = BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .layer(rate)
+                .service(service)
+                .map_response(IntoResponse::into_response),
+        );
+    }
+    Ok(BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(client_ip)
+            .service(service)
+            .map_response(IntoResponse::into_response),
+    ))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let gateway = gateway(&args)?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    println!(
+        "gateway listening on http://{} → {}",
+        listener.local_addr()?,
+        args.upstream
+    );
+    let app = axum::Router::new().fallback_service(gateway);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Result<Args, String> {
+        Args::parse(s.split_whitespace().map(str::to_owned))
+    }
+
+    #[test]
+    fn arguments_parse_and_mistakes_are_explained() {
+        let a =
+            args("--upstream http://127.0.0.1:9000/base --listen 127.0.0.1:0 --rate off").unwrap();
+        assert_eq!(a.upstream, "http://127.0.0.1:9000/base");
+        assert!(a.rate.is_none());
+        assert!(
+            args("--listen 127.0.0.1:1")
+                .unwrap_err()
+                .contains("--upstream")
+        );
+        assert!(args("--upstream ftp://x").unwrap_err().contains("http://"));
+        assert!(args("--upstream http://x --rate lots").is_err());
+        assert!(
+            args("--upstream http://x --bogus")
+                .unwrap_err()
+                .contains("unknown option")
+        );
+    }
+
+    #[test]
+    fn upstream_uri_keeps_the_prefix_path_and_query() {
+        let up: Uri = "http://10.0.0.1:9000/base/".parse().unwrap();
+        let got = upstream_uri(&up, &"/a/b?x=1&y".parse().unwrap()).unwrap();
+        assert_eq!(got, "http://10.0.0.1:9000/base/a/b?x=1&y");
+        let bare: Uri = "http://h:1".parse().unwrap();
+        assert_eq!(
+            upstream_uri(&bare, &"/".parse().unwrap()).unwrap(),
+            "http://h:1/"
+        );
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_named_by_connection_go() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+}
