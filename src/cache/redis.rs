@@ -1,0 +1,483 @@
+//! The Redis tier of the cache ([`RedisTier`]) and the invalidation broadcast between instances
+//! ([`RedisTier::subscribe`]).
+//!
+//! **Guarantees.**
+//! * Every entry is written with a TTL (`SET … PX`) that covers its stale windows, so Redis holds
+//!   nothing the cache could not serve. Tags (surrogate keys) are Redis sets of cache keys whose
+//!   TTL is extended to the longest member's; a tag invalidation deletes the members and the set in
+//!   one Lua script.
+//! * Every call is bounded by a timeout (50 ms by default; prefix invalidation, which scans, gets
+//!   ten times that). A failure or timeout is an `Err` the cache treats as a miss (reads) or skips
+//!   (writes), counted in `protothrive_cache_l2_errors_total{op}`: the tier is skipped, never a 500.
+//! * Invalidations are published on one channel; [`RedisTier::subscribe`] keeps a RESP3
+//!   subscription that the connection manager re-establishes after a disconnect. Messages
+//!   published while an instance was disconnected are lost to it, so a disconnect is delivered as
+//!   [`Invalidation::All`]: the instance drops its whole in-process tier rather than serve what
+//!   may have been invalidated meanwhile.
+//!
+//! **Cost.** One round trip per L2 read or write (~50–100 µs on loopback, BENCHMARKS.md); the
+//! subscription is one extra connection per instance.
+//!
+//! Keys and tags are written as given after the configured prefix (default `protothrive:cache:`);
+//! the Lua scripts touch keys they derive from their arguments, so the tier assumes a single Redis
+//! (or a cluster with one hash slot per prefix via `{hash tags}`).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, IntoConnectionInfo, ProtocolVersion, PushKind, Script, Value};
+
+use crate::error::ConfigError;
+
+/// What to drop from every instance's in-process tier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Invalidation {
+    /// One cache key.
+    Key(String),
+    /// Every key starting with this.
+    Prefix(String),
+    /// Every key stored with this tag (surrogate key).
+    Tag(String),
+    /// Everything (sent to a subscriber after its connection dropped and messages may be lost).
+    All,
+}
+
+impl Invalidation {
+    /// The wire form: `k:`, `p:` or `t:` and the value, or `*`.
+    ///
+    /// ```
+    /// use protothrive::cache::Invalidation;
+    /// let i = Invalidation::Tag("roadmap:7".into());
+    /// assert_eq!(i.encode(), "t:roadmap:7");
+    /// assert_eq!(Invalidation::decode("t:roadmap:7"), Some(i));
+    /// assert_eq!(Invalidation::decode("x"), None);
+    /// ```
+    #[must_use]
+    pub fn encode(&self) -> String {
+        match self {
+            Self::Key(k) => format!("k:{k}"),
+            Self::Prefix(p) => format!("p:{p}"),
+            Self::Tag(t) => format!("t:{t}"),
+            Self::All => "*".to_owned(),
+        }
+    }
+
+    /// Parses the wire form; `None` for anything else.
+    #[must_use]
+    pub fn decode(s: &str) -> Option<Self> {
+        if s == "*" {
+            return Some(Self::All);
+        }
+        let (kind, value) = s.split_at_checked(2)?;
+        match kind {
+            "k:" => Some(Self::Key(value.to_owned())),
+            "p:" => Some(Self::Prefix(value.to_owned())),
+            "t:" => Some(Self::Tag(value.to_owned())),
+            _ => None,
+        }
+    }
+}
+
+/// Why a Redis tier call failed (the cache skips the tier).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierError(String);
+
+impl fmt::Display for TierError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cache tier: {}", self.0)
+    }
+}
+
+impl std::error::Error for TierError {}
+
+const PUT: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local ttl = tonumber(ARGV[2])
+for i = 2, #KEYS do
+  redis.call('SADD', KEYS[i], KEYS[1])
+  if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+return 1
+";
+
+const DROP_TAG: &str = r"
+local members = redis.call('SMEMBERS', KEYS[1])
+for _, k in ipairs(members) do redis.call('UNLINK', k) end
+redis.call('UNLINK', KEYS[1])
+return #members
+";
+
+/// The Redis tier; see the [module docs](self). Cheap to clone.
+#[derive(Clone)]
+pub struct RedisTier {
+    client: Client,
+    conn: ConnectionManager,
+    put: Arc<Script>,
+    drop_tag: Arc<Script>,
+    prefix: Arc<str>,
+    channel: Arc<str>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for RedisTier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password: never print it.
+        f.debug_struct("RedisTier")
+            .field("prefix", &self.prefix)
+            .field("channel", &self.channel)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`RedisTier`].
+#[derive(Clone)]
+#[must_use]
+pub struct RedisTierBuilder {
+    url: String,
+    prefix: String,
+    channel: String,
+    timeout: Duration,
+}
+
+impl fmt::Debug for RedisTierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTierBuilder")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisTierBuilder {
+    /// The prefix of every key (default `protothrive:cache:`).
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The pub/sub channel of invalidations (default `protothrive:cache:invalidate`).
+    pub fn channel(mut self, channel: impl Into<String>) -> Self {
+        self.channel = channel.into();
+        self
+    }
+
+    /// The bound on one call (default 50 ms).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The tier; it connects lazily in the background (a server down now is not an error).
+    ///
+    /// # Errors
+    /// Not a Redis URL, a zero timeout, or no Tokio runtime.
+    pub fn build(self) -> Result<RedisTier, ConfigError> {
+        if self.timeout.is_zero() {
+            return Err(ConfigError::new(
+                "the Redis tier's timeout must be above zero",
+            ));
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ConfigError::new(
+                "build the Redis tier inside a Tokio runtime (its connection runs there)",
+            ));
+        }
+        let client = Client::open(self.url.as_str()).map_err(|_| {
+            ConfigError::new("the Redis URL must look like redis://[:password@]host:port[/db]")
+        })?;
+        let conn = ConnectionManager::new_lazy_with_config(
+            client.clone(),
+            manager_config(self.timeout),
+        )
+        .map_err(|e| ConfigError::new(format!("Redis connection manager: {:?}", e.kind())))?;
+        Ok(RedisTier {
+            client,
+            conn,
+            put: Arc::new(Script::new(PUT)),
+            drop_tag: Arc::new(Script::new(DROP_TAG)),
+            prefix: self.prefix.into(),
+            channel: self.channel.into(),
+            timeout: self.timeout,
+        })
+    }
+}
+
+fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout.max(Duration::from_millis(250))))
+        .set_response_timeout(Some(timeout))
+        .set_min_delay(Duration::from_millis(100))
+        .set_max_delay(Duration::from_secs(2))
+        .set_number_of_retries(usize::MAX)
+}
+
+/// Escapes a glob pattern's special characters so `SCAN MATCH` reads them literally.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl RedisTier {
+    /// A builder for the server at `url`.
+    ///
+    /// ```
+    /// use protothrive::cache::RedisTier;
+    /// let b = RedisTier::builder("redis://127.0.0.1:6379").key_prefix("app:cache:");
+    /// ```
+    pub fn builder(url: impl Into<String>) -> RedisTierBuilder {
+        RedisTierBuilder {
+            url: url.into(),
+            prefix: "protothrive:cache:".to_owned(),
+            channel: "protothrive:cache:invalidate".to_owned(),
+            timeout: Duration::from_millis(50),
+        }
+    }
+
+    async fn bounded<T>(
+        &self,
+        op: &'static str,
+        limit: Duration,
+        f: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, TierError> {
+        let outcome = match tokio::time::timeout(limit, f).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => TierError(format!("{op}: {e}")),
+            Err(_) => TierError(format!("{op}: no answer within {limit:?}")),
+        };
+        metrics::counter!("protothrive_cache_l2_errors_total", "op" => op).increment(1);
+        tracing::debug!(error = %outcome, "cache L2 skipped");
+        Err(outcome)
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    fn tag_key(&self, tag: &str) -> String {
+        format!("{}tag:{tag}", self.prefix)
+    }
+
+    /// The bytes stored under `key`, if any.
+    ///
+    /// # Errors
+    /// Redis down, slow or answering something else.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, TierError> {
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("GET").arg(self.key(key)).clone();
+        let v: Option<Vec<u8>> = self
+            .bounded("get", self.timeout, cmd.query_async(&mut conn))
+            .await?;
+        Ok(v.map(Bytes::from))
+    }
+
+    /// Stores `value` under `key` for `ttl` (at least 1 ms), recorded under each of `tags`.
+    ///
+    /// # Errors
+    /// Redis down, slow or answering something else.
+    pub async fn put(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        tags: &[String],
+    ) -> Result<(), TierError> {
+        let mut conn = self.conn.clone();
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut call = self.put.prepare_invoke();
+        call.key(self.key(key)).arg(value).arg(ttl_ms);
+        for tag in tags {
+            call.key(self.tag_key(tag));
+        }
+        let _: i64 = self
+            .bounded("put", self.timeout, call.invoke_async(&mut conn))
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes one key.
+    ///
+    /// # Errors
+    /// Redis down, slow or answering something else.
+    pub async fn delete(&self, key: &str) -> Result<(), TierError> {
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("UNLINK").arg(self.key(key)).clone();
+        let _: i64 = self
+            .bounded("delete", self.timeout, cmd.query_async(&mut conn))
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes every key stored with `tag`; returns how many.
+    ///
+    /// # Errors
+    /// Redis down, slow or answering something else.
+    pub async fn delete_tag(&self, tag: &str) -> Result<u64, TierError> {
+        let mut conn = self.conn.clone();
+        let mut call = self.drop_tag.prepare_invoke();
+        call.key(self.tag_key(tag));
+        self.bounded("delete_tag", self.timeout, call.invoke_async(&mut conn))
+            .await
+    }
+
+    /// Deletes every key starting with `prefix` (a `SCAN`, bounded by ten timeouts in all).
+    ///
+    /// # Errors
+    /// Redis down, slow or answering something else.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<u64, TierError> {
+        let pattern = format!("{}*", glob_escape(&self.key(prefix)));
+        let conn = self.conn.clone();
+        let work = async move {
+            let mut conn = conn;
+            let mut cursor: u64 = 0;
+            let mut deleted = 0u64;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(500)
+                    .query_async(&mut conn)
+                    .await?;
+                if !keys.is_empty() {
+                    let n: u64 = redis::cmd("UNLINK")
+                        .arg(&keys)
+                        .query_async(&mut conn)
+                        .await?;
+                    deleted += n;
+                }
+                if next == 0 {
+                    return Ok(deleted);
+                }
+                cursor = next;
+            }
+        };
+        self.bounded("delete_prefix", self.timeout * 10, work).await
+    }
+
+    /// Publishes an invalidation to every subscribed instance (this one included).
+    ///
+    /// # Errors
+    /// Redis down, slow or answering something else.
+    pub async fn publish(&self, invalidation: &Invalidation) -> Result<(), TierError> {
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("PUBLISH")
+            .arg(&*self.channel)
+            .arg(invalidation.encode())
+            .clone();
+        let _: i64 = self
+            .bounded("publish", self.timeout, cmd.query_async(&mut conn))
+            .await?;
+        Ok(())
+    }
+
+    /// Calls `on_message` for every invalidation published on the channel, for as long as the
+    /// returned [`Subscription`] lives; reconnects and resubscribes by itself, and reports
+    /// [`Invalidation::All`] after each disconnect. Subscribing to a server that is down now is not
+    /// an error: the subscription is made once it answers.
+    ///
+    /// # Errors
+    /// The connection could not be set up (a configuration mistake).
+    pub fn subscribe(
+        &self,
+        on_message: impl Fn(Invalidation) + Send + Sync + 'static,
+    ) -> Result<Subscription, ConfigError> {
+        let on_message = Arc::new(on_message);
+        let info = self
+            .client
+            .get_connection_info()
+            .clone()
+            .into_connection_info()
+            .map_err(|_| ConfigError::new("the Redis URL of the cache tier"))?;
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let client = Client::open(info.set_redis_settings(settings))
+            .map_err(|_| ConfigError::new("the Redis URL of the cache tier"))?;
+        let channel = self.channel.clone();
+        let sink = on_message.clone();
+        let push = move |info: redis::PushInfo| -> Result<(), std::convert::Infallible> {
+            match info.kind {
+                PushKind::Message => {
+                    if let Some(Value::BulkString(payload)) = info.data.get(1)
+                        && let Some(i) = std::str::from_utf8(payload)
+                            .ok()
+                            .and_then(Invalidation::decode)
+                    {
+                        sink(i);
+                    }
+                }
+                PushKind::Disconnection => sink(Invalidation::All),
+                _ => {}
+            }
+            Ok(())
+        };
+        let config = manager_config(self.timeout)
+            .set_push_sender(push)
+            .set_automatic_resubscription();
+        let mut conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| ConfigError::new(format!("Redis subscription: {:?}", e.kind())))?;
+        let task = tokio::spawn(async move {
+            // Until the first SUBSCRIBE succeeds; afterwards the manager resubscribes itself.
+            let mut wait = Duration::from_millis(50);
+            loop {
+                if conn.subscribe(&*channel).await.is_ok() {
+                    on_message(Invalidation::All);
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            // Keep the connection (and its resubscription) alive with the subscription.
+            std::future::pending::<()>().await;
+        });
+        Ok(Subscription { task })
+    }
+}
+
+/// A live subscription to invalidations; dropping it unsubscribes.
+#[derive(Debug)]
+pub struct Subscription {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_characters_are_escaped() {
+        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
+
+    #[test]
+    fn invalidations_round_trip() {
+        for i in [
+            Invalidation::Key("GET /a".into()),
+            Invalidation::Prefix("GET /r".into()),
+            Invalidation::Tag("t".into()),
+            Invalidation::All,
+        ] {
+            assert_eq!(Invalidation::decode(&i.encode()), Some(i));
+        }
+        assert_eq!(Invalidation::decode(""), None);
+        assert_eq!(Invalidation::decode("k"), None);
+    }
+}

@@ -1,0 +1,125 @@
+//! The cache's Redis tier and invalidation broadcast against a real `redis-server`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use protothrive::cache::{Invalidation, RedisTier};
+use tokio::sync::mpsc;
+
+use crate::server::RedisServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_live_for_their_ttl_and_go_by_key_prefix_and_tag() {
+    let server = RedisServer::start();
+    let tier = RedisTier::builder(server.url()).build().unwrap();
+    let minute = Duration::from_secs(60);
+    let tags = |t: &[&str]| t.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    tier.put("GET /a", b"a", minute, &tags(&["t1"]))
+        .await
+        .unwrap();
+    tier.put("GET /b", b"b", minute, &tags(&["t1", "t2"]))
+        .await
+        .unwrap();
+    tier.put("GET /c*", b"c", minute, &[]).await.unwrap();
+    tier.put("GET /d", b"d", minute, &[]).await.unwrap();
+    assert_eq!(
+        tier.get("GET /a").await.unwrap().as_deref(),
+        Some(&b"a"[..])
+    );
+    assert_eq!(tier.get("GET /zzz").await.unwrap(), None);
+
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("protothrive:cache:GET /a")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((1..=60_000).contains(&pttl), "{pttl}");
+    let tag_ttl: i64 = redis::cmd("PTTL")
+        .arg("protothrive:cache:tag:t2")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((1..=60_000).contains(&tag_ttl), "{tag_ttl}");
+
+    assert_eq!(tier.delete_tag("t1").await.unwrap(), 2);
+    assert_eq!(tier.get("GET /a").await.unwrap(), None);
+    assert_eq!(tier.get("GET /b").await.unwrap(), None);
+    // A glob character in a prefix is literal: `GET /c*` removes `GET /c*` only.
+    assert_eq!(tier.delete_prefix("GET /c*").await.unwrap(), 1);
+    assert_eq!(
+        tier.get("GET /d").await.unwrap().as_deref(),
+        Some(&b"d"[..])
+    );
+    tier.delete("GET /d").await.unwrap();
+    assert_eq!(tier.get("GET /d").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_redis_is_an_error_within_the_timeout_and_the_tier_comes_back() {
+    let mut server = RedisServer::start();
+    let tier = RedisTier::builder(server.url()).build().unwrap();
+    tier.put("k", b"v", Duration::from_secs(60), &[])
+        .await
+        .unwrap();
+    server.kill();
+    let started = tokio::time::Instant::now();
+    assert!(tier.get("k").await.is_err());
+    assert!(
+        tier.put("k", b"v", Duration::from_secs(1), &[])
+            .await
+            .is_err()
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    server.restart();
+    for _ in 0..200 {
+        if tier.get("k").await.is_ok() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("the tier did not come back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidations_reach_every_subscriber_and_a_reconnect_says_all() {
+    let mut server = RedisServer::start();
+    let a = RedisTier::builder(server.url()).build().unwrap();
+    let b = RedisTier::builder(server.url()).build().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let _sub = b
+        .subscribe(move |i| {
+            log.lock().unwrap().push(i.clone());
+            let _ = tx.send(i);
+        })
+        .unwrap();
+    // Subscribed: announced as "drop everything" (nothing was held before it).
+    assert_eq!(rx.recv().await, Some(Invalidation::All));
+    a.publish(&Invalidation::Tag("roadmap:7".into()))
+        .await
+        .unwrap();
+    assert_eq!(rx.recv().await, Some(Invalidation::Tag("roadmap:7".into())));
+    a.publish(&Invalidation::Prefix("GET /snippets".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        rx.recv().await,
+        Some(Invalidation::Prefix("GET /snippets".into()))
+    );
+
+    // Redis restarts: the subscriber hears that it may have missed messages, then resubscribes.
+    server.restart();
+    assert_eq!(rx.recv().await, Some(Invalidation::All));
+    for _ in 0..400 {
+        let _ = a.publish(&Invalidation::Key("after".into())).await;
+        if let Ok(Some(i)) = tokio::time::timeout(Duration::from_millis(50), rx.recv()).await
+            && i == Invalidation::Key("after".into())
+        {
+            return;
+        }
+    }
+    panic!("no message after the restart: {:?}", seen.lock().unwrap());
+}
