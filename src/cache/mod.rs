@@ -5,8 +5,6 @@ mod key;
 mod policy;
 #[cfg(feature = "redis")]
 mod redis;
-#[cfg(feature = "redis")]
-mod redis;
 #[cfg(test)]
 mod policy_tests;
 mod status;
@@ -19,8 +17,6 @@ pub use policy::{
     heuristically_cacheable, initial_age, invalidation_targets, reuse, storable, vary,
     vary_matches, vary_value,
 };
-#[cfg(feature = "redis")]
-pub use redis::{Invalidation, RedisTier, RedisTierBuilder, Subscription, TierError};
 #[cfg(feature = "redis")]
 pub use redis::{Invalidation, RedisTier, RedisTierBuilder, Subscription, TierError};
 pub use status::{CACHE_NAME, CACHE_STATUS, CacheStatus, Forward, age_value};
