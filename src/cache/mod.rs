@@ -1,6 +1,7 @@
 //! An HTTP shared cache (RFC 9111) in front of handlers.
 
 mod control;
+mod data;
 mod key;
 mod policy;
 #[cfg(feature = "redis")]
@@ -10,6 +11,7 @@ mod policy_tests;
 mod status;
 mod validate;
 
+pub use data::{DataCache, DataCacheBuilder};
 pub use control::{CacheControl, MAX_DELTA_SECONDS, MaxStale};
 pub use key::{CacheKey, normalize_uri, normalize_uri_str};
 pub use policy::{

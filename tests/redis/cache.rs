@@ -123,3 +123,49 @@ async fn invalidations_reach_every_subscriber_and_a_reconnect_says_all() {
     }
     panic!("no message after the restart: {:?}", seen.lock().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_caches_share_values_through_redis_and_invalidate_each_other() {
+    use protothrive::cache::DataCache;
+    let server = RedisServer::start();
+    let tier = || RedisTier::builder(server.url()).build().unwrap();
+    let a = DataCache::builder().redis(tier()).build();
+    let b = DataCache::builder().redis(tier()).build();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let b2 = b.clone();
+    let _sub = tier()
+        .subscribe(move |i| {
+            b2.apply(&i);
+            let _ = tx.send(i);
+        })
+        .unwrap();
+    assert_eq!(rx.recv().await, Some(Invalidation::All));
+    let ttl = Duration::from_secs(60);
+    let v: String = a
+        .get_or_load("q:1", ttl, || async {
+            Ok::<_, std::io::Error>("from db".into())
+        })
+        .await
+        .unwrap();
+    assert_eq!(v, "from db");
+    // B finds it in Redis: its loader is not called, and it is promoted to B's L1.
+    let v: String = b
+        .get_or_load("q:1", ttl, || async {
+            Err::<String, _>(std::io::Error::other("not called"))
+        })
+        .await
+        .unwrap();
+    assert_eq!(v, "from db");
+    assert_eq!(b.len(), 1);
+    // A write on A invalidates: B's L1 drops it, Redis too; B loads anew.
+    a.invalidate("q:1").await;
+    assert_eq!(rx.recv().await, Some(Invalidation::Key("q:1".into())));
+    assert!(b.is_empty());
+    let v: String = b
+        .get_or_load("q:1", ttl, || async {
+            Ok::<_, std::io::Error>("new".into())
+        })
+        .await
+        .unwrap();
+    assert_eq!(v, "new");
+}

@@ -1,0 +1,403 @@
+//! [`DataCache`]: a typed `get_or_load(key, ttl, loader)` for query results inside handlers, over
+//! the same tiers as the HTTP cache (quick_cache in process, then Redis), with coalescing.
+//!
+//! **Guarantees.**
+//! * Concurrent misses for one key make one `loader` call; the others wait for its value (through
+//!   quick_cache's placeholder guards). A loader that fails hands the key to the next waiter and
+//!   stores nothing.
+//! * A value is never served after its TTL (by the injected clock) from L1; L2 entries carry the
+//!   same TTL in Redis.
+//! * L1 is bounded by bytes (the encoded value plus its key). A Redis outage skips L2 (counted by
+//!   [`RedisTier`]); the loader decides.
+//! * [`invalidate`](DataCache::invalidate) and [`invalidate_prefix`](DataCache::invalidate_prefix)
+//!   remove from L1 and L2 and, with Redis, are broadcast to every instance subscribed with
+//!   [`DataCache::apply`].
+//!
+//! **Cost.** A hit is one quick_cache lookup plus decoding the value (JSON, through serde); a
+//! miss adds the loader, one encode and, with Redis, one round trip to read and one to write.
+//!
+//! ```
+//! use std::time::Duration;
+//! use protothrive::cache::DataCache;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let cache = DataCache::builder().max_bytes(1 << 20).build();
+//! let load = || async { Ok::<_, std::io::Error>(vec![1u32, 2, 3]) };
+//! let a: Vec<u32> = cache.get_or_load("user:7:roadmaps", Duration::from_secs(30), load).await.unwrap();
+//! // Served from the cache: this loader is never called.
+//! let b: Vec<u32> = cache
+//!     .get_or_load("user:7:roadmaps", Duration::from_secs(30), || async {
+//!         Err::<Vec<u32>, _>(std::io::Error::other("not called"))
+//!     })
+//!     .await
+//!     .unwrap();
+//! assert_eq!(a, b);
+//! # }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use quick_cache::sync::Cache;
+use quick_cache::{DefaultHashBuilder, Weighter};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::clock::{self, SharedClock};
+
+#[cfg(feature = "redis")]
+use super::redis::{Invalidation, RedisTier};
+
+#[derive(Clone)]
+struct Entry {
+    bytes: Bytes,
+    expires: Instant,
+}
+
+#[derive(Clone)]
+struct ByBytes;
+
+impl Weighter<String, Entry> for ByBytes {
+    fn weight(&self, key: &String, value: &Entry) -> u64 {
+        (key.len() + value.bytes.len() + 64) as u64
+    }
+}
+
+type L1 = Cache<String, Entry, ByBytes, DefaultHashBuilder>;
+
+/// A typed data cache; see the [module docs](self). Cheap to clone (shared tiers).
+#[derive(Clone)]
+pub struct DataCache {
+    l1: Arc<L1>,
+    #[cfg(feature = "redis")]
+    l2: Option<RedisTier>,
+    clock: SharedClock,
+}
+
+impl fmt::Debug for DataCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataCache")
+            .field("entries", &self.l1.len())
+            .field("bytes", &self.l1.weight())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`DataCache`].
+#[must_use]
+pub struct DataCacheBuilder {
+    max_bytes: u64,
+    #[cfg(feature = "redis")]
+    l2: Option<RedisTier>,
+    clock: Option<SharedClock>,
+}
+
+impl fmt::Debug for DataCacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataCacheBuilder")
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DataCacheBuilder {
+    /// The bound of the in-process tier in bytes (default 16 MiB).
+    pub fn max_bytes(mut self, max: u64) -> Self {
+        self.max_bytes = max.max(1);
+        self
+    }
+
+    /// Adds Redis as the second tier (and the channel of invalidations).
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, tier: RedisTier) -> Self {
+        self.l2 = Some(tier);
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The cache.
+    pub fn build(self) -> DataCache {
+        // quick_cache sizes its table by an estimate of the item count: assume ~1 KiB values.
+        let estimate = usize::try_from(self.max_bytes / 1024)
+            .unwrap_or(usize::MAX)
+            .max(16);
+        DataCache {
+            l1: Arc::new(Cache::with_weighter(estimate, self.max_bytes, ByBytes)),
+            #[cfg(feature = "redis")]
+            l2: self.l2,
+            clock: self.clock.unwrap_or_else(clock::system),
+        }
+    }
+}
+
+impl DataCache {
+    /// A builder: 16 MiB in process, no Redis, the system clock.
+    pub fn builder() -> DataCacheBuilder {
+        DataCacheBuilder {
+            max_bytes: 16 << 20,
+            #[cfg(feature = "redis")]
+            l2: None,
+            clock: None,
+        }
+    }
+
+    fn fresh(&self, key: &str) -> Option<Bytes> {
+        let entry = self.l1.get(key)?;
+        if entry.expires > self.clock.instant() {
+            return Some(entry.bytes);
+        }
+        self.l1
+            .remove_if(key, |e| e.expires <= self.clock.instant());
+        None
+    }
+
+    /// The value under `key`, or `loader`'s (stored for `ttl`). Concurrent calls for one key make
+    /// one `loader` call.
+    ///
+    /// # Errors
+    /// The loader's error (nothing is stored). A value that no longer decodes as `T` (the type
+    /// changed between deployments) is treated as a miss, not an error.
+    pub async fn get_or_load<T, E, F, Fut>(
+        &self,
+        key: &str,
+        ttl: Duration,
+        loader: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        if let Some(bytes) = self.fresh(key)
+            && let Ok(v) = serde_json::from_slice(&bytes)
+        {
+            metrics::counter!("protothrive_data_cache_total", "result" => "hit").increment(1);
+            return Ok(v);
+        }
+        let guard = loop {
+            match self.l1.get_value_or_guard_async(key).await {
+                Ok(entry) if entry.expires > self.clock.instant() => {
+                    if let Ok(v) = serde_json::from_slice(&entry.bytes) {
+                        metrics::counter!("protothrive_data_cache_total", "result" => "coalesced")
+                            .increment(1);
+                        return Ok(v);
+                    }
+                    self.l1.remove(key);
+                }
+                Ok(_) => {
+                    self.l1
+                        .remove_if(key, |e| e.expires <= self.clock.instant());
+                }
+                Err(guard) => break guard,
+            }
+        };
+        #[cfg(feature = "redis")]
+        if let Some(l2) = &self.l2
+            && let Ok(Some(bytes)) = l2.get(key).await
+            && let Some((expires, value)) = decode_l2(&bytes, self.clock.as_ref())
+            && let Ok(v) = serde_json::from_slice::<T>(value)
+        {
+            metrics::counter!("protothrive_data_cache_total", "result" => "l2_hit").increment(1);
+            let _ = guard.insert(Entry {
+                bytes: Bytes::copy_from_slice(value),
+                expires,
+            });
+            return Ok(v);
+        }
+        metrics::counter!("protothrive_data_cache_total", "result" => "miss").increment(1);
+        let value = loader().await?;
+        if let Ok(encoded) = serde_json::to_vec(&value) {
+            let bytes = Bytes::from(encoded);
+            let _ = guard.insert(Entry {
+                bytes: bytes.clone(),
+                expires: self.clock.instant() + ttl,
+            });
+            #[cfg(feature = "redis")]
+            if let Some(l2) = &self.l2 {
+                let _ = l2
+                    .put(key, &encode_l2(ttl, &bytes, self.clock.as_ref()), ttl, &[])
+                    .await;
+            }
+        }
+        Ok(value)
+    }
+
+    /// Drops `key` here and in Redis, and tells every subscribed instance.
+    pub async fn invalidate(&self, key: &str) {
+        self.l1.remove(key);
+        #[cfg(feature = "redis")]
+        if let Some(l2) = &self.l2 {
+            let _ = l2.delete(key).await;
+            let _ = l2.publish(&Invalidation::Key(key.to_owned())).await;
+        }
+    }
+
+    /// Drops every key starting with `prefix` here and in Redis, and tells every subscribed
+    /// instance.
+    pub async fn invalidate_prefix(&self, prefix: &str) {
+        self.drop_prefix(prefix);
+        #[cfg(feature = "redis")]
+        if let Some(l2) = &self.l2 {
+            let _ = l2.delete_prefix(prefix).await;
+            let _ = l2.publish(&Invalidation::Prefix(prefix.to_owned())).await;
+        }
+    }
+
+    fn drop_prefix(&self, prefix: &str) {
+        self.l1.retain(|k, _| !k.starts_with(prefix));
+    }
+
+    /// Applies an invalidation received from another instance to the in-process tier (pass it
+    /// to [`RedisTier::subscribe`]). Tags do not apply to data entries.
+    #[cfg(feature = "redis")]
+    pub fn apply(&self, invalidation: &Invalidation) {
+        match invalidation {
+            Invalidation::Key(k) => {
+                self.l1.remove(k.as_str());
+            }
+            Invalidation::Prefix(p) => self.drop_prefix(p),
+            Invalidation::All => self.l1.clear(),
+            _ => {}
+        }
+    }
+
+    /// The number of entries in process.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.l1.len()
+    }
+
+    /// Whether the in-process tier is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.l1.is_empty()
+    }
+}
+
+/// L2 values carry their expiry as Unix milliseconds (8 bytes, big-endian) before the value, so
+/// that a promoted entry keeps its remaining lifetime rather than a new one.
+#[cfg(feature = "redis")]
+fn encode_l2(ttl: Duration, value: &[u8], clock: &dyn clock::Clock) -> Vec<u8> {
+    let expires_ms = clock
+        .now()
+        .checked_add(ttl)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut out = Vec::with_capacity(8 + value.len());
+    out.extend_from_slice(&expires_ms.to_be_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+#[cfg(feature = "redis")]
+fn decode_l2<'a>(bytes: &'a [u8], clock: &dyn clock::Clock) -> Option<(Instant, &'a [u8])> {
+    let (head, value) = bytes.split_at_checked(8)?;
+    let expires_ms = u64::from_be_bytes(head.try_into().ok()?);
+    let now = clock.instant();
+    let now_ms = u64::try_from(
+        clock
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_millis(),
+    )
+    .ok()?;
+    let left = expires_ms.checked_sub(now_ms).filter(|l| *l > 0)?;
+    Some((now + Duration::from_millis(left), value))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_misses_make_one_load_and_the_ttl_holds() {
+        let clock = ManualClock::default();
+        let cache = DataCache::builder().clock(Arc::new(clock.clone())).build();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (release, wait) = tokio::sync::watch::channel(false);
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let cache = cache.clone();
+                let calls = calls.clone();
+                let mut wait = wait.clone();
+                tokio::spawn(async move {
+                    cache
+                        .get_or_load("k", Duration::from_secs(10), || async move {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            // Hold the load until every task has asked.
+                            let _ = wait.wait_for(|go| *go).await;
+                            Ok::<_, std::io::Error>(String::from("v"))
+                        })
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        // Let every task reach the cache before the load finishes.
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        release.send(true).unwrap();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), "v");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        clock.advance(Duration::from_secs(9));
+        let again: String = cache
+            .get_or_load("k", Duration::from_secs(10), || async {
+                Err::<String, _>(std::io::Error::other("fresh: not called"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(again, "v");
+        clock.advance(Duration::from_secs(1));
+        let reloaded: String = cache
+            .get_or_load("k", Duration::from_secs(10), || async {
+                Ok::<_, std::io::Error>(String::from("new"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(reloaded, "new");
+    }
+
+    #[tokio::test]
+    async fn a_failed_load_stores_nothing_and_invalidation_drops() {
+        let cache = DataCache::builder().build();
+        let failed: Result<u8, _> = cache
+            .get_or_load("k", Duration::from_secs(5), || async {
+                Err(std::io::Error::other("db down"))
+            })
+            .await;
+        assert!(failed.is_err());
+        assert!(cache.is_empty());
+        let ttl = Duration::from_secs(5);
+        let _: u8 = cache
+            .get_or_load("user:1:a", ttl, || async { Ok::<_, std::io::Error>(1) })
+            .await
+            .unwrap();
+        let _: u8 = cache
+            .get_or_load("user:1:b", ttl, || async { Ok::<_, std::io::Error>(2) })
+            .await
+            .unwrap();
+        let _: u8 = cache
+            .get_or_load("user:2:a", ttl, || async { Ok::<_, std::io::Error>(3) })
+            .await
+            .unwrap();
+        cache.invalidate_prefix("user:1:").await;
+        assert_eq!(cache.len(), 1);
+        cache.invalidate("user:2:a").await;
+        assert!(cache.is_empty());
+    }
+}
