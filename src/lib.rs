@@ -39,5 +39,8 @@ pub mod gateway;
 mod headers;
 #[cfg(feature = "rate-limit")]
 pub mod rate_limit;
+// Shared by the Redis stores of the rate limiter and the cache.
+#[cfg(all(feature = "redis", any(feature = "rate-limit", feature = "cache")))]
+mod redis_conn;
 #[cfg(feature = "security-headers")]
 pub mod security_headers;

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{Client, IntoConnectionInfo, ProtocolVersion, PushKind, Script, Value};
 
 use crate::error::ConfigError;
@@ -176,24 +176,8 @@ impl RedisTierBuilder {
     /// # Errors
     /// Not a Redis URL, a zero timeout, or no Tokio runtime.
     pub fn build(self) -> Result<RedisTier, ConfigError> {
-        if self.timeout.is_zero() {
-            return Err(ConfigError::new(
-                "the Redis tier's timeout must be above zero",
-            ));
-        }
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(ConfigError::new(
-                "build the Redis tier inside a Tokio runtime (its connection runs there)",
-            ));
-        }
-        let client = Client::open(self.url.as_str()).map_err(|_| {
-            ConfigError::new("the Redis URL must look like redis://[:password@]host:port[/db]")
-        })?;
-        let conn = ConnectionManager::new_lazy_with_config(
-            client.clone(),
-            manager_config(self.timeout),
-        )
-        .map_err(|e| ConfigError::new(format!("Redis connection manager: {:?}", e.kind())))?;
+        let (client, conn) =
+            crate::redis_conn::connect("Redis cache tier", &self.url, self.timeout)?;
         Ok(RedisTier {
             client,
             conn,
@@ -204,15 +188,6 @@ impl RedisTierBuilder {
             timeout: self.timeout,
         })
     }
-}
-
-fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(timeout.max(Duration::from_millis(250))))
-        .set_response_timeout(Some(timeout))
-        .set_min_delay(Duration::from_millis(100))
-        .set_max_delay(Duration::from_secs(2))
-        .set_number_of_retries(usize::MAX)
 }
 
 /// Escapes a glob pattern's special characters so `SCAN MATCH` reads them literally.
@@ -423,7 +398,7 @@ impl RedisTier {
             }
             Ok(())
         };
-        let config = manager_config(self.timeout)
+        let config = crate::redis_conn::manager_config(self.timeout)
             .set_push_sender(push)
             .set_automatic_resubscription();
         let mut conn = ConnectionManager::new_lazy_with_config(client, config)

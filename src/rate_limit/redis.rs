@@ -36,8 +36,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, RedisError, Script};
+use redis::aio::ConnectionManager;
+use redis::{RedisError, Script};
 
 use super::remote::{CheckFuture, RemoteStore, StoreError, StoreErrorKind};
 use super::{Decision, Quota};
@@ -192,28 +192,8 @@ impl RedisStoreBuilder {
     /// A URL that is not a Redis URL, a zero timeout, or no Tokio runtime to run the connection
     /// on (call it from inside one).
     pub fn build(self) -> Result<RedisStore, ConfigError> {
-        if self.timeout.is_zero() {
-            return Err(ConfigError::new(
-                "the Redis store's timeout must be above zero",
-            ));
-        }
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(ConfigError::new(
-                "build the Redis store inside a Tokio runtime (its connection runs there)",
-            ));
-        }
-        // The error of `open` may quote the URL, password included: say only what is wrong.
-        let client = Client::open(self.url.as_str()).map_err(|_| {
-            ConfigError::new("the Redis URL must look like redis://[:password@]host:port[/db]")
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout.max(Duration::from_millis(250))))
-            .set_response_timeout(Some(self.timeout))
-            .set_min_delay(Duration::from_millis(100))
-            .set_max_delay(Duration::from_secs(2))
-            .set_number_of_retries(usize::MAX);
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| ConfigError::new(format!("Redis connection manager: {:?}", e.kind())))?;
+        let (_, conn) =
+            crate::redis_conn::connect("Redis rate-limit store", &self.url, self.timeout)?;
         Ok(RedisStore {
             conn,
             script: Arc::new(Script::new(SCRIPT)),
