@@ -167,8 +167,10 @@ fn members(value: &str, mut f: impl FnMut(&str, Option<&str>, bool)) {
                             break;
                         }
                         b'\\' if i + 1 < b.len() => {
-                            unquoted.push(char::from(b[i + 1]));
-                            i += 2;
+                            // quoted-pair: the next character, whole (it may be non-ASCII).
+                            let ch = value[i + 1..].chars().next().unwrap_or('\u{fffd}');
+                            unquoted.push(ch);
+                            i += 1 + ch.len_utf8();
                         }
                         c if c.is_ascii() => {
                             unquoted.push(char::from(c));
@@ -426,6 +428,15 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(CacheControl::parse(input).to_string(), *want, "{input:?}");
         }
+    }
+
+    /// Found by the `cache_control` fuzz target: a quoted-pair escaping a non-ASCII character.
+    #[test]
+    fn quoted_pair_before_a_multibyte_character() {
+        let s = "mI=\"5\\\u{e8}\u{3e3}\\\\WW=W";
+        let once = CacheControl::parse(s);
+        assert_eq!(CacheControl::parse(&once.to_string()), once);
+        assert!(CacheControl::parse("no-cache=\"\\\u{e8}\", max-age=5").no_cache);
     }
 
     #[test]

@@ -1,17 +1,7 @@
 //! Cache keys: method + normalized URI + partition + the `Vary`-selected request header values.
 //!
-//! The URI is normalized the way RFC 3986 §6.2.2 calls safe ("syntax-based"), and no further:
-//!
-//! * scheme and host lowercased; `http`'s `:80` and `https`'s `:443` dropped; user info dropped;
-//! * the host comes from the URI (absolute form, HTTP/2 `:authority`) or else the `Host` header —
-//!   never `X-Forwarded-Host`, `Forwarded` or any other header; a request with neither is not
-//!   cached; the scheme comes from the URI or else the layer's configured scheme;
-//! * percent-encoded unreserved characters (`A-Z a-z 0-9 - . _ ~`) decoded, other escapes
-//!   uppercased (`%2f` → `%2F`), in the path and the query;
-//! * the query kept as it is, parameters in their order: `?a=1&b=2` and `?b=2&a=1` are two keys,
-//!   because an application may read them in order (sorting would serve one for the other);
-//! * dot segments (`/a/../b`) kept: routers do not all resolve them, so they may name another
-//!   resource; an empty `?` dropped, an empty path read as `/`.
+//! The URI rules (RFC 3986 §6.2.2 syntax-based normalization, no further) are on
+//! [`normalize_uri`].
 //!
 //! Hand-written: the `url` crate would change more than this (it resolves dot segments, and its
 //! WHATWG parsing differs from `http::Uri`), and `percent-encoding` decodes everything or nothing.
@@ -56,6 +46,11 @@ fn push_normalized_escapes(out: &mut String, s: &str) {
                 let _ = write!(out, "%{c:02X}");
             }
             i += 3;
+        } else if b[i] == b'%' {
+            // A bare `%` is written `%25`, so that no decoded character can complete it into
+            // a new escape on a second pass.
+            out.push_str("%25");
+            i += 1;
         } else {
             // `http::Uri` only holds ASCII, but stay whole-character-safe anyway.
             let ch = s[i..].chars().next().unwrap_or('\u{fffd}');
@@ -65,8 +60,21 @@ fn push_normalized_escapes(out: &mut String, s: &str) {
     }
 }
 
-/// The normalized form of a request's URI: `scheme://host[:port]/path[?query]` (see the
-/// [module docs](self) for the rules). `None` when no host is known or the host is malformed.
+/// The normalized form of a request's URI: `scheme://host[:port]/path[?query]`; `None` when no
+/// host is known or the host is malformed.
+///
+/// The URI is normalized the way RFC 3986 §6.2.2 calls safe ("syntax-based"), and no further:
+///
+/// * scheme and host lowercased; `http`'s `:80` and `https`'s `:443` dropped; user info dropped;
+/// * the host comes from the URI (absolute form, HTTP/2 `:authority`) or else the `Host` header —
+///   never `X-Forwarded-Host`, `Forwarded` or any other header; a request with neither is not
+///   cached; the scheme comes from the URI or else the layer's configured scheme;
+/// * percent-encoded unreserved characters (`A-Z a-z 0-9 - . _ ~`) decoded, other escapes
+///   uppercased (`%2f` → `%2F`), a bare `%` written `%25`, in the path and the query;
+/// * the query kept as it is, parameters in their order: `?a=1&b=2` and `?b=2&a=1` are two keys,
+///   because an application may read them in order (sorting would serve one for the other);
+/// * dot segments (`/a/../b`) kept: routers do not all resolve them, so they may name another
+///   resource; an empty `?` dropped, an empty path read as `/`.
 ///
 /// ```
 /// use protothrive::cache::normalize_uri;
@@ -149,7 +157,8 @@ fn push_escaped_with(out: &mut String, s: &str, percent: bool) {
     }
 }
 
-/// A cache key: `METHOD uri` [`\x1fp=partition`] [`\x1fv=name:value\x1e...`].
+/// A cache key: `METHOD uri`, then optionally `\x1fp=partition`, then optionally
+/// `\x1fv=name:value\x1e...`.
 ///
 /// The primary key (method, URI, partition) finds what is stored for a URI; a response with
 /// `Vary` is stored under the primary key extended with the request's values of the named
@@ -330,7 +339,12 @@ mod tests {
             (
                 "http://a.example/%zz%4",
                 None,
-                Some("http://a.example/%zz%4"),
+                Some("http://a.example/%25zz%254"),
+            ),
+            (
+                "http://a.example/%%30a",
+                None,
+                Some("http://a.example/%250a"),
             ),
             (
                 "/x?y",

@@ -1,27 +1,124 @@
-//! An HTTP shared cache (RFC 9111) in front of handlers.
+//! An HTTP shared cache (RFC 9111) in front of handlers: correct by the RFC, cheap on a hit.
+//!
+//! * **What is stored** ([`storable`]): `GET` responses with a final status the cache
+//!   understands, explicit freshness or a heuristically cacheable status; never `no-store`
+//!   (request or response), never `Vary: *`, never a response that sets a cookie (not stored at
+//!   all, so no cookie is ever replayed to another client), never `private` or (RFC 9111 §3.5) a
+//!   response to `Authorization` without `public`/`s-maxage`/`must-revalidate` — unless the
+//!   request has a **partition**.
+//! * **Partitions**: [`partition`](CacheLayerBuilder::partition) names the user a request belongs
+//!   to (the principal's subject, say). That user's responses are stored under keys that carry
+//!   the partition and only ever answer that user; they are shared only when the origin marks
+//!   them `public` or gives `s-maxage`. With no partition only shared-cacheable responses are
+//!   stored.
+//! * **Keys** ([`CacheKey`]): method + normalized URI (host from the URI or `Host`, never from
+//!   `X-Forwarded-Host`) + partition + the request's values of the response's `Vary` headers.
+//!   Headers that are not keyed but that handlers are known to reflect
+//!   ([`DEFAULT_UNKEYED_HEADERS`]: `X-Forwarded-Host`, `Forwarded`, `X-Original-URL`, ...) are
+//!   removed from every cacheable request before it reaches the handler, so they cannot poison
+//!   the cache.
+//! * **Freshness and age** ([`freshness_lifetime`], [`initial_age`]): `s-maxage`, `max-age`,
+//!   `Expires` − `Date`, 10% of `Date` − `Last-Modified` capped; `Age` and `Cache-Status`
+//!   (RFC 9211) on every response ([`CacheStatus`]).
+//! * **Reuse** ([`reuse`]): request `no-cache`/`max-age`/`min-fresh`/`max-stale`/`only-if-cached`
+//!   (a `504` problem when nothing fits), response `no-cache`/`must-revalidate`/`proxy-revalidate`;
+//!   `stale-while-revalidate` answers stale and refreshes once in the background (a tokio task);
+//!   `stale-if-error` answers stale when the origin fails or answers 5xx (put a timeout layer
+//!   inside this one to turn a slow origin into an error).
+//! * **Validation**: a stale response with `ETag`/`Last-Modified` is revalidated with
+//!   `If-None-Match`/`If-Modified-Since`; a 304 is merged into it (RFC 9111 §4.3.4). A client's own
+//!   conditional request is answered with 304 from a usable stored response.
+//! * **Coalescing**: concurrent misses for one key make one origin call; the others wait and are
+//!   answered from what it stored (or go to the origin themselves when it stored nothing).
+//! * **Tiers**: L1 is quick_cache bounded by bytes (body + header fields + key); an optional L2
+//!   ([`CacheTier`], Redis) is read on an L1 miss (promoted to L1) and written on every store.
+//! * **Invalidation**: an unsafe method answered 2xx/3xx invalidates its target URI and same-origin
+//!   `Location`/`Content-Location` (RFC 9111 §4.4); a [`CacheHandle`] invalidates by key, URI,
+//!   prefix or tag — tags come from a `Surrogate-Key` response header (space-separated), recorded
+//!   and then removed from the response.
+//!
+//! Only `GET` is stored; `HEAD` is answered from a stored `GET` when fresh, else passed through;
+//! requests with `Range` pass through.
+//!
+//! # What it costs
+//!
+//! A hit normalizes the URI and builds the key (two small allocations), one sharded L1 lookup,
+//! a clone of the stored header map and the `Age`/`Cache-Status` values; the body is shared
+//! (`Bytes`). The future is boxed (the origin path awaits the L2 tier and the origin). A miss
+//! buffers a storable body up to [`max_body`](CacheLayerBuilder::max_body) before answering.
+//! Invalidation by URI, prefix or tag scans L1 (every unsafe request that succeeds does one
+//! URI scan). BENCHMARKS.md has the figures.
+//!
+//! # Example
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use protothrive::cache::CacheLayer;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let calls = Arc::new(AtomicUsize::new(0));
+//! let counter = calls.clone();
+//! let cache = CacheLayer::builder().build()?;
+//! let svc = ServiceBuilder::new().layer(cache).service(service_fn(move |_req: Request<()>| {
+//!     counter.fetch_add(1, Ordering::SeqCst);
+//!     async {
+//!         Ok::<_, Infallible>(
+//!             Response::builder()
+//!                 .header("cache-control", "max-age=60")
+//!                 .header("surrogate-key", "snippets snippet-7")
+//!                 .body(Full::new(Bytes::from("hello")))
+//!                 .unwrap(),
+//!         )
+//!     }
+//! }));
+//! let get = || Request::get("/snippets/7").header("host", "api.example.com").body(()).unwrap();
+//! let first = svc.clone().oneshot(get()).await?;
+//! assert_eq!(first.headers()["cache-status"], "protothrive; fwd=uri-miss; fwd-status=200; ttl=60; stored");
+//! assert!(!first.headers().contains_key("surrogate-key"));
+//! let second = svc.clone().oneshot(get()).await?;
+//! assert_eq!(second.headers()["cache-status"], "protothrive; hit; ttl=60");
+//! assert_eq!(second.headers()["age"], "0");
+//! assert_eq!(calls.load(Ordering::SeqCst), 1);
+//! # Ok(())
+//! # }
+//! ```
 
+mod body;
 mod control;
-mod data;
 mod key;
+mod layer;
 mod policy;
-#[cfg(feature = "redis")]
-mod redis;
 #[cfg(test)]
 mod policy_tests;
+mod service;
 mod status;
+mod store;
+#[cfg(test)]
+mod tests;
 mod validate;
 
-pub use data::{DataCache, DataCacheBuilder};
+pub use body::CacheBody;
 pub use control::{CacheControl, MAX_DELTA_SECONDS, MaxStale};
 pub use key::{CacheKey, normalize_uri, normalize_uri_str};
+pub use layer::{
+    CacheHandle, CacheLayer, CacheLayerBuilder, CacheStats, DEFAULT_MAX_BODY, DEFAULT_MAX_BYTES,
+    DEFAULT_REVALIDATION_GRACE, DEFAULT_UNKEYED_HEADERS, PartitionFn,
+};
 pub use policy::{
     DEFAULT_HEURISTIC_CAP, NotStorable, Reuse, Scope, Vary, current_age, freshness_lifetime,
     heuristically_cacheable, initial_age, invalidation_targets, reuse, storable, vary,
     vary_matches, vary_value,
 };
-#[cfg(feature = "redis")]
-pub use redis::{Invalidation, RedisTier, RedisTierBuilder, Subscription, TierError};
+pub use service::{BoxError, Cache, ONLY_IF_CACHED_CODE, ResponseFuture};
 pub use status::{CACHE_NAME, CACHE_STATUS, CacheStatus, Forward, age_value};
+pub use store::{BoxFuture, CacheEntry, CacheTier, Invalidation, MemoryTier, StoredResponse};
 pub use validate::{
     SURROGATE_KEY, conditional_headers, merge_not_modified, not_modified, strip_unstorable,
     surrogate_keys, validates,

@@ -98,6 +98,7 @@ pub fn validates(stored: &HeaderMap, not_modified: &HeaderMap) -> bool {
 
 /// Merges the header fields of a 304 into the stored response's (RFC 9111 §3.2, §4.3.4): each
 /// field in the 304 replaces the stored one, except `Content-Length` and the fields never stored.
+/// The stored `Age` is dropped: the response is as old as the 304 says.
 ///
 /// ```
 /// use http::HeaderMap;
@@ -116,6 +117,7 @@ pub fn validates(stored: &HeaderMap, not_modified: &HeaderMap) -> bool {
 pub fn merge_not_modified(stored: &mut HeaderMap, not_modified: &HeaderMap) {
     let mut fresh = not_modified.clone();
     strip_unstorable(&mut fresh);
+    stored.remove(AGE);
     fresh.remove(CONTENT_LENGTH);
     let mut last: Option<HeaderName> = None;
     for (name, value) in fresh {
@@ -129,8 +131,8 @@ pub fn merge_not_modified(stored: &mut HeaderMap, not_modified: &HeaderMap) {
 }
 
 /// Removes what is never stored (RFC 9111 §3.1): hop-by-hop fields and those named in
-/// `Connection`, `Age` (recomputed on every hit), `Set-Cookie`, and `Surrogate-Key` (recorded by
-/// the layer, never sent).
+/// `Connection`, `Set-Cookie`, and `Surrogate-Key` (recorded by the layer, never sent). `Age`
+/// stays: the stored response's age starts from it, and every answer replaces it.
 pub fn strip_unstorable(headers: &mut HeaderMap) {
     let listed: Vec<HeaderName> = headers
         .get_all(CONNECTION)
@@ -149,7 +151,6 @@ pub fn strip_unstorable(headers: &mut HeaderMap) {
         UPGRADE,
         TRAILER,
         PROXY_AUTHENTICATE,
-        AGE,
         SET_COOKIE,
         SURROGATE_KEY.clone(),
         HeaderName::from_static("keep-alive"),

@@ -1,0 +1,375 @@
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{HeaderName, request};
+use tower_layer::Layer;
+
+use super::service::Cache;
+use super::store::{CacheTier, Invalidation, L1, invalidate_l1, l1};
+use crate::clock::{self, SharedClock};
+use crate::error::ConfigError;
+
+/// The partition function: the user a request's private responses belong to.
+pub type PartitionFn = dyn Fn(&request::Parts) -> Option<String> + Send + Sync;
+
+/// The default L1 size: 64 MiB of bodies and headers.
+pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
+/// The default largest body stored: 1 MiB.
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+/// The default time a stale response with a validator is kept for revalidation: 10 minutes.
+pub const DEFAULT_REVALIDATION_GRACE: Duration = Duration::from_secs(600);
+
+/// Request headers removed before a cacheable request reaches the handler: the layer never keys
+/// on them, so a handler that reflected one (a link built from `X-Forwarded-Host`) would poison
+/// the cache for everyone. Resolve the client address with the client-ip layer *before* this one.
+pub const DEFAULT_UNKEYED_HEADERS: [&str; 14] = [
+    "x-forwarded-host",
+    "x-forwarded-server",
+    "x-forwarded-proto",
+    "x-forwarded-scheme",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-for",
+    "forwarded",
+    "x-host",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+pub(crate) struct Config {
+    pub(crate) l1: L1,
+    pub(crate) tier: Option<Arc<dyn CacheTier>>,
+    pub(crate) clock: SharedClock,
+    pub(crate) partition: Option<Arc<PartitionFn>>,
+    pub(crate) max_body: usize,
+    pub(crate) heuristic_cap: Duration,
+    pub(crate) grace: Duration,
+    pub(crate) scheme: String,
+    pub(crate) unkeyed: Vec<HeaderName>,
+    pub(crate) inflight: Mutex<HashMap<String, tokio::sync::watch::Receiver<()>>>,
+    pub(crate) refreshing: Mutex<HashSet<String>>,
+    pub(crate) stats: Stats,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheConfig")
+            .field("l1_bytes", &self.l1.weight())
+            .field("l1_capacity", &self.l1.capacity())
+            .field("tier", &self.tier)
+            .field("partitioned", &self.partition.is_some())
+            .field("max_body", &self.max_body)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) stored: AtomicU64,
+    pub(crate) collapsed: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
+}
+
+/// Counters of a cache since it was built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Requests answered from the cache (fresh, accepted stale, `stale-while-revalidate`, or a
+    /// 304 revalidation).
+    pub hits: u64,
+    /// Cacheable requests that went to the origin.
+    pub misses: u64,
+    /// Responses stored.
+    pub stored: u64,
+    /// Requests that waited for another request's origin call.
+    pub collapsed: u64,
+    /// Stale responses served (`stale-while-revalidate`, `stale-if-error`).
+    pub stale_served: u64,
+}
+
+/// An HTTP shared cache (RFC 9111); see the [module docs](super).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct CacheLayer {
+    pub(crate) config: Arc<Config>,
+}
+
+impl CacheLayer {
+    /// A builder: 64 MiB L1, 1 MiB bodies, no partition, no L2, the system clock.
+    pub fn builder() -> CacheLayerBuilder {
+        CacheLayerBuilder {
+            max_bytes: DEFAULT_MAX_BYTES,
+            max_body: DEFAULT_MAX_BODY,
+            tier: None,
+            clock: None,
+            partition: None,
+            heuristic_cap: super::DEFAULT_HEURISTIC_CAP,
+            grace: DEFAULT_REVALIDATION_GRACE,
+            scheme: "http".to_owned(),
+            unkeyed: DEFAULT_UNKEYED_HEADERS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        }
+    }
+
+    /// A handle for invalidation and statistics, valid as long as any clone of the layer or of
+    /// a service built from it lives.
+    pub fn handle(&self) -> CacheHandle {
+        CacheHandle {
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<S> Layer<S> for CacheLayer {
+    type Service = Cache<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Cache {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// Builds a [`CacheLayer`].
+#[must_use]
+pub struct CacheLayerBuilder {
+    max_bytes: u64,
+    max_body: usize,
+    tier: Option<Arc<dyn CacheTier>>,
+    clock: Option<SharedClock>,
+    partition: Option<Arc<PartitionFn>>,
+    heuristic_cap: Duration,
+    grace: Duration,
+    scheme: String,
+    unkeyed: Vec<String>,
+}
+
+impl fmt::Debug for CacheLayerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheLayerBuilder")
+            .field("max_bytes", &self.max_bytes)
+            .field("max_body", &self.max_body)
+            .field("tier", &self.tier)
+            .field("partitioned", &self.partition.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CacheLayerBuilder {
+    /// The L1 size in bytes: bodies, header fields and keys of the stored entries.
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// The largest body stored; a larger response streams through unstored.
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// A second tier (Redis) behind L1: looked up on an L1 miss (and promoted to L1), written
+    /// on every store with a TTL covering the stale windows, told of every invalidation.
+    pub fn tier(mut self, tier: Arc<dyn CacheTier>) -> Self {
+        self.tier = Some(tier);
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Names the user a request belongs to (say, the principal's subject), so responses private
+    /// to them are stored in their own partition and only ever served to them. `None` (an
+    /// anonymous request) means only shared-cacheable responses are stored. A partitioned
+    /// request's response is shared only when marked `public` or given `s-maxage`.
+    ///
+    /// ```
+    /// use protothrive::cache::CacheLayer;
+    /// let layer = CacheLayer::builder()
+    ///     .partition(|req| {
+    ///         req.headers.get("x-user").and_then(|v| v.to_str().ok()).map(str::to_owned)
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = layer;
+    /// ```
+    pub fn partition(
+        mut self,
+        f: impl Fn(&request::Parts) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.partition = Some(Arc::new(f));
+        self
+    }
+
+    /// The cap on heuristic freshness (RFC 9111 §4.2.2; default one day).
+    pub fn heuristic_cap(mut self, cap: Duration) -> Self {
+        self.heuristic_cap = cap;
+        self
+    }
+
+    /// How long a stale response with a validator is kept for revalidation past its stale
+    /// windows (default 10 minutes; the TTL given to the L2 tier includes it).
+    pub fn revalidation_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// The scheme keys use for origin-form requests, which do not carry one (default `http`;
+    /// say `https` behind a TLS-terminating proxy so absolute `Location`s match).
+    pub fn scheme(mut self, scheme: impl Into<String>) -> Self {
+        self.scheme = scheme.into();
+        self
+    }
+
+    /// Replaces the request headers removed before a cacheable request reaches the handler
+    /// (default [`DEFAULT_UNKEYED_HEADERS`]).
+    pub fn unkeyed_headers<I, T>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.unkeyed = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The layer.
+    ///
+    /// # Errors
+    /// A zero L1 size, a body limit larger than the L1, a scheme other than `http`/`https`, or
+    /// an unkeyed header name that is not a valid header name.
+    pub fn build(self) -> Result<CacheLayer, ConfigError> {
+        if self.max_bytes == 0 {
+            return Err(ConfigError::new(
+                "a cache needs room: give `.max_bytes(...)` a size above 0",
+            ));
+        }
+        if self.max_body as u64 > self.max_bytes {
+            return Err(ConfigError::new(format!(
+                "the largest body stored ({} bytes) does not fit in the cache ({} bytes); lower `.max_body` or raise `.max_bytes`",
+                self.max_body, self.max_bytes
+            )));
+        }
+        let scheme = self.scheme.to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return Err(ConfigError::new(format!(
+                "cache scheme `{}`: use `http` or `https`",
+                self.scheme
+            )));
+        }
+        let unkeyed = self
+            .unkeyed
+            .iter()
+            .map(|n| {
+                HeaderName::from_bytes(n.as_bytes()).map_err(|_| {
+                    ConfigError::new(format!("unkeyed header `{n}` is not a header name"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(CacheLayer {
+            config: Arc::new(Config {
+                l1: l1(self.max_bytes),
+                tier: self.tier,
+                clock: self.clock.unwrap_or_else(clock::system),
+                partition: self.partition,
+                max_body: self.max_body,
+                heuristic_cap: self.heuristic_cap,
+                grace: self.grace,
+                scheme,
+                unkeyed,
+                inflight: Mutex::new(HashMap::new()),
+                refreshing: Mutex::new(HashSet::new()),
+                stats: Stats::default(),
+            }),
+        })
+    }
+}
+
+/// Invalidation and statistics of one cache; cheap to clone.
+///
+/// ```
+/// use protothrive::cache::{CacheLayer, Invalidation};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let layer = CacheLayer::builder().build().unwrap();
+/// let cache = layer.handle();
+/// cache.invalidate(Invalidation::Tag("snippets".into())).await;
+/// cache.invalidate(Invalidation::Prefix("/api/roadmaps/".into())).await;
+/// assert_eq!(cache.stats().hits, 0);
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct CacheHandle {
+    config: Arc<Config>,
+}
+
+impl CacheHandle {
+    /// Invalidates in L1 and in the L2 tier (which tells the other instances).
+    pub async fn invalidate(&self, what: Invalidation) {
+        self.invalidate_local(&what);
+        if let Some(tier) = &self.config.tier {
+            tier.invalidate(&what).await;
+        }
+    }
+
+    /// Invalidates in this instance's L1 only: for a tier relaying another instance's
+    /// invalidation.
+    pub fn invalidate_local(&self, what: &Invalidation) {
+        invalidate_l1(&self.config.l1, what);
+    }
+
+    /// Invalidates every entry for a URI (see [`Invalidation::Uri`]).
+    pub async fn invalidate_uri(&self, uri: impl Into<String>) {
+        self.invalidate(Invalidation::Uri(uri.into())).await;
+    }
+
+    /// Invalidates every response tagged `tag` through `Surrogate-Key`.
+    pub async fn invalidate_tag(&self, tag: impl Into<String>) {
+        self.invalidate(Invalidation::Tag(tag.into())).await;
+    }
+
+    /// Invalidates every entry under a URI or path prefix (see [`Invalidation::Prefix`]).
+    pub async fn invalidate_prefix(&self, prefix: impl Into<String>) {
+        self.invalidate(Invalidation::Prefix(prefix.into())).await;
+    }
+
+    /// The counters so far.
+    #[must_use]
+    pub fn stats(&self) -> CacheStats {
+        let s = &self.config.stats;
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        CacheStats {
+            hits: r(&s.hits),
+            misses: r(&s.misses),
+            stored: r(&s.stored),
+            collapsed: r(&s.collapsed),
+            stale_served: r(&s.stale_served),
+        }
+    }
+
+    /// Bytes held by L1.
+    #[must_use]
+    pub fn l1_bytes(&self) -> u64 {
+        self.config.l1.weight()
+    }
+
+    /// Entries held by L1.
+    #[must_use]
+    pub fn l1_len(&self) -> usize {
+        self.config.l1.len()
+    }
+}

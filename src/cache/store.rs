@@ -1,0 +1,544 @@
+//! What is stored, the L1 tier (quick_cache, bounded by bytes) and the [`CacheTier`] trait an L2
+//! (Redis) implements.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+use super::CacheControl;
+use super::key::{key_uri, path_and_query};
+use super::policy::Scope;
+
+/// A boxed, sendable future, as the [`CacheTier`] methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A stored response: status, the headers that may be stored, the body, and what freshness needs.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use bytes::Bytes;
+/// use http::{HeaderMap, StatusCode};
+/// use protothrive::cache::{Scope, StoredResponse};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("cache-control", "max-age=60".parse().unwrap());
+/// let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// let stored = StoredResponse::new(StatusCode::OK, headers, Bytes::from("hi"), t, t, Scope::Shared)
+///     .with_tags(vec!["snippets".into()]);
+/// let copy = StoredResponse::decode(&stored.encode()).unwrap();
+/// assert_eq!(copy.body(), "hi");
+/// assert_eq!(copy.tags(), ["snippets"]);
+/// assert_eq!(copy.lifetime(), Duration::from_secs(60));
+/// ```
+#[derive(Clone)]
+pub struct StoredResponse {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) request_time: SystemTime,
+    pub(crate) response_time: SystemTime,
+    pub(crate) initial_age: Duration,
+    pub(crate) lifetime: Duration,
+    pub(crate) scope: Scope,
+    pub(crate) tags: Vec<String>,
+    pub(crate) cc: CacheControl,
+    weight: u32,
+}
+
+impl fmt::Debug for StoredResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredResponse")
+            .field("status", &self.status)
+            .field("headers", &self.headers.len())
+            .field("body", &self.body.len())
+            .field("lifetime", &self.lifetime)
+            .field("scope", &self.scope)
+            .field("tags", &self.tags)
+            .finish_non_exhaustive()
+    }
+}
+
+fn headers_weight(h: &HeaderMap) -> usize {
+    h.iter().map(|(n, v)| n.as_str().len() + v.len() + 8).sum()
+}
+
+impl StoredResponse {
+    /// A response received at `response_time` for a request sent at `request_time`; its age and
+    /// freshness lifetime are computed here (RFC 9111 §4.2) with the default heuristic cap.
+    #[must_use]
+    pub fn new(
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        request_time: SystemTime,
+        response_time: SystemTime,
+        scope: Scope,
+    ) -> Self {
+        Self::with_cap(
+            status,
+            headers,
+            body,
+            (request_time, response_time),
+            scope,
+            super::DEFAULT_HEURISTIC_CAP,
+        )
+    }
+
+    pub(crate) fn with_cap(
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        (request_time, response_time): (SystemTime, SystemTime),
+        scope: Scope,
+        cap: Duration,
+    ) -> Self {
+        let mut s = Self {
+            status,
+            headers,
+            body,
+            request_time,
+            response_time,
+            initial_age: Duration::ZERO,
+            lifetime: Duration::ZERO,
+            scope,
+            tags: Vec::new(),
+            cc: CacheControl::default(),
+            weight: 0,
+        };
+        s.refresh(cap);
+        s
+    }
+
+    /// Recomputes what derives from the headers and times (after a 304 merged new headers).
+    pub(crate) fn refresh(&mut self, cap: Duration) {
+        self.cc = CacheControl::from_headers(&self.headers);
+        self.initial_age = super::initial_age(&self.headers, self.request_time, self.response_time);
+        let parts = {
+            let mut r = http::Response::new(());
+            *r.status_mut() = self.status;
+            let (mut parts, ()) = r.into_parts();
+            parts.headers = std::mem::take(&mut self.headers);
+            parts
+        };
+        self.lifetime = super::freshness_lifetime(&parts, self.scope, self.response_time, cap);
+        self.headers = parts.headers;
+        self.weight = u32::try_from(
+            self.body.len()
+                + headers_weight(&self.headers)
+                + self.tags.iter().map(String::len).sum::<usize>()
+                + 160,
+        )
+        .unwrap_or(u32::MAX);
+    }
+
+    /// The same response carrying surrogate-key `tags`.
+    #[must_use]
+    pub fn with_tags(mut self, tags: Vec<String>) -> Self {
+        self.weight = self.weight.saturating_add(
+            u32::try_from(tags.iter().map(String::len).sum::<usize>()).unwrap_or(u32::MAX),
+        );
+        self.tags = tags;
+        self
+    }
+
+    /// The status.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stored header fields.
+    #[must_use]
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The body.
+    #[must_use]
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The surrogate-key tags.
+    #[must_use]
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+
+    /// The freshness lifetime (RFC 9111 §4.2.1).
+    #[must_use]
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// The scope it was stored for.
+    #[must_use]
+    pub fn scope(&self) -> Scope {
+        self.scope
+    }
+
+    /// The current age at `now` (RFC 9111 §4.2.3).
+    #[must_use]
+    pub fn age(&self, now: SystemTime) -> Duration {
+        super::current_age(self.initial_age, self.response_time, now)
+    }
+
+    /// Whether it carries a validator (`ETag` or `Last-Modified`) to revalidate with.
+    #[must_use]
+    pub fn has_validator(&self) -> bool {
+        self.headers.contains_key(http::header::ETAG)
+            || self.headers.contains_key(http::header::LAST_MODIFIED)
+    }
+
+    /// How long from `now` it can still be of use: fresh, within `stale-while-revalidate` or
+    /// `stale-if-error`, or — with a validator — `grace` more for a conditional revalidation.
+    /// This is the TTL to give an L2 tier.
+    #[must_use]
+    pub fn useful_for(&self, now: SystemTime, grace: Duration) -> Duration {
+        let window = |w: Option<u32>| Duration::from_secs(u64::from(w.unwrap_or(0)));
+        let mut extra = window(self.cc.stale_while_revalidate).max(window(self.cc.stale_if_error));
+        if self.has_validator() {
+            extra = extra.max(grace);
+        }
+        (self.lifetime + extra).saturating_sub(self.age(now))
+    }
+
+    /// The weight in the L1 tier: body, headers and tags in bytes, plus a fixed overhead.
+    #[must_use]
+    pub fn weight(&self) -> u64 {
+        u64::from(self.weight)
+    }
+
+    /// A compact binary encoding for an L2 tier (version byte, then length-prefixed fields).
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.weight as usize);
+        out.push(1);
+        out.extend_from_slice(&self.status.as_u16().to_le_bytes());
+        out.push(u8::from(self.scope == Scope::Partition));
+        for t in [self.request_time, self.response_time] {
+            let ms = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+            out.extend_from_slice(&u64::try_from(ms).unwrap_or(u64::MAX).to_le_bytes());
+        }
+        let put = |out: &mut Vec<u8>, b: &[u8]| {
+            out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_le_bytes());
+            out.extend_from_slice(b);
+        };
+        put(
+            &mut out,
+            &u32::try_from(self.tags.len()).unwrap_or(0).to_le_bytes(),
+        );
+        for t in &self.tags {
+            put(&mut out, t.as_bytes());
+        }
+        put(
+            &mut out,
+            &u32::try_from(self.headers.len()).unwrap_or(0).to_le_bytes(),
+        );
+        for (n, v) in &self.headers {
+            put(&mut out, n.as_str().as_bytes());
+            put(&mut out, v.as_bytes());
+        }
+        put(&mut out, &self.body);
+        out
+    }
+
+    /// Reads [`encode`](Self::encode)'s output back; `None` for anything else.
+    #[must_use]
+    pub fn decode(mut b: &[u8]) -> Option<Self> {
+        fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+            if b.len() < n {
+                return None;
+            }
+            let (head, tail) = b.split_at(n);
+            *b = tail;
+            Some(head)
+        }
+        fn field<'a>(b: &mut &'a [u8]) -> Option<&'a [u8]> {
+            let len = u32::from_le_bytes(take(b, 4)?.try_into().ok()?) as usize;
+            take(b, len)
+        }
+        fn count(b: &mut &[u8]) -> Option<u32> {
+            Some(u32::from_le_bytes(field(b)?.try_into().ok()?))
+        }
+        if take(&mut b, 1)? != [1] {
+            return None;
+        }
+        let status =
+            StatusCode::from_u16(u16::from_le_bytes(take(&mut b, 2)?.try_into().ok()?)).ok()?;
+        let scope = match take(&mut b, 1)?[0] {
+            0 => Scope::Shared,
+            1 => Scope::Partition,
+            _ => return None,
+        };
+        let mut time = || -> Option<SystemTime> {
+            let ms = u64::from_le_bytes(take(&mut b, 8)?.try_into().ok()?);
+            UNIX_EPOCH.checked_add(Duration::from_millis(ms))
+        };
+        let (request_time, response_time) = (time()?, time()?);
+        let mut tags = Vec::new();
+        for _ in 0..count(&mut b)? {
+            tags.push(String::from_utf8(field(&mut b)?.to_vec()).ok()?);
+        }
+        let n = count(&mut b)?;
+        let mut headers = HeaderMap::with_capacity(n.min(64) as usize);
+        for _ in 0..n {
+            let name = HeaderName::from_bytes(field(&mut b)?).ok()?;
+            let value = HeaderValue::from_bytes(field(&mut b)?).ok()?;
+            headers.append(name, value);
+        }
+        let body = Bytes::copy_from_slice(field(&mut b)?);
+        if !b.is_empty() {
+            return None;
+        }
+        Some(Self::new(status, headers, body, request_time, response_time, scope).with_tags(tags))
+    }
+}
+
+/// One stored entry: a response, or the `Vary` header names of the responses stored for a URI
+/// (each under the key extended with the request's values, [`CacheKey::with_vary`](super::CacheKey::with_vary)).
+#[derive(Debug, Clone)]
+pub enum CacheEntry {
+    /// A response.
+    Response(Arc<StoredResponse>),
+    /// The `Vary` names of this URI's responses.
+    Vary(Arc<[HeaderName]>),
+}
+
+impl CacheEntry {
+    /// A compact binary encoding for an L2 tier.
+    ///
+    /// ```
+    /// use protothrive::cache::CacheEntry;
+    /// let e = CacheEntry::Vary(vec!["accept".parse().unwrap()].into());
+    /// assert!(matches!(CacheEntry::decode(&e.encode()), Some(CacheEntry::Vary(n)) if n[0] == "accept"));
+    /// ```
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Self::Response(r) => {
+                let mut v = vec![b'R'];
+                v.extend_from_slice(&r.encode());
+                v
+            }
+            Self::Vary(names) => {
+                let mut v = vec![b'V'];
+                for (i, n) in names.iter().enumerate() {
+                    if i > 0 {
+                        v.push(b',');
+                    }
+                    v.extend_from_slice(n.as_str().as_bytes());
+                }
+                v
+            }
+        }
+    }
+
+    /// Reads [`encode`](Self::encode)'s output back; `None` for anything else.
+    #[must_use]
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        match b.split_first()? {
+            (b'R', rest) => Some(Self::Response(Arc::new(StoredResponse::decode(rest)?))),
+            (b'V', rest) => {
+                let names: Option<Vec<HeaderName>> = rest
+                    .split(|&c| c == b',')
+                    .map(|n| HeaderName::from_bytes(n).ok())
+                    .collect();
+                Some(Self::Vary(names?.into()))
+            }
+            _ => None,
+        }
+    }
+
+    pub(crate) fn weight(&self) -> u64 {
+        match self {
+            Self::Response(r) => r.weight(),
+            Self::Vary(n) => 64 + n.iter().map(|n| n.as_str().len() as u64 + 16).sum::<u64>(),
+        }
+    }
+
+    fn has_tag(&self, tag: &str) -> bool {
+        matches!(self, Self::Response(r) if r.tags.iter().any(|t| t == tag))
+    }
+}
+
+/// What to invalidate.
+///
+/// Keys are `GET <normalized URI>` (only `GET` responses are stored), then, when present,
+/// `\x1fp=<partition>` and `\x1fv=<Vary values>`. So for a tier matching raw key strings:
+/// `Uri("https://h/a")` is the key `GET https://h/a` and every key starting with it and `\x1f`;
+/// an absolute `Prefix` is the raw prefix `GET <prefix>`; a path `Uri` or `Prefix` (starting
+/// with `/`) matches the path after any `scheme://host`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Invalidation {
+    /// Exactly one key ([`CacheKey::as_str`](super::CacheKey::as_str)).
+    Key(String),
+    /// Every entry for a URI — every method, partition and `Vary` variant. An absolute URI is
+    /// matched against the normalized URI; a path (`/a?b`) against every host's path and query.
+    Uri(String),
+    /// Every entry whose URI starts with this: an absolute prefix (`https://host/api/`) or a path
+    /// prefix (`/api/roadmaps/`, every host).
+    Prefix(String),
+    /// Every response whose handler set this tag in `Surrogate-Key`.
+    Tag(String),
+    /// Everything (say, after a tier's invalidation broadcast may have been missed).
+    All,
+}
+
+impl Invalidation {
+    /// Whether the entry under `key` is invalidated.
+    #[must_use]
+    pub fn matches(&self, key: &str, entry: &CacheEntry) -> bool {
+        let uri = key_uri(key);
+        match self {
+            Self::Key(k) => k == key,
+            Self::Uri(u) if u.starts_with('/') => path_and_query(uri) == u,
+            Self::Uri(u) => uri == u,
+            Self::Prefix(p) if p.starts_with('/') => path_and_query(uri).starts_with(p.as_str()),
+            Self::Prefix(p) => uri.starts_with(p.as_str()),
+            Self::Tag(t) => entry.has_tag(t),
+            Self::All => true,
+        }
+    }
+}
+
+/// An asynchronous second tier (Redis) behind the in-process L1.
+///
+/// Object-safe: the layer holds an `Arc<dyn CacheTier>`. A tier never fails a request: an outage
+/// reads as a miss and a failed write is dropped (count them inside the tier). Keys are
+/// [`CacheKey`](super::CacheKey) strings; [`CacheEntry::encode`] gives a compact value.
+///
+/// ```
+/// use std::sync::Arc;
+/// use protothrive::cache::{CacheTier, MemoryTier};
+/// let tier: Arc<dyn CacheTier> = Arc::new(MemoryTier::default());
+/// # let _ = tier;
+/// ```
+pub trait CacheTier: Send + Sync + fmt::Debug + 'static {
+    /// The entry under `key`, if any.
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Option<CacheEntry>>;
+    /// Stores `entry` under `key` for `ttl` (the stale windows included).
+    fn put<'a>(&'a self, key: &'a str, entry: &'a CacheEntry, ttl: Duration) -> BoxFuture<'a, ()>;
+    /// Removes `key`.
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()>;
+    /// Applies an invalidation to this tier (and, for a shared tier, tells the other instances to
+    /// apply it to their L1 with [`CacheHandle::invalidate_local`](super::CacheHandle::invalidate_local)).
+    /// The default handles [`Invalidation::Key`] with [`delete`](Self::delete) and nothing else.
+    fn invalidate<'a>(&'a self, what: &'a Invalidation) -> BoxFuture<'a, ()> {
+        match what {
+            Invalidation::Key(k) => self.delete(k),
+            _ => Box::pin(std::future::ready(())),
+        }
+    }
+}
+
+/// An in-memory [`CacheTier`] for tests: entries are stored encoded (so the encoding is
+/// exercised), TTLs are recorded but not enforced, and every call is counted.
+#[derive(Debug, Default)]
+pub struct MemoryTier {
+    entries: Mutex<std::collections::HashMap<String, (Vec<u8>, Duration)>>,
+    calls: std::sync::atomic::AtomicU64,
+}
+
+impl MemoryTier {
+    /// The number of stored keys.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.lock().map_or(0, |e| e.len())
+    }
+
+    /// Whether nothing is stored.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The TTL given with `key`.
+    #[must_use]
+    pub fn ttl(&self, key: &str) -> Option<Duration> {
+        self.entries.lock().ok()?.get(key).map(|(_, t)| *t)
+    }
+
+    /// How many calls the tier received.
+    #[must_use]
+    pub fn calls(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count(&self) {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl CacheTier for MemoryTier {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Option<CacheEntry>> {
+        self.count();
+        let found = self
+            .entries
+            .lock()
+            .ok()
+            .and_then(|e| e.get(key).and_then(|(b, _)| CacheEntry::decode(b)));
+        Box::pin(std::future::ready(found))
+    }
+
+    fn put<'a>(&'a self, key: &'a str, entry: &'a CacheEntry, ttl: Duration) -> BoxFuture<'a, ()> {
+        self.count();
+        if let Ok(mut e) = self.entries.lock() {
+            e.insert(key.to_owned(), (entry.encode(), ttl));
+        }
+        Box::pin(std::future::ready(()))
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()> {
+        self.count();
+        if let Ok(mut e) = self.entries.lock() {
+            e.remove(key);
+        }
+        Box::pin(std::future::ready(()))
+    }
+
+    fn invalidate<'a>(&'a self, what: &'a Invalidation) -> BoxFuture<'a, ()> {
+        self.count();
+        if let Ok(mut e) = self.entries.lock() {
+            e.retain(|k, (b, _)| {
+                CacheEntry::decode(b).is_none_or(|entry| !what.matches(k, &entry))
+            });
+        }
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// Weighs L1 entries by their bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Weigher;
+
+impl quick_cache::Weighter<String, CacheEntry> for Weigher {
+    fn weight(&self, key: &String, val: &CacheEntry) -> u64 {
+        key.len() as u64 + val.weight()
+    }
+}
+
+/// The L1 tier.
+pub(crate) type L1 = quick_cache::sync::Cache<String, CacheEntry, Weigher>;
+
+pub(crate) fn l1(max_bytes: u64) -> L1 {
+    let items = usize::try_from((max_bytes / 2048).max(16)).unwrap_or(usize::MAX);
+    L1::with_weighter(items, max_bytes, Weigher)
+}
+
+pub(crate) fn invalidate_l1(l1: &L1, what: &Invalidation) {
+    match what {
+        Invalidation::Key(k) => {
+            l1.remove(k.as_str());
+        }
+        Invalidation::All => l1.clear(),
+        _ => l1.retain(|k, e| !what.matches(k, e)),
+    }
+}
