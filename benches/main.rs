@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod cache;
 mod client_ip;
 mod cors;
 mod rate_limit;
@@ -14,6 +15,7 @@ mod redis;
 
 criterion::criterion_main!(
     auth::benches,
+    cache::benches,
     client_ip::benches,
     cors::benches,
     rate_limit::benches,

@@ -1,0 +1,170 @@
+//! `cache`: an L1 hit through our layer and through http-cache's tower layer (its in-memory moka
+//! manager), and a miss (every iteration a new URI, stored) through both, over a trivial inner
+//! service answering a small JSON body with `Cache-Control: max-age=600`. The baseline is the bare
+//! inner service through the same harness (a current-thread runtime's `block_on`), so the
+//! difference is what a layer adds. Time is a fake clock for our layer (fixed, so hits stay
+//! fresh); http-cache reads the system clock.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Empty, Full};
+use protothrive::cache::CacheLayer;
+use protothrive::clock::ManualClock;
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+const BODY: &str = r#"{"id":7,"title":"Ship the cache","tags":["rust","http"],"score":42}"#;
+
+fn request(path: &str) -> Request<Empty<Bytes>> {
+    Request::get(format!("http://api.example.com{path}"))
+        .header("accept", "application/json")
+        .body(Empty::new())
+        .expect("req")
+}
+
+async fn drain<B: http_body::Body>(res: Response<B>) -> usize
+where
+    B::Error: std::fmt::Debug,
+{
+    res.into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .len()
+}
+
+fn cache(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let inner = service_fn(|_req: Request<Empty<Bytes>>| async {
+        Ok::<_, Infallible>(
+            Response::builder()
+                .header("content-type", "application/json")
+                .header("cache-control", "max-age=600")
+                .body(Full::new(Bytes::from_static(BODY.as_bytes())))
+                .expect("res"),
+        )
+    });
+    let ours = CacheLayer::builder()
+        .clock(Arc::new(ManualClock::default()))
+        .max_bytes(64 << 20)
+        .build()
+        .expect("cache")
+        .layer(inner);
+    let theirs = http_cache_tower::HttpCacheLayer::with_cache(http_cache::HttpCache {
+        mode: http_cache::CacheMode::Default,
+        manager: http_cache::MokaManager::default(),
+        options: http_cache::HttpCacheOptions::default(),
+    })
+    .layer(inner);
+
+    // Warm both and check that the second call is a hit.
+    rt.block_on(async {
+        let _ = ours.clone().oneshot(request("/hit")).await.expect("ours");
+        let hit = ours.clone().oneshot(request("/hit")).await.expect("ours");
+        let status = hit.headers()["cache-status"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(status.starts_with("protothrive; hit"), "{status}");
+        assert_eq!(drain(hit).await, BODY.len());
+        let _ = theirs
+            .clone()
+            .oneshot(request("/hit"))
+            .await
+            .expect("theirs");
+        let hit = theirs
+            .clone()
+            .oneshot(request("/hit"))
+            .await
+            .expect("theirs");
+        assert_eq!(hit.headers()["x-cache"], "HIT");
+        assert_eq!(drain(hit).await, BODY.len());
+    });
+
+    let mut group = c.benchmark_group("cache");
+    group.throughput(Throughput::Elements(1));
+    let mut bare = inner;
+    group.bench_function("bare inner service", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let res = bare
+                    .ready()
+                    .await
+                    .expect("ready")
+                    .call(request("/hit"))
+                    .await;
+                drain(res.expect("res")).await
+            })
+        });
+    });
+    let mut svc = ours.clone();
+    group.bench_function("protothrive L1 hit", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let res = svc
+                    .ready()
+                    .await
+                    .expect("ready")
+                    .call(request("/hit"))
+                    .await;
+                drain(res.expect("res")).await
+            })
+        });
+    });
+    let mut svc = theirs.clone();
+    group.bench_function("http-cache-tower (moka) hit", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let res = svc
+                    .ready()
+                    .await
+                    .expect("ready")
+                    .call(request("/hit"))
+                    .await;
+                drain(res.expect("res")).await
+            })
+        });
+    });
+    let n = AtomicU64::new(0);
+    let mut svc = ours.clone();
+    group.bench_function("protothrive miss (stored)", |b| {
+        b.iter(|| {
+            let path = format!("/miss/{}", n.fetch_add(1, Ordering::Relaxed));
+            rt.block_on(async {
+                let res = svc.ready().await.expect("ready").call(request(&path)).await;
+                drain(res.expect("res")).await
+            })
+        });
+    });
+    let mut svc = theirs.clone();
+    group.bench_function("http-cache-tower (moka) miss (stored)", |b| {
+        b.iter(|| {
+            let path = format!("/miss/{}", n.fetch_add(1, Ordering::Relaxed));
+            rt.block_on(async {
+                let res = svc.ready().await.expect("ready").call(request(&path)).await;
+                drain(res.expect("res")).await
+            })
+        });
+    });
+    let mut svc = inner;
+    group.bench_function("bare inner service, miss path", |b| {
+        b.iter(|| {
+            let path = format!("/miss/{}", n.fetch_add(1, Ordering::Relaxed));
+            rt.block_on(async {
+                let res = svc.ready().await.expect("ready").call(request(&path)).await;
+                drain(res.expect("res")).await
+            })
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, cache);
