@@ -8,7 +8,7 @@ use http::{HeaderName, request};
 use tower_layer::Layer;
 
 use super::service::Cache;
-use super::store::{CacheTier, Invalidation, L1, invalidate_l1, l1};
+use super::store::{CacheTier, L1, Purge, invalidate_l1, l1};
 use crate::clock::{self, SharedClock};
 use crate::error::ConfigError;
 
@@ -298,17 +298,17 @@ impl CacheLayerBuilder {
     }
 }
 
-/// Invalidation and statistics of one cache; cheap to clone.
+/// Purge and statistics of one cache; cheap to clone.
 ///
 /// ```
-/// use protothrive::cache::{CacheLayer, Invalidation};
+/// use protothrive::cache::{CacheLayer, Purge};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let layer = CacheLayer::builder().build().unwrap();
 /// let cache = layer.handle();
-/// cache.invalidate(Invalidation::Tag("snippets".into())).await;
-/// cache.invalidate(Invalidation::Prefix("/api/roadmaps/".into())).await;
+/// cache.invalidate(Purge::Tag("snippets".into())).await;
+/// cache.invalidate(Purge::Prefix("/api/roadmaps/".into())).await;
 /// assert_eq!(cache.stats().hits, 0);
 /// # }
 /// ```
@@ -319,7 +319,7 @@ pub struct CacheHandle {
 
 impl CacheHandle {
     /// Invalidates in L1 and in the L2 tier (which tells the other instances).
-    pub async fn invalidate(&self, what: Invalidation) {
+    pub async fn invalidate(&self, what: Purge) {
         self.invalidate_local(&what);
         if let Some(tier) = &self.config.tier {
             tier.invalidate(&what).await;
@@ -328,23 +328,23 @@ impl CacheHandle {
 
     /// Invalidates in this instance's L1 only: for a tier relaying another instance's
     /// invalidation.
-    pub fn invalidate_local(&self, what: &Invalidation) {
+    pub fn invalidate_local(&self, what: &Purge) {
         invalidate_l1(&self.config.l1, what);
     }
 
-    /// Invalidates every entry for a URI (see [`Invalidation::Uri`]).
+    /// Invalidates every entry for a URI (see [`Purge::Uri`]).
     pub async fn invalidate_uri(&self, uri: impl Into<String>) {
-        self.invalidate(Invalidation::Uri(uri.into())).await;
+        self.invalidate(Purge::Uri(uri.into())).await;
     }
 
     /// Invalidates every response tagged `tag` through `Surrogate-Key`.
     pub async fn invalidate_tag(&self, tag: impl Into<String>) {
-        self.invalidate(Invalidation::Tag(tag.into())).await;
+        self.invalidate(Purge::Tag(tag.into())).await;
     }
 
-    /// Invalidates every entry under a URI or path prefix (see [`Invalidation::Prefix`]).
+    /// Invalidates every entry under a URI or path prefix (see [`Purge::Prefix`]).
     pub async fn invalidate_prefix(&self, prefix: impl Into<String>) {
-        self.invalidate(Invalidation::Prefix(prefix.into())).await;
+        self.invalidate(Purge::Prefix(prefix.into())).await;
     }
 
     /// The counters so far.

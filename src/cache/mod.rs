@@ -32,10 +32,13 @@
 //!   answered from what it stored (or go to the origin themselves when it stored nothing).
 //! * **Tiers**: L1 is quick_cache bounded by bytes (body + header fields + key); an optional L2
 //!   ([`CacheTier`], Redis) is read on an L1 miss (promoted to L1) and written on every store.
-//! * **Invalidation**: an unsafe method answered 2xx/3xx invalidates its target URI and same-origin
+//! * **Purge**: an unsafe method answered 2xx/3xx invalidates its target URI and same-origin
 //!   `Location`/`Content-Location` (RFC 9111 §4.4); a [`CacheHandle`] invalidates by key, URI,
 //!   prefix or tag — tags come from a `Surrogate-Key` response header (space-separated), recorded
 //!   and then removed from the response.
+//!
+//! * **Data**: [`DataCache`] is a typed `get_or_load` cache for query results inside handlers,
+//!   over its own L1 and the Redis tier.
 //!
 //! Only `GET` is stored; `HEAD` is answered from a stored `GET` when fresh, else passed through;
 //! requests with `Range` pass through.
@@ -46,7 +49,7 @@
 //! a clone of the stored header map and the `Age`/`Cache-Status` values; the body is shared
 //! (`Bytes`). The future is boxed (the origin path awaits the L2 tier and the origin). A miss
 //! buffers a storable body up to [`max_body`](CacheLayerBuilder::max_body) before answering.
-//! Invalidation by URI, prefix or tag scans L1 (every unsafe request that succeeds does one
+//! Purge by URI, prefix or tag scans L1 (every unsafe request that succeeds does one
 //! URI scan). BENCHMARKS.md has the figures.
 //!
 //! # Example
@@ -92,11 +95,14 @@
 
 mod body;
 mod control;
+mod data;
 mod key;
 mod layer;
 mod policy;
 #[cfg(test)]
 mod policy_tests;
+#[cfg(feature = "redis")]
+mod redis;
 mod service;
 mod status;
 mod store;
@@ -106,6 +112,7 @@ mod validate;
 
 pub use body::CacheBody;
 pub use control::{CacheControl, MAX_DELTA_SECONDS, MaxStale};
+pub use data::{DataCache, DataCacheBuilder};
 pub use key::{CacheKey, normalize_uri, normalize_uri_str};
 pub use layer::{
     CacheHandle, CacheLayer, CacheLayerBuilder, CacheStats, DEFAULT_MAX_BODY, DEFAULT_MAX_BYTES,
@@ -116,9 +123,11 @@ pub use policy::{
     heuristically_cacheable, initial_age, invalidation_targets, reuse, storable, vary,
     vary_matches, vary_value,
 };
+#[cfg(feature = "redis")]
+pub use redis::{Invalidation, RedisTier, RedisTierBuilder, Subscription, TierError};
 pub use service::{BoxError, Cache, ONLY_IF_CACHED_CODE, ResponseFuture};
 pub use status::{CACHE_NAME, CACHE_STATUS, CacheStatus, Forward, age_value};
-pub use store::{BoxFuture, CacheEntry, CacheTier, Invalidation, MemoryTier, StoredResponse};
+pub use store::{BoxFuture, CacheEntry, CacheTier, MemoryTier, Purge, StoredResponse};
 pub use validate::{
     SURROGATE_KEY, conditional_headers, merge_not_modified, not_modified, strip_unstorable,
     surrogate_keys, validates,

@@ -18,7 +18,7 @@ use tower_service::Service;
 use super::body::CacheBody;
 use super::key::{CacheKey, normalize_uri};
 use super::layer::Config;
-use super::store::{CacheEntry, Invalidation, StoredResponse, invalidate_l1};
+use super::store::{CacheEntry, Purge, StoredResponse, invalidate_l1};
 use super::{
     CACHE_STATUS, CacheControl, CacheStatus, Forward, Reuse, SURROGATE_KEY, Scope, Vary, age_value,
     conditional_headers, invalidation_targets, merge_not_modified, not_modified, reuse, storable,
@@ -754,10 +754,10 @@ where
     if let Some(meta) = meta {
         let targets = invalidation_targets(&meta, res.status(), res.headers());
         let host = meta.headers.get(HOST);
-        let what: Vec<Invalidation> = targets
+        let what: Vec<Purge> = targets
             .iter()
             .filter_map(|t| normalize_uri(t, host, &cfg.scheme))
-            .map(Invalidation::Uri)
+            .map(Purge::Uri)
             .collect();
         for w in &what {
             invalidate_l1(&cfg.l1, w);

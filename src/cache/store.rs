@@ -367,7 +367,8 @@ impl CacheEntry {
     }
 }
 
-/// What to invalidate.
+/// What to invalidate in the HTTP cache's tiers ([`CacheHandle`](super::CacheHandle),
+/// [`CacheTier::invalidate`]).
 ///
 /// Keys are `GET <normalized URI>` (only `GET` responses are stored), then, when present,
 /// `\x1fp=<partition>` and `\x1fv=<Vary values>`. So for a tier matching raw key strings:
@@ -376,7 +377,7 @@ impl CacheEntry {
 /// with `/`) matches the path after any `scheme://host`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Invalidation {
+pub enum Purge {
     /// Exactly one key ([`CacheKey::as_str`](super::CacheKey::as_str)).
     Key(String),
     /// Every entry for a URI — every method, partition and `Vary` variant. An absolute URI is
@@ -385,13 +386,16 @@ pub enum Invalidation {
     /// Every entry whose URI starts with this: an absolute prefix (`https://host/api/`) or a path
     /// prefix (`/api/roadmaps/`, every host).
     Prefix(String),
+    /// Every key starting with this string, as it is (the raw form the Redis tier's
+    /// [`Invalidation::Prefix`](super::Invalidation) carries).
+    KeyPrefix(String),
     /// Every response whose handler set this tag in `Surrogate-Key`.
     Tag(String),
     /// Everything (say, after a tier's invalidation broadcast may have been missed).
     All,
 }
 
-impl Invalidation {
+impl Purge {
     /// Whether the entry under `key` is invalidated.
     #[must_use]
     pub fn matches(&self, key: &str, entry: &CacheEntry) -> bool {
@@ -402,8 +406,23 @@ impl Invalidation {
             Self::Uri(u) => uri == u,
             Self::Prefix(p) if p.starts_with('/') => path_and_query(uri).starts_with(p.as_str()),
             Self::Prefix(p) => uri.starts_with(p.as_str()),
+            Self::KeyPrefix(p) => key.starts_with(p.as_str()),
             Self::Tag(t) => entry.has_tag(t),
             Self::All => true,
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+impl From<super::Invalidation> for Purge {
+    /// A broadcast invalidation from the Redis tier, for
+    /// [`CacheHandle::invalidate_local`](super::CacheHandle::invalidate_local).
+    fn from(i: super::Invalidation) -> Self {
+        match i {
+            super::Invalidation::Key(k) => Self::Key(k),
+            super::Invalidation::Prefix(p) => Self::KeyPrefix(p),
+            super::Invalidation::Tag(t) => Self::Tag(t),
+            super::Invalidation::All => Self::All,
         }
     }
 }
@@ -429,10 +448,10 @@ pub trait CacheTier: Send + Sync + fmt::Debug + 'static {
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()>;
     /// Applies an invalidation to this tier (and, for a shared tier, tells the other instances to
     /// apply it to their L1 with [`CacheHandle::invalidate_local`](super::CacheHandle::invalidate_local)).
-    /// The default handles [`Invalidation::Key`] with [`delete`](Self::delete) and nothing else.
-    fn invalidate<'a>(&'a self, what: &'a Invalidation) -> BoxFuture<'a, ()> {
+    /// The default handles [`Purge::Key`] with [`delete`](Self::delete) and nothing else.
+    fn invalidate<'a>(&'a self, what: &'a Purge) -> BoxFuture<'a, ()> {
         match what {
-            Invalidation::Key(k) => self.delete(k),
+            Purge::Key(k) => self.delete(k),
             _ => Box::pin(std::future::ready(())),
         }
     }
@@ -504,7 +523,7 @@ impl CacheTier for MemoryTier {
         Box::pin(std::future::ready(()))
     }
 
-    fn invalidate<'a>(&'a self, what: &'a Invalidation) -> BoxFuture<'a, ()> {
+    fn invalidate<'a>(&'a self, what: &'a Purge) -> BoxFuture<'a, ()> {
         self.count();
         if let Ok(mut e) = self.entries.lock() {
             e.retain(|k, (b, _)| {
@@ -533,12 +552,12 @@ pub(crate) fn l1(max_bytes: u64) -> L1 {
     L1::with_weighter(items, max_bytes, Weigher)
 }
 
-pub(crate) fn invalidate_l1(l1: &L1, what: &Invalidation) {
+pub(crate) fn invalidate_l1(l1: &L1, what: &Purge) {
     match what {
-        Invalidation::Key(k) => {
+        Purge::Key(k) => {
             l1.remove(k.as_str());
         }
-        Invalidation::All => l1.clear(),
+        Purge::All => l1.clear(),
         _ => l1.retain(|k, e| !what.matches(k, e)),
     }
 }
