@@ -48,7 +48,9 @@ use serde::de::DeserializeOwned;
 use crate::clock::{self, SharedClock};
 
 #[cfg(feature = "redis")]
-use super::redis::{Invalidation, RedisTier};
+use super::redis::RedisTier;
+#[cfg(feature = "redis")]
+use super::store::Purge;
 
 #[derive(Clone)]
 struct Entry {
@@ -235,7 +237,7 @@ impl DataCache {
         #[cfg(feature = "redis")]
         if let Some(l2) = &self.l2 {
             let _ = l2.delete(key).await;
-            let _ = l2.publish(&Invalidation::Key(key.to_owned())).await;
+            let _ = l2.publish(&Purge::Key(key.to_owned())).await;
         }
     }
 
@@ -246,7 +248,7 @@ impl DataCache {
         #[cfg(feature = "redis")]
         if let Some(l2) = &self.l2 {
             let _ = l2.delete_prefix(prefix).await;
-            let _ = l2.publish(&Invalidation::Prefix(prefix.to_owned())).await;
+            let _ = l2.publish(&Purge::KeyPrefix(prefix.to_owned())).await;
         }
     }
 
@@ -254,16 +256,17 @@ impl DataCache {
         self.l1.retain(|k, _| !k.starts_with(prefix));
     }
 
-    /// Applies an invalidation received from another instance to the in-process tier (pass it
-    /// to [`RedisTier::subscribe`]). Tags do not apply to data entries.
+    /// Applies a purge received from another instance to the in-process tier (call it from
+    /// [`RedisTier::subscribe`]). Keys and key prefixes apply (a URI prefix is read as a key
+    /// prefix); tags and URIs belong to the HTTP cache.
     #[cfg(feature = "redis")]
-    pub fn apply(&self, invalidation: &Invalidation) {
-        match invalidation {
-            Invalidation::Key(k) => {
+    pub fn apply(&self, purge: &Purge) {
+        match purge {
+            Purge::Key(k) => {
                 self.l1.remove(k.as_str());
             }
-            Invalidation::Prefix(p) => self.drop_prefix(p),
-            Invalidation::All => self.l1.clear(),
+            Purge::KeyPrefix(p) | Purge::Prefix(p) => self.drop_prefix(p),
+            Purge::All => self.l1.clear(),
             _ => {}
         }
     }

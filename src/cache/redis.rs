@@ -12,7 +12,7 @@
 //! * Invalidations are published on one channel; [`RedisTier::subscribe`] keeps a RESP3
 //!   subscription that the connection manager re-establishes after a disconnect. Messages
 //!   published while an instance was disconnected are lost to it, so a disconnect is delivered as
-//!   [`Invalidation::All`]: the instance drops its whole in-process tier rather than serve what
+//!   [`Purge::All`]: the instance drops its whole in-process tier rather than serve what
 //!   may have been invalidated meanwhile.
 //!
 //! **Cost.** One round trip per L2 read or write (~50–100 µs on loopback, BENCHMARKS.md); the
@@ -30,55 +30,46 @@ use bytes::Bytes;
 use redis::aio::ConnectionManager;
 use redis::{Client, IntoConnectionInfo, ProtocolVersion, PushKind, Script, Value};
 
+use super::store::{BoxFuture, CacheEntry, CacheTier, Purge};
 use crate::error::ConfigError;
 
-/// What to drop from every instance's in-process tier.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Invalidation {
-    /// One cache key.
-    Key(String),
-    /// Every key starting with this.
-    Prefix(String),
-    /// Every key stored with this tag (surrogate key).
-    Tag(String),
-    /// Everything (sent to a subscriber after its connection dropped and messages may be lost).
-    All,
+/// The wire form of a [`Purge`] on the invalidation channel: a one-letter kind, `:`, the value
+/// (`k:` key, `u:` URI, `p:` URI prefix, `r:` raw key prefix, `t:` tag), or `*` for everything.
+///
+/// ```
+/// use protothrive::cache::{decode_purge, encode_purge, Purge};
+/// let p = Purge::Tag("roadmap:7".into());
+/// assert_eq!(encode_purge(&p), "t:roadmap:7");
+/// assert_eq!(decode_purge("t:roadmap:7"), Some(p));
+/// assert_eq!(decode_purge("x"), None);
+/// ```
+#[must_use]
+pub fn encode_purge(purge: &Purge) -> String {
+    match purge {
+        Purge::Key(k) => format!("k:{k}"),
+        Purge::Uri(u) => format!("u:{u}"),
+        Purge::Prefix(p) => format!("p:{p}"),
+        Purge::KeyPrefix(p) => format!("r:{p}"),
+        Purge::Tag(t) => format!("t:{t}"),
+        Purge::All => "*".to_owned(),
+    }
 }
 
-impl Invalidation {
-    /// The wire form: `k:`, `p:` or `t:` and the value, or `*`.
-    ///
-    /// ```
-    /// use protothrive::cache::Invalidation;
-    /// let i = Invalidation::Tag("roadmap:7".into());
-    /// assert_eq!(i.encode(), "t:roadmap:7");
-    /// assert_eq!(Invalidation::decode("t:roadmap:7"), Some(i));
-    /// assert_eq!(Invalidation::decode("x"), None);
-    /// ```
-    #[must_use]
-    pub fn encode(&self) -> String {
-        match self {
-            Self::Key(k) => format!("k:{k}"),
-            Self::Prefix(p) => format!("p:{p}"),
-            Self::Tag(t) => format!("t:{t}"),
-            Self::All => "*".to_owned(),
-        }
+/// Reads [`encode_purge`]'s output back; `None` for anything else.
+#[must_use]
+pub fn decode_purge(s: &str) -> Option<Purge> {
+    if s == "*" {
+        return Some(Purge::All);
     }
-
-    /// Parses the wire form; `None` for anything else.
-    #[must_use]
-    pub fn decode(s: &str) -> Option<Self> {
-        if s == "*" {
-            return Some(Self::All);
-        }
-        let (kind, value) = s.split_at_checked(2)?;
-        match kind {
-            "k:" => Some(Self::Key(value.to_owned())),
-            "p:" => Some(Self::Prefix(value.to_owned())),
-            "t:" => Some(Self::Tag(value.to_owned())),
-            _ => None,
-        }
+    let (kind, value) = s.split_at_checked(2)?;
+    let value = value.to_owned();
+    match kind {
+        "k:" => Some(Purge::Key(value)),
+        "u:" => Some(Purge::Uri(value)),
+        "p:" => Some(Purge::Prefix(value)),
+        "r:" => Some(Purge::KeyPrefix(value)),
+        "t:" => Some(Purge::Tag(value)),
+        _ => None,
     }
 }
 
@@ -309,7 +300,19 @@ impl RedisTier {
     /// # Errors
     /// Redis down, slow or answering something else.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<u64, TierError> {
+        self.delete_where(prefix, |_| true).await
+    }
+
+    /// Deletes the keys starting with `prefix` for which `keep_out` says so (tag sets excluded),
+    /// scanning in batches; bounded by ten timeouts in all.
+    async fn delete_where(
+        &self,
+        prefix: &str,
+        matches: impl Fn(&str) -> bool + Send,
+    ) -> Result<u64, TierError> {
         let pattern = format!("{}*", glob_escape(&self.key(prefix)));
+        let own = self.prefix.clone();
+        let tags = self.tag_key("");
         let conn = self.conn.clone();
         let work = async move {
             let mut conn = conn;
@@ -324,9 +327,14 @@ impl RedisTier {
                     .arg(500)
                     .query_async(&mut conn)
                     .await?;
-                if !keys.is_empty() {
+                let doomed: Vec<&String> = keys
+                    .iter()
+                    .filter(|k| !k.starts_with(&tags))
+                    .filter(|k| k.strip_prefix(&*own).is_some_and(&matches))
+                    .collect();
+                if !doomed.is_empty() {
                     let n: u64 = redis::cmd("UNLINK")
-                        .arg(&keys)
+                        .arg(&doomed)
                         .query_async(&mut conn)
                         .await?;
                     deleted += n;
@@ -344,11 +352,11 @@ impl RedisTier {
     ///
     /// # Errors
     /// Redis down, slow or answering something else.
-    pub async fn publish(&self, invalidation: &Invalidation) -> Result<(), TierError> {
+    pub async fn publish(&self, purge: &Purge) -> Result<(), TierError> {
         let mut conn = self.conn.clone();
         let cmd = redis::cmd("PUBLISH")
             .arg(&*self.channel)
-            .arg(invalidation.encode())
+            .arg(encode_purge(purge))
             .clone();
         let _: i64 = self
             .bounded("publish", self.timeout, cmd.query_async(&mut conn))
@@ -358,14 +366,14 @@ impl RedisTier {
 
     /// Calls `on_message` for every invalidation published on the channel, for as long as the
     /// returned [`Subscription`] lives; reconnects and resubscribes by itself, and reports
-    /// [`Invalidation::All`] after each disconnect. Subscribing to a server that is down now is not
+    /// [`Purge::All`] after each disconnect. Subscribing to a server that is down now is not
     /// an error: the subscription is made once it answers.
     ///
     /// # Errors
     /// The connection could not be set up (a configuration mistake).
     pub fn subscribe(
         &self,
-        on_message: impl Fn(Invalidation) + Send + Sync + 'static,
+        on_message: impl Fn(Purge) + Send + Sync + 'static,
     ) -> Result<Subscription, ConfigError> {
         let on_message = Arc::new(on_message);
         let info = self
@@ -386,14 +394,12 @@ impl RedisTier {
             match info.kind {
                 PushKind::Message => {
                     if let Some(Value::BulkString(payload)) = info.data.get(1)
-                        && let Some(i) = std::str::from_utf8(payload)
-                            .ok()
-                            .and_then(Invalidation::decode)
+                        && let Some(i) = std::str::from_utf8(payload).ok().and_then(decode_purge)
                     {
                         sink(i);
                     }
                 }
-                PushKind::Disconnection => sink(Invalidation::All),
+                PushKind::Disconnection => sink(Purge::All),
                 _ => {}
             }
             Ok(())
@@ -408,7 +414,7 @@ impl RedisTier {
             let mut wait = Duration::from_millis(50);
             loop {
                 if conn.subscribe(&*channel).await.is_ok() {
-                    on_message(Invalidation::All);
+                    on_message(Purge::All);
                     break;
                 }
                 tokio::time::sleep(wait).await;
@@ -418,6 +424,55 @@ impl RedisTier {
             std::future::pending::<()>().await;
         });
         Ok(Subscription { task })
+    }
+}
+
+impl CacheTier for RedisTier {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Option<CacheEntry>> {
+        Box::pin(async move {
+            let bytes = RedisTier::get(self, key).await.ok()??;
+            let entry = CacheEntry::decode(&bytes);
+            if entry.is_none() {
+                metrics::counter!("protothrive_cache_l2_errors_total", "op" => "decode")
+                    .increment(1);
+            }
+            entry
+        })
+    }
+
+    fn put<'a>(&'a self, key: &'a str, entry: &'a CacheEntry, ttl: Duration) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let tags = match entry {
+                CacheEntry::Response(r) => r.tags(),
+                CacheEntry::Vary(_) => &[],
+            };
+            let _ = RedisTier::put(self, key, &entry.encode(), ttl, tags).await;
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let _ = RedisTier::delete(self, key).await;
+        })
+    }
+
+    /// Applies `what` to Redis (by key, tag set, or a scan for URI and prefix purges) and
+    /// publishes it to every instance.
+    fn invalidate<'a>(&'a self, what: &'a Purge) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let _ = match what {
+                Purge::Key(k) => RedisTier::delete(self, k).await.map(|()| 0),
+                Purge::Tag(t) => self.delete_tag(t).await,
+                Purge::KeyPrefix(p) => self.delete_prefix(p).await,
+                Purge::All => self.delete_prefix("").await,
+                other => {
+                    // URI purges match on the URI inside the key: scan every entry.
+                    let probe = CacheEntry::Vary(Arc::from(Vec::new()));
+                    self.delete_where("", |k| other.matches(k, &probe)).await
+                }
+            };
+            let _ = self.publish(what).await;
+        })
     }
 }
 
@@ -443,16 +498,19 @@ mod tests {
     }
 
     #[test]
-    fn invalidations_round_trip() {
-        for i in [
-            Invalidation::Key("GET /a".into()),
-            Invalidation::Prefix("GET /r".into()),
-            Invalidation::Tag("t".into()),
-            Invalidation::All,
+    fn purges_round_trip_on_the_wire() {
+        for p in [
+            Purge::Key("GET http://h/a".into()),
+            Purge::Uri("/a?b".into()),
+            Purge::Prefix("/api/roadmaps/".into()),
+            Purge::KeyPrefix("user:1:".into()),
+            Purge::Tag("t".into()),
+            Purge::All,
         ] {
-            assert_eq!(Invalidation::decode(&i.encode()), Some(i));
+            assert_eq!(decode_purge(&encode_purge(&p)), Some(p));
         }
-        assert_eq!(Invalidation::decode(""), None);
-        assert_eq!(Invalidation::decode("k"), None);
+        assert_eq!(decode_purge(""), None);
+        assert_eq!(decode_purge("k"), None);
+        assert_eq!(decode_purge("z:x"), None);
     }
 }

@@ -386,8 +386,8 @@ pub enum Purge {
     /// Every entry whose URI starts with this: an absolute prefix (`https://host/api/`) or a path
     /// prefix (`/api/roadmaps/`, every host).
     Prefix(String),
-    /// Every key starting with this string, as it is (the raw form the Redis tier's
-    /// [`Invalidation::Prefix`](super::Invalidation) carries).
+    /// Every key starting with this string, as it is (for keys that are not cache keys of URIs,
+    /// such as [`DataCache`](super::DataCache)'s).
     KeyPrefix(String),
     /// Every response whose handler set this tag in `Surrogate-Key`.
     Tag(String),
@@ -409,20 +409,6 @@ impl Purge {
             Self::KeyPrefix(p) => key.starts_with(p.as_str()),
             Self::Tag(t) => entry.has_tag(t),
             Self::All => true,
-        }
-    }
-}
-
-#[cfg(feature = "redis")]
-impl From<super::Invalidation> for Purge {
-    /// A broadcast invalidation from the Redis tier, for
-    /// [`CacheHandle::invalidate_local`](super::CacheHandle::invalidate_local).
-    fn from(i: super::Invalidation) -> Self {
-        match i {
-            super::Invalidation::Key(k) => Self::Key(k),
-            super::Invalidation::Prefix(p) => Self::KeyPrefix(p),
-            super::Invalidation::Tag(t) => Self::Tag(t),
-            super::Invalidation::All => Self::All,
         }
     }
 }

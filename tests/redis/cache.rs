@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use protothrive::cache::{Invalidation, RedisTier};
+use protothrive::cache::{Purge, RedisTier};
 use tokio::sync::mpsc;
 
 use crate::server::RedisServer;
@@ -97,26 +97,24 @@ async fn invalidations_reach_every_subscriber_and_a_reconnect_says_all() {
         })
         .unwrap();
     // Subscribed: announced as "drop everything" (nothing was held before it).
-    assert_eq!(rx.recv().await, Some(Invalidation::All));
-    a.publish(&Invalidation::Tag("roadmap:7".into()))
-        .await
-        .unwrap();
-    assert_eq!(rx.recv().await, Some(Invalidation::Tag("roadmap:7".into())));
-    a.publish(&Invalidation::Prefix("GET /snippets".into()))
+    assert_eq!(rx.recv().await, Some(Purge::All));
+    a.publish(&Purge::Tag("roadmap:7".into())).await.unwrap();
+    assert_eq!(rx.recv().await, Some(Purge::Tag("roadmap:7".into())));
+    a.publish(&Purge::KeyPrefix("GET /snippets".into()))
         .await
         .unwrap();
     assert_eq!(
         rx.recv().await,
-        Some(Invalidation::Prefix("GET /snippets".into()))
+        Some(Purge::KeyPrefix("GET /snippets".into()))
     );
 
     // Redis restarts: the subscriber hears that it may have missed messages, then resubscribes.
     server.restart();
-    assert_eq!(rx.recv().await, Some(Invalidation::All));
+    assert_eq!(rx.recv().await, Some(Purge::All));
     for _ in 0..400 {
-        let _ = a.publish(&Invalidation::Key("after".into())).await;
+        let _ = a.publish(&Purge::Key("after".into())).await;
         if let Ok(Some(i)) = tokio::time::timeout(Duration::from_millis(50), rx.recv()).await
-            && i == Invalidation::Key("after".into())
+            && i == Purge::Key("after".into())
         {
             return;
         }
@@ -139,7 +137,7 @@ async fn data_caches_share_values_through_redis_and_invalidate_each_other() {
             let _ = tx.send(i);
         })
         .unwrap();
-    assert_eq!(rx.recv().await, Some(Invalidation::All));
+    assert_eq!(rx.recv().await, Some(Purge::All));
     let ttl = Duration::from_secs(60);
     let v: String = a
         .get_or_load("q:1", ttl, || async {
@@ -159,7 +157,7 @@ async fn data_caches_share_values_through_redis_and_invalidate_each_other() {
     assert_eq!(b.len(), 1);
     // A write on A invalidates: B's L1 drops it, Redis too; B loads anew.
     a.invalidate("q:1").await;
-    assert_eq!(rx.recv().await, Some(Invalidation::Key("q:1".into())));
+    assert_eq!(rx.recv().await, Some(Purge::Key("q:1".into())));
     assert!(b.is_empty());
     let v: String = b
         .get_or_load("q:1", ttl, || async {

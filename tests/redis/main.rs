@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cache;
+mod http_cache;
 mod rate_limit;
 mod server;
