@@ -2,7 +2,8 @@
 //!
 //! * [`VersionLayer`] resolves the API version of each request from the path prefix, the
 //!   `API-Version` header or the media type, hands the inner service an unversioned path plus the
-//!   [`ApiVersion`], answers unknown versions with a 404 problem listing the supported ones, and
+//!   [`ApiVersion`] (and the negotiated `API-Version` request header, so that a cache inside keys
+//!   on it with `Vary: API-Version`), answers unknown versions with a 404 problem listing the supported ones, and
 //!   stamps responses with `API-Version` (and `Deprecation`/`Sunset`/`Link` for deprecated
 //!   versions, `Vary` when the version came from a header).
 //! * [`RequestLimitsLayer`] refuses bodies over a size (413, before reading when the length is
@@ -31,6 +32,8 @@
 //!     .layer(VersionLayer::builder().version(1).version(2).build()?)
 //!     .service(service_fn(|req: Request<()>| async move {
 //!         let v = req.extensions().get::<ApiVersion>().copied();
+//!         // The negotiated version is also a request header (for `Vary: API-Version`).
+//!         assert_eq!(req.headers()["api-version"], "v2");
 //!         let body = format!("{} {:?}", req.uri().path(), v);
 //!         Ok::<_, Infallible>(Response::new(http_body_util::Full::new(bytes::Bytes::from(body))))
 //!     }));

@@ -342,6 +342,10 @@ where
         }
         req.extensions_mut().insert(version);
         req.extensions_mut().insert(source);
+        // The negotiated version as a request header too: a cache inside this layer keys on it
+        // with `Vary: API-Version`, whichever way the client chose (the path is unversioned now).
+        req.headers_mut()
+            .insert(API_VERSION.clone(), entry.name.clone());
         let stamp = VersionStamp {
             config: self.config.clone(),
             index,
