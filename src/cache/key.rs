@@ -95,26 +95,44 @@ pub fn normalize_uri(
     host: Option<&http::HeaderValue>,
     default_scheme: &str,
 ) -> Option<String> {
-    let scheme = uri
-        .scheme_str()
-        .unwrap_or(default_scheme)
-        .to_ascii_lowercase();
-    let authority = match uri.authority() {
-        Some(a) => a.clone(),
-        None => Authority::try_from(host?.as_bytes()).ok()?,
+    let mut out = String::new();
+    normalize_into(&mut out, uri, host, default_scheme).then_some(out)
+}
+
+/// [`normalize_uri`] appended to `out` (the key's buffer: one allocation per key on a hit).
+fn normalize_into(
+    out: &mut String,
+    uri: &Uri,
+    host: Option<&http::HeaderValue>,
+    default_scheme: &str,
+) -> bool {
+    let parsed;
+    let authority = match (uri.authority(), host) {
+        (Some(a), _) => a,
+        (None, Some(h)) => match Authority::try_from(h.as_bytes()) {
+            Ok(a) => {
+                parsed = a;
+                &parsed
+            }
+            Err(_) => return false,
+        },
+        (None, None) => return false,
     };
     let host_part = authority.host();
     if host_part.is_empty() {
-        return None;
+        return false;
     }
+    let scheme = uri.scheme_str().unwrap_or(default_scheme);
     let pq = uri.path_and_query().map_or(1, |pq| pq.as_str().len());
-    let mut out = String::with_capacity(scheme.len() + authority.as_str().len() + pq + 4);
-    out.push_str(&scheme);
+    out.reserve(scheme.len() + authority.as_str().len() + pq + 4);
+    out.extend(scheme.chars().map(|c| c.to_ascii_lowercase()));
     out.push_str("://");
-    out.push_str(&host_part.to_ascii_lowercase());
+    out.extend(host_part.chars().map(|c| c.to_ascii_lowercase()));
+    let http = scheme.eq_ignore_ascii_case("http");
+    let https = scheme.eq_ignore_ascii_case("https");
     match authority.port_u16() {
-        Some(80) if scheme == "http" => {}
-        Some(443) if scheme == "https" => {}
+        Some(80) if http => {}
+        Some(443) if https => {}
         Some(p) => {
             let _ = write!(out, ":{p}");
         }
@@ -124,12 +142,12 @@ pub fn normalize_uri(
     if path.is_empty() || !path.starts_with('/') {
         out.push('/');
     }
-    push_normalized_escapes(&mut out, path);
+    push_normalized_escapes(out, path);
     if let Some(q) = uri.query().filter(|q| !q.is_empty()) {
         out.push('?');
-        push_normalized_escapes(&mut out, q);
+        push_normalized_escapes(out, q);
     }
-    Some(out)
+    true
 }
 
 /// [`normalize_uri`] of a string: an absolute URI, or origin-form with `host`.
@@ -208,8 +226,32 @@ impl CacheKey {
         default_scheme: &str,
         partition: Option<&str>,
     ) -> Option<Self> {
-        let uri = normalize_uri(uri, headers.get(HOST), default_scheme)?;
-        Some(Self::new(method, &uri, partition))
+        let mut key = String::with_capacity(96);
+        key.push_str(method.as_str());
+        key.push(' ');
+        if !normalize_into(&mut key, uri, headers.get(HOST), default_scheme) {
+            return None;
+        }
+        if let Some(p) = partition {
+            key.push(SEP);
+            key.push_str("p=");
+            push_escaped(&mut key, p);
+        }
+        Some(Self { key })
+    }
+
+    /// This key in `partition` (a primary key without partition and `Vary` values).
+    #[must_use]
+    pub fn in_partition(&self, partition: &str) -> Self {
+        Self::new(&Method::GET, self.uri(), Some(partition)).with_method(self.method())
+    }
+
+    fn with_method(mut self, method: &str) -> Self {
+        if method != "GET" {
+            let rest = self.key.split_once(' ').map_or("", |(_, r)| r).to_owned();
+            self.key = format!("{method} {rest}");
+        }
+        self
     }
 
     /// This key extended with the request's normalized values of `names` (the response's `Vary`).

@@ -249,10 +249,19 @@ where
     if parts.method != Method::GET && !head {
         return unsafe_method(&cfg, inner, parts, body).await;
     }
-    for name in &cfg.unkeyed {
-        parts.headers.remove(name);
+    // Most requests carry none of them: look before removing (each removal hashes the name).
+    if parts
+        .headers
+        .keys()
+        .any(|k| cfg.unkeyed.iter().any(|u| u == k))
+    {
+        for name in &cfg.unkeyed {
+            parts.headers.remove(name);
+        }
     }
-    let Some(uri) = normalize_uri(&parts.uri, parts.headers.get(HOST), &cfg.scheme) else {
+    let Some(shared) =
+        CacheKey::for_request(&Method::GET, &parts.uri, &parts.headers, &cfg.scheme, None)
+    else {
         let res = call(&mut inner, Request::from_parts(parts, body)).await?;
         return Ok(pass_through(res, &CacheStatus::forward(Forward::Bypass)));
     };
@@ -262,8 +271,8 @@ where
     }
     let partition = cfg.partition.as_ref().and_then(|f| f(&parts));
     let keys = Keys {
-        shared: CacheKey::new(&Method::GET, &uri, None),
-        partition: partition.map(|p| CacheKey::new(&Method::GET, &uri, Some(&p))),
+        partition: partition.map(|p| shared.in_partition(&p)),
+        shared,
     };
     let req_cc = CacheControl::from_headers(&parts.headers);
     let found = lookup(&cfg, &keys, &parts.headers).await;
