@@ -714,15 +714,27 @@ where
     B::Error: Into<BoxError>,
 {
     let mut body = Box::pin(body);
+    // One chunk (a `Full` body, a small response) is kept as it is, without a copy.
+    let mut first: Option<Bytes> = None;
     let mut data = BytesMut::new();
+    let mut len = 0;
     let mut trailers: Option<HeaderMap> = None;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(Into::into)?;
         match frame.into_data() {
             Ok(chunk) => {
-                data.extend_from_slice(&chunk);
-                if data.len() > max {
-                    return Ok((data.freeze(), None, Some(body)));
+                len += chunk.len();
+                if first.is_none() && data.is_empty() {
+                    first = Some(chunk);
+                } else {
+                    if let Some(f) = first.take() {
+                        data.extend_from_slice(&f);
+                    }
+                    data.extend_from_slice(&chunk);
+                }
+                if len > max {
+                    let read = first.take().unwrap_or_else(|| data.split().freeze());
+                    return Ok((read, None, Some(body)));
                 }
             }
             Err(frame) => {
@@ -735,7 +747,8 @@ where
             }
         }
     }
-    Ok((data.freeze(), trailers, None))
+    let read = first.unwrap_or_else(|| data.freeze());
+    Ok((read, trailers, None))
 }
 
 /// An unsafe method: passed through; on success, what it changed is invalidated (RFC 9111 §4.4).

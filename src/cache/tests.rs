@@ -830,3 +830,58 @@ fn builder_errors_say_how_to_fix() {
         .unwrap_err();
     assert!(e.message().contains("bad header"));
 }
+
+/// A body of several chunks that does not say its size.
+struct Chunks(std::collections::VecDeque<Bytes>);
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        std::task::Poll::Ready(self.0.pop_front().map(|c| Ok(http_body::Frame::data(c))))
+    }
+}
+
+use std::convert::Infallible;
+
+#[tokio::test]
+async fn a_body_past_the_limit_streams_through_whole_and_unstored() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let inner = service_fn(move |_req: Request<()>| {
+        c.fetch_add(1, Ordering::SeqCst);
+        let chunks = ["abc", "defg", "hij", "k"]
+            .map(|s: &str| Bytes::copy_from_slice(s.as_bytes()))
+            .into_iter()
+            .collect();
+        async move {
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header("cache-control", "max-age=60")
+                    .body(Chunks(chunks))
+                    .unwrap(),
+            )
+        }
+    });
+    for (max, stored) in [(5, false), (11, true)] {
+        let layer = CacheLayer::builder().max_body(max).build().unwrap();
+        let svc = layer.layer(inner.clone());
+        for _ in 0..2 {
+            let res = svc.clone().oneshot(get(&[])).await.unwrap();
+            assert_eq!(
+                res.into_body().collect().await.unwrap().to_bytes(),
+                "abcdefghijk"
+            );
+        }
+        assert_eq!(
+            layer.handle().stats().stored,
+            u64::from(stored),
+            "max {max}"
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
