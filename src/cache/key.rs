@@ -67,8 +67,9 @@ fn push_normalized_escapes(out: &mut String, s: &str) {
 ///
 /// * scheme and host lowercased; `http`'s `:80` and `https`'s `:443` dropped; user info dropped;
 /// * the host comes from the URI (absolute form, HTTP/2 `:authority`) or else the `Host` header —
-///   never `X-Forwarded-Host`, `Forwarded` or any other header; a request with neither is not
-///   cached; the scheme comes from the URI or else the layer's configured scheme;
+///   never `X-Forwarded-Host`, `Forwarded` or any other header; a request with neither, or with
+///   a host that is not a DNS name or IP literal, is not cached; the scheme comes from the URI
+///   or else the layer's configured scheme;
 /// * percent-encoded unreserved characters (`A-Z a-z 0-9 - . _ ~`) decoded, other escapes
 ///   uppercased (`%2f` → `%2F`), a bare `%` written `%25`, in the path and the query;
 /// * the query kept as it is, parameters in their order: `?a=1&b=2` and `?b=2&a=1` are two keys,
@@ -99,6 +100,24 @@ pub fn normalize_uri(
     normalize_into(&mut out, uri, host, default_scheme).then_some(out)
 }
 
+/// A DNS name or an IP literal: `http::uri::Authority` also takes sub-delimiters and stray
+/// brackets, which no real host has; such a request is not cached rather than keyed oddly.
+fn plain_host(host: &str) -> bool {
+    let b = host.as_bytes();
+    match b {
+        [] => false,
+        [b'[', inner @ .., b']'] => {
+            !inner.is_empty()
+                && inner
+                    .iter()
+                    .all(|c| c.is_ascii_hexdigit() || matches!(c, b':' | b'.'))
+        }
+        _ => b
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~')),
+    }
+}
+
 /// [`normalize_uri`] appended to `out` (the key's buffer: one allocation per key on a hit).
 fn normalize_into(
     out: &mut String,
@@ -119,7 +138,7 @@ fn normalize_into(
         (None, None) => return false,
     };
     let host_part = authority.host();
-    if host_part.is_empty() {
+    if !plain_host(host_part) {
         return false;
     }
     let scheme = uri.scheme_str().unwrap_or(default_scheme);
@@ -397,6 +416,10 @@ mod tests {
             ("/x", Some(""), None),
             ("/x", None, None),
             ("*", Some("h"), Some("http://h/*")),
+            // Found by the `cache_key` fuzz target: `http::Uri` takes `$]` as a host.
+            ("[:@$]", None, None),
+            ("/x", Some("a$b"), None),
+            ("http://[::1]:8080/x", None, Some("http://[::1]:8080/x")),
         ];
         for (uri, host, want) in cases {
             assert_eq!(
