@@ -99,6 +99,7 @@ pub async fn state(
         Some(url) => Some(protothrive::rate_limit::RedisStore::builder(url).build()?),
         None => None,
     };
+    let cache = crate::cache::build(clock.clone(), config.redis_url.as_deref())?;
     Ok(AppState {
         db,
         auth,
@@ -110,6 +111,8 @@ pub async fn state(
         agent,
         metrics,
         redis,
+        cache: cache.layer,
+        cache_subscription: cache.subscription,
         app: Arc::new(std::sync::OnceLock::new()),
     })
 }

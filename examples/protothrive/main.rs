@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod http;

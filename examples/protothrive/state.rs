@@ -26,6 +26,10 @@ pub struct AppState {
     pub started: Instant,
     pub agent: AgentClient,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The read cache (cloned into the cached routes; its handle purges).
+    pub cache: protothrive::cache::CacheLayer,
+    /// Other instances' purges, applied to this one's L1 while it lives (with Redis).
+    pub cache_subscription: Option<Arc<protothrive::cache::Subscription>>,
     /// The shared rate-limit store when `PROTOTHRIVE_REDIS_URL` is set.
     pub redis: Option<protothrive::rate_limit::RedisStore>,
     /// The whole app (every layer), set once it is built: `POST /batch` runs its sub-requests

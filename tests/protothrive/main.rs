@@ -5,6 +5,7 @@
 
 mod api;
 mod auth_flows;
+mod cache;
 mod conventions;
 mod cors;
 mod hostile;

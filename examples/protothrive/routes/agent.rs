@@ -214,6 +214,15 @@ async fn run(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    // The roadmap's logs, the list pages it is on and the dashboard changed.
+    crate::cache::purge(
+        &s,
+        &[
+            format!("roadmap:{}", body.roadmap_id),
+            "dashboard".to_owned(),
+        ],
+    )
+    .await;
 
     if let Err(RunError::Failed { .. }) = &run.result {
         return Err(AppError::Agent(format!(

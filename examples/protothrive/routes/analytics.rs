@@ -2,7 +2,6 @@
 //! statements (one over roadmaps, one over agent logs and insights), never by loading rows.
 
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -13,10 +12,13 @@ use crate::db::tick;
 use crate::http::{ApiResult, envelope};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
+    // The same totals for every exec: a shared entry, behind the role check.
     Router::new().route(
         "/api/analytics/dashboard",
-        get(dashboard).route_layer(super::at_least("exec")),
+        get(dashboard)
+            .route_layer(crate::cache::cached(state))
+            .route_layer(super::at_least("exec")),
     )
 }
 
@@ -89,10 +91,9 @@ async fn dashboard(State(s): State<AppState>, Extension(v): Extension<ApiVersion
             },
         },
     });
-    let mut res = envelope(v, s.now(), data, json!({})).into_response();
-    res.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=0"),
-    );
-    Ok(res)
+    Ok(crate::cache::tag(
+        envelope(v, s.now(), data, json!({})).into_response(),
+        crate::cache::shared(),
+        "dashboard",
+    ))
 }

@@ -35,6 +35,16 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// A log or an insight changed what reads of its roadmap (and the list pages it is on, and the
+/// dashboard) answer.
+async fn purge_roadmap(s: &AppState, roadmap_id: &str) {
+    crate::cache::purge(
+        s,
+        &[format!("roadmap:{roadmap_id}"), "dashboard".to_owned()],
+    )
+    .await;
+}
+
 fn one_of(value: &str, allowed: &[&str]) -> Result<(), ValidationError> {
     if allowed.contains(&value) {
         Ok(())
@@ -229,6 +239,7 @@ async fn create_log(
     .fetch_optional(&s.db.write)
     .await?;
     let r = row.ok_or(AppError::NotFound("Roadmap"))?;
+    purge_roadmap(&s, &r.1).await;
     Ok(created(
         v,
         now,
@@ -263,6 +274,7 @@ async fn create_insight(
     .fetch_optional(&s.db.write)
     .await?;
     let r = row.ok_or(AppError::NotFound("Roadmap"))?;
+    purge_roadmap(&s, &r.1).await;
     Ok(created(
         v,
         now,

@@ -23,20 +23,25 @@ use crate::db::{self, is_uuid, rfc3339, tick};
 use crate::http::{ApiResult, AppError, created, envelope};
 use crate::state::AppState;
 
-/// Snippet reads need authentication, so no shared cache may keep them (yet: see the cache work).
-const READ_CACHE: HeaderValue = HeaderValue::from_static("private, max-age=0");
 /// The largest snippet code (bytes). The app's body limit (64 KB) applies first.
 pub const MAX_CODE_BYTES: usize = 100_000;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
+    // Snippets are the same for every user: shared entries, behind the user check.
     Router::new()
         .route(
             "/api/snippets",
             get(list)
+                .route_layer(crate::cache::cached(state))
                 .route_layer(super::user())
                 .merge(axum::routing::post(create).route_layer(super::at_least("engineer"))),
         )
-        .route("/api/snippets/{id}", get(one).route_layer(super::user()))
+        .route(
+            "/api/snippets/{id}",
+            get(one)
+                .route_layer(crate::cache::cached(state))
+                .route_layer(super::user()),
+        )
 }
 
 /// `[A-Za-z0-9_-]{1,50}`.
@@ -240,9 +245,10 @@ async fn list(
         items.last().map(|r| (r.8, r.0.as_str())),
     );
     let data: Vec<Value> = items.iter().map(snippet_json).collect();
-    Ok(cache(
+    Ok(crate::cache::tag(
         envelope(v, s.now(), data, meta).into_response(),
-        READ_CACHE,
+        crate::cache::shared(),
+        "snippets",
     ))
 }
 
@@ -261,9 +267,10 @@ async fn one(
             .fetch_optional(&s.db.read)
             .await?;
     let row = row.ok_or(AppError::NotFound("Snippet"))?;
-    Ok(cache(
+    Ok(crate::cache::tag(
         envelope(v, s.now(), snippet_json(&row), json!({})).into_response(),
-        READ_CACHE,
+        crate::cache::shared(),
+        &format!("snippets snippet:{}", row.0),
     ))
 }
 
@@ -290,6 +297,7 @@ async fn create(
     .bind(now)
     .fetch_one(&s.db.write)
     .await?;
+    crate::cache::purge(&s, &["snippets".to_owned()]).await;
     let location = format!("/api/{}/snippets/{}", v.name(), row.0);
     let res = created(&location, envelope(v, now, snippet_json(&row), json!({})));
     Ok(cache(res, HeaderValue::from_static("no-store")))

@@ -22,9 +22,13 @@ mod write;
 use axum::Router;
 use axum::routing::{get, post};
 
+use crate::cache;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
+    // The cache inside the user check: nothing cached reaches an anonymous caller. Every roadmap
+    // read is the caller's own (partitioned by subject); PUT, PATCH and DELETE also purge their
+    // URI by RFC 9111 §4.4, and the handlers purge the tags of everything they change.
     Router::new()
         .route("/api/roadmaps", get(read::list).post(write::create))
         .route(
@@ -37,18 +41,23 @@ pub fn router() -> Router<AppState> {
         .route("/api/roadmaps/{id}/thrive-score", post(write::thrive_score))
         .route("/api/roadmaps/{id}/logs", get(read::logs))
         .route("/api/roadmaps/{id}/insights", get(read::insights))
+        .route_layer(cache::cached(state))
         .route_layer(super::user())
 }
 
 /// Called by every write that changes what a read of roadmap `id` (or a list page of `owner`)
-/// answers. There is no read cache yet: the cache layer will wire its invalidation (the entry of
-/// the roadmap, the owner's list pages) into this function. Until then it only counts, so the
-/// metric shows how often invalidation will run.
-pub fn invalidate_roadmap(_state: &AppState, id: &str, owner: &str) {
+/// answers, before the write answers: purges the roadmap's reads (its entry, its logs and
+/// insights, and every list page it is on), the owner's list pages and the dashboard, in every
+/// tier and on every instance.
+pub async fn invalidate_roadmap(state: &AppState, id: &str, owner: &str) {
     metrics::counter!("protothrive_roadmap_invalidations_total").increment(1);
-    tracing::debug!(
-        roadmap = id,
-        owner,
-        "roadmap writes: cached reads to invalidate"
-    );
+    cache::purge(
+        state,
+        &[
+            format!("roadmap:{id}"),
+            format!("roadmaps:{owner}"),
+            "dashboard".to_owned(),
+        ],
+    )
+    .await;
 }

@@ -16,6 +16,7 @@ use sqlx::Row;
 use super::cursor::{Cursor, Pagination};
 use super::input::STATUSES;
 use super::repr::{self, COLUMNS, INSIGHT_ITEM, LOG_ITEM};
+use crate::cache;
 use crate::db::{is_uuid, tick};
 use crate::http::{ApiResult, AppError, envelope};
 use crate::state::AppState;
@@ -99,6 +100,8 @@ pub async fn list(
         .transpose()?
         .unwrap_or(0);
     let mut items = Vec::with_capacity(rows.len());
+    // Tagged with the owner's list and every roadmap on the page: a write to any of them purges it.
+    let mut tags = format!("roadmaps:{}", p.subject());
     for row in rows.iter().filter(|r| {
         r.try_get::<Option<String>, _>("id")
             .ok()
@@ -109,10 +112,16 @@ pub async fn list(
             key: row.try_get("updated_at")?,
             id: row.try_get("id")?,
         };
+        tags.push_str(" roadmap:");
+        tags.push_str(&cursor.id);
         items.push((repr::roadmap(row, v, p.subject(), false)?, cursor));
     }
     let (data, meta) = paging.finish(total, items);
-    Ok(envelope(v, s.now(), data, meta).into_response())
+    Ok(cache::tag(
+        envelope(v, s.now(), data, meta).into_response(),
+        cache::per_user(),
+        &tags,
+    ))
 }
 
 pub async fn get_one(
@@ -130,7 +139,11 @@ pub async fn get_one(
         .await?
         .ok_or(AppError::NotFound("Roadmap"))?;
     let data = repr::roadmap(&row, v, p.subject(), true)?;
-    Ok(envelope(v, s.now(), data, serde_json::json!({})).into_response())
+    Ok(cache::tag(
+        envelope(v, s.now(), data, serde_json::json!({})).into_response(),
+        cache::per_user(),
+        &format!("roadmap:{id}"),
+    ))
 }
 
 /// A child list of a roadmap: its sort-time column (also the time to show as RFC 3339) and SQL.
@@ -221,7 +234,11 @@ async fn children(
         ));
     }
     let (data, meta) = paging.finish(total, items);
-    Ok(envelope(v, s.now(), data, meta).into_response())
+    Ok(cache::tag(
+        envelope(v, s.now(), data, meta).into_response(),
+        cache::per_user(),
+        &format!("roadmap:{id}"),
+    ))
 }
 
 pub async fn logs(

@@ -38,14 +38,14 @@ async fn refused(s: &AppState, id: &str) -> AppError {
 }
 
 /// The answer of a write that returned `row`, after invalidating cached reads of it.
-fn written(
+async fn written(
     s: &AppState,
     v: ApiVersion,
     p: &Principal,
     id: &str,
     row: &SqliteRow,
 ) -> ApiResult<Response> {
-    invalidate_roadmap(s, id, p.subject());
+    invalidate_roadmap(s, id, p.subject()).await;
     let data = repr::roadmap(row, v, p.subject(), false)?;
     Ok(envelope(v, s.now(), data, json!({})).into_response())
 }
@@ -102,7 +102,7 @@ pub async fn create(
         .bind(now)
         .fetch_one(&s.db.write)
         .await?;
-    invalidate_roadmap(&s, &id, p.subject());
+    invalidate_roadmap(&s, &id, p.subject()).await;
     let data = repr::roadmap(&row, v, p.subject(), false)?;
     let body = envelope(v, now, data, json!({}));
     Ok(created(&format!("/api/{}/roadmaps/{id}", v.name()), body))
@@ -133,7 +133,7 @@ pub async fn replace(
         .fetch_optional(&s.db.write)
         .await?;
     match row {
-        Some(row) => written(&s, v, &p, &id, &row),
+        Some(row) => written(&s, v, &p, &id, &row).await,
         None => Err(refused(&s, &id).await),
     }
 }
@@ -163,7 +163,7 @@ pub async fn patch(
         .fetch_optional(&s.db.write)
         .await?;
     match row {
-        Some(row) => written(&s, v, &p, &id, &row),
+        Some(row) => written(&s, v, &p, &id, &row).await,
         None => Err(refused(&s, &id).await),
     }
 }
@@ -190,7 +190,7 @@ pub async fn delete(
     if done.rows_affected() == 0 {
         return Err(refused(&s, &id).await);
     }
-    invalidate_roadmap(&s, &id, p.subject());
+    invalidate_roadmap(&s, &id, p.subject()).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -223,7 +223,7 @@ pub async fn thrive_score(
         .fetch_optional(&s.db.write)
         .await?;
     match row {
-        Some(row) => written(&s, v, &p, &id, &row),
+        Some(row) => written(&s, v, &p, &id, &row).await,
         None => Err(refused(&s, &id).await),
     }
 }

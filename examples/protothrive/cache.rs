@@ -1,0 +1,152 @@
+//! The read cache of the API: the crate's `CacheLayer` on the routes that read, after their
+//! role checks (a cached answer is never served to someone the route would refuse), with the
+//! caller's subject as the partition for per-user data, Redis as L2 when configured, and the
+//! writes' purges by tag.
+//!
+//! * Snippets and the dashboard are the same for every caller allowed to read them: handlers
+//!   answer `s-maxage` (shared entries). Roadmap reads depend on the caller: handlers answer
+//!   `private, max-age` (entries in the caller's partition).
+//! * Handlers tag responses with `Surrogate-Key` (`snippets`, `roadmap:<id>`,
+//!   `roadmaps:<owner>`, `dashboard`); writes purge those tags through [`purge`] before they
+//!   answer, so a read after a write never sees the old data (on every instance: the purge goes to
+//!   Redis and to the other instances' L1 over pub/sub).
+//! * What the cache reads is not what the client should keep: responses leave the cached routes
+//!   with `Cache-Control: private, no-cache` (a browser revalidates; no shared proxy stores
+//!   authenticated data), `Cache-Status` telling what the cache did.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::Route;
+use protothrive::auth::Principal;
+use protothrive::cache::{BoxError, CacheBody, CacheLayer, Purge, RedisTier, Subscription};
+use protothrive::clock::SharedClock;
+use tower::{Layer, Service, ServiceBuilder};
+
+use crate::http::AppError;
+use crate::state::AppState;
+
+/// How long cached reads stay fresh. Writes purge what they change; the lifetime bounds how long
+/// a read racing a write can keep the old answer.
+pub const FRESH_SECS: u64 = 30;
+
+/// `Cache-Control` of shared reads (snippets, the dashboard).
+pub fn shared() -> HeaderValue {
+    HeaderValue::from_static("max-age=0, s-maxage=30")
+}
+
+/// `Cache-Control` of per-user reads (roadmaps).
+pub fn per_user() -> HeaderValue {
+    HeaderValue::from_static("private, max-age=30")
+}
+
+/// Sets `Cache-Control`, `Vary: API-Version` (v1 and v2 answer one path differently; the version
+/// layer puts the negotiated version in that request header) and the `Surrogate-Key` tags of a
+/// read.
+pub fn tag(mut res: Response, cache_control: HeaderValue, tags: &str) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, cache_control);
+    h.append(header::VARY, HeaderValue::from_static("API-Version"));
+    if let Ok(v) = HeaderValue::try_from(tags) {
+        h.insert(protothrive::cache::SURROGATE_KEY.clone(), v);
+    }
+    res
+}
+
+/// The cache layer, its L2 and the subscription to other instances' purges.
+pub struct Built {
+    pub layer: CacheLayer,
+    pub subscription: Option<Arc<Subscription>>,
+}
+
+/// Builds the cache: 64 MiB in process, partitioned by the caller's subject, Redis behind it
+/// when `redis_url` is set.
+pub fn build(
+    clock: SharedClock,
+    redis_url: Option<&str>,
+) -> Result<Built, Box<dyn std::error::Error>> {
+    let mut builder = CacheLayer::builder()
+        .clock(clock)
+        .max_bytes(64 << 20)
+        .partition(|req| {
+            req.extensions
+                .get::<Principal>()
+                .map(|p| p.subject().to_owned())
+        });
+    let tier = match redis_url {
+        Some(url) => Some(RedisTier::builder(url).build()?),
+        None => None,
+    };
+    if let Some(tier) = &tier {
+        builder = builder.tier(Arc::new(tier.clone()));
+    }
+    let layer = builder.build()?;
+    let subscription = match &tier {
+        Some(tier) => {
+            let handle = layer.handle();
+            Some(Arc::new(
+                tier.subscribe(move |p| handle.invalidate_local(&p))?,
+            ))
+        }
+        None => None,
+    };
+    Ok(Built {
+        layer,
+        subscription,
+    })
+}
+
+/// The answer of a cached route as the client gets it: `Cache-Control: private, no-cache`.
+fn outward(mut res: Response<CacheBody<Body>>) -> Response {
+    let h = res.headers_mut();
+    let no_store = h
+        .get(header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("no-store"));
+    if !no_store {
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache"),
+        );
+    }
+    res.into_response()
+}
+
+/// The cache's own errors (a body that failed while buffered): a 500 problem.
+async fn failed(e: BoxError) -> Response {
+    tracing::error!(error = %e, "cache");
+    AppError::Internal(e.to_string()).into_response()
+}
+
+/// The cache as a route layer (put it inside the route's role check).
+pub fn cached(
+    state: &AppState,
+) -> impl Layer<
+    Route,
+    Service: Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+                 + Clone
+                 + Send
+                 + Sync
+                 + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
+    ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(failed))
+        .map_response(outward as fn(_) -> _)
+        .layer(state.cache.clone())
+}
+
+/// Purges `tags` from every tier and every instance; the write that calls it answers after.
+pub async fn purge(state: &AppState, tags: &[String]) {
+    let handle = state.cache.handle();
+    for t in tags {
+        handle.invalidate(Purge::Tag(t.clone())).await;
+    }
+}
