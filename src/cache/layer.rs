@@ -82,8 +82,8 @@ pub(crate) struct Stats {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CacheStats {
-    /// Requests answered from the cache (fresh, accepted stale, `stale-while-revalidate`, or a
-    /// 304 revalidation).
+    /// Requests answered from the cache without the origin (fresh, accepted stale,
+    /// `stale-while-revalidate`); a revalidation answered 304 counts as a miss.
     pub hits: u64,
     /// Cacheable requests that went to the origin.
     pub misses: u64,

@@ -4,8 +4,8 @@
 use std::time::{Duration, SystemTime};
 
 use http::header::{
-    AGE, AUTHORIZATION, CONTENT_LOCATION, DATE, EXPIRES, HOST, LAST_MODIFIED, LOCATION, SET_COOKIE,
-    VARY,
+    AGE, AUTHORIZATION, CONTENT_LOCATION, COOKIE, DATE, EXPIRES, HOST, LAST_MODIFIED, LOCATION,
+    SET_COOKIE, VARY,
 };
 use http::{HeaderMap, HeaderName, Method, StatusCode, Uri, request, response};
 
@@ -38,6 +38,9 @@ pub enum NotStorable {
     /// A request with `Authorization` and a response with neither `public`, `s-maxage` nor
     /// `must-revalidate` (§3.5).
     Authorization,
+    /// A request with `Cookie`, no partition, and a response neither `public` nor with
+    /// `s-maxage`: the same caution as §3.5, for cookie-authenticated applications.
+    Cookie,
     /// The response sets a cookie: it is never stored, so a cookie is never replayed to anyone.
     SetCookie,
     /// `Vary: *` (or a `Vary` that cannot be read): no later request could match.
@@ -67,8 +70,10 @@ fn understood(status: StatusCode) -> bool {
 /// `partitioned` says the layer's partition function named a user for this request. Such a
 /// response is stored in that user's partition unless the origin marked it `public` or gave it an
 /// `s-maxage` — explicit permission to share — so per-user data behind cookie authentication is
-/// never shared by accident. Without a partition, `private` responses and (§3.5) responses to
-/// requests with `Authorization` that lack `public`, `s-maxage` and `must-revalidate` are refused.
+/// never shared by accident. Without a partition, `private` responses, (§3.5) responses to
+/// requests with `Authorization` that lack `public`, `s-maxage` and `must-revalidate`, and — the
+/// same caution for cookie sessions — responses to requests with `Cookie` that lack `public` and
+/// `s-maxage` are refused.
 ///
 /// Responses with `Set-Cookie` are never stored (not stored with the cookie stripped either: a
 /// hit that silently loses a cookie the origin meant to set is its own bug).
@@ -128,6 +133,9 @@ pub fn storable(
         }
         if req.headers.contains_key(AUTHORIZATION) && !explicitly_shared && !cc.must_revalidate {
             return Err(NotStorable::Authorization);
+        }
+        if req.headers.contains_key(COOKIE) && !explicitly_shared {
+            return Err(NotStorable::Cookie);
         }
     }
     let explicit = cc.max_age.is_some()

@@ -590,9 +590,8 @@ impl Origin<'_> {
         }
         merged.refresh(cfg.heuristic_cap);
         let merged = Arc::new(merged);
-        self.put(key.as_str(), CacheEntry::Response(merged.clone()))
+        self.put(key.as_str(), CacheEntry::Response(merged.clone()), None)
             .await;
-        cfg.stats.hits.fetch_add(1, Ordering::Relaxed);
         let age = merged.age(cfg.clock.now());
         let status = self
             .status()
@@ -602,11 +601,14 @@ impl Origin<'_> {
         Ok(from_stored(&merged, &meta.headers, false, age, &status))
     }
 
-    async fn put(&self, key: &str, entry: CacheEntry) {
+    /// Stores in L1 and the tier. A `Vary` marker lives in the tier as long as the `variant`
+    /// response it leads to (each new variant stores it again).
+    async fn put(&self, key: &str, entry: CacheEntry, variant: Option<&StoredResponse>) {
         let cfg = self.cfg;
-        let ttl = match &entry {
-            CacheEntry::Response(r) => r.useful_for(cfg.clock.now(), cfg.grace),
-            CacheEntry::Vary(_) => Duration::ZERO,
+        let ttl = match (&entry, variant) {
+            (CacheEntry::Response(r), _) => r.useful_for(cfg.clock.now(), cfg.grace),
+            (CacheEntry::Vary(_), Some(r)) => r.useful_for(cfg.clock.now(), cfg.grace),
+            (CacheEntry::Vary(_), None) => Duration::ZERO,
         };
         cfg.l1.insert(key.to_owned(), entry.clone());
         if let Some(tier) = &cfg.tier {
@@ -689,12 +691,13 @@ impl Origin<'_> {
         match names {
             Some(names) => {
                 let variant = key.with_vary(&names, &req.headers);
-                self.put(key.as_str(), CacheEntry::Vary(names.into())).await;
-                self.put(variant.as_str(), CacheEntry::Response(stored.clone()))
+                self.put(key.as_str(), CacheEntry::Vary(names.into()), Some(&stored))
+                    .await;
+                self.put(variant.as_str(), CacheEntry::Response(stored.clone()), None)
                     .await;
             }
             None => {
-                self.put(key.as_str(), CacheEntry::Response(stored.clone()))
+                self.put(key.as_str(), CacheEntry::Response(stored.clone()), None)
                     .await;
             }
         }

@@ -800,6 +800,11 @@ async fn the_l2_tier_is_filled_and_promotes_to_a_new_l1() {
     let key = CacheKey::new(&Method::GET, "http://api.example.com/r", Some("alice"));
     let variant = key.with_vary(&["accept".parse().unwrap()], &HeaderMap::new());
     assert_eq!(tier.ttl(variant.as_str()), Some(Duration::from_secs(90)));
+    assert_eq!(
+        tier.ttl(key.as_str()),
+        Some(Duration::from_secs(90)),
+        "the Vary marker too"
+    );
     let two = make(tier.clone());
     let (_, h, body) = send(&two.svc, get(&[("x-user", "alice")])).await;
     assert_eq!(body, "for alice");
