@@ -124,9 +124,7 @@ pub use policy::{
     vary_matches, vary_value,
 };
 #[cfg(feature = "redis")]
-pub use redis::{
-    RedisTier, RedisTierBuilder, Subscription, TierError, decode_purge, encode_purge,
-};
+pub use redis::{RedisTier, RedisTierBuilder, Subscription, TierError, decode_purge, encode_purge};
 pub use service::{BoxError, Cache, ONLY_IF_CACHED_CODE, ResponseFuture};
 pub use status::{CACHE_NAME, CACHE_STATUS, CacheStatus, Forward, age_value};
 pub use store::{BoxFuture, CacheEntry, CacheTier, MemoryTier, Purge, StoredResponse};
