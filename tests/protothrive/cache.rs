@@ -62,6 +62,21 @@ async fn snippets_are_shared_entries_and_a_new_snippet_shows_at_once() {
     // v1 and v2 of one path are two entries (`Vary: API-Version`).
     let v1 = get(&server, "/api/v1/snippets?category=ui&limit=100", &vibe).await;
     assert_eq!(v1.body["version"], "v1");
+    // The hit rate is reported: in /status and as a Prometheus series.
+    let status = get(&server, "/api/status", &vibe).await;
+    assert!(
+        status.body["data"]["cache"]["hits"].as_u64().unwrap() >= 1,
+        "{}",
+        status.body
+    );
+    let text = req(&server, "GET", "/metrics", Auth::None)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("protothrive_cache_hit_ratio"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

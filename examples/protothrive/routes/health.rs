@@ -72,10 +72,46 @@ async fn status(State(s): State<AppState>, v: Option<axum::Extension<ApiVersion>
             "requests_in_flight": crate::app::IN_FLIGHT.load(std::sync::atomic::Ordering::Relaxed),
             "rate_limits": s.config.rate_limits.as_deref().unwrap_or("default"),
             "auth": { "cached_tokens": s.auth.cached_tokens(), "revoked_tokens": s.revocations.len() },
+            "cache": cache_stats(&s),
         }),
         json!({}),
     )
     .into_response()
+}
+
+/// The read cache's counters, and its hit rate among cacheable requests.
+fn cache_stats(s: &AppState) -> serde_json::Value {
+    let handle = s.cache.handle();
+    let st = handle.stats();
+    let looked = st.hits + st.misses;
+    json!({
+        "hits": st.hits, "misses": st.misses, "stored": st.stored, "collapsed": st.collapsed,
+        "stale_served": st.stale_served,
+        "hit_rate": if looked == 0 { 0.0 } else { st.hits as f64 / looked as f64 },
+        "l1_entries": handle.l1_len(), "l1_bytes": handle.l1_bytes(),
+    })
+}
+
+/// The cache's counters as Prometheus series, read at scrape time.
+fn publish_cache_metrics(s: &AppState) {
+    let handle = s.cache.handle();
+    let st = handle.stats();
+    for (result, n) in [
+        ("hit", st.hits),
+        ("miss", st.misses),
+        ("collapsed", st.collapsed),
+        ("stale", st.stale_served),
+    ] {
+        metrics::counter!("protothrive_cache_requests_total", "result" => result).absolute(n);
+    }
+    metrics::counter!("protothrive_cache_stored_total").absolute(st.stored);
+    let looked = st.hits + st.misses;
+    metrics::gauge!("protothrive_cache_hit_ratio").set(if looked == 0 {
+        0.0
+    } else {
+        st.hits as f64 / looked as f64
+    });
+    metrics::gauge!("protothrive_cache_l1_bytes").set(handle.l1_bytes() as f64);
 }
 
 async fn metrics_text(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
@@ -90,6 +126,7 @@ async fn metrics_text(State(s): State<AppState>, headers: HeaderMap) -> Result<R
             return Err(AppError::Unauthorized);
         }
     }
+    publish_cache_metrics(&s);
     let text = s
         .metrics
         .as_ref()
