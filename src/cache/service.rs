@@ -158,6 +158,29 @@ async fn find(cfg: &Config, key: &CacheKey, headers: &HeaderMap) -> Found {
     }
 }
 
+/// A hit in L1, found without awaiting anything (the common case).
+fn find_l1(cfg: &Config, key: &CacheKey, headers: &HeaderMap) -> Option<Found> {
+    match cfg.l1.get(key.as_str())? {
+        CacheEntry::Response(r) => Some(Found::Hit(key.clone(), r)),
+        CacheEntry::Vary(names) => {
+            let variant = key.with_vary(&names, headers);
+            match cfg.l1.get(variant.as_str())? {
+                CacheEntry::Response(r) => Some(Found::Hit(variant, r)),
+                CacheEntry::Vary(_) => None,
+            }
+        }
+    }
+}
+
+fn lookup_l1(cfg: &Config, keys: &Keys, headers: &HeaderMap) -> Option<Found> {
+    if let Some(p) = &keys.partition
+        && let Some(hit) = find_l1(cfg, p, headers)
+    {
+        return Some(hit);
+    }
+    find_l1(cfg, &keys.shared, headers)
+}
+
 async fn lookup(cfg: &Config, keys: &Keys, headers: &HeaderMap) -> Found {
     let mut first = Found::Miss;
     if let Some(p) = &keys.partition {
@@ -247,7 +270,7 @@ where
     let (mut parts, body) = req.into_parts();
     let head = parts.method == Method::HEAD;
     if parts.method != Method::GET && !head {
-        return unsafe_method(&cfg, inner, parts, body).await;
+        return Box::pin(unsafe_method(&cfg, inner, parts, body)).await;
     }
     // Most requests carry none of them: look before removing (each removal hashes the name).
     if parts
@@ -262,11 +285,11 @@ where
     let Some(shared) =
         CacheKey::for_request(&Method::GET, &parts.uri, &parts.headers, &cfg.scheme, None)
     else {
-        let res = call(&mut inner, Request::from_parts(parts, body)).await?;
+        let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
         return Ok(pass_through(res, &CacheStatus::forward(Forward::Bypass)));
     };
     if parts.headers.contains_key(RANGE) {
-        let res = call(&mut inner, Request::from_parts(parts, body)).await?;
+        let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
         return Ok(pass_through(res, &CacheStatus::forward(Forward::Bypass)));
     }
     let partition = cfg.partition.as_ref().and_then(|f| f(&parts));
@@ -275,7 +298,10 @@ where
         shared,
     };
     let req_cc = CacheControl::from_headers(&parts.headers);
-    let found = lookup(&cfg, &keys, &parts.headers).await;
+    let found = match lookup_l1(&cfg, &keys, &parts.headers) {
+        Some(hit) => hit,
+        None => Box::pin(lookup(&cfg, &keys, &parts.headers)).await,
+    };
     let fwd = match found {
         Found::Hit(key, stored) => {
             let age = stored.age(cfg.clock.now());
@@ -299,7 +325,8 @@ where
                         return Ok(only_if_cached(&parts));
                     }
                     if head {
-                        let res = call(&mut inner, Request::from_parts(parts, body)).await?;
+                        let res =
+                            Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
                         return Ok(pass_through(res, &CacheStatus::forward(Forward::Method)));
                     }
                     let why = if age >= stored.lifetime {
@@ -314,9 +341,15 @@ where
                         why,
                         collapsed: false,
                     };
-                    return origin
-                        .revalidate(inner, parts, body, &key, stored, stale_if_error)
-                        .await;
+                    return Box::pin(origin.revalidate(
+                        inner,
+                        parts,
+                        body,
+                        &key,
+                        stored,
+                        stale_if_error,
+                    ))
+                    .await;
                 }
             }
         }
@@ -327,10 +360,10 @@ where
         return Ok(only_if_cached(&parts));
     }
     if head {
-        let res = call(&mut inner, Request::from_parts(parts, body)).await?;
+        let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
         return Ok(pass_through(res, &CacheStatus::forward(Forward::Method)));
     }
-    miss(&cfg, inner, parts, body, &keys, fwd).await
+    Box::pin(miss(&cfg, inner, parts, body, &keys, fwd)).await
 }
 
 /// A miss: one origin call per key at a time; the others wait for it and read what it stored.
