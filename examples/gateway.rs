@@ -8,7 +8,12 @@
 //! * `--listen ADDR`: where to listen (default `127.0.0.1:8080`).
 //! * `--rate QUOTA`: the per-client limit (default `100/s burst 200`, `off` for none).
 //! * `--trusted-proxy CIDR` (repeatable): peers whose `X-Forwarded-For` is believed.
-//! * `--redis URL`: share the rate limit between gateway instances through Redis.
+//! * `--redis URL`: share the rate limit and the cache (L2, and purges between instances) through
+//!   Redis.
+//! * `--cache-mb N`: the in-process cache size (default 64; `0` for no cache). The cache is an
+//!   RFC 9111 shared cache: it stores what the origin allows a shared cache to store (no
+//!   partition: `private` and §3.5 `Authorization` responses pass through) and says what it did
+//!   in `Cache-Status`.
 //! * `--max-body BYTES`: the largest request body forwarded (default 10 MiB).
 //!
 //! What the proxy itself does: drops hop-by-hop headers (RFC 9110 §7.6.1, including those named by
@@ -25,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
 use http::header::{self, HeaderName};
@@ -32,6 +38,7 @@ use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use protothrive::cache::{BoxError, CacheHandle, CacheLayer, RedisTier, Subscription};
 use protothrive::client_ip::ClientIpLayer;
 use protothrive::error::Problem;
 use protothrive::gateway::RequestLimitsLayer;
@@ -49,10 +56,11 @@ pub struct Args {
     pub redis: Option<String>,
     pub max_body: usize,
     pub timeout: Duration,
+    pub cache_mb: u64,
 }
 
 const USAGE: &str = "usage: gateway --upstream URL [--listen ADDR] [--rate QUOTA|off] \
-    [--trusted-proxy CIDR]... [--redis URL] [--max-body BYTES] [--timeout SECONDS]";
+    [--trusted-proxy CIDR]... [--redis URL] [--max-body BYTES] [--timeout SECONDS] [--cache-mb N]";
 
 impl Args {
     /// Parses `args` (without the program name).
@@ -66,6 +74,7 @@ impl Args {
             redis: None,
             max_body: 10 << 20,
             timeout: Duration::from_secs(30),
+            cache_mb: 64,
         };
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
@@ -104,6 +113,10 @@ impl Args {
                     let v = value()?;
                     let secs: u64 = v.parse().map_err(|e| format!("--timeout {v}: {e}"))?;
                     parsed.timeout = Duration::from_secs(secs.max(1));
+                }
+                "--cache-mb" => {
+                    let v = value()?;
+                    parsed.cache_mb = v.parse().map_err(|e| format!("--cache-mb {v}: {e}"))?;
                 }
                 "-h" | "--help" => return Err(USAGE.to_owned()),
                 other => return Err(format!("unknown option {other}\n{USAGE}")),
@@ -231,8 +244,25 @@ impl Proxy {
 /// The gateway: the stack around the proxy.
 pub type Gateway = BoxCloneSyncService<Request<Body>, Response, std::convert::Infallible>;
 
+/// The gateway and what must live as long as it (the subscription to other instances' purges).
+pub struct Built {
+    pub service: Gateway,
+    pub cache: Option<CacheHandle>,
+    pub subscription: Option<Subscription>,
+}
+
+/// A cache failure (an origin body that broke while buffered): a 502 problem.
+async fn cache_failed(e: BoxError) -> Response {
+    tracing::warn!(error = %e, "cache");
+    problem(
+        StatusCode::BAD_GATEWAY,
+        "UPSTREAM-502",
+        "The upstream response could not be read.",
+    )
+}
+
 /// Builds the gateway for `args` (inside a Tokio runtime: the Redis store connects there).
-pub fn gateway(args: &Args) -> Result<Gateway, Box<dyn std::error::Error>> {
+pub fn gateway(args: &Args) -> Result<Built, Box<dyn std::error::Error>> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(5)));
@@ -270,6 +300,35 @@ pub fn gateway(args: &Args) -> Result<Gateway, Box<dyn std::error::Error>> {
             ))
             .map_response(IntoResponse::into_response),
     );
+    let mut handle = None;
+    let mut subscription = None;
+    if args.cache_mb > 0 {
+        let mut builder = CacheLayer::builder().max_bytes(args.cache_mb << 20);
+        let tier = match &args.redis {
+            Some(url) => Some(
+                RedisTier::builder(url)
+                    .key_prefix("gateway:cache:")
+                    .build()?,
+            ),
+            None => None,
+        };
+        if let Some(tier) = &tier {
+            builder = builder.tier(Arc::new(tier.clone()));
+        }
+        let cache = builder.build()?;
+        if let Some(tier) = &tier {
+            let local = cache.handle();
+            subscription = Some(tier.subscribe(move |p| local.invalidate_local(&p))?);
+        }
+        handle = Some(cache.handle());
+        service = BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(cache_failed))
+                .map_response(IntoResponse::into_response)
+                .layer(cache)
+                .service(service),
+        );
+    }
     if let Some(rate) = rate {
         service = BoxCloneSyncService::new(
             ServiceBuilder::new()
@@ -278,12 +337,16 @@ pub fn gateway(args: &Args) -> Result<Gateway, Box<dyn std::error::Error>> {
                 .map_response(IntoResponse::into_response),
         );
     }
-    Ok(BoxCloneSyncService::new(
-        ServiceBuilder::new()
-            .layer(client_ip)
-            .service(service)
-            .map_response(IntoResponse::into_response),
-    ))
+    Ok(Built {
+        service: BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .layer(client_ip)
+                .service(service)
+                .map_response(IntoResponse::into_response),
+        ),
+        cache: handle,
+        subscription,
+    })
 }
 
 #[tokio::main]
@@ -301,7 +364,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
-    let gateway = gateway(&args)?;
+    let built = gateway(&args)?;
+    let _subscription = built.subscription;
+    let gateway = built.service;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!(
         "gateway listening on http://{} → {}",

@@ -67,34 +67,50 @@ impl Drop for Gateway {
     }
 }
 
-/// An origin that echoes what it received, and counts calls.
+/// An origin that echoes what it received, and counts calls; `/fresh` answers with a minute of
+/// freshness, `/mine` with `private`.
 async fn origin() -> (String, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = calls.clone();
-    let app = axum::Router::new().fallback(
-        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let counter = counter.clone();
-            async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                let h = |n: &str| {
-                    headers
-                        .get(n)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned)
-                };
-                axum::Json(json!({
-                    "method": method.as_str(),
-                    "uri": uri.to_string(),
-                    "body": String::from_utf8_lossy(&body),
-                    "host": h("host"),
-                    "xff": h("x-forwarded-for"),
-                    "x_forwarded_host": h("x-forwarded-host"),
-                    "secret": h("x-secret"),
-                    "te": h("te"),
-                }))
-            }
-        },
-    );
+    let counted = |cc: &'static str, calls: Arc<AtomicUsize>| {
+        move || {
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            async move { ([("cache-control", cc)], format!("answer #{n}")) }
+        }
+    };
+    let app = axum::Router::new()
+        .route(
+            "/fresh",
+            axum::routing::get(counted("max-age=60", calls.clone())).post(|| async { "posted" }),
+        )
+        .route(
+            "/mine",
+            axum::routing::get(counted("private, max-age=60", calls.clone())),
+        )
+        .fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let h = |n: &str| {
+                        headers
+                            .get(n)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned)
+                    };
+                    axum::Json(json!({
+                        "method": method.as_str(),
+                        "uri": uri.to_string(),
+                        "body": String::from_utf8_lossy(&body),
+                        "host": h("host"),
+                        "xff": h("x-forwarded-for"),
+                        "x_forwarded_host": h("x-forwarded-host"),
+                        "secret": h("x-secret"),
+                        "te": h("te"),
+                    }))
+                }
+            },
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -131,7 +147,15 @@ async fn every_method_path_query_and_body_is_forwarded() {
             echo["x_forwarded_host"],
             gw.base.trim_start_matches("http://")
         );
-        assert_eq!(echo["xff"], "203.0.113.9, 127.0.0.1");
+        // A cacheable request reaches the origin without the client's forwarding headers (the
+        // cache does not key on them, so a reflected value could be served to others); the
+        // gateway adds the peer it saw.
+        let xff = if method == "GET" {
+            "127.0.0.1"
+        } else {
+            "203.0.113.9, 127.0.0.1"
+        };
+        assert_eq!(echo["xff"], xff, "{method}");
         // Named by Connection: a hop-by-hop header, dropped.
         assert_eq!(echo["secret"], Value::Null);
     }
@@ -167,4 +191,32 @@ async fn a_dead_origin_is_a_502_problem() {
     assert_eq!(res.status(), 502);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["code"], "UPSTREAM-502");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_answers_fresh_responses_and_a_write_purges_them() {
+    let (up, calls) = origin().await;
+    let gw = Gateway::start(&["--upstream", &up, "--rate", "off"]);
+    let get = |path: &'static str| {
+        let url = gw.url(path);
+        async move {
+            let res = client().get(url).send().await.unwrap();
+            let status = res.headers()["cache-status"].to_str().unwrap().to_owned();
+            (res.text().await.unwrap(), status)
+        }
+    };
+    let (body, status) = get("/fresh").await;
+    assert_eq!(body, "answer #1");
+    assert!(status.contains("stored"), "{status}");
+    let (body, status) = get("/fresh").await;
+    assert_eq!(body, "answer #1");
+    assert!(status.contains("; hit"), "{status}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // A private answer is not a shared cache's to keep.
+    assert_eq!(get("/mine").await.0, "answer #2");
+    assert_eq!(get("/mine").await.0, "answer #3");
+    // A successful POST to the URI invalidates it (RFC 9111 §4.4).
+    let posted = client().post(gw.url("/fresh")).send().await.unwrap();
+    assert_eq!(posted.status(), 200);
+    assert_eq!(get("/fresh").await.0, "answer #4");
 }
