@@ -1,39 +1,4 @@
-//! [`DataCache`]: a typed `get_or_load(key, ttl, loader)` for query results inside handlers, over
-//! the same tiers as the HTTP cache (quick_cache in process, then Redis), with coalescing.
-//!
-//! **Guarantees.**
-//! * Concurrent misses for one key make one `loader` call; the others wait for its value (through
-//!   quick_cache's placeholder guards). A loader that fails hands the key to the next waiter and
-//!   stores nothing.
-//! * A value is never served after its TTL (by the injected clock) from L1; L2 entries carry the
-//!   same TTL in Redis.
-//! * L1 is bounded by bytes (the encoded value plus its key). A Redis outage skips L2 (counted by
-//!   [`RedisTier`]); the loader decides.
-//! * [`invalidate`](DataCache::invalidate) and [`invalidate_prefix`](DataCache::invalidate_prefix)
-//!   remove from L1 and L2 and, with Redis, are broadcast to every instance subscribed with
-//!   [`DataCache::apply`].
-//!
-//! **Cost.** A hit is one quick_cache lookup plus decoding the value (JSON, through serde); a
-//! miss adds the loader, one encode and, with Redis, one round trip to read and one to write.
-//!
-//! ```
-//! use std::time::Duration;
-//! use protothrive::cache::DataCache;
-//!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! let cache = DataCache::builder().max_bytes(1 << 20).build();
-//! let load = || async { Ok::<_, std::io::Error>(vec![1u32, 2, 3]) };
-//! let a: Vec<u32> = cache.get_or_load("user:7:roadmaps", Duration::from_secs(30), load).await.unwrap();
-//! // Served from the cache: this loader is never called.
-//! let b: Vec<u32> = cache
-//!     .get_or_load("user:7:roadmaps", Duration::from_secs(30), || async {
-//!         Err::<Vec<u32>, _>(std::io::Error::other("not called"))
-//!     })
-//!     .await
-//!     .unwrap();
-//! assert_eq!(a, b);
-//! # }
-//! ```
+//! [`DataCache`]: a typed `get_or_load` data cache (its docs say what it guarantees and costs).
 
 use std::fmt;
 use std::sync::Arc;
@@ -69,7 +34,44 @@ impl Weighter<String, Entry> for ByBytes {
 
 type L1 = Cache<String, Entry, ByBytes, DefaultHashBuilder>;
 
-/// A typed data cache; see the [module docs](self). Cheap to clone (shared tiers).
+/// A typed `get_or_load(key, ttl, loader)` for query results inside handlers, over
+/// the same tiers as the HTTP cache (quick_cache in process, then Redis), with coalescing.
+///
+/// **Guarantees.**
+/// * Concurrent misses for one key make one `loader` call; the others wait for its value (through
+///   quick_cache's placeholder guards). A loader that fails hands the key to the next waiter and
+///   stores nothing.
+/// * A value is never served after its TTL (by the injected clock) from L1; L2 entries carry the
+///   same TTL in Redis.
+/// * L1 is bounded by bytes (the encoded value plus its key). A Redis outage skips L2 (counted by
+///   [`RedisTier`]); the loader decides.
+/// * [`invalidate`](DataCache::invalidate) and [`invalidate_prefix`](DataCache::invalidate_prefix)
+///   remove from L1 and L2 and, with Redis, are broadcast to every instance subscribed with
+///   [`DataCache::apply`].
+///
+/// **Cost.** A hit is one quick_cache lookup plus decoding the value (JSON, through serde); a
+/// miss adds the loader, one encode and, with Redis, one round trip to read and one to write.
+///
+/// ```
+/// use std::time::Duration;
+/// use protothrive::cache::DataCache;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let cache = DataCache::builder().max_bytes(1 << 20).build();
+/// let load = || async { Ok::<_, std::io::Error>(vec![1u32, 2, 3]) };
+/// let a: Vec<u32> = cache.get_or_load("user:7:roadmaps", Duration::from_secs(30), load).await.unwrap();
+/// // Served from the cache: this loader is never called.
+/// let b: Vec<u32> = cache
+///     .get_or_load("user:7:roadmaps", Duration::from_secs(30), || async {
+///         Err::<Vec<u32>, _>(std::io::Error::other("not called"))
+///     })
+///     .await
+///     .unwrap();
+/// assert_eq!(a, b);
+/// # }
+/// ```
+///
+/// Cheap to clone (shared tiers).
 #[derive(Clone)]
 pub struct DataCache {
     l1: Arc<L1>,

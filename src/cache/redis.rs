@@ -1,26 +1,4 @@
-//! The Redis tier of the cache ([`RedisTier`]) and the invalidation broadcast between instances
-//! ([`RedisTier::subscribe`]).
-//!
-//! **Guarantees.**
-//! * Every entry is written with a TTL (`SET … PX`) that covers its stale windows, so Redis holds
-//!   nothing the cache could not serve. Tags (surrogate keys) are Redis sets of cache keys whose
-//!   TTL is extended to the longest member's; a tag invalidation deletes the members and the set in
-//!   one Lua script.
-//! * Every call is bounded by a timeout (50 ms by default; prefix invalidation, which scans, gets
-//!   ten times that). A failure or timeout is an `Err` the cache treats as a miss (reads) or skips
-//!   (writes), counted in `protothrive_cache_l2_errors_total{op}`: the tier is skipped, never a 500.
-//! * Invalidations are published on one channel; [`RedisTier::subscribe`] keeps a RESP3
-//!   subscription that the connection manager re-establishes after a disconnect. Messages
-//!   published while an instance was disconnected are lost to it, so a disconnect is delivered as
-//!   [`Purge::All`]: the instance drops its whole in-process tier rather than serve what
-//!   may have been invalidated meanwhile.
-//!
-//! **Cost.** One round trip per L2 read or write (~50–100 µs on loopback, BENCHMARKS.md); the
-//! subscription is one extra connection per instance.
-//!
-//! Keys and tags are written as given after the configured prefix (default `protothrive:cache:`);
-//! the Lua scripts touch keys they derive from their arguments, so the tier assumes a single Redis
-//! (or a cluster with one hash slot per prefix via `{hash tags}`).
+//! The Redis tier of the cache and the invalidation broadcast ([`RedisTier`] says what it guarantees and costs).
 
 use std::fmt;
 use std::sync::Arc;
@@ -102,7 +80,31 @@ redis.call('UNLINK', KEYS[1])
 return #members
 ";
 
-/// The Redis tier; see the [module docs](self). Cheap to clone.
+/// The Redis tier of the cache, and the invalidation broadcast between instances
+/// ([`RedisTier::subscribe`]).
+///
+/// **Guarantees.**
+/// * Every entry is written with a TTL (`SET … PX`) that covers its stale windows, so Redis holds
+///   nothing the cache could not serve. Tags (surrogate keys) are Redis sets of cache keys whose
+///   TTL is extended to the longest member's; a tag invalidation deletes the members and the set in
+///   one Lua script.
+/// * Every call is bounded by a timeout (50 ms by default; prefix invalidation, which scans, gets
+///   ten times that). A failure or timeout is an `Err` the cache treats as a miss (reads) or skips
+///   (writes), counted in `protothrive_cache_l2_errors_total{op}`: the tier is skipped, never a 500.
+/// * Invalidations are published on one channel; [`RedisTier::subscribe`] keeps a RESP3
+///   subscription that the connection manager re-establishes after a disconnect. Messages
+///   published while an instance was disconnected are lost to it, so a disconnect is delivered as
+///   [`Purge::All`]: the instance drops its whole in-process tier rather than serve what
+///   may have been invalidated meanwhile.
+///
+/// **Cost.** One round trip per L2 read or write (~50–100 µs on loopback, BENCHMARKS.md); the
+/// subscription is one extra connection per instance.
+///
+/// Keys and tags are written as given after the configured prefix (default `protothrive:cache:`);
+/// the Lua scripts touch keys they derive from their arguments, so the tier assumes a single Redis
+/// (or a cluster with one hash slot per prefix via `{hash tags}`).
+///
+/// Cheap to clone.
 #[derive(Clone)]
 pub struct RedisTier {
     client: Client,

@@ -1,36 +1,4 @@
-//! [`RedisStore`]: one limit shared by every instance, checked by an atomic Lua script.
-//!
-//! **Guarantees.**
-//! * One round trip per request: every limit of the request goes to one `EVALSHA` of a Lua script
-//!   (loaded once; `NOSCRIPT` after a server restart reloads it). The script runs atomically on the
-//!   server, so instances never race between read and write.
-//! * The time is the Redis server's (`TIME`), not the instances': clocks that disagree between
-//!   hosts do not change a decision. Times are kept in microseconds, exact in Lua's doubles until
-//!   the year 2255.
-//! * Every key gets a TTL equal to the time until its state carries no information (its TAT), so
-//!   Redis memory holds only keys that are limiting something.
-//! * Every call is bounded by a timeout (50 ms by default) whatever the connection is doing; the
-//!   connection manager reconnects in the background with exponential backoff (100 ms doubling to
-//!   2 s). What the layer does on a failure is its [`OnStoreError`](super::OnStoreError).
-//!
-//! **Cost.** One loopback round trip (~50–100 µs, see BENCHMARKS.md) per request, pipelined on one
-//! multiplexed connection when requests are concurrent.
-//!
-//! The algorithm in the script is [`check`](super::check) line for line, on microseconds; a
-//! property test holds the two to the same decisions.
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//! use protothrive::rate_limit::{KeyBy, Limit, OnStoreError, RateLimitLayer, RedisStore};
-//!
-//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let redis = RedisStore::builder("redis://127.0.0.1:6379").build()?;
-//! let layer = RateLimitLayer::builder()
-//!     .limit(Limit::new("ip", "60/min burst 10".parse()?).by(KeyBy::ClientIp))
-//!     .remote_store(Arc::new(redis), OnStoreError::FailClosed)
-//!     .build()?;
-//! # Ok(()) }
-//! ```
+//! [`RedisStore`]: one limit shared by every instance (its docs say what it guarantees and costs).
 
 use std::fmt;
 use std::sync::Arc;
@@ -96,8 +64,41 @@ pub enum TimeSource {
     Caller,
 }
 
-/// A [`RemoteStore`] on Redis; see the [module docs](self). Cheap to clone (one multiplexed
-/// connection, shared).
+/// One limit shared by every instance, checked by an atomic Lua script.
+///
+/// **Guarantees.**
+/// * One round trip per request: every limit of the request goes to one `EVALSHA` of a Lua script
+///   (loaded once; `NOSCRIPT` after a server restart reloads it). The script runs atomically on the
+///   server, so instances never race between read and write.
+/// * The time is the Redis server's (`TIME`), not the instances': clocks that disagree between
+///   hosts do not change a decision. Times are kept in microseconds, exact in Lua's doubles until
+///   the year 2255.
+/// * Every key gets a TTL equal to the time until its state carries no information (its TAT), so
+///   Redis memory holds only keys that are limiting something.
+/// * Every call is bounded by a timeout (50 ms by default) whatever the connection is doing; the
+///   connection manager reconnects in the background with exponential backoff (100 ms doubling to
+///   2 s). What the layer does on a failure is its [`OnStoreError`](super::OnStoreError).
+///
+/// **Cost.** One loopback round trip (~50–100 µs, see BENCHMARKS.md) per request, pipelined on one
+/// multiplexed connection when requests are concurrent.
+///
+/// The algorithm in the script is [`check`](super::check) line for line, on microseconds; a
+/// property test holds the two to the same decisions.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use protothrive::rate_limit::{KeyBy, Limit, OnStoreError, RateLimitLayer, RedisStore};
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let redis = RedisStore::builder("redis://127.0.0.1:6379").build()?;
+/// let layer = RateLimitLayer::builder()
+///     .limit(Limit::new("ip", "60/min burst 10".parse()?).by(KeyBy::ClientIp))
+///     .remote_store(Arc::new(redis), OnStoreError::FailClosed)
+///     .build()?;
+/// # Ok(()) }
+/// ```
+///
+/// Cheap to clone (one multiplexed connection, shared).
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
