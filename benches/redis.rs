@@ -3,7 +3,10 @@
 //! flight on the one multiplexed connection (pipelined: the cost per check under load), and a
 //! bare `PING` as the floor of a round trip.
 //!
-//! Run with `cargo bench --bench main -- redis`.
+//! `cache/tiers`: the HTTP cache's L2 path (an entry read from Redis through the layer) beside an
+//! L1 hit of the same response.
+//!
+//! Run with `cargo bench --bench main -- redis` and `-- cache/tiers`.
 
 use std::time::Duration;
 
@@ -64,4 +67,79 @@ fn redis(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, redis);
+/// The cache's L2 path: an L1 too small to keep anything, so every request reads the entry from
+/// Redis (one `GET`, decoding, `Age`/`Cache-Status`), beside an L1 hit of the same response.
+fn cache_l2(c: &mut Criterion) {
+    use std::convert::Infallible;
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use http_body_util::{BodyExt, Empty, Full};
+    use protothrive::cache::{CacheLayer, RedisTier};
+    use protothrive::clock::ManualClock;
+    use tower::{Layer, ServiceExt, service_fn};
+
+    let server = server::RedisServer::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let tier = rt.block_on(async {
+        RedisTier::builder(server.url())
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    });
+    let inner = service_fn(|_req: Request<Empty<Bytes>>| async {
+        Ok::<_, Infallible>(
+            Response::builder()
+                .header("content-type", "application/json")
+                .header("cache-control", "max-age=600")
+                .body(Full::new(Bytes::from_static(
+                    br#"{"id":7,"title":"Ship the cache"}"#,
+                )))
+                .unwrap(),
+        )
+    });
+    let layer = |max_bytes: u64| {
+        CacheLayer::builder()
+            .clock(Arc::new(ManualClock::default()))
+            .max_bytes(max_bytes)
+            .tier(Arc::new(tier.clone()))
+            .build()
+            .unwrap()
+            .layer(inner)
+    };
+    let l2_only = layer(1);
+    let l1 = layer(64 << 20);
+    let get = || {
+        Request::get("http://api.example.com/snippets/7")
+            .body(Empty::new())
+            .unwrap()
+    };
+    type Svc = tower::util::BoxCloneService<
+        Request<Empty<Bytes>>,
+        Response<protothrive::cache::CacheBody<Full<Bytes>>>,
+        protothrive::cache::BoxError,
+    >;
+    let once = |svc: &Svc| {
+        rt.block_on(async {
+            let res = svc.clone().oneshot(get()).await.unwrap();
+            res.into_body().collect().await.unwrap().to_bytes().len()
+        })
+    };
+    let l2_only: Svc = tower::util::BoxCloneService::new(l2_only);
+    let l1: Svc = tower::util::BoxCloneService::new(l1);
+    // Stores the entry in Redis (and in the big L1).
+    once(&l1);
+    once(&l2_only);
+    let mut g = c.benchmark_group("cache/tiers");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("l1_hit", |b| b.iter(|| once(&l1)));
+    g.bench_function("l2_hit_redis", |b| b.iter(|| once(&l2_only)));
+    g.finish();
+}
+
+criterion_group!(benches, redis, cache_l2);
