@@ -167,7 +167,9 @@ impl fmt::Debug for CacheLayerBuilder {
 }
 
 impl CacheLayerBuilder {
-    /// The L1 size in bytes: bodies, header fields and keys of the stored entries.
+    /// The L1 size in bytes: bodies, header fields and keys of the stored entries. An entry
+    /// heavier than one of L1's shards is not kept in L1 (it still goes to the L2 tier), so a
+    /// tiny L1 makes an L2-only cache.
     pub fn max_bytes(mut self, bytes: u64) -> Self {
         self.max_bytes = bytes;
         self
@@ -249,19 +251,13 @@ impl CacheLayerBuilder {
     /// The layer.
     ///
     /// # Errors
-    /// A zero L1 size, a body limit larger than the L1, a scheme other than `http`/`https`, or
-    /// an unkeyed header name that is not a valid header name.
+    /// A zero L1 size, a scheme other than `http`/`https`, or an unkeyed header name that is not
+    /// a valid header name.
     pub fn build(self) -> Result<CacheLayer, ConfigError> {
         if self.max_bytes == 0 {
             return Err(ConfigError::new(
                 "a cache needs room: give `.max_bytes(...)` a size above 0",
             ));
-        }
-        if self.max_body as u64 > self.max_bytes {
-            return Err(ConfigError::new(format!(
-                "the largest body stored ({} bytes) does not fit in the cache ({} bytes); lower `.max_body` or raise `.max_bytes`",
-                self.max_body, self.max_bytes
-            )));
         }
         let scheme = self.scheme.to_ascii_lowercase();
         if scheme != "http" && scheme != "https" {

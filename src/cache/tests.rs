@@ -821,12 +821,6 @@ async fn the_l2_tier_is_filled_and_promotes_to_a_new_l1() {
 fn builder_errors_say_how_to_fix() {
     let e = CacheLayer::builder().max_bytes(0).build().unwrap_err();
     assert!(e.message().contains("max_bytes"));
-    let e = CacheLayer::builder()
-        .max_bytes(10)
-        .max_body(11)
-        .build()
-        .unwrap_err();
-    assert!(e.message().contains("max_body"));
     let e = CacheLayer::builder().scheme("ftp").build().unwrap_err();
     assert!(e.message().contains("https"));
     let e = CacheLayer::builder()
@@ -889,4 +883,24 @@ async fn a_body_past_the_limit_streams_through_whole_and_unstored() {
         );
     }
     assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_one_byte_l1_leaves_everything_to_the_tier() {
+    let tier = Arc::new(MemoryTier::default());
+    let f = fixture_with(
+        CacheLayer::builder().max_bytes(1).tier(tier.clone()),
+        |_, _| {
+            Ok(resp(
+                200,
+                &[("cache-control", "max-age=60")],
+                "from the origin",
+            ))
+        },
+    );
+    send(&f.svc, get(&[])).await;
+    let (_, h, body) = send(&f.svc, get(&[])).await;
+    assert_eq!(body, "from the origin");
+    assert!(cache_status(&h).starts_with("protothrive; hit"));
+    assert_eq!((f.seen.calls(), f.handle.l1_len(), tier.len()), (1, 0, 1));
 }
