@@ -136,14 +136,12 @@ impl CacheStatus {
     /// The header value.
     #[must_use]
     pub fn header_value(&self) -> HeaderValue {
-        HeaderValue::try_from(self.to_string())
-            .unwrap_or_else(|_| HeaderValue::from_static(CACHE_NAME))
+        let mut s = String::with_capacity(64);
+        self.write_into(&mut s);
+        HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static(CACHE_NAME))
     }
-}
 
-impl fmt::Display for CacheStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = String::with_capacity(48);
+    fn write_into(&self, s: &mut String) {
         s.push_str(CACHE_NAME);
         if self.hit {
             s.push_str("; hit");
@@ -167,6 +165,13 @@ impl fmt::Display for CacheStatus {
             // RFC 9211 §2.8: a token or a string; ours are tokens.
             let _ = write!(s, "; detail={d}");
         }
+    }
+}
+
+impl fmt::Display for CacheStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::with_capacity(64);
+        self.write_into(&mut s);
         f.write_str(&s)
     }
 }
