@@ -117,13 +117,19 @@ async fn instances_share_entries_and_a_purge_on_one_clears_the_others_l1() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_redis_is_a_miss_and_never_an_error() {
     let mut server = RedisServer::start();
-    let a = instance(&server.url());
+    let mut a = instance(&server.url());
+    assert_eq!(a.purges.recv().await, Some(Purge::All));
     let (body, _) = get(&a.svc, "/x").await;
     assert_eq!(body, "/x #1");
     server.kill();
-    // L1 still answers what it holds; new keys go to the origin; nothing fails.
+    // The subscription drops: purges may be missed from now on, so L1 is emptied.
+    assert_eq!(a.purges.recv().await, Some(Purge::All));
+    assert_eq!(a.handle.l1_len(), 0);
+    // With neither tier the origin answers; nothing fails, and L1 serves again.
+    let (body, _) = get(&a.svc, "/x").await;
+    assert_eq!(body, "/x #2");
     let (body, status) = get(&a.svc, "/x").await;
-    assert_eq!(body, "/x #1");
+    assert_eq!(body, "/x #2");
     assert!(status.contains("hit"), "{status}");
     for i in 0..5 {
         let mut svc = a.svc.clone();
@@ -135,5 +141,5 @@ async fn a_killed_redis_is_a_miss_and_never_an_error() {
     }
     a.handle.invalidate(Purge::Tag("snippets".into())).await;
     assert_eq!(a.handle.l1_len(), 0);
-    assert_eq!(a.calls.load(Ordering::SeqCst), 6);
+    assert_eq!(a.calls.load(Ordering::SeqCst), 7);
 }
