@@ -332,11 +332,7 @@ impl CacheKey {
     /// Whether this is `primary` or one of its `Vary` variants.
     #[must_use]
     pub fn is_variant_of(&self, primary: &CacheKey) -> bool {
-        self.key == primary.key
-            || self
-                .key
-                .strip_prefix(primary.key.as_str())
-                .is_some_and(|rest| rest.starts_with(SEP) && rest[1..].starts_with("v="))
+        self.key == primary.key || is_variant_key(&self.key, &primary.key)
     }
 }
 
@@ -344,6 +340,13 @@ impl From<CacheKey> for String {
     fn from(k: CacheKey) -> Self {
         k.key
     }
+}
+
+/// Whether `key` is one of the `Vary` variants stored under the primary key `primary`.
+pub(crate) fn is_variant_key(key: &str, primary: &str) -> bool {
+    key.strip_prefix(primary)
+        .and_then(|rest| rest.strip_prefix(SEP))
+        .is_some_and(|rest| rest.starts_with("v="))
 }
 
 pub(crate) fn key_method(key: &str) -> &str {

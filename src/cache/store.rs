@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::CacheControl;
-use super::key::{key_uri, path_and_query};
+use super::key::{is_variant_key, key_uri, path_and_query};
 use super::policy::Scope;
 
 /// A boxed, sendable future, as the [`CacheTier`] methods return.
@@ -378,7 +378,9 @@ impl CacheEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Purge {
-    /// Exactly one key ([`CacheKey::as_str`](super::CacheKey::as_str)).
+    /// One key ([`CacheKey::as_str`](super::CacheKey::as_str)) and, when it is a primary key,
+    /// its `Vary` variants (keys that continue with `\x1fv=`): without them, a new `Vary` marker
+    /// would lead to the old variants again.
     Key(String),
     /// Every entry for a URI — every method, partition and `Vary` variant. An absolute URI is
     /// matched against the normalized URI; a path (`/a?b`) against every host's path and query.
@@ -401,7 +403,7 @@ impl Purge {
     pub fn matches(&self, key: &str, entry: &CacheEntry) -> bool {
         let uri = key_uri(key);
         match self {
-            Self::Key(k) => k == key,
+            Self::Key(k) => k == key || is_variant_key(key, k),
             Self::Uri(u) if u.starts_with('/') => path_and_query(uri) == u,
             Self::Uri(u) => uri == u,
             Self::Prefix(p) if p.starts_with('/') => path_and_query(uri).starts_with(p.as_str()),
@@ -541,7 +543,9 @@ pub(crate) fn l1(max_bytes: u64) -> L1 {
 pub(crate) fn invalidate_l1(l1: &L1, what: &Purge) {
     match what {
         Purge::Key(k) => {
-            l1.remove(k.as_str());
+            if let Some((_, CacheEntry::Vary(_))) = l1.remove(k.as_str()) {
+                l1.retain(|key, _| !is_variant_key(key, k));
+            }
         }
         Purge::All => l1.clear(),
         _ => l1.retain(|k, e| !what.matches(k, e)),

@@ -904,3 +904,29 @@ async fn a_one_byte_l1_leaves_everything_to_the_tier() {
     assert!(cache_status(&h).starts_with("protothrive; hit"));
     assert_eq!((f.seen.calls(), f.handle.l1_len(), tier.len()), (1, 0, 1));
 }
+
+#[tokio::test]
+async fn a_key_purge_takes_the_vary_variants_along() {
+    let f = fixture(|req, n| {
+        let accept = req
+            .headers()
+            .get("accept")
+            .map_or("", |v| v.to_str().unwrap());
+        Ok(resp(
+            200,
+            &[("cache-control", "max-age=60"), ("vary", "accept")],
+            &format!("{accept} v{n}"),
+        ))
+    });
+    send(&f.svc, get(&[("accept", "a")])).await;
+    send(&f.svc, get(&[("accept", "b")])).await;
+    let primary = CacheKey::new(&Method::GET, "http://api.example.com/r", None);
+    f.handle
+        .invalidate(Purge::Key(primary.as_str().to_owned()))
+        .await;
+    assert_eq!(f.handle.l1_len(), 0);
+    let (_, _, body) = send(&f.svc, get(&[("accept", "a")])).await;
+    assert_eq!(body, "a v3");
+    let (_, _, body) = send(&f.svc, get(&[("accept", "b")])).await;
+    assert_eq!(body, "b v4", "not the variant from before the purge");
+}
