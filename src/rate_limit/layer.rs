@@ -82,6 +82,18 @@ pub struct Limit {
     pub(crate) path_prefix: Option<String>,
     pub(crate) methods: Vec<Method>,
     pub(crate) policy: HeaderValue,
+    counters: DecisionCounters,
+}
+
+/// The limit's `allow` and `deny` counters, registered with the `metrics` recorder on the first
+/// decision (not per request: building a metric key costs more than the check itself).
+#[derive(Clone, Default)]
+struct DecisionCounters(Arc<std::sync::OnceLock<[metrics::Counter; 2]>>);
+
+impl std::fmt::Debug for DecisionCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DecisionCounters")
+    }
 }
 
 impl Limit {
@@ -94,6 +106,7 @@ impl Limit {
             path_prefix: None,
             methods: Vec::new(),
             policy: HeaderValue::from_static(""),
+            counters: DecisionCounters::default(),
         }
     }
 
@@ -125,6 +138,21 @@ impl Limit {
     #[must_use]
     pub fn quota(&self) -> &Quota {
         &self.quota
+    }
+
+    /// Counts one decision in `protothrive_rate_limit_decisions_total{limit, decision}`.
+    pub(crate) fn count(&self, allowed: bool) {
+        let [allow, deny] = self.counters.0.get_or_init(|| {
+            let counter = |decision: &'static str| {
+                metrics::counter!(
+                    "protothrive_rate_limit_decisions_total",
+                    "limit" => self.name.clone(),
+                    "decision" => decision
+                )
+            };
+            [counter("allow"), counter("deny")]
+        });
+        if allowed { allow } else { deny }.increment(1);
     }
 }
 

@@ -21,7 +21,8 @@
 //!   closed with a `503`) when it is down or slow.
 //! * **Metrics** (through the `metrics` facade; the application installs the exporter):
 //!   `protothrive_rate_limit_decisions_total{limit, decision}` with `decision` `allow` or `deny`,
-//!   and `protothrive_rate_limit_store_errors_total{kind, policy}`.
+//!   and `protothrive_rate_limit_store_errors_total{kind, policy}`. A limit registers its counters
+//!   with the recorder at its first decision, so install the recorder before serving.
 //!
 //! Note that a denied request is not recorded by the limit that denied it: a client hammering past
 //! its limit is refused, but its wait does not grow (the same as governor). The other limits of the

@@ -12,6 +12,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use tower_service::Service;
 
 use pin_project_lite::pin_project;
+use smallvec::SmallVec;
 
 use super::Decision;
 use super::layer::{Config, KeyBy, Limit, Route};
@@ -51,24 +52,89 @@ impl<S> RateLimit<S> {
     }
 }
 
-fn push_ip(key: &mut String, ip: IpAddr, group: bool) {
-    match ip {
-        IpAddr::V6(v6) if group && v6.to_ipv4_mapped().is_none() => {
-            let s = v6.segments();
-            let _ = write!(key, "{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]);
+/// A limit's key: on the stack while it fits (client IPs, subjects), on the heap beyond.
+pub(crate) struct Key {
+    buf: [u8; 96],
+    len: usize,
+    heap: Option<String>,
+}
+
+impl Key {
+    fn new() -> Self {
+        Self {
+            buf: [0; 96],
+            len: 0,
+            heap: None,
         }
+    }
+
+    fn push_str(&mut self, s: &str) {
+        if let Some(h) = &mut self.heap {
+            h.push_str(s);
+            return;
+        }
+        let end = self.len + s.len();
+        if end <= self.buf.len() {
+            self.buf[self.len..end].copy_from_slice(s.as_bytes());
+            self.len = end;
+        } else {
+            let mut h = String::with_capacity(end + 32);
+            h.push_str(self.as_str());
+            h.push_str(s);
+            self.heap = Some(h);
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match &self.heap {
+            Some(h) => h,
+            // Only whole `str`s are ever copied in, so the bytes are UTF-8.
+            None => std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default(),
+        }
+    }
+}
+
+impl fmt::Write for Key {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push_str(s);
+        Ok(())
+    }
+}
+
+fn push_ip(key: &mut Key, ip: IpAddr, group: bool) {
+    let v4 = match ip {
+        IpAddr::V4(v4) => v4,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => {
-                let _ = write!(key, "{v4}");
+            Some(v4) => v4,
+            None if group => {
+                let s = v6.segments();
+                let _ = write!(key, "{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]);
+                return;
             }
             None => {
                 let _ = write!(key, "{v6}");
+                return;
             }
         },
-        IpAddr::V4(v4) => {
-            let _ = write!(key, "{v4}");
+    };
+    // Dotted quad without the formatting machinery: the common case, on every request.
+    let mut digits = itoa::Buffer::new();
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            key.push_str(".");
         }
+        key.push_str(digits.format(octet));
     }
+}
+
+/// The key of a per-IP limit named `name` for `ip` (for the unit tests).
+#[cfg(test)]
+pub(crate) fn key_for_tests(name: &str, ip: IpAddr) -> String {
+    let mut key = Key::new();
+    key.push_str(name);
+    key.push_str("|");
+    push_ip(&mut key, ip, false);
+    key.as_str().to_owned()
 }
 
 /// The matched route template: ours, else axum's.
@@ -84,7 +150,7 @@ fn route_of<B>(req: &Request<B>) -> Option<&str> {
 }
 
 /// The key of `limit` for this request, or `None` when the limit does not apply.
-fn key_of<B>(limit: &Limit, req: &Request<B>) -> Option<String> {
+fn key_of<B>(limit: &Limit, req: &Request<B>) -> Option<Key> {
     if let Some(prefix) = &limit.path_prefix
         && !req.uri().path().starts_with(prefix.as_str())
     {
@@ -93,10 +159,10 @@ fn key_of<B>(limit: &Limit, req: &Request<B>) -> Option<String> {
     if !limit.methods.is_empty() && !limit.methods.contains(req.method()) {
         return None;
     }
-    let mut key = String::with_capacity(limit.name.len() + 48);
+    let mut key = Key::new();
     key.push_str(&limit.name);
     for part in &limit.key {
-        key.push('|');
+        key.push_str("|");
         match part {
             KeyBy::ClientIp | KeyBy::ClientIpV6Net64 => {
                 let ip = req.extensions().get::<ClientIp>()?.ip();
@@ -142,26 +208,33 @@ fn strictness(d: &Decision) -> (bool, Reverse<u64>, u64, Reverse<u64>) {
 /// The `RateLimit` and `RateLimit-Policy` values of the applied limits, strictest first.
 fn headers(applied: &mut [(&Limit, Decision)]) -> Option<(HeaderValue, HeaderValue)> {
     applied.sort_by_key(|(_, d)| strictness(d));
-    let mut state = String::with_capacity(32 * applied.len());
-    let mut policy = Vec::with_capacity(32 * applied.len());
+    let mut state: SmallVec<[u8; 64]> = SmallVec::new();
+    let mut digits = itoa::Buffer::new();
     for (i, (l, d)) in applied.iter().enumerate() {
         if i > 0 {
-            state.push_str(", ");
-            policy.extend_from_slice(b", ");
+            state.extend_from_slice(b", ");
         }
-        let _ = write!(
-            state,
-            "\"{}\";r={};t={}",
-            l.name,
-            d.remaining(),
-            ceil_secs(d.reset())
-        );
-        policy.extend_from_slice(l.policy.as_bytes());
+        state.push(b'"');
+        state.extend_from_slice(l.name.as_bytes());
+        state.extend_from_slice(b"\";r=");
+        state.extend_from_slice(digits.format(d.remaining()).as_bytes());
+        state.extend_from_slice(b";t=");
+        state.extend_from_slice(digits.format(ceil_secs(d.reset())).as_bytes());
     }
-    Some((
-        HeaderValue::try_from(state).ok()?,
-        HeaderValue::from_maybe_shared(Bytes::from(policy)).ok()?,
-    ))
+    let policy = match applied {
+        [(l, _)] => l.policy.clone(),
+        _ => {
+            let mut policy = Vec::with_capacity(32 * applied.len());
+            for (i, (l, _)) in applied.iter().enumerate() {
+                if i > 0 {
+                    policy.extend_from_slice(b", ");
+                }
+                policy.extend_from_slice(l.policy.as_bytes());
+            }
+            HeaderValue::from_maybe_shared(Bytes::from(policy)).ok()?
+        }
+    };
+    Some((HeaderValue::from_bytes(&state).ok()?, policy))
 }
 
 /// Sets the headers, merged with those of a rate-limit layer further in (a 429 from there keeps
@@ -204,9 +277,7 @@ fn verdict(applied: &mut [(&Limit, Decision)]) -> Verdict {
         return Verdict::Pass(None);
     }
     for (l, d) in applied.iter() {
-        let decision = if d.is_allowed() { "allow" } else { "deny" };
-        metrics::counter!("protothrive_rate_limit_decisions_total", "limit" => l.name.clone(), "decision" => decision)
-            .increment(1);
+        l.count(d.is_allowed());
     }
     let values = headers(applied);
     let (strictest_limit, strictest) = (applied[0].0, applied[0].1);
@@ -277,7 +348,7 @@ where
                 .limits
                 .iter()
                 .enumerate()
-                .filter_map(|(i, l)| key_of(l, &req).map(|k| (i, k)))
+                .filter_map(|(i, l)| key_of(l, &req).map(|k| (i, k.as_str().to_owned())))
                 .collect();
             if checks.is_empty() {
                 return ResponseFuture::local(self.inner.call(req), None);
@@ -301,10 +372,10 @@ where
                 req,
             )));
         }
-        let mut applied: Vec<(&Limit, Decision)> = Vec::new();
+        let mut applied: SmallVec<[(&Limit, Decision); 4]> = SmallVec::new();
         for limit in &config.limits {
             if let Some(key) = key_of(limit, &req) {
-                applied.push((limit, config.store.check(&key, &limit.quota, now)));
+                applied.push((limit, config.store.check(key.as_str(), &limit.quota, now)));
             }
         }
         match verdict(&mut applied) {

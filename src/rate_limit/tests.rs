@@ -430,3 +430,26 @@ async fn route_keys_count_every_id_of_one_endpoint_together() {
         429
     );
 }
+
+#[tokio::test]
+async fn long_keys_spill_to_the_heap_and_stay_distinct() {
+    let clock = ManualClock::default();
+    let s = svc(
+        &clock,
+        vec![Limit::new("path", "60/min burst 1".parse().unwrap()).by(KeyBy::Path)],
+    );
+    let long = |c: char| {
+        let path = format!("/{}", c.to_string().repeat(300));
+        Request::builder().uri(path).body(()).unwrap()
+    };
+    assert_eq!(status(&s, long('a')).await, 200);
+    assert_eq!(status(&s, long('a')).await, 429);
+    assert_eq!(status(&s, long('b')).await, 200);
+    let short = super::service::key_for_tests("ip", IpAddr::V4(Ipv4Addr::new(10, 0, 255, 7)));
+    assert_eq!(short, "ip|10.0.255.7");
+    let mapped = super::service::key_for_tests(
+        "ip",
+        IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped()),
+    );
+    assert_eq!(mapped, "ip|192.0.2.1");
+}
