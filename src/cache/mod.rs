@@ -31,7 +31,9 @@
 //! * **Coalescing**: concurrent misses for one key make one origin call; the others wait and are
 //!   answered from what it stored (or go to the origin themselves when it stored nothing).
 //! * **Tiers**: L1 is quick_cache bounded by bytes (body + header fields + key); an optional L2
-//!   ([`CacheTier`], Redis) is read on an L1 miss (promoted to L1) and written on every store.
+//!   ([`CacheTier`], Redis) is read on an L1 miss (promoted to L1) and written on every store
+//!   (awaited before the response goes out, with a TTL covering the stale windows; entries are
+//!   [`CacheEntry::encode`]d compactly).
 //! * **Purge**: an unsafe method answered 2xx/3xx invalidates its target URI and same-origin
 //!   `Location`/`Content-Location` (RFC 9111 §4.4); a [`CacheHandle`] invalidates by key, URI,
 //!   prefix or tag — tags come from a `Surrogate-Key` response header (space-separated), recorded

@@ -930,3 +930,47 @@ async fn a_key_purge_takes_the_vary_variants_along() {
     let (_, _, body) = send(&f.svc, get(&[("accept", "b")])).await;
     assert_eq!(body, "b v4", "not the variant from before the purge");
 }
+
+proptest::proptest! {
+    /// What an L2 tier stores reads back as it was written.
+    #[test]
+    fn stored_responses_round_trip_through_the_encoding(
+        status in 200u16..600,
+        headers in proptest::collection::vec(("[a-z][a-z0-9-]{0,12}", "[ -~]{0,24}"), 0..8),
+        body in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        tags in proptest::collection::vec("[a-z0-9:_-]{1,10}", 0..4),
+        secs in 0u64..4_000_000_000,
+        partition in proptest::bool::ANY,
+    ) {
+        let mut h = HeaderMap::new();
+        for (n, v) in &headers {
+            h.append(http::HeaderName::from_bytes(n.as_bytes()).unwrap(), v.trim().parse().unwrap());
+        }
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(secs);
+        let scope = if partition { Scope::Partition } else { Scope::Shared };
+        let stored = StoredResponse::new(StatusCode::from_u16(status).unwrap(), h, Bytes::from(body), t, t, scope)
+            .with_tags(tags);
+        let entry = CacheEntry::Response(Arc::new(stored.clone()));
+        let Some(CacheEntry::Response(back)) = CacheEntry::decode(&entry.encode()) else {
+            panic!("did not decode");
+        };
+        proptest::prop_assert_eq!(back.status(), stored.status());
+        proptest::prop_assert_eq!(back.headers(), stored.headers());
+        proptest::prop_assert_eq!(back.body(), stored.body());
+        proptest::prop_assert_eq!(back.tags(), stored.tags());
+        proptest::prop_assert_eq!(back.lifetime(), stored.lifetime());
+        proptest::prop_assert_eq!(back.scope(), stored.scope());
+        proptest::prop_assert_eq!(back.age(t), stored.age(t));
+    }
+}
+
+proptest::proptest! {
+    /// Whatever an L2 tier hands back, decoding never panics.
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+        let _ = CacheEntry::decode(&bytes);
+        let mut tagged = vec![b'R', 1];
+        tagged.extend_from_slice(&bytes);
+        let _ = CacheEntry::decode(&tagged);
+    }
+}
