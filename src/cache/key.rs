@@ -170,6 +170,15 @@ fn normalize_into(
 }
 
 /// [`normalize_uri`] of a string: an absolute URI, or origin-form with `host`.
+///
+/// ```
+/// use protothrive::cache::normalize_uri_str;
+/// assert_eq!(
+///     normalize_uri_str("/a?b", Some("H.example"), "https").as_deref(),
+///     Some("https://h.example/a?b"),
+/// );
+/// assert_eq!(normalize_uri_str("not a uri", None, "http"), None);
+/// ```
 #[must_use]
 pub fn normalize_uri_str(uri: &str, host: Option<&str>, default_scheme: &str) -> Option<String> {
     let uri: Uri = uri.parse().ok()?;

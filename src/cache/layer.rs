@@ -78,7 +78,14 @@ pub(crate) struct Stats {
     pub(crate) stale_served: AtomicU64,
 }
 
-/// Counters of a cache since it was built.
+/// Counters of a cache since it was built ([`CacheHandle::stats`]); the hit rate is
+/// `hits / (hits + misses)`.
+///
+/// ```
+/// use protothrive::cache::CacheLayer;
+/// let stats = CacheLayer::builder().build().unwrap().handle().stats();
+/// assert_eq!((stats.hits, stats.misses, stats.stored), (0, 0, 0));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CacheStats {
@@ -142,6 +149,26 @@ impl<S> Layer<S> for CacheLayer {
 }
 
 /// Builds a [`CacheLayer`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use protothrive::cache::{CacheLayer, MemoryTier};
+/// use protothrive::clock::ManualClock;
+///
+/// let layer = CacheLayer::builder()
+///     .max_bytes(128 << 20)
+///     .max_body(256 << 10)
+///     .tier(Arc::new(MemoryTier::default()))
+///     .clock(Arc::new(ManualClock::default()))
+///     .partition(|req| req.headers.get("x-user")?.to_str().ok().map(str::to_owned))
+///     .heuristic_cap(Duration::from_secs(3_600))
+///     .scheme("https")
+///     .build()
+///     .unwrap();
+/// # let _ = layer;
+/// assert!(CacheLayer::builder().max_bytes(0).build().is_err());
+/// ```
 #[must_use]
 pub struct CacheLayerBuilder {
     max_bytes: u64,

@@ -48,6 +48,13 @@ pub enum NotStorable {
 }
 
 /// Status codes heuristically cacheable by default (RFC 9110 §15.1).
+///
+/// ```
+/// use http::StatusCode;
+/// use protothrive::cache::heuristically_cacheable;
+/// assert!(heuristically_cacheable(StatusCode::NOT_FOUND));
+/// assert!(!heuristically_cacheable(StatusCode::FOUND));
+/// ```
 #[must_use]
 pub fn heuristically_cacheable(status: StatusCode) -> bool {
     matches!(
@@ -258,6 +265,14 @@ pub fn initial_age(
 
 /// The current age of a stored response: its initial age plus the time it has been stored
 /// (RFC 9111 §4.2.3). A clock that went backwards adds nothing.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use protothrive::cache::current_age;
+/// let stored_at = UNIX_EPOCH + Duration::from_secs(1_000);
+/// let now = stored_at + Duration::from_secs(30);
+/// assert_eq!(current_age(Duration::from_secs(5), stored_at, now), Duration::from_secs(35));
+/// ```
 #[must_use]
 pub fn current_age(initial_age: Duration, response_time: SystemTime, now: SystemTime) -> Duration {
     initial_age + now.duration_since(response_time).unwrap_or(Duration::ZERO)
@@ -401,6 +416,15 @@ pub fn vary(headers: &HeaderMap) -> Vary {
 /// field line joined with `,`, whitespace around list commas and at both ends removed, inner runs
 /// of whitespace collapsed to one space. Absent and empty read the same. Bytes that are not
 /// visible ASCII are kept as they are (escaped), never dropped.
+///
+/// ```
+/// use http::HeaderMap;
+/// use protothrive::cache::vary_value;
+/// let mut h = HeaderMap::new();
+/// h.append("accept-encoding", " gzip ,  br".parse().unwrap());
+/// h.append("accept-encoding", "zstd".parse().unwrap());
+/// assert_eq!(vary_value(&h, &"accept-encoding".parse().unwrap()), "gzip,br,zstd");
+/// ```
 #[must_use]
 pub fn vary_value(headers: &HeaderMap, name: &HeaderName) -> String {
     let mut out = String::new();
@@ -435,6 +459,15 @@ pub fn vary_value(headers: &HeaderMap, name: &HeaderName) -> String {
 
 /// Whether a new request selects the same response as the stored request for `names`
 /// (RFC 9111 §4.1).
+///
+/// ```
+/// use http::HeaderMap;
+/// use protothrive::cache::vary_matches;
+/// let (mut stored, mut new) = (HeaderMap::new(), HeaderMap::new());
+/// stored.insert("accept", "text/html".parse().unwrap());
+/// new.insert("accept", "text/html ".parse().unwrap());
+/// assert!(vary_matches(&["accept".parse().unwrap()], &stored, &new));
+/// ```
 #[must_use]
 pub fn vary_matches(names: &[HeaderName], stored: &HeaderMap, new: &HeaderMap) -> bool {
     names

@@ -36,7 +36,24 @@ pub const ONLY_IF_CACHED_CODE: &str = "CACHE-504";
 pub type ResponseFuture<B> =
     Pin<Box<dyn Future<Output = Result<Response<CacheBody<B>>, BoxError>> + Send>>;
 
-/// The service of [`CacheLayer`](super::CacheLayer).
+/// The service of [`CacheLayer`](super::CacheLayer) (the module docs have a full example).
+///
+/// It needs an inner service that is `Clone` (a background refresh and a coalesced request call
+/// their own clone), a request body with a `Default` (the body of a background refresh), and a
+/// response body of `Bytes`; its error is the inner service's or the body's, boxed.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use http::{Request, Response};
+/// use protothrive::cache::{Cache, CacheLayer};
+/// use tower::{Layer, service_fn};
+///
+/// let inner = service_fn(|_: Request<()>| async {
+///     Ok::<_, Infallible>(Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
+/// });
+/// let svc: Cache<_> = CacheLayer::builder().build().unwrap().layer(inner);
+/// let _inner = svc.into_inner();
+/// ```
 #[derive(Debug, Clone)]
 pub struct Cache<S> {
     pub(crate) inner: S,

@@ -26,6 +26,11 @@ pub fn age_value(age: Duration) -> HeaderValue {
 }
 
 /// Why the request went forward to the origin (RFC 9211 §2.2).
+///
+/// ```
+/// use protothrive::cache::{CacheStatus, Forward};
+/// assert_eq!(CacheStatus::forward(Forward::Method).to_string(), "protothrive; fwd=method");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Forward {

@@ -375,6 +375,16 @@ impl CacheEntry {
 /// `Uri("https://h/a")` is the key `GET https://h/a` and every key starting with it and `\x1f`;
 /// an absolute `Prefix` is the raw prefix `GET <prefix>`; a path `Uri` or `Prefix` (starting
 /// with `/`) matches the path after any `scheme://host`.
+///
+/// ```
+/// use protothrive::cache::{CacheEntry, Purge};
+/// let entry = CacheEntry::Vary(vec!["accept".parse().unwrap()].into());
+/// let key = "GET https://api.example.com/roadmaps/7";
+/// assert!(Purge::Uri("/roadmaps/7".into()).matches(key, &entry));
+/// assert!(Purge::Prefix("https://api.example.com/roadmaps/".into()).matches(key, &entry));
+/// assert!(!Purge::Uri("/roadmaps/70".into()).matches(key, &entry));
+/// assert!(Purge::Key(key.into()).matches(&format!("{key}\u{1f}v=accept:json"), &entry));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Purge {
@@ -447,6 +457,23 @@ pub trait CacheTier: Send + Sync + fmt::Debug + 'static {
 
 /// An in-memory [`CacheTier`] for tests: entries are stored encoded (so the encoding is
 /// exercised), TTLs are recorded but not enforced, and every call is counted.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use protothrive::cache::{CacheEntry, CacheLayer, CacheTier, MemoryTier};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let tier = Arc::new(MemoryTier::default());
+/// let entry = CacheEntry::Vary(vec!["accept".parse().unwrap()].into());
+/// tier.put("GET http://h/a", &entry, Duration::from_secs(60)).await;
+/// assert!(tier.get("GET http://h/a").await.is_some());
+/// assert_eq!(tier.ttl("GET http://h/a"), Some(Duration::from_secs(60)));
+/// let layer = CacheLayer::builder().tier(tier.clone()).build().unwrap();
+/// # let _ = layer;
+/// # }
+/// ```
 #[derive(Debug, Default)]
 pub struct MemoryTier {
     entries: Mutex<std::collections::HashMap<String, (Vec<u8>, Duration)>>,

@@ -87,6 +87,17 @@ pub fn not_modified(req: &HeaderMap, stored: &HeaderMap) -> bool {
 
 /// Whether a 304 from the origin is about the stored response (RFC 9111 §4.3.4): its `ETag`, if
 /// any, must equal the stored one.
+///
+/// ```
+/// use http::HeaderMap;
+/// use protothrive::cache::validates;
+/// let mut stored = HeaderMap::new();
+/// stored.insert("etag", "\"v1\"".parse().unwrap());
+/// let mut other = HeaderMap::new();
+/// other.insert("etag", "\"v2\"".parse().unwrap());
+/// assert!(!validates(&stored, &other));
+/// assert!(validates(&stored, &HeaderMap::new()));
+/// ```
 #[must_use]
 pub fn validates(stored: &HeaderMap, not_modified: &HeaderMap) -> bool {
     match (etag(stored), etag(not_modified)) {
@@ -133,6 +144,18 @@ pub fn merge_not_modified(stored: &mut HeaderMap, not_modified: &HeaderMap) {
 /// Removes what is never stored (RFC 9111 §3.1): hop-by-hop fields and those named in
 /// `Connection`, `Set-Cookie`, and `Surrogate-Key` (recorded by the layer, never sent). `Age`
 /// stays: the stored response's age starts from it, and every answer replaces it.
+///
+/// ```
+/// use http::HeaderMap;
+/// use protothrive::cache::strip_unstorable;
+/// let mut h = HeaderMap::new();
+/// h.insert("connection", "x-hop".parse().unwrap());
+/// h.insert("x-hop", "1".parse().unwrap());
+/// h.insert("set-cookie", "a=b".parse().unwrap());
+/// h.insert("etag", "\"v1\"".parse().unwrap());
+/// strip_unstorable(&mut h);
+/// assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["etag"]);
+/// ```
 pub fn strip_unstorable(headers: &mut HeaderMap) {
     let listed: Vec<HeaderName> = headers
         .get_all(CONNECTION)
@@ -160,7 +183,17 @@ pub fn strip_unstorable(headers: &mut HeaderMap) {
     }
 }
 
-/// The tags of a `Surrogate-Key` header: space-separated, every field line.
+/// The tags of a `Surrogate-Key` header: space-separated, every field line, sorted, no
+/// duplicates.
+///
+/// ```
+/// use http::HeaderMap;
+/// use protothrive::cache::surrogate_keys;
+/// let mut h = HeaderMap::new();
+/// h.append("surrogate-key", "snippets  snippet:7".parse().unwrap());
+/// h.append("surrogate-key", "snippets".parse().unwrap());
+/// assert_eq!(surrogate_keys(&h), ["snippet:7", "snippets"]);
+/// ```
 #[must_use]
 pub fn surrogate_keys(headers: &HeaderMap) -> Vec<String> {
     let mut tags: Vec<String> = headers
