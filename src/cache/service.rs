@@ -401,8 +401,9 @@ where
     let mut collapsed = false;
     let _leader = match join(cfg, keys.flight().as_str()) {
         Join::Lead(leader) => {
-            // The previous leader may have stored it between our lookup and now.
-            if let Found::Hit(_, stored) = lookup(cfg, keys, &parts.headers).await
+            // The previous leader may have stored it between our lookup and now (in L1: asking
+            // the tier again would cost every miss a second round trip).
+            if let Some(Found::Hit(_, stored)) = lookup_l1(cfg, keys, &parts.headers)
                 && let Some(res) = fresh_hit(cfg, &stored, &parts, false)
             {
                 return Ok(res);

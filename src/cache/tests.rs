@@ -974,3 +974,15 @@ proptest::proptest! {
         let _ = CacheEntry::decode(&tagged);
     }
 }
+
+#[tokio::test]
+async fn a_miss_asks_the_tier_once() {
+    let tier = Arc::new(MemoryTier::default());
+    let f = fixture_with(CacheLayer::builder().tier(tier.clone()), |_, _| {
+        Ok(resp(200, &[("cache-control", "max-age=60")], "x"))
+    });
+    send(&f.svc, get(&[])).await;
+    assert_eq!(tier.calls(), 2, "one get, one put");
+    send(&f.svc, get(&[])).await;
+    assert_eq!(tier.calls(), 2, "an L1 hit never reaches the tier");
+}
