@@ -321,7 +321,7 @@ impl CacheLayerBuilder {
     }
 }
 
-/// Purge and statistics of one cache; cheap to clone.
+/// Invalidation and statistics of one cache; cheap to clone.
 ///
 /// ```
 /// use protothrive::cache::{CacheLayer, Purge};

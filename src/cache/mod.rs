@@ -34,7 +34,7 @@
 //!   ([`CacheTier`], Redis) is read on an L1 miss (promoted to L1) and written on every store
 //!   (awaited before the response goes out, with a TTL covering the stale windows; entries are
 //!   [`CacheEntry::encode`]d compactly).
-//! * **Purge**: an unsafe method answered 2xx/3xx invalidates its target URI and same-origin
+//! * **Invalidation**: an unsafe method answered 2xx/3xx invalidates its target URI and same-origin
 //!   `Location`/`Content-Location` (RFC 9111 §4.4); a [`CacheHandle`] invalidates by key, URI,
 //!   prefix or tag — tags come from a `Surrogate-Key` response header (space-separated), recorded
 //!   and then removed from the response.
@@ -47,12 +47,14 @@
 //!
 //! # What it costs
 //!
-//! A hit normalizes the URI and builds the key (two small allocations), one sharded L1 lookup,
-//! a clone of the stored header map and the `Age`/`Cache-Status` values; the body is shared
-//! (`Bytes`). The future is boxed (the origin path awaits the L2 tier and the origin). A miss
+//! A hit builds the key in one buffer, looks L1 up without awaiting (one sharded quick_cache
+//! lookup), and clones the stored header map and builds the `Age`/`Cache-Status` values; the body
+//! is shared (`Bytes`). The request future is boxed (760 bytes; the origin paths are boxed inside
+//! it). About 0.5 µs over the inner service on 2 cores, 0.15x http-cache-tower's hit. A miss
 //! buffers a storable body up to [`max_body`](CacheLayerBuilder::max_body) before answering.
-//! Purge by URI, prefix or tag scans L1 (every unsafe request that succeeds does one
-//! URI scan). BENCHMARKS.md has the figures.
+//! Invalidation by URI, prefix or tag scans L1 (every unsafe request that succeeds does one URI
+//! scan). With an L2 tier, every L1 miss asks the tier once — also for URIs whose responses are
+//! never stored (no "hit-for-pass" memory yet). BENCHMARKS.md has the figures.
 //!
 //! # Example
 //!
