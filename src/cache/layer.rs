@@ -21,6 +21,10 @@ pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 /// The default time a stale response with a validator is kept for revalidation: 10 minutes.
 pub const DEFAULT_REVALIDATION_GRACE: Duration = Duration::from_secs(600);
+/// The default time a URI whose response could not be stored is remembered as such: 1 minute.
+pub const DEFAULT_HIT_FOR_PASS: Duration = Duration::from_secs(60);
+/// How many such URIs are remembered at most.
+const PASS_ENTRIES: usize = 10_000;
 
 /// Request headers removed before a cacheable request reaches the handler: the layer never keys
 /// on them, so a handler that reflected one (a link built from `X-Forwarded-Host`) would poison
@@ -50,6 +54,8 @@ pub(crate) struct Config {
     pub(crate) max_body: usize,
     pub(crate) heuristic_cap: Duration,
     pub(crate) grace: Duration,
+    pub(crate) hit_for_pass: Duration,
+    pub(crate) pass: quick_cache::sync::Cache<String, std::time::SystemTime>,
     pub(crate) scheme: String,
     pub(crate) unkeyed: Vec<HeaderName>,
     pub(crate) inflight: Mutex<HashMap<String, tokio::sync::watch::Receiver<()>>>,
@@ -120,6 +126,7 @@ impl CacheLayer {
             partition: None,
             heuristic_cap: super::DEFAULT_HEURISTIC_CAP,
             grace: DEFAULT_REVALIDATION_GRACE,
+            hit_for_pass: DEFAULT_HIT_FOR_PASS,
             scheme: "http".to_owned(),
             unkeyed: DEFAULT_UNKEYED_HEADERS
                 .iter()
@@ -178,6 +185,7 @@ pub struct CacheLayerBuilder {
     partition: Option<Arc<PartitionFn>>,
     heuristic_cap: Duration,
     grace: Duration,
+    hit_for_pass: Duration,
     scheme: String,
     unkeyed: Vec<String>,
 }
@@ -257,6 +265,17 @@ impl CacheLayerBuilder {
         self
     }
 
+    /// How long a key whose response could not be stored for reasons of the response (`no-store`,
+    /// `private` without a partition, `Set-Cookie`, `Vary: *`, an uncacheable status) is
+    /// remembered as such ("hit-for-pass", default 1 minute, zero turns it off). Meanwhile its
+    /// requests neither wait for one another (no coalescing: they would queue behind an origin
+    /// call whose answer they cannot share) nor ask the L2 tier; a response that has become
+    /// storable is still stored, and ends it.
+    pub fn hit_for_pass(mut self, window: Duration) -> Self {
+        self.hit_for_pass = window;
+        self
+    }
+
     /// The scheme keys use for origin-form requests, which do not carry one (default `http`;
     /// say `https` behind a TLS-terminating proxy so absolute `Location`s match).
     pub fn scheme(mut self, scheme: impl Into<String>) -> Self {
@@ -311,6 +330,8 @@ impl CacheLayerBuilder {
                 max_body: self.max_body,
                 heuristic_cap: self.heuristic_cap,
                 grace: self.grace,
+                hit_for_pass: self.hit_for_pass,
+                pass: quick_cache::sync::Cache::new(PASS_ENTRIES),
                 scheme,
                 unkeyed,
                 inflight: Mutex::new(HashMap::new()),

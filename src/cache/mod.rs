@@ -29,7 +29,11 @@
 //!   `If-None-Match`/`If-Modified-Since`; a 304 is merged into it (RFC 9111 §4.3.4). A client's own
 //!   conditional request is answered with 304 from a usable stored response.
 //! * **Coalescing**: concurrent misses for one key make one origin call; the others wait and are
-//!   answered from what it stored (or go to the origin themselves when it stored nothing).
+//!   answered from what it stored (or go to the origin themselves when it stored nothing). A key
+//!   whose response was not storable because of the response (`no-store`, `private`,
+//!   `Set-Cookie`, ...) is remembered for a minute
+//!   ([`hit_for_pass`](CacheLayerBuilder::hit_for_pass)): its requests go straight to the origin,
+//!   side by side, without asking the L2 tier.
 //! * **Tiers**: L1 is quick_cache bounded by bytes (body + header fields + key); an optional L2
 //!   ([`CacheTier`], Redis) is read on an L1 miss (promoted to L1) and written on every store
 //!   (awaited before the response goes out, with a TTL covering the stale windows; entries are
@@ -53,8 +57,8 @@
 //! it). About 0.5 µs over the inner service on 2 cores, 0.15x http-cache-tower's hit. A miss
 //! buffers a storable body up to [`max_body`](CacheLayerBuilder::max_body) before answering.
 //! Invalidation by URI, prefix or tag scans L1 (every unsafe request that succeeds does one URI
-//! scan). With an L2 tier, every L1 miss asks the tier once — also for URIs whose responses are
-//! never stored (no "hit-for-pass" memory yet). BENCHMARKS.md has the figures.
+//! scan). With an L2 tier, an L1 miss asks the tier once, except for a key in a hit-for-pass
+//! window. BENCHMARKS.md has the figures.
 //!
 //! # Example
 //!
@@ -119,8 +123,8 @@ pub use control::{CacheControl, MAX_DELTA_SECONDS, MaxStale};
 pub use data::{DataCache, DataCacheBuilder};
 pub use key::{CacheKey, normalize_uri, normalize_uri_str};
 pub use layer::{
-    CacheHandle, CacheLayer, CacheLayerBuilder, CacheStats, DEFAULT_MAX_BODY, DEFAULT_MAX_BYTES,
-    DEFAULT_REVALIDATION_GRACE, DEFAULT_UNKEYED_HEADERS, PartitionFn,
+    CacheHandle, CacheLayer, CacheLayerBuilder, CacheStats, DEFAULT_HIT_FOR_PASS, DEFAULT_MAX_BODY,
+    DEFAULT_MAX_BYTES, DEFAULT_REVALIDATION_GRACE, DEFAULT_UNKEYED_HEADERS, PartitionFn,
 };
 pub use policy::{
     DEFAULT_HEURISTIC_CAP, NotStorable, Reuse, Scope, Vary, current_age, freshness_lifetime,

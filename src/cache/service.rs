@@ -20,9 +20,9 @@ use super::key::{CacheKey, normalize_uri};
 use super::layer::Config;
 use super::store::{CacheEntry, Purge, StoredResponse, invalidate_l1};
 use super::{
-    CACHE_STATUS, CacheControl, CacheStatus, Forward, Reuse, SURROGATE_KEY, Scope, Vary, age_value,
-    conditional_headers, invalidation_targets, merge_not_modified, not_modified, reuse, storable,
-    strip_unstorable, surrogate_keys, validates, vary,
+    CACHE_STATUS, CacheControl, CacheStatus, Forward, NotStorable, Reuse, SURROGATE_KEY, Scope,
+    Vary, age_value, conditional_headers, invalidation_targets, merge_not_modified, not_modified,
+    reuse, storable, strip_unstorable, surrogate_keys, validates, vary,
 };
 use crate::error::Problem;
 
@@ -317,6 +317,19 @@ where
     let req_cc = CacheControl::from_headers(&parts.headers);
     let found = match lookup_l1(&cfg, &keys, &parts.headers) {
         Some(hit) => hit,
+        None if passing(&cfg, &keys) => {
+            if req_cc.only_if_cached {
+                return Ok(only_if_cached(&parts));
+            }
+            cfg.stats.misses.fetch_add(1, Ordering::Relaxed);
+            let origin = Origin {
+                cfg: &cfg,
+                keys: &keys,
+                why: Forward::UriMiss,
+                collapsed: false,
+            };
+            return Box::pin(origin.forward(inner, parts, body)).await;
+        }
         None => Box::pin(lookup(&cfg, &keys, &parts.headers)).await,
     };
     let fwd = match found {
@@ -383,10 +396,17 @@ where
     Box::pin(miss(&cfg, inner, parts, body, &keys, fwd)).await
 }
 
+/// Whether the key is in a hit-for-pass window.
+fn passing(cfg: &Config, keys: &Keys) -> bool {
+    cfg.pass
+        .get(keys.flight().as_str())
+        .is_some_and(|until| cfg.clock.now() < until)
+}
+
 /// A miss: one origin call per key at a time; the others wait for it and read what it stored.
 async fn miss<S, ReqBody, ResBody>(
     cfg: &Arc<Config>,
-    mut inner: S,
+    inner: S,
     parts: request::Parts,
     body: ReqBody,
     keys: &Keys,
@@ -429,13 +449,32 @@ where
         why: fwd,
         collapsed,
     };
-    let meta = clone_parts(&parts);
-    let mut to_origin = parts;
-    to_origin.headers.remove(IF_NONE_MATCH);
-    to_origin.headers.remove(IF_MODIFIED_SINCE);
-    let request_time = cfg.clock.now();
-    let res = call(&mut inner, Request::from_parts(to_origin, body)).await?;
-    origin.respond(&meta, res, request_time).await
+    origin.forward(inner, parts, body).await
+}
+
+impl Origin<'_> {
+    /// Sends the request on (without the client's own conditionals, answered here) and handles
+    /// the response.
+    async fn forward<S, ReqBody, ResBody>(
+        &self,
+        mut inner: S,
+        parts: request::Parts,
+        body: ReqBody,
+    ) -> Result<Response<CacheBody<ResBody>>, BoxError>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+        S::Error: Into<BoxError>,
+        ResBody: Body<Data = Bytes> + Send + 'static,
+        ResBody::Error: Into<BoxError>,
+    {
+        let meta = clone_parts(&parts);
+        let mut to_origin = parts;
+        to_origin.headers.remove(IF_NONE_MATCH);
+        to_origin.headers.remove(IF_MODIFIED_SINCE);
+        let request_time = self.cfg.clock.now();
+        let res = call(&mut inner, Request::from_parts(to_origin, body)).await?;
+        self.respond(&meta, res, request_time).await
+    }
 }
 
 fn fresh_hit<B>(
@@ -652,6 +691,26 @@ impl Origin<'_> {
         Ok(from_stored(&merged, &meta.headers, false, age, &status))
     }
 
+    /// Remembers the key as not storable for a while, when the response (not this request)
+    /// was why.
+    fn remember_pass(&self, why: NotStorable, req: &request::Parts) {
+        let cfg = self.cfg;
+        let by_response = match why {
+            NotStorable::NoStore => !CacheControl::from_headers(&req.headers).no_store,
+            NotStorable::Private
+            | NotStorable::SetCookie
+            | NotStorable::VaryStar
+            | NotStorable::Status => true,
+            _ => false,
+        };
+        if by_response && !cfg.hit_for_pass.is_zero() {
+            cfg.pass.insert(
+                self.keys.flight().as_str().to_owned(),
+                cfg.clock.now() + cfg.hit_for_pass,
+            );
+        }
+    }
+
     /// Stores in L1 and the tier. A `Vary` marker lives in the tier as long as the `variant`
     /// response it leads to (each new variant stores it again).
     async fn put(&self, key: &str, entry: CacheEntry, variant: Option<&StoredResponse>) {
@@ -683,8 +742,12 @@ impl Origin<'_> {
         let tags = surrogate_keys(&rp.headers);
         rp.headers.remove(&SURROGATE_KEY);
         let status = self.status().fwd_status(rp.status.as_u16());
-        let Ok(scope) = storable(req, &rp, self.keys.partition.is_some()) else {
-            return Ok(pass_through(Response::from_parts(rp, body), &status));
+        let scope = match storable(req, &rp, self.keys.partition.is_some()) {
+            Ok(scope) => scope,
+            Err(why) => {
+                self.remember_pass(why, req);
+                return Ok(pass_through(Response::from_parts(rp, body), &status));
+            }
         };
         let too_big = |n: u64| n > cfg.max_body as u64;
         let declared = rp
@@ -753,6 +816,7 @@ impl Origin<'_> {
             }
         }
         cfg.stats.stored.fetch_add(1, Ordering::Relaxed);
+        cfg.pass.remove(self.keys.flight().as_str());
         let age = stored.age(response_time);
         let status = status.stored(true).ttl(ttl(&stored, age));
         Ok(from_stored(&stored, &req.headers, false, age, &status))

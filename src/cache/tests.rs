@@ -986,3 +986,69 @@ async fn a_miss_asks_the_tier_once() {
     send(&f.svc, get(&[])).await;
     assert_eq!(tier.calls(), 2, "an L1 hit never reaches the tier");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_uncacheable_uri_is_neither_coalesced_nor_asked_of_the_tier() {
+    let tier = Arc::new(MemoryTier::default());
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (g, c) = (gate.clone(), calls.clone());
+    let inner = BoxCloneService::new(service_fn(move |req: Request<()>| {
+        let (g, c) = (g.clone(), c.clone());
+        async move {
+            let n = c.fetch_add(1, Ordering::SeqCst);
+            if n > 0 {
+                let _permit = g.acquire().await.map_err(|e| Box::new(e) as BoxError)?;
+            }
+            let cc = if req.headers().contains_key("x-cacheable") {
+                "max-age=60"
+            } else {
+                "no-store"
+            };
+            Ok::<_, BoxError>(resp(200, &[("cache-control", cc)], "x"))
+        }
+    }));
+    let clock = ManualClock::default();
+    let layer = CacheLayer::builder()
+        .tier(tier.clone())
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let svc = layer.layer(inner);
+    // The first answer says no-store: the key is remembered as pass.
+    svc.clone().oneshot(get(&[])).await.unwrap();
+    let tier_calls = tier.calls();
+    let tasks: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(svc.clone().oneshot(get(&[]))))
+        .collect();
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        11,
+        "all ten reached the origin at once"
+    );
+    assert_eq!(tier.calls(), tier_calls, "and none asked the tier");
+    gate.add_permits(10);
+    for t in tasks {
+        let res = t.await.unwrap().unwrap();
+        assert_eq!(
+            res.headers()["cache-status"],
+            "protothrive; fwd=uri-miss; fwd-status=200"
+        );
+    }
+    // Once the response is storable again, it is stored and the pass ends.
+    gate.add_permits(10);
+    svc.clone()
+        .oneshot(get(&[("x-cacheable", "1")]))
+        .await
+        .unwrap();
+    let res = svc.clone().oneshot(get(&[])).await.unwrap();
+    assert!(
+        res.headers()["cache-status"]
+            .to_str()
+            .unwrap()
+            .starts_with("protothrive; hit")
+    );
+}
