@@ -104,8 +104,10 @@
 mod body;
 mod control;
 mod data;
+mod hit;
 mod key;
 mod layer;
+mod origin;
 mod policy;
 #[cfg(test)]
 mod policy_tests;

@@ -1,0 +1,213 @@
+//! Finding a stored response and answering from it.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_LOCATION, DATE, ETAG, EXPIRES, LAST_MODIFIED, VARY};
+use http::{HeaderMap, Request, Response, StatusCode, request};
+use tower_service::Service;
+
+use super::body::CacheBody;
+use super::key::CacheKey;
+use super::layer::Config;
+use super::service::{BoxError, ONLY_IF_CACHED_CODE};
+use super::store::{CacheEntry, StoredResponse};
+use super::{
+    CACHE_STATUS, CacheControl, CacheStatus, Forward, Reuse, SURROGATE_KEY, age_value,
+    not_modified, reuse,
+};
+use crate::error::Problem;
+
+/// The shared and partition keys of a request.
+#[derive(Clone)]
+pub(super) struct Keys {
+    pub(super) shared: CacheKey,
+    pub(super) partition: Option<CacheKey>,
+}
+
+impl Keys {
+    /// The key concurrent misses coalesce on.
+    pub(super) fn flight(&self) -> &CacheKey {
+        self.partition.as_ref().unwrap_or(&self.shared)
+    }
+}
+
+pub(super) enum Found {
+    Hit(CacheKey, Arc<StoredResponse>),
+    VaryMiss,
+    Miss,
+}
+
+pub(super) async fn call<S, B, R>(inner: &mut S, req: Request<B>) -> Result<Response<R>, BoxError>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+    S::Error: Into<BoxError>,
+{
+    poll_fn(|cx| inner.poll_ready(cx))
+        .await
+        .map_err(Into::into)?;
+    inner.call(req).await.map_err(Into::into)
+}
+
+pub(super) fn clone_parts(p: &request::Parts) -> request::Parts {
+    let (mut c, ()) = Request::new(()).into_parts();
+    c.method = p.method.clone();
+    c.uri = p.uri.clone();
+    c.version = p.version;
+    c.headers = p.headers.clone();
+    c.extensions = p.extensions.clone();
+    c
+}
+
+pub(super) fn status_header<B>(res: &mut Response<B>, status: &CacheStatus) {
+    res.headers_mut()
+        .insert(CACHE_STATUS.clone(), status.header_value());
+}
+
+pub(super) fn ttl(stored: &StoredResponse, age: Duration) -> i64 {
+    let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    secs(stored.lifetime) - secs(age)
+}
+
+pub(super) async fn get(cfg: &Config, key: &str) -> Option<CacheEntry> {
+    if let Some(e) = cfg.l1.get(key) {
+        return Some(e);
+    }
+    let entry = cfg.tier.as_ref()?.get(key).await?;
+    cfg.l1.insert(key.to_owned(), entry.clone());
+    Some(entry)
+}
+
+pub(super) async fn find(cfg: &Config, key: &CacheKey, headers: &HeaderMap) -> Found {
+    match get(cfg, key.as_str()).await {
+        None => Found::Miss,
+        Some(CacheEntry::Response(r)) => Found::Hit(key.clone(), r),
+        Some(CacheEntry::Vary(names)) => {
+            let variant = key.with_vary(&names, headers);
+            match get(cfg, variant.as_str()).await {
+                Some(CacheEntry::Response(r)) => Found::Hit(variant, r),
+                _ => Found::VaryMiss,
+            }
+        }
+    }
+}
+
+/// A hit in L1, found without awaiting anything (the common case).
+pub(super) fn find_l1(cfg: &Config, key: &CacheKey, headers: &HeaderMap) -> Option<Found> {
+    match cfg.l1.get(key.as_str())? {
+        CacheEntry::Response(r) => Some(Found::Hit(key.clone(), r)),
+        CacheEntry::Vary(names) => {
+            let variant = key.with_vary(&names, headers);
+            match cfg.l1.get(variant.as_str())? {
+                CacheEntry::Response(r) => Some(Found::Hit(variant, r)),
+                CacheEntry::Vary(_) => None,
+            }
+        }
+    }
+}
+
+pub(super) fn lookup_l1(cfg: &Config, keys: &Keys, headers: &HeaderMap) -> Option<Found> {
+    if let Some(p) = &keys.partition
+        && let Some(hit) = find_l1(cfg, p, headers)
+    {
+        return Some(hit);
+    }
+    find_l1(cfg, &keys.shared, headers)
+}
+
+pub(super) async fn lookup(cfg: &Config, keys: &Keys, headers: &HeaderMap) -> Found {
+    let mut first = Found::Miss;
+    if let Some(p) = &keys.partition {
+        first = find(cfg, p, headers).await;
+        if matches!(first, Found::Hit(..)) {
+            return first;
+        }
+    }
+    match find(cfg, &keys.shared, headers).await {
+        Found::Miss => first,
+        other => other,
+    }
+}
+
+/// A response from a stored one: a 304 when the client's own conditional matches.
+pub(super) fn from_stored<B>(
+    stored: &StoredResponse,
+    req: &HeaderMap,
+    head: bool,
+    age: Duration,
+    status: &CacheStatus,
+) -> Response<CacheBody<B>> {
+    let mut res = if not_modified(req, &stored.headers) {
+        let mut res = Response::new(CacheBody::full(Bytes::new()));
+        *res.status_mut() = StatusCode::NOT_MODIFIED;
+        for name in [
+            CACHE_CONTROL,
+            CONTENT_LOCATION,
+            DATE,
+            ETAG,
+            EXPIRES,
+            LAST_MODIFIED,
+            VARY,
+        ] {
+            for v in stored.headers.get_all(&name) {
+                res.headers_mut().append(name.clone(), v.clone());
+            }
+        }
+        res
+    } else {
+        let body = if head {
+            Bytes::new()
+        } else {
+            stored.body.clone()
+        };
+        let mut res = Response::new(CacheBody::full(body));
+        *res.status_mut() = stored.status;
+        *res.headers_mut() = stored.headers.clone();
+        res
+    };
+    res.headers_mut().insert(http::header::AGE, age_value(age));
+    status_header(&mut res, status);
+    res
+}
+
+pub(super) fn only_if_cached<B>(parts: &request::Parts) -> Response<CacheBody<B>> {
+    let mut res = Problem::new(StatusCode::GATEWAY_TIMEOUT, ONLY_IF_CACHED_CODE)
+        .with_detail("The request allows only a cached response (only-if-cached) and none fits.")
+        .render_for(&parts.extensions)
+        .map(CacheBody::full);
+    status_header(
+        &mut res,
+        &CacheStatus::forward(Forward::Request).detail("only-if-cached"),
+    );
+    res
+}
+
+pub(super) fn pass_through<B>(
+    mut res: Response<B>,
+    status: &CacheStatus,
+) -> Response<CacheBody<B>> {
+    res.headers_mut().remove(&SURROGATE_KEY);
+    status_header(&mut res, status);
+    res.map(CacheBody::inner)
+}
+
+pub(super) fn fresh_hit<B>(
+    cfg: &Config,
+    stored: &StoredResponse,
+    parts: &request::Parts,
+    collapsed: bool,
+) -> Option<Response<CacheBody<B>>> {
+    let age = stored.age(cfg.clock.now());
+    let req_cc = CacheControl::from_headers(&parts.headers);
+    match reuse(&req_cc, &stored.cc, stored.scope, stored.lifetime, age) {
+        Reuse::Fresh | Reuse::StaleAccepted => {
+            cfg.stats.hits.fetch_add(1, Ordering::Relaxed);
+            let status = CacheStatus::hit(Some(ttl(stored, age))).collapsed(collapsed);
+            Some(from_stored(stored, &parts.headers, false, age, &status))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,474 @@
+//! The requests that reach the origin: coalesced misses, revalidation, background refresh,
+//! and storing what comes back.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONTENT_LENGTH, DATE, IF_MODIFIED_SINCE, IF_NONE_MATCH};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, request};
+use http_body::Body;
+use http_body_util::BodyExt;
+use tower_service::Service;
+
+use super::body::CacheBody;
+use super::hit::*;
+use super::key::CacheKey;
+use super::layer::Config;
+use super::service::BoxError;
+use super::store::{CacheEntry, StoredResponse};
+use super::{
+    CacheControl, CacheStatus, Forward, NotStorable, SURROGATE_KEY, Scope, Vary,
+    conditional_headers, merge_not_modified, storable, strip_unstorable, surrogate_keys, validates,
+    vary,
+};
+
+/// A miss: one origin call per key at a time; the others wait for it and read what it stored.
+pub(super) async fn miss<S, ReqBody, ResBody>(
+    cfg: &Arc<Config>,
+    inner: S,
+    parts: request::Parts,
+    body: ReqBody,
+    keys: &Keys,
+    fwd: Forward,
+) -> Result<Response<CacheBody<ResBody>>, BoxError>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    let mut collapsed = false;
+    let _leader = match join(cfg, keys.flight().as_str()) {
+        Join::Lead(leader) => {
+            // The previous leader may have stored it between our lookup and now (in L1: asking
+            // the tier again would cost every miss a second round trip).
+            if let Some(Found::Hit(_, stored)) = lookup_l1(cfg, keys, &parts.headers)
+                && let Some(res) = fresh_hit(cfg, &stored, &parts, false)
+            {
+                return Ok(res);
+            }
+            Some(leader)
+        }
+        Join::Wait(mut rx) => {
+            let _ = rx.changed().await;
+            cfg.stats.collapsed.fetch_add(1, Ordering::Relaxed);
+            collapsed = true;
+            if let Found::Hit(_, stored) = lookup(cfg, keys, &parts.headers).await
+                && let Some(res) = fresh_hit(cfg, &stored, &parts, true)
+            {
+                return Ok(res);
+            }
+            None
+        }
+    };
+    cfg.stats.misses.fetch_add(1, Ordering::Relaxed);
+    let origin = Origin {
+        cfg,
+        keys,
+        why: fwd,
+        collapsed,
+    };
+    origin.forward(inner, parts, body).await
+}
+
+impl Origin<'_> {
+    /// Sends the request on (without the client's own conditionals, answered here) and handles
+    /// the response.
+    pub(super) async fn forward<S, ReqBody, ResBody>(
+        &self,
+        mut inner: S,
+        parts: request::Parts,
+        body: ReqBody,
+    ) -> Result<Response<CacheBody<ResBody>>, BoxError>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+        S::Error: Into<BoxError>,
+        ResBody: Body<Data = Bytes> + Send + 'static,
+        ResBody::Error: Into<BoxError>,
+    {
+        let meta = clone_parts(&parts);
+        let mut to_origin = parts;
+        to_origin.headers.remove(IF_NONE_MATCH);
+        to_origin.headers.remove(IF_MODIFIED_SINCE);
+        let request_time = self.cfg.clock.now();
+        let res = call(&mut inner, Request::from_parts(to_origin, body)).await?;
+        self.respond(&meta, res, request_time).await
+    }
+}
+
+pub(super) enum Join {
+    Lead(Leader),
+    Wait(tokio::sync::watch::Receiver<()>),
+}
+
+/// The one request calling the origin for a key; dropping it (done, failed or cancelled) wakes
+/// the waiters.
+pub(super) struct Leader {
+    cfg: Arc<Config>,
+    key: String,
+    _tx: tokio::sync::watch::Sender<()>,
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        let mut map = self
+            .cfg
+            .inflight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.remove(&self.key);
+    }
+}
+
+pub(super) fn join(cfg: &Arc<Config>, key: &str) -> Join {
+    let mut map = cfg
+        .inflight
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(rx) = map.get(key) {
+        return Join::Wait(rx.clone());
+    }
+    let (tx, rx) = tokio::sync::watch::channel(());
+    map.insert(key.to_owned(), rx);
+    Join::Lead(Leader {
+        cfg: cfg.clone(),
+        key: key.to_owned(),
+        _tx: tx,
+    })
+}
+
+/// Starts one background revalidation for `key` (`stale-while-revalidate`), unless one runs.
+pub(super) fn spawn_refresh<S, ReqBody, ResBody>(
+    cfg: &Arc<Config>,
+    inner: S,
+    parts: &request::Parts,
+    keys: &Keys,
+    key: &CacheKey,
+    stored: &Arc<StoredResponse>,
+) where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    ReqBody: Default + Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    {
+        let mut running = cfg
+            .refreshing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !running.insert(key.as_str().to_owned()) {
+            return;
+        }
+    }
+    let cfg = cfg.clone();
+    let parts = clone_parts(parts);
+    let keys = keys.clone();
+    let key = key.clone();
+    let stored = stored.clone();
+    runtime.spawn(async move {
+        struct Done(Arc<Config>, String);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                let mut running = self
+                    .0
+                    .refreshing
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                running.remove(&self.1);
+            }
+        }
+        let _done = Done(cfg.clone(), key.as_str().to_owned());
+        let origin = Origin {
+            cfg: &cfg,
+            keys: &keys,
+            why: Forward::Stale,
+            collapsed: false,
+        };
+        let _ = origin
+            .revalidate(inner, parts, ReqBody::default(), &key, stored, false)
+            .await;
+    });
+}
+
+/// Handling of a request that reached the origin.
+pub(super) struct Origin<'a> {
+    pub(super) cfg: &'a Arc<Config>,
+    pub(super) keys: &'a Keys,
+    pub(super) why: Forward,
+    pub(super) collapsed: bool,
+}
+
+impl Origin<'_> {
+    pub(super) fn status(&self) -> CacheStatus {
+        CacheStatus::forward(self.why).collapsed(self.collapsed)
+    }
+
+    /// Revalidates `stored` (RFC 9111 §4.3): a conditional request, a 304 merged in, a full
+    /// response handled as a miss, an error or 5xx answered with `stored` within
+    /// `stale-if-error`.
+    pub(super) async fn revalidate<S, ReqBody, ResBody>(
+        &self,
+        mut inner: S,
+        parts: request::Parts,
+        body: ReqBody,
+        key: &CacheKey,
+        stored: Arc<StoredResponse>,
+        stale_if_error: bool,
+    ) -> Result<Response<CacheBody<ResBody>>, BoxError>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+        S::Error: Into<BoxError>,
+        ReqBody: Default,
+        ResBody: Body<Data = Bytes> + Send + 'static,
+        ResBody::Error: Into<BoxError>,
+    {
+        let cfg = self.cfg;
+        let meta = clone_parts(&parts);
+        let mut to_origin = parts;
+        to_origin.headers.remove(IF_NONE_MATCH);
+        to_origin.headers.remove(IF_MODIFIED_SINCE);
+        let unconditional = clone_parts(&to_origin);
+        to_origin
+            .headers
+            .extend(conditional_headers(&stored.headers));
+        let request_time = cfg.clock.now();
+        let stale = |fwd_status: Option<u16>| {
+            cfg.stats.stale_served.fetch_add(1, Ordering::Relaxed);
+            let age = stored.age(cfg.clock.now());
+            let mut status = self
+                .status()
+                .detail("stale-if-error")
+                .ttl(ttl(&stored, age));
+            if let Some(s) = fwd_status {
+                status = status.fwd_status(s);
+            }
+            Ok(from_stored(&stored, &meta.headers, false, age, &status))
+        };
+        let res = match call(&mut inner, Request::from_parts(to_origin, body)).await {
+            Ok(res) => res,
+            Err(_) if stale_if_error => return stale(None),
+            Err(e) => return Err(e),
+        };
+        if res.status().is_server_error() && stale_if_error {
+            return stale(Some(res.status().as_u16()));
+        }
+        if res.status() != StatusCode::NOT_MODIFIED {
+            return self.respond(&meta, res, request_time).await;
+        }
+        if !validates(&stored.headers, res.headers()) {
+            // A 304 about another representation: ask again without conditions.
+            let request_time = cfg.clock.now();
+            let res = call(
+                &mut inner,
+                Request::from_parts(unconditional, ReqBody::default()),
+            )
+            .await?;
+            return self.respond(&meta, res, request_time).await;
+        }
+        let mut merged = StoredResponse::clone(&stored);
+        merge_not_modified(&mut merged.headers, res.headers());
+        merged.request_time = request_time;
+        merged.response_time = cfg.clock.now();
+        if !res.headers().contains_key(DATE)
+            && let Ok(v) = HeaderValue::try_from(httpdate::fmt_http_date(merged.response_time))
+        {
+            merged.headers.insert(DATE, v);
+        }
+        merged.refresh(cfg.heuristic_cap);
+        let merged = Arc::new(merged);
+        self.put(key.as_str(), CacheEntry::Response(merged.clone()), None)
+            .await;
+        let age = merged.age(cfg.clock.now());
+        let status = self
+            .status()
+            .fwd_status(304)
+            .stored(true)
+            .ttl(ttl(&merged, age));
+        Ok(from_stored(&merged, &meta.headers, false, age, &status))
+    }
+
+    /// Remembers the key as not storable for a while, when the response (not this request)
+    /// was why.
+    pub(super) fn remember_pass(&self, why: NotStorable, req: &request::Parts) {
+        let cfg = self.cfg;
+        let by_response = match why {
+            NotStorable::NoStore => !CacheControl::from_headers(&req.headers).no_store,
+            NotStorable::Private
+            | NotStorable::SetCookie
+            | NotStorable::VaryStar
+            | NotStorable::Status => true,
+            _ => false,
+        };
+        if by_response && !cfg.hit_for_pass.is_zero() {
+            cfg.pass.insert(
+                self.keys.flight().as_str().to_owned(),
+                cfg.clock.now() + cfg.hit_for_pass,
+            );
+        }
+    }
+
+    /// Stores in L1 and the tier. A `Vary` marker lives in the tier as long as the `variant`
+    /// response it leads to (each new variant stores it again).
+    pub(super) async fn put(&self, key: &str, entry: CacheEntry, variant: Option<&StoredResponse>) {
+        let cfg = self.cfg;
+        let ttl = match (&entry, variant) {
+            (CacheEntry::Response(r), _) => r.useful_for(cfg.clock.now(), cfg.grace),
+            (CacheEntry::Vary(_), Some(r)) => r.useful_for(cfg.clock.now(), cfg.grace),
+            (CacheEntry::Vary(_), None) => Duration::ZERO,
+        };
+        cfg.l1.insert(key.to_owned(), entry.clone());
+        if let Some(tier) = &cfg.tier {
+            tier.put(key, &entry, ttl.max(Duration::from_secs(1))).await;
+        }
+    }
+
+    /// Stores the origin's response when it may be, and answers with it.
+    pub(super) async fn respond<ResBody>(
+        &self,
+        req: &request::Parts,
+        res: Response<ResBody>,
+        request_time: SystemTime,
+    ) -> Result<Response<CacheBody<ResBody>>, BoxError>
+    where
+        ResBody: Body<Data = Bytes> + Send + 'static,
+        ResBody::Error: Into<BoxError>,
+    {
+        let cfg = self.cfg;
+        let (mut rp, body) = res.into_parts();
+        let tags = surrogate_keys(&rp.headers);
+        rp.headers.remove(&SURROGATE_KEY);
+        let status = self.status().fwd_status(rp.status.as_u16());
+        let scope = match storable(req, &rp, self.keys.partition.is_some()) {
+            Ok(scope) => scope,
+            Err(why) => {
+                self.remember_pass(why, req);
+                return Ok(pass_through(Response::from_parts(rp, body), &status));
+            }
+        };
+        let too_big = |n: u64| n > cfg.max_body as u64;
+        let declared = rp
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(too_big) || too_big(body.size_hint().lower()) {
+            return Ok(pass_through(Response::from_parts(rp, body), &status));
+        }
+        let (data, trailers, rest) = buffer(body, cfg.max_body).await?;
+        if let Some(rest) = rest {
+            let mut res = Response::from_parts(rp, CacheBody::rest(data, rest));
+            status_header(&mut res, &status);
+            return Ok(res);
+        }
+        if trailers.is_some() {
+            let mut res = Response::from_parts(rp, CacheBody::buffered(data, trailers));
+            status_header(&mut res, &status);
+            return Ok(res);
+        }
+        let response_time = cfg.clock.now();
+        let mut headers = rp.headers.clone();
+        strip_unstorable(&mut headers);
+        if !headers.contains_key(DATE)
+            && let Ok(v) = HeaderValue::try_from(httpdate::fmt_http_date(response_time))
+        {
+            headers.insert(DATE, v);
+        }
+        let stored = StoredResponse::with_cap(
+            rp.status,
+            headers,
+            data.clone(),
+            (request_time, response_time),
+            scope,
+            cfg.heuristic_cap,
+        )
+        .with_tags(tags);
+        let worth = stored.lifetime > Duration::ZERO
+            || stored.has_validator()
+            || stored.cc.stale_if_error.is_some();
+        let key = match scope {
+            Scope::Partition => self.keys.partition.as_ref().unwrap_or(&self.keys.shared),
+            Scope::Shared => &self.keys.shared,
+        };
+        let names = match vary(&rp.headers) {
+            Vary::Names(n) => Some(n),
+            Vary::None | Vary::Star => None,
+        };
+        if !worth {
+            let mut res = Response::from_parts(rp, CacheBody::full(data));
+            status_header(&mut res, &status);
+            return Ok(res);
+        }
+        let stored = Arc::new(stored);
+        match names {
+            Some(names) => {
+                let variant = key.with_vary(&names, &req.headers);
+                self.put(key.as_str(), CacheEntry::Vary(names.into()), Some(&stored))
+                    .await;
+                self.put(variant.as_str(), CacheEntry::Response(stored.clone()), None)
+                    .await;
+            }
+            None => {
+                self.put(key.as_str(), CacheEntry::Response(stored.clone()), None)
+                    .await;
+            }
+        }
+        cfg.stats.stored.fetch_add(1, Ordering::Relaxed);
+        cfg.pass.remove(self.keys.flight().as_str());
+        let age = stored.age(response_time);
+        let status = status.stored(true).ttl(ttl(&stored, age));
+        Ok(from_stored(&stored, &req.headers, false, age, &status))
+    }
+}
+
+pub(super) type Buffered<B> = (Bytes, Option<HeaderMap>, Option<Pin<Box<B>>>);
+
+/// Reads the body up to `max` bytes; past that, hands back what was read and the rest.
+pub(super) async fn buffer<B>(body: B, max: usize) -> Result<Buffered<B>, BoxError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let mut body = Box::pin(body);
+    // One chunk (a `Full` body, a small response) is kept as it is, without a copy.
+    let mut first: Option<Bytes> = None;
+    let mut data = BytesMut::new();
+    let mut len = 0;
+    let mut trailers: Option<HeaderMap> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(Into::into)?;
+        match frame.into_data() {
+            Ok(chunk) => {
+                len += chunk.len();
+                if first.is_none() && data.is_empty() {
+                    first = Some(chunk);
+                } else {
+                    if let Some(f) = first.take() {
+                        data.extend_from_slice(&f);
+                    }
+                    data.extend_from_slice(&chunk);
+                }
+                if len > max {
+                    let read = first.take().unwrap_or_else(|| data.split().freeze());
+                    return Ok((read, None, Some(body)));
+                }
+            }
+            Err(frame) => {
+                if let Ok(t) = frame.into_trailers() {
+                    match &mut trailers {
+                        Some(all) => all.extend(t),
+                        None => trailers = Some(t),
+                    }
+                }
+            }
+        }
+    }
+    let read = first.unwrap_or_else(|| data.freeze());
+    Ok((read, trailers, None))
+}
