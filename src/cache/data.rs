@@ -44,7 +44,7 @@ type L1 = Cache<String, Entry, ByBytes, DefaultHashBuilder>;
 /// * A value is never served after its TTL (by the injected clock) from L1; L2 entries carry the
 ///   same TTL in Redis.
 /// * L1 is bounded by bytes (the encoded value plus its key). A Redis outage skips L2 (counted by
-///   [`RedisTier`]); the loader decides.
+///   `RedisTier`); the loader decides.
 /// * [`invalidate`](DataCache::invalidate) and [`invalidate_prefix`](DataCache::invalidate_prefix)
 ///   remove from L1 and L2 and, with Redis, are broadcast to every instance subscribed with
 ///   [`DataCache::apply`].

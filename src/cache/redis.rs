@@ -463,7 +463,11 @@ impl CacheTier for RedisTier {
     fn invalidate<'a>(&'a self, what: &'a Purge) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let _ = match what {
-                Purge::Key(k) => RedisTier::delete(self, k).await.map(|()| 0),
+                // The key and its `Vary` variants (`<key>\x1fv=...`).
+                Purge::Key(k) => match RedisTier::delete(self, k).await {
+                    Ok(()) => self.delete_prefix(&format!("{k}\x1f")).await,
+                    Err(e) => Err(e),
+                },
                 Purge::Tag(t) => self.delete_tag(t).await,
                 Purge::KeyPrefix(p) => self.delete_prefix(p).await,
                 Purge::All => self.delete_prefix("").await,

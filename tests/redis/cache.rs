@@ -167,3 +167,31 @@ async fn data_caches_share_values_through_redis_and_invalidate_each_other() {
         .unwrap();
     assert_eq!(v, "new");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_purge_takes_its_vary_variants_and_a_uri_purge_scans() {
+    use protothrive::cache::{CacheEntry, CacheTier};
+    let server = RedisServer::start();
+    let tier = RedisTier::builder(server.url()).build().unwrap();
+    let minute = Duration::from_secs(60);
+    let marker = CacheEntry::Vary(Arc::from(vec![http::header::ACCEPT]));
+    for key in [
+        "GET http://h/a",
+        "GET http://h/a\x1fv=accept:json",
+        "GET http://h/ab",
+        "GET http://h/b?x=1",
+    ] {
+        CacheTier::put(&tier, key, &marker, minute).await;
+    }
+    CacheTier::invalidate(&tier, &Purge::Key("GET http://h/a".into())).await;
+    assert!(CacheTier::get(&tier, "GET http://h/a").await.is_none());
+    assert!(
+        CacheTier::get(&tier, "GET http://h/a\x1fv=accept:json")
+            .await
+            .is_none()
+    );
+    assert!(CacheTier::get(&tier, "GET http://h/ab").await.is_some());
+    CacheTier::invalidate(&tier, &Purge::Uri("/b?x=1".into())).await;
+    assert!(CacheTier::get(&tier, "GET http://h/b?x=1").await.is_none());
+    assert!(CacheTier::get(&tier, "GET http://h/ab").await.is_some());
+}
