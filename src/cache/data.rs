@@ -47,7 +47,7 @@ type L1 = Cache<String, Entry, ByBytes, DefaultHashBuilder>;
 ///   `RedisTier`); the loader decides.
 /// * [`invalidate`](DataCache::invalidate) and [`invalidate_prefix`](DataCache::invalidate_prefix)
 ///   remove from L1 and L2 and, with Redis, are broadcast to every instance subscribed with
-///   [`DataCache::apply`].
+///   `DataCache::apply` (feature `redis`).
 ///
 /// **Cost.** A hit is one quick_cache lookup plus decoding the value (JSON, through serde); a
 /// miss adds the loader, one encode and, with Redis, one round trip to read and one to write.
