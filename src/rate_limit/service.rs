@@ -208,7 +208,8 @@ fn strictness(d: &Decision) -> (bool, Reverse<u64>, u64, Reverse<u64>) {
 /// The `RateLimit` and `RateLimit-Policy` values of the applied limits, strictest first.
 fn headers(applied: &mut [(&Limit, Decision)]) -> Option<(HeaderValue, HeaderValue)> {
     applied.sort_by_key(|(_, d)| strictness(d));
-    let mut state: SmallVec<[u8; 64]> = SmallVec::new();
+    // Built in a `Vec` that becomes the value's `Bytes` without a copy.
+    let mut state: Vec<u8> = Vec::with_capacity(24 * applied.len() + 16);
     let mut digits = itoa::Buffer::new();
     for (i, (l, d)) in applied.iter().enumerate() {
         if i > 0 {
@@ -234,7 +235,10 @@ fn headers(applied: &mut [(&Limit, Decision)]) -> Option<(HeaderValue, HeaderVal
             HeaderValue::from_maybe_shared(Bytes::from(policy)).ok()?
         }
     };
-    Some((HeaderValue::from_bytes(&state).ok()?, policy))
+    Some((
+        HeaderValue::from_maybe_shared(Bytes::from(state)).ok()?,
+        policy,
+    ))
 }
 
 /// Sets the headers, merged with those of a rate-limit layer further in (a 429 from there keeps
@@ -245,8 +249,13 @@ fn stamp(res_status: StatusCode, h: &mut HeaderMap, (state, policy): (HeaderValu
 }
 
 fn merge(status: StatusCode, h: &mut HeaderMap, name: &HeaderName, ours: HeaderValue) {
-    let value = match h.get(name) {
-        Some(theirs) => {
+    // One lookup: the entry API hashes the (custom) name once.
+    match h.entry(name) {
+        http::header::Entry::Vacant(v) => {
+            v.insert(ours);
+        }
+        http::header::Entry::Occupied(mut o) => {
+            let theirs = o.get();
             let (first, second) = if status == StatusCode::TOO_MANY_REQUESTS {
                 (theirs.as_bytes(), ours.as_bytes())
             } else {
@@ -256,11 +265,11 @@ fn merge(status: StatusCode, h: &mut HeaderMap, name: &HeaderName, ours: HeaderV
             b.extend_from_slice(first);
             b.extend_from_slice(b", ");
             b.extend_from_slice(second);
-            HeaderValue::from_maybe_shared(Bytes::from(b)).unwrap_or(ours)
+            if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(b)) {
+                o.insert(v);
+            }
         }
-        None => ours,
-    };
-    h.insert(name.clone(), value);
+    }
 }
 
 /// What the decisions of one request say.
