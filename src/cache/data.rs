@@ -78,6 +78,9 @@ pub struct DataCache {
     #[cfg(feature = "redis")]
     l2: Option<RedisTier>,
     clock: SharedClock,
+    /// Bumped by every invalidation: a value loaded (or read from Redis) while one ran is returned
+    /// but not stored, so a load that started before a write cannot put the old value back.
+    purges: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl fmt::Debug for DataCache {
@@ -137,6 +140,7 @@ impl DataCacheBuilder {
             #[cfg(feature = "redis")]
             l2: self.l2,
             clock: self.clock.unwrap_or_else(clock::system),
+            purges: Arc::default(),
         }
     }
 }
@@ -202,6 +206,7 @@ impl DataCache {
                 Err(guard) => break guard,
             }
         };
+        let since = self.purge_count();
         #[cfg(feature = "redis")]
         if let Some(l2) = &self.l2
             && let Ok(Some(bytes)) = l2.get(key).await
@@ -209,20 +214,29 @@ impl DataCache {
             && let Ok(v) = serde_json::from_slice::<T>(value)
         {
             metrics::counter!("protothrive_data_cache_total", "result" => "l2_hit").increment(1);
-            let _ = guard.insert(Entry {
-                bytes: Bytes::copy_from_slice(value),
-                expires,
-            });
+            if self.purge_count() == since {
+                let _ = guard.insert(Entry {
+                    bytes: bytes.slice(8..),
+                    expires,
+                });
+                self.unless_purged(since, key);
+            }
             return Ok(v);
         }
         metrics::counter!("protothrive_data_cache_total", "result" => "miss").increment(1);
         let value = loader().await?;
-        if let Ok(encoded) = serde_json::to_vec(&value) {
+        let expires = self.clock.instant().checked_add(ttl);
+        if let (Ok(encoded), Some(expires), true) = (
+            serde_json::to_vec(&value),
+            expires,
+            self.purge_count() == since,
+        ) {
             let bytes = Bytes::from(encoded);
             let _ = guard.insert(Entry {
                 bytes: bytes.clone(),
-                expires: self.clock.instant() + ttl,
+                expires,
             });
+            self.unless_purged(since, key);
             #[cfg(feature = "redis")]
             if let Some(l2) = &self.l2 {
                 let _ = l2
@@ -233,8 +247,26 @@ impl DataCache {
         Ok(value)
     }
 
+    fn purge_count(&self) -> u64 {
+        self.purges.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn purged(&self) {
+        self.purges
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Removes what was just stored under `key` if an invalidation ran since `since` (it may have
+    /// cleared before the store landed).
+    fn unless_purged(&self, since: u64, key: &str) {
+        if self.purge_count() != since {
+            self.l1.remove(key);
+        }
+    }
+
     /// Drops `key` here and in Redis, and tells every subscribed instance.
     pub async fn invalidate(&self, key: &str) {
+        self.purged();
         self.l1.remove(key);
         #[cfg(feature = "redis")]
         if let Some(l2) = &self.l2 {
@@ -246,6 +278,7 @@ impl DataCache {
     /// Drops every key starting with `prefix` here and in Redis, and tells every subscribed
     /// instance.
     pub async fn invalidate_prefix(&self, prefix: &str) {
+        self.purged();
         self.drop_prefix(prefix);
         #[cfg(feature = "redis")]
         if let Some(l2) = &self.l2 {
@@ -263,6 +296,7 @@ impl DataCache {
     /// prefix); tags and URIs belong to the HTTP cache.
     #[cfg(feature = "redis")]
     pub fn apply(&self, purge: &Purge) {
+        self.purged();
         match purge {
             Purge::Key(k) => {
                 self.l1.remove(k.as_str());
@@ -404,5 +438,37 @@ mod tests {
         assert_eq!(cache.len(), 1);
         cache.invalidate("user:2:a").await;
         assert!(cache.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_value_loaded_across_an_invalidation_is_returned_but_not_stored() {
+        let cache = DataCache::builder().build();
+        let (release, asked) = (
+            Arc::new(tokio::sync::Notify::new()),
+            Arc::new(tokio::sync::Notify::new()),
+        );
+        let load = tokio::spawn({
+            let (cache, release, asked) = (cache.clone(), release.clone(), asked.clone());
+            async move {
+                cache
+                    .get_or_load("user:1:roadmaps", Duration::from_secs(60), || async move {
+                        asked.notify_one();
+                        release.notified().await;
+                        Ok::<_, std::io::Error>(String::from("old"))
+                    })
+                    .await
+            }
+        });
+        asked.notified().await;
+        cache.invalidate_prefix("user:1:").await;
+        release.notify_one();
+        assert_eq!(load.await.unwrap().unwrap(), "old");
+        let next: String = cache
+            .get_or_load("user:1:roadmaps", Duration::from_secs(60), || async {
+                Ok::<_, std::io::Error>(String::from("new"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(next, "new");
     }
 }

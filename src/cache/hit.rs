@@ -76,8 +76,12 @@ pub(super) async fn get(cfg: &Config, key: &str) -> Option<CacheEntry> {
     if let Some(e) = cfg.l1.get(key) {
         return Some(e);
     }
+    let since = cfg.purges.seq();
     let entry = cfg.tier.as_ref()?.get(key).await?;
-    cfg.l1.insert(key.to_owned(), entry.clone());
+    // Promoted unless a purge ran meanwhile (it may have missed the tier's copy we hold).
+    if !cfg.purges.insert(&cfg.l1, since, key, &entry) {
+        return None;
+    }
     Some(entry)
 }
 

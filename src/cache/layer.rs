@@ -8,7 +8,7 @@ use http::{HeaderName, request};
 use tower_layer::Layer;
 
 use super::service::Cache;
-use super::store::{CacheTier, L1, Purge, invalidate_l1, l1};
+use super::store::{CacheTier, L1, Purge, PurgeLog, l1};
 use crate::clock::{self, SharedClock};
 use crate::error::ConfigError;
 
@@ -61,6 +61,7 @@ pub(crate) struct Config {
     pub(crate) inflight: Mutex<HashMap<String, tokio::sync::watch::Receiver<()>>>,
     pub(crate) refreshing: Mutex<HashSet<String>>,
     pub(crate) stats: Stats,
+    pub(crate) purges: PurgeLog,
 }
 
 impl fmt::Debug for Config {
@@ -337,6 +338,7 @@ impl CacheLayerBuilder {
                 inflight: Mutex::new(HashMap::new()),
                 refreshing: Mutex::new(HashSet::new()),
                 stats: Stats::default(),
+                purges: PurgeLog::default(),
             }),
         })
     }
@@ -362,18 +364,22 @@ pub struct CacheHandle {
 }
 
 impl CacheHandle {
-    /// Invalidates in L1 and in the L2 tier (which tells the other instances).
+    /// Invalidates in L1 and in the L2 tier (which tells the other instances). A response
+    /// fetched while this runs is not stored after it (the purge is logged before L1 is
+    /// cleared, and stores check the log), so a read that started before a write cannot put the
+    /// old answer back; L1 is purged again once the tier is done.
     pub async fn invalidate(&self, what: Purge) {
         self.invalidate_local(&what);
         if let Some(tier) = &self.config.tier {
             tier.invalidate(&what).await;
+            self.invalidate_local(&what);
         }
     }
 
     /// Invalidates in this instance's L1 only: for a tier relaying another instance's
     /// invalidation.
     pub fn invalidate_local(&self, what: &Purge) {
-        invalidate_l1(&self.config.l1, what);
+        self.config.purges.purge(&self.config.l1, what);
     }
 
     /// Invalidates every entry for a URI (see [`Purge::Uri`]).

@@ -70,6 +70,7 @@ where
         keys,
         why: fwd,
         collapsed,
+        since: cfg.purges.seq(),
     };
     origin.forward(inner, parts, body).await
 }
@@ -191,6 +192,7 @@ pub(super) fn spawn_refresh<S, ReqBody, ResBody>(
             keys: &keys,
             why: Forward::Stale,
             collapsed: false,
+            since: cfg.purges.seq(),
         };
         let _ = origin
             .revalidate(inner, parts, ReqBody::default(), &key, stored, false)
@@ -204,6 +206,9 @@ pub(super) struct Origin<'a> {
     pub(super) keys: &'a Keys,
     pub(super) why: Forward,
     pub(super) collapsed: bool,
+    /// The purge log's number before the origin was asked: a purge after it that covers the
+    /// response keeps it from being stored.
+    pub(super) since: u64,
 }
 
 impl Origin<'_> {
@@ -324,9 +329,17 @@ impl Origin<'_> {
             (CacheEntry::Vary(_), Some(r)) => r.useful_for(cfg.clock.now(), cfg.grace),
             (CacheEntry::Vary(_), None) => Duration::ZERO,
         };
-        cfg.l1.insert(key.to_owned(), entry.clone());
+        if !cfg.purges.insert(&cfg.l1, self.since, key, &entry) {
+            return;
+        }
         if let Some(tier) = &cfg.tier {
             tier.put(key, &entry, ttl.max(Duration::from_secs(1))).await;
+            // A purge that ran while the tier wrote may have deleted before this write landed:
+            // the tier refuses writes older than its purges (Redis keeps tombstones), and L1
+            // follows the log.
+            if cfg.purges.purged_since(self.since, key, &entry) {
+                cfg.l1.remove(key);
+            }
         }
     }
 

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use redis::aio::ConnectionManager;
 use redis::{Client, IntoConnectionInfo, ProtocolVersion, PushKind, Script, Value};
 
+use super::key::{key_uri, path_and_query};
 use super::store::{BoxFuture, CacheEntry, CacheTier, Purge};
 use crate::error::ConfigError;
 
@@ -63,22 +64,44 @@ impl fmt::Display for TierError {
 
 impl std::error::Error for TierError {}
 
+/// `KEYS[1]` the entry, `KEYS[2..]` its tags (sorted sets of keys scored by expiry);
+/// `ARGV` value, TTL (ms), when the response was requested (Unix ms, `0`: unknown). A write whose
+/// request started before (or within a second after: clock skew) one of its tags was purged is
+/// refused: it may hold what the purge removed. Expired members are trimmed on every write, so a
+/// tag holds only live entries.
 const PUT: &str = r"
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-local ttl = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local started = tonumber(ARGV[3])
 for i = 2, #KEYS do
-  redis.call('SADD', KEYS[i], KEYS[1])
+  local purged = redis.call('GET', KEYS[i] .. ':purged')
+  if purged and (started == 0 or tonumber(purged) >= started - 1000) then return 0 end
+end
+local ttl = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+for i = 2, #KEYS do
+  redis.call('ZADD', KEYS[i], now + ttl, KEYS[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
   if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
 end
 return 1
 ";
 
+/// `KEYS[1]` a tag: deletes its live entries and the tag, and leaves a tombstone (the purge time,
+/// for `ARGV[1]` ms) that refuses older writes.
 const DROP_TAG: &str = r"
-local members = redis.call('SMEMBERS', KEYS[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
 for _, k in ipairs(members) do redis.call('UNLINK', k) end
 redis.call('UNLINK', KEYS[1])
+redis.call('SET', KEYS[1] .. ':purged', now, 'PX', ARGV[1])
 return #members
 ";
+
+/// How long a purge's tombstone refuses writes of responses requested before it: longer than
+/// any request takes.
+const TOMBSTONE_MS: u64 = 60_000;
 
 /// The Redis tier of the cache, and the invalidation broadcast between instances
 /// ([`RedisTier::subscribe`]).
@@ -259,17 +282,42 @@ impl RedisTier {
         ttl: Duration,
         tags: &[String],
     ) -> Result<(), TierError> {
+        self.put_since(key, value, ttl, tags, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`put`](Self::put) of a value fetched from `requested` on: refused (`Ok(false)`) when one
+    /// of `tags` was purged after that (within a second of clock skew), since the value may be
+    /// what the purge removed.
+    ///
+    /// # Errors
+    /// Redis down, slow or answering something else.
+    pub async fn put_since(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        tags: &[String],
+        requested: Option<std::time::SystemTime>,
+    ) -> Result<bool, TierError> {
         let mut conn = self.conn.clone();
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let started_ms = requested
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
         let mut call = self.put.prepare_invoke();
-        call.key(self.key(key)).arg(value).arg(ttl_ms);
+        call.key(self.key(key))
+            .arg(value)
+            .arg(ttl_ms)
+            .arg(started_ms);
         for tag in tags {
             call.key(self.tag_key(tag));
         }
-        let _: i64 = self
+        let stored: i64 = self
             .bounded("put", self.timeout, call.invoke_async(&mut conn))
             .await?;
-        Ok(())
+        Ok(stored == 1)
     }
 
     /// Deletes one key.
@@ -292,7 +340,7 @@ impl RedisTier {
     pub async fn delete_tag(&self, tag: &str) -> Result<u64, TierError> {
         let mut conn = self.conn.clone();
         let mut call = self.drop_tag.prepare_invoke();
-        call.key(self.tag_key(tag));
+        call.key(self.tag_key(tag)).arg(TOMBSTONE_MS);
         self.bounded("delete_tag", self.timeout, call.invoke_async(&mut conn))
             .await
     }
@@ -377,7 +425,6 @@ impl RedisTier {
         &self,
         on_message: impl Fn(Purge) + Send + Sync + 'static,
     ) -> Result<Subscription, ConfigError> {
-        let on_message = Arc::new(on_message);
         let info = self
             .client
             .get_connection_info()
@@ -391,17 +438,18 @@ impl RedisTier {
         let client = Client::open(info.set_redis_settings(settings))
             .map_err(|_| ConfigError::new("the Redis URL of the cache tier"))?;
         let channel = self.channel.clone();
-        let sink = on_message.clone();
         let push = move |info: redis::PushInfo| -> Result<(), std::convert::Infallible> {
             match info.kind {
                 PushKind::Message => {
                     if let Some(Value::BulkString(payload)) = info.data.get(1)
                         && let Some(i) = std::str::from_utf8(payload).ok().and_then(decode_purge)
                     {
-                        sink(i);
+                        on_message(i);
                     }
                 }
-                PushKind::Disconnection => sink(Purge::All),
+                // Disconnected: purges may be missed until the subscription is back; and once it
+                // is (re)confirmed, whatever was published in between is lost to this instance.
+                PushKind::Disconnection | PushKind::Subscribe => on_message(Purge::All),
                 _ => {}
             }
             Ok(())
@@ -415,8 +463,8 @@ impl RedisTier {
             // Until the first SUBSCRIBE succeeds; afterwards the manager resubscribes itself.
             let mut wait = Duration::from_millis(50);
             loop {
+                // The confirmation arrives as a `Subscribe` push: reported as `Purge::All`.
                 if conn.subscribe(&*channel).await.is_ok() {
-                    on_message(Purge::All);
                     break;
                 }
                 tokio::time::sleep(wait).await;
@@ -427,6 +475,17 @@ impl RedisTier {
         });
         Ok(Subscription { task })
     }
+}
+
+/// The tags every HTTP entry carries besides its own: its URI (every method, partition and
+/// `Vary` variant of it) and its path and query (every host), so that key and URI purges are one
+/// tag drop rather than a scan.
+fn implicit_tags(key: &str) -> [String; 2] {
+    let uri = key_uri(key);
+    [
+        format!("uri:{uri}"),
+        format!("path:{}", path_and_query(uri)),
+    ]
 }
 
 impl CacheTier for RedisTier {
@@ -444,11 +503,16 @@ impl CacheTier for RedisTier {
 
     fn put<'a>(&'a self, key: &'a str, entry: &'a CacheEntry, ttl: Duration) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let tags = match entry {
-                CacheEntry::Response(r) => r.tags(),
-                CacheEntry::Vary(_) => &[],
+            let (own, requested): (&[String], _) = match entry {
+                CacheEntry::Response(r) => (r.tags(), Some(r.request_time)),
+                CacheEntry::Vary(_) => (&[], None),
             };
-            let _ = RedisTier::put(self, key, &entry.encode(), ttl, tags).await;
+            let mut tags = Vec::with_capacity(own.len() + 2);
+            tags.extend_from_slice(own);
+            tags.extend(implicit_tags(key));
+            let _ = self
+                .put_since(key, &entry.encode(), ttl, &tags, requested)
+                .await;
         })
     }
 
@@ -458,26 +522,32 @@ impl CacheTier for RedisTier {
         })
     }
 
-    /// Applies `what` to Redis (by key, tag set, or a scan for URI and prefix purges) and
-    /// publishes it to every instance.
+    /// Applies `what` to Redis — a key or URI purge drops the URI's implicit tag (the URI's every
+    /// entry), a tag its set, a prefix scans — leaving tombstones that refuse older writes, then
+    /// publishes it to every instance. When Redis could not apply it, every instance is told to
+    /// drop everything instead (what is left in Redis may be stale, and L1s refill from it).
     fn invalidate<'a>(&'a self, what: &'a Purge) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let _ = match what {
-                // The key and its `Vary` variants (`<key>\x1fv=...`).
-                Purge::Key(k) => match RedisTier::delete(self, k).await {
-                    Ok(()) => self.delete_prefix(&format!("{k}\x1f")).await,
-                    Err(e) => Err(e),
-                },
+            let applied = match what {
+                Purge::Key(k) => {
+                    let [uri, _] = implicit_tags(k);
+                    self.delete_tag(&uri).await
+                }
+                Purge::Uri(u) if u.starts_with('/') => self.delete_tag(&format!("path:{u}")).await,
+                Purge::Uri(u) => self.delete_tag(&format!("uri:{u}")).await,
                 Purge::Tag(t) => self.delete_tag(t).await,
                 Purge::KeyPrefix(p) => self.delete_prefix(p).await,
                 Purge::All => self.delete_prefix("").await,
                 other => {
-                    // URI purges match on the URI inside the key: scan every entry.
+                    // URI prefixes match on the URI inside the key: scan every entry.
                     let probe = CacheEntry::Vary(Arc::from(Vec::new()));
                     self.delete_where("", |k| other.matches(k, &probe)).await
                 }
             };
-            let _ = self.publish(what).await;
+            let _ = match applied {
+                Ok(_) => self.publish(what).await,
+                Err(_) => self.publish(&Purge::All).await,
+            };
         })
     }
 }

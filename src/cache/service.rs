@@ -15,7 +15,7 @@ use super::hit::*;
 use super::key::{CacheKey, normalize_uri};
 use super::layer::Config;
 use super::origin::{Origin, miss, spawn_refresh};
-use super::store::{Purge, invalidate_l1};
+use super::store::Purge;
 use super::{CacheControl, CacheStatus, Forward, Reuse, invalidation_targets, reuse};
 
 /// The error of [`Cache`]: the inner service's or its body's, boxed.
@@ -149,6 +149,7 @@ where
                 keys: &keys,
                 why: Forward::UriMiss,
                 collapsed: false,
+                since: cfg.purges.seq(),
             };
             return Box::pin(origin.forward(inner, parts, body)).await;
         }
@@ -192,6 +193,7 @@ where
                         keys: &keys,
                         why,
                         collapsed: false,
+                        since: cfg.purges.seq(),
                     };
                     return Box::pin(origin.revalidate(
                         inner,
@@ -256,11 +258,12 @@ where
             .map(Purge::Uri)
             .collect();
         for w in &what {
-            invalidate_l1(&cfg.l1, w);
+            cfg.purges.purge(&cfg.l1, w);
         }
         if let Some(tier) = &cfg.tier {
             for w in &what {
                 tier.invalidate(w).await;
+                cfg.purges.purge(&cfg.l1, w);
             }
         }
     }

@@ -195,3 +195,67 @@ async fn a_key_purge_takes_its_vary_variants_and_a_uri_purge_scans() {
     assert!(CacheTier::get(&tier, "GET http://h/b?x=1").await.is_none());
     assert!(CacheTier::get(&tier, "GET http://h/ab").await.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_requested_before_a_purge_is_refused_and_tags_keep_only_live_entries() {
+    use std::time::SystemTime;
+    let server = RedisServer::start();
+    let tier = RedisTier::builder(server.url()).build().unwrap();
+    let minute = Duration::from_secs(60);
+    let tags = vec!["roadmap:1".to_owned()];
+    #[allow(clippy::disallowed_methods)] // the tombstone compares with Redis's wall clock
+    let before = SystemTime::now() - Duration::from_secs(5);
+    assert!(
+        tier.put_since("k", b"old", minute, &tags, Some(before))
+            .await
+            .unwrap()
+    );
+    tier.delete_tag("roadmap:1").await.unwrap();
+    // A response requested before the purge (it may hold what was purged) is not written back.
+    assert!(
+        !tier
+            .put_since("k", b"old", minute, &tags, Some(before))
+            .await
+            .unwrap()
+    );
+    assert_eq!(tier.get("k").await.unwrap(), None);
+    // Untagged writes, and writes of other tags, go through.
+    assert!(
+        tier.put_since("k", b"v", minute, &[], Some(before))
+            .await
+            .unwrap()
+    );
+    let other = vec!["roadmap:2".to_owned()];
+    assert!(
+        tier.put_since("j", b"v", Duration::from_millis(1), &other, None)
+            .await
+            .unwrap()
+    );
+    // An expired member is trimmed from its tag by the next write of that tag.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for _ in 0..100 {
+        let left: i64 = redis::cmd("EXISTS")
+            .arg("protothrive:cache:j")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        tier.put_since("i", b"v", minute, &other, None)
+            .await
+            .unwrap()
+    );
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg("protothrive:cache:tag:roadmap:2")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(members, vec!["protothrive:cache:i".to_owned()]);
+}

@@ -114,3 +114,60 @@ async fn a_key_purge_takes_the_vary_variants_along() {
     let (_, _, body) = send(&f.svc, get(&[("accept", "b")])).await;
     assert_eq!(body, "b v4", "not the variant from before the purge");
 }
+
+/// An origin whose first answer waits until `release` fires, counting calls.
+fn held_origin(release: Arc<tokio::sync::Notify>, asked: Arc<tokio::sync::Notify>) -> (Svc, Seen) {
+    let seen = Seen::default();
+    let s = seen.clone();
+    let svc = service_fn(move |_req: Request<()>| {
+        let n = s.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let (release, asked) = (release.clone(), asked.clone());
+        async move {
+            if n == 1 {
+                asked.notify_one();
+                release.notified().await;
+            }
+            Ok::<_, BoxError>(resp(
+                200,
+                &[("cache-control", "max-age=60"), ("surrogate-key", "t")],
+                &format!("v{n}"),
+            ))
+        }
+    });
+    (BoxCloneService::new(svc), seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_fetched_across_a_purge_is_not_stored() {
+    for tier in [false, true] {
+        let (release, asked) = (
+            Arc::new(tokio::sync::Notify::new()),
+            Arc::new(tokio::sync::Notify::new()),
+        );
+        let mut builder = CacheLayer::builder().clock(Arc::new(ManualClock::default()));
+        if tier {
+            builder = builder.tier(Arc::new(MemoryTier::default()));
+        }
+        let layer = builder.build().unwrap();
+        let handle = layer.handle();
+        let (origin, seen) = held_origin(release.clone(), asked.clone());
+        let svc = layer.layer(origin);
+        // A read asks the origin (which read the old data) ...
+        let reader = tokio::spawn(svc.clone().oneshot(get(&[])));
+        asked.notified().await;
+        // ... a write purges meanwhile ...
+        handle.invalidate(Purge::Tag("t".into())).await;
+        release.notify_one();
+        let body = reader.await.unwrap().unwrap().into_body().collect().await;
+        assert_eq!(body.unwrap().to_bytes(), "v1", "the reader gets its answer");
+        // ... and the old answer is not what the next read gets.
+        let (_, _, body) = send(&svc, get(&[])).await;
+        assert_eq!(body, "v2", "tier: {tier}");
+        assert_eq!(seen.calls(), 2);
+        // Unrelated purges do not stop storing.
+        handle.invalidate(Purge::Tag("other".into())).await;
+        let (_, h, body) = send(&svc, get(&[])).await;
+        assert_eq!(body, "v2");
+        assert!(cache_status(&h).contains("hit"), "{}", cache_status(&h));
+    }
+}
