@@ -48,3 +48,59 @@ pub(crate) fn connect(
         })?;
     Ok((client, conn))
 }
+
+/// After a call failed for want of the server (down, hung, unreachable), further calls fail at
+/// once for a short while instead of each waiting out the timeout: during an outage one call per
+/// interval probes, the others take the configured fallback immediately. A success (a probe,
+/// or `PING`) closes it again.
+#[derive(Debug)]
+pub(crate) struct Breaker {
+    clock: crate::clock::SharedClock,
+    epoch: std::time::Instant,
+    open_until: std::sync::atomic::AtomicU64,
+}
+
+/// How long calls fail fast after a failure.
+pub(crate) const FAIL_FAST: Duration = Duration::from_millis(500);
+
+impl Breaker {
+    pub(crate) fn new() -> Self {
+        let clock = crate::clock::system();
+        let epoch = clock.instant();
+        Self {
+            clock,
+            epoch,
+            open_until: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(
+            self.clock
+                .instant()
+                .saturating_duration_since(self.epoch)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX)
+    }
+
+    /// Whether calls should fail at once now.
+    pub(crate) fn is_open(&self) -> bool {
+        self.now() < self.open_until.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A call failed for want of the server.
+    pub(crate) fn trip(&self) {
+        let until = self
+            .now()
+            .saturating_add(u64::try_from(FAIL_FAST.as_nanos()).unwrap_or(u64::MAX));
+        self.open_until
+            .store(until, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A call succeeded.
+    pub(crate) fn close(&self) {
+        self.open_until
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+}

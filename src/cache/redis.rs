@@ -11,6 +11,7 @@ use redis::{Client, IntoConnectionInfo, ProtocolVersion, PushKind, Script, Value
 use super::key::{key_uri, path_and_query};
 use super::store::{BoxFuture, CacheEntry, CacheTier, Purge};
 use crate::error::ConfigError;
+use crate::redis_conn::Breaker;
 
 /// The wire form of a [`Purge`] on the invalidation channel: a one-letter kind, `:`, the value
 /// (`k:` key, `u:` URI, `p:` URI prefix, `r:` raw key prefix, `t:` tag), or `*` for everything.
@@ -137,6 +138,7 @@ pub struct RedisTier {
     prefix: Arc<str>,
     channel: Arc<str>,
     timeout: Duration,
+    breaker: Arc<Breaker>,
 }
 
 impl fmt::Debug for RedisTier {
@@ -202,6 +204,7 @@ impl RedisTierBuilder {
             prefix: self.prefix.into(),
             channel: self.channel.into(),
             timeout: self.timeout,
+            breaker: Arc::new(Breaker::new()),
         })
     }
 }
@@ -234,16 +237,46 @@ impl RedisTier {
         }
     }
 
+    /// Whether the server answers a `PING` within the timeout; a success ends fail-fast after an
+    /// outage.
+    pub async fn ping(&self) -> bool {
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("PING");
+        let up = matches!(
+            tokio::time::timeout(self.timeout, cmd.query_async::<String>(&mut conn)).await,
+            Ok(Ok(_))
+        );
+        if up {
+            self.breaker.close();
+        }
+        up
+    }
+
     async fn bounded<T>(
         &self,
         op: &'static str,
         limit: Duration,
         f: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, TierError> {
+        if self.breaker.is_open() {
+            metrics::counter!("protothrive_cache_l2_errors_total", "op" => op).increment(1);
+            return Err(TierError(format!("{op}: failing fast after a failure")));
+        }
         let outcome = match tokio::time::timeout(limit, f).await {
-            Ok(Ok(v)) => return Ok(v),
-            Ok(Err(e)) => TierError(format!("{op}: {e}")),
-            Err(_) => TierError(format!("{op}: no answer within {limit:?}")),
+            Ok(Ok(v)) => {
+                self.breaker.close();
+                return Ok(v);
+            }
+            Ok(Err(e)) => {
+                if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
+                    self.breaker.trip();
+                }
+                TierError(format!("{op}: {e}"))
+            }
+            Err(_) => {
+                self.breaker.trip();
+                TierError(format!("{op}: no answer within {limit:?}"))
+            }
         };
         metrics::counter!("protothrive_cache_l2_errors_total", "op" => op).increment(1);
         tracing::debug!(error = %outcome, "cache L2 skipped");

@@ -10,6 +10,7 @@ use redis::{RedisError, Script};
 use super::remote::{CheckFuture, RemoteStore, StoreError, StoreErrorKind};
 use super::{Decision, Quota};
 use crate::error::ConfigError;
+use crate::redis_conn::Breaker;
 
 /// GCRA over microseconds, one triple (allowed, remaining | retry-after, reset) per key.
 ///
@@ -106,6 +107,7 @@ pub struct RedisStore {
     timeout: Duration,
     prefix: Arc<str>,
     time: TimeSource,
+    breaker: Arc<Breaker>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -163,7 +165,11 @@ impl RedisStore {
         let mut conn = self.conn.clone();
         let cmd = redis::cmd("PING");
         let ping = cmd.query_async::<String>(&mut conn);
-        matches!(tokio::time::timeout(self.timeout, ping).await, Ok(Ok(_)))
+        let up = matches!(tokio::time::timeout(self.timeout, ping).await, Ok(Ok(_)));
+        if up {
+            self.breaker.close();
+        }
+        up
     }
 }
 
@@ -201,6 +207,7 @@ impl RedisStoreBuilder {
             timeout: self.timeout,
             prefix: self.prefix.into(),
             time: self.time,
+            breaker: Arc::new(Breaker::new()),
         })
     }
 }
@@ -254,6 +261,13 @@ impl RemoteStore for RedisStore {
         let script = self.script.clone();
         let timeout = self.timeout;
         let prefix = self.prefix.clone();
+        if self.breaker.is_open() {
+            return Box::pin(std::future::ready(Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "failed less than 500 ms ago; failing fast until then",
+            ))));
+        }
+        let breaker = self.breaker.clone();
         let now = match self.time {
             TimeSource::Server => String::new(),
             TimeSource::Caller => (now / 1_000).to_string(),
@@ -267,18 +281,25 @@ impl RemoteStore for RedisStore {
                     .arg(t)
                     .arg(t.saturating_mul(u64::from(quota.burst())));
             }
-            let raw = match tokio::time::timeout(timeout, call.invoke_async::<Vec<i64>>(&mut conn))
-                .await
-            {
+            let answer = tokio::time::timeout(timeout, call.invoke_async::<Vec<i64>>(&mut conn));
+            let raw = match answer.await {
                 Ok(Ok(raw)) => raw,
-                Ok(Err(e)) => return Err(store_error(&e)),
+                Ok(Err(e)) => {
+                    let e = store_error(&e);
+                    if e.kind() != StoreErrorKind::Protocol {
+                        breaker.trip();
+                    }
+                    return Err(e);
+                }
                 Err(_) => {
+                    breaker.trip();
                     return Err(StoreError::new(
                         StoreErrorKind::Timeout,
                         format!("no answer within {timeout:?}"),
                     ));
                 }
             };
+            breaker.close();
             decisions(&raw, checks.len())
         })
     }

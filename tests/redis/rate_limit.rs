@@ -336,3 +336,42 @@ async fn a_wrong_answer_count_is_never_a_500() {
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(res.headers()["retry-after"], "1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::disallowed_methods)] // what is measured is how long a call waits
+async fn a_hung_redis_is_waited_for_once_then_calls_fail_fast() {
+    let server = RedisServer::start();
+    let store = RedisStore::builder(server.url())
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let q = quota("100/s");
+    assert!(store.check_many(vec![("k".into(), q)], 0).await.is_ok());
+    server.pause();
+    let first = store
+        .check_many(vec![("k".into(), q)], 0)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        first.kind(),
+        protothrive::rate_limit::StoreErrorKind::Timeout
+    );
+    // Within the fail-fast window the next call does not wait out the 2 s timeout again.
+    let started = Instant::now();
+    let next = store
+        .check_many(vec![("k".into(), q)], 0)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        next.kind(),
+        protothrive::rate_limit::StoreErrorKind::Unavailable
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    server.resume();
+    until_up(&store).await;
+    assert!(store.check_many(vec![("k".into(), q)], 0).await.is_ok());
+}
