@@ -375,3 +375,47 @@ async fn a_hung_redis_is_waited_for_once_then_calls_fail_fast() {
     until_up(&store).await;
     assert!(store.check_many(vec![("k".into(), q)], 0).await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_limits_in_one_script_call_each_keep_their_own_quota() {
+    let server = RedisServer::start();
+    let layer = RateLimitLayer::builder()
+        .limit(
+            Limit::new("ip", quota("2/min burst 2")).by(protothrive::rate_limit::KeyBy::ClientIp),
+        )
+        .limit(Limit::new("all", quota("10/min burst 10")))
+        .remote_store(
+            Arc::new(RedisStore::builder(server.url()).build().unwrap()),
+            OnStoreError::FailClosed,
+        )
+        .build()
+        .unwrap();
+    let svc = tower::ServiceBuilder::new()
+        .layer(layer)
+        .service(service_fn(|_req: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(()))
+        }));
+    let req = || {
+        let mut r = Request::new(());
+        r.extensions_mut()
+            .insert(protothrive::client_ip::ClientIp(std::net::IpAddr::from([
+                192, 0, 2, 1,
+            ])));
+        r
+    };
+    let mut last = None;
+    for _ in 0..3 {
+        last = Some(svc.clone().oneshot(req()).await.unwrap());
+    }
+    let refused = last.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    // The per-IP limit (30 s apart) refused; the global one (6 s apart) counted all three.
+    assert_eq!(
+        refused.headers()["ratelimit"],
+        r#""ip";r=0;t=60, "all";r=7;t=18"#
+    );
+    assert_eq!(
+        refused.headers()["ratelimit-policy"],
+        r#""ip";q=2;w=60, "all";q=10;w=60"#
+    );
+}
