@@ -297,7 +297,8 @@ impl RedisTier {
     /// Redis down, slow or answering something else.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, TierError> {
         let mut conn = self.conn.clone();
-        let cmd = redis::cmd("GET").arg(self.key(key)).clone();
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.key(key));
         let v: Option<Vec<u8>> = self
             .bounded("get", self.timeout, cmd.query_async(&mut conn))
             .await?;
@@ -359,7 +360,8 @@ impl RedisTier {
     /// Redis down, slow or answering something else.
     pub async fn delete(&self, key: &str) -> Result<(), TierError> {
         let mut conn = self.conn.clone();
-        let cmd = redis::cmd("UNLINK").arg(self.key(key)).clone();
+        let mut cmd = redis::cmd("UNLINK");
+        cmd.arg(self.key(key));
         let _: i64 = self
             .bounded("delete", self.timeout, cmd.query_async(&mut conn))
             .await?;
@@ -437,10 +439,8 @@ impl RedisTier {
     /// Redis down, slow or answering something else.
     pub async fn publish(&self, purge: &Purge) -> Result<(), TierError> {
         let mut conn = self.conn.clone();
-        let cmd = redis::cmd("PUBLISH")
-            .arg(&*self.channel)
-            .arg(encode_purge(purge))
-            .clone();
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(&*self.channel).arg(encode_purge(purge));
         let _: i64 = self
             .bounded("publish", self.timeout, cmd.query_async(&mut conn))
             .await?;

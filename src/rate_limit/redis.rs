@@ -99,6 +99,9 @@ pub enum TimeSource {
 /// # Ok(()) }
 /// ```
 ///
+/// One Redis (or a cluster with every limit key in one hash slot, through a `{hash tag}` in the
+/// prefix): the script touches every limit key of a request.
+///
 /// Cheap to clone (one multiplexed connection, shared).
 #[derive(Clone)]
 pub struct RedisStore {

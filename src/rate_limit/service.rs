@@ -353,28 +353,24 @@ where
         let config = &self.config;
         let now = config.now();
         if let Some((remote, policy)) = &config.remote {
-            let checks: Vec<(usize, String)> = config
-                .limits
-                .iter()
-                .enumerate()
-                .filter_map(|(i, l)| key_of(l, &req).map(|k| (i, k.as_str().to_owned())))
-                .collect();
+            let mut applied: SmallVec<[usize; 4]> = SmallVec::new();
+            let mut checks = Vec::new();
+            for (i, l) in config.limits.iter().enumerate() {
+                if let Some(k) = key_of(l, &req) {
+                    applied.push(i);
+                    checks.push((k.as_str().to_owned(), l.quota));
+                }
+            }
             if checks.is_empty() {
                 return ResponseFuture::local(self.inner.call(req), None);
             }
-            let asked = remote.check_many(
-                checks
-                    .iter()
-                    .map(|(i, k)| (k.clone(), config.limits[*i].quota))
-                    .collect(),
-                now,
-            );
+            let asked = remote.check_many(checks, now);
             let clone = self.inner.clone();
             let inner = std::mem::replace(&mut self.inner, clone);
             return ResponseFuture::remote(Box::pin(decide_remotely(
                 config.clone(),
                 *policy,
-                checks,
+                applied,
                 now,
                 asked,
                 inner,
@@ -400,7 +396,7 @@ where
 async fn decide_remotely<S, ReqBody, ResBody>(
     config: Arc<Config>,
     policy: OnStoreError,
-    checks: Vec<(usize, String)>,
+    applied: SmallVec<[usize; 4]>,
     now: u64,
     asked: CheckFuture,
     mut inner: S,
@@ -410,7 +406,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
     let decisions = match asked.await {
-        Ok(d) if d.len() == checks.len() => d,
+        Ok(d) if d.len() == applied.len() => d,
         outcome => {
             let error = outcome.err().unwrap_or_else(|| {
                 StoreError::new(StoreErrorKind::Protocol, "wrong number of decisions")
@@ -431,17 +427,28 @@ where
                         store_down().render_for(req.extensions()),
                     ));
                 }
-                OnStoreError::Local => checks
+                // The keys again (the remote store took them): a rare path.
+                OnStoreError::Local => applied
                     .iter()
-                    .map(|(i, k)| config.store.check(k, &config.limits[*i].quota, now))
+                    .map(|&i| {
+                        let l = &config.limits[i];
+                        key_of(l, &req).map_or(
+                            Decision::Allow {
+                                tat: 0,
+                                remaining: 0,
+                                reset: 0,
+                            },
+                            |k| config.store.check(k.as_str(), &l.quota, now),
+                        )
+                    })
                     .collect(),
             }
         }
     };
-    let mut applied: Vec<(&Limit, Decision)> = checks
+    let mut applied: SmallVec<[(&Limit, Decision); 4]> = applied
         .iter()
         .zip(decisions)
-        .map(|((i, _), d)| (&config.limits[*i], d))
+        .map(|(&i, d)| (&config.limits[i], d))
         .collect();
     match verdict(&mut applied) {
         Verdict::Pass(stamp) => {
