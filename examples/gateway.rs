@@ -20,7 +20,9 @@
 //! `Connection`) both ways, appends the peer to `X-Forwarded-For` and sets `X-Forwarded-Proto`/
 //! `X-Forwarded-Host`, keeps the client's `Host` out of the upstream request (the upstream's own
 //! authority is sent), and answers `502` problems (`SRV-502`-style `UPSTREAM-502`) when the origin
-//! cannot be reached, `504` when it does not answer within `--timeout` seconds (default 30).
+//! cannot be reached, `504` when it does not answer within `--timeout` seconds (default 30); a
+//! response body with no frame for `--timeout` seconds is cut (a `502` when the cache was
+//! buffering it).
 
 // A binary, not a library: the public-item lints do not apply.
 #![allow(unreachable_pub, missing_docs, missing_debug_implementations)]
@@ -45,6 +47,7 @@ use protothrive::gateway::RequestLimitsLayer;
 use protothrive::rate_limit::{KeyBy, Limit, OnStoreError, Quota, RateLimitLayer, RedisStore};
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt as _};
+use tower_http::timeout::TimeoutBody;
 
 /// The command line.
 #[derive(Debug, Clone)]
@@ -222,7 +225,9 @@ impl Proxy {
             Ok(Ok(res)) => {
                 let (mut parts, body) = res.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, Body::new(body))
+                // A body that stalls (no frame within the timeout) ends in an error rather than
+                // holding the cache's buffering, and every request coalesced behind it, forever.
+                Response::from_parts(parts, Body::new(TimeoutBody::new(self.timeout, body)))
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "upstream unreachable");

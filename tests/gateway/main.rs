@@ -87,6 +87,15 @@ async fn origin() -> (String, Arc<AtomicUsize>) {
             "/mine",
             axum::routing::get(counted("private, max-age=60", calls.clone())),
         )
+        .route(
+            "/stall",
+            axum::routing::get(|| async {
+                (
+                    [("cache-control", "max-age=60")],
+                    axum::body::Body::new(Stall),
+                )
+            }),
+        )
         .fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                 let counter = counter.clone();
@@ -118,7 +127,11 @@ async fn origin() -> (String, Arc<AtomicUsize>) {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,4 +232,34 @@ async fn the_cache_answers_fresh_responses_and_a_write_purges_them() {
     let posted = client().post(gw.url("/fresh")).send().await.unwrap();
     assert_eq!(posted.status(), 200);
     assert_eq!(get("/fresh").await.0, "answer #4");
+}
+
+/// A body that never sends a frame.
+struct Stall;
+
+impl http_body::Body for Stall {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_origin_body_is_cut_and_never_holds_the_cache() {
+    let (up, _) = origin().await;
+    let gw = Gateway::start(&["--upstream", &up, "--rate", "off", "--timeout", "1"]);
+    // Two callers of one URL: the first buffers the stalled body, the second waits behind it;
+    // both get an answer once the body timeout cuts it.
+    let (a, b) = tokio::join!(
+        client().get(gw.url("/stall")).send(),
+        client().get(gw.url("/stall")).send()
+    );
+    for res in [a.unwrap(), b.unwrap()] {
+        assert_eq!(res.status(), 502);
+    }
 }
