@@ -7,8 +7,9 @@ use std::time::Duration;
 use http::{HeaderName, request};
 use tower_layer::Layer;
 
+use super::l1::{L1, PurgeLog, l1};
 use super::service::Cache;
-use super::store::{CacheTier, L1, Purge, PurgeLog, l1};
+use super::store::{CacheTier, Purge};
 use crate::clock::{self, SharedClock};
 use crate::error::ConfigError;
 

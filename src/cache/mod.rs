@@ -102,10 +102,13 @@
 //! ```
 
 mod body;
+#[cfg(feature = "redis")]
+mod broadcast;
 mod control;
 mod data;
 mod hit;
 mod key;
+mod l1;
 mod layer;
 mod origin;
 mod policy;
@@ -121,6 +124,8 @@ mod tests;
 mod validate;
 
 pub use body::CacheBody;
+#[cfg(feature = "redis")]
+pub use broadcast::{Subscription, decode_purge, encode_purge};
 pub use control::{CacheControl, MAX_DELTA_SECONDS, MaxStale};
 pub use data::{DataCache, DataCacheBuilder};
 pub use key::{CacheKey, normalize_uri, normalize_uri_str};
@@ -134,7 +139,7 @@ pub use policy::{
     vary_matches, vary_value,
 };
 #[cfg(feature = "redis")]
-pub use redis::{RedisTier, RedisTierBuilder, Subscription, TierError, decode_purge, encode_purge};
+pub use redis::{RedisTier, RedisTierBuilder, TierError};
 pub use service::{BoxError, Cache, ONLY_IF_CACHED_CODE, ResponseFuture};
 pub use status::{CACHE_NAME, CACHE_STATUS, CacheStatus, Forward, age_value};
 pub use store::{BoxFuture, CacheEntry, CacheTier, MemoryTier, Purge, StoredResponse};

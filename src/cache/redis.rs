@@ -6,52 +6,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::ConnectionManager;
-use redis::{Client, IntoConnectionInfo, ProtocolVersion, PushKind, Script, Value};
+use redis::{Client, Script};
 
+use super::broadcast::encode_purge;
 use super::key::{key_uri, path_and_query};
 use super::store::{BoxFuture, CacheEntry, CacheTier, Purge};
 use crate::error::ConfigError;
 use crate::redis_conn::Breaker;
-
-/// The wire form of a [`Purge`] on the invalidation channel: a one-letter kind, `:`, the value
-/// (`k:` key, `u:` URI, `p:` URI prefix, `r:` raw key prefix, `t:` tag), or `*` for everything.
-///
-/// ```
-/// use protothrive::cache::{decode_purge, encode_purge, Purge};
-/// let p = Purge::Tag("roadmap:7".into());
-/// assert_eq!(encode_purge(&p), "t:roadmap:7");
-/// assert_eq!(decode_purge("t:roadmap:7"), Some(p));
-/// assert_eq!(decode_purge("x"), None);
-/// ```
-#[must_use]
-pub fn encode_purge(purge: &Purge) -> String {
-    match purge {
-        Purge::Key(k) => format!("k:{k}"),
-        Purge::Uri(u) => format!("u:{u}"),
-        Purge::Prefix(p) => format!("p:{p}"),
-        Purge::KeyPrefix(p) => format!("r:{p}"),
-        Purge::Tag(t) => format!("t:{t}"),
-        Purge::All => "*".to_owned(),
-    }
-}
-
-/// Reads [`encode_purge`]'s output back; `None` for anything else.
-#[must_use]
-pub fn decode_purge(s: &str) -> Option<Purge> {
-    if s == "*" {
-        return Some(Purge::All);
-    }
-    let (kind, value) = s.split_at_checked(2)?;
-    let value = value.to_owned();
-    match kind {
-        "k:" => Some(Purge::Key(value)),
-        "u:" => Some(Purge::Uri(value)),
-        "p:" => Some(Purge::Prefix(value)),
-        "r:" => Some(Purge::KeyPrefix(value)),
-        "t:" => Some(Purge::Tag(value)),
-        _ => None,
-    }
-}
 
 /// Why a Redis tier call failed (the cache skips the tier).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,13 +66,14 @@ return #members
 const TOMBSTONE_MS: u64 = 60_000;
 
 /// The Redis tier of the cache, and the invalidation broadcast between instances
-/// ([`RedisTier::subscribe`]).
+/// ([`RedisTier::subscribe`], in `broadcast.rs`).
 ///
 /// **Guarantees.**
 /// * Every entry is written with a TTL (`SET … PX`) that covers its stale windows, so Redis holds
-///   nothing the cache could not serve. Tags (surrogate keys) are Redis sets of cache keys whose
-///   TTL is extended to the longest member's; a tag invalidation deletes the members and the set in
-///   one Lua script.
+///   nothing the cache could not serve. Tags (surrogate keys, and one implicit tag per URI) are
+///   sorted sets of cache keys scored by expiry, trimmed on every write; a tag invalidation deletes
+///   the live members and the set in one Lua script and leaves a tombstone that refuses writes of
+///   responses requested before it.
 /// * Every call is bounded by a timeout (50 ms by default; prefix invalidation, which scans, gets
 ///   ten times that). A failure or timeout is an `Err` the cache treats as a miss (reads) or skips
 ///   (writes), counted in `protothrive_cache_l2_errors_total{op}`: the tier is skipped, never a 500.
@@ -131,13 +93,13 @@ const TOMBSTONE_MS: u64 = 60_000;
 /// Cheap to clone.
 #[derive(Clone)]
 pub struct RedisTier {
-    client: Client,
+    pub(super) client: Client,
     conn: ConnectionManager,
     put: Arc<Script>,
     drop_tag: Arc<Script>,
     prefix: Arc<str>,
-    channel: Arc<str>,
-    timeout: Duration,
+    pub(super) channel: Arc<str>,
+    pub(super) timeout: Duration,
     breaker: Arc<Breaker>,
 }
 
@@ -446,68 +408,6 @@ impl RedisTier {
             .await?;
         Ok(())
     }
-
-    /// Calls `on_message` for every invalidation published on the channel, for as long as the
-    /// returned [`Subscription`] lives; reconnects and resubscribes by itself, and reports
-    /// [`Purge::All`] after each disconnect. Subscribing to a server that is down now is not
-    /// an error: the subscription is made once it answers.
-    ///
-    /// # Errors
-    /// The connection could not be set up (a configuration mistake).
-    pub fn subscribe(
-        &self,
-        on_message: impl Fn(Purge) + Send + Sync + 'static,
-    ) -> Result<Subscription, ConfigError> {
-        let info = self
-            .client
-            .get_connection_info()
-            .clone()
-            .into_connection_info()
-            .map_err(|_| ConfigError::new("the Redis URL of the cache tier"))?;
-        let settings = info
-            .redis_settings()
-            .clone()
-            .set_protocol(ProtocolVersion::RESP3);
-        let client = Client::open(info.set_redis_settings(settings))
-            .map_err(|_| ConfigError::new("the Redis URL of the cache tier"))?;
-        let channel = self.channel.clone();
-        let push = move |info: redis::PushInfo| -> Result<(), std::convert::Infallible> {
-            match info.kind {
-                PushKind::Message => {
-                    if let Some(Value::BulkString(payload)) = info.data.get(1)
-                        && let Some(i) = std::str::from_utf8(payload).ok().and_then(decode_purge)
-                    {
-                        on_message(i);
-                    }
-                }
-                // Disconnected: purges may be missed until the subscription is back; and once it
-                // is (re)confirmed, whatever was published in between is lost to this instance.
-                PushKind::Disconnection | PushKind::Subscribe => on_message(Purge::All),
-                _ => {}
-            }
-            Ok(())
-        };
-        let config = crate::redis_conn::manager_config(self.timeout)
-            .set_push_sender(push)
-            .set_automatic_resubscription();
-        let mut conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| ConfigError::new(format!("Redis subscription: {:?}", e.kind())))?;
-        let task = tokio::spawn(async move {
-            // Until the first SUBSCRIBE succeeds; afterwards the manager resubscribes itself.
-            let mut wait = Duration::from_millis(50);
-            loop {
-                // The confirmation arrives as a `Subscribe` push: reported as `Purge::All`.
-                if conn.subscribe(&*channel).await.is_ok() {
-                    break;
-                }
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(2));
-            }
-            // Keep the connection (and its resubscription) alive with the subscription.
-            std::future::pending::<()>().await;
-        });
-        Ok(Subscription { task })
-    }
 }
 
 /// The tags every HTTP entry carries besides its own: its URI (every method, partition and
@@ -585,18 +485,6 @@ impl CacheTier for RedisTier {
     }
 }
 
-/// A live subscription to invalidations; dropping it unsubscribes.
-#[derive(Debug)]
-pub struct Subscription {
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -604,22 +492,5 @@ mod tests {
     #[test]
     fn glob_characters_are_escaped() {
         assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
-    }
-
-    #[test]
-    fn purges_round_trip_on_the_wire() {
-        for p in [
-            Purge::Key("GET http://h/a".into()),
-            Purge::Uri("/a?b".into()),
-            Purge::Prefix("/api/roadmaps/".into()),
-            Purge::KeyPrefix("user:1:".into()),
-            Purge::Tag("t".into()),
-            Purge::All,
-        ] {
-            assert_eq!(decode_purge(&encode_purge(&p)), Some(p));
-        }
-        assert_eq!(decode_purge(""), None);
-        assert_eq!(decode_purge("k"), None);
-        assert_eq!(decode_purge("z:x"), None);
     }
 }
