@@ -11,7 +11,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use tower_service::Service;
 
 use super::preflight::{self, Config};
-use crate::error::{Problem, ProblemBody, Stamp, StampedFuture, code};
+use crate::error::{self, Problem, ProblemBody, Stamp, code};
 use crate::headers::append_vary;
 
 static REQUEST_PRIVATE_NETWORK: HeaderName =
@@ -165,7 +165,7 @@ where
 {
     type Response = Response<ProblemBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -191,7 +191,7 @@ where
             config: self.config.clone(),
             origin,
         };
-        ResponseFuture::inner(self.inner.call(req), Some(stamp))
+        ResponseFuture::stamped(self.inner.call(req), Some(stamp))
     }
 }
 
@@ -216,4 +216,4 @@ impl Stamp for CorsStamp {
 }
 
 /// Response future of [`Cors`].
-pub type ResponseFuture<F, B> = StampedFuture<F, B, CorsStamp>;
+pub type ResponseFuture<F, B, E> = error::ResponseFuture<F, B, E, CorsStamp>;

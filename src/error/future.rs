@@ -3,40 +3,81 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::Response;
+use http::{HeaderMap, Response, StatusCode};
 use pin_project_lite::pin_project;
 
 use super::ProblemBody;
 
 type Boxed<B, E> = Pin<Box<dyn Future<Output = Result<Response<ProblemBody<B>>, E>> + Send>>;
 
+/// What a layer adds to the inner service's response once it arrives (CORS headers, `API-Version`,
+/// `RateLimit`, ...).
+pub trait Stamp {
+    /// Adds this stamp's headers to a response with `status`.
+    fn stamp(self, status: StatusCode, headers: &mut HeaderMap);
+}
+
+/// The [`Stamp`] of layers that add nothing to the inner response (it has no value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoStamp {}
+
+impl Stamp for NoStamp {
+    fn stamp(self, _status: StatusCode, _headers: &mut HeaderMap) {
+        match self {}
+    }
+}
+
 pin_project! {
-    /// The response future of every layer that may answer by itself: the inner service's future,
-    /// a ready rejection, or (for layers that must await something first) a boxed future.
-    pub struct ResponseFuture<F, B, E> {
+    /// The response future of every layer that may answer by itself: the inner service's future
+    /// (its response optionally stamped with the layer's headers, `T`), a ready rejection, or
+    /// (for layers that must await something first) a boxed future.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, Response, StatusCode};
+    /// use protothrive::error::{ResponseFuture, Stamp};
+    ///
+    /// struct Served;
+    /// impl Stamp for Served {
+    ///     fn stamp(self, _status: StatusCode, headers: &mut HeaderMap) {
+    ///         headers.insert("x-served-by", HeaderValue::from_static("me"));
+    ///     }
+    /// }
+    ///
+    /// let inner = std::future::ready(Ok::<_, ()>(Response::new(http_body_util::Empty::<bytes::Bytes>::new())));
+    /// let fut: ResponseFuture<_, _, (), Served> = ResponseFuture::stamped(inner, Some(Served));
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let res = rt.block_on(fut).unwrap();
+    /// assert_eq!(res.headers()["x-served-by"], "me");
+    /// ```
+    pub struct ResponseFuture<F, B, E, T = NoStamp> {
         #[pin]
-        kind: Kind<F, B, E>,
+        kind: Kind<F, B, E, T>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F, B, E> {
-        Inner { #[pin] future: F },
+    enum Kind<F, B, E, T> {
+        Inner { #[pin] future: F, stamp: Option<T> },
         Ready { response: Option<Response<ProblemBody<B>>> },
         Boxed { future: Boxed<B, E> },
     }
 }
 
-impl<F, B, E> ResponseFuture<F, B, E> {
+impl<F, B, E, T> ResponseFuture<F, B, E, T> {
     /// Passes the inner service's future through (its body wrapped in [`ProblemBody`]).
     pub fn inner(future: F) -> Self {
+        Self::stamped(future, None)
+    }
+
+    /// Passes the inner service's future through, adding `stamp` (if any) to its response.
+    pub fn stamped(future: F, stamp: Option<T>) -> Self {
         Self {
-            kind: Kind::Inner { future },
+            kind: Kind::Inner { future, stamp },
         }
     }
 
-    /// Answers at once with `response` (a rendered problem).
+    /// Answers at once with `response` (a rendered problem, or a preflight answer).
     pub fn ready(response: Response<ProblemBody<B>>) -> Self {
         Self {
             kind: Kind::Ready {
@@ -53,21 +94,29 @@ impl<F, B, E> ResponseFuture<F, B, E> {
     }
 }
 
-impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
+impl<F, B, E, T> fmt::Debug for ResponseFuture<F, B, E, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F, B, E>
+impl<F, B, E, T> Future for ResponseFuture<F, B, E, T>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    T: Stamp,
 {
     type Output = Result<Response<ProblemBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Inner { future } => future.poll(cx).map_ok(ProblemBody::map_response),
+            KindProj::Inner { future, stamp } => {
+                let mut res = std::task::ready!(future.poll(cx))?;
+                if let Some(stamp) = stamp.take() {
+                    let status = res.status();
+                    stamp.stamp(status, res.headers_mut());
+                }
+                Poll::Ready(Ok(ProblemBody::map_response(res)))
+            }
             KindProj::Ready { response } => match response.take() {
                 Some(r) => Poll::Ready(Ok(r)),
                 None => Poll::Pending,

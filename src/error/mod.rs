@@ -44,11 +44,9 @@ mod config;
 mod future;
 mod problem;
 mod render;
-mod stamped;
 
 pub use body::ProblemBody;
 pub use config::ConfigError;
-pub use future::ResponseFuture;
+pub use future::{NoStamp, ResponseFuture, Stamp};
 pub use problem::{Problem, RequestId, TraceId};
 pub use render::{JsonRenderer, RenderProblem, Renderer, RendererLayer, RendererService};
-pub use stamped::{Stamp, StampedFuture};

@@ -9,7 +9,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::version::{self, NegotiationError, VersionSource};
-use crate::error::{ConfigError, Problem, ProblemBody, Stamp, StampedFuture, code};
+use crate::error::{self, ConfigError, Problem, ProblemBody, Stamp, code};
 
 /// The `API-Version` header (request and response).
 pub static API_VERSION: HeaderName = HeaderName::from_static("api-version");
@@ -279,7 +279,7 @@ where
 {
     type Response = Response<ProblemBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -301,7 +301,7 @@ where
         );
         let negotiated = match outcome {
             None => {
-                return ResponseFuture::inner(self.inner.call(req), None);
+                return ResponseFuture::inner(self.inner.call(req));
             }
             Some(Err(NegotiationError::Unsupported(named))) => {
                 let supported: Vec<String> = c.numbers.iter().map(|n| format!("v{n}")).collect();
@@ -352,7 +352,7 @@ where
             vary,
             link,
         };
-        ResponseFuture::inner(self.inner.call(req), Some(stamp))
+        ResponseFuture::stamped(self.inner.call(req), Some(stamp))
     }
 }
 
@@ -376,4 +376,4 @@ impl Stamp for VersionStamp {
 }
 
 /// Response future of [`Versioning`].
-pub type ResponseFuture<F, B> = StampedFuture<F, B, VersionStamp>;
+pub type ResponseFuture<F, B, E> = error::ResponseFuture<F, B, E, VersionStamp>;

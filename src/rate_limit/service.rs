@@ -1,8 +1,6 @@
 use std::cmp::Reverse;
 use std::fmt::{self, Write as _};
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -11,7 +9,6 @@ use http::header::{ACCESS_CONTROL_REQUEST_METHOD, HeaderName, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use tower_service::Service;
 
-use pin_project_lite::pin_project;
 use smallvec::SmallVec;
 
 use super::Decision;
@@ -19,7 +16,7 @@ use super::layer::{Config, KeyBy, Limit, Route};
 use super::remote::{CheckFuture, OnStoreError, StoreError, StoreErrorKind};
 use crate::auth::{Principal, Scheme};
 use crate::client_ip::ClientIp;
-use crate::error::{Problem, ProblemBody, Stamp, StampedFuture, code};
+use crate::error::{self, Problem, ProblemBody, Stamp, code};
 
 /// `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10 §4).
 pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
@@ -348,7 +345,7 @@ where
         if req.method() == Method::OPTIONS
             && req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD)
         {
-            return ResponseFuture::local(self.inner.call(req), None);
+            return ResponseFuture::inner(self.inner.call(req));
         }
         let config = &self.config;
         let now = config.now();
@@ -362,12 +359,12 @@ where
                 }
             }
             if checks.is_empty() {
-                return ResponseFuture::local(self.inner.call(req), None);
+                return ResponseFuture::inner(self.inner.call(req));
             }
             let asked = remote.check_many(checks, now);
             let clone = self.inner.clone();
             let inner = std::mem::replace(&mut self.inner, clone);
-            return ResponseFuture::remote(Box::pin(decide_remotely(
+            return ResponseFuture::boxed(Box::pin(decide_remotely(
                 config.clone(),
                 *policy,
                 applied,
@@ -377,19 +374,29 @@ where
                 req,
             )));
         }
-        let mut applied: SmallVec<[(&Limit, Decision); 4]> = SmallVec::new();
-        for limit in &config.limits {
-            if let Some(key) = key_of(limit, &req) {
-                applied.push((limit, config.store.check(key.as_str(), &limit.quota, now)));
-            }
-        }
+        let mut applied = check_locally(config, &req, now);
         match verdict(&mut applied) {
-            Verdict::Pass(stamp) => ResponseFuture::local(self.inner.call(req), stamp),
+            Verdict::Pass(stamp) => ResponseFuture::stamped(self.inner.call(req), stamp),
             Verdict::Refuse(problem) => ResponseFuture::ready(ProblemBody::map_problem(
                 problem.render_for(req.extensions()),
             )),
         }
     }
+}
+
+/// The decisions of the applicable limits, in order.
+type Decided<'a> = SmallVec<[(&'a Limit, Decision); 4]>;
+
+/// Checks and records every applicable limit in the in-process store.
+fn check_locally<'a, B>(config: &'a Config, req: &Request<B>, now: u64) -> Decided<'a> {
+    config
+        .limits
+        .iter()
+        .filter_map(|limit| {
+            let key = key_of(limit, req)?;
+            Some((limit, config.store.check(key.as_str(), &limit.quota, now)))
+        })
+        .collect()
 }
 
 /// The remote path: await the store (or apply the outage policy), then decide as in-process.
@@ -405,8 +412,12 @@ async fn decide_remotely<S, ReqBody, ResBody>(
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
-    let decisions = match asked.await {
-        Ok(d) if d.len() == applied.len() => d,
+    let mut applied: Decided<'_> = match asked.await {
+        Ok(d) if d.len() == applied.len() => applied
+            .iter()
+            .zip(d)
+            .map(|(&i, d)| (&config.limits[i], d))
+            .collect(),
         outcome => {
             let error = outcome.err().unwrap_or_else(|| {
                 StoreError::new(StoreErrorKind::Protocol, "wrong number of decisions")
@@ -427,29 +438,11 @@ where
                         store_down().render_for(req.extensions()),
                     ));
                 }
-                // The keys again (the remote store took them): a rare path.
-                OnStoreError::Local => applied
-                    .iter()
-                    .map(|&i| {
-                        let l = &config.limits[i];
-                        key_of(l, &req).map_or(
-                            Decision::Allow {
-                                tat: 0,
-                                remaining: 0,
-                                reset: 0,
-                            },
-                            |k| config.store.check(k.as_str(), &l.quota, now),
-                        )
-                    })
-                    .collect(),
+                // The in-process path, keys built again (the remote store took them): rare.
+                OnStoreError::Local => check_locally(&config, &req, now),
             }
         }
     };
-    let mut applied: SmallVec<[(&Limit, Decision); 4]> = applied
-        .iter()
-        .zip(decisions)
-        .map(|(&i, d)| (&config.limits[i], d))
-        .collect();
     match verdict(&mut applied) {
         Verdict::Pass(stamp) => {
             let mut res = inner.call(req).await?;
@@ -478,65 +471,6 @@ impl Stamp for RateLimitStamp {
     }
 }
 
-type Remote<B, E> = Pin<Box<dyn Future<Output = Result<Response<ProblemBody<B>>, E>> + Send>>;
-
-pin_project! {
-    /// The response future of [`RateLimit`]: the inner service's (stamped with the headers), a
-    /// ready `429`, or — with a [`RemoteStore`](super::RemoteStore) — the store's answer first.
-    pub struct ResponseFuture<F, B, E> {
-        #[pin]
-        kind: Kind<F, B, E>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F, B, E> {
-        Local { #[pin] future: StampedFuture<F, B, RateLimitStamp> },
-        Remote { future: Remote<B, E> },
-    }
-}
-
-impl<F, B, E> ResponseFuture<F, B, E> {
-    fn local(future: F, stamp: Option<RateLimitStamp>) -> Self {
-        Self {
-            kind: Kind::Local {
-                future: StampedFuture::inner(future, stamp),
-            },
-        }
-    }
-
-    fn ready(response: Response<ProblemBody<B>>) -> Self {
-        Self {
-            kind: Kind::Local {
-                future: StampedFuture::ready(response),
-            },
-        }
-    }
-
-    fn remote(future: Remote<B, E>) -> Self {
-        Self {
-            kind: Kind::Remote { future },
-        }
-    }
-}
-
-impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F, B, E>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<ProblemBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Local { future } => future.poll(cx),
-            KindProj::Remote { future } => future.as_mut().poll(cx),
-        }
-    }
-}
+/// The response future of [`RateLimit`]: the inner service's (stamped with the headers), a
+/// ready `429`, or — with a [`RemoteStore`](super::RemoteStore) — the store's answer first.
+pub type ResponseFuture<F, B, E> = error::ResponseFuture<F, B, E, RateLimitStamp>;
