@@ -2,13 +2,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::Response;
+use http::{HeaderMap, Response};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 pin_project! {
-    /// The response body of a layer that may answer by itself: the inner service's body, or the
-    /// bytes of a rendered [`Problem`](super::Problem).
+    /// The response body of a layer that may answer by itself or replace what the inner service
+    /// sent: the inner service's body; bytes of its own (a rendered [`Problem`](super::Problem),
+    /// a stored cache entry, a buffered body with its trailers); or bytes already read from the
+    /// inner body followed by the rest of it (a body the cache began to buffer and let stream
+    /// through).
     ///
     /// ```
     /// use bytes::Bytes;
@@ -30,7 +33,8 @@ pin_project! {
     #[derive(Debug)]
     enum Kind<B> {
         Inner { #[pin] body: B },
-        Full { data: Option<Bytes> },
+        Full { data: Option<Bytes>, trailers: Option<Box<HeaderMap>> },
+        Rest { prefix: Option<Bytes>, body: Pin<Box<B>> },
     }
 }
 
@@ -44,9 +48,26 @@ impl<B> ProblemBody<B> {
 
     /// A body of the given bytes.
     pub fn full(data: Bytes) -> Self {
+        Self::buffered(data, None)
+    }
+
+    /// Bytes and the trailers that followed them (a buffered body).
+    pub(crate) fn buffered(data: Bytes, trailers: Option<HeaderMap>) -> Self {
         Self {
             kind: Kind::Full {
                 data: (!data.is_empty()).then_some(data),
+                trailers: trailers.map(Box::new),
+            },
+        }
+    }
+
+    /// `prefix` (already read from `body`), then the rest of `body`.
+    #[cfg(feature = "cache")]
+    pub(crate) fn rest(prefix: Bytes, body: Pin<Box<B>>) -> Self {
+        Self {
+            kind: Kind::Rest {
+                prefix: (!prefix.is_empty()).then_some(prefix),
+                body,
             },
         }
     }
@@ -56,7 +77,7 @@ impl<B> ProblemBody<B> {
         res.map(Self::inner)
     }
 
-    /// Maps a response rendered by a layer.
+    /// Maps a rendered problem.
     pub fn map_problem(res: Response<Bytes>) -> Response<Self> {
         res.map(Self::full)
     }
@@ -81,22 +102,42 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.project().kind.project() {
             KindProj::Inner { body } => body.poll_frame(cx),
-            KindProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            KindProj::Full { data, trailers } => Poll::Ready(
+                data.take()
+                    .map(Frame::data)
+                    .or_else(|| trailers.take().map(|t| Frame::trailers(*t)))
+                    .map(Ok),
+            ),
+            KindProj::Rest { prefix, body } => match prefix.take() {
+                Some(p) => Poll::Ready(Some(Ok(Frame::data(p)))),
+                None => body.as_mut().poll_frame(cx),
+            },
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Inner { body } => body.is_end_stream(),
-            Kind::Full { data } => data.is_none(),
+            Kind::Full { data, trailers } => data.is_none() && trailers.is_none(),
+            Kind::Rest { prefix, body } => prefix.is_none() && body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Inner { body } => body.size_hint(),
-            Kind::Full { data } => {
+            Kind::Full { data, .. } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+            Kind::Rest { prefix, body } => {
+                let p = prefix.as_ref().map_or(0, |d| d.len() as u64);
+                let inner = body.size_hint();
+                let mut h = SizeHint::new();
+                h.set_lower(inner.lower() + p);
+                if let Some(u) = inner.upper() {
+                    h.set_upper(u + p);
+                }
+                h
             }
         }
     }
