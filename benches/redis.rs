@@ -17,13 +17,18 @@ use protothrive::rate_limit::{Quota, RedisStore, RemoteStore};
 #[path = "../tests/redis/server.rs"]
 mod server;
 
-fn redis(c: &mut Criterion) {
-    let server = server::RedisServer::start();
+/// A fresh `redis-server` and a one-worker runtime to drive the client on.
+fn redis_and_runtime() -> (server::RedisServer, tokio::runtime::Runtime) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
+    (server::RedisServer::start(), rt)
+}
+
+fn redis(c: &mut Criterion) {
+    let (server, rt) = redis_and_runtime();
     let store = rt.block_on(async {
         RedisStore::builder(server.url())
             .timeout(Duration::from_secs(5))
@@ -80,12 +85,7 @@ fn cache_l2(c: &mut Criterion) {
     use protothrive::clock::ManualClock;
     use tower::{Layer, ServiceExt, service_fn};
 
-    let server = server::RedisServer::start();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (server, rt) = redis_and_runtime();
     let tier = rt.block_on(async {
         RedisTier::builder(server.url())
             .timeout(Duration::from_secs(5))

@@ -159,8 +159,6 @@ async fn roadmaps_are_per_user_entries_purged_by_every_write() {
         assert_eq!(title, "A's new plan", "{path} after PATCH");
     }
     // A log changes the list's log count.
-    let [_, eng, _] = demo_tokens(&server).await;
-    let _ = eng;
     let before = get(&server, "/api/v2/roadmaps", &a.access).await;
     let count = before.body["data"][0]["log_count"].as_i64().unwrap();
     let run = call(
