@@ -51,7 +51,7 @@
 //! # }
 //! ```
 //!
-//! [`CredentialSource::Cookie`]: crate::auth::CredentialSource
+//! [`CredentialSource::Cookie`]: crate::identity::CredentialSource
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -111,6 +111,17 @@ impl CsrfLayer {
     pub fn token_header(mut self, name: HeaderName) -> Self {
         Arc::make_mut(&mut self.config).header = name;
         self
+    }
+
+    /// The header that carries the token (a CORS layer in front must allow it).
+    ///
+    /// ```
+    /// use protothrive::csrf::CsrfLayer;
+    /// assert_eq!(CsrfLayer::new().token_header_name(), "x-csrf-token");
+    /// ```
+    #[must_use]
+    pub fn token_header_name(&self) -> &HeaderName {
+        &self.config.header
     }
 
     /// A session cookie that authenticates requests on its own (for applications whose session is
@@ -181,9 +192,8 @@ fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'
 }
 
 fn cookie_authenticated<B>(config: &Config, req: &Request<B>) -> bool {
-    #[cfg(feature = "auth")]
-    if req.extensions().get::<crate::auth::CredentialSource>()
-        == Some(&crate::auth::CredentialSource::Cookie)
+    if req.extensions().get::<crate::identity::CredentialSource>()
+        == Some(&crate::identity::CredentialSource::Cookie)
     {
         return true;
     }
@@ -402,17 +412,16 @@ mod tests {
         }
     }
 
-    #[cfg(feature = "auth")]
     #[test]
     fn auth_cookie_source_is_checked_and_bearer_is_not() {
         let layer = CsrfLayer::new();
         let mut req = Request::post("/x").body(()).unwrap();
         req.extensions_mut()
-            .insert(crate::auth::CredentialSource::Cookie);
+            .insert(crate::identity::CredentialSource::Cookie);
         assert_eq!(status(&layer, req), 403);
         let mut req = Request::post("/x").body(()).unwrap();
         req.extensions_mut()
-            .insert(crate::auth::CredentialSource::AuthorizationHeader);
+            .insert(crate::identity::CredentialSource::AuthorizationHeader);
         assert_eq!(status(&layer, req), 200);
     }
 }

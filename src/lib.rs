@@ -37,10 +37,13 @@ pub mod error;
 pub mod gateway;
 #[cfg(any(feature = "gateway", feature = "cors"))]
 mod headers;
+pub mod identity;
 #[cfg(feature = "rate-limit")]
 pub mod rate_limit;
 // Shared by the Redis stores of the rate limiter and the cache.
 #[cfg(all(feature = "redis", any(feature = "rate-limit", feature = "cache")))]
 mod redis_conn;
+pub mod request_id;
 #[cfg(feature = "security-headers")]
 pub mod security_headers;
+pub mod stack;

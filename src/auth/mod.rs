@@ -82,7 +82,6 @@ mod json;
 mod jwks;
 mod key;
 mod layer;
-mod principal;
 mod reason;
 mod require;
 mod revocation;
@@ -91,6 +90,7 @@ mod verify;
 
 pub use crate::error::ConfigError;
 pub use crate::error::ResponseFuture;
+pub use crate::identity::{Principal, PrincipalBuilder, RoleHierarchy, Scheme};
 pub use apikey::{
     ApiKeyHash, ApiKeyRecord, ApiKeyStore, InMemoryApiKeys, MAX_API_KEY_BYTES, generate_api_key,
 };
@@ -106,7 +106,6 @@ pub use jwks::{FetchJwks, Jwks, JwksBuilder, JwksError, MAX_KEYS, parse_jwks};
 pub use jwks::{HttpJwksFetcher, MAX_DOCUMENT_BYTES};
 pub use key::{MIN_RSA_BITS, SigningKey, VerifyingKey};
 pub use layer::{Auth, AuthLayer};
-pub use principal::{Principal, PrincipalBuilder, RoleHierarchy, Scheme};
 pub use reason::{AuthError, Reason};
 pub use require::{Require, RequireLayer};
 pub use revocation::{BoxFuture, Revocation, RevocationList};

@@ -1,44 +1,4 @@
-use std::fmt;
-use std::net::IpAddr;
-
-/// The resolved client address of a request, as a request extension set by
-/// [`ClientIpLayer`](super::ClientIpLayer).
-///
-/// IPv4-mapped IPv6 addresses are given as IPv4, so one client has one key for rate limits. With
-/// the `axum` feature it is also an extractor (see [`ClientIpRejection`] for when it fails);
-/// `Option<ClientIp>` never fails.
-///
-/// ```
-/// use std::net::IpAddr;
-/// use protothrive::client_ip::ClientIp;
-///
-/// let mut req = http::Request::new(());
-/// req.extensions_mut().insert(ClientIp("192.0.2.1".parse().unwrap()));
-/// let ClientIp(ip) = *req.extensions().get::<ClientIp>().unwrap();
-/// assert_eq!(ip, "192.0.2.1".parse::<IpAddr>().unwrap());
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientIp(pub IpAddr);
-
-impl ClientIp {
-    /// The address.
-    #[must_use]
-    pub fn ip(self) -> IpAddr {
-        self.0
-    }
-}
-
-impl From<ClientIp> for IpAddr {
-    fn from(client: ClientIp) -> Self {
-        client.0
-    }
-}
-
-impl fmt::Display for ClientIp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+pub use crate::identity::ClientIp;
 
 #[cfg(feature = "axum")]
 pub use self::axum_impl::ClientIpRejection;

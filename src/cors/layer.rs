@@ -58,6 +58,24 @@ enum Names {
     List(Vec<String>),
 }
 
+impl Names {
+    /// Adds names not yet listed (compared case-insensitively); `Any` already has them all.
+    fn extend<I>(&mut self, names: I)
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        if let Self::List(list) = self {
+            for n in names {
+                let n = n.as_ref().trim();
+                if !list.iter().any(|h| h.eq_ignore_ascii_case(n)) {
+                    list.push(n.to_ascii_lowercase());
+                }
+            }
+        }
+    }
+}
+
 /// Builds a [`CorsLayer`]; every mistake is reported by [`build`](Self::build).
 #[derive(Debug, Clone)]
 #[must_use]
@@ -143,6 +161,40 @@ impl CorsLayerBuilder {
         I::Item: AsRef<str>,
     {
         self.expose = Names::List(headers.into_iter().map(|h| h.as_ref().to_owned()).collect());
+        self
+    }
+
+    /// Adds `headers` to the allowed request headers (kept once each; nothing changes after
+    /// [`allow_any_header`](Self::allow_any_header)). The [`Stack`](crate::stack::Stack) adds those
+    /// its layers read this way.
+    ///
+    /// ```
+    /// use protothrive::cors::{AllowOrigin, CorsLayer};
+    /// let layer = CorsLayer::builder()
+    ///     .allow_origin(AllowOrigin::exact("https://a.example"))
+    ///     .allow_headers(["content-type"])
+    ///     .extend_allow_headers(["authorization", "Content-Type"])
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = layer;
+    /// ```
+    pub fn extend_allow_headers<I>(mut self, headers: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.headers.extend(headers);
+        self
+    }
+
+    /// Adds `headers` to the exposed response headers, as
+    /// [`extend_allow_headers`](Self::extend_allow_headers) does for requests.
+    pub fn extend_expose_headers<I>(mut self, headers: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.expose.extend(headers);
         self
     }
 

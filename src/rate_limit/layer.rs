@@ -12,19 +12,19 @@ use crate::error::ConfigError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KeyBy {
-    /// The client address from the [`ClientIp`](crate::client_ip::ClientIp) extension.
+    /// The client address from the [`ClientIp`](crate::identity::ClientIp) extension.
     ClientIp,
     /// Like [`ClientIp`](Self::ClientIp), with IPv6 addresses grouped by their /64 (one home or
     /// one host usually holds a whole /64, so per-address limits are trivially dodged).
     ClientIpV6Net64,
-    /// The authenticated [`Principal`](crate::auth::Principal)'s subject, whatever the scheme.
+    /// The authenticated [`Principal`](crate::identity::Principal)'s subject, whatever the scheme.
     Subject,
     /// The subject of a principal authenticated with a JWT
-    /// ([`Scheme::Jwt`](crate::auth::Scheme::Jwt)): a per-user limit that leaves API-key callers
+    /// ([`Scheme::Jwt`](crate::identity::Scheme::Jwt)): a per-user limit that leaves API-key callers
     /// to their own [`ApiKey`](Self::ApiKey) limit.
     JwtSubject,
     /// The API key id (the principal's `token_id`) of a principal authenticated with
-    /// [`Scheme::ApiKey`](crate::auth::Scheme::ApiKey).
+    /// [`Scheme::ApiKey`](crate::identity::Scheme::ApiKey).
     ApiKey,
     /// The request path. Beware: a path with ids in it (`/roadmaps/42`) is a new key per id;
     /// prefer [`Route`](Self::Route) for per-endpoint limits.
@@ -132,6 +132,18 @@ impl Limit {
     #[must_use]
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What the key is made of, in order (none: one bucket for every request).
+    ///
+    /// ```
+    /// use protothrive::rate_limit::{KeyBy, Limit};
+    /// let l = Limit::new("ip", "10/s".parse().unwrap()).by(KeyBy::ClientIp);
+    /// assert_eq!(l.keys(), [KeyBy::ClientIp]);
+    /// ```
+    #[must_use]
+    pub fn keys(&self) -> &[KeyBy] {
+        &self.key
     }
 
     /// The quota.

@@ -14,9 +14,9 @@ use smallvec::SmallVec;
 use super::Decision;
 use super::layer::{Config, KeyBy, Limit, Route};
 use super::remote::{CheckFuture, OnStoreError, StoreError, StoreErrorKind};
-use crate::auth::{Principal, Scheme};
-use crate::client_ip::ClientIp;
 use crate::error::{self, Problem, ProblemBody, Stamp, code};
+use crate::identity::ClientIp;
+use crate::identity::{Principal, Scheme};
 
 /// `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10 §4).
 pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");

@@ -8,9 +8,9 @@ use tower::{ServiceExt, service_fn};
 use tower_layer::Layer;
 
 use super::*;
-use crate::auth::{Principal, Scheme};
-use crate::client_ip::ClientIp;
 use crate::clock::{Clock, ManualClock};
+use crate::identity::ClientIp;
+use crate::identity::{Principal, Scheme};
 
 type Svc = RateLimit<
     tower::util::ServiceFn<

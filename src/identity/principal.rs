@@ -4,7 +4,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::ConfigError;
+use crate::error::ConfigError;
 
 /// How a principal authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,7 +22,7 @@ pub enum Scheme {
 /// kept for [`claims`](Self::claims) and [`custom`](Self::custom).
 ///
 /// ```
-/// use protothrive::auth::Principal;
+/// use protothrive::identity::Principal;
 /// let p = Principal::builder("user-1")
 ///     .roles(["engineer"])
 ///     .scopes(["roadmaps:read", "roadmaps:write"])
@@ -53,6 +53,7 @@ struct Inner {
 /// built by hand.
 #[derive(Clone)]
 enum ClaimSet {
+    #[cfg_attr(not(feature = "auth"), allow(dead_code))]
     Raw {
         json: String,
         map: std::sync::OnceLock<Map<String, Value>>,
@@ -149,7 +150,7 @@ impl Principal {
     /// The claims as an application type.
     ///
     /// ```
-    /// use protothrive::auth::Principal;
+    /// use protothrive::identity::Principal;
     /// #[derive(serde::Deserialize)]
     /// struct Mine { plan: String }
     /// let p = Principal::builder("u").claim("plan", "pro").build();
@@ -249,6 +250,7 @@ impl PrincipalBuilder {
         self
     }
 
+    #[cfg_attr(not(feature = "auth"), allow(dead_code))]
     pub(crate) fn raw_claims(mut self, json: String) -> Self {
         self.0.claims = ClaimSet::Raw {
             json,
@@ -267,13 +269,13 @@ impl PrincipalBuilder {
 /// requirement for a role below it.
 ///
 /// ```
-/// use protothrive::auth::{Principal, RoleHierarchy};
+/// use protothrive::identity::{Principal, RoleHierarchy};
 /// let h = RoleHierarchy::new(["vibe_coder", "engineer", "exec", "super_admin"])?;
 /// let exec = Principal::builder("u").roles(["exec"]).build();
 /// assert!(h.satisfies(&exec, "engineer")?);
 /// assert!(!h.satisfies(&exec, "super_admin")?);
 /// assert!(h.satisfies(&exec, "root").is_err()); // unknown role: a configuration error
-/// # Ok::<(), protothrive::auth::ConfigError>(())
+/// # Ok::<(), protothrive::error::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleHierarchy {
