@@ -83,6 +83,7 @@ pub struct Limit {
     pub(crate) methods: Vec<Method>,
     pub(crate) policy: HeaderValue,
     counters: DecisionCounters,
+    pub(crate) warned: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The limit's `allow` and `deny` counters, registered with the `metrics` recorder on the first
@@ -107,6 +108,7 @@ impl Limit {
             methods: Vec::new(),
             policy: HeaderValue::from_static(""),
             counters: DecisionCounters::default(),
+            warned: Arc::default(),
         }
     }
 
@@ -152,6 +154,23 @@ impl Limit {
         &self.quota
     }
 
+    /// Reports a request this limit could not key because the client address is missing (no
+    /// `ClientIpLayer` in front, or a server that gives no peer address): counted in
+    /// `protothrive_rate_limit_unkeyed_total{limit}` and logged once, since the limit then does
+    /// nothing for such requests.
+    pub(crate) fn unkeyed(&self) {
+        metrics::counter!("protothrive_rate_limit_unkeyed_total", "limit" => self.name.clone())
+            .increment(1);
+        if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                limit = %self.name,
+                "rate limit keyed by client IP sees requests without a ClientIp: add ClientIpLayer \
+                 in front and serve with a peer address (axum: into_make_service_with_connect_info); \
+                 until then this limit does not apply"
+            );
+        }
+    }
+
     /// Counts one decision in `protothrive_rate_limit_decisions_total{limit, decision}`.
     pub(crate) fn count(&self, allowed: bool) {
         let [allow, deny] = self.counters.0.get_or_init(|| {
@@ -175,6 +194,7 @@ pub(crate) struct Config {
     pub(crate) remote: Option<(Arc<dyn RemoteStore>, OnStoreError)>,
     pub(crate) clock: SharedClock,
     pub(crate) epoch: Instant,
+    pub(crate) headers: bool,
 }
 
 /// Rate limits requests; see the [module docs](super).
@@ -192,6 +212,7 @@ impl RateLimitLayer {
             store: None,
             remote: None,
             clock: None,
+            headers: true,
         }
     }
 }
@@ -215,6 +236,7 @@ pub struct RateLimitLayerBuilder {
     store: Option<Arc<dyn RateLimitStore>>,
     remote: Option<(Arc<dyn RemoteStore>, OnStoreError)>,
     clock: Option<SharedClock>,
+    headers: bool,
 }
 
 impl RateLimitLayerBuilder {
@@ -265,6 +287,24 @@ impl RateLimitLayerBuilder {
         self
     }
 
+    /// Whether responses carry `RateLimit` and `RateLimit-Policy` (default: yes). Without them a
+    /// refusal is still a 429 with `Retry-After`; an API that does not want to show its quotas
+    /// turns them off.
+    ///
+    /// ```
+    /// use protothrive::rate_limit::{Limit, RateLimitLayer};
+    /// let layer = RateLimitLayer::builder()
+    ///     .limit(Limit::new("all", "10/s".parse().unwrap()))
+    ///     .headers(false)
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = layer;
+    /// ```
+    pub fn headers(mut self, send: bool) -> Self {
+        self.headers = send;
+        self
+    }
+
     /// The layer.
     ///
     /// # Errors
@@ -276,7 +316,12 @@ impl RateLimitLayerBuilder {
                 "a rate-limit layer needs at least one limit; add one with `.limit(...)`",
             ));
         }
-        let mut limits = self.limits;
+        // An unlimited quota turns its limit off: never checked, no headers.
+        let mut limits: Vec<Limit> = self
+            .limits
+            .into_iter()
+            .filter(|l| !l.quota.is_unlimited())
+            .collect();
         for (i, l) in limits.iter().enumerate() {
             if l.name.is_empty()
                 || !l
@@ -317,6 +362,7 @@ impl RateLimitLayerBuilder {
                 remote: self.remote,
                 clock,
                 epoch,
+                headers: self.headers,
             }),
         })
     }

@@ -66,6 +66,7 @@
 mod gcra;
 mod layer;
 mod quota;
+mod quota_list;
 #[cfg(feature = "redis")]
 mod redis;
 mod remote;
@@ -77,6 +78,7 @@ mod tests;
 pub use gcra::{Decision, check};
 pub use layer::{KeyBy, Limit, RateLimitLayer, RateLimitLayerBuilder, Route};
 pub use quota::Quota;
+pub use quota_list::QuotaList;
 #[cfg(feature = "redis")]
 pub use redis::{DEFAULT_TIMEOUT, RedisStore, RedisStoreBuilder, TimeSource};
 pub use remote::{CheckFuture, OnStoreError, RemoteStore, StoreError, StoreErrorKind};

@@ -59,6 +59,33 @@ impl Quota {
         })
     }
 
+    /// No limit at all: a [`Limit`](super::Limit) with this quota is never checked and adds no
+    /// headers (a limit turned off by configuration). Parsed from `unlimited`, `off` or `none`.
+    ///
+    /// ```
+    /// use protothrive::rate_limit::Quota;
+    /// let q: Quota = "off".parse().unwrap();
+    /// assert!(q.is_unlimited());
+    /// assert_eq!(q, Quota::unlimited());
+    /// assert_eq!(q.to_string(), "unlimited");
+    /// assert!(!"60/min".parse::<Quota>().unwrap().is_unlimited());
+    /// ```
+    #[must_use]
+    pub fn unlimited() -> Self {
+        Self {
+            count: u32::MAX,
+            period: Duration::from_secs(1),
+            burst: u32::MAX,
+            interval: 0,
+        }
+    }
+
+    /// Whether this is [`Quota::unlimited`].
+    #[must_use]
+    pub fn is_unlimited(&self) -> bool {
+        self.interval == 0
+    }
+
     /// `count` per second, burst `count`.
     ///
     /// # Errors
@@ -101,7 +128,8 @@ impl Quota {
         self.burst
     }
 
-    /// The emission interval `T = period / count`, in nanoseconds (at least 1).
+    /// The emission interval `T = period / count`, in nanoseconds (at least 1; 0 only for
+    /// [`Quota::unlimited`]).
     #[must_use]
     pub fn interval_nanos(&self) -> u64 {
         self.interval
@@ -116,6 +144,9 @@ impl Quota {
 
 impl fmt::Display for Quota {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_unlimited() {
+            return f.write_str("unlimited");
+        }
         if self.period.subsec_nanos() == 0 {
             write!(
                 f,
@@ -193,6 +224,12 @@ impl FromStr for Quota {
 
     fn from_str(whole: &str) -> Result<Self, ConfigError> {
         let s = whole.trim();
+        if ["unlimited", "off", "none"]
+            .iter()
+            .any(|w| s.eq_ignore_ascii_case(w))
+        {
+            return Ok(Self::unlimited());
+        }
         let (rate, burst) = if let Some((r, b)) = s.split_once("burst") {
             (r, Some(parse_count(b, "burst", whole)?))
         } else if let Some((r, b)) = s.split_once(':') {

@@ -162,7 +162,11 @@ fn key_of<B>(limit: &Limit, req: &Request<B>) -> Option<Key> {
         key.push_str("|");
         match part {
             KeyBy::ClientIp | KeyBy::ClientIpV6Net64 => {
-                let ip = req.extensions().get::<ClientIp>()?.ip();
+                let Some(ip) = req.extensions().get::<ClientIp>() else {
+                    limit.unkeyed();
+                    return None;
+                };
+                let ip = ip.ip();
                 push_ip(&mut key, ip, *part == KeyBy::ClientIpV6Net64);
             }
             KeyBy::Subject => key.push_str(req.extensions().get::<Principal>()?.subject()),
@@ -277,15 +281,20 @@ enum Verdict {
     Refuse(Problem),
 }
 
-/// The headers and the answer for the decisions of the applied limits.
-fn verdict(applied: &mut [(&Limit, Decision)]) -> Verdict {
+/// The headers (when `send_headers`) and the answer for the decisions of the applied limits.
+fn verdict(applied: &mut [(&Limit, Decision)], send_headers: bool) -> Verdict {
     if applied.is_empty() {
         return Verdict::Pass(None);
     }
     for (l, d) in applied.iter() {
         l.count(d.is_allowed());
     }
-    let values = headers(applied);
+    let values = if send_headers {
+        headers(applied)
+    } else {
+        applied.sort_by_key(|(_, d)| strictness(d));
+        None
+    };
     let (strictest_limit, strictest) = (applied[0].0, applied[0].1);
     if strictest.is_allowed() {
         return Verdict::Pass(values.map(|(state, policy)| RateLimitStamp { state, policy }));
@@ -375,7 +384,7 @@ where
             )));
         }
         let mut applied = check_locally(config, &req, now);
-        match verdict(&mut applied) {
+        match verdict(&mut applied, config.headers) {
             Verdict::Pass(stamp) => ResponseFuture::stamped(self.inner.call(req), stamp),
             Verdict::Refuse(problem) => ResponseFuture::ready(ProblemBody::map_problem(
                 problem.render_for(req.extensions()),
@@ -443,7 +452,7 @@ where
             }
         }
     };
-    match verdict(&mut applied) {
+    match verdict(&mut applied, config.headers) {
         Verdict::Pass(stamp) => {
             let mut res = inner.call(req).await?;
             if let Some(stamp) = stamp {

@@ -453,3 +453,62 @@ async fn long_keys_spill_to_the_heap_and_stay_distinct() {
     );
     assert_eq!(mapped, "ip|192.0.2.1");
 }
+
+#[tokio::test]
+async fn an_unlimited_quota_turns_its_limit_off() {
+    let clock = ManualClock::default();
+    let s = svc(
+        &clock,
+        vec![
+            ip_limit("off"),
+            Limit::new("path", "1/min".parse().unwrap()).path_prefix("/limited"),
+        ],
+    );
+    for _ in 0..100 {
+        let res = s.clone().oneshot(from(v4(1))).await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(
+            !res.headers().contains_key("ratelimit"),
+            "no header for an off limit"
+        );
+    }
+    let limited = || {
+        let mut r = Request::get("/limited").body(()).unwrap();
+        r.extensions_mut().insert(ClientIp(v4(1)));
+        r
+    };
+    assert_eq!(status(&s, limited()).await, 200);
+    assert_eq!(status(&s, limited()).await, 429);
+}
+
+#[tokio::test]
+async fn headers_can_be_left_out_but_a_refusal_keeps_retry_after() {
+    let clock = ManualClock::default();
+    let s = RateLimitLayer::builder()
+        .clock(Arc::new(clock.clone()))
+        .limit(ip_limit("60/min burst 1"))
+        .headers(false)
+        .build()
+        .unwrap()
+        .layer(service_fn(ok as fn(_) -> _));
+    let res = s.clone().oneshot(from(v4(1))).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(!res.headers().contains_key("ratelimit"));
+    assert!(!res.headers().contains_key("ratelimit-policy"));
+    let res = s.clone().oneshot(from(v4(1))).await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers()["retry-after"], "1");
+    assert!(!res.headers().contains_key("ratelimit"));
+}
+
+#[tokio::test]
+async fn a_per_ip_limit_without_an_address_is_reported_not_silent() {
+    let clock = ManualClock::default();
+    let limit = ip_limit("60/min burst 1");
+    let warned = limit.warned.clone();
+    let s = svc(&clock, vec![limit]);
+    assert!(!warned.load(std::sync::atomic::Ordering::Relaxed));
+    // No ClientIp extension: the limit cannot apply, and says so.
+    assert_eq!(status(&s, Request::new(())).await, 200);
+    assert!(warned.load(std::sync::atomic::Ordering::Relaxed));
+}

@@ -92,6 +92,8 @@ pub struct StackBuilder {
     store: Option<Arc<dyn RateLimitStore>>,
     #[cfg(feature = "rate-limit")]
     remote: Option<(Arc<dyn RemoteStore>, OnStoreError)>,
+    #[cfg(feature = "rate-limit")]
+    rate_limit_headers: bool,
     #[cfg(feature = "auth")]
     auth: Option<(AuthenticatorBuilder, bool)>,
     #[cfg(feature = "auth")]
@@ -126,6 +128,8 @@ impl Default for StackBuilder {
             store: None,
             #[cfg(feature = "rate-limit")]
             remote: None,
+            #[cfg(feature = "rate-limit")]
+            rate_limit_headers: true,
             #[cfg(feature = "auth")]
             auth: None,
             #[cfg(feature = "auth")]
@@ -341,6 +345,14 @@ impl StackBuilder {
         self
     }
 
+    /// Whether limited responses carry `RateLimit` and `RateLimit-Policy` (default: yes; see
+    /// [`RateLimitLayerBuilder::headers`](crate::rate_limit::RateLimitLayerBuilder::headers)).
+    #[cfg(feature = "rate-limit")]
+    pub fn rate_limit_headers(mut self, send: bool) -> Self {
+        self.rate_limit_headers = send;
+        self
+    }
+
     /// Authentication required on every request; the stack sets the authenticator's clock and
     /// realm.
     #[cfg(feature = "auth")]
@@ -439,12 +451,17 @@ impl StackBuilder {
                 .store
                 .unwrap_or_else(|| Arc::new(crate::rate_limit::InMemoryStore::default()));
             let layer = |limits: Vec<Limit>| -> Result<Option<RateLimitLayer>, ConfigError> {
+                let limits: Vec<Limit> = limits
+                    .into_iter()
+                    .filter(|l| !l.quota().is_unlimited())
+                    .collect();
                 if limits.is_empty() {
                     return Ok(None);
                 }
                 let mut b = RateLimitLayer::builder()
                     .store(store.clone())
-                    .clock(clock.clone());
+                    .clock(clock.clone())
+                    .headers(self.rate_limit_headers);
                 if let Some((remote, policy)) = &self.remote {
                     b = b.remote_store(remote.clone(), *policy);
                 }
@@ -456,7 +473,10 @@ impl StackBuilder {
             let by_client = layer(self.by_client)?;
             let by_principal = layer(self.by_principal)?;
             if by_client.is_some() || by_principal.is_some() {
-                needs(&[], &["ratelimit", "ratelimit-policy", "retry-after"]);
+                needs(&[], &["retry-after"]);
+                if self.rate_limit_headers {
+                    needs(&[], &["ratelimit", "ratelimit-policy"]);
+                }
             }
             (by_client, by_principal)
         };
