@@ -24,6 +24,9 @@
 //! * a mix that could not work is a [`ConfigError`](crate::error::ConfigError) from
 //!   [`StackBuilder::build`]: a per-IP limit without the client-IP layer, a limit by principal
 //!   without auth (or before it), credentials with a wildcard origin;
+//! * with the `gateway` feature the body limit is always there (1 MiB unless
+//!   [`StackBuilder::body_limits`] says otherwise), so the inner service receives
+//!   `http_body_util::Limited<B>` bodies — an axum `Router` takes any body;
 //! * every layer keeps the inner service's error type and answers rejections itself, so the stack
 //!   goes on an axum `Router` with `.layer(stack)` and needs no `HandleErrorLayer`.
 //!
@@ -76,9 +79,11 @@
 //! nothing per request.
 
 mod builder;
+mod config;
 mod layer;
 mod slot;
 
 pub use builder::{Stack, StackBuilder};
+pub use config::{STACK_LIMITS, Settings, StackConfig};
 pub use layer::StackService;
 pub use slot::{MapOff, Same, Slot, SlotFuture, Wrap};
