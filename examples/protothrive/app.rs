@@ -1,11 +1,10 @@
-//! Assembles the ProtoThrive API from the crate's layers, outer to inner as DESIGN §2 orders them:
-//! client IP → request ids → CORS → security headers → gateway (versions, body limits) →
-//! authentication → CSRF → per-route roles → handlers (with a statement counter).
+//! Assembles the ProtoThrive API on the crate's `Stack` (client IP → request ids → trace context →
+//! CORS → security headers → versions and body limits → limits by client → authentication → CSRF
+//! → limits by principal), with per-route roles and the read cache on the routes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 
@@ -13,22 +12,19 @@ use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use protothrive::auth::{
-    Algorithm, AuthLayer, Authenticator, RevocationList, SigningKey, TokenIssuer, VerifyingKey,
+    Algorithm, Authenticator, RevocationList, SigningKey, TokenIssuer, VerifyingKey,
 };
-use protothrive::client_ip::ClientIpLayer;
 use protothrive::clock::SharedClock;
-use protothrive::cors::{AllowOrigin, CorsLayer, DEFAULT_EXPOSE_HEADERS};
+use protothrive::cors::{AllowOrigin, CorsLayer, CorsLayerBuilder};
 use protothrive::csrf::CsrfLayer;
 use protothrive::error::{RequestId, TraceId};
 use protothrive::gateway::{Deprecation, RequestLimitsLayer, VersionLayer};
-use protothrive::rate_limit::{
-    InMemoryStore, KeyBy, Limit, RateLimitLayer, RateLimitLayerBuilder, RateLimitStore, RemoteStore,
-};
+use protothrive::rate_limit::{KeyBy, Limit};
 use protothrive::security_headers::SecurityHeadersLayer;
+use protothrive::stack::Stack;
 use std::convert::Infallible;
-use tower::ServiceBuilder;
-use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
+use tower::{Layer, ServiceExt};
 
 use crate::agent::AgentClient;
 use crate::config::Config;
@@ -40,7 +36,6 @@ use crate::state::{AppState, SqliteApiKeys, UserResolver};
 /// The largest request body: a 50 KB graph plus the rest of a roadmap fits.
 pub const MAX_BODY: usize = 64 * 1024;
 
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_QUERY_COUNT: HeaderName = HeaderName::from_static("x-query-count");
 static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
@@ -117,15 +112,6 @@ pub async fn state(
     })
 }
 
-/// A request id from the client when it is sane (≤ 64 visible ASCII characters), else a new one.
-fn request_id(req: &Request) -> String {
-    req.headers()
-        .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(db::new_id, str::to_owned)
-}
-
 /// The trace id of an incoming W3C `traceparent`, or a new one.
 fn trace_id(req: &Request) -> String {
     req.headers()
@@ -163,12 +149,15 @@ impl Drop for InFlight {
     }
 }
 
-/// Request ids in and out, the task-local context for problem bodies, and the statement count.
+/// Trace ids in and out, the task-local context for problem bodies, and the statement count (at
+/// the stack's trace position: the request id is known, every rejection further in is seen).
 async fn context(production: bool, mut req: Request, next: Next) -> Response {
     let _in_flight = InFlight::enter();
-    let rid = request_id(&req);
+    let rid = req
+        .extensions()
+        .get::<RequestId>()
+        .map_or_else(db::new_id, |r| r.as_str().to_owned());
     let tid = trace_id(&req);
-    req.extensions_mut().insert(RequestId::new(rid.clone()));
     req.extensions_mut().insert(TraceId::new(tid.clone()));
     let ctx = (
         RequestId::new(rid.clone()),
@@ -177,9 +166,6 @@ async fn context(production: bool, mut req: Request, next: Next) -> Response {
     );
     let (mut res, queries) = CONTEXT.scope(ctx, db::counted(next.run(req))).await;
     let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&rid) {
-        h.insert(X_REQUEST_ID.clone(), v);
-    }
     let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
     if let Ok(v) = HeaderValue::from_str(&format!("00-{tid}-{span}-01")) {
         h.insert(TRACEPARENT.clone(), v);
@@ -190,8 +176,9 @@ async fn context(production: bool, mut req: Request, next: Next) -> Response {
 }
 
 /// CORS for the configured front-end origins (`PROTOTHRIVE_CORS_ORIGINS`), with credentials; no
-/// origin at all when none is configured (every preflight then gets a 403 problem).
-fn cors(origins: &[String]) -> Result<CorsLayer, protothrive::error::ConfigError> {
+/// origin at all when none is configured (every preflight then gets a 403 problem). The stack adds
+/// the headers its layers read and write; these are the API's own.
+fn cors(origins: &[String]) -> CorsLayerBuilder {
     let allow = if origins.is_empty() {
         AllowOrigin::predicate(|_| false)
     } else {
@@ -208,35 +195,16 @@ fn cors(origins: &[String]) -> Result<CorsLayer, protothrive::error::ConfigError
             Method::PATCH,
             Method::DELETE,
         ])
-        .allow_headers([
-            "authorization",
-            "content-type",
-            "x-api-key",
-            "x-request-id",
-            "api-version",
-            "idempotency-key",
-            "if-match",
-            "if-none-match",
-            "x-csrf-token",
-        ])
-        .expose_headers(
-            DEFAULT_EXPOSE_HEADERS
-                .iter()
-                .copied()
-                .chain(["etag", "x-query-count"]),
-        )
-        .build()
+        .allow_headers(["idempotency-key", "if-match", "if-none-match"])
+        .extend_expose_headers(["etag", "x-query-count", "traceparent"])
 }
 
 /// The app as one service (the router inside every layer).
 pub type App = BoxCloneSyncService<Request<Body>, Response, Infallible>;
 
-/// The whole service: layers around the router.
+/// The whole service: the stack around the router.
 pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
     let production = state.config.is_production();
-    let client_ip = ClientIpLayer::builder()
-        .trusted_proxies(state.config.trusted_proxies.iter())
-        .build()?;
     let versions = VersionLayer::builder()
         .prefix("/api")
         .vendor("protothrive")
@@ -248,67 +216,51 @@ pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
                 .successor(2),
         )
         .version(2)
-        .default_version(1)
-        .build()?;
-    let cors = cors(&state.config.cors_origins)?;
-    // One store for both layers; limits by client before auth (so floods never reach it), by
-    // principal after. With Redis, Redis decides for every instance and the in-process store is
-    // the fallback of the outage policy.
+        .default_version(1);
+    // By client before auth (floods never reach it), by principal after. With Redis, Redis
+    // decides for every instance and the in-process store is the fallback of the outage policy.
     let limits = state.config.limits;
-    let store: Arc<dyn RateLimitStore> = Arc::new(InMemoryStore::default());
-    let remote = state.redis.clone().map(|r| {
-        (
-            Arc::new(r) as Arc<dyn RemoteStore>,
-            state.config.rate_limit_on_redis_error,
-        )
-    });
-    let shared = |b: RateLimitLayerBuilder| match &remote {
-        Some((r, policy)) => b.remote_store(r.clone(), *policy),
-        None => b,
-    };
-    let by_client = shared(RateLimitLayer::builder())
-        .store(store.clone())
+    let per_ip = |name: &str, quota| Limit::new(name, quota).by(KeyBy::ClientIpV6Net64);
+    let mut stack = Stack::builder()
         .clock(state.clock.clone())
-        .limit(Limit::new("ip", limits.ip).by(KeyBy::ClientIpV6Net64))
-        .limit(
-            Limit::new("login", limits.login)
-                .by(KeyBy::ClientIpV6Net64)
-                .path_prefix("/api/auth/login")
-                .method(http::Method::POST),
-        )
-        .limit(
-            Limit::new("register", limits.register)
-                .by(KeyBy::ClientIpV6Net64)
-                .path_prefix("/api/auth/register")
-                .method(http::Method::POST),
-        )
-        .build()?;
-    let by_principal = shared(RateLimitLayer::builder())
-        .store(store)
-        .clock(state.clock.clone())
-        .limit(Limit::new("user", limits.user).by(KeyBy::JwtSubject))
-        .limit(Limit::new("api_key", limits.api_key).by(KeyBy::ApiKey))
-        .build()?;
-    let handle = state.app.clone();
-    let router: Router = routes::router(state.clone());
-    let service = ServiceBuilder::new()
-        .layer(client_ip)
-        .layer(middleware::from_fn(move |req, next| {
-            context(production, req, next)
-        }))
-        .layer(cors)
-        .layer(SecurityHeadersLayer::new())
-        .layer(versions)
-        .layer(by_client)
-        .layer(
+        .realm("protothrive")
+        .trusted_proxies(state.config.trusted_proxies.iter())
+        .cors(cors(&state.config.cors_origins))
+        .security_headers(SecurityHeadersLayer::new())
+        .versions(versions)
+        .body_limits(
             RequestLimitsLayer::new()
                 .max_body_bytes(MAX_BODY)
                 .json_only(),
         )
-        .layer(AuthLayer::optional(state.auth.clone()))
-        .layer(by_principal)
-        .layer(CsrfLayer::new().allowed_origins(state.config.cors_origins.iter().cloned()))
-        .service(router)
+        .limit_by_client(per_ip("ip", limits.ip))
+        .limit_by_client(
+            per_ip("login", limits.login)
+                .path_prefix("/api/auth/login")
+                .method(Method::POST),
+        )
+        .limit_by_client(
+            per_ip("register", limits.register)
+                .path_prefix("/api/auth/register")
+                .method(Method::POST),
+        )
+        .authenticator(state.auth.clone(), true)
+        .csrf(CsrfLayer::new().allowed_origins(state.config.cors_origins.iter().cloned()))
+        .limit_by_principal(Limit::new("user", limits.user).by(KeyBy::JwtSubject))
+        .limit_by_principal(Limit::new("api_key", limits.api_key).by(KeyBy::ApiKey));
+    if let Some(redis) = &state.redis {
+        stack = stack.remote_rate_limit_store(
+            Arc::new(redis.clone()),
+            state.config.rate_limit_on_redis_error,
+        );
+    }
+    let stack = stack.build()?;
+    let handle = state.app.clone();
+    let service = stack
+        .with_trace(middleware::from_fn(move |req, next| {
+            context(production, req, next)
+        }))
+        .layer(routes::router(state.clone()))
         .map_response(IntoResponse::into_response);
     let app = BoxCloneSyncService::new(service);
     let _ = handle.set(app.clone());

@@ -95,7 +95,7 @@ pub struct StackBuilder {
     #[cfg(feature = "rate-limit")]
     rate_limit_headers: bool,
     #[cfg(feature = "auth")]
-    auth: Option<(AuthenticatorBuilder, bool)>,
+    auth: Option<(AuthSource, bool)>,
     #[cfg(feature = "auth")]
     roles: Option<RoleHierarchy>,
     #[cfg(feature = "csrf")]
@@ -357,7 +357,7 @@ impl StackBuilder {
     /// realm.
     #[cfg(feature = "auth")]
     pub fn auth(mut self, builder: AuthenticatorBuilder) -> Self {
-        self.auth = Some((builder, false));
+        self.auth = Some((AuthSource::Builder(Box::new(builder)), false));
         self
     }
 
@@ -366,7 +366,16 @@ impl StackBuilder {
     /// refused.
     #[cfg(feature = "auth")]
     pub fn optional_auth(mut self, builder: AuthenticatorBuilder) -> Self {
-        self.auth = Some((builder, true));
+        self.auth = Some((AuthSource::Builder(Box::new(builder)), true));
+        self
+    }
+
+    /// Like [`auth`](Self::auth) (or [`optional_auth`](Self::optional_auth) when `optional`)
+    /// with an authenticator built already — one the application also uses elsewhere. Its clock
+    /// and realm are its own: build it with the stack's.
+    #[cfg(feature = "auth")]
+    pub fn authenticator(mut self, authenticator: Authenticator, optional: bool) -> Self {
+        self.auth = Some((AuthSource::Built(authenticator), optional));
         self
     }
 
@@ -483,12 +492,17 @@ impl StackBuilder {
 
         #[cfg(feature = "auth")]
         let auth = match self.auth {
-            Some((mut b, optional)) => {
-                b = b.clock(clock.clone());
-                if let Some(realm) = &self.realm {
-                    b = b.realm(realm.clone());
-                }
-                let authenticator = b.build()?;
+            Some((source, optional)) => {
+                let authenticator = match source {
+                    AuthSource::Builder(b) => {
+                        let mut b = b.clock(clock.clone());
+                        if let Some(realm) = &self.realm {
+                            b = b.realm(realm.clone());
+                        }
+                        b.build()?
+                    }
+                    AuthSource::Built(a) => a,
+                };
                 needs(&["authorization", "x-api-key"], &["www-authenticate"]);
                 let layer = if optional {
                     AuthLayer::optional(authenticator.clone())
@@ -564,6 +578,14 @@ impl StackBuilder {
             }),
         })
     }
+}
+
+/// An authenticator to build with the stack's clock and realm, or one built already.
+#[cfg(feature = "auth")]
+#[derive(Debug)]
+enum AuthSource {
+    Builder(Box<AuthenticatorBuilder>),
+    Built(Authenticator),
 }
 
 /// The mixes of limits that could not work.

@@ -67,15 +67,81 @@ type CorsAt<S> = Slot<Cors<SecurityAt<S>>, SecurityAt<S>, Wrap>;
 #[cfg(not(feature = "cors"))]
 type CorsAt<S> = SecurityAt<S>;
 
-type RequestIdAt<S> = Slot<RequestIdService<CorsAt<S>>, CorsAt<S>, Same>;
+type RequestIdAt<X> = Slot<RequestIdService<X>, X, Same>;
 
 #[cfg(feature = "client-ip")]
-type ClientIpAt<S> = Slot<ClientIpService<RequestIdAt<S>>, RequestIdAt<S>, Same>;
+type ClientIpAt<X> = Slot<ClientIpService<RequestIdAt<X>>, RequestIdAt<X>, Same>;
 #[cfg(not(feature = "client-ip"))]
-type ClientIpAt<S> = RequestIdAt<S>;
+type ClientIpAt<X> = RequestIdAt<X>;
+
+/// The positions from CORS inwards (what a [`Stack::with_trace`] layer wraps).
+pub type InnerService<S> = CorsAt<S>;
 
 /// The service of a [`Stack`] around `S`: every position of the request path, outer to inner.
-pub type StackService<S> = ClientIpAt<S>;
+pub type StackService<S> = ClientIpAt<InnerService<S>>;
+
+/// The service of a [`StackWithTrace`] around `S`.
+pub type TracedService<T, S> = ClientIpAt<<T as Layer<InnerService<S>>>::Service>;
+
+/// A [`Stack`] with a layer of the application's at the trace position (after client IP and
+/// request ids, before CORS), so what it puts in request extensions reaches every rejection
+/// further in. Made by [`Stack::with_trace`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct StackWithTrace<T> {
+    stack: Stack,
+    trace: T,
+}
+
+impl Stack {
+    /// The stack with `trace` at the trace position: it sees every request once the client
+    /// address and request id are known, and every response, rejections of the layers inside
+    /// included.
+    ///
+    /// ```
+    /// use http::{Request, Response};
+    /// use protothrive::stack::Stack;
+    /// use tower::{Layer, ServiceExt, service_fn};
+    ///
+    /// let seen = tower::layer::layer_fn(|inner| tower::util::MapRequest::new(inner, |mut req: Request<_>| {
+    ///     req.extensions_mut().insert(protothrive::error::TraceId::new("4bf92f3577b34da6a3ce929d0e0e4736"));
+    ///     req
+    /// }));
+    /// let stack = Stack::builder().build()?;
+    /// let svc = stack.with_trace(seen).layer(service_fn(|req: Request<_>| async move {
+    ///     let t = req.extensions().get::<protothrive::error::TraceId>().unwrap().as_str().to_owned();
+    ///     Ok::<_, std::convert::Infallible>(Response::new(t))
+    /// }));
+    /// let res = tokio::runtime::Builder::new_current_thread().build()?.block_on(svc.oneshot(Request::new(String::new())))?;
+    /// assert_eq!(res.body(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_trace<T>(&self, trace: T) -> StackWithTrace<T> {
+        StackWithTrace {
+            stack: self.clone(),
+            trace,
+        }
+    }
+
+    fn outer<X>(&self, inner: X) -> ClientIpAt<X> {
+        let b = &*self.built;
+        let inner = slot(b.request_id.as_ref(), inner);
+        #[cfg(feature = "client-ip")]
+        let inner = slot(b.client_ip.as_ref(), inner);
+        inner
+    }
+}
+
+impl<T, S> Layer<S> for StackWithTrace<T>
+where
+    T: Layer<InnerService<S>>,
+{
+    type Service = TracedService<T, S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        self.stack.outer(self.trace.layer(self.stack.inner(inner)))
+    }
+}
 
 /// `Some(layer)` wraps `inner` in the layer's service, `None` passes it through.
 fn slot<L: Layer<S>, S, M>(layer: Option<&L>, inner: S) -> Slot<L::Service, S, M> {
@@ -89,6 +155,12 @@ impl<S> Layer<S> for Stack {
     type Service = StackService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        self.outer(self.inner(inner))
+    }
+}
+
+impl Stack {
+    fn inner<S>(&self, inner: S) -> InnerService<S> {
         let b = &*self.built;
         #[cfg(feature = "rate-limit")]
         let inner = slot(b.by_principal.as_ref(), inner);
@@ -106,9 +178,6 @@ impl<S> Layer<S> for Stack {
         let inner = slot(b.security_headers.as_ref(), inner);
         #[cfg(feature = "cors")]
         let inner = slot(b.cors.as_ref(), inner);
-        let inner = slot(b.request_id.as_ref(), inner);
-        #[cfg(feature = "client-ip")]
-        let inner = slot(b.client_ip.as_ref(), inner);
         inner
     }
 }

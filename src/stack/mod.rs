@@ -85,5 +85,5 @@ mod slot;
 
 pub use builder::{Stack, StackBuilder};
 pub use config::{STACK_LIMITS, Settings, StackConfig};
-pub use layer::StackService;
+pub use layer::{InnerService, StackService, StackWithTrace, TracedService};
 pub use slot::{MapOff, Same, Slot, SlotFuture, Wrap};
