@@ -140,7 +140,7 @@ pub use policy::{
 };
 #[cfg(feature = "redis")]
 pub use redis::{RedisTier, RedisTierBuilder, TierError};
-pub use service::{BoxError, Cache, ONLY_IF_CACHED_CODE, ResponseFuture};
+pub use service::{BoxError, Cache, ResponseFuture};
 pub use status::{CACHE_NAME, CACHE_STATUS, CacheStatus, Forward, age_value};
 pub use store::{BoxFuture, CacheEntry, CacheTier, MemoryTier, Purge, StoredResponse};
 pub use validate::{

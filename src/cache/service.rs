@@ -21,9 +21,6 @@ use super::{CacheControl, CacheStatus, Forward, Reuse, invalidation_targets, reu
 /// The error of [`Cache`]: the inner service's or its body's, boxed.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The problem code of a `504` for `only-if-cached` with nothing usable stored.
-pub const ONLY_IF_CACHED_CODE: &str = "CACHE-504";
-
 /// The response future of [`Cache`].
 pub type ResponseFuture<B> =
     Pin<Box<dyn Future<Output = Result<Response<CacheBody<B>>, BoxError>> + Send>>;
