@@ -13,7 +13,6 @@ use tower_service::Service;
 use super::body::CacheBody;
 use super::key::CacheKey;
 use super::layer::Config;
-use super::service::BoxError;
 use super::store::{CacheEntry, StoredResponse};
 use super::{
     CACHE_STATUS, CacheControl, CacheStatus, Forward, Reuse, SURROGATE_KEY, age_value,
@@ -41,15 +40,12 @@ pub(super) enum Found {
     Miss,
 }
 
-pub(super) async fn call<S, B, R>(inner: &mut S, req: Request<B>) -> Result<Response<R>, BoxError>
+pub(super) async fn call<S, B, R>(inner: &mut S, req: Request<B>) -> Result<Response<R>, S::Error>
 where
     S: Service<Request<B>, Response = Response<R>>,
-    S::Error: Into<BoxError>,
 {
-    poll_fn(|cx| inner.poll_ready(cx))
-        .await
-        .map_err(Into::into)?;
-    inner.call(req).await.map_err(Into::into)
+    poll_fn(|cx| inner.poll_ready(cx)).await?;
+    inner.call(req).await
 }
 
 pub(super) fn clone_parts(p: &request::Parts) -> request::Parts {
