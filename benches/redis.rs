@@ -122,7 +122,7 @@ fn cache_l2(c: &mut Criterion) {
     type Svc = tower::util::BoxCloneService<
         Request<Empty<Bytes>>,
         Response<protothrive::cache::CacheBody<Full<Bytes>>>,
-        protothrive::cache::BoxError,
+        std::convert::Infallible,
     >;
     let once = |svc: &Svc| {
         rt.block_on(async {

@@ -21,8 +21,8 @@
 //! `X-Forwarded-Host`, keeps the client's `Host` out of the upstream request (the upstream's own
 //! authority is sent), and answers `502` problems (`SRV-502`-style `UPSTREAM-502`) when the origin
 //! cannot be reached, `504` when it does not answer within `--timeout` seconds (default 30); a
-//! response body with no frame for `--timeout` seconds is cut (a `502` when the cache was
-//! buffering it).
+//! response body with no frame for `--timeout` seconds is cut (a `502` `CACHE-502` problem from
+//! the cache when it was buffering it).
 
 // A binary, not a library: the public-item lints do not apply.
 #![allow(unreachable_pub, missing_docs, missing_debug_implementations)]
@@ -32,7 +32,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
 use http::header::{self, HeaderName};
@@ -40,7 +39,7 @@ use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use protothrive::cache::{BoxError, CacheHandle, CacheLayer, RedisTier, Subscription};
+use protothrive::cache::{CacheHandle, CacheLayer, RedisTier, Subscription};
 use protothrive::client_ip::ClientIpLayer;
 use protothrive::error::Problem;
 use protothrive::gateway::RequestLimitsLayer;
@@ -256,16 +255,6 @@ pub struct Built {
     pub subscription: Option<Subscription>,
 }
 
-/// A cache failure (an origin body that broke while buffered): a 502 problem.
-async fn cache_failed(e: BoxError) -> Response {
-    tracing::warn!(error = %e, "cache");
-    problem(
-        StatusCode::BAD_GATEWAY,
-        "UPSTREAM-502",
-        "The upstream response could not be read.",
-    )
-}
-
 /// Builds the gateway for `args` (inside a Tokio runtime: the Redis store connects there).
 pub fn gateway(args: &Args) -> Result<Built, Box<dyn std::error::Error>> {
     let mut connector = HttpConnector::new();
@@ -328,7 +317,6 @@ pub fn gateway(args: &Args) -> Result<Built, Box<dyn std::error::Error>> {
         handle = Some(cache.handle());
         service = BoxCloneSyncService::new(
             ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(cache_failed))
                 .map_response(IntoResponse::into_response)
                 .layer(cache)
                 .service(service),

@@ -18,17 +18,15 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::Route;
 use protothrive::auth::Principal;
-use protothrive::cache::{BoxError, CacheBody, CacheLayer, Purge, RedisTier, Subscription};
+use protothrive::cache::{CacheBody, CacheLayer, Purge, RedisTier, Subscription};
 use protothrive::clock::SharedClock;
 use tower::{Layer, Service, ServiceBuilder};
 
-use crate::http::AppError;
 use crate::state::AppState;
 
 /// How long cached reads stay fresh. Writes purge what they change; the lifetime bounds how long
@@ -117,13 +115,8 @@ fn outward(mut res: Response<CacheBody<Body>>) -> Response {
     res.into_response()
 }
 
-/// The cache's own errors (a body that failed while buffered): a 500 problem.
-async fn failed(e: BoxError) -> Response {
-    tracing::error!(error = %e, "cache");
-    AppError::Internal(e.to_string()).into_response()
-}
-
-/// The cache as a route layer (put it inside the route's role check).
+/// The cache as a route layer (put it inside the route's role check). Its errors are the
+/// route's (`Infallible`): what fails in the cache itself is a problem response it renders.
 pub fn cached(
     state: &AppState,
 ) -> impl Layer<
@@ -138,7 +131,6 @@ pub fn cached(
 + Sync
 + 'static {
     ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(failed))
         .map_response(outward as fn(_) -> _)
         .layer(state.cache.clone())
 }

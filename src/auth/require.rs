@@ -16,8 +16,20 @@ struct Rules {
     realm: String,
 }
 
-/// Per-route authorisation: scopes and roles the [`Principal`] must have. Goes inside
-/// [`AuthLayer`](super::AuthLayer) (on a route or a group of routes).
+impl Rules {
+    /// Any authenticated principal, challenged in the default realm.
+    fn anyone() -> Self {
+        Self {
+            scopes: Vec::new(),
+            any_role: Vec::new(),
+            min_role: None,
+            realm: "api".to_owned(),
+        }
+    }
+}
+
+/// Per-route authorisation: an authenticated [`Principal`], and the scopes and roles it must have.
+/// Goes inside [`AuthLayer`](super::AuthLayer) (on a route or a group of routes).
 ///
 /// No principal → 401; a principal lacking a scope or role → 403 with
 /// `WWW-Authenticate: Bearer error="insufficient_scope", scope="..."` naming what is missing
@@ -28,8 +40,9 @@ struct Rules {
 /// let roles = RoleHierarchy::new(["vibe_coder", "engineer", "exec", "super_admin"])?;
 /// let engineers = RequireLayer::role_at_least(&roles, "engineer")?;
 /// let writers = RequireLayer::scopes(["roadmaps:write"]);
+/// let anyone_signed_in = RequireLayer::authenticated();
 /// assert!(RequireLayer::role_at_least(&roles, "ceo").is_err());
-/// # let _ = (engineers, writers);
+/// # let _ = (engineers, writers, anyone_signed_in);
 /// # Ok::<(), protothrive::auth::ConfigError>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -45,23 +58,50 @@ impl RequireLayer {
         }
     }
 
+    /// Requires an authenticated principal, any one: no scope, no role. A request without a
+    /// [`Principal`] is refused with 401, as by every rule.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response};
+    /// use protothrive::auth::{Principal, RequireLayer};
+    /// use tower::{service_fn, ServiceBuilder, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let svc = ServiceBuilder::new()
+    ///     .layer(RequireLayer::authenticated().realm("acme"))
+    ///     .service(service_fn(|_: Request<()>| async {
+    ///         Ok::<_, Infallible>(Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
+    ///     }));
+    /// let anonymous = svc.clone().oneshot(Request::new(())).await?;
+    /// assert_eq!(anonymous.status(), 401);
+    /// assert_eq!(anonymous.headers()["www-authenticate"], r#"Bearer realm="acme""#);
+    ///
+    /// let mut req = Request::new(());
+    /// req.extensions_mut().insert(Principal::builder("user-1").build());
+    /// let signed_in = svc.oneshot(req).await?;
+    /// assert_eq!(signed_in.status(), 200);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn authenticated() -> Self {
+        Self::with(Rules::anyone())
+    }
+
     /// Requires every one of `scopes`.
     pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> Self {
         Self::with(Rules {
             scopes: scopes.into_iter().map(Into::into).collect(),
-            any_role: Vec::new(),
-            min_role: None,
-            realm: "api".to_owned(),
+            ..Rules::anyone()
         })
     }
 
     /// Requires at least one of `roles` (exact names).
     pub fn any_role<I: IntoIterator<Item = S>, S: Into<String>>(roles: I) -> Self {
         Self::with(Rules {
-            scopes: Vec::new(),
             any_role: roles.into_iter().map(Into::into).collect(),
-            min_role: None,
-            realm: "api".to_owned(),
+            ..Rules::anyone()
         })
     }
 
@@ -74,10 +114,8 @@ impl RequireLayer {
             ConfigError::new(format!("the role `{role}` is not in the hierarchy"))
         })?;
         Ok(Self::with(Rules {
-            scopes: Vec::new(),
-            any_role: Vec::new(),
             min_role: Some((hierarchy.clone(), rank, role.to_owned())),
-            realm: "api".to_owned(),
+            ..Rules::anyone()
         }))
     }
 

@@ -13,13 +13,12 @@ use tower_service::Service;
 use super::body::CacheBody;
 use super::key::CacheKey;
 use super::layer::Config;
-use super::service::{BoxError, ONLY_IF_CACHED_CODE};
 use super::store::{CacheEntry, StoredResponse};
 use super::{
     CACHE_STATUS, CacheControl, CacheStatus, Forward, Reuse, SURROGATE_KEY, age_value,
     not_modified, reuse,
 };
-use crate::error::Problem;
+use crate::error::{Problem, code};
 
 /// The shared and partition keys of a request.
 #[derive(Clone)]
@@ -41,15 +40,12 @@ pub(super) enum Found {
     Miss,
 }
 
-pub(super) async fn call<S, B, R>(inner: &mut S, req: Request<B>) -> Result<Response<R>, BoxError>
+pub(super) async fn call<S, B, R>(inner: &mut S, req: Request<B>) -> Result<Response<R>, S::Error>
 where
     S: Service<Request<B>, Response = Response<R>>,
-    S::Error: Into<BoxError>,
 {
-    poll_fn(|cx| inner.poll_ready(cx))
-        .await
-        .map_err(Into::into)?;
-    inner.call(req).await.map_err(Into::into)
+    poll_fn(|cx| inner.poll_ready(cx)).await?;
+    inner.call(req).await
 }
 
 pub(super) fn clone_parts(p: &request::Parts) -> request::Parts {
@@ -178,7 +174,7 @@ pub(super) fn from_stored<B>(
 }
 
 pub(super) fn only_if_cached<B>(parts: &request::Parts) -> Response<CacheBody<B>> {
-    let mut res = Problem::new(StatusCode::GATEWAY_TIMEOUT, ONLY_IF_CACHED_CODE)
+    let mut res = Problem::new(StatusCode::GATEWAY_TIMEOUT, code::CACHE_ONLY_IF_CACHED)
         .with_detail("The request allows only a cached response (only-if-cached) and none fits.")
         .render_for(&parts.extensions)
         .map(CacheBody::full);

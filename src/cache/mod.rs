@@ -46,6 +46,17 @@
 //! * **Data**: [`DataCache`] is a typed `get_or_load` cache for query results inside handlers,
 //!   over its own L1 and the Redis tier.
 //!
+//! * **Errors**: the cache's error is the inner service's (`type Error = S::Error`), passed
+//!   through unchanged, so it goes on an axum `Router` (whose routes never fail) without
+//!   `HandleErrorLayer`. What fails in the cache itself is answered by the cache, as a problem
+//!   response rendered with the request's [`Renderer`](crate::error::Renderer) and logged with
+//!   `tracing`: an origin body that fails while it is buffered is a `502`
+//!   ([`CACHE_UPSTREAM_BODY`](crate::error::code::CACHE_UPSTREAM_BODY), nothing stored, the
+//!   coalesced waiters go to the origin themselves), `only-if-cached` with nothing usable stored is
+//!   a `504` ([`CACHE_ONLY_IF_CACHED`](crate::error::code::CACHE_ONLY_IF_CACHED)). A body error
+//!   after the cache gave up buffering (past `max_body`) reaches the client's body as the
+//!   origin's own error.
+//!
 //! Only `GET` is stored; `HEAD` is answered from a stored `GET` when fresh, else passed through;
 //! requests with `Range` pass through.
 //!
@@ -100,6 +111,27 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! On an axum router, as a route layer (inside the route's authorization, see the crate docs):
+//!
+//! ```
+//! use axum::{Router, body::Body, routing::get};
+//! use http::{Request, header};
+//! use protothrive::cache::CacheLayer;
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let app: Router = Router::new()
+//!     .route("/snippets", get(|| async { ([(header::CACHE_CONTROL, "max-age=60")], "[]") }))
+//!     .route_layer(CacheLayer::builder().build()?);
+//! let get = || Request::get("http://api.example.com/snippets").body(Body::empty());
+//! let _ = app.clone().oneshot(get()?).await?;
+//! let res = app.oneshot(get()?).await?;
+//! assert_eq!(res.headers()["cache-status"], "protothrive; hit; ttl=60");
+//! # Ok(())
+//! # }
+//! ```
 
 mod body;
 #[cfg(feature = "redis")]
@@ -140,7 +172,7 @@ pub use policy::{
 };
 #[cfg(feature = "redis")]
 pub use redis::{RedisTier, RedisTierBuilder, TierError};
-pub use service::{BoxError, Cache, ONLY_IF_CACHED_CODE, ResponseFuture};
+pub use service::{Cache, ResponseFuture};
 pub use status::{CACHE_NAME, CACHE_STATUS, CacheStatus, Forward, age_value};
 pub use store::{BoxFuture, CacheEntry, CacheTier, MemoryTier, Purge, StoredResponse};
 pub use validate::{

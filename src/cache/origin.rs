@@ -24,6 +24,7 @@ use super::{
     conditional_headers, merge_not_modified, storable, strip_unstorable, surrogate_keys, validates,
     vary,
 };
+use crate::error::{Problem, code};
 
 /// A miss: one origin call per key at a time; the others wait for it and read what it stored.
 pub(super) async fn miss<S, ReqBody, ResBody>(
@@ -33,10 +34,9 @@ pub(super) async fn miss<S, ReqBody, ResBody>(
     body: ReqBody,
     keys: &Keys,
     fwd: Forward,
-) -> Result<Response<CacheBody<ResBody>>, BoxError>
+) -> Result<Response<CacheBody<ResBody>>, S::Error>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    S::Error: Into<BoxError>,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
@@ -83,10 +83,9 @@ impl Origin<'_> {
         mut inner: S,
         parts: request::Parts,
         body: ReqBody,
-    ) -> Result<Response<CacheBody<ResBody>>, BoxError>
+    ) -> Result<Response<CacheBody<ResBody>>, S::Error>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-        S::Error: Into<BoxError>,
         ResBody: Body<Data = Bytes> + Send + 'static,
         ResBody::Error: Into<BoxError>,
     {
@@ -96,7 +95,7 @@ impl Origin<'_> {
         to_origin.headers.remove(IF_MODIFIED_SINCE);
         let request_time = self.cfg.clock.now();
         let res = call(&mut inner, Request::from_parts(to_origin, body)).await?;
-        self.respond(&meta, res, request_time).await
+        Ok(self.respond(&meta, res, request_time).await)
     }
 }
 
@@ -152,7 +151,7 @@ pub(super) fn spawn_refresh<S, ReqBody, ResBody>(
 ) where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
     S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
+    S::Error: Send + 'static,
     ReqBody: Default + Send + 'static,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
@@ -227,10 +226,9 @@ impl Origin<'_> {
         key: &CacheKey,
         stored: Arc<StoredResponse>,
         stale_if_error: bool,
-    ) -> Result<Response<CacheBody<ResBody>>, BoxError>
+    ) -> Result<Response<CacheBody<ResBody>>, S::Error>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-        S::Error: Into<BoxError>,
         ReqBody: Default,
         ResBody: Body<Data = Bytes> + Send + 'static,
         ResBody::Error: Into<BoxError>,
@@ -266,7 +264,7 @@ impl Origin<'_> {
             return stale(Some(res.status().as_u16()));
         }
         if res.status() != StatusCode::NOT_MODIFIED {
-            return self.respond(&meta, res, request_time).await;
+            return Ok(self.respond(&meta, res, request_time).await);
         }
         if !validates(&stored.headers, res.headers()) {
             // A 304 about another representation: ask again without conditions.
@@ -276,7 +274,7 @@ impl Origin<'_> {
                 Request::from_parts(unconditional, ReqBody::default()),
             )
             .await?;
-            return self.respond(&meta, res, request_time).await;
+            return Ok(self.respond(&meta, res, request_time).await);
         }
         let mut merged = StoredResponse::clone(&stored);
         merge_not_modified(&mut merged.headers, res.headers());
@@ -343,13 +341,14 @@ impl Origin<'_> {
         }
     }
 
-    /// Stores the origin's response when it may be, and answers with it.
+    /// Stores the origin's response when it may be, and answers with it (with a `502` problem
+    /// when its body fails while buffered).
     pub(super) async fn respond<ResBody>(
         &self,
         req: &request::Parts,
         res: Response<ResBody>,
         request_time: SystemTime,
-    ) -> Result<Response<CacheBody<ResBody>>, BoxError>
+    ) -> Response<CacheBody<ResBody>>
     where
         ResBody: Body<Data = Bytes> + Send + 'static,
         ResBody::Error: Into<BoxError>,
@@ -363,7 +362,7 @@ impl Origin<'_> {
             Ok(scope) => scope,
             Err(why) => {
                 self.remember_pass(why, req);
-                return Ok(pass_through(Response::from_parts(rp, body), &status));
+                return pass_through(Response::from_parts(rp, body), &status);
             }
         };
         let too_big = |n: u64| n > cfg.max_body as u64;
@@ -372,18 +371,21 @@ impl Origin<'_> {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(too_big) || too_big(body.size_hint().lower()) {
-            return Ok(pass_through(Response::from_parts(rp, body), &status));
+            return pass_through(Response::from_parts(rp, body), &status);
         }
-        let (data, trailers, rest) = buffer(body, cfg.max_body).await?;
+        let (data, trailers, rest) = match buffer(body, cfg.max_body).await {
+            Ok(buffered) => buffered,
+            Err(e) => return body_failed(req, &status, &e.into()),
+        };
         if let Some(rest) = rest {
             let mut res = Response::from_parts(rp, CacheBody::rest(data, rest));
             status_header(&mut res, &status);
-            return Ok(res);
+            return res;
         }
         if trailers.is_some() {
             let mut res = Response::from_parts(rp, CacheBody::buffered(data, trailers));
             status_header(&mut res, &status);
-            return Ok(res);
+            return res;
         }
         let response_time = cfg.clock.now();
         let mut headers = rp.headers.clone();
@@ -416,7 +418,7 @@ impl Origin<'_> {
         if !worth {
             let mut res = Response::from_parts(rp, CacheBody::full(data));
             status_header(&mut res, &status);
-            return Ok(res);
+            return res;
         }
         let stored = Arc::new(stored);
         match names {
@@ -436,18 +438,33 @@ impl Origin<'_> {
         cfg.pass.remove(self.keys.flight().as_str());
         let age = stored.age(response_time);
         let status = status.stored(true).ttl(ttl(&stored, age));
-        Ok(from_stored(&stored, &req.headers, false, age, &status))
+        from_stored(&stored, &req.headers, false, age, &status)
     }
 }
 
 pub(super) type Buffered<B> = (Bytes, Option<HeaderMap>, Option<Pin<Box<B>>>);
 
+/// The answer when the origin's body fails while the cache buffers it: the origin's status and
+/// headers are lost with it, so the cache answers for itself, a `502` problem, and logs why.
+fn body_failed<B>(
+    req: &request::Parts,
+    status: &CacheStatus,
+    e: &BoxError,
+) -> Response<CacheBody<B>> {
+    tracing::warn!(error = %e, uri = %req.uri, "cache: the origin's response body failed while buffered");
+    let mut res = Problem::new(StatusCode::BAD_GATEWAY, code::CACHE_UPSTREAM_BODY)
+        .with_detail("The origin's response body failed before it was complete.")
+        .render_for(&req.extensions)
+        .map(CacheBody::full);
+    status_header(&mut res, &status.clone().detail("body-error"));
+    res
+}
+
 /// Reads the body up to `max` bytes; past that, hands back what was read and the rest.
-pub(super) async fn buffer<B>(body: B, max: usize) -> Result<Buffered<B>, BoxError>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
+pub(super) async fn buffer<B: Body<Data = Bytes>>(
+    body: B,
+    max: usize,
+) -> Result<Buffered<B>, B::Error> {
     let mut body = Box::pin(body);
     // One chunk (a `Full` body, a small response) is kept as it is, without a copy.
     let mut first: Option<Bytes> = None;
@@ -455,7 +472,7 @@ where
     let mut len = 0;
     let mut trailers: Option<HeaderMap> = None;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(Into::into)?;
+        let frame = frame?;
         match frame.into_data() {
             Ok(chunk) => {
                 len += chunk.len();

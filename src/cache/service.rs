@@ -18,21 +18,21 @@ use super::origin::{Origin, miss, spawn_refresh};
 use super::store::Purge;
 use super::{CacheControl, CacheStatus, Forward, Reuse, invalidation_targets, reuse};
 
-/// The error of [`Cache`]: the inner service's or its body's, boxed.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// What the errors of the inner service's response body convert into (to be logged when the
+/// cache fails to buffer a body).
+pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The problem code of a `504` for `only-if-cached` with nothing usable stored.
-pub const ONLY_IF_CACHED_CODE: &str = "CACHE-504";
-
-/// The response future of [`Cache`].
-pub type ResponseFuture<B> =
-    Pin<Box<dyn Future<Output = Result<Response<CacheBody<B>>, BoxError>> + Send>>;
+/// The response future of [`Cache`]: its error is the inner service's, `E`.
+pub type ResponseFuture<B, E> =
+    Pin<Box<dyn Future<Output = Result<Response<CacheBody<B>>, E>> + Send>>;
 
 /// The service of [`CacheLayer`](super::CacheLayer) (the module docs have a full example).
 ///
 /// It needs an inner service that is `Clone` (a background refresh and a coalesced request call
 /// their own clone), a request body with a `Default` (the body of a background refresh), and a
-/// response body of `Bytes`; its error is the inner service's or the body's, boxed.
+/// response body of `Bytes`. Its error is the inner service's own, passed through unchanged; what
+/// fails in the cache itself is answered with a problem response (a `502` when the origin's body
+/// fails while it is buffered, a `504` for `only-if-cached`), never an error.
 ///
 /// ```
 /// use std::convert::Infallible;
@@ -73,17 +73,17 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Cache<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
+    S::Error: Send + 'static,
     ReqBody: Default + Send + 'static,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
     type Response = Response<CacheBody<ResBody>>;
-    type Error = BoxError;
-    type Future = ResponseFuture<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
@@ -97,11 +97,11 @@ async fn run<S, ReqBody, ResBody>(
     cfg: Arc<Config>,
     mut inner: S,
     req: Request<ReqBody>,
-) -> Result<Response<CacheBody<ResBody>>, BoxError>
+) -> Result<Response<CacheBody<ResBody>>, S::Error>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
+    S::Error: Send + 'static,
     ReqBody: Default + Send + 'static,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
@@ -233,10 +233,9 @@ async fn unsafe_method<S, ReqBody, ResBody>(
     mut inner: S,
     parts: request::Parts,
     body: ReqBody,
-) -> Result<Response<CacheBody<ResBody>>, BoxError>
+) -> Result<Response<CacheBody<ResBody>>, S::Error>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    S::Error: Into<BoxError>,
 {
     let safe = matches!(parts.method, Method::OPTIONS | Method::TRACE);
     let meta = (!safe).then(|| {

@@ -31,3 +31,9 @@ pub const UNAVAILABLE: &str = "SRV-503";
 pub const CORS_FORBIDDEN: &str = "CORS-403";
 /// A cookie-authenticated state-changing request failed the CSRF check (403).
 pub const CSRF_FORBIDDEN: &str = "CSRF-403";
+/// The origin's response body failed while the cache was buffering it; the cache answers for
+/// itself, since the origin's response is lost (502).
+pub const CACHE_UPSTREAM_BODY: &str = "CACHE-502";
+/// The request allows only a cached response (`Cache-Control: only-if-cached`) and nothing stored
+/// fits (504, RFC 9111 §5.2.1.7).
+pub const CACHE_ONLY_IF_CACHED: &str = "CACHE-504";

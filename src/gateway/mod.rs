@@ -2,7 +2,7 @@
 //!
 //! * [`VersionLayer`] resolves the API version of each request from the path prefix, the
 //!   `API-Version` header or the media type, hands the inner service an unversioned path plus the
-//!   [`ApiVersion`] (and the negotiated `API-Version` request header, so that a cache inside keys
+//!   [`ApiVersion`] (an axum extractor with the `axum` feature) (and the negotiated `API-Version` request header, so that a cache inside keys
 //!   on it with `Vary: API-Version`), answers unknown versions with a 404 problem listing the supported ones, and
 //!   stamps responses with `API-Version` (and `Deprecation`/`Sunset`/`Link` for deprecated
 //!   versions, `Vary` when the version came from a header).
@@ -54,7 +54,7 @@ mod version;
 mod versioning;
 
 #[cfg(feature = "axum")]
-pub use extract::ValidJson;
+pub use extract::{ApiVersionRejection, ValidJson};
 pub use json::{DEFAULT_MAX_DEPTH, FieldError, nesting_exceeds, parse_json, validation_problem};
 pub use limits::{BodyLimit, DEFAULT_BODY_LIMIT, RequestLimits, RequestLimitsLayer};
 pub use version::{ApiVersion, VersionSource};

@@ -7,15 +7,42 @@
 
 use std::borrow::Cow;
 
-/// A version of the API, as negotiated for a request (a request extension).
+/// A version of the API, as negotiated for a request: a request extension set by
+/// [`VersionLayer`](super::VersionLayer), displayed as its name (`v2`).
+///
+/// With the `axum` feature it is also an extractor: a handler behind the layer takes
+/// `version: ApiVersion`. Without the layer in front of the route it is a configuration mistake,
+/// answered with a 500 problem ([`ApiVersionRejection`](super::ApiVersionRejection)) that names
+/// the missing layer; `Option<ApiVersion>` never fails.
+///
+/// ```
+/// use protothrive::gateway::ApiVersion;
+///
+/// let v = ApiVersion(2);
+/// assert_eq!(v.number(), 2);
+/// assert_eq!(v.to_string(), "v2");
+/// assert_eq!(v.name(), "v2");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ApiVersion(pub u16);
 
 impl ApiVersion {
-    /// The version's name, `v{N}`.
+    /// The version's number (`2` for `v2`).
+    #[must_use]
+    pub fn number(self) -> u16 {
+        self.0
+    }
+
+    /// The version's name, `v{N}` (its [`Display`](std::fmt::Display) form).
     #[must_use]
     pub fn name(self) -> String {
-        format!("v{}", self.0)
+        self.to_string()
+    }
+}
+
+impl std::fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "v{}", self.0)
     }
 }
 
@@ -112,7 +139,7 @@ pub(crate) fn negotiate<'p>(
         if supported.contains(&v) {
             Ok((ApiVersion(v), source))
         } else {
-            Err(NegotiationError::Unsupported(format!("v{v}")))
+            Err(NegotiationError::Unsupported(ApiVersion(v).to_string()))
         }
     };
     let first = rest.trim_start_matches('/').split('/').next().unwrap_or("");

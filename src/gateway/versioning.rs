@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::version::{self, NegotiationError, VersionSource};
+use super::version::{self, ApiVersion, NegotiationError, VersionSource};
 use crate::error::{self, ConfigError, Problem, ProblemBody, Stamp, code};
 
 /// The `API-Version` header (request and response).
@@ -186,7 +186,7 @@ impl VersionLayerBuilder {
                     "the successor of version {number}, {s}, is not a supported version"
                 )));
             }
-            let name = HeaderValue::from_str(&format!("v{number}"))
+            let name = HeaderValue::from_str(&ApiVersion(number).to_string())
                 .map_err(|_| ConfigError::new("invalid version name"))?;
             entries.push(Entry {
                 number,
@@ -304,7 +304,11 @@ where
                 return ResponseFuture::inner(self.inner.call(req));
             }
             Some(Err(NegotiationError::Unsupported(named))) => {
-                let supported: Vec<String> = c.numbers.iter().map(|n| format!("v{n}")).collect();
+                let supported: Vec<String> = c
+                    .numbers
+                    .iter()
+                    .map(|&n| ApiVersion(n).to_string())
+                    .collect();
                 let problem = Problem::new(StatusCode::NOT_FOUND, code::ROUTE_NOT_FOUND)
                     .with_detail(format!(
                         "API version `{}` is not supported; use one of: {}.",

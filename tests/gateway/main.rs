@@ -261,5 +261,7 @@ async fn a_stalled_origin_body_is_cut_and_never_holds_the_cache() {
     );
     for res in [a.unwrap(), b.unwrap()] {
         assert_eq!(res.status(), 502);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["code"], "CACHE-502");
     }
 }

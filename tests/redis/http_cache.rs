@@ -17,7 +17,7 @@ use crate::server::RedisServer;
 type Svc = tower::util::BoxCloneSyncService<
     Request<Full<Bytes>>,
     Response<protothrive::cache::CacheBody<Full<Bytes>>>,
-    protothrive::cache::BoxError,
+    Infallible,
 >;
 
 /// One instance: an origin counting its calls behind a cache whose L2 is `url`'s Redis, with a

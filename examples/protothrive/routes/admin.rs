@@ -202,7 +202,7 @@ async fn insert_key(
 
 async fn list(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> ApiResult {
     let q = params(q)?;
@@ -256,7 +256,7 @@ async fn list(
 
 async fn create(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     Extension(p): Extension<Principal>,
     ValidJson(body): ValidJson<NewKey>,
 ) -> ApiResult {
@@ -276,7 +276,7 @@ async fn create(
 
 async fn rotate(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {
@@ -307,7 +307,7 @@ async fn rotate(
 
 async fn revoke(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     Extension(p): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult {

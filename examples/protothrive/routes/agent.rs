@@ -91,7 +91,7 @@ fn trace_json(run_id: &str, a: &Attempt) -> Value {
 
 async fn run(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     Extension(p): Extension<Principal>,
     ValidJson(body): ValidJson<RunTask>,
 ) -> ApiResult {

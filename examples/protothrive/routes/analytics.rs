@@ -1,10 +1,10 @@
 //! `GET /analytics/dashboard` (exec and above): platform totals, aggregated by SQLite in two
 //! statements (one over roadmaps, one over agent logs and insights), never by loading rows.
 
+use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Extension, Router};
 use protothrive::gateway::ApiVersion;
 use serde_json::json;
 
@@ -40,7 +40,7 @@ fn round(x: f64, places: i32) -> f64 {
     (x * f).round() / f
 }
 
-async fn dashboard(State(s): State<AppState>, Extension(v): Extension<ApiVersion>) -> ApiResult {
+async fn dashboard(State(s): State<AppState>, v: ApiVersion) -> ApiResult {
     tick();
     let r: RoadmapTotals = sqlx::query_as(
         "SELECT COUNT(*), \

@@ -119,7 +119,7 @@ async fn issue(s: &AppState, user_id: &str, family: Option<String>) -> ApiResult
 
 async fn register(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     ValidJson(body): ValidJson<Register>,
 ) -> ApiResult {
     let hash = passwords::run_bounded(move || passwords::hash(&body.password))
@@ -167,7 +167,7 @@ async fn register(
 
 async fn login(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     ValidJson(body): ValidJson<Login>,
 ) -> ApiResult {
     let now = s.now();
@@ -232,7 +232,7 @@ async fn login(
 
 async fn refresh(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     ValidJson(body): ValidJson<Refresh>,
 ) -> ApiResult {
     let principal = s
@@ -291,7 +291,7 @@ async fn refresh(
 
 async fn logout(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     Extension(p): Extension<Principal>,
     body: axum::body::Bytes,
 ) -> ApiResult {
@@ -345,7 +345,7 @@ async fn logout(
 
 async fn me(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     Extension(p): Extension<Principal>,
 ) -> ApiResult<Response> {
     tick();

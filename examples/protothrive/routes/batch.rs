@@ -293,7 +293,7 @@ async fn item_result(res: Response) -> Value {
 
 async fn batch(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     nested: Option<Extension<InBatch>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     rid: Option<Extension<RequestId>>,

@@ -20,15 +20,16 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics_text))
 }
 
-fn version(v: Option<axum::Extension<ApiVersion>>) -> ApiVersion {
-    v.map_or(ApiVersion(1), |axum::Extension(v)| v)
+/// Health routes answer outside the versioned prefix too (as v1).
+fn version(v: Option<ApiVersion>) -> ApiVersion {
+    v.unwrap_or(ApiVersion(1))
 }
 
-async fn live(State(s): State<AppState>, v: Option<axum::Extension<ApiVersion>>) -> Response {
+async fn live(State(s): State<AppState>, v: Option<ApiVersion>) -> Response {
     envelope(version(v), s.now(), json!({"status": "healthy"}), json!({})).into_response()
 }
 
-async fn ready(State(s): State<AppState>, v: Option<axum::Extension<ApiVersion>>) -> Response {
+async fn ready(State(s): State<AppState>, v: Option<ApiVersion>) -> Response {
     let db = s.db.ping().await;
     // Redis is optional: without it configured, it does not count.
     let redis = match &s.redis {
@@ -60,7 +61,7 @@ async fn ready(State(s): State<AppState>, v: Option<axum::Extension<ApiVersion>>
     (code, body).into_response()
 }
 
-async fn status(State(s): State<AppState>, v: Option<axum::Extension<ApiVersion>>) -> Response {
+async fn status(State(s): State<AppState>, v: Option<ApiVersion>) -> Response {
     envelope(
         version(v),
         s.now(),

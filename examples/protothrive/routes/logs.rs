@@ -2,11 +2,11 @@
 //! these). Each write is one statement: `INSERT ... SELECT ... WHERE EXISTS` the live roadmap, so a
 //! missing or deleted roadmap is a 404 without a separate lookup.
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Extension, Router};
 use protothrive::gateway::{ApiVersion, ValidJson};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -215,7 +215,7 @@ type LogRow = (
 
 async fn create_log(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     ValidJson(body): ValidJson<NewLog>,
 ) -> ApiResult {
     let now = s.now();
@@ -253,7 +253,7 @@ async fn create_log(
 
 async fn create_insight(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     ValidJson(body): ValidJson<NewInsight>,
 ) -> ApiResult {
     let now = s.now();

@@ -27,7 +27,7 @@ pub fn roles() -> RoleHierarchy {
 
 /// Routes that need an authenticated user.
 pub fn user() -> RequireLayer {
-    RequireLayer::scopes(Vec::<String>::new()).realm("protothrive")
+    RequireLayer::authenticated().realm("protothrive")
 }
 
 /// Routes that need `role` or above.

@@ -200,7 +200,7 @@ type ListRow = (
 
 async fn list(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> ApiResult {
     let q = params(q)?;
@@ -252,11 +252,7 @@ async fn list(
     ))
 }
 
-async fn one(
-    State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
-    Path(id): Path<String>,
-) -> ApiResult {
+async fn one(State(s): State<AppState>, v: ApiVersion, Path(id): Path<String>) -> ApiResult {
     if !is_uuid(&id) {
         return Err(AppError::NotFound("Snippet"));
     }
@@ -276,7 +272,7 @@ async fn one(
 
 async fn create(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     Extension(p): Extension<Principal>,
     ValidJson(body): ValidJson<NewSnippet>,
 ) -> ApiResult {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::util::BoxCloneService;
-use tower::{Layer, ServiceExt, service_fn};
+use tower::{BoxError, Layer, ServiceExt, service_fn};
 
 use super::*;
 use crate::clock::ManualClock;
@@ -109,6 +109,7 @@ fn cache_status(h: &HeaderMap) -> &str {
 
 const DATE: &str = "Tue, 14 Nov 2023 22:13:20 GMT"; // ManualClock::default()
 
+mod errors;
 mod isolation;
 mod purge;
 /// The partition of the tests: the `x-user` header.

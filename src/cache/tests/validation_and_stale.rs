@@ -152,5 +152,6 @@ async fn stale_if_error_never_overrides_must_revalidate() {
     });
     send(&f.svc, get(&[])).await;
     f.clock.advance(Duration::from_secs(61));
-    assert!(f.svc.clone().oneshot(get(&[])).await.is_err());
+    let e = f.svc.clone().oneshot(get(&[])).await.unwrap_err();
+    assert_eq!(e.to_string(), "origin down");
 }

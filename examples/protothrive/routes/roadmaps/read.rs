@@ -66,7 +66,7 @@ static ONE_SQL: LazyLock<String> = LazyLock::new(|| {
 
 pub async fn list(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     Extension(p): Extension<Principal>,
     q: Params,
 ) -> ApiResult<Response> {
@@ -126,7 +126,7 @@ pub async fn list(
 
 pub async fn get_one(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     Extension(p): Extension<Principal>,
     id: Id,
 ) -> ApiResult<Response> {
@@ -243,7 +243,7 @@ async fn children(
 
 pub async fn logs(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     Extension(p): Extension<Principal>,
     id: Id,
     q: Params,
@@ -253,7 +253,7 @@ pub async fn logs(
 
 pub async fn insights(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     Extension(p): Extension<Principal>,
     id: Id,
     q: Params,

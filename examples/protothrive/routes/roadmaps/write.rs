@@ -80,7 +80,7 @@ static PATCH_SQL: LazyLock<String> = LazyLock::new(|| {
 
 pub async fn create(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     Extension(p): Extension<Principal>,
     ValidJson(body): ValidJson<RoadmapBody>,
 ) -> ApiResult<Response> {
@@ -111,7 +111,7 @@ pub async fn create(
 /// PUT: every field replaced (absent optional ones back to their defaults).
 pub async fn replace(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     Extension(p): Extension<Principal>,
     id: Id,
     ValidJson(body): ValidJson<RoadmapBody>,
@@ -141,7 +141,7 @@ pub async fn replace(
 /// PATCH: the given fields only; an empty update is a 422.
 pub async fn patch(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     Extension(p): Extension<Principal>,
     id: Id,
     ValidJson(body): ValidJson<RoadmapBody>,
@@ -210,7 +210,7 @@ static SCORE_SQL: LazyLock<String> = LazyLock::new(|| {
 
 pub async fn thrive_score(
     State(s): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
+    v: ApiVersion,
     Extension(p): Extension<Principal>,
     id: Id,
 ) -> ApiResult<Response> {
