@@ -174,7 +174,7 @@ impl Stack {
     /// route with `route_layer`, inside the stack).
     #[cfg(feature = "auth")]
     pub fn authenticated(&self) -> RequireLayer {
-        self.with_realm(RequireLayer::scopes(Vec::<String>::new()))
+        self.with_realm(RequireLayer::authenticated())
     }
 
     /// A per-route check for `role` or above in the hierarchy given to
@@ -598,7 +598,8 @@ fn check_limits(
 ) -> Result<(), ConfigError> {
     let by_ip = |k: &KeyBy| matches!(k, KeyBy::ClientIp | KeyBy::ClientIpV6Net64);
     let by_who = |k: &KeyBy| matches!(k, KeyBy::Subject | KeyBy::JwtSubject | KeyBy::ApiKey);
-    for l in by_client.iter().chain(by_principal) {
+    let on = |l: &&Limit| !l.quota().is_unlimited();
+    for l in by_client.iter().chain(by_principal).filter(on) {
         if !client_ip && l.keys().iter().any(by_ip) {
             return Err(ConfigError::new(format!(
                 "rate limit `{}` is keyed by client IP, but the stack has no client-IP layer: \
@@ -608,7 +609,7 @@ fn check_limits(
             )));
         }
     }
-    for l in by_client {
+    for l in by_client.iter().filter(on) {
         if l.keys().iter().any(by_who) {
             return Err(ConfigError::new(format!(
                 "rate limit `{}` is keyed by a principal but placed before authentication, where \
@@ -617,7 +618,7 @@ fn check_limits(
             )));
         }
     }
-    if !auth && let Some(l) = by_principal.first() {
+    if !auth && let Some(l) = by_principal.iter().find(on) {
         return Err(ConfigError::new(format!(
             "rate limit `{}` is a limit by principal, but the stack has no auth layer to find \
              one: add `.auth(...)` or `.optional_auth(...)`, or use `limit_by_client`",
