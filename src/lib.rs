@@ -1,24 +1,48 @@
 //! # protothrive
 //!
-//! Tower middleware that makes an HTTP API production-grade: the real client address behind
-//! proxies, RFC 9457 problem responses, JWT and API-key authentication, and (as they land) CORS,
-//! rate limits, caching, batching, tracing and resilience — layers that know about each other and
-//! go together in the right order.
+//! Tower middleware that makes an HTTP API production-grade — the real client address behind
+//! proxies, request ids, CORS, security headers, API versions and body limits, rate limits, JWT and
+//! API-key authentication, CSRF, an RFC 9111 cache, RFC 9457 problem responses — as layers that
+//! know about each other and go together in the right order.
 //!
-//! Every layer is generic over `http::Request`/`http::Response`, so it works with axum, hyper and
-//! tonic, and each works alone.
+//! ## The order, and why
+//!
+//! [`stack::Stack`] assembles them outer to inner; each layer also works alone with axum, hyper
+//! or tonic (every one is generic over `http::Request`/`http::Response`).
+//!
+//! | # | layer | why there |
+//! |---|---|---|
+//! | 1 | `client_ip` | the client address, resolved once from trusted proxies; every layer below reads it |
+//! | 2 | [`request_id`] (the trace position) | every rejection below carries `request_id` |
+//! | 3 | `cors` | preflights answered before auth and limits; CORS headers on every 401/403/429 further in |
+//! | 4 | `security_headers`, `gateway` | headers on every answer; versions; 413/415 before any work |
+//! | 5 | `rate_limit` by client | floods stopped before authentication is paid for |
+//! | 6 | `auth` | the [`identity::Principal`] for everything inside |
+//! | 7 | `csrf` | only cookie-authenticated writes, so after auth |
+//! | 8 | `rate_limit` by principal | per user and per API key |
+//! | 9 | per route: role check, then `cache` | a shared entry never answers a caller the route refuses |
+//!
+//! Impossible mixes (a per-IP limit without client IP, a per-user limit without auth, credentials
+//! with a wildcard origin) are [`error::ConfigError`]s when the stack is built.
 //!
 //! | module | feature | what it does |
 //! |---|---|---|
+//! | [`stack`] | always (layers by feature) | the order above from one builder, or from [`stack::Settings`] (`config` for TOML) |
 //! | [`clock`] | always | injected time: nothing else reads the wall clock |
 //! | [`error`] | always | `application/problem+json` rejections with stable codes |
+//! | [`identity`] | always | the client address, principal and credential source the layers share |
+//! | [`request_id`] | always | `X-Request-Id` in and out, and on every problem |
 //! | `client_ip` | `client-ip` | the client address, from trusted proxies' forwarding headers |
 //! | `auth` | `auth` (`jwks`) | JWT (HS/RS/PS/ES/EdDSA) and API keys → a `Principal` |
+//! | `gateway` | `gateway` | API versions, body and media-type limits, JSON validation |
 //! | `cors` | `cors` | CORS per the Fetch standard; refused preflights get a 403 problem |
 //! | `security_headers` | `security-headers` | HSTS, nosniff, frame options, referrer policy, CSP, COOP |
 //! | `csrf` | `csrf` | double-submit CSRF check for cookie-authenticated writes |
-//! | `rate_limit` | `rate-limit` | GCRA limits by IP, user, API key or route; IETF `RateLimit` headers |
-//! | `cache` | `cache` | RFC 9111 shared cache: freshness, revalidation, stale handling, coalescing, invalidation |
+//! | `rate_limit` | `rate-limit` (`redis`) | GCRA limits by IP, user, API key or route; IETF `RateLimit` headers |
+//! | `cache` | `cache` (`redis`) | RFC 9111 shared cache: freshness, revalidation, stale handling, coalescing, invalidation |
+//!
+//! No feature is on by default: each layer's feature brings only what it needs (`full` has them
+//! all).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "auth")]
@@ -47,3 +71,8 @@ pub mod request_id;
 #[cfg(feature = "security-headers")]
 pub mod security_headers;
 pub mod stack;
+
+// The README's code blocks are compiled and run with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,5 +1,5 @@
 /// Where a request's credential came from, as a request extension next to the
-/// [`Principal`]. A CSRF check applies only to [`CredentialSource::Cookie`].
+/// [`Principal`](super::Principal). A CSRF check applies only to [`CredentialSource::Cookie`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CredentialSource {

@@ -217,7 +217,7 @@ impl Settings {
 /// | `jwt_issuer`, `jwt_audience` | required `iss` and `aud` |
 /// | `jwt_leeway` | seconds of clock-skew leeway (default 60) |
 /// | `jwks_url` | also accept tokens signed by this JWKS's keys (feature `jwks`) |
-/// | `rate_limits` | a [`QuotaList`]: `ip` by client address, `user` by subject, `api_key` by API key; other names are the application's |
+/// | `rate_limits` | a `QuotaList`: `ip` by client address, `user` by subject, `api_key` by API key; other names are the application's |
 /// | `max_body_bytes` | the body limit (default 1 MiB) |
 /// | `realm` | the `WWW-Authenticate` realm |
 #[derive(Clone, Default)]

@@ -13,7 +13,7 @@
 //! | 6 | auth | the [`Principal`](crate::identity::Principal) for everything inside |
 //! | 7 | CSRF | only cookie-authenticated writes, so after auth |
 //! | 8 | limits by principal | per user, per API key |
-//! | 9 | per route: [`Stack::require_role`], then [`Stack::cache`] | the cache inside each route's check, so a shared entry never answers a caller the route refuses |
+//! | 9 | per route: `Stack::require_role`, then `Stack::cache` | the cache inside each route's check, so a shared entry never answers a caller the route refuses |
 //!
 //! Guarantees:
 //! * one [`Clock`](crate::clock::Clock) for every time-dependent layer, one realm for every
@@ -25,7 +25,7 @@
 //!   [`StackBuilder::build`]: a per-IP limit without the client-IP layer, a limit by principal
 //!   without auth (or before it), credentials with a wildcard origin;
 //! * with the `gateway` feature the body limit is always there (1 MiB unless
-//!   [`StackBuilder::body_limits`] says otherwise), so the inner service receives
+//!   `StackBuilder::body_limits` says otherwise), so the inner service receives
 //!   `http_body_util::Limited<B>` bodies — an axum `Router` takes any body;
 //! * every layer keeps the inner service's error type and answers rejections itself, so the stack
 //!   goes on an axum `Router` with `.layer(stack)` and needs no `HandleErrorLayer`.
