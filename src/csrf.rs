@@ -62,7 +62,8 @@ use subtle::ConstantTimeEq;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::error::{Problem, ProblemBody, ResponseFuture, code};
+use crate::error::{Problem, code};
+use crate::response::{ResponseBody, ResponseFuture};
 
 static SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -239,7 +240,7 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Csrf<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
-    type Response = Response<ProblemBody<ResBody>>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
@@ -259,7 +260,7 @@ where
             let problem = Problem::new(StatusCode::FORBIDDEN, code::CSRF_FORBIDDEN)
                 .with_detail(detail)
                 .render_for(req.extensions());
-            return ResponseFuture::ready(ProblemBody::map_problem(problem));
+            return ResponseFuture::ready(ResponseBody::map_problem(problem));
         }
         ResponseFuture::inner(self.inner.call(req))
     }

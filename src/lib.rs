@@ -32,6 +32,7 @@
 //! | [`error`] | always | `application/problem+json` rejections with stable codes |
 //! | [`identity`] | always | the client address, principal and credential source the layers share |
 //! | [`request_id`] | always | `X-Request-Id` in and out, and on every problem |
+//! | [`response`] | always | the one response body and future every layer shares |
 //! | `client_ip` | `client-ip` | the client address, from trusted proxies' forwarding headers |
 //! | `auth` | `auth` (`jwks`) | JWT (HS/RS/PS/ES/EdDSA) and API keys → a `Principal` |
 //! | `gateway` | `gateway` | API versions, body and media-type limits, JSON validation |
@@ -68,6 +69,7 @@ pub mod rate_limit;
 #[cfg(all(feature = "redis", any(feature = "rate-limit", feature = "cache")))]
 mod redis_conn;
 pub mod request_id;
+pub mod response;
 #[cfg(feature = "security-headers")]
 pub mod security_headers;
 pub mod stack;

@@ -7,7 +7,7 @@ use tower_service::Service;
 use super::authenticator::Quick;
 use super::challenge;
 use super::{Authenticator, Reason};
-use crate::error::{ProblemBody, ResponseFuture};
+use crate::response::{ResponseBody, ResponseFuture};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -97,8 +97,8 @@ fn reject<B>(
     reason: Reason,
     sent: bool,
     ext: &http::Extensions,
-) -> Response<ProblemBody<B>> {
-    ProblemBody::map_problem(challenge::refused(reason, auth.realm(), sent).render_for(ext))
+) -> Response<ResponseBody<B>> {
+    ResponseBody::map_problem(challenge::refused(reason, auth.realm(), sent).render_for(ext))
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Auth<S>
@@ -109,7 +109,7 @@ where
     ReqBody: Send + 'static,
     ResBody: Send + 'static,
 {
-    type Response = Response<ProblemBody<ResBody>>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
@@ -153,7 +153,7 @@ where
                             parts.extensions.insert(principal);
                             parts.extensions.insert(source);
                             let req = Request::from_parts(parts, body);
-                            inner.call(req).await.map(ProblemBody::map_response)
+                            inner.call(req).await.map(ResponseBody::map_response)
                         }
                         Err(e) => Ok(reject(&auth, e.reason(), true, &parts.extensions)),
                     }

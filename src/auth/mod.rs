@@ -89,8 +89,8 @@ mod token;
 mod verify;
 
 pub use crate::error::ConfigError;
-pub use crate::error::ResponseFuture;
 pub use crate::identity::{Principal, PrincipalBuilder, RoleHierarchy, Scheme};
+pub use crate::response::ResponseFuture;
 pub use apikey::{
     ApiKeyHash, ApiKeyRecord, ApiKeyStore, InMemoryApiKeys, MAX_API_KEY_BYTES, generate_api_key,
 };

@@ -6,7 +6,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{ConfigError, Principal, Reason, RoleHierarchy, challenge};
-use crate::error::{ProblemBody, ResponseFuture};
+use crate::response::{ResponseBody, ResponseFuture};
 
 #[derive(Debug, Clone)]
 struct Rules {
@@ -200,7 +200,7 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Require<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
-    type Response = Response<ProblemBody<ResBody>>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
@@ -220,7 +220,7 @@ where
         match problem {
             None => ResponseFuture::inner(self.inner.call(req)),
             Some(p) => {
-                ResponseFuture::ready(ProblemBody::map_problem(p.render_for(req.extensions())))
+                ResponseFuture::ready(ResponseBody::map_problem(p.render_for(req.extensions())))
             }
         }
     }

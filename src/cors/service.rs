@@ -11,8 +11,9 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use tower_service::Service;
 
 use super::preflight::{self, Config};
-use crate::error::{self, Problem, ProblemBody, Stamp, code};
+use crate::error::{Problem, code};
 use crate::headers::append_vary;
+use crate::response::{self, ResponseBody, Stamp};
 
 static REQUEST_PRIVATE_NETWORK: HeaderName =
     HeaderName::from_static("access-control-request-private-network");
@@ -92,7 +93,7 @@ fn preflight<B, R>(
     config: &Config,
     req: &Request<R>,
     method: &HeaderValue,
-) -> Response<ProblemBody<B>> {
+) -> Response<ResponseBody<B>> {
     let origin = preflight::allowed_origin(config, req.headers());
     let vary: &[&str] = if config.private_network {
         &PREFLIGHT_VARY_PNA
@@ -109,7 +110,7 @@ fn preflight<B, R>(
     let origin = match checked.and(origin.ok_or(preflight::Refusal::Origin)) {
         Ok(origin) => origin,
         Err(refusal) => {
-            let mut res = ProblemBody::map_problem(
+            let mut res = ResponseBody::map_problem(
                 Problem::new(StatusCode::FORBIDDEN, code::CORS_FORBIDDEN)
                     .with_detail(refusal.detail())
                     .render_for(req.extensions()),
@@ -118,7 +119,7 @@ fn preflight<B, R>(
             return res;
         }
     };
-    let mut res = Response::new(ProblemBody::full(Bytes::new()));
+    let mut res = Response::new(ResponseBody::full(Bytes::new()));
     *res.status_mut() = StatusCode::NO_CONTENT;
     let h = res.headers_mut();
     h.insert(
@@ -163,7 +164,7 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Cors<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
-    type Response = Response<ProblemBody<ResBody>>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
@@ -216,4 +217,4 @@ impl Stamp for CorsStamp {
 }
 
 /// Response future of [`Cors`].
-pub type ResponseFuture<F, B, E> = error::ResponseFuture<F, B, E, CorsStamp>;
+pub type ResponseFuture<F, B, E> = response::ResponseFuture<F, B, E, CorsStamp>;

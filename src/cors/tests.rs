@@ -10,7 +10,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::*;
-use crate::error::ProblemBody;
+use crate::response::ResponseBody;
 
 /// The inner service: answers with the status in `x-status` (default 200) and its own `Vary`, and
 /// counts calls in a response header, so a test sees whether a request got through.
@@ -33,7 +33,7 @@ fn app(req: Request<()>) -> std::future::Ready<Result<Response<String>, Infallib
     std::future::ready(Ok(res))
 }
 
-fn call(layer: &CorsLayer, req: Request<()>) -> Response<ProblemBody<String>> {
+fn call(layer: &CorsLayer, req: Request<()>) -> Response<ResponseBody<String>> {
     let mut svc = layer.layer(tower::service_fn(app));
     let mut fut = pin!(svc.call(req));
     match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {

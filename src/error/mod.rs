@@ -38,15 +38,11 @@
 //! Cost: rendering is one small `serde_json` serialisation (~300 ns); nothing is paid on the success
 //! path.
 
-mod body;
 pub mod code;
 mod config;
-mod future;
 mod problem;
 mod render;
 
-pub use body::ProblemBody;
 pub use config::ConfigError;
-pub use future::{NoStamp, ResponseFuture, Stamp};
 pub use problem::{Problem, RequestId, TraceId};
 pub use render::{JsonRenderer, RenderProblem, Renderer, RendererLayer, RendererService};

@@ -7,7 +7,8 @@ use http_body_util::Limited;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::error::{Problem, ProblemBody, ResponseFuture, code};
+use crate::error::{Problem, code};
+use crate::response::{ResponseBody, ResponseFuture};
 
 /// The default body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -140,7 +141,7 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequestLimits<S>
 where
     S: Service<Request<Limited<ReqBody>>, Response = Response<ResBody>>,
 {
-    type Response = Response<ProblemBody<ResBody>>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
@@ -182,7 +183,9 @@ where
             })
         });
         if let Some(p) = problem {
-            return ResponseFuture::ready(ProblemBody::map_problem(p.render_for(req.extensions())));
+            return ResponseFuture::ready(ResponseBody::map_problem(
+                p.render_for(req.extensions()),
+            ));
         }
         let (mut parts, body) = req.into_parts();
         parts.extensions.insert(BodyLimit(max));

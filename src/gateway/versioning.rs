@@ -9,7 +9,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::version::{self, ApiVersion, NegotiationError, VersionSource};
-use crate::error::{self, ConfigError, Problem, ProblemBody, Stamp, code};
+use crate::error::{ConfigError, Problem, code};
+use crate::response::{self, ResponseBody, Stamp};
 
 /// The `API-Version` header (request and response).
 pub static API_VERSION: HeaderName = HeaderName::from_static("api-version");
@@ -277,7 +278,7 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Versioning<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
-    type Response = Response<ProblemBody<ResBody>>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
@@ -316,7 +317,7 @@ where
                         supported.join(", ")
                     ))
                     .with_member("supported_versions", supported);
-                return ResponseFuture::ready(ProblemBody::map_problem(
+                return ResponseFuture::ready(ResponseBody::map_problem(
                     problem.render_for(req.extensions()),
                 ));
             }
@@ -380,4 +381,4 @@ impl Stamp for VersionStamp {
 }
 
 /// Response future of [`Versioning`].
-pub type ResponseFuture<F, B, E> = error::ResponseFuture<F, B, E, VersionStamp>;
+pub type ResponseFuture<F, B, E> = response::ResponseFuture<F, B, E, VersionStamp>;

@@ -14,9 +14,10 @@ use smallvec::SmallVec;
 use super::Decision;
 use super::layer::{Config, KeyBy, Limit, Route};
 use super::remote::{CheckFuture, OnStoreError, StoreError, StoreErrorKind};
-use crate::error::{self, Problem, ProblemBody, Stamp, code};
+use crate::error::{Problem, code};
 use crate::identity::ClientIp;
 use crate::identity::{Principal, Scheme};
+use crate::response::{self, ResponseBody, Stamp};
 
 /// `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10 §4).
 pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
@@ -341,7 +342,7 @@ where
     ReqBody: Send + 'static,
     ResBody: 'static,
 {
-    type Response = Response<ProblemBody<ResBody>>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
@@ -386,7 +387,7 @@ where
         let mut applied = check_locally(config, &req, now);
         match verdict(&mut applied, config.headers) {
             Verdict::Pass(stamp) => ResponseFuture::stamped(self.inner.call(req), stamp),
-            Verdict::Refuse(problem) => ResponseFuture::ready(ProblemBody::map_problem(
+            Verdict::Refuse(problem) => ResponseFuture::ready(ResponseBody::map_problem(
                 problem.render_for(req.extensions()),
             )),
         }
@@ -417,7 +418,7 @@ async fn decide_remotely<S, ReqBody, ResBody>(
     asked: CheckFuture,
     mut inner: S,
     req: Request<ReqBody>,
-) -> Result<Response<ProblemBody<ResBody>>, S::Error>
+) -> Result<Response<ResponseBody<ResBody>>, S::Error>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
@@ -440,10 +441,10 @@ where
             tracing::warn!(error = %error, policy = policy.as_str(), "rate-limit store failed");
             match policy {
                 OnStoreError::FailOpen => {
-                    return inner.call(req).await.map(ProblemBody::map_response);
+                    return inner.call(req).await.map(ResponseBody::map_response);
                 }
                 OnStoreError::FailClosed => {
-                    return Ok(ProblemBody::map_problem(
+                    return Ok(ResponseBody::map_problem(
                         store_down().render_for(req.extensions()),
                     ));
                 }
@@ -459,9 +460,9 @@ where
                 let status = res.status();
                 stamp.stamp(status, res.headers_mut());
             }
-            Ok(ProblemBody::map_response(res))
+            Ok(ResponseBody::map_response(res))
         }
-        Verdict::Refuse(problem) => Ok(ProblemBody::map_problem(
+        Verdict::Refuse(problem) => Ok(ResponseBody::map_problem(
             problem.render_for(req.extensions()),
         )),
     }
@@ -482,4 +483,4 @@ impl Stamp for RateLimitStamp {
 
 /// The response future of [`RateLimit`]: the inner service's (stamped with the headers), a
 /// ready `429`, or — with a [`RemoteStore`](super::RemoteStore) — the store's answer first.
-pub type ResponseFuture<F, B, E> = error::ResponseFuture<F, B, E, RateLimitStamp>;
+pub type ResponseFuture<F, B, E> = response::ResponseFuture<F, B, E, RateLimitStamp>;

@@ -10,7 +10,7 @@ use http::Response;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::error::ProblemBody;
+use crate::response::ResponseBody;
 
 /// How the response of a left-out layer is made to look like the present layer's.
 pub trait MapOff<R> {
@@ -31,15 +31,15 @@ impl<R> MapOff<R> for Same {
     }
 }
 
-/// For layers whose body is a [`ProblemBody`] around the inner one (every layer that may answer
+/// For layers whose body is a [`ResponseBody`] around the inner one (every layer that may answer
 /// by itself).
 #[derive(Debug, Clone, Copy)]
 pub enum Wrap {}
 
 impl<B> MapOff<Response<B>> for Wrap {
-    type Out = Response<ProblemBody<B>>;
+    type Out = Response<ResponseBody<B>>;
     fn map(response: Response<B>) -> Self::Out {
-        ProblemBody::map_response(response)
+        ResponseBody::map_response(response)
     }
 }
 

@@ -10,7 +10,8 @@ use protothrive::auth::{
     Algorithm, AuthLayer, Authenticator, CredentialSource, Principal, RequireLayer, RoleHierarchy,
 };
 use protothrive::clock::ManualClock;
-use protothrive::error::{ProblemBody, RequestId};
+use protothrive::error::RequestId;
+use protothrive::response::ResponseBody;
 use serde_json::{Value, json};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
@@ -38,7 +39,7 @@ pub(crate) async fn ok(_req: Request<String>) -> Result<Response<Full<Bytes>>, I
 /// `layer` over the echo handler.
 pub(crate) fn echo(
     layer: &AuthLayer,
-) -> impl Service<Request<String>, Response = Response<ProblemBody<Full<Bytes>>>, Error = Infallible>
+) -> impl Service<Request<String>, Response = Response<ResponseBody<Full<Bytes>>>, Error = Infallible>
 + Clone
 + use<> {
     layer.layer(service_fn(handler))

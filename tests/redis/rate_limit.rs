@@ -40,7 +40,7 @@ fn limited(
     clock: SharedClock,
 ) -> impl Service<
     Request<()>,
-    Response = Response<protothrive::error::ProblemBody<()>>,
+    Response = Response<protothrive::response::ResponseBody<()>>,
     Error = Infallible,
     Future: Send,
 > + Clone {
@@ -203,7 +203,7 @@ async fn probe<S>(svc: &S) -> (StatusCode, bool, Duration)
 where
     S: Service<
             Request<()>,
-            Response = Response<protothrive::error::ProblemBody<()>>,
+            Response = Response<protothrive::response::ResponseBody<()>>,
             Error = Infallible,
         > + Clone,
 {

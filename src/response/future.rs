@@ -6,9 +6,9 @@ use std::task::{Context, Poll};
 use http::{HeaderMap, Response, StatusCode};
 use pin_project_lite::pin_project;
 
-use super::ProblemBody;
+use super::ResponseBody;
 
-type Boxed<B, E> = Pin<Box<dyn Future<Output = Result<Response<ProblemBody<B>>, E>> + Send>>;
+type Boxed<B, E> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
 
 /// What a layer adds to the inner service's response once it arrives (CORS headers, `API-Version`,
 /// `RateLimit`, ...).
@@ -34,7 +34,7 @@ pin_project! {
     ///
     /// ```
     /// use http::{HeaderMap, HeaderValue, Response, StatusCode};
-    /// use protothrive::error::{ResponseFuture, Stamp};
+    /// use protothrive::response::{ResponseFuture, Stamp};
     ///
     /// struct Served;
     /// impl Stamp for Served {
@@ -59,13 +59,13 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F, B, E, T> {
         Inner { #[pin] future: F, stamp: Option<T> },
-        Ready { response: Option<Response<ProblemBody<B>>> },
+        Ready { response: Option<Response<ResponseBody<B>>> },
         Boxed { future: Boxed<B, E> },
     }
 }
 
 impl<F, B, E, T> ResponseFuture<F, B, E, T> {
-    /// Passes the inner service's future through (its body wrapped in [`ProblemBody`]).
+    /// Passes the inner service's future through (its body wrapped in [`ResponseBody`]).
     pub fn inner(future: F) -> Self {
         Self::stamped(future, None)
     }
@@ -78,7 +78,7 @@ impl<F, B, E, T> ResponseFuture<F, B, E, T> {
     }
 
     /// Answers at once with `response` (a rendered problem, or a preflight answer).
-    pub fn ready(response: Response<ProblemBody<B>>) -> Self {
+    pub fn ready(response: Response<ResponseBody<B>>) -> Self {
         Self {
             kind: Kind::Ready {
                 response: Some(response),
@@ -105,7 +105,7 @@ where
     F: Future<Output = Result<Response<B>, E>>,
     T: Stamp,
 {
-    type Output = Result<Response<ProblemBody<B>>, E>;
+    type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
@@ -115,7 +115,7 @@ where
                     let status = res.status();
                     stamp.stamp(status, res.headers_mut());
                 }
-                Poll::Ready(Ok(ProblemBody::map_response(res)))
+                Poll::Ready(Ok(ResponseBody::map_response(res)))
             }
             KindProj::Ready { response } => match response.take() {
                 Some(r) => Poll::Ready(Ok(r)),

@@ -8,7 +8,7 @@ use pin_project_lite::pin_project;
 
 pin_project! {
     /// The response body of a layer that may answer by itself or replace what the inner service
-    /// sent: the inner service's body; bytes of its own (a rendered [`Problem`](super::Problem),
+    /// sent: the inner service's body; bytes of its own (a rendered [`Problem`](crate::error::Problem),
     /// a stored cache entry, a buffered body with its trailers); or bytes already read from the
     /// inner body followed by the rest of it (a body the cache began to buffer and let stream
     /// through).
@@ -16,13 +16,13 @@ pin_project! {
     /// ```
     /// use bytes::Bytes;
     /// use http_body::Body;
-    /// use protothrive::error::ProblemBody;
+    /// use protothrive::response::ResponseBody;
     ///
-    /// let body: ProblemBody<http_body_util::Empty<Bytes>> = ProblemBody::full(Bytes::from("{}"));
+    /// let body: ResponseBody<http_body_util::Empty<Bytes>> = ResponseBody::full(Bytes::from("{}"));
     /// assert_eq!(body.size_hint().exact(), Some(2));
     /// ```
     #[derive(Debug)]
-    pub struct ProblemBody<B> {
+    pub struct ResponseBody<B> {
         #[pin]
         kind: Kind<B>,
     }
@@ -38,7 +38,7 @@ pin_project! {
     }
 }
 
-impl<B> ProblemBody<B> {
+impl<B> ResponseBody<B> {
     /// Wraps the inner service's body.
     pub fn inner(body: B) -> Self {
         Self {
@@ -83,13 +83,13 @@ impl<B> ProblemBody<B> {
     }
 }
 
-impl<B: Default> Default for ProblemBody<B> {
+impl<B: Default> Default for ResponseBody<B> {
     fn default() -> Self {
         Self::inner(B::default())
     }
 }
 
-impl<B> Body for ProblemBody<B>
+impl<B> Body for ResponseBody<B>
 where
     B: Body<Data = Bytes>,
 {
