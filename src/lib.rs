@@ -65,9 +65,8 @@ mod headers;
 pub mod identity;
 #[cfg(feature = "rate-limit")]
 pub mod rate_limit;
-// Shared by the Redis stores of the rate limiter and the cache.
-#[cfg(all(feature = "redis", any(feature = "rate-limit", feature = "cache")))]
-mod redis_conn;
+#[cfg(feature = "redis")]
+pub mod redis_handle;
 pub mod request_id;
 pub mod response;
 #[cfg(feature = "security-headers")]

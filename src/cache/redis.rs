@@ -12,7 +12,7 @@ use super::broadcast::encode_purge;
 use super::key::{key_uri, path_and_query};
 use super::store::{BoxFuture, CacheEntry, CacheTier, Purge};
 use crate::error::ConfigError;
-use crate::redis_conn::Breaker;
+use crate::redis_handle::{Breaker, RedisHandle, Source};
 
 /// Why a Redis tier call failed (the cache skips the tier).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,10 +118,10 @@ impl fmt::Debug for RedisTier {
 #[derive(Clone)]
 #[must_use]
 pub struct RedisTierBuilder {
-    url: String,
+    source: Source,
     prefix: String,
     channel: String,
-    timeout: Duration,
+    timeout: Option<Duration>,
 }
 
 impl fmt::Debug for RedisTierBuilder {
@@ -147,7 +147,7 @@ impl RedisTierBuilder {
 
     /// The bound on one call (default 50 ms).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = Some(timeout);
         self
     }
 
@@ -156,17 +156,17 @@ impl RedisTierBuilder {
     /// # Errors
     /// Not a Redis URL, a zero timeout, or no Tokio runtime.
     pub fn build(self) -> Result<RedisTier, ConfigError> {
-        let (client, conn) =
-            crate::redis_conn::connect("Redis cache tier", &self.url, self.timeout)?;
+        let timeout = self.timeout;
+        let handle = self.source.handle("Redis cache tier", timeout)?;
         Ok(RedisTier {
-            client,
-            conn,
+            client: handle.client,
+            conn: handle.conn,
             put: Arc::new(Script::new(PUT)),
             drop_tag: Arc::new(Script::new(DROP_TAG)),
             prefix: self.prefix.into(),
             channel: self.channel.into(),
-            timeout: self.timeout,
-            breaker: Arc::new(Breaker::new()),
+            timeout: timeout.unwrap_or(handle.timeout),
+            breaker: handle.breaker,
         })
     }
 }
@@ -191,11 +191,21 @@ impl RedisTier {
     /// let b = RedisTier::builder("redis://127.0.0.1:6379").key_prefix("app:cache:");
     /// ```
     pub fn builder(url: impl Into<String>) -> RedisTierBuilder {
+        Self::from_source(Source::Url(url.into()))
+    }
+
+    /// A builder on a connection shared with other stores (one connection manager and one outage
+    /// breaker for the whole application); its timeout is the handle's unless set here.
+    pub fn from_handle(handle: &RedisHandle) -> RedisTierBuilder {
+        Self::from_source(Source::Handle(handle.clone()))
+    }
+
+    fn from_source(source: Source) -> RedisTierBuilder {
         RedisTierBuilder {
-            url: url.into(),
+            source,
             prefix: "protothrive:cache:".to_owned(),
             channel: "protothrive:cache:invalidate".to_owned(),
-            timeout: Duration::from_millis(50),
+            timeout: None,
         }
     }
 

@@ -10,7 +10,7 @@ use redis::{RedisError, Script};
 use super::remote::{CheckFuture, RemoteStore, StoreError, StoreErrorKind};
 use super::{Decision, Quota};
 use crate::error::ConfigError;
-use crate::redis_conn::Breaker;
+use crate::redis_handle::{Breaker, RedisHandle, Source};
 
 /// GCRA over microseconds, one triple (allowed, remaining | retry-after, reset) per key.
 ///
@@ -128,8 +128,8 @@ impl fmt::Debug for RedisStore {
 #[derive(Clone)]
 #[must_use]
 pub struct RedisStoreBuilder {
-    url: String,
-    timeout: Duration,
+    source: Source,
+    timeout: Option<Duration>,
     prefix: String,
     time: TimeSource,
 }
@@ -155,9 +155,29 @@ impl RedisStore {
     /// let builder = RedisStore::builder("redis://127.0.0.1:6379").key_prefix("myapp:rl:");
     /// ```
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        Self::from_source(Source::Url(url.into()))
+    }
+
+    /// A builder on a connection shared with other stores (one connection manager and one outage
+    /// breaker for the whole application); its timeout is the handle's unless set here.
+    ///
+    /// ```
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// # let _guard = rt.enter();
+    /// use protothrive::rate_limit::RedisStore;
+    /// use protothrive::redis_handle::RedisHandle;
+    /// let handle = RedisHandle::builder("redis://127.0.0.1:6379").build().unwrap();
+    /// let store = RedisStore::from_handle(&handle).key_prefix("myapp:rl:").build().unwrap();
+    /// # let _ = store;
+    /// ```
+    pub fn from_handle(handle: &RedisHandle) -> RedisStoreBuilder {
+        Self::from_source(Source::Handle(handle.clone()))
+    }
+
+    fn from_source(source: Source) -> RedisStoreBuilder {
         RedisStoreBuilder {
-            url: url.into(),
-            timeout: DEFAULT_TIMEOUT,
+            source,
+            timeout: None,
             prefix: "protothrive:rl:".to_owned(),
             time: TimeSource::Server,
         }
@@ -179,7 +199,7 @@ impl RedisStore {
 impl RedisStoreBuilder {
     /// The bound on one check, waiting for a connection included (default 50 ms).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = Some(timeout);
         self
     }
 
@@ -202,15 +222,15 @@ impl RedisStoreBuilder {
     /// A URL that is not a Redis URL, a zero timeout, or no Tokio runtime to run the connection
     /// on (call it from inside one).
     pub fn build(self) -> Result<RedisStore, ConfigError> {
-        let (_, conn) =
-            crate::redis_conn::connect("Redis rate-limit store", &self.url, self.timeout)?;
+        let timeout = self.timeout;
+        let handle = self.source.handle("Redis rate-limit store", timeout)?;
         Ok(RedisStore {
-            conn,
+            conn: handle.conn,
             script: Arc::new(Script::new(SCRIPT)),
-            timeout: self.timeout,
+            timeout: timeout.unwrap_or(handle.timeout),
             prefix: self.prefix.into(),
             time: self.time,
-            breaker: Arc::new(Breaker::new()),
+            breaker: handle.breaker,
         })
     }
 }

@@ -62,6 +62,10 @@ pub(super) struct Built {
     pub(super) roles: Option<RoleHierarchy>,
     #[cfg(feature = "cache")]
     pub(super) cache: Option<CacheLayer>,
+    #[cfg(feature = "redis")]
+    pub(super) redis: Option<crate::redis_handle::RedisHandle>,
+    #[cfg(all(feature = "redis", feature = "cache"))]
+    pub(super) _subscription: Option<crate::cache::Subscription>,
     pub(super) allow_headers: Vec<String>,
     pub(super) expose_headers: Vec<String>,
 }
@@ -102,6 +106,8 @@ pub struct StackBuilder {
     csrf: Option<CsrfLayer>,
     #[cfg(feature = "cache")]
     cache: Option<CacheLayerBuilder>,
+    #[cfg(feature = "redis")]
+    redis: Option<crate::redis_handle::RedisHandle>,
 }
 
 impl Default for StackBuilder {
@@ -138,6 +144,8 @@ impl Default for StackBuilder {
             csrf: None,
             #[cfg(feature = "cache")]
             cache: None,
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 }
@@ -214,6 +222,14 @@ impl Stack {
     #[must_use]
     pub fn authenticator(&self) -> Option<&Authenticator> {
         self.built.auth.as_ref().map(|(a, _)| a)
+    }
+
+    /// The Redis connection every store of the stack shares (for readiness checks, or a store of
+    /// the application's own).
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn redis(&self) -> Option<&crate::redis_handle::RedisHandle> {
+        self.built.redis.as_ref()
     }
 
     /// The route cache (put it on cacheable routes with `route_layer`, after their role check,
@@ -393,6 +409,17 @@ impl StackBuilder {
         self
     }
 
+    /// One Redis connection and outage breaker for every store of the stack: both rate-limit
+    /// positions decide in Redis (one limit across instances; the in-process store decides
+    /// during an outage, unless [`remote_rate_limit_store`](Self::remote_rate_limit_store) says
+    /// otherwise), and the route cache gets Redis as its L2 tier with purges broadcast to every
+    /// instance.
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, handle: crate::redis_handle::RedisHandle) -> Self {
+        self.redis = Some(handle);
+        self
+    }
+
     /// The route cache handed out by [`Stack::cache`]; the stack sets its clock.
     #[cfg(feature = "cache")]
     pub fn cache(mut self, builder: CacheLayerBuilder) -> Self {
@@ -459,6 +486,18 @@ impl StackBuilder {
             let store: Arc<dyn RateLimitStore> = self
                 .store
                 .unwrap_or_else(|| Arc::new(crate::rate_limit::InMemoryStore::default()));
+            #[cfg(feature = "redis")]
+            let remote = match (self.remote, &self.redis) {
+                (Some(r), _) => Some(r),
+                (None, Some(h)) => Some((
+                    Arc::new(crate::rate_limit::RedisStore::from_handle(h).build()?)
+                        as Arc<dyn RemoteStore>,
+                    OnStoreError::Local,
+                )),
+                (None, None) => None,
+            };
+            #[cfg(not(feature = "redis"))]
+            let remote = self.remote;
             let layer = |limits: Vec<Limit>| -> Result<Option<RateLimitLayer>, ConfigError> {
                 let limits: Vec<Limit> = limits
                     .into_iter()
@@ -471,7 +510,7 @@ impl StackBuilder {
                     .store(store.clone())
                     .clock(clock.clone())
                     .headers(self.rate_limit_headers);
-                if let Some((remote, policy)) = &self.remote {
+                if let Some((remote, policy)) = &remote {
                     b = b.remote_store(remote.clone(), *policy);
                 }
                 for l in limits {
@@ -519,6 +558,8 @@ impl StackBuilder {
             needs(&[c.token_header_name().as_str()], &[]);
         }
 
+        #[cfg(all(feature = "redis", feature = "cache"))]
+        let mut subscription = None;
         #[cfg(feature = "cache")]
         let cache = match self.cache {
             Some(b) => {
@@ -526,7 +567,24 @@ impl StackBuilder {
                     &["if-none-match", "if-modified-since", "cache-control"],
                     &["etag", "age", "cache-status"],
                 );
-                Some(b.clock(clock.clone()).build()?)
+                #[allow(unused_mut)]
+                let mut b = b.clock(clock.clone());
+                #[cfg(feature = "redis")]
+                let tier = match &self.redis {
+                    Some(h) => {
+                        let tier = crate::cache::RedisTier::from_handle(h).build()?;
+                        b = b.tier(Arc::new(tier.clone()));
+                        Some(tier)
+                    }
+                    None => None,
+                };
+                let layer = b.build()?;
+                #[cfg(feature = "redis")]
+                if let Some(tier) = tier {
+                    let local = layer.handle();
+                    subscription = Some(tier.subscribe(move |p| local.invalidate_local(&p))?);
+                }
+                Some(layer)
             }
             None => None,
         };
@@ -573,6 +631,10 @@ impl StackBuilder {
                 roles: self.roles,
                 #[cfg(feature = "cache")]
                 cache,
+                #[cfg(feature = "redis")]
+                redis: self.redis,
+                #[cfg(all(feature = "redis", feature = "cache"))]
+                _subscription: subscription,
                 allow_headers: allow,
                 expose_headers: expose,
             }),

@@ -161,6 +161,7 @@ impl<S> Layer<S> for Stack {
 
 impl Stack {
     fn inner<S>(&self, inner: S) -> InnerService<S> {
+        #[allow(unused_variables)]
         let b = &*self.built;
         #[cfg(feature = "rate-limit")]
         let inner = slot(b.by_principal.as_ref(), inner);

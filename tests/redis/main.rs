@@ -6,3 +6,4 @@ mod cache;
 mod http_cache;
 mod rate_limit;
 mod server;
+mod stack;

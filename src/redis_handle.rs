@@ -1,0 +1,269 @@
+//! One Redis connection for every store of an application (feature `redis`): the rate limiter's
+//! GCRA state, the cache's L2 tier and its purge broadcast share one [`RedisHandle`] — one
+//! lazily connecting, multiplexed connection that reconnects in the background with exponential
+//! backoff (100 ms doubling to 2 s, forever), every answer bounded by a timeout, and one outage
+//! breaker: after a call fails for want of the server, every store's calls fail at once for
+//! 500 ms (one probe per interval) and take their configured fallback, instead of each store
+//! discovering the outage by waiting out its own timeout.
+//!
+//! ```
+//! use std::time::Duration;
+//! use protothrive::redis_handle::RedisHandle;
+//!
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+//! let handle = rt.block_on(async {
+//!     RedisHandle::builder("redis://127.0.0.1:6379").timeout(Duration::from_millis(20)).build()
+//! })?;
+//! assert_eq!(handle.timeout(), Duration::from_millis(20));
+//! // Each store built from it shares the connection and the breaker:
+//! let _limits = protothrive::rate_limit::RedisStore::from_handle(&handle).build()?;
+//! let _cache = rt.block_on(async { protothrive::cache::RedisTier::from_handle(&handle).build() })?;
+//!
+//! let err = rt.block_on(async { RedisHandle::builder("http://nope").build() }).unwrap_err();
+//! assert!(err.message().contains("redis://"));
+//! # Ok::<(), protothrive::error::ConfigError>(())
+//! ```
+//!
+//! Cost: building is free (the connection is made on first use); a clone is two reference
+//! counts.
+
+// With no store to use it (neither `rate-limit` nor `cache`), only the handle itself is used.
+#![cfg_attr(not(any(feature = "cache", feature = "rate-limit")), allow(dead_code))]
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::Client;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::clock::SharedClock;
+use crate::error::ConfigError;
+
+/// The default bound on one call, connection included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// A shared Redis connection and outage breaker; see the [module docs](self).
+#[derive(Clone)]
+pub struct RedisHandle {
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    pub(crate) client: Client,
+    pub(crate) conn: ConnectionManager,
+    pub(crate) breaker: Arc<Breaker>,
+    pub(crate) timeout: Duration,
+}
+
+impl fmt::Debug for RedisHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password: never print it.
+        f.debug_struct("RedisHandle")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`RedisHandle`].
+#[must_use]
+pub struct RedisHandleBuilder {
+    url: String,
+    timeout: Duration,
+    clock: Option<SharedClock>,
+}
+
+impl fmt::Debug for RedisHandleBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisHandleBuilder")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisHandle {
+    /// A builder for the server at `url` (`redis://[:password@]host:port[/db]`, or `rediss://`).
+    pub fn builder(url: impl Into<String>) -> RedisHandleBuilder {
+        RedisHandleBuilder {
+            url: url.into(),
+            timeout: DEFAULT_TIMEOUT,
+            clock: None,
+        }
+    }
+
+    /// The bound on one call.
+    #[must_use]
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Whether the server answers a `PING` within the timeout (for readiness checks); an answer
+    /// closes the breaker for every store.
+    pub async fn ping(&self) -> bool {
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut conn);
+        let up = matches!(tokio::time::timeout(self.timeout, ping).await, Ok(Ok(_)));
+        if up {
+            self.breaker.close();
+        }
+        up
+    }
+}
+
+impl RedisHandleBuilder {
+    /// The bound on one call, waiting for a connection included (default 50 ms).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The clock of the outage breaker (default: the system clock).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The handle; it connects lazily, in the background (a server down now is not an error).
+    ///
+    /// # Errors
+    /// Not a Redis URL, a zero timeout, or no Tokio runtime to run the connection on.
+    pub fn build(self) -> Result<RedisHandle, ConfigError> {
+        self.build_for("Redis connection")
+    }
+
+    /// [`build`](Self::build), naming `what` in errors.
+    pub(crate) fn build_for(self, what: &str) -> Result<RedisHandle, ConfigError> {
+        let (client, conn) = connect(what, &self.url, self.timeout)?;
+        Ok(RedisHandle {
+            client,
+            conn,
+            breaker: Arc::new(Breaker::with_clock(
+                self.clock.unwrap_or_else(crate::clock::system),
+            )),
+            timeout: self.timeout,
+        })
+    }
+}
+
+/// The connection manager settings for a store whose calls are bounded by `timeout`.
+pub(crate) fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout.max(Duration::from_millis(250))))
+        .set_response_timeout(Some(timeout))
+        .set_min_delay(Duration::from_millis(100))
+        .set_max_delay(Duration::from_secs(2))
+        .set_number_of_retries(usize::MAX)
+}
+
+/// Where a store's connection comes from: its own URL, or a handle shared with other stores.
+#[derive(Clone)]
+pub(crate) enum Source {
+    Url(String),
+    Handle(RedisHandle),
+}
+
+impl Source {
+    /// The handle: the shared one, or a new one for the URL with `timeout`.
+    pub(crate) fn handle(
+        self,
+        what: &str,
+        timeout: Option<Duration>,
+    ) -> Result<RedisHandle, ConfigError> {
+        match self {
+            Self::Url(url) => RedisHandle::builder(url)
+                .timeout(timeout.unwrap_or(DEFAULT_TIMEOUT))
+                .build_for(what),
+            Self::Handle(h) => {
+                if timeout.is_some_and(|t| t.is_zero()) {
+                    return Err(ConfigError::new(format!(
+                        "the {what}'s timeout must be above zero"
+                    )));
+                }
+                Ok(h)
+            }
+        }
+    }
+}
+
+/// A client for `url` and its lazily connecting manager. `what` names the store in errors.
+///
+/// Errors never quote the URL: it may hold a password.
+pub(crate) fn connect(
+    what: &str,
+    url: &str,
+    timeout: Duration,
+) -> Result<(Client, ConnectionManager), ConfigError> {
+    if timeout.is_zero() {
+        return Err(ConfigError::new(format!(
+            "the {what}'s timeout must be above zero"
+        )));
+    }
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(ConfigError::new(format!(
+            "build the {what} inside a Tokio runtime (its connection runs there)"
+        )));
+    }
+    let client = Client::open(url).map_err(|_| {
+        ConfigError::new(format!(
+            "the {what}'s Redis URL must look like redis://[:password@]host:port[/db]"
+        ))
+    })?;
+    let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config(timeout))
+        .map_err(|e| {
+            ConfigError::new(format!("{what}: Redis connection manager: {:?}", e.kind()))
+        })?;
+    Ok((client, conn))
+}
+
+/// After a call failed for want of the server (down, hung, unreachable), further calls fail at
+/// once for a short while instead of each waiting out the timeout: during an outage one call per
+/// interval probes, the others take the configured fallback immediately. A success (a probe,
+/// or `PING`) closes it again.
+#[derive(Debug)]
+pub(crate) struct Breaker {
+    clock: SharedClock,
+    epoch: std::time::Instant,
+    open_until: std::sync::atomic::AtomicU64,
+}
+
+/// How long calls fail fast after a failure.
+pub(crate) const FAIL_FAST: Duration = Duration::from_millis(500);
+
+impl Breaker {
+    pub(crate) fn with_clock(clock: SharedClock) -> Self {
+        let epoch = clock.instant();
+        Self {
+            clock,
+            epoch,
+            open_until: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(
+            self.clock
+                .instant()
+                .saturating_duration_since(self.epoch)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX)
+    }
+
+    /// Whether calls should fail at once now.
+    pub(crate) fn is_open(&self) -> bool {
+        self.now() < self.open_until.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A call failed for want of the server.
+    pub(crate) fn trip(&self) {
+        let until = self
+            .now()
+            .saturating_add(u64::try_from(FAIL_FAST.as_nanos()).unwrap_or(u64::MAX));
+        self.open_until
+            .store(until, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A call succeeded.
+    pub(crate) fn close(&self) {
+        self.open_until
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+}

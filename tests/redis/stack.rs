@@ -1,0 +1,89 @@
+//! The `Stack` on one `RedisHandle`: both instances' limits decide in Redis (one limit across
+//! them) and the route cache shares its L2 — one connection and one outage breaker per instance
+//! for every store.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::Request;
+use http_body_util::BodyExt;
+use protothrive::cache::CacheLayer;
+use protothrive::rate_limit::{KeyBy, Limit};
+use protothrive::redis_handle::RedisHandle;
+use protothrive::stack::Stack;
+use tower::ServiceExt;
+
+use crate::server::RedisServer;
+
+fn instance(url: &str, calls: Arc<AtomicUsize>) -> (Router, Stack) {
+    let handle = RedisHandle::builder(url).build().unwrap();
+    let stack = Stack::builder()
+        .redis(handle)
+        .limit_by_client(Limit::new("ip", "60/min burst 3".parse().unwrap()).by(KeyBy::ClientIp))
+        .cache(CacheLayer::builder())
+        .build()
+        .unwrap();
+    let cache = stack.cache().cloned().unwrap();
+    let app = Router::new()
+        .route(
+            "/hello",
+            get(move || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async {
+                    (
+                        [(http::header::CACHE_CONTROL, "public, max-age=60")],
+                        "hello",
+                    )
+                }
+            })
+            .route_layer(cache),
+        )
+        .layer(stack.clone());
+    (app, stack)
+}
+
+async fn get_hello(app: &Router) -> (u16, String, String) {
+    let mut req = Request::get("http://example.test/hello")
+        .body(Body::empty())
+        .unwrap();
+    req.extensions_mut()
+        .insert(SocketAddr::from(([192, 0, 2, 9], 5000)));
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status().as_u16();
+    let cache = res
+        .headers()
+        .get("cache-status")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, cache, String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn two_instances_on_one_handle_each_share_limits_and_cache_entries() {
+    let server = RedisServer::start();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (a, stack_a) = instance(&server.url(), calls.clone());
+    let (b, _stack_b) = instance(&server.url(), calls.clone());
+    assert!(
+        stack_a.redis().unwrap().ping().await,
+        "the shared handle reaches Redis"
+    );
+
+    let (status, cache, body) = get_hello(&a).await;
+    assert_eq!((status, body.as_str()), (200, "hello"));
+    assert!(cache.contains("fwd=uri-miss"), "{cache}");
+    // The other instance finds the entry in Redis: the origin is not asked again.
+    let (status, cache, _) = get_hello(&b).await;
+    assert_eq!(status, 200);
+    assert!(cache.contains("hit"), "{cache}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // The per-IP limit (burst 3) is one limit across both instances.
+    assert_eq!(get_hello(&a).await.0, 200);
+    assert_eq!(get_hello(&b).await.0, 429);
+    assert_eq!(get_hello(&a).await.0, 429);
+}
