@@ -21,6 +21,7 @@ mod redis;
 mod redis_server;
 mod roadmaps;
 mod roles;
+mod sessions;
 // Shared by this crate's test modules; `pub` marks what they share.
 #[allow(unreachable_pub)]
 mod support;
