@@ -13,7 +13,7 @@ use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use protothrive::auth::{
-    Algorithm, AuthLayer, Authenticator, RevocationList, SigningKey, TokenIssuer, VerifyingKey,
+    Algorithm, AuthLayer, Authenticator, SigningKey, TokenIssuer, VerifyingKey,
 };
 use protothrive::client_ip::ClientIpLayer;
 use protothrive::clock::SharedClock;
@@ -53,16 +53,7 @@ pub async fn state(
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 ) -> Result<AppState, Box<dyn std::error::Error>> {
     let db = Db::connect(&config.database_url).await?;
-    let revocations = RevocationList::new(clock.clone());
-    let now = i64::try_from(clock.unix_seconds()).unwrap_or(0);
-    let revoked: Vec<(String, i64)> =
-        sqlx::query_as("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > ?")
-            .bind(now)
-            .fetch_all(&db.read)
-            .await?;
-    for (jti, exp) in revoked {
-        revocations.revoke(&jti, u64::try_from(exp).unwrap_or(0));
-    }
+    let revocations = crate::revocations::load(&db, clock.clone()).await?;
     let users = UserResolver::new(db.clone(), clock.clone());
     let mut builder = Authenticator::builder()
         .key(VerifyingKey::hmac(Algorithm::HS256, jwt_secret)?)

@@ -1,6 +1,7 @@
 //! Sessions under concurrency and faults, over HTTP against the real process and its SQLite file:
 //! parallel wrong passwords each count toward the lockout, parallel refreshes of one token leave
-//! no live token once the family is revoked, and a refresh or a registration commits as a whole.
+//! no live token once the family is revoked, registration commits the account with its tokens,
+//! and expired token rows are pruned.
 
 use std::sync::Arc;
 
@@ -8,7 +9,9 @@ use serde_json::{Value, json};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, SqliteConnection};
 
-use crate::api::{Auth, Slot, assert_problem, fresh_email, register, req, shared, slot, text};
+use crate::api::{
+    Auth, LOOSE_LIMITS, Slot, assert_problem, fresh_email, register, req, shared, slot, text,
+};
 use crate::support::{Answer, PASSWORD, Server, send};
 
 static SERVER: Slot = slot();
@@ -138,6 +141,72 @@ async fn a_failed_registration_leaves_no_account_behind() {
     let retried = post(&server, "/api/v1/auth/register", &body).await;
     assert_eq!(retried.status, 201, "{}", retried.body);
     assert_eq!(retried.body["data"]["user"]["email"], json!(email));
+}
+
+/// Revoked-token and refresh-token rows past their expiry (plus the longest leeway) are deleted
+/// when the process starts; rows that still matter stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_token_rows_are_pruned() {
+    let mut server = Server::start_with(&[("PROTOTHRIVE_RATE_LIMITS", LOOSE_LIMITS)]);
+    let user = register(&server, "prune").await;
+    let logout = send(req(
+        &server,
+        "POST",
+        "/api/v1/auth/logout",
+        Auth::Bearer(&user.access),
+    ))
+    .await;
+    assert_eq!(logout.status, 200, "{}", logout.body);
+    let mut db = database(&server).await;
+    for (table, jti) in [
+        ("revoked_tokens", "old-revoked"),
+        ("refresh_tokens", "old-refresh"),
+    ] {
+        let sql = if table == "revoked_tokens" {
+            "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, 1000)".to_owned()
+        } else {
+            "INSERT INTO refresh_tokens (jti, family_id, user_id, expires_at, created_at) \
+             VALUES (?, 'old-family', ?, 1000, 900)"
+                .to_owned()
+        };
+        sqlx::query(&sql)
+            .bind(jti)
+            .bind(&user.id)
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+    drop(db);
+    server.restart();
+    let mut db = database(&server).await;
+    let count = |table: &'static str| format!("SELECT COUNT(*) FROM {table}");
+    let revoked: i64 = sqlx::query_scalar(&count("revoked_tokens"))
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    let refresh: i64 = sqlx::query_scalar(&count("refresh_tokens"))
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    let old: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM revoked_tokens WHERE jti = 'old-revoked') \
+         + (SELECT COUNT(*) FROM refresh_tokens WHERE jti = 'old-refresh')",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(old, 0, "the expired rows are gone");
+    // The logout's revocation and the registration's refresh token are still needed.
+    assert_eq!((revoked, refresh), (1, 1));
+    // And the logged-out token is still refused after the restart.
+    let me = send(req(
+        &server,
+        "GET",
+        "/api/v1/auth/me",
+        Auth::Bearer(&user.access),
+    ))
+    .await;
+    assert_problem(&me, 401, "AUTH-401", "a logged-out token after a restart");
 }
 
 /// `n` copies of one POST, all in flight at once (each on its own task).

@@ -253,6 +253,7 @@ async fn login(
     };
     let pair = issue_new(&s, &mut tx, &id).await?;
     tx.commit().await?;
+    crate::revocations::prune_now_and_then(&s.db, now).await;
     Ok(envelope(
         v,
         now,
@@ -380,6 +381,7 @@ async fn logout(
         .execute(&s.db.write)
         .await?;
     }
+    crate::revocations::prune_now_and_then(&s.db, now).await;
     Ok(envelope(v, now, json!({"logged_out": true}), json!({})).into_response())
 }
 
