@@ -114,7 +114,14 @@ impl Authenticator {
     pub async fn verify(&self, token: &str, kind: TokenKind) -> Result<Principal, AuthError> {
         let now = self.inner.clock.unix_seconds();
         let cacheable = kind == TokenKind::Access && self.inner.cache.is_some();
-        if cacheable && let Some(p) = self.inner.cache.as_ref().and_then(|c| c.get(token, now)) {
+        let generation = self.key_generation();
+        if cacheable
+            && let Some(p) = self
+                .inner
+                .cache
+                .as_ref()
+                .and_then(|c| c.get(token, now, generation))
+        {
             self.check_revocation(&p).await?;
             return Ok(p);
         }
@@ -148,9 +155,14 @@ impl Authenticator {
             claims::validate(claims, header.typ.as_deref(), &self.inner.policy, kind, now)?;
         self.check_revocation(&principal).await?;
         if cacheable && let Some(cache) = &self.inner.cache {
-            cache.insert(token, principal.clone());
+            cache.insert(token, principal.clone(), generation);
         }
         Ok(principal)
+    }
+
+    /// Changes whenever a key leaves the JWKS: cached verifications from before are redone.
+    fn key_generation(&self) -> u64 {
+        self.inner.jwks.as_ref().map_or(0, Jwks::removals)
     }
 
     async fn check_revocation(&self, principal: &Principal) -> Result<(), AuthError> {
@@ -173,7 +185,11 @@ impl Authenticator {
             && !matches!(self.inner.revoker, Some(Revoker::Custom(_)));
         if let (Credential::Bearer(token, source), Some(cache), true) =
             (credential, &self.inner.cache, fast_hooks)
-            && let Some(p) = cache.get(token, self.inner.clock.unix_seconds())
+            && let Some(p) = cache.get(
+                token,
+                self.inner.clock.unix_seconds(),
+                self.key_generation(),
+            )
         {
             let revoked = match (&self.inner.revoker, p.token_id()) {
                 (Some(Revoker::List(list)), Some(jti)) => list.contains(jti),
