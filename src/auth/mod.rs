@@ -94,7 +94,9 @@ pub use crate::error::ResponseFuture;
 pub use apikey::{
     ApiKeyHash, ApiKeyRecord, ApiKeyStore, InMemoryApiKeys, MAX_API_KEY_BYTES, generate_api_key,
 };
-pub use authenticator::{Authenticator, AuthenticatorBuilder, MAX_LEEWAY, ResolvePrincipal};
+pub use authenticator::{
+    Authenticator, AuthenticatorBuilder, DEFAULT_MAX_LIFETIME, MAX_LEEWAY, ResolvePrincipal,
+};
 #[cfg(feature = "axum")]
 pub use axum::{AuthRejection, Claims};
 pub use claims::TokenKind;
