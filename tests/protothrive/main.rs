@@ -22,6 +22,7 @@ mod redis_server;
 mod roadmaps;
 mod roles;
 mod sessions;
+mod status;
 // Shared by this crate's test modules; `pub` marks what they share.
 #[allow(unreachable_pub)]
 mod support;

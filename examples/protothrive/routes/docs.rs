@@ -120,7 +120,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ep("GET", "/api/health", "Liveness", Anyone, "health"),
     ep("GET", "/api/health/live", "Liveness", Anyone, "health"),
     ep("GET", "/api/health/ready", "Readiness: database and Redis checks (503 when unhealthy)", Anyone, "health").extra(&[503]),
-    ep("GET", "/api/status", "Version, uptime, cache and limiter statistics", Anyone, "health"),
+    ep("GET", "/api/status", "Version and uptime; cache statistics for users; configuration for super_admins", Anyone, "health"),
     ep("GET", "/metrics", "Prometheus metrics (unversioned; a configured token may be required)", Anyone, "health"),
     ep("GET", "/api/docs", "This OpenAPI document", Anyone, "docs"),
     ep("POST", "/api/auth/register", "Create an account; answers with tokens", Anyone, "auth").body(register_schema).created().extra(&[409]),
