@@ -5,6 +5,7 @@
 
 mod api;
 mod auth_flows;
+mod batch;
 mod cache;
 mod conventions;
 mod cors;
