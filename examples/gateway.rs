@@ -168,14 +168,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// One host per request (RFC 9112 §3.2.2): an absolute-form target's authority replaces `Host`,
 /// so the cache (which keys on the target's authority) and `X-Forwarded-Host` (which the upstream
-/// gets from `Host`) cannot name two hosts; more than one `Host` field is refused (`Err`: a 400).
-pub fn one_authority<B>(req: &mut Request<B>) -> Result<(), Response> {
+/// gets from `Host`) cannot name two hosts; more than one `Host` field is refused (`Err`: why, for
+/// a 400).
+pub fn one_authority<B>(req: &mut Request<B>) -> Result<(), &'static str> {
     if req.headers().get_all(header::HOST).iter().count() > 1 {
-        return Err(problem(
-            StatusCode::BAD_REQUEST,
-            protothrive::error::code::BAD_REQUEST,
-            "A request names one host.",
-        ));
+        return Err("A request names one host.");
     }
     if let Some(authority) = req.uri().authority() {
         // Without user info, which is no part of a host.
@@ -183,13 +180,8 @@ pub fn one_authority<B>(req: &mut Request<B>) -> Result<(), Response> {
             Some(port) => format!("{}:{port}", authority.host()),
             None => authority.host().to_owned(),
         };
-        let host = HeaderValue::try_from(host).map_err(|_| {
-            problem(
-                StatusCode::BAD_REQUEST,
-                protothrive::error::code::BAD_REQUEST,
-                "The request target's host is not valid.",
-            )
-        })?;
+        let host =
+            HeaderValue::try_from(host).map_err(|_| "The request target's host is not valid.")?;
         req.headers_mut().insert(header::HOST, host);
     }
     Ok(())
@@ -417,7 +409,11 @@ pub fn gateway(args: &Args) -> Result<Built, Box<dyn std::error::Error>> {
         async move {
             match one_authority(&mut req) {
                 Ok(()) => inner.oneshot(req).await,
-                Err(refused) => Ok(refused),
+                Err(why) => Ok(problem(
+                    StatusCode::BAD_REQUEST,
+                    protothrive::error::code::BAD_REQUEST,
+                    why,
+                )),
             }
         }
     }));
