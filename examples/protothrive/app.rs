@@ -53,7 +53,8 @@ pub async fn state(
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 ) -> Result<AppState, Box<dyn std::error::Error>> {
     let db = Db::connect(&config.database_url).await?;
-    let revocations = crate::revocations::load(&db, clock.clone()).await?;
+    let revocations =
+        crate::revocations::load(&db, clock.clone(), config.redis_url.as_deref()).await?;
     let users = UserResolver::new(db.clone(), clock.clone());
     let mut builder = Authenticator::builder()
         .key(VerifyingKey::hmac(Algorithm::HS256, jwt_secret)?)
@@ -61,11 +62,11 @@ pub async fn state(
         .audience(config.jwt_audience.clone())
         .leeway(std::time::Duration::from_secs(config.jwt_leeway))
         .require_claim("jti")
-        .revocation_list(revocations.clone())
         .resolver(users)
         .api_keys(SqliteApiKeys { db: db.clone() })
         .realm("protothrive")
         .clock(clock.clone());
+    builder = revocations.install(builder);
     if let Some(url) = &config.jwks_url {
         let fetcher = protothrive::auth::HttpJwksFetcher::new(url)?;
         let jwks = protothrive::auth::Jwks::builder(fetcher)

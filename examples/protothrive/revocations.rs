@@ -1,5 +1,7 @@
-//! Revoked access tokens and refresh tokens in the database: the start-up reload into the
-//! in-process list, and pruning of rows no token can need any more.
+//! Revoked access tokens: the in-process list, shared with every instance through Redis when
+//! `PROTOTHRIVE_REDIS_URL` is set (each instance consults it on every request, so a logout on one
+//! is refused by all from the next request on); the start-up reload from the database; and
+//! pruning of revoked-token and refresh-token rows no token can need any more.
 //!
 //! An authenticator accepts a token until its `exp` plus the leeway, so rows are kept
 //! [`MAX_LEEWAY`] past `expires_at` (the most leeway an authenticator may have) and reloaded
@@ -7,7 +9,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use protothrive::auth::{MAX_LEEWAY, RevocationList};
+use protothrive::auth::{AuthenticatorBuilder, MAX_LEEWAY, RedisRevocations, RevocationList};
 use protothrive::clock::SharedClock;
 
 use crate::db::Db;
@@ -23,8 +25,57 @@ fn horizon(now: i64) -> i64 {
     now.saturating_sub(i64::try_from(MAX_LEEWAY.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// The revocation list with every revoked token that could still be accepted.
-pub async fn load(db: &Db, clock: SharedClock) -> Result<RevocationList, sqlx::Error> {
+/// This process's revocations, and every instance's through Redis when there is one.
+#[derive(Clone, Debug)]
+pub struct Revocations {
+    list: RevocationList,
+    shared: Option<RedisRevocations>,
+}
+
+impl Revocations {
+    /// Has the authenticator consult them on every request.
+    pub fn install(&self, builder: AuthenticatorBuilder) -> AuthenticatorBuilder {
+        match &self.shared {
+            Some(shared) => builder.revocation(shared.clone()),
+            None => builder.revocation_list(self.list.clone()),
+        }
+    }
+
+    /// Revokes a token until its `exp`, for every instance. An `Err` says the other instances
+    /// could not be told (this one refuses the token all the same).
+    pub async fn revoke(&self, jti: &str, exp: u64) -> Result<(), String> {
+        match &self.shared {
+            Some(shared) => shared.revoke(jti, exp).await.map_err(|e| e.to_string()),
+            None => {
+                self.list.revoke(jti, exp);
+                Ok(())
+            }
+        }
+    }
+
+    /// Entries in this process's list.
+    pub fn count(&self) -> usize {
+        self.list.len()
+    }
+}
+
+/// The revocations: every revoked token that could still be accepted, from the database, in
+/// front of Redis when `redis_url` is given.
+pub async fn load(
+    db: &Db,
+    clock: SharedClock,
+    redis_url: Option<&str>,
+) -> Result<Revocations, Box<dyn std::error::Error>> {
+    let list = load_list(db, clock).await?;
+    let shared = match redis_url {
+        Some(url) => Some(RedisRevocations::builder(url, list.clone()).build()?),
+        None => None,
+    };
+    Ok(Revocations { list, shared })
+}
+
+/// The in-process list with every revoked token in the database that could still be accepted.
+async fn load_list(db: &Db, clock: SharedClock) -> Result<RevocationList, sqlx::Error> {
     let now = i64::try_from(clock.unix_seconds()).unwrap_or(i64::MAX);
     prune(db, now).await?;
     let list = RevocationList::new(clock);

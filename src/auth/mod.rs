@@ -21,7 +21,9 @@
 //!   naming the missing scope.
 //! * **API keys** ([`ApiKeyStore`]) are looked up by SHA-256 and compared in constant time.
 //! * **Revocation** ([`Revocation`], [`RevocationList`]) is consulted on every request, cached or
-//!   not; the verified-token cache is bounded in bytes.
+//!   not; the verified-token cache is bounded in bytes. With several instances,
+//!   `RedisRevocations` (features `redis` and `rate-limit` or `cache`) makes a revocation on one
+//!   instance refused by all of them from the next request on.
 //!
 //! # What it costs
 //!
@@ -86,6 +88,9 @@ mod principal;
 mod reason;
 mod require;
 mod revocation;
+// Shares the Redis connection code of the rate limiter and the cache.
+#[cfg(all(feature = "redis", any(feature = "rate-limit", feature = "cache")))]
+mod shared_revocation;
 mod token;
 mod verify;
 
@@ -112,6 +117,10 @@ pub use principal::{Principal, PrincipalBuilder, RoleHierarchy, Scheme};
 pub use reason::{AuthError, Reason};
 pub use require::{Require, RequireLayer};
 pub use revocation::{BoxFuture, Revocation, RevocationList};
+#[cfg(all(feature = "redis", any(feature = "rate-limit", feature = "cache")))]
+pub use shared_revocation::{
+    DEFAULT_REVOCATION_TIMEOUT, RedisRevocations, RedisRevocationsBuilder, RevocationStoreError,
+};
 pub use token::DEFAULT_MAX_TOKEN_BYTES;
 
 /// Verifies a compact token against `keys` with no cache, hooks or I/O: the pure core that fuzzing

@@ -5,4 +5,5 @@
 mod cache;
 mod http_cache;
 mod rate_limit;
+mod revocation;
 mod server;

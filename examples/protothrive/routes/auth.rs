@@ -340,13 +340,20 @@ async fn logout(
     if let (Some(jti), Some(exp)) = (p.token_id(), p.expires_at())
         && p.scheme() == protothrive::auth::Scheme::Jwt
     {
-        s.revocations.revoke(jti, exp);
+        // The database first: a restart reloads from it, and a retried logout after a failure
+        // to tell the other instances finds the row there already.
         tick();
         sqlx::query("INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)")
             .bind(jti)
             .bind(i64::try_from(exp).unwrap_or(i64::MAX))
             .execute(&s.db.write)
             .await?;
+        if let Err(e) = s.revocations.revoke(jti, exp).await {
+            tracing::warn!(error = %e, "logout not shared with the other instances");
+            return Err(AppError::Unavailable(
+                "The logout could not reach every instance; retry it.".into(),
+            ));
+        }
     }
     // The session's refresh-token family: from the access token's `fam`, or the body's token.
     let mut family = p

@@ -82,7 +82,7 @@ async fn status(
             data["rate_limits"] = s.config.rate_limits.as_deref().unwrap_or("default").into();
             data["auth"] = json!({
                 "cached_tokens": s.auth.cached_tokens(),
-                "revoked_tokens": s.revocations.len(),
+                "revoked_tokens": s.revocations.count(),
             });
         }
     }
