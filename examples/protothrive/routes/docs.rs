@@ -49,6 +49,11 @@ pub struct Endpoint {
     pub extra: &'static [u16],
 }
 
+/// What an API key may do, for the security schemes' descriptions.
+const KEY_SCOPES: &str = "A key does only what its scopes grant: <area>:read for GET and HEAD, \
+    <area>:write for other methods (and reads), the area being the path's first segment after \
+    the version (roadmaps, snippets, admin, ...); health, docs and the batch envelope need none.";
+
 const fn ep(
     method: &'static str,
     path: &'static str,
@@ -356,8 +361,8 @@ pub fn openapi() -> Value {
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "apiKey": {"type": "http", "scheme": "ApiKey", "description": "Authorization: ApiKey <key>"},
-                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "apiKey": {"type": "http", "scheme": "ApiKey", "description": format!("Authorization: ApiKey <key>. {KEY_SCOPES}")},
+                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": KEY_SCOPES},
             },
             "schemas": {
                 "Envelope": {
