@@ -16,10 +16,14 @@
 //!   in `Cache-Status`.
 //! * `--max-body BYTES`: the largest request body forwarded (default 10 MiB).
 //!
-//! What the proxy itself does: drops hop-by-hop headers (RFC 9110 §7.6.1, including those named by
-//! `Connection`) both ways, appends the peer to `X-Forwarded-For` and sets `X-Forwarded-Proto`/
-//! `X-Forwarded-Host`, keeps the client's `Host` out of the upstream request (the upstream's own
-//! authority is sent), and answers `502` problems (`SRV-502`-style `UPSTREAM-502`) when the origin
+//! What the proxy itself does: takes an absolute-form target's authority as the request's host
+//! (RFC 9112 §3.2.2: `Host` is replaced by it, so the cache key and `X-Forwarded-Host` name one
+//! host; two `Host` fields are a `400`), drops hop-by-hop headers (RFC 9110 §7.6.1, including
+//! those named by `Connection`) both ways, forwards the client chain the client-IP layer resolved
+//! (`X-Forwarded-For` and `Forwarded`: the client, then the peer when it is a trusted proxy;
+//! whatever the client sent in those, or in `X-Real-IP`, is dropped) and sets
+//! `X-Forwarded-Proto`/`X-Forwarded-Host`, keeps the client's `Host` out of the upstream request
+//! (the upstream's own authority is sent), and answers `502` problems (`SRV-502`-style `UPSTREAM-502`) when the origin
 //! cannot be reached, `504` when it does not answer within `--timeout` seconds (default 30); a
 //! response body with no frame for `--timeout` seconds is cut (a `502` `CACHE-502` problem from
 //! the cache when it was buffering it).
@@ -27,7 +31,7 @@
 // A binary, not a library: the public-item lints do not apply.
 #![allow(unreachable_pub, missing_docs, missing_debug_implementations)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +44,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use protothrive::cache::{CacheHandle, CacheLayer, RedisTier, Subscription};
-use protothrive::client_ip::ClientIpLayer;
+use protothrive::client_ip::{ClientIp, ClientIpLayer};
 use protothrive::error::Problem;
 use protothrive::gateway::RequestLimitsLayer;
 use protothrive::rate_limit::{KeyBy, Limit, OnStoreError, Quota, RateLimitLayer, RedisStore};
@@ -142,6 +146,7 @@ static HOP_BY_HOP: [HeaderName; 8] = [
 ];
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
@@ -158,6 +163,63 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         headers.remove(name);
     }
     headers.remove("proxy-connection");
+}
+
+/// One host per request (RFC 9112 §3.2.2): an absolute-form target's authority replaces `Host`,
+/// so the cache (which keys on the target's authority) and `X-Forwarded-Host` (which the upstream
+/// gets from `Host`) cannot name two hosts; more than one `Host` field is refused (`Err`: why, for
+/// a 400).
+pub fn one_authority<B>(req: &mut Request<B>) -> Result<(), &'static str> {
+    if req.headers().get_all(header::HOST).iter().count() > 1 {
+        return Err("A request names one host.");
+    }
+    if let Some(authority) = req.uri().authority() {
+        // Without user info, which is no part of a host.
+        let host = match authority.port() {
+            Some(port) => format!("{}:{port}", authority.host()),
+            None => authority.host().to_owned(),
+        };
+        let host =
+            HeaderValue::try_from(host).map_err(|_| "The request target's host is not valid.")?;
+        req.headers_mut().insert(header::HOST, host);
+    }
+    Ok(())
+}
+
+/// Replaces the forwarding headers with the chain the client-IP layer resolved: the client, then
+/// the peer that handed the request over when that is not the client (a trusted proxy). What the
+/// client sent itself in `X-Forwarded-For`, `Forwarded` or `X-Real-IP` is never passed on: a
+/// direct client would otherwise choose the address the upstream sees.
+pub fn forward_client_chain(headers: &mut HeaderMap, client: Option<IpAddr>, peer: Option<IpAddr>) {
+    headers.remove(&X_FORWARDED_FOR);
+    headers.remove(header::FORWARDED);
+    headers.remove(&X_REAL_IP);
+    let mut chain: Vec<IpAddr> = client.into_iter().map(|ip| ip.to_canonical()).collect();
+    if let Some(peer) = peer.map(|ip| ip.to_canonical())
+        && !chain.contains(&peer)
+    {
+        chain.push(peer);
+    }
+    if chain.is_empty() {
+        return;
+    }
+    let xff: Vec<String> = chain.iter().map(ToString::to_string).collect();
+    // RFC 7239 §6: an IPv6 node is quoted and bracketed.
+    let forwarded: Vec<String> = chain
+        .iter()
+        .map(|ip| match ip {
+            IpAddr::V4(v4) => format!("for={v4}"),
+            IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
+        })
+        .collect();
+    for (name, value) in [
+        (X_FORWARDED_FOR.clone(), xff.join(", ")),
+        (header::FORWARDED, forwarded.join(", ")),
+    ] {
+        if let Ok(v) = HeaderValue::try_from(value) {
+            headers.insert(name, v);
+        }
+    }
 }
 
 /// The upstream URI for a request path: the upstream's scheme and authority, its path prefix,
@@ -194,6 +256,7 @@ impl Proxy {
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
+        let client = req.extensions().get::<ClientIp>().map(|c| c.ip());
         let Ok(uri) = upstream_uri(&self.upstream, req.uri()) else {
             return problem(
                 StatusCode::BAD_REQUEST,
@@ -205,15 +268,7 @@ impl Proxy {
         let headers = req.headers_mut();
         strip_hop_by_hop(headers);
         headers.remove(header::HOST);
-        if let Some(ip) = peer {
-            let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-                Some(prior) => format!("{prior}, {ip}"),
-                None => ip.to_string(),
-            };
-            if let Ok(v) = HeaderValue::try_from(xff) {
-                headers.insert(X_FORWARDED_FOR.clone(), v);
-            }
-        }
+        forward_client_chain(headers, client, peer);
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
         if let Some(host) = host {
             headers.insert(X_FORWARDED_HOST.clone(), host);
@@ -330,13 +385,28 @@ pub fn gateway(args: &Args) -> Result<Built, Box<dyn std::error::Error>> {
                 .map_response(IntoResponse::into_response),
         );
     }
+    let service: Gateway = BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(client_ip)
+            .service(service)
+            .map_response(IntoResponse::into_response),
+    );
+    // Outermost: every layer below (the cache's key above all) sees the one host.
+    let service = BoxCloneSyncService::new(tower::service_fn(move |mut req: Request<Body>| {
+        let inner = service.clone();
+        async move {
+            match one_authority(&mut req) {
+                Ok(()) => inner.oneshot(req).await,
+                Err(why) => Ok(problem(
+                    StatusCode::BAD_REQUEST,
+                    protothrive::error::code::BAD_REQUEST,
+                    why,
+                )),
+            }
+        }
+    }));
     Ok(Built {
-        service: BoxCloneSyncService::new(
-            ServiceBuilder::new()
-                .layer(client_ip)
-                .service(service)
-                .map_response(IntoResponse::into_response),
-        ),
+        service,
         cache: handle,
         subscription,
     })

@@ -27,8 +27,11 @@
 //! Cost: building is free (the connection is made on first use); a clone is two reference
 //! counts.
 
-// With no store to use it (neither `rate-limit` nor `cache`), only the handle itself is used.
-#![cfg_attr(not(any(feature = "cache", feature = "rate-limit")), allow(dead_code))]
+// With no store to use it (no `rate-limit`, `cache` or `auth`), only the handle itself is used.
+#![cfg_attr(
+    not(any(feature = "cache", feature = "rate-limit", feature = "auth")),
+    allow(dead_code)
+)]
 
 use std::fmt;
 use std::sync::Arc;
@@ -158,6 +161,16 @@ pub(crate) fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
 pub(crate) enum Source {
     Url(String),
     Handle(RedisHandle),
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A URL may hold a password: never print it.
+        match self {
+            Self::Url(_) => f.write_str("Url(..)"),
+            Self::Handle(h) => h.fmt(f),
+        }
+    }
 }
 
 impl Source {

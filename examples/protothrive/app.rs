@@ -11,15 +11,14 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use protothrive::auth::{
-    Algorithm, Authenticator, RevocationList, SigningKey, TokenIssuer, VerifyingKey,
-};
+use protothrive::auth::{Algorithm, Authenticator, SigningKey, TokenIssuer, VerifyingKey};
 use protothrive::clock::SharedClock;
 use protothrive::cors::{AllowOrigin, CorsLayer, CorsLayerBuilder};
 use protothrive::csrf::CsrfLayer;
 use protothrive::error::{RequestId, TraceId};
 use protothrive::gateway::{Deprecation, RequestLimitsLayer, VersionLayer};
 use protothrive::rate_limit::{KeyBy, Limit};
+use protothrive::redis_handle::RedisHandle;
 use protothrive::security_headers::SecurityHeadersLayer;
 use protothrive::stack::Stack;
 use std::convert::Infallible;
@@ -48,16 +47,14 @@ pub async fn state(
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 ) -> Result<AppState, Box<dyn std::error::Error>> {
     let db = Db::connect(&config.database_url).await?;
-    let revocations = RevocationList::new(clock.clone());
-    let now = i64::try_from(clock.unix_seconds()).unwrap_or(0);
-    let revoked: Vec<(String, i64)> =
-        sqlx::query_as("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > ?")
-            .bind(now)
-            .fetch_all(&db.read)
-            .await?;
-    for (jti, exp) in revoked {
-        revocations.revoke(&jti, u64::try_from(exp).unwrap_or(0));
-    }
+    // One Redis connection and outage breaker for revocations, limits and the cache. It connects
+    // lazily: a server that is down at start makes /health/ready "degraded" and each store
+    // follows its outage policy until Redis is back.
+    let redis = match &config.redis_url {
+        Some(url) => Some(RedisHandle::builder(url).clock(clock.clone()).build()?),
+        None => None,
+    };
+    let revocations = crate::revocations::load(&db, clock.clone(), redis.as_ref()).await?;
     let users = UserResolver::new(db.clone(), clock.clone());
     let mut builder = Authenticator::builder()
         .key(VerifyingKey::hmac(Algorithm::HS256, jwt_secret)?)
@@ -65,11 +62,11 @@ pub async fn state(
         .audience(config.jwt_audience.clone())
         .leeway(std::time::Duration::from_secs(config.jwt_leeway))
         .require_claim("jti")
-        .revocation_list(revocations.clone())
         .resolver(users)
         .api_keys(SqliteApiKeys { db: db.clone() })
         .realm("protothrive")
         .clock(clock.clone());
+    builder = revocations.install(builder);
     if let Some(url) = &config.jwks_url {
         let fetcher = protothrive::auth::HttpJwksFetcher::new(url)?;
         let jwks = protothrive::auth::Jwks::builder(fetcher)
@@ -88,13 +85,11 @@ pub async fn state(
         config.jwt_audience.clone(),
     )
     .clock(clock.clone());
-    // Redis connects lazily: a server that is down at start makes /health/ready "degraded" and
-    // the limiter follows its outage policy until Redis is back.
-    let redis = match &config.redis_url {
-        Some(url) => Some(protothrive::rate_limit::RedisStore::builder(url).build()?),
+    let cache = crate::cache::build(clock.clone(), redis.as_ref())?;
+    let redis = match &redis {
+        Some(h) => Some(protothrive::rate_limit::RedisStore::from_handle(h).build()?),
         None => None,
     };
-    let cache = crate::cache::build(clock.clone(), config.redis_url.as_deref())?;
     Ok(AppState {
         db,
         auth,

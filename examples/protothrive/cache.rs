@@ -25,6 +25,7 @@ use axum::routing::Route;
 use protothrive::auth::Principal;
 use protothrive::cache::{CacheBody, CacheLayer, Purge, RedisTier, Subscription};
 use protothrive::clock::SharedClock;
+use protothrive::redis_handle::RedisHandle;
 use tower::{Layer, Service, ServiceBuilder};
 
 use crate::state::AppState;
@@ -63,10 +64,10 @@ pub struct Built {
 }
 
 /// Builds the cache: 64 MiB in process, partitioned by the caller's subject, Redis behind it
-/// when `redis_url` is set.
+/// when there is one.
 pub fn build(
     clock: SharedClock,
-    redis_url: Option<&str>,
+    redis: Option<&RedisHandle>,
 ) -> Result<Built, Box<dyn std::error::Error>> {
     let mut builder = CacheLayer::builder()
         .clock(clock)
@@ -76,8 +77,8 @@ pub fn build(
                 .get::<Principal>()
                 .map(|p| p.subject().to_owned())
         });
-    let tier = match redis_url {
-        Some(url) => Some(RedisTier::builder(url).build()?),
+    let tier = match redis {
+        Some(h) => Some(RedisTier::from_handle(h).build()?),
         None => None,
     };
     if let Some(tier) = &tier {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod passwords;
+pub mod revocations;
 pub mod routes;
 pub mod state;
 

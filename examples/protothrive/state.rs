@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use protothrive::auth::{
     ApiKeyHash, ApiKeyRecord, ApiKeyStore, AuthError, Authenticator, BoxFuture, Principal, Reason,
-    ResolvePrincipal, RevocationList, TokenIssuer,
+    ResolvePrincipal, TokenIssuer,
 };
 use protothrive::clock::SharedClock;
 use quick_cache::sync::Cache;
@@ -20,7 +20,7 @@ pub struct AppState {
     pub db: Db,
     pub auth: Authenticator,
     pub issuer: TokenIssuer,
-    pub revocations: RevocationList,
+    pub revocations: crate::revocations::Revocations,
     pub config: Arc<Config>,
     pub clock: SharedClock,
     pub started: Instant,

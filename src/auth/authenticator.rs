@@ -114,7 +114,14 @@ impl Authenticator {
     pub async fn verify(&self, token: &str, kind: TokenKind) -> Result<Principal, AuthError> {
         let now = self.inner.clock.unix_seconds();
         let cacheable = kind == TokenKind::Access && self.inner.cache.is_some();
-        if cacheable && let Some(p) = self.inner.cache.as_ref().and_then(|c| c.get(token, now)) {
+        let generation = self.key_generation();
+        if cacheable
+            && let Some(p) = self
+                .inner
+                .cache
+                .as_ref()
+                .and_then(|c| c.get(token, now, generation))
+        {
             self.check_revocation(&p).await?;
             return Ok(p);
         }
@@ -148,9 +155,14 @@ impl Authenticator {
             claims::validate(claims, header.typ.as_deref(), &self.inner.policy, kind, now)?;
         self.check_revocation(&principal).await?;
         if cacheable && let Some(cache) = &self.inner.cache {
-            cache.insert(token, principal.clone());
+            cache.insert(token, principal.clone(), generation);
         }
         Ok(principal)
+    }
+
+    /// Changes whenever a key leaves the JWKS: cached verifications from before are redone.
+    fn key_generation(&self) -> u64 {
+        self.inner.jwks.as_ref().map_or(0, Jwks::removals)
     }
 
     async fn check_revocation(&self, principal: &Principal) -> Result<(), AuthError> {
@@ -173,7 +185,11 @@ impl Authenticator {
             && !matches!(self.inner.revoker, Some(Revoker::Custom(_)));
         if let (Credential::Bearer(token, source), Some(cache), true) =
             (credential, &self.inner.cache, fast_hooks)
-            && let Some(p) = cache.get(token, self.inner.clock.unix_seconds())
+            && let Some(p) = cache.get(
+                token,
+                self.inner.clock.unix_seconds(),
+                self.key_generation(),
+            )
         {
             let revoked = match (&self.inner.revoker, p.token_id()) {
                 (Some(Revoker::List(list)), Some(jti)) => list.contains(jti),
@@ -243,6 +259,7 @@ pub struct AuthenticatorBuilder {
     audiences: Vec<String>,
     leeway: Duration,
     required: Vec<String>,
+    max_lifetime: Duration,
     max_token_bytes: usize,
     cache_bytes: Option<u64>,
     revoker: Option<Revoker>,
@@ -262,6 +279,7 @@ impl Default for AuthenticatorBuilder {
             audiences: Vec::new(),
             leeway: Duration::from_secs(60),
             required: Vec::new(),
+            max_lifetime: DEFAULT_MAX_LIFETIME,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             cache_bytes: Some(8 * 1024 * 1024),
             revoker: None,
@@ -284,6 +302,10 @@ impl fmt::Debug for AuthenticatorBuilder {
 
 /// The longest leeway accepted: more would make `exp` meaningless.
 pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+
+/// How far ahead a token's `exp` may be by default: 90 days, past any access or refresh token's
+/// lifetime in common use.
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(90 * 86_400);
 
 impl AuthenticatorBuilder {
     /// Adds a verifying key (bound to its algorithm; see [`VerifyingKey`]).
@@ -314,6 +336,14 @@ impl AuthenticatorBuilder {
     /// Clock-skew allowance for `exp` and `nbf` (default 60 s, at most 5 minutes).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
+        self
+    }
+
+    /// Refuses tokens whose `exp` is further than this ahead of now (default
+    /// [`DEFAULT_MAX_LIFETIME`]): an `exp` of `1e300` must not make a token that never expires.
+    /// At least a minute.
+    pub fn max_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_lifetime = lifetime;
         self
     }
 
@@ -394,8 +424,9 @@ impl AuthenticatorBuilder {
     /// Checks the configuration and builds the authenticator.
     ///
     /// # Errors
-    /// No way to authenticate anything; two keys with one `kid`; a leeway over 5 minutes; a token
-    /// size outside 256 B..=64 KiB; an empty cookie or parameter name; a realm with quotes.
+    /// No way to authenticate anything; two keys with one `kid`; a leeway over 5 minutes; a
+    /// maximum lifetime under a minute; a token size outside 256 B..=64 KiB; an empty cookie or
+    /// parameter name; a realm with quotes.
     pub fn build(self) -> Result<Authenticator, ConfigError> {
         if self.keys.is_empty() && self.jwks.is_none() && self.api_keys.is_none() {
             return Err(ConfigError::new(
@@ -415,6 +446,13 @@ impl AuthenticatorBuilder {
             return Err(ConfigError::new(format!(
                 "a leeway of {:?} makes expiry meaningless; use at most {MAX_LEEWAY:?}",
                 self.leeway
+            )));
+        }
+        if self.max_lifetime < Duration::from_secs(60) {
+            return Err(ConfigError::new(format!(
+                "a maximum token lifetime of {:?} refuses every token; use a minute or more \
+                 (the default is {DEFAULT_MAX_LIFETIME:?})",
+                self.max_lifetime
             )));
         }
         if !(256..=64 * 1024).contains(&self.max_token_bytes) {
@@ -446,6 +484,7 @@ impl AuthenticatorBuilder {
                     audiences: self.audiences.into(),
                     leeway,
                     required: self.required.into(),
+                    max_lifetime: self.max_lifetime.as_secs(),
                 },
                 max_token_bytes: self.max_token_bytes,
                 cache: self.cache_bytes.map(|b| TokenCache::new(b, leeway)),

@@ -18,15 +18,18 @@ const ENTRY_OVERHEAD: u64 = 256;
 #[derive(Clone, Copy, Debug)]
 struct TokenWeighter;
 
-impl Weighter<Arc<str>, Principal> for TokenWeighter {
-    fn weight(&self, key: &Arc<str>, _val: &Principal) -> u64 {
+/// A verified principal and the key-set generation it was verified under (see [`TokenCache::get`]).
+type Entry = (Principal, u64);
+
+impl Weighter<Arc<str>, Entry> for TokenWeighter {
+    fn weight(&self, key: &Arc<str>, _val: &Entry) -> u64 {
         key.len() as u64 + ENTRY_OVERHEAD
     }
 }
 
 #[derive(Clone)]
 pub(crate) struct TokenCache {
-    cache: Arc<Cache<Arc<str>, Principal, TokenWeighter>>,
+    cache: Arc<Cache<Arc<str>, Entry, TokenWeighter>>,
     leeway: u64,
 }
 
@@ -50,11 +53,15 @@ impl TokenCache {
         }
     }
 
-    /// The principal of a token verified before, if it has not expired since.
-    pub(crate) fn get(&self, token: &str, now: u64) -> Option<Principal> {
-        let principal = self.cache.get(token)?;
+    /// The principal of a token verified before, if it has not expired since and no key has
+    /// left the key set since (`generation`, the count of such removals, is still the one it was
+    /// verified under): its key may be one that went, and the token must be verified again.
+    pub(crate) fn get(&self, token: &str, now: u64, generation: u64) -> Option<Principal> {
+        let (principal, verified_under) = self.cache.get(token)?;
         match principal.expires_at() {
-            Some(exp) if now < exp.saturating_add(self.leeway) => Some(principal),
+            Some(exp) if now < exp.saturating_add(self.leeway) && verified_under == generation => {
+                Some(principal)
+            }
             _ => {
                 self.cache.remove(token);
                 None
@@ -62,8 +69,9 @@ impl TokenCache {
         }
     }
 
-    pub(crate) fn insert(&self, token: &str, principal: Principal) {
-        self.cache.insert(Arc::from(token), principal);
+    /// Caches `principal`, verified under key-set `generation` (read before verifying).
+    pub(crate) fn insert(&self, token: &str, principal: Principal, generation: u64) {
+        self.cache.insert(Arc::from(token), (principal, generation));
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -22,12 +22,27 @@ pub enum TokenKind {
 }
 
 /// What a token's claims must satisfy.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct ClaimsPolicy {
     pub(crate) issuers: Arc<[String]>,
     pub(crate) audiences: Arc<[String]>,
     pub(crate) leeway: u64,
     pub(crate) required: Arc<[String]>,
+    /// The furthest ahead `exp` may be, in seconds from now (0: no limit).
+    pub(crate) max_lifetime: u64,
+}
+
+impl Default for ClaimsPolicy {
+    /// No issuer, audience, leeway or required claim; the default maximum lifetime.
+    fn default() -> Self {
+        Self {
+            issuers: Arc::default(),
+            audiences: Arc::default(),
+            leeway: 0,
+            required: Arc::default(),
+            max_lifetime: super::DEFAULT_MAX_LIFETIME.as_secs(),
+        }
+    }
 }
 
 /// Reads a NumericDate (RFC 7519 §2): a JSON number, possibly fractional; seconds are floored.
@@ -186,6 +201,10 @@ pub(crate) fn validate(
     if now >= i128::from(exp) + leeway {
         return Err(Reason::Expired);
     }
+    // An `exp` beyond any sane horizon (`1e300`) would make a token that never expires.
+    if policy.max_lifetime > 0 && i128::from(exp) > now + i128::from(policy.max_lifetime) {
+        return Err(Reason::InvalidClaim);
+    }
     if let Some(nbf) = claims.get("nbf")
         && now + leeway < i128::from(numeric_date(nbf)?)
     {
@@ -278,6 +297,7 @@ mod tests {
             audiences: vec!["api".to_owned()].into(),
             leeway: 60,
             required: Vec::new().into(),
+            max_lifetime: 0,
         }
     }
 

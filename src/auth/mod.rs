@@ -21,7 +21,9 @@
 //!   naming the missing scope.
 //! * **API keys** ([`ApiKeyStore`]) are looked up by SHA-256 and compared in constant time.
 //! * **Revocation** ([`Revocation`], [`RevocationList`]) is consulted on every request, cached or
-//!   not; the verified-token cache is bounded in bytes.
+//!   not; the verified-token cache is bounded in bytes. With several instances,
+//!   `RedisRevocations` (feature `redis`) makes a revocation on one
+//!   instance refused by all of them from the next request on.
 //!
 //! # What it costs
 //!
@@ -85,6 +87,8 @@ mod layer;
 mod reason;
 mod require;
 mod revocation;
+#[cfg(feature = "redis")]
+mod shared_revocation;
 mod token;
 mod verify;
 
@@ -94,7 +98,9 @@ pub use crate::response::ResponseFuture;
 pub use apikey::{
     ApiKeyHash, ApiKeyRecord, ApiKeyStore, InMemoryApiKeys, MAX_API_KEY_BYTES, generate_api_key,
 };
-pub use authenticator::{Authenticator, AuthenticatorBuilder, MAX_LEEWAY, ResolvePrincipal};
+pub use authenticator::{
+    Authenticator, AuthenticatorBuilder, DEFAULT_MAX_LIFETIME, MAX_LEEWAY, ResolvePrincipal,
+};
 #[cfg(feature = "axum")]
 pub use axum::{AuthRejection, Claims};
 pub use claims::TokenKind;
@@ -109,6 +115,10 @@ pub use layer::{Auth, AuthLayer};
 pub use reason::{AuthError, Reason};
 pub use require::{Require, RequireLayer};
 pub use revocation::{BoxFuture, Revocation, RevocationList};
+#[cfg(feature = "redis")]
+pub use shared_revocation::{
+    DEFAULT_REVOCATION_TIMEOUT, RedisRevocations, RedisRevocationsBuilder, RevocationStoreError,
+};
 pub use token::DEFAULT_MAX_TOKEN_BYTES;
 
 /// Verifies a compact token against `keys` with no cache, hooks or I/O: the pure core that fuzzing

@@ -28,7 +28,8 @@ pub enum Reason {
     WrongTokenType,
     /// A claim that is required is absent.
     MissingClaim,
-    /// A claim has the wrong JSON type (a string `exp`, an object `aud`, ...).
+    /// A claim has the wrong JSON type (a string `exp`, an object `aud`, ...), or an `exp`
+    /// further ahead than the authenticator's maximum token lifetime.
     InvalidClaim,
     /// `exp` (plus leeway) has passed.
     Expired,

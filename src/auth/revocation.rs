@@ -28,8 +28,12 @@ pub trait Revocation: Send + Sync + fmt::Debug + 'static {
 /// An in-process revocation list: each entry is kept until the revoked token would have expired
 /// anyway, then dropped, so its size is bounded by revocations per token lifetime.
 ///
+/// An authenticator accepts a token until `exp` plus its leeway, so an entry revoked until `exp`
+/// is kept [`MAX_LEEWAY`](super::MAX_LEEWAY) longer (the most leeway any authenticator may
+/// have): pass the token's `exp` and the token stays refused for as long as it could be accepted.
+///
 /// ```
-/// use protothrive::auth::RevocationList;
+/// use protothrive::auth::{MAX_LEEWAY, RevocationList};
 /// use protothrive::clock::ManualClock;
 /// use std::{sync::Arc, time::Duration};
 ///
@@ -38,7 +42,9 @@ pub trait Revocation: Send + Sync + fmt::Debug + 'static {
 /// list.revoke("jti-1", 1_900);
 /// assert!(list.contains("jti-1"));
 /// clock.advance(Duration::from_secs(901));
-/// assert!(!list.contains("jti-1")); // the token itself has expired by now
+/// assert!(list.contains("jti-1")); // past `exp`, but within any authenticator's leeway
+/// clock.advance(MAX_LEEWAY);
+/// assert!(!list.contains("jti-1")); // no authenticator accepts the token by now
 /// ```
 #[derive(Clone)]
 pub struct RevocationList {
@@ -56,8 +62,10 @@ impl RevocationList {
         }
     }
 
-    /// Revokes `token_id` until `until` (UNIX seconds; the token's `exp` is the right value).
+    /// Revokes `token_id` until `until` (UNIX seconds; the token's `exp` is the right value) plus
+    /// [`MAX_LEEWAY`](super::MAX_LEEWAY), past which no authenticator accepts the token.
     pub fn revoke(&self, token_id: &str, until: u64) {
+        let until = until.saturating_add(super::MAX_LEEWAY.as_secs());
         let now = self.clock.unix_seconds();
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         // Amortised purge: whenever the map doubles, drop what has expired.

@@ -286,14 +286,30 @@ impl Origin<'_> {
             merged.headers.insert(DATE, v);
         }
         merged.refresh(cfg.heuristic_cap);
+        // The 304's headers may forbid what the stored ones allowed (`no-store`, `private`):
+        // judge the merged response as a fresh one. Not storable as it was stored, the old
+        // entry goes too: the origin no longer lets it be reused.
+        let mut check = Response::new(());
+        *check.status_mut() = merged.status;
+        *check.headers_mut() = merged.headers.clone();
+        let (check, ()) = check.into_parts();
+        let still = storable(&meta, &check, self.keys.partition.is_some())
+            .is_ok_and(|scope| scope == merged.scope);
         let merged = Arc::new(merged);
-        self.put(key.as_str(), CacheEntry::Response(merged.clone()), None)
-            .await;
+        if still {
+            self.put(key.as_str(), CacheEntry::Response(merged.clone()), None)
+                .await;
+        } else {
+            cfg.l1.remove(key.as_str());
+            if let Some(tier) = &cfg.tier {
+                tier.delete(key.as_str()).await;
+            }
+        }
         let age = merged.age(cfg.clock.now());
         let status = self
             .status()
             .fwd_status(304)
-            .stored(true)
+            .stored(still)
             .ttl(ttl(&merged, age));
         Ok(from_stored(&merged, &meta.headers, false, age, &status))
     }

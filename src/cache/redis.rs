@@ -26,8 +26,9 @@ impl fmt::Display for TierError {
 
 impl std::error::Error for TierError {}
 
-/// `KEYS[1]` the entry, `KEYS[2..]` its tags (sorted sets of keys scored by expiry);
-/// `ARGV` value, TTL (ms), when the response was requested (Unix ms, `0`: unknown). A write whose
+/// `KEYS[1]` the entry, then its `n` tags (sorted sets of keys scored by expiry), then their `n`
+/// tombstones; `ARGV` value, TTL (ms), when the response was requested (Unix ms, `0`: unknown),
+/// `n`. A write whose
 /// request started before (or within a second after: clock skew) one of its tags was purged is
 /// refused: it may hold what the purge removed. Expired members are trimmed on every write, so a
 /// tag holds only live entries.
@@ -35,13 +36,14 @@ const PUT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local started = tonumber(ARGV[3])
-for i = 2, #KEYS do
-  local purged = redis.call('GET', KEYS[i] .. ':purged')
+local n = tonumber(ARGV[4])
+for i = n + 2, 2 * n + 1 do
+  local purged = redis.call('GET', KEYS[i])
   if purged and (started == 0 or tonumber(purged) >= started - 1000) then return 0 end
 end
 local ttl = tonumber(ARGV[2])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
-for i = 2, #KEYS do
+for i = 2, n + 1 do
   redis.call('ZADD', KEYS[i], now + ttl, KEYS[1])
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
   if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
@@ -49,15 +51,15 @@ end
 return 1
 ";
 
-/// `KEYS[1]` a tag: deletes its live entries and the tag, and leaves a tombstone (the purge time,
-/// for `ARGV[1]` ms) that refuses older writes.
+/// `KEYS[1]` a tag, `KEYS[2]` its tombstone: deletes the tag's live entries and the tag, and
+/// leaves the tombstone (the purge time, for `ARGV[1]` ms) that refuses older writes.
 const DROP_TAG: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
 for _, k in ipairs(members) do redis.call('UNLINK', k) end
 redis.call('UNLINK', KEYS[1])
-redis.call('SET', KEYS[1] .. ':purged', now, 'PX', ARGV[1])
+redis.call('SET', KEYS[2], now, 'PX', ARGV[1])
 return #members
 ";
 
@@ -86,9 +88,11 @@ const TOMBSTONE_MS: u64 = 60_000;
 /// **Cost.** One round trip per L2 read or write (~50–100 µs on loopback, BENCHMARKS.md); the
 /// subscription is one extra connection per instance.
 ///
-/// Keys and tags are written as given after the configured prefix (default `protothrive:cache:`);
-/// the Lua scripts touch keys they derive from their arguments, so the tier assumes a single Redis
-/// (or a cluster with one hash slot per prefix via `{hash tags}`).
+/// Keys are written as given after the configured prefix (default `protothrive:cache:`), tags
+/// under `<prefix>tag:` and their tombstones under `<prefix>purged:`, so no tag's name can land on
+/// another's tombstone; the Lua scripts are passed every key they touch, but an entry and its tags
+/// must share a hash slot: the tier assumes a single Redis (or a cluster with one hash slot per
+/// prefix via `{hash tags}`).
 ///
 /// Cheap to clone.
 #[derive(Clone)]
@@ -263,6 +267,13 @@ impl RedisTier {
         format!("{}tag:{tag}", self.prefix)
     }
 
+    /// A tag's tombstone, in a keyspace of its own: under the tags' (`tag:<tag>:purged`), the
+    /// tombstone of one tag was the set of another (a tag `<tag>:purged`), and writing that tag
+    /// failed with `WRONGTYPE`.
+    fn tombstone_key(&self, tag: &str) -> String {
+        format!("{}purged:{tag}", self.prefix)
+    }
+
     /// The bytes stored under `key`, if any.
     ///
     /// # Errors
@@ -316,9 +327,13 @@ impl RedisTier {
         call.key(self.key(key))
             .arg(value)
             .arg(ttl_ms)
-            .arg(started_ms);
+            .arg(started_ms)
+            .arg(tags.len());
         for tag in tags {
             call.key(self.tag_key(tag));
+        }
+        for tag in tags {
+            call.key(self.tombstone_key(tag));
         }
         let stored: i64 = self
             .bounded("put", self.timeout, call.invoke_async(&mut conn))
@@ -347,7 +362,9 @@ impl RedisTier {
     pub async fn delete_tag(&self, tag: &str) -> Result<u64, TierError> {
         let mut conn = self.conn.clone();
         let mut call = self.drop_tag.prepare_invoke();
-        call.key(self.tag_key(tag)).arg(TOMBSTONE_MS);
+        call.key(self.tag_key(tag))
+            .key(self.tombstone_key(tag))
+            .arg(TOMBSTONE_MS);
         self.bounded("delete_tag", self.timeout, call.invoke_async(&mut conn))
             .await
     }
@@ -360,8 +377,8 @@ impl RedisTier {
         self.delete_where(prefix, |_| true).await
     }
 
-    /// Deletes the keys starting with `prefix` for which `keep_out` says so (tag sets excluded),
-    /// scanning in batches; bounded by ten timeouts in all.
+    /// Deletes the keys starting with `prefix` for which `keep_out` says so (tag sets and
+    /// tombstones excluded), scanning in batches; bounded by ten timeouts in all.
     async fn delete_where(
         &self,
         prefix: &str,
@@ -370,6 +387,7 @@ impl RedisTier {
         let pattern = format!("{}*", glob_escape(&self.key(prefix)));
         let own = self.prefix.clone();
         let tags = self.tag_key("");
+        let tombstones = self.tombstone_key("");
         let conn = self.conn.clone();
         let work = async move {
             let mut conn = conn;
@@ -386,7 +404,7 @@ impl RedisTier {
                     .await?;
                 let doomed: Vec<&String> = keys
                     .iter()
-                    .filter(|k| !k.starts_with(&tags))
+                    .filter(|k| !k.starts_with(&tags) && !k.starts_with(&tombstones))
                     .filter(|k| k.strip_prefix(&*own).is_some_and(&matches))
                     .collect();
                 if !doomed.is_empty() {

@@ -37,8 +37,8 @@ impl TrustedProxies {
     ///
     /// # Errors
     ///
-    /// An entry that is neither, or a `/0` network (it would trust every address, so any client
-    /// could choose its own).
+    /// An entry that is neither, or a network of every address (`/0`, or `::ffff:0:0/96`, all of
+    /// IPv4 mapped): it would trust every client, so any client could choose its own address.
     pub fn parse<I>(networks: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator,
@@ -53,7 +53,7 @@ impl TrustedProxies {
     ///
     /// # Errors
     ///
-    /// A `/0` network (it would trust every address, so any client could choose its own).
+    /// A network of every address (`/0`, or `::ffff:0:0/96`), as for [`parse`](Self::parse).
     pub fn from_nets(networks: impl IntoIterator<Item = IpNet>) -> Result<Self, ConfigError> {
         let mut trusted = Self::none();
         trusted.extend_nets(networks)?;
@@ -101,13 +101,15 @@ impl TrustedProxies {
     }
 
     fn push(&mut self, net: IpNet) -> Result<(), ConfigError> {
+        // Canonicalise first: `::ffff:0:0/96` is `0.0.0.0/0`, every IPv4 client.
+        let net = canonical_net(net.trunc());
         if net.prefix_len() == 0 {
             return Err(ConfigError::new(format!(
                 "trusting {net} trusts every address, so any client could choose its own \
                  address; list your proxies' networks instead (for example \"10.0.0.0/8\")"
             )));
         }
-        match canonical_net(net.trunc()) {
+        match net {
             IpNet::V4(net) => self.v4.push(net),
             IpNet::V6(net) => self.v6.push(net),
         }
@@ -174,13 +176,14 @@ mod tests {
         let err = TrustedProxies::parse(["10.0.0.0/8", "nope"]).unwrap_err();
         assert!(err.message().contains("\"nope\""), "{err}");
         assert!(err.message().contains("CIDR"), "{err}");
-        for everything in ["0.0.0.0/0", "::/0"] {
+        for everything in ["0.0.0.0/0", "::/0", "::ffff:0:0/96", "::ffff:10.0.0.0/96"] {
             let err = TrustedProxies::parse([everything]).unwrap_err();
             assert!(err.message().contains("any client could choose"), "{err}");
         }
         assert!(TrustedProxies::parse([""]).is_err());
         assert!(TrustedProxies::parse(["10.0.0.0/33"]).is_err());
         assert!(TrustedProxies::from_nets(["0.0.0.0/0".parse().unwrap()]).is_err());
+        assert!(TrustedProxies::from_nets(["::ffff:0:0/96".parse().unwrap()]).is_err());
     }
 
     #[test]

@@ -407,3 +407,34 @@ async fn no_key_set_yet_is_unavailable_not_unauthorized() {
     let auth = self::auth(&jwks, &clock);
     assert_eq!(check(&auth, &a.token()).await, Ok(()));
 }
+
+/// A token verified with a key that then leaves the set is refused from then on, cached
+/// verification or not (through the layer, which answers from the cache without awaiting); tokens
+/// of the keys that stay are still served from the cache.
+#[tokio::test]
+async fn a_token_of_a_key_that_left_the_set_is_dropped_from_the_cache() {
+    let server = KeyServer::start().await;
+    let (a, b) = (EcKey::new("a"), EcKey::new("b"));
+    server.set_keys(&[a.jwk(), b.jwk()]);
+    let clock = ManualClock::default();
+    let jwks = jwks(&server, &clock, Duration::from_secs(30));
+    let auth = crate::keys::builder(&clock)
+        .jwks(jwks.clone())
+        .build()
+        .unwrap();
+    let svc = crate::layer::echo(&AuthLayer::new(auth.clone()));
+    let (ta, tb) = (a.token(), b.token());
+    for t in [&ta, &tb] {
+        assert_eq!(check(&auth, t).await, Ok(()));
+    }
+    assert_eq!(auth.cached_tokens(), 2);
+
+    server.set_keys(&[b.jwk()]);
+    jwks.refresh().await.unwrap();
+    assert_eq!(check(&auth, &ta).await, Err(Reason::UnknownKey));
+    let answer = crate::layer::send(&svc, crate::layer::bearer(&ta)).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(check(&auth, &tb).await, Ok(()));
+    let answer = crate::layer::send(&svc, crate::layer::bearer(&tb)).await;
+    assert_eq!(answer.status, StatusCode::OK);
+}

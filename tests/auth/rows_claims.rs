@@ -57,7 +57,26 @@ pub(crate) fn time_rows(rows: &mut Vec<Row>) {
             Some(Reason::Expired),
         ),
         ("exp negative", json!({"exp": -1}), Some(Reason::Expired)),
-        ("exp huge", json!({"exp": u64::MAX}), None),
+        (
+            "exp huge",
+            json!({"exp": u64::MAX}),
+            Some(Reason::InvalidClaim),
+        ),
+        (
+            "exp 1e300",
+            json!({"exp": 1e300}),
+            Some(Reason::InvalidClaim),
+        ),
+        (
+            "exp past the maximum lifetime",
+            json!({"exp": NOW + 90 * 86_400 + 1}),
+            Some(Reason::InvalidClaim),
+        ),
+        (
+            "exp at the maximum lifetime",
+            json!({"exp": NOW + 90 * 86_400}),
+            None,
+        ),
         (
             "exp missing",
             json!({"exp": null}),

@@ -87,6 +87,21 @@ async fn origin() -> (String, Arc<AtomicUsize>) {
             "/mine",
             axum::routing::get(counted("private, max-age=60", calls.clone())),
         )
+        // Reflects the host it was told of, in a response the cache may share.
+        .route(
+            "/reflect",
+            axum::routing::get(|headers: HeaderMap| async move {
+                let host = headers
+                    .get("x-forwarded-host")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                (
+                    [("cache-control", "max-age=60")],
+                    format!("link to http://{host}/"),
+                )
+            }),
+        )
         .route(
             "/stall",
             axum::routing::get(|| async {
@@ -113,6 +128,8 @@ async fn origin() -> (String, Arc<AtomicUsize>) {
                         "body": String::from_utf8_lossy(&body),
                         "host": h("host"),
                         "xff": h("x-forwarded-for"),
+                        "forwarded": h("forwarded"),
+                        "x_real_ip": h("x-real-ip"),
                         "x_forwarded_host": h("x-forwarded-host"),
                         "secret": h("x-secret"),
                         "te": h("te"),
@@ -160,15 +177,9 @@ async fn every_method_path_query_and_body_is_forwarded() {
             echo["x_forwarded_host"],
             gw.base.trim_start_matches("http://")
         );
-        // A cacheable request reaches the origin without the client's forwarding headers (the
-        // cache does not key on them, so a reflected value could be served to others); the
-        // gateway adds the peer it saw.
-        let xff = if method == "GET" {
-            "127.0.0.1"
-        } else {
-            "203.0.113.9, 127.0.0.1"
-        };
-        assert_eq!(echo["xff"], xff, "{method}");
+        // The peer is no trusted proxy: it is the client, whatever it claims, on every method.
+        assert_eq!(echo["xff"], "127.0.0.1", "{method}");
+        assert_eq!(echo["forwarded"], "for=127.0.0.1", "{method}");
         // Named by Connection: a hop-by-hop header, dropped.
         assert_eq!(echo["secret"], Value::Null);
     }
@@ -264,4 +275,97 @@ async fn a_stalled_origin_body_is_cut_and_never_holds_the_cache() {
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["code"], "CACHE-502");
     }
+}
+
+/// What the origin echoed of `method /echo` sent through `gw` with `headers`.
+async fn echo_of(gw: &Gateway, method: &reqwest::Method, headers: &[(&str, &str)]) -> Value {
+    let mut req = client().request(method.clone(), gw.url("/echo"));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap().json().await.unwrap()
+}
+
+/// Behind a trusted balancer, the upstream gets the client the balancer named and then the
+/// balancer, on cacheable requests as on writes; a direct client's own `Forwarded`,
+/// `X-Forwarded-For` and `X-Real-IP` never reach the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resolved_client_chain_is_forwarded() {
+    let (up, _) = origin().await;
+    let behind = Gateway::start(&[
+        "--upstream",
+        &up,
+        "--rate",
+        "off",
+        "--trusted-proxy",
+        "127.0.0.0/8",
+    ]);
+    let direct = Gateway::start(&["--upstream", &up, "--rate", "off"]);
+    for method in [reqwest::Method::GET, reqwest::Method::POST] {
+        let echo = echo_of(&behind, &method, &[("x-forwarded-for", "198.51.100.7")]).await;
+        assert_eq!(echo["xff"], "198.51.100.7, 127.0.0.1", "{method}");
+        assert_eq!(
+            echo["forwarded"], "for=198.51.100.7, for=127.0.0.1",
+            "{method}"
+        );
+        let spoofed = [
+            ("forwarded", "for=192.0.2.66"),
+            ("x-forwarded-for", "192.0.2.66"),
+            ("x-real-ip", "192.0.2.66"),
+        ];
+        let echo = echo_of(&direct, &method, &spoofed).await;
+        assert_eq!(
+            (&echo["xff"], &echo["forwarded"], &echo["x_real_ip"]),
+            (&json!("127.0.0.1"), &json!("for=127.0.0.1"), &Value::Null),
+            "{method}"
+        );
+    }
+}
+
+/// Sends raw HTTP/1.1 bytes and returns the whole answer as text.
+async fn raw(base: &str, request: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// An absolute-form request whose `Host` names another host cannot poison the shared entry of
+/// the target: the target's authority is the host the upstream is told of, so what the origin
+/// reflects matches the key it is stored under. Two `Host` fields are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absolute_form_request_cannot_poison_the_cache() {
+    let (up, _) = origin().await;
+    let gw = Gateway::start(&["--upstream", &up, "--rate", "off"]);
+    let authority = gw.base.trim_start_matches("http://").to_owned();
+    let poison = raw(
+        &gw.base,
+        format!(
+            "GET http://{authority}/reflect HTTP/1.1\r\nHost: evil.example\r\n\
+             Connection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(poison.starts_with("HTTP/1.1 200"), "{poison}");
+    assert!(!poison.contains("evil.example"), "{poison}");
+    let res = client().get(gw.url("/reflect")).send().await.unwrap();
+    let status = res.headers()["cache-status"].to_str().unwrap().to_owned();
+    assert!(status.contains("; hit"), "{status}");
+    assert_eq!(
+        res.text().await.unwrap(),
+        format!("link to http://{authority}/")
+    );
+
+    let twice = raw(
+        &gw.base,
+        "GET /reflect HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n"
+            .to_owned(),
+    )
+    .await;
+    assert!(twice.starts_with("HTTP/1.1 400"), "{twice}");
+    assert!(twice.contains("VAL-400"), "{twice}");
 }

@@ -303,7 +303,8 @@ async fn logout_revokes_the_access_and_refresh_tokens() {
 }
 
 /// Keys created by a super_admin authenticate as their owner with `Authorization: ApiKey` and
-/// `X-API-Key`, are listed masked, and stop working once revoked or rotated.
+/// `X-API-Key` (within their scopes), are listed masked, and stop working once revoked or
+/// rotated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_keys_authenticate_until_revoked() {
     let server = shared(&SERVER);
@@ -314,7 +315,7 @@ async fn api_keys_authenticate_until_revoked() {
         "POST",
         "/api/v1/admin/api-keys",
         &admin,
-        &json!({"name": "ci", "user_id": owner.id}),
+        &json!({"name": "ci", "user_id": owner.id, "scopes": ["auth:read", "roadmaps:read"]}),
     )
     .await;
     assert_eq!(created.status, 201, "{}", created.body);
@@ -334,7 +335,7 @@ async fn api_keys_authenticate_until_revoked() {
         let list = send(req(&server, "GET", "/api/v2/roadmaps", auth)).await;
         assert_eq!(list.status, 200, "{auth:?}");
     }
-    // A key's holder has its owner's role: not an admin.
+    // A key's holder has at most its owner's role (not an admin), and its scopes.
     let as_key = send(req(
         &server,
         "GET",
@@ -427,4 +428,70 @@ async fn api_keys_authenticate_until_revoked() {
             bogus,
         );
     }
+}
+
+/// A key's scopes bound what it does, whatever its owner may: a super_admin's key made with
+/// `snippets:read` reads snippets and nothing else (no key minting, no roadmap writes, not even
+/// the profile); a key that may mint keys mints none stronger than itself; scopes outside the
+/// API's vocabulary are refused when the key is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_key_scopes_bound_every_route() {
+    let server = shared(&SERVER);
+    let [_, _, admin] = demo_tokens(&server).await;
+    let mint = |token: Auth<'_>, scopes: Value| {
+        send(
+            req(&server, "POST", "/api/v1/admin/api-keys", token)
+                .json(&json!({"name": "scoped", "scopes": scopes})),
+        )
+    };
+    let reader = mint(Auth::Bearer(&admin), json!(["snippets:read"])).await;
+    assert_eq!(reader.status, 201, "{}", reader.body);
+    let reader = text(&reader.body["data"]["key"]);
+    let as_reader = Auth::XApiKey(&reader);
+    let snippets = send(req(
+        &server,
+        "GET",
+        "/api/v1/snippets?category=ui",
+        as_reader,
+    ))
+    .await;
+    assert_eq!(snippets.status, 200, "{}", snippets.body);
+    let denied = [
+        (
+            "POST",
+            "/api/v1/admin/api-keys",
+            json!({"name": "more", "scopes": []}),
+        ),
+        ("GET", "/api/v1/admin/api-keys", Value::Null),
+        (
+            "POST",
+            "/api/v2/roadmaps",
+            json!({"title": "t", "graph": crate::api::graph()}),
+        ),
+        ("POST", "/api/v1/snippets", json!({})),
+        ("GET", "/api/v1/auth/me", Value::Null),
+    ];
+    for (method, path, body) in denied {
+        let mut r = req(&server, method, path, as_reader);
+        if !body.is_null() {
+            r = r.json(&body);
+        }
+        assert_problem(&send(r).await, 403, "AUTH-403", &format!("{method} {path}"));
+    }
+
+    // A key-minting key: its keys stay within its own scopes.
+    let minter = mint(Auth::Bearer(&admin), json!(["admin:write"])).await;
+    assert_eq!(minter.status, 201, "{}", minter.body);
+    let minter = text(&minter.body["data"]["key"]);
+    let stronger = mint(
+        Auth::ApiKey(&minter),
+        json!(["admin:write", "roadmaps:write"]),
+    )
+    .await;
+    assert_problem(&stronger, 403, "AUTH-403", "a key minting a stronger key");
+    let weaker = mint(Auth::ApiKey(&minter), json!(["admin:read"])).await;
+    assert_eq!(weaker.status, 201, "{}", weaker.body);
+
+    let unknown = mint(Auth::Bearer(&admin), json!(["everything"])).await;
+    assert_problem(&unknown, 422, "VAL-422", "a scope outside the vocabulary");
 }

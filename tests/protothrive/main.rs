@@ -5,6 +5,7 @@
 
 mod api;
 mod auth_flows;
+mod batch;
 mod cache;
 mod conventions;
 mod cors;
@@ -21,6 +22,8 @@ mod redis;
 mod redis_server;
 mod roadmaps;
 mod roles;
+mod sessions;
+mod status;
 // Shared by this crate's test modules; `pub` marks what they share.
 #[allow(unreachable_pub)]
 mod support;

@@ -102,3 +102,17 @@ async fn a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing() {
         assert_eq!(res.headers()["ratelimit"], r#""ip";r=2;t=20"#, "{value}");
     }
 }
+
+/// `::ffff:0:0/96` is every IPv4 address as a dual-stack socket reports it: trusting it would let
+/// any IPv4 client name its own address (and so its own rate-limit bucket). The app refuses to
+/// start with it, as with `0.0.0.0/0`, and says why.
+#[test]
+fn trusting_every_mapped_ipv4_address_refuses_to_start() {
+    for everything in ["::ffff:0:0/96", "::ffff:10.0.0.0/96", "0.0.0.0/0"] {
+        let stderr = Server::refused_start(&[("PROTOTHRIVE_TRUSTED_PROXIES", everything)]);
+        assert!(
+            stderr.contains("any client could choose its own"),
+            "{everything}: {stderr}"
+        );
+    }
+}

@@ -72,3 +72,48 @@ async fn killed_redis_fails_closed_when_configured() {
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["code"], "SRV-503");
 }
+
+/// Two instances on one database and one Redis: a token logged out on one is refused by the
+/// other at once (it was accepted there a moment before, and its verification is cached), and
+/// still after that instance restarts. Each instance consults Redis: nothing to wait for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_on_one_instance_is_refused_by_the_other() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let limits = crate::api::LOOSE_LIMITS;
+    let a = Server::start_with(&[
+        ("PROTOTHRIVE_RATE_LIMITS", limits),
+        ("PROTOTHRIVE_REDIS_URL", url.as_str()),
+    ]);
+    let shared_db = format!("sqlite://{}", a.dir.join("api.db").display());
+    let mut b = Server::start_with(&[
+        ("PROTOTHRIVE_RATE_LIMITS", limits),
+        ("PROTOTHRIVE_REDIS_URL", url.as_str()),
+        ("PROTOTHRIVE_DATABASE_URL", shared_db.as_str()),
+    ]);
+    let token = crate::support::login(&a, crate::support::DEMO).await;
+    let me = |server: &Server| {
+        client()
+            .get(server.url("/api/v1/auth/me"))
+            .bearer_auth(&token)
+            .send()
+    };
+    for server in [&a, &b, &b] {
+        assert_eq!(me(server).await.unwrap().status(), 200);
+    }
+    let out = client()
+        .post(a.url("/api/v1/auth/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    for server in [&b, &a] {
+        let res = me(server).await.unwrap();
+        assert_eq!(res.status(), 401);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["code"], "AUTH-401");
+    }
+    b.restart();
+    assert_eq!(me(&b).await.unwrap().status(), 401);
+}

@@ -43,6 +43,26 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 impl Server {
     /// Starts the app with extra environment variables.
     pub fn start_with(env: &[(&str, &str)]) -> Self {
+        let mut server = Self::unstarted(env);
+        server.spawn();
+        server
+    }
+
+    /// A server not started yet, with a directory of its own.
+    fn unstarted(env: &[(&str, &str)]) -> Self {
+        Self {
+            child: None,
+            base: String::new(),
+            dir: Self::fresh_dir(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    /// An empty directory of its own for one server's files.
+    fn fresh_dir() -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
             "protothrive-e2e-{}-{}",
             std::process::id(),
@@ -50,20 +70,11 @@ impl Server {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut server = Self {
-            child: None,
-            base: String::new(),
-            dir,
-            env: env
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        };
-        server.spawn();
-        server
+        dir
     }
 
-    fn spawn(&mut self) {
+    /// The example's command line: loopback, this server's database, the test secrets.
+    fn command(&self) -> Command {
         let db = format!("sqlite://{}", self.dir.join("api.db").display());
         let mut cmd = Command::new(binary());
         cmd.env_clear()
@@ -82,7 +93,11 @@ impl Server {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn the example");
+        cmd
+    }
+
+    fn spawn(&mut self) {
+        let mut child = self.command().spawn().expect("spawn the example");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let base = loop {
@@ -102,6 +117,20 @@ impl Server {
         std::thread::spawn(move || for _ in lines {});
         self.base = base;
         self.child = Some(child);
+    }
+
+    /// Runs the app with extra environment variables, expecting it to refuse to start: returns
+    /// what it wrote to stderr (it must exit unsuccessfully without ever listening).
+    pub fn refused_start(env: &[(&str, &str)]) -> String {
+        let out = Self::unstarted(env)
+            .command()
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run the example");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "it started: {stdout}");
+        assert!(!stdout.contains("listening on"), "it listened: {stdout}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
     /// Full URL of a path.

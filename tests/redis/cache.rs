@@ -260,3 +260,34 @@ async fn a_write_requested_before_a_purge_is_refused_and_tags_keep_only_live_ent
         .unwrap();
     assert_eq!(members, vec!["protothrive:cache:i".to_owned()]);
 }
+
+/// A tag's tombstone lives apart from the tags: purging `path:/a` and then writing an entry tagged
+/// `path:/a:purged` (an implicit tag of the URI `/a:purged`) stores it, where the tombstone used
+/// to be that tag's key and the write failed with `WRONGTYPE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tombstone_never_collides_with_a_tag() {
+    let server = RedisServer::start();
+    let tier = RedisTier::builder(server.url()).build().unwrap();
+    let minute = Duration::from_secs(60);
+    let tag = |t: &str| vec![t.to_owned()];
+    tier.put("GET /a", b"a", minute, &tag("path:/a"))
+        .await
+        .unwrap();
+    assert_eq!(tier.delete_tag("path:/a").await.unwrap(), 1);
+    tier.put("GET /a:purged", b"p", minute, &tag("path:/a:purged"))
+        .await
+        .unwrap();
+    assert_eq!(
+        tier.get("GET /a:purged").await.unwrap().as_deref(),
+        Some(&b"p"[..])
+    );
+    assert_eq!(tier.delete_tag("path:/a:purged").await.unwrap(), 1);
+    // The tombstone still refuses a write of a response requested before the purge.
+    let before = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1);
+    let stored = tier
+        .put_since("GET /a", b"old", minute, &tag("path:/a"), Some(before))
+        .await
+        .unwrap();
+    assert!(!stored);
+    assert_eq!(tier.get("GET /a").await.unwrap(), None);
+}

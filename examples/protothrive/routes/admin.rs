@@ -13,7 +13,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Router};
-use protothrive::auth::{Principal, generate_api_key};
+use protothrive::auth::{Principal, Scheme, generate_api_key};
 use protothrive::gateway::{ApiVersion, ValidJson};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -45,22 +45,41 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// Each scope `[a-z0-9:_.-]{1,64}`, at most 20, no duplicates.
+/// Each scope `<area>:read` or `<area>:write` of a known area, at most 20, no duplicates.
 fn scopes(list: &[String]) -> Result<(), ValidationError> {
-    let ok_scope = |s: &String| {
-        (1..=64).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b":_.-".contains(&b))
-    };
     let mut sorted: Vec<&String> = list.iter().collect();
     sorted.sort();
     sorted.dedup();
-    if list.len() <= MAX_SCOPES && sorted.len() == list.len() && list.iter().all(ok_scope) {
+    if list.len() <= MAX_SCOPES
+        && sorted.len() == list.len()
+        && list.iter().all(|s| super::scopes::is_known(s))
+    {
         Ok(())
     } else {
         Err(ValidationError::new("scopes").with_message(
-            format!("at most {MAX_SCOPES} distinct scopes of 1 to 64 characters of a-z, 0-9, :, _, . and -").into(),
+            format!(
+                "at most {MAX_SCOPES} distinct scopes, each <area>:read or <area>:write, areas: {}",
+                super::scopes::AREAS.join(", ")
+            )
+            .into(),
         ))
+    }
+}
+
+/// A caller holding an API key mints or rotates only keys within its own scopes: a key cannot
+/// make a stronger one.
+fn within_callers_scopes(p: &Principal, scopes: &[String]) -> Result<(), AppError> {
+    if p.scheme() != Scheme::ApiKey {
+        return Ok(());
+    }
+    match scopes
+        .iter()
+        .find(|s| !super::scopes::grants(p.scopes(), s))
+    {
+        None => Ok(()),
+        Some(s) => Err(AppError::Forbidden(format!(
+            "An API key cannot grant the scope `{s}`, which it does not hold."
+        ))),
     }
 }
 
@@ -89,7 +108,9 @@ pub fn new_key_schema() -> Value {
             "user_id": {"type": "string", "format": "uuid", "description": "the owner; defaults to the caller"},
             "scopes": {
                 "type": "array", "maxItems": MAX_SCOPES, "uniqueItems": true, "default": [],
-                "items": {"type": "string", "pattern": "^[a-z0-9:_.-]{1,64}$"}
+                "items": {"type": "string", "enum": super::scopes::AREAS.iter()
+                    .flat_map(|a| [format!("{a}:read"), format!("{a}:write")])
+                    .collect::<Vec<_>>()}
             },
             "expires_in_days": {"type": "integer", "minimum": 1, "maximum": 3650},
         }
@@ -263,6 +284,7 @@ async fn create(
     let now = s.now();
     let owner = body.user_id.as_deref().unwrap_or(p.subject());
     let expires_at = body.expires_in_days.map(|d| now + d * 86_400);
+    within_callers_scopes(&p, &body.scopes)?;
     let scopes = json!(body.scopes).to_string();
     let mut tx = s.db.write.begin().await?;
     let (row, key) = insert_key(&mut tx, owner, body.name.trim(), &scopes, expires_at, now)
@@ -294,6 +316,8 @@ async fn rotate(
     .fetch_optional(&mut *tx)
     .await?;
     let old = old.ok_or(AppError::NotFound("API key"))?;
+    let old_scopes: Vec<String> = serde_json::from_str(&old.4).unwrap_or_default();
+    within_callers_scopes(&p, &old_scopes)?;
     // The new key lives as long as the old one was meant to.
     let expires_at = old.6.map(|exp| now + (exp - old.5).max(86_400));
     let (row, key) = insert_key(&mut tx, &old.1, &old.2, &old.4, expires_at, now)
@@ -348,10 +372,12 @@ mod tests {
     #[test]
     fn scopes_are_short_distinct_and_plain() {
         let v = |s: &[&str]| scopes(&s.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>());
-        assert!(v(&[]).is_ok() && v(&["snippets:read", "roadmaps.write"]).is_ok());
-        assert!(v(&["a", "a"]).is_err());
-        assert!(v(&["Upper"]).is_err() && v(&[""]).is_err() && v(&["a b"]).is_err());
-        let many: Vec<String> = (0..21).map(|i| format!("s{i}")).collect();
+        assert!(v(&[]).is_ok() && v(&["snippets:read", "roadmaps:write"]).is_ok());
+        assert!(v(&["auth:read", "auth:read"]).is_err());
+        assert!(
+            v(&["roadmaps.write"]).is_err() && v(&[""]).is_err() && v(&["everything"]).is_err()
+        );
+        let many: Vec<String> = (0..21).map(|i| format!("s{i}:read")).collect();
         assert!(scopes(&many).is_err());
     }
 

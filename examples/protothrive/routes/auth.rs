@@ -8,6 +8,7 @@ use protothrive::auth::{Principal, TokenKind, TokenPair};
 use protothrive::gateway::{ApiVersion, ValidJson};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use sqlx::SqliteConnection;
 use validator::{Validate, ValidationError};
 
 use crate::db::{self, rfc3339, tick};
@@ -94,8 +95,15 @@ fn tokens_json(pair: &TokenPair) -> Value {
     })
 }
 
-/// Issues a pair in refresh-token family `family` and records the refresh token.
-async fn issue(s: &AppState, user_id: &str, family: Option<String>) -> ApiResult<TokenPair> {
+/// Issues a pair in refresh-token family `family` and records the refresh token on `conn` (the
+/// caller's transaction, so the record commits or rolls back with what led to it). `None` when
+/// the family has been revoked meanwhile: no token is recorded, and the caller must refuse.
+async fn issue(
+    s: &AppState,
+    conn: &mut SqliteConnection,
+    user_id: &str,
+    family: Option<String>,
+) -> ApiResult<Option<TokenPair>> {
     let family = family.unwrap_or_else(db::new_id);
     let mut extra = Map::new();
     extra.insert("fam".into(), family.clone().into());
@@ -104,17 +112,31 @@ async fn issue(s: &AppState, user_id: &str, family: Option<String>) -> ApiResult
         .issue_pair(user_id, &extra)
         .map_err(|e| AppError::Internal(e.to_string()))?;
     tick();
-    sqlx::query(
-        "INSERT INTO refresh_tokens (jti, family_id, user_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?)",
+    let recorded = sqlx::query(
+        "INSERT INTO refresh_tokens (jti, family_id, user_id, expires_at, created_at) \
+         SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS \
+         (SELECT 1 FROM refresh_tokens WHERE family_id = ? AND revoked_at IS NOT NULL)",
     )
     .bind(&pair.refresh.jti)
     .bind(&family)
     .bind(user_id)
     .bind(i64::try_from(pair.refresh.expires_at).unwrap_or(i64::MAX))
     .bind(s.now())
-    .execute(&s.db.write)
+    .bind(&family)
+    .execute(&mut *conn)
     .await?;
-    Ok(pair)
+    Ok((recorded.rows_affected() == 1).then_some(pair))
+}
+
+/// Issues a pair in a new family on `conn` (a new family is never revoked).
+async fn issue_new(
+    s: &AppState,
+    conn: &mut SqliteConnection,
+    user_id: &str,
+) -> ApiResult<TokenPair> {
+    issue(s, conn, user_id, None)
+        .await?
+        .ok_or_else(|| AppError::Internal("a new token family was already revoked".into()))
 }
 
 async fn register(
@@ -128,6 +150,9 @@ async fn register(
         .map_err(|e| AppError::Internal(e.to_string()))?;
     let id = db::new_id();
     let now = s.now();
+    // The account and its first tokens commit together: a failure in between must not leave an
+    // account whose owner never got tokens (and would get 409 on retrying).
+    let mut tx = s.db.write.begin().await?;
     tick();
     let inserted = sqlx::query(
         "INSERT INTO users (id, email, password_hash, name, role, created_at, updated_at) \
@@ -139,14 +164,15 @@ async fn register(
     .bind(body.name.trim())
     .bind(now)
     .bind(now)
-    .execute(&s.db.write)
+    .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
         return Err(AppError::Conflict(
             "An account with this email exists.".into(),
         ));
     }
-    let pair = issue(&s, &id, None).await?;
+    let pair = issue_new(&s, &mut tx, &id).await?;
+    tx.commit().await?;
     let user: UserRow = (
         id.clone(),
         body.email.trim().to_owned(),
@@ -186,7 +212,7 @@ async fn login(
     let matches = passwords::run_bounded(move || passwords::verify(&password, &stored))
         .await
         .map_err(AppError::Internal)?;
-    let Some((id, _, failures, locked_until)) = row else {
+    let Some((id, _, _, locked_until)) = row else {
         return Err(AppError::Unauthorized);
     };
     if locked_until.is_some_and(|t| t > now) {
@@ -194,33 +220,40 @@ async fn login(
         return Err(AppError::Unauthorized);
     }
     if !matches {
-        let failures = failures + 1;
+        // One statement on the writer counts the failure and locks at the limit: parallel wrong
+        // guesses each count, whatever the read above saw.
         tick();
-        if failures >= MAX_FAILURES {
-            sqlx::query("UPDATE users SET failed_logins = 0, locked_until = ? WHERE id = ?")
-                .bind(now + LOCK_SECONDS)
-                .bind(&id)
-                .execute(&s.db.write)
-                .await?;
-        } else {
-            sqlx::query("UPDATE users SET failed_logins = ? WHERE id = ?")
-                .bind(failures)
-                .bind(&id)
-                .execute(&s.db.write)
-                .await?;
-        }
+        sqlx::query(
+            "UPDATE users SET \
+             failed_logins = CASE WHEN failed_logins + 1 >= ?1 THEN 0 ELSE failed_logins + 1 END, \
+             locked_until = CASE WHEN failed_logins + 1 >= ?1 THEN ?2 ELSE locked_until END \
+             WHERE id = ?3",
+        )
+        .bind(MAX_FAILURES)
+        .bind(now + LOCK_SECONDS)
+        .bind(&id)
+        .execute(&s.db.write)
+        .await?;
         return Err(AppError::Unauthorized);
     }
+    let mut tx = s.db.write.begin().await?;
     tick();
-    let user: UserRow = sqlx::query_as(&format!(
-        "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login = ? WHERE id = ? \
-         RETURNING {USER_COLUMNS}"
+    // Only if no parallel failure has locked the account since the read above.
+    let user: Option<UserRow> = sqlx::query_as(&format!(
+        "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login = ?1 \
+         WHERE id = ?2 AND (locked_until IS NULL OR locked_until <= ?1) RETURNING {USER_COLUMNS}"
     ))
     .bind(now)
     .bind(&id)
-    .fetch_one(&s.db.write)
+    .fetch_optional(&mut *tx)
     .await?;
-    let pair = issue(&s, &id, None).await?;
+    let Some(user) = user else {
+        tracing::info!(user = %id, "login refused: account locked");
+        return Err(AppError::Unauthorized);
+    };
+    let pair = issue_new(&s, &mut tx, &id).await?;
+    tx.commit().await?;
+    crate::revocations::prune_now_and_then(&s.db, now).await;
     Ok(envelope(
         v,
         now,
@@ -245,6 +278,9 @@ async fn refresh(
         .ok_or(AppError::Unauthorized)?
         .to_owned();
     let now = s.now();
+    // Claim and issue in one transaction: a crash in between rolls the claim back instead of
+    // burning the token, and a reuse that revokes the family cannot slip between them.
+    let mut tx = s.db.write.begin().await?;
     // Claim the token: only one request can move it from unused to used.
     tick();
     let claimed: Option<(String, String)> = sqlx::query_as(
@@ -255,7 +291,7 @@ async fn refresh(
     .bind(now)
     .bind(&jti)
     .bind(now)
-    .fetch_optional(&s.db.write)
+    .fetch_optional(&mut *tx)
     .await?;
     let Some((family, user_id)) = claimed else {
         // Reuse of a rotated (or revoked) token: someone else may hold the family. Revoke it all.
@@ -266,8 +302,9 @@ async fn refresh(
         )
         .bind(now)
         .bind(&jti)
-        .execute(&s.db.write)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         if revoked.rows_affected() > 0 {
             tracing::warn!(jti = %jti, "refresh token reused: family revoked");
         }
@@ -280,12 +317,16 @@ async fn refresh(
     let alive: Option<i64> =
         sqlx::query_scalar("SELECT 1 FROM users WHERE id = ? AND deleted_at IS NULL")
             .bind(&user_id)
-            .fetch_optional(&s.db.read)
+            .fetch_optional(&mut *tx)
             .await?;
     if alive.is_none() {
         return Err(AppError::Unauthorized);
     }
-    let pair = issue(&s, &user_id, Some(family)).await?;
+    // `None`: the family was revoked (a reuse elsewhere) after this token was issued.
+    let Some(pair) = issue(&s, &mut tx, &user_id, Some(family)).await? else {
+        return Err(AppError::Unauthorized);
+    };
+    tx.commit().await?;
     Ok(envelope(v, now, json!({"tokens": tokens_json(&pair)}), json!({})).into_response())
 }
 
@@ -299,13 +340,20 @@ async fn logout(
     if let (Some(jti), Some(exp)) = (p.token_id(), p.expires_at())
         && p.scheme() == protothrive::auth::Scheme::Jwt
     {
-        s.revocations.revoke(jti, exp);
+        // The database first: a restart reloads from it, and a retried logout after a failure
+        // to tell the other instances finds the row there already.
         tick();
         sqlx::query("INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)")
             .bind(jti)
             .bind(i64::try_from(exp).unwrap_or(i64::MAX))
             .execute(&s.db.write)
             .await?;
+        if let Err(e) = s.revocations.revoke(jti, exp).await {
+            tracing::warn!(error = %e, "logout not shared with the other instances");
+            return Err(AppError::Unavailable(
+                "The logout could not reach every instance; retry it.".into(),
+            ));
+        }
     }
     // The session's refresh-token family: from the access token's `fam`, or the body's token.
     let mut family = p
@@ -340,6 +388,7 @@ async fn logout(
         .execute(&s.db.write)
         .await?;
     }
+    crate::revocations::prune_now_and_then(&s.db, now).await;
     Ok(envelope(v, now, json!({"logged_out": true}), json!({})).into_response())
 }
 

@@ -7,6 +7,10 @@
 //! version when its path has none. It may not be a batch itself (per-item 400, checked on the
 //! decoded path and again by a request extension, whatever the path spelling). Items that are
 //! malformed get a 400 of their own; the batch as a whole answers 200 with one result per item.
+//!
+//! The answers' bodies share one budget ([`MAX_BATCH_BODY`]) besides each item's own limit: 20
+//! items of 2 MiB would otherwise hold 40 MiB per batch in memory. Every item still runs; an
+//! answer that does not fit what is left of the budget is replaced by a note.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -32,6 +36,8 @@ use crate::state::AppState;
 pub const MAX_ITEMS: u64 = 20;
 /// The largest item answer kept (bigger ones are replaced by a note).
 const MAX_ITEM_BODY: usize = 2 * 1024 * 1024;
+/// The most answer bytes one batch keeps, all items together.
+pub const MAX_BATCH_BODY: usize = 4 * 1024 * 1024;
 /// Headers an item may set (anything else is a per-item 400).
 const ALLOWED_HEADERS: [&str; 8] = [
     "accept",
@@ -255,8 +261,9 @@ fn sub_request(outer: &Outer, i: usize, item: Item) -> Result<Request, String> {
     Ok(req)
 }
 
-/// One item's result: status, a few headers, and the body (JSON when it is JSON).
-async fn item_result(res: Response) -> Value {
+/// One item's result: status, a few headers, and the body (JSON when it is JSON) if it fits in
+/// `budget` bytes (and the item limit); with the body bytes it kept.
+async fn item_result(res: Response, budget: usize) -> (Value, usize) {
     let status = res.status().as_u16();
     let mut headers = serde_json::Map::new();
     for name in &KEPT_HEADERS {
@@ -279,16 +286,28 @@ async fn item_result(res: Response) -> Value {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.contains("json"));
-    let body = match axum::body::to_bytes(res.into_body(), MAX_ITEM_BODY).await {
-        Ok(b) if b.is_empty() => Value::Null,
-        Ok(b) if json => serde_json::from_slice(&b)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&b).into_owned().into()),
-        Ok(b) => String::from_utf8_lossy(&b).into_owned().into(),
-        Err(_) => {
-            json!({"error": format!("the answer is larger than {MAX_ITEM_BODY} bytes and was left out")})
-        }
+    let limit = budget.min(MAX_ITEM_BODY);
+    let (body, kept) = match axum::body::to_bytes(res.into_body(), limit).await {
+        Ok(b) if b.is_empty() => (Value::Null, 0),
+        Ok(b) if json => (
+            serde_json::from_slice(&b)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&b).into_owned().into()),
+            b.len(),
+        ),
+        Ok(b) => (String::from_utf8_lossy(&b).into_owned().into(), b.len()),
+        Err(_) if limit < MAX_ITEM_BODY => (
+            json!({"error": format!("the batch's answers reached {MAX_BATCH_BODY} bytes; this answer was left out")}),
+            0,
+        ),
+        Err(_) => (
+            json!({"error": format!("the answer is larger than {MAX_ITEM_BODY} bytes and was left out")}),
+            0,
+        ),
     };
-    json!({"status": status, "headers": headers, "body": body})
+    (
+        json!({"status": status, "headers": headers, "body": body}),
+        kept,
+    )
 }
 
 async fn batch(
@@ -317,6 +336,7 @@ async fn batch(
         request_id: rid.map(|Extension(r)| r.as_str().to_owned()),
     };
     let mut results = Vec::with_capacity(body.requests.len());
+    let mut budget = MAX_BATCH_BODY;
     for (i, item) in body.requests.into_iter().enumerate() {
         let res = match sub_request(&outer, i, item) {
             Ok(req) => match app.clone().oneshot(req).await {
@@ -325,7 +345,9 @@ async fn batch(
             },
             Err(why) => AppError::BadRequest(why).into_response(),
         };
-        results.push(item_result(res).await);
+        let (result, kept) = item_result(res, budget).await;
+        budget -= kept;
+        results.push(result);
     }
     let meta = json!({"count": results.len()});
     let mut res = envelope(v, s.now(), results, meta).into_response();

@@ -49,6 +49,11 @@ pub struct Endpoint {
     pub extra: &'static [u16],
 }
 
+/// What an API key may do, for the security schemes' descriptions.
+const KEY_SCOPES: &str = "A key does only what its scopes grant: <area>:read for GET and HEAD, \
+    <area>:write for other methods (and reads), the area being the path's first segment after \
+    the version (roadmaps, snippets, admin, ...); health, docs and the batch envelope need none.";
+
 const fn ep(
     method: &'static str,
     path: &'static str,
@@ -120,7 +125,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ep("GET", "/api/health", "Liveness", Anyone, "health"),
     ep("GET", "/api/health/live", "Liveness", Anyone, "health"),
     ep("GET", "/api/health/ready", "Readiness: database and Redis checks (503 when unhealthy)", Anyone, "health").extra(&[503]),
-    ep("GET", "/api/status", "Version, uptime, cache and limiter statistics", Anyone, "health"),
+    ep("GET", "/api/status", "Version and uptime; cache statistics for users; configuration for super_admins", Anyone, "health"),
     ep("GET", "/metrics", "Prometheus metrics (unversioned; a configured token may be required)", Anyone, "health"),
     ep("GET", "/api/docs", "This OpenAPI document", Anyone, "docs"),
     ep("POST", "/api/auth/register", "Create an account; answers with tokens", Anyone, "auth").body(register_schema).created().extra(&[409]),
@@ -356,8 +361,8 @@ pub fn openapi() -> Value {
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "apiKey": {"type": "http", "scheme": "ApiKey", "description": "Authorization: ApiKey <key>"},
-                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "apiKey": {"type": "http", "scheme": "ApiKey", "description": format!("Authorization: ApiKey <key>. {KEY_SCOPES}")},
+                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": KEY_SCOPES},
             },
             "schemas": {
                 "Envelope": {

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use protothrive::auth::Principal;
 use protothrive::gateway::ApiVersion;
 use serde_json::json;
 
@@ -61,23 +62,32 @@ async fn ready(State(s): State<AppState>, v: Option<ApiVersion>) -> Response {
     (code, body).into_response()
 }
 
-async fn status(State(s): State<AppState>, v: Option<ApiVersion>) -> Response {
-    envelope(
-        version(v),
-        s.now(),
-        json!({
-            "service": "protothrive",
-            "version": env!("CARGO_PKG_VERSION"),
-            "environment": format!("{:?}", s.config.env).to_lowercase(),
-            "uptime_seconds": s.clock.instant().saturating_duration_since(s.started).as_secs(),
-            "requests_in_flight": crate::app::IN_FLIGHT.load(std::sync::atomic::Ordering::Relaxed),
-            "rate_limits": s.config.rate_limits.as_deref().unwrap_or("default"),
-            "auth": { "cached_tokens": s.auth.cached_tokens(), "revoked_tokens": s.revocations.len() },
-            "cache": cache_stats(&s),
-        }),
-        json!({}),
-    )
-    .into_response()
+/// Liveness figures for anyone; the cache's counters for signed-in users; the configuration
+/// (environment, rate limits, revocations) for super_admins only: an anonymous caller learns
+/// nothing about how the service is set up.
+async fn status(
+    State(s): State<AppState>,
+    v: Option<ApiVersion>,
+    who: Option<axum::Extension<Principal>>,
+) -> Response {
+    let mut data = json!({
+        "service": "protothrive",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": s.clock.instant().saturating_duration_since(s.started).as_secs(),
+        "requests_in_flight": crate::app::IN_FLIGHT.load(std::sync::atomic::Ordering::Relaxed),
+    });
+    if let Some(axum::Extension(p)) = who {
+        data["cache"] = cache_stats(&s);
+        if p.has_role("super_admin") {
+            data["environment"] = format!("{:?}", s.config.env).to_lowercase().into();
+            data["rate_limits"] = s.config.rate_limits.as_deref().unwrap_or("default").into();
+            data["auth"] = json!({
+                "cached_tokens": s.auth.cached_tokens(),
+                "revoked_tokens": s.revocations.count(),
+            });
+        }
+    }
+    envelope(version(v), s.now(), data, json!({})).into_response()
 }
 
 /// The read cache's counters, and its hit rate among cacheable requests.

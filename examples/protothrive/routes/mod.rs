@@ -11,6 +11,7 @@ pub mod docs;
 pub mod health;
 pub mod logs;
 pub mod roadmaps;
+pub mod scopes;
 pub mod snippets;
 
 use axum::Router;
@@ -59,5 +60,6 @@ pub fn router(state: AppState) -> Router {
         .merge(roadmaps::router(&state))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
+        .layer(axum::middleware::from_fn(scopes::enforce))
         .with_state(state)
 }

@@ -141,6 +141,9 @@ struct Inner {
     state: RwLock<State>,
     fetch_lock: tokio::sync::Mutex<()>,
     fetches: AtomicU64,
+    /// Refreshes that dropped a key: a token verified with a key this set no longer holds must
+    /// not outlive the key in the verified-token cache.
+    removals: AtomicU64,
 }
 
 #[derive(Default)]
@@ -213,6 +216,7 @@ impl JwksBuilder {
                 state: RwLock::default(),
                 fetch_lock: tokio::sync::Mutex::new(()),
                 fetches: AtomicU64::new(0),
+                removals: AtomicU64::new(0),
             }),
         }
     }
@@ -240,6 +244,11 @@ impl Jwks {
     #[must_use]
     pub fn fetch_count(&self) -> u64 {
         self.inner.fetches.load(Ordering::Relaxed)
+    }
+
+    /// How many refreshes have dropped a key so far.
+    pub(crate) fn removals(&self) -> u64 {
+        self.inner.removals.load(Ordering::Acquire)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -279,8 +288,19 @@ impl Jwks {
                     .state
                     .write()
                     .unwrap_or_else(PoisonError::into_inner);
+                // A key is known by its `kid` and algorithm: a set must not reuse a `kid` for
+                // other key material (RFC 7517 §4.5), so new material under an old `kid` is not
+                // told apart from the old key here.
+                let gone = state.keys.iter().any(|old| {
+                    !keys
+                        .iter()
+                        .any(|new| new.kid() == old.kid() && new.algorithm() == old.algorithm())
+                });
                 state.keys = keys.into();
                 state.fetched_at = Some(started);
+                if gone {
+                    self.inner.removals.fetch_add(1, Ordering::Release);
+                }
                 tracing::debug!(keys = n, "JWKS refreshed");
                 Ok(n)
             }

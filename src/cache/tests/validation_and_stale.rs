@@ -43,6 +43,46 @@ async fn revalidates_with_etag_and_merges_the_304() {
     assert_eq!(f.seen.calls(), 2);
 }
 
+/// A 304 that says `no-store` (or `private`, unpartitioned) is merged into the answer but not
+/// stored: the next request goes to the origin again instead of reusing the merged entry.
+#[tokio::test]
+async fn a_304_that_forbids_storing_is_not_stored() {
+    for forbids in ["no-store, max-age=120", "private, max-age=120"] {
+        let f = fixture(move |_req, n| {
+            if n > 1 {
+                return Ok(resp(
+                    304,
+                    &[("etag", "\"v1\""), ("cache-control", forbids)],
+                    "",
+                ));
+            }
+            Ok(resp(
+                200,
+                &[("etag", "\"v1\""), ("cache-control", "max-age=60")],
+                "hello",
+            ))
+        });
+        send(&f.svc, get(&[])).await;
+        f.clock.advance(Duration::from_secs(61));
+        let (code, h, body) = send(&f.svc, get(&[])).await;
+        assert_eq!(
+            (code, &body[..]),
+            (StatusCode::OK, &b"hello"[..]),
+            "{forbids}"
+        );
+        assert_eq!(h["cache-control"], forbids);
+        let status = cache_status(&h);
+        assert!(!status.contains("stored"), "{forbids}: {status}");
+        f.clock.advance(Duration::from_secs(1));
+        send(&f.svc, get(&[])).await;
+        assert_eq!(
+            f.seen.calls(),
+            3,
+            "{forbids}: the third request reached the origin"
+        );
+    }
+}
+
 #[tokio::test]
 async fn answers_the_clients_own_conditionals_with_304() {
     let f = fixture(|_, _| {

@@ -1,0 +1,54 @@
+//! The batch endpoint's answer is bounded as a whole, not only item by item.
+
+use serde_json::{Value, json};
+
+use crate::api::{Auth, Slot, call, register, req, shared, slot};
+
+static SERVER: Slot = slot();
+
+/// The most answer bytes one batch keeps (the example's `MAX_BATCH_BODY`).
+const BUDGET: usize = 4 * 1024 * 1024;
+
+/// Twenty lists of ten roadmaps of 50 KB graphs are ~10 MB of answers: the batch keeps the first
+/// ones whole, replaces those past 4 MiB by a note, and its own answer stays within the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_answer_stays_within_its_budget() {
+    let server = shared(&SERVER);
+    let user = register(&server, "budget").await;
+    let label = "x".repeat(49_000);
+    for i in 0..10 {
+        let graph = json!({"nodes": [{"id": "a", "label": label}], "edges": []});
+        let made = call(
+            &server,
+            "POST",
+            "/api/v2/roadmaps",
+            &user.access,
+            &json!({"title": format!("big {i}"), "graph": graph}),
+        )
+        .await;
+        assert_eq!(made.status, 201, "{}", made.body);
+    }
+    let items = vec![json!({"method": "GET", "path": "/api/v2/roadmaps?limit=100"}); 20];
+    let res = req(&server, "POST", "/api/v2/batch", Auth::Bearer(&user.access))
+        .json(&json!({"requests": items}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let bytes = res.bytes().await.unwrap();
+    assert!(
+        bytes.len() <= BUDGET + 64 * 1024,
+        "{} bytes of batch answer",
+        bytes.len()
+    );
+    let answer: Value = serde_json::from_slice(&bytes).unwrap();
+    let results = answer["data"].as_array().unwrap();
+    assert_eq!(results.len(), 20, "every item ran");
+    assert!(results.iter().all(|r| r["status"] == 200));
+    assert_eq!(
+        results[0]["body"]["data"].as_array().map(Vec::len),
+        Some(10)
+    );
+    let note = results[19]["body"]["error"].as_str().unwrap_or_default();
+    assert!(note.contains("left out"), "{}", results[19]["body"]);
+}
