@@ -216,10 +216,11 @@ pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
     // decides for every instance and the in-process store is the fallback of the outage policy.
     let limits = state.config.limits;
     let per_ip = |name: &str, quota| Limit::new(name, quota).by(KeyBy::ClientIpV6Net64);
-    let mut stack = Stack::builder()
+    // Trusted proxies and the ip, user and api_key limits from the configuration; the rest is
+    // the API's own.
+    let mut stack = Stack::from_config(&state.config.stack)?
         .clock(state.clock.clone())
         .realm("protothrive")
-        .trusted_proxies(state.config.trusted_proxies.iter())
         .cors(cors(&state.config.cors_origins))
         .security_headers(SecurityHeadersLayer::new())
         .versions(versions)
@@ -228,7 +229,6 @@ pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
                 .max_body_bytes(MAX_BODY)
                 .json_only(),
         )
-        .limit_by_client(per_ip("ip", limits.ip))
         .limit_by_client(
             per_ip("login", limits.login)
                 .path_prefix("/api/auth/login")
@@ -240,9 +240,7 @@ pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
                 .method(Method::POST),
         )
         .authenticator(state.auth.clone(), true)
-        .csrf(CsrfLayer::new().allowed_origins(state.config.cors_origins.iter().cloned()))
-        .limit_by_principal(Limit::new("user", limits.user).by(KeyBy::JwtSubject))
-        .limit_by_principal(Limit::new("api_key", limits.api_key).by(KeyBy::ApiKey));
+        .csrf(CsrfLayer::new().allowed_origins(state.config.cors_origins.iter().cloned()));
     if let Some(redis) = &state.redis {
         stack = stack.remote_rate_limit_store(
             Arc::new(redis.clone()),

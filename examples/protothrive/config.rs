@@ -1,10 +1,13 @@
 //! Configuration from the environment, or a TOML file named by `PROTOTHRIVE_CONFIG` with the same
-//! keys (lower-case, without the `PROTOTHRIVE_` prefix). The environment wins over the file.
+//! keys (lower-case, without the `PROTOTHRIVE_` prefix), read by the library's `Settings`. The
+//! environment wins over the file. The stack's own settings (`StackConfig`) are read there too;
+//! what is here is the API's.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use protothrive::rate_limit::Quota;
+use protothrive::rate_limit::{Quota, QuotaList};
+use protothrive::stack::{Settings, StackConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
@@ -40,6 +43,10 @@ pub struct Config {
     pub agent_failure_rate: f64,
     pub metrics_token: Option<String>,
     pub shutdown_grace_secs: u64,
+    /// What the library's `Stack::from_config` reads: trusted proxies, the CORS origins (with the
+    /// development defaults) and the limits (with the contract's defaults). The API's own
+    /// authenticator replaces the stack's, so no JWT settings go there.
+    pub stack: StackConfig,
 }
 
 const DEV_ORIGINS: &str =
@@ -83,45 +90,46 @@ pub struct RateLimits {
     pub register: Quota,
 }
 
+/// The contract's default limits.
+const DEFAULT_LIMITS: &str = "ip=60/min burst 10, user=100/min burst 10, api_key=200/min, \
+                              login=10 per 5 min, register=5 per 15 min";
+
+/// The names `PROTOTHRIVE_RATE_LIMITS` may set.
+const LIMIT_NAMES: [&str; 5] = ["ip", "user", "api_key", "login", "register"];
+
 impl RateLimits {
-    fn parse(text: Option<&str>) -> Result<Self, ConfigError> {
-        let q = |s: &str| s.parse::<Quota>().map_err(|e| ConfigError(e.to_string()));
-        let mut limits = Self {
-            ip: q("60/min burst 10")?,
-            user: q("100/min burst 10")?,
-            api_key: q("200/min")?,
-            login: q("10 per 5 min")?,
-            register: q("5 per 15 min")?,
-        };
-        for item in text
-            .unwrap_or("")
-            .split(',')
-            .filter(|i| !i.trim().is_empty())
-        {
-            let bad = |why: String| {
-                ConfigError(format!(
-                    "PROTOTHRIVE_RATE_LIMITS item `{}`: {why} (write name=count/period:burst, e.g. ip=60/60s:10)",
-                    item.trim()
-                ))
-            };
-            let (name, quota) = item.split_once('=').ok_or_else(|| bad("no `=`".into()))?;
-            let quota: Quota = quota
-                .parse()
-                .map_err(|e: protothrive::error::ConfigError| bad(e.message().into()))?;
-            match name.trim() {
-                "ip" => limits.ip = quota,
-                "user" => limits.user = quota,
-                "api_key" => limits.api_key = quota,
-                "login" => limits.login = quota,
-                "register" => limits.register = quota,
-                other => {
-                    return Err(bad(format!(
-                        "unknown limit `{other}`; use ip, user, api_key, login or register"
-                    )));
-                }
-            }
+    /// The defaults, overridden by `overrides` (each name at most once, every name known).
+    fn from_list(overrides: &QuotaList) -> Result<Self, ConfigError> {
+        if let Some(other) = overrides.unknown(&LIMIT_NAMES) {
+            return Err(ConfigError(format!(
+                "PROTOTHRIVE_RATE_LIMITS: unknown limit `{other}`; use ip, user, api_key, login or register"
+            )));
         }
-        Ok(limits)
+        let defaults: QuotaList = DEFAULT_LIMITS
+            .parse()
+            .map_err(|e: protothrive::error::ConfigError| ConfigError(e.to_string()))?;
+        let all = defaults.override_with(overrides);
+        let q = |name: &str| {
+            all.get(name)
+                .ok_or_else(|| ConfigError(format!("no default for the `{name}` limit")))
+        };
+        Ok(Self {
+            ip: q("ip")?,
+            user: q("user")?,
+            api_key: q("api_key")?,
+            login: q("login")?,
+            register: q("register")?,
+        })
+    }
+
+    /// As a list, for the stack's configuration.
+    pub fn to_list(self) -> QuotaList {
+        QuotaList::new()
+            .with("ip", self.ip)
+            .with("user", self.user)
+            .with("api_key", self.api_key)
+            .with("login", self.login)
+            .with("register", self.register)
     }
 }
 
@@ -134,30 +142,12 @@ impl Config {
 
     /// Reads configuration from a map of `PROTOTHRIVE_*` variables (tests build one directly).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let mut file: HashMap<String, String> = HashMap::new();
-        if let Some(path) = vars.get("PROTOTHRIVE_CONFIG") {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError(format!("cannot read PROTOTHRIVE_CONFIG {path}: {e}")))?;
-            let table: toml::Table = toml::from_str(&text)
-                .map_err(|e| ConfigError(format!("PROTOTHRIVE_CONFIG {path} is not TOML: {e}")))?;
-            for (k, v) in table {
-                let value = match v {
-                    toml::Value::String(s) => s,
-                    toml::Value::Array(items) => items
-                        .iter()
-                        .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    other => other.to_string(),
-                };
-                file.insert(format!("PROTOTHRIVE_{}", k.to_ascii_uppercase()), value);
-            }
-        }
+        let lib = |e: protothrive::error::ConfigError| ConfigError(e.message().to_owned());
+        let settings = Settings::from_vars("PROTOTHRIVE_", vars).map_err(lib)?;
+        let mut stack = StackConfig::from_settings(&settings).map_err(lib)?;
         let get = |k: &str| -> Option<String> {
-            vars.get(k)
-                .or_else(|| file.get(k))
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
+            let name = k.trim_start_matches("PROTOTHRIVE_").to_ascii_lowercase();
+            settings.get(&name).map(str::to_owned)
         };
         let env = match get("PROTOTHRIVE_ENV").as_deref().unwrap_or("development") {
             "development" | "dev" => Environment::Development,
@@ -179,26 +169,27 @@ impl Config {
             .parse()
             .map_err(|e| ConfigError(format!("PROTOTHRIVE_ADDR={addr_text}: {e}")))?;
         let number = |k: &str, default: u64| -> Result<u64, ConfigError> {
-            get(k).map_or(Ok(default), |v| {
-                v.parse()
-                    .map_err(|_| ConfigError(format!("{k}={v} is not a whole number")))
-            })
+            let name = k.trim_start_matches("PROTOTHRIVE_").to_ascii_lowercase();
+            Ok(settings.parse(&name).map_err(lib)?.unwrap_or(default))
         };
-        let cors_origins = get("PROTOTHRIVE_CORS_ORIGINS")
-            .map(|v| list(&v))
-            .unwrap_or_else(|| {
-                if env == Environment::Development {
-                    list(DEV_ORIGINS)
-                } else {
-                    Vec::new()
-                }
-            });
+        let cors_origins = if settings.get("cors_origins").is_some() {
+            stack.cors_origins.clone()
+        } else if env == Environment::Development {
+            list(DEV_ORIGINS)
+        } else {
+            Vec::new()
+        };
         let failure = get("PROTOTHRIVE_AGENT_FAILURE_RATE").map_or(Ok(0.0), |v| {
             v.parse::<f64>()
                 .ok()
                 .filter(|f| (0.0..=1.0).contains(f))
                 .ok_or_else(|| ConfigError(format!("PROTOTHRIVE_AGENT_FAILURE_RATE={v}: use 0..1")))
         })?;
+        let limits = RateLimits::from_list(&stack.rate_limits)?;
+        stack.cors_origins.clone_from(&cors_origins);
+        stack.rate_limits = limits.to_list();
+        stack.jwt_secret = None;
+        stack.jwks_url = None;
         let config = Self {
             addr,
             env,
@@ -221,19 +212,18 @@ impl Config {
             jwt_audience: get("PROTOTHRIVE_JWT_AUDIENCE")
                 .unwrap_or_else(|| "protothrive-api".to_owned()),
             jwks_url: get("PROTOTHRIVE_JWKS_URL"),
-            jwt_leeway: number("PROTOTHRIVE_JWT_LEEWAY", 60)?,
+            jwt_leeway: stack.jwt_leeway.unwrap_or(60),
             cors_origins,
-            trusted_proxies: get("PROTOTHRIVE_TRUSTED_PROXIES")
-                .map(|v| list(&v))
-                .unwrap_or_default(),
+            trusted_proxies: stack.trusted_proxies.clone(),
             agent_url: get("PROTOTHRIVE_AGENT_URL"),
-            limits: RateLimits::parse(get("PROTOTHRIVE_RATE_LIMITS").as_deref())?,
+            limits,
             rate_limits: get("PROTOTHRIVE_RATE_LIMITS"),
             demo_password: get("PROTOTHRIVE_DEMO_PASSWORD"),
             agent_latency_ms: number("PROTOTHRIVE_AGENT_LATENCY_MS", 5)?,
             agent_failure_rate: failure,
             metrics_token: get("PROTOTHRIVE_METRICS_TOKEN"),
             shutdown_grace_secs: number("PROTOTHRIVE_SHUTDOWN_GRACE_SECS", 10)?,
+            stack,
         };
         config.check()?;
         Ok(config)
