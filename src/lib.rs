@@ -60,7 +60,6 @@ pub mod csrf;
 pub mod error;
 #[cfg(feature = "gateway")]
 pub mod gateway;
-#[cfg(any(feature = "gateway", feature = "cors"))]
 mod headers;
 pub mod identity;
 #[cfg(feature = "rate-limit")]

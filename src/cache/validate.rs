@@ -69,12 +69,8 @@ pub fn not_modified(req: &HeaderMap, stored: &HeaderMap) -> bool {
         let Some(tag) = etag(stored) else {
             return false;
         };
-        return req
-            .get_all(IF_NONE_MATCH)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim() == "*" || weak_eq(t, tag));
+        return crate::headers::comma_items(req, &IF_NONE_MATCH)
+            .any(|t| t == "*" || weak_eq(t, tag));
     }
     let date = |h: &HeaderMap, n: &HeaderName| -> Option<SystemTime> {
         httpdate::parse_http_date(h.get(n)?.to_str().ok()?).ok()
@@ -157,12 +153,8 @@ pub fn merge_not_modified(stored: &mut HeaderMap, not_modified: &HeaderMap) {
 /// assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["etag"]);
 /// ```
 pub fn strip_unstorable(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+    let listed: Vec<HeaderName> = crate::headers::comma_items(headers, &CONNECTION)
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
         .collect();
     for n in listed {
         headers.remove(n);

@@ -5,9 +5,9 @@ use bytes::Bytes;
 use http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
-    ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, HeaderMap, HeaderName, VARY,
+    ACCESS_CONTROL_REQUEST_HEADERS, HeaderMap, HeaderName, VARY,
 };
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use tower_service::Service;
 
 use super::preflight::{self, Config};
@@ -175,9 +175,7 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         // Fetch §3.2.2: a preflight is OPTIONS *with* Access-Control-Request-Method; any other
         // OPTIONS request is the application's.
-        if req.method() == Method::OPTIONS
-            && let Some(method) = req.headers().get(ACCESS_CONTROL_REQUEST_METHOD)
-        {
+        if let Some(method) = crate::headers::preflight_method(&req) {
             let res = preflight(&self.config, &req, method);
             return ResponseFuture::ready(res);
         }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{ACCESS_CONTROL_REQUEST_METHOD, HeaderName, RETRY_AFTER};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::header::{HeaderName, RETRY_AFTER};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use tower_service::Service;
 
 use smallvec::SmallVec;
@@ -352,9 +352,7 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         // A CORS preflight (Fetch §3.2.2) is never counted.
-        if req.method() == Method::OPTIONS
-            && req.headers().contains_key(ACCESS_CONTROL_REQUEST_METHOD)
-        {
+        if crate::headers::is_preflight(&req) {
             return ResponseFuture::inner(self.inner.call(req));
         }
         let config = &self.config;
