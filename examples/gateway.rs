@@ -1,8 +1,9 @@
 //! Run with: cargo run --example gateway -- --upstream http://127.0.0.1:8787 --listen 127.0.0.1:8080
 //!
-//! A reverse proxy with the crate's stack in front of any HTTP/1.1 origin: every method and path
-//! is forwarded (bodies streamed both ways), after the client-IP, rate-limit and body-limit
-//! layers. Options:
+//! A reverse proxy with the crate's `Stack` in front of any HTTP/1.1 origin: every method and path
+//! is forwarded (bodies streamed both ways), behind client IP, request ids (sent upstream too),
+//! the body limit, the per-client rate limit and the cache, all from one builder; with `--redis`
+//! one Redis connection serves the limit, the cache's L2 and its purges. Options:
 //!
 //! * `--upstream URL` (required): the origin, `http://host:port` (a path prefix is kept).
 //! * `--listen ADDR`: where to listen (default `127.0.0.1:8080`).
@@ -32,7 +33,6 @@
 #![allow(unreachable_pub, missing_docs, missing_debug_implementations)]
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -43,11 +43,13 @@ use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use protothrive::cache::{CacheHandle, CacheLayer, RedisTier, Subscription};
-use protothrive::client_ip::{ClientIp, ClientIpLayer};
+use protothrive::cache::{CacheHandle, CacheLayer};
 use protothrive::error::Problem;
 use protothrive::gateway::RequestLimitsLayer;
-use protothrive::rate_limit::{KeyBy, Limit, OnStoreError, Quota, RateLimitLayer, RedisStore};
+use protothrive::identity::ClientIp;
+use protothrive::rate_limit::{KeyBy, Limit, Quota};
+use protothrive::redis_handle::RedisHandle;
+use protothrive::stack::Stack;
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt as _};
 use tower_http::timeout::TimeoutBody;
@@ -303,14 +305,15 @@ impl Proxy {
 /// The gateway: the stack around the proxy.
 pub type Gateway = BoxCloneSyncService<Request<Body>, Response, std::convert::Infallible>;
 
-/// The gateway and what must live as long as it (the subscription to other instances' purges).
+/// The gateway and what must live as long as it (the stack holds the subscription to other
+/// instances' purges).
 pub struct Built {
     pub service: Gateway,
     pub cache: Option<CacheHandle>,
-    pub subscription: Option<Subscription>,
+    pub stack: Stack,
 }
 
-/// Builds the gateway for `args` (inside a Tokio runtime: the Redis store connects there).
+/// Builds the gateway for `args` (inside a Tokio runtime: Redis connects there).
 pub fn gateway(args: &Args) -> Result<Built, Box<dyn std::error::Error>> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
@@ -320,77 +323,39 @@ pub fn gateway(args: &Args) -> Result<Built, Box<dyn std::error::Error>> {
         upstream: args.upstream.clone(),
         timeout: args.timeout,
     };
-    let client_ip = ClientIpLayer::builder()
+    let mut stack = Stack::builder()
         .trusted_proxies(args.trusted.iter())
-        .build()?;
-    let rate = match args.rate {
-        Some(quota) => {
-            let mut b =
-                RateLimitLayer::builder().limit(Limit::new("ip", quota).by(KeyBy::ClientIpV6Net64));
-            if let Some(url) = &args.redis {
-                let store = RedisStore::builder(url).key_prefix("gateway:rl:").build()?;
-                b = b.remote_store(Arc::new(store), OnStoreError::Local);
-            }
-            Some(b.build()?)
-        }
-        None => None,
-    };
-    // Inner to outer; each optional layer is boxed so that the stack has one type either way.
-    let mut service: Gateway = BoxCloneSyncService::new(
-        ServiceBuilder::new()
-            .layer(RequestLimitsLayer::new().max_body_bytes(args.max_body))
-            .service(tower::service_fn(
-                move |req: Request<http_body_util::Limited<Body>>| {
-                    let proxy = proxy.clone();
-                    // The body stays bounded while it streams upstream.
-                    let req = req.map(Body::new);
-                    async move { Ok::<_, std::convert::Infallible>(proxy.forward(req).await) }
-                },
-            ))
-            .map_response(IntoResponse::into_response),
-    );
-    let mut handle = None;
-    let mut subscription = None;
+        .body_limits(RequestLimitsLayer::new().max_body_bytes(args.max_body));
+    if let Some(quota) = args.rate {
+        stack = stack.limit_by_client(Limit::new("ip", quota).by(KeyBy::ClientIpV6Net64));
+    }
     if args.cache_mb > 0 {
-        let mut builder = CacheLayer::builder().max_bytes(args.cache_mb << 20);
-        let tier = match &args.redis {
-            Some(url) => Some(
-                RedisTier::builder(url)
-                    .key_prefix("gateway:cache:")
-                    .build()?,
-            ),
-            None => None,
-        };
-        if let Some(tier) = &tier {
-            builder = builder.tier(Arc::new(tier.clone()));
-        }
-        let cache = builder.build()?;
-        if let Some(tier) = &tier {
-            let local = cache.handle();
-            subscription = Some(tier.subscribe(move |p| local.invalidate_local(&p))?);
-        }
-        handle = Some(cache.handle());
-        service = BoxCloneSyncService::new(
+        stack = stack.cache(CacheLayer::builder().max_bytes(args.cache_mb << 20));
+    }
+    if let Some(url) = &args.redis {
+        stack = stack.redis(RedisHandle::builder(url).build()?);
+    }
+    let stack = stack.build()?;
+    let origin = tower::service_fn(move |req: Request<Body>| {
+        let proxy = proxy.clone();
+        async move { Ok::<_, std::convert::Infallible>(proxy.forward(req).await) }
+    });
+    // Inside the stack the body is `Limited`: it stays bounded while it streams upstream.
+    let unlimit = |req: Request<http_body_util::Limited<Body>>| req.map(Body::new);
+    let inner: Gateway = match stack.cache() {
+        Some(cache) => BoxCloneSyncService::new(
             ServiceBuilder::new()
                 .map_response(IntoResponse::into_response)
-                .layer(cache)
-                .service(service),
-        );
-    }
-    if let Some(rate) = rate {
-        service = BoxCloneSyncService::new(
-            ServiceBuilder::new()
-                .layer(rate)
-                .service(service)
-                .map_response(IntoResponse::into_response),
-        );
-    }
-    let service: Gateway = BoxCloneSyncService::new(
-        ServiceBuilder::new()
-            .layer(client_ip)
-            .service(service)
-            .map_response(IntoResponse::into_response),
-    );
+                .layer(cache.clone())
+                .service(origin),
+        ),
+        None => BoxCloneSyncService::new(origin),
+    };
+    let service = ServiceBuilder::new()
+        .layer(stack.clone())
+        .map_request(unlimit)
+        .service(inner)
+        .map_response(IntoResponse::into_response);
     // Outermost: every layer below (the cache's key above all) sees the one host.
     let service = BoxCloneSyncService::new(tower::service_fn(move |mut req: Request<Body>| {
         let inner = service.clone();
@@ -407,8 +372,8 @@ pub fn gateway(args: &Args) -> Result<Built, Box<dyn std::error::Error>> {
     }));
     Ok(Built {
         service,
-        cache: handle,
-        subscription,
+        cache: stack.cache().map(CacheLayer::handle),
+        stack,
     })
 }
 
@@ -428,7 +393,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let built = gateway(&args)?;
-    let _subscription = built.subscription;
     let gateway = built.service;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!(
