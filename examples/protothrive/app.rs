@@ -85,11 +85,11 @@ pub async fn state(
         config.jwt_audience.clone(),
     )
     .clock(clock.clone());
-    let cache = crate::cache::build(clock.clone(), redis.as_ref())?;
-    let redis = match &redis {
-        Some(h) => Some(protothrive::rate_limit::RedisStore::from_handle(h).build()?),
-        None => None,
-    };
+    let stack = stack(&config, &clock, &auth, redis)?;
+    let cache = stack
+        .cache()
+        .cloned()
+        .ok_or("the stack is built with the read cache")?;
     Ok(AppState {
         db,
         auth,
@@ -100,9 +100,8 @@ pub async fn state(
         clock,
         agent,
         metrics,
-        redis,
-        cache: cache.layer,
-        cache_subscription: cache.subscription,
+        stack,
+        cache,
         app: Arc::new(std::sync::OnceLock::new()),
     })
 }
@@ -197,9 +196,16 @@ fn cors(origins: &[String]) -> CorsLayerBuilder {
 /// The app as one service (the router inside every layer).
 pub type App = BoxCloneSyncService<Request<Body>, Response, Infallible>;
 
-/// The whole service: the stack around the router.
-pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
-    let production = state.config.is_production();
+/// The API's stack: the configuration's part (trusted proxies, the ip, user and api_key limits),
+/// then what is the API's own — versions, body limits, the login and register limits, its
+/// authenticator, CSRF, the read cache, and one Redis connection for limits and cache when there
+/// is one.
+fn stack(
+    config: &Config,
+    clock: &SharedClock,
+    auth: &Authenticator,
+    redis: Option<RedisHandle>,
+) -> Result<Stack, protothrive::error::ConfigError> {
     let versions = VersionLayer::builder()
         .prefix("/api")
         .vendor("protothrive")
@@ -212,16 +218,12 @@ pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
         )
         .version(2)
         .default_version(1);
-    // By client before auth (floods never reach it), by principal after. With Redis, Redis
-    // decides for every instance and the in-process store is the fallback of the outage policy.
-    let limits = state.config.limits;
+    let limits = config.limits;
     let per_ip = |name: &str, quota| Limit::new(name, quota).by(KeyBy::ClientIpV6Net64);
-    // Trusted proxies and the ip, user and api_key limits from the configuration; the rest is
-    // the API's own.
-    let mut stack = Stack::from_config(&state.config.stack)?
-        .clock(state.clock.clone())
+    let mut stack = Stack::from_config(&config.stack)?
+        .clock(clock.clone())
         .realm("protothrive")
-        .cors(cors(&state.config.cors_origins))
+        .cors(cors(&config.cors_origins))
         .security_headers(SecurityHeadersLayer::new())
         .versions(versions)
         .body_limits(
@@ -239,17 +241,26 @@ pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
                 .path_prefix("/api/auth/register")
                 .method(Method::POST),
         )
-        .authenticator(state.auth.clone(), true)
-        .csrf(CsrfLayer::new().allowed_origins(state.config.cors_origins.iter().cloned()));
-    if let Some(redis) = &state.redis {
-        stack = stack.remote_rate_limit_store(
-            Arc::new(redis.clone()),
-            state.config.rate_limit_on_redis_error,
-        );
+        .authenticator(auth.clone(), true)
+        .csrf(CsrfLayer::new().allowed_origins(config.cors_origins.iter().cloned()))
+        .cache(crate::cache::builder());
+    // With Redis, Redis decides the limits for every instance (the in-process store is the
+    // fallback of the outage policy) and is the cache's L2.
+    if let Some(redis) = redis {
+        let store = protothrive::rate_limit::RedisStore::from_handle(&redis).build()?;
+        stack = stack
+            .remote_rate_limit_store(Arc::new(store), config.rate_limit_on_redis_error)
+            .redis(redis);
     }
-    let stack = stack.build()?;
+    stack.build()
+}
+
+/// The whole service: the stack around the router.
+pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
+    let production = state.config.is_production();
     let handle = state.app.clone();
-    let service = stack
+    let service = state
+        .stack
         .with_trace(middleware::from_fn(move |req, next| {
             context(production, req, next)
         }))

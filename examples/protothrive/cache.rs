@@ -15,7 +15,6 @@
 //!   authenticated data), `Cache-Status` telling what the cache did.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -23,9 +22,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::Route;
 use protothrive::auth::Principal;
-use protothrive::cache::{CacheBody, CacheLayer, Purge, RedisTier, Subscription};
-use protothrive::clock::SharedClock;
-use protothrive::redis_handle::RedisHandle;
+use protothrive::cache::{CacheBody, CacheLayer, CacheLayerBuilder, Purge};
 use tower::{Layer, Service, ServiceBuilder};
 
 use crate::state::AppState;
@@ -57,46 +54,13 @@ pub fn tag(mut res: Response, cache_control: HeaderValue, tags: &str) -> Respons
     res
 }
 
-/// The cache layer, its L2 and the subscription to other instances' purges.
-pub struct Built {
-    pub layer: CacheLayer,
-    pub subscription: Option<Arc<Subscription>>,
-}
-
-/// Builds the cache: 64 MiB in process, partitioned by the caller's subject, Redis behind it
-/// when there is one.
-pub fn build(
-    clock: SharedClock,
-    redis: Option<&RedisHandle>,
-) -> Result<Built, Box<dyn std::error::Error>> {
-    let mut builder = CacheLayer::builder()
-        .clock(clock)
-        .max_bytes(64 << 20)
-        .partition(|req| {
-            req.extensions
-                .get::<Principal>()
-                .map(|p| p.subject().to_owned())
-        });
-    let tier = match redis {
-        Some(h) => Some(RedisTier::from_handle(h).build()?),
-        None => None,
-    };
-    if let Some(tier) = &tier {
-        builder = builder.tier(Arc::new(tier.clone()));
-    }
-    let layer = builder.build()?;
-    let subscription = match &tier {
-        Some(tier) => {
-            let handle = layer.handle();
-            Some(Arc::new(
-                tier.subscribe(move |p| handle.invalidate_local(&p))?,
-            ))
-        }
-        None => None,
-    };
-    Ok(Built {
-        layer,
-        subscription,
+/// The read cache: 64 MiB in process, partitioned by the caller's subject (the stack sets its
+/// clock, and its Redis L2 with purges from other instances when there is one).
+pub fn builder() -> CacheLayerBuilder {
+    CacheLayer::builder().max_bytes(64 << 20).partition(|req| {
+        req.extensions
+            .get::<Principal>()
+            .map(|p| p.subject().to_owned())
     })
 }
 

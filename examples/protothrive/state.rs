@@ -26,12 +26,11 @@ pub struct AppState {
     pub started: Instant,
     pub agent: AgentClient,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    /// The read cache (cloned into the cached routes; its handle purges).
+    /// Every layer of the request path, and what they share (the Redis connection when
+    /// `PROTOTHRIVE_REDIS_URL` is set; the subscription to other instances' purges).
+    pub stack: protothrive::stack::Stack,
+    /// The stack's read cache (cloned into the cached routes; its handle purges).
     pub cache: protothrive::cache::CacheLayer,
-    /// Other instances' purges, applied to this one's L1 while it lives (with Redis).
-    pub cache_subscription: Option<Arc<protothrive::cache::Subscription>>,
-    /// The shared rate-limit store when `PROTOTHRIVE_REDIS_URL` is set.
-    pub redis: Option<protothrive::rate_limit::RedisStore>,
     /// The whole app (every layer), set once it is built: `POST /batch` runs its sub-requests
     /// through it. (A reference cycle app → router → state → app: the app lives as long as the
     /// process anyway.)

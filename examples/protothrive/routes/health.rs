@@ -33,7 +33,7 @@ async fn live(State(s): State<AppState>, v: Option<ApiVersion>) -> Response {
 async fn ready(State(s): State<AppState>, v: Option<ApiVersion>) -> Response {
     let db = s.db.ping().await;
     // Redis is optional: without it configured, it does not count.
-    let redis = match &s.redis {
+    let redis = match s.stack.redis() {
         Some(r) => Some(r.ping().await),
         None => None,
     };
