@@ -80,6 +80,13 @@ pub fn system() -> SharedClock {
     Arc::new(SystemClock)
 }
 
+/// Nanoseconds on `clock`'s monotonic time since `epoch` (0 before it, `u64::MAX` after ~584
+/// years): the integer time of the rate limiter and the Redis breaker.
+#[cfg_attr(not(any(feature = "rate-limit", feature = "redis")), allow(dead_code))]
+pub(crate) fn nanos_since(clock: &dyn Clock, epoch: Instant) -> u64 {
+    u64::try_from(clock.instant().saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// A clock that only moves when told to, for tests.
 ///
 /// Clones share the same time, so a test keeps one handle and gives another to the layer under test.

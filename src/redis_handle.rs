@@ -100,15 +100,20 @@ impl RedisHandle {
     /// Whether the server answers a `PING` within the timeout (for readiness checks); an answer
     /// closes the breaker for every store.
     pub async fn ping(&self) -> bool {
-        let mut conn = self.conn.clone();
-        let cmd = redis::cmd("PING");
-        let ping = cmd.query_async::<String>(&mut conn);
-        let up = matches!(tokio::time::timeout(self.timeout, ping).await, Ok(Ok(_)));
-        if up {
-            self.breaker.close();
-        }
-        up
+        ping(&self.conn, self.timeout, &self.breaker).await
     }
+}
+
+/// `PING` on `conn` within `timeout`; an answer closes `breaker`.
+pub(crate) async fn ping(conn: &ConnectionManager, timeout: Duration, breaker: &Breaker) -> bool {
+    let mut conn = conn.clone();
+    let cmd = redis::cmd("PING");
+    let ping = cmd.query_async::<String>(&mut conn);
+    let up = matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(_)));
+    if up {
+        breaker.close();
+    }
+    up
 }
 
 impl RedisHandleBuilder {
@@ -251,13 +256,7 @@ impl Breaker {
     }
 
     fn now(&self) -> u64 {
-        u64::try_from(
-            self.clock
-                .instant()
-                .saturating_duration_since(self.epoch)
-                .as_nanos(),
-        )
-        .unwrap_or(u64::MAX)
+        crate::clock::nanos_since(&*self.clock, self.epoch)
     }
 
     /// Whether calls should fail at once now.

@@ -216,16 +216,7 @@ impl RedisTier {
     /// Whether the server answers a `PING` within the timeout; a success ends fail-fast after an
     /// outage.
     pub async fn ping(&self) -> bool {
-        let mut conn = self.conn.clone();
-        let cmd = redis::cmd("PING");
-        let up = matches!(
-            tokio::time::timeout(self.timeout, cmd.query_async::<String>(&mut conn)).await,
-            Ok(Ok(_))
-        );
-        if up {
-            self.breaker.close();
-        }
-        up
+        crate::redis_handle::ping(&self.conn, self.timeout, &self.breaker).await
     }
 
     async fn bounded<T>(

@@ -185,14 +185,7 @@ impl RedisStore {
 
     /// Whether the server answers a `PING` within the store's timeout (for readiness checks).
     pub async fn ping(&self) -> bool {
-        let mut conn = self.conn.clone();
-        let cmd = redis::cmd("PING");
-        let ping = cmd.query_async::<String>(&mut conn);
-        let up = matches!(tokio::time::timeout(self.timeout, ping).await, Ok(Ok(_)));
-        if up {
-            self.breaker.close();
-        }
-        up
+        crate::redis_handle::ping(&self.conn, self.timeout, &self.breaker).await
     }
 }
 

@@ -318,13 +318,7 @@ fn verdict(applied: &mut [(&Limit, Decision)], send_headers: bool) -> Verdict {
 impl Config {
     /// The layer's clock in nanoseconds since it was built.
     fn now(&self) -> u64 {
-        u64::try_from(
-            self.clock
-                .instant()
-                .saturating_duration_since(self.epoch)
-                .as_nanos(),
-        )
-        .unwrap_or(u64::MAX)
+        crate::clock::nanos_since(&*self.clock, self.epoch)
     }
 }
 
