@@ -110,10 +110,13 @@ impl Stack {
     /// let stack = Stack::builder().build()?;
     /// let svc = stack.with_trace(seen).layer(service_fn(|req: Request<_>| async move {
     ///     let t = req.extensions().get::<protothrive::error::TraceId>().unwrap().as_str().to_owned();
-    ///     Ok::<_, std::convert::Infallible>(Response::new(t))
+    ///     let mut res = Response::new(http_body_util::Empty::<bytes::Bytes>::new());
+    ///     res.headers_mut().insert("x-trace", http::HeaderValue::from_str(&t).unwrap());
+    ///     Ok::<_, std::convert::Infallible>(res)
     /// }));
-    /// let res = tokio::runtime::Builder::new_current_thread().build()?.block_on(svc.oneshot(Request::new(String::new())))?;
-    /// assert_eq!(res.body(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    /// let req = Request::new(http_body_util::Empty::<bytes::Bytes>::new());
+    /// let res = tokio::runtime::Builder::new_current_thread().build()?.block_on(svc.oneshot(req))?;
+    /// assert_eq!(res.headers()["x-trace"], "4bf92f3577b34da6a3ce929d0e0e4736");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_trace<T>(&self, trace: T) -> StackWithTrace<T> {
