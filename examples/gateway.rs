@@ -17,6 +17,10 @@
 //!   in `Cache-Status`.
 //! * `--max-body BYTES`: the largest request body forwarded (default 10 MiB).
 //!
+//! Each option may also come from a `GATEWAY_*` variable or the TOML file named by
+//! `GATEWAY_CONFIG` (the library's `Settings`: `GATEWAY_RATE_LIMITS=ip=100/s`,
+//! `GATEWAY_TRUSTED_PROXIES=10.0.0.0/8,fd00::/8`, ...); the command line wins.
+//!
 //! What the proxy itself does: takes an absolute-form target's authority as the request's host
 //! (RFC 9112 §3.2.2: `Host` is replaced by it, so the cache key and `X-Forwarded-Host` name one
 //! host; two `Host` fields are a `400`), drops hop-by-hop headers (RFC 9110 §7.6.1, including
@@ -45,44 +49,73 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use protothrive::cache::{CacheHandle, CacheLayer};
 use protothrive::error::Problem;
-use protothrive::gateway::RequestLimitsLayer;
 use protothrive::identity::ClientIp;
-use protothrive::rate_limit::{KeyBy, Limit, Quota};
+use protothrive::rate_limit::{Quota, QuotaList};
 use protothrive::redis_handle::RedisHandle;
-use protothrive::stack::Stack;
+use protothrive::stack::{Settings, Stack, StackConfig};
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt as _};
 use tower_http::timeout::TimeoutBody;
 
-/// The command line.
+/// The configuration: `GATEWAY_*` variables (or the TOML file named by `GATEWAY_CONFIG`), with
+/// the command line over them.
 #[derive(Debug, Clone)]
 pub struct Args {
     pub upstream: Uri,
     pub listen: SocketAddr,
-    pub rate: Option<Quota>,
-    pub trusted: Vec<String>,
+    /// The stack's part: trusted proxies, the `ip` limit, the body limit.
+    pub stack: StackConfig,
     pub redis: Option<String>,
-    pub max_body: usize,
     pub timeout: Duration,
     pub cache_mb: u64,
 }
 
 const USAGE: &str = "usage: gateway --upstream URL [--listen ADDR] [--rate QUOTA|off] \
-    [--trusted-proxy CIDR]... [--redis URL] [--max-body BYTES] [--timeout SECONDS] [--cache-mb N]";
+    [--trusted-proxy CIDR]... [--redis URL] [--max-body BYTES] [--timeout SECONDS] [--cache-mb N]\n\
+    (each also from GATEWAY_UPSTREAM, GATEWAY_LISTEN, GATEWAY_RATE_LIMITS=ip=QUOTA, \
+    GATEWAY_TRUSTED_PROXIES, GATEWAY_REDIS_URL, GATEWAY_MAX_BODY_BYTES, GATEWAY_TIMEOUT, \
+    GATEWAY_CACHE_MB or the TOML file named by GATEWAY_CONFIG)";
 
 impl Args {
-    /// Parses `args` (without the program name).
+    /// Parses `args` (without the program name) with no settings from the environment.
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
-        let mut upstream = None;
+        Self::parse_with(&Settings::default(), args)
+    }
+
+    /// Parses `args` over the `GATEWAY_*` settings of the process.
+    pub fn from_env(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
+        let settings = Settings::from_env("GATEWAY_").map_err(|e| e.message().to_owned())?;
+        Self::parse_with(&settings, args)
+    }
+
+    /// Parses `args` over `settings`.
+    pub fn parse_with(
+        settings: &Settings,
+        args: impl IntoIterator<Item = String>,
+    ) -> Result<Self, String> {
+        let lib = |e: protothrive::error::ConfigError| e.message().to_owned();
+        let mut stack = StackConfig::from_settings(settings).map_err(lib)?;
+        if let Some(other) = stack.rate_limits.unknown(&["ip"]) {
+            return Err(format!(
+                "{}: the gateway has one limit, `ip`, not `{other}`",
+                settings.variable("rate_limits")
+            ));
+        }
+        if stack.rate_limits.get("ip").is_none() {
+            stack.rate_limits = QuotaList::new().with("ip", quota("100/s burst 200")?);
+        }
+        stack.max_body_bytes.get_or_insert(10 << 20);
+        let mut upstream = settings.get("upstream").map(str::to_owned);
         let mut parsed = Self {
             upstream: Uri::from_static("http://127.0.0.1"),
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            rate: Some("100/s burst 200".parse().map_err(|e| format!("{e}"))?),
-            trusted: Vec::new(),
-            redis: None,
-            max_body: 10 << 20,
-            timeout: Duration::from_secs(30),
-            cache_mb: 64,
+            listen: settings
+                .parse("listen")
+                .map_err(lib)?
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            stack,
+            redis: settings.get("redis_url").map(str::to_owned),
+            timeout: Duration::from_secs(settings.parse("timeout").map_err(lib)?.unwrap_or(30)),
+            cache_mb: settings.parse("cache_mb").map_err(lib)?.unwrap_or(64),
         };
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
@@ -91,36 +124,27 @@ impl Args {
                     .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
             };
             match flag.as_str() {
-                "--upstream" => {
-                    let v = value()?;
-                    let uri: Uri = v.parse().map_err(|e| format!("--upstream {v}: {e}"))?;
-                    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-                        return Err(format!("--upstream {v}: use http://host:port"));
-                    }
-                    upstream = Some(uri);
-                }
+                "--upstream" => upstream = Some(value()?),
                 "--listen" => {
                     let v = value()?;
                     parsed.listen = v.parse().map_err(|e| format!("--listen {v}: {e}"))?;
                 }
                 "--rate" => {
                     let v = value()?;
-                    parsed.rate = if v == "off" {
-                        None
-                    } else {
-                        Some(v.parse().map_err(|e| format!("--rate {v}: {e}"))?)
-                    };
+                    let q = quota(&v).map_err(|e| format!("--rate {v}: {e}"))?;
+                    parsed.stack.rate_limits = QuotaList::new().with("ip", q);
                 }
-                "--trusted-proxy" => parsed.trusted.push(value()?),
+                "--trusted-proxy" => parsed.stack.trusted_proxies.push(value()?),
                 "--redis" => parsed.redis = Some(value()?),
                 "--max-body" => {
                     let v = value()?;
-                    parsed.max_body = v.parse().map_err(|e| format!("--max-body {v}: {e}"))?;
+                    parsed.stack.max_body_bytes =
+                        Some(v.parse().map_err(|e| format!("--max-body {v}: {e}"))?);
                 }
                 "--timeout" => {
                     let v = value()?;
                     let secs: u64 = v.parse().map_err(|e| format!("--timeout {v}: {e}"))?;
-                    parsed.timeout = Duration::from_secs(secs.max(1));
+                    parsed.timeout = Duration::from_secs(secs);
                 }
                 "--cache-mb" => {
                     let v = value()?;
@@ -130,9 +154,28 @@ impl Args {
                 other => return Err(format!("unknown option {other}\n{USAGE}")),
             }
         }
-        parsed.upstream = upstream.ok_or_else(|| format!("--upstream is required\n{USAGE}"))?;
+        parsed.timeout = parsed.timeout.max(Duration::from_secs(1));
+        let v = upstream.ok_or_else(|| format!("--upstream is required\n{USAGE}"))?;
+        let uri: Uri = v.parse().map_err(|e| format!("--upstream {v}: {e}"))?;
+        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+            return Err(format!("--upstream {v}: use http://host:port"));
+        }
+        parsed.upstream = uri;
         Ok(parsed)
     }
+
+    /// Whether the per-client limit is on.
+    pub fn rate_limited(&self) -> bool {
+        self.stack
+            .rate_limits
+            .get("ip")
+            .is_some_and(|q| !q.is_unlimited())
+    }
+}
+
+fn quota(text: &str) -> Result<Quota, String> {
+    text.parse()
+        .map_err(|e: protothrive::error::ConfigError| e.message().to_owned())
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded.
@@ -323,12 +366,8 @@ pub fn gateway(args: &Args) -> Result<Built, Box<dyn std::error::Error>> {
         upstream: args.upstream.clone(),
         timeout: args.timeout,
     };
-    let mut stack = Stack::builder()
-        .trusted_proxies(args.trusted.iter())
-        .body_limits(RequestLimitsLayer::new().max_body_bytes(args.max_body));
-    if let Some(quota) = args.rate {
-        stack = stack.limit_by_client(Limit::new("ip", quota).by(KeyBy::ClientIpV6Net64));
-    }
+    // Trusted proxies, the `ip` limit and the body limit from the configuration.
+    let mut stack = Stack::from_config(&args.stack)?;
     if args.cache_mb > 0 {
         stack = stack.cache(CacheLayer::builder().max_bytes(args.cache_mb << 20));
     }
@@ -385,7 +424,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let args = match Args::parse(std::env::args().skip(1)) {
+    let args = match Args::from_env(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {
             eprintln!("{message}");
@@ -422,7 +461,9 @@ mod tests {
         let a =
             args("--upstream http://127.0.0.1:9000/base --listen 127.0.0.1:0 --rate off").unwrap();
         assert_eq!(a.upstream, "http://127.0.0.1:9000/base");
-        assert!(a.rate.is_none());
+        assert!(!a.rate_limited());
+        let a = args("--upstream http://x").unwrap();
+        assert!(a.rate_limited(), "a per-client limit by default");
         assert!(
             args("--listen 127.0.0.1:1")
                 .unwrap_err()
@@ -435,6 +476,40 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown option")
         );
+    }
+
+    #[test]
+    fn settings_configure_it_and_flags_win() {
+        let settings = Settings::from_vars(
+            "GATEWAY_",
+            [
+                ("GATEWAY_UPSTREAM", "http://127.0.0.1:9000"),
+                ("GATEWAY_RATE_LIMITS", "ip=off"),
+                ("GATEWAY_TRUSTED_PROXIES", "10.0.0.0/8"),
+                ("GATEWAY_CACHE_MB", "0"),
+            ],
+        )
+        .unwrap();
+        let a = Args::parse_with(
+            &settings,
+            ["--trusted-proxy".to_owned(), "fd00::/8".to_owned()],
+        )
+        .unwrap();
+        assert_eq!(a.upstream, "http://127.0.0.1:9000/");
+        assert!(!a.rate_limited());
+        assert_eq!(a.stack.trusted_proxies, ["10.0.0.0/8", "fd00::/8"]);
+        assert_eq!(a.cache_mb, 0);
+        let a = Args::parse_with(&settings, ["--rate".to_owned(), "5/s".to_owned()]).unwrap();
+        assert!(a.rate_limited(), "the flag wins over the variable");
+        for (k, v) in [
+            ("GATEWAY_RATE_LIMITS", "user=1/s"),
+            ("GATEWAY_TIMEOUT", "soon"),
+        ] {
+            let s = Settings::from_vars("GATEWAY_", [("GATEWAY_UPSTREAM", "http://x:1"), (k, v)])
+                .unwrap();
+            let err = Args::parse_with(&s, []).unwrap_err();
+            assert!(err.contains(k), "{k}={v}: {err}");
+        }
     }
 
     #[test]
