@@ -1,4 +1,4 @@
-//! Run with: cargo run --release --example bench_server -- --mode bare|stack|peer [--port N]
+//! Run with: cargo run --example bench_server --release -- --mode bare|stack|peer [--port N]
 //!
 //! One trivial route, `GET /hello` (`Cache-Control: public, max-age=60`, a 6-byte body), served
 //! on 127.0.0.1 three ways so a load generator can compare them (`scripts/throughput`):
