@@ -12,6 +12,7 @@ mod client_ip;
 mod cors;
 mod rate_limit;
 mod redis;
+mod stack;
 
 criterion::criterion_main!(
     auth::benches,
@@ -19,5 +20,6 @@ criterion::criterion_main!(
     client_ip::benches,
     cors::benches,
     rate_limit::benches,
-    redis::benches
+    redis::benches,
+    stack::benches
 );

@@ -1,0 +1,285 @@
+//! Run with: cargo run --example bench_server --release -- --mode bare|stack|peer [--port N]
+//!
+//! One trivial route, `GET /hello` (`Cache-Control: public, max-age=60`, a 6-byte body), served
+//! on 127.0.0.1 three ways so a load generator can compare them (`scripts/throughput`):
+//!
+//! * `bare`: the axum router alone;
+//! * `stack`: protothrive's [`Stack`] — client IP, request id, CORS, a per-IP limit too high to
+//!   refuse, HS256 auth (verified-token cache on), and the route cache;
+//! * `peer`: the same jobs done the usual way with public crates — tower-http's request id,
+//!   `TraceLayer` and `CorsLayer`, tower_governor keyed by peer IP, a `jsonwebtoken` HS256 decode
+//!   per request in `axum::middleware::from_fn`, and http-cache-tower's moka cache.
+//!
+//! `--print-token` prints a bearer token every mode accepts (one day long) and exits. No log
+//! subscriber is installed in any mode. The criterion bench `stack/*` drives the same apps
+//! without a socket.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, HOST};
+use axum::http::{HeaderName, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use protothrive::auth::{
+    Algorithm, Authenticator, SigningKey, TokenIssuer, TokenKind, VerifyingKey,
+};
+use protothrive::cache::CacheLayer;
+use protothrive::clock::SharedClock;
+use protothrive::cors::{AllowOrigin, CorsLayer};
+use protothrive::rate_limit::{KeyBy, Limit};
+use protothrive::stack::{Stack, StackBuilder};
+use tower::ServiceBuilder;
+
+/// The HS256 secret every mode verifies with.
+pub const SECRET: &[u8] = b"bench secret: 32 bytes or more, fixed for the runs";
+/// The one origin CORS allows.
+pub const ORIGIN: &str = "https://app.example.com";
+const ISSUER: &str = "bench";
+/// One check per nanosecond with a burst of 4·10⁹: checked on every request, never refused.
+const LIMIT: &str = "4000000000/4s burst 4000000000";
+const BURST: u32 = 4_000_000_000;
+
+/// The handler of every mode.
+async fn hello() -> ([(HeaderName, &'static str); 1], &'static str) {
+    ([(CACHE_CONTROL, "public, max-age=60")], "hello\n")
+}
+
+fn routes() -> axum::routing::MethodRouter {
+    get(hello)
+}
+
+/// Bare axum.
+pub fn bare() -> Router {
+    Router::new().route("/hello", routes())
+}
+
+/// The parts of the stack in the order [`stack`] adds them, outer to inner; the stack with none
+/// of them configured still has its always-on body limit.
+pub const STACK_PARTS: [&str; 6] = [
+    "client ip",
+    "request id",
+    "cors",
+    "per-ip limit",
+    "auth hs256",
+    "route cache",
+];
+
+/// The stack's builder with the first `parts` of [`STACK_PARTS`].
+///
+/// # Errors
+/// A bad configuration (none here).
+pub fn stack_builder(
+    clock: SharedClock,
+    parts: usize,
+) -> Result<StackBuilder, Box<dyn std::error::Error>> {
+    let mut b = Stack::builder().clock(clock.clone()).realm(ISSUER);
+    if parts < 1 {
+        b = b.without_client_ip();
+    }
+    if parts < 2 {
+        b = b.without_request_id();
+    }
+    if parts >= 3 {
+        b = b.cors(CorsLayer::builder().allow_origin(AllowOrigin::exact(ORIGIN)));
+    }
+    if parts >= 4 {
+        b = b.limit_by_client(Limit::new("ip", LIMIT.parse()?).by(KeyBy::ClientIp));
+    }
+    if parts >= 5 {
+        b = b.auth(
+            Authenticator::builder()
+                .key(VerifyingKey::hmac(Algorithm::HS256, SECRET)?)
+                .issuer(ISSUER)
+                .audience(ISSUER),
+        );
+    }
+    if parts >= 6 {
+        b = b.cache(CacheLayer::builder().clock(clock));
+    }
+    Ok(b)
+}
+
+/// The router behind a built stack (the route cache on `/hello` when the stack has one).
+pub fn stack_router(stack: &Stack) -> Router {
+    let route = match stack.cache() {
+        Some(cache) => routes().route_layer(cache.clone()),
+        None => routes(),
+    };
+    Router::new().route("/hello", route).layer(stack.clone())
+}
+
+/// protothrive's stack with the first `parts` of [`STACK_PARTS`] (all of them: the `stack` mode).
+///
+/// # Errors
+/// A bad configuration (none here).
+pub fn stack(clock: SharedClock, parts: usize) -> Result<Router, Box<dyn std::error::Error>> {
+    Ok(stack_router(&stack_builder(clock, parts)?.build()?))
+}
+
+/// The full stack with tower-http's `TraceLayer` at its trace position ([`Stack::with_trace`]).
+///
+/// # Errors
+/// A bad configuration (none here).
+pub fn stack_with_trace(clock: SharedClock) -> Result<Router, Box<dyn std::error::Error>> {
+    let stack = stack_builder(clock, STACK_PARTS.len())?.build()?;
+    let cache = stack.cache().cloned().ok_or("the stack has a cache")?;
+    Ok(Router::new()
+        .route("/hello", routes().route_layer(cache))
+        .layer(stack.with_trace(tower_http::trace::TraceLayer::new_for_http())))
+}
+
+/// The claims the peer's JWT check reads (what a hand-written check usually decodes).
+#[derive(Clone, Debug, serde::Deserialize)]
+struct Claims {
+    // Handlers behind the check would read the caller from here.
+    #[allow(dead_code)]
+    sub: String,
+}
+
+struct Jwt {
+    key: jsonwebtoken::DecodingKey,
+    validation: jsonwebtoken::Validation,
+}
+
+async fn check_jwt(State(jwt): State<Arc<Jwt>>, mut req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(token) = token else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    match jsonwebtoken::decode::<Claims>(token, &jwt.key, &jwt.validation) {
+        Ok(data) => {
+            req.extensions_mut().insert(data.claims);
+            next.run(req).await
+        }
+        Err(_) => StatusCode::UNAUTHORIZED.into_response(),
+    }
+}
+
+/// http-cache keys by the absolute URL, which a server's request does not carry: rebuilt from
+/// `Host`, as an application putting http-cache-tower behind axum has to.
+fn absolute_uri(mut req: Request) -> Request {
+    if req.uri().scheme().is_none() {
+        let host = req
+            .headers()
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        if let Ok(uri) = format!("http://{host}{path}").parse::<Uri>() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
+/// The peer stack: the same jobs assembled from public crates the usual way.
+///
+/// # Errors
+/// A bad configuration (none here).
+pub fn peer() -> Result<Router, Box<dyn std::error::Error>> {
+    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&[ISSUER]);
+    let jwt = Arc::new(Jwt {
+        key: jsonwebtoken::DecodingKey::from_secret(SECRET),
+        validation,
+    });
+    let governor = tower_governor::governor::GovernorConfigBuilder::default()
+        .per_nanosecond(1)
+        .burst_size(BURST)
+        .finish()
+        .ok_or("governor config")?;
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(axum::http::HeaderValue::from_static(ORIGIN))
+        .allow_headers([AUTHORIZATION])
+        .expose_headers([HeaderName::from_static("x-request-id")]);
+    let cache = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(
+            |e: http_cache_tower::HttpCacheError| async move {
+                (StatusCode::BAD_GATEWAY, e.to_string())
+            },
+        ))
+        .map_request(absolute_uri)
+        .layer(http_cache_tower::HttpCacheLayer::with_cache(
+            http_cache::HttpCache {
+                mode: http_cache::CacheMode::Default,
+                manager: http_cache::MokaManager::new(http_cache::MokaCache::new(10_000)),
+                options: http_cache::HttpCacheOptions::default(),
+            },
+        ));
+    Ok(Router::new()
+        .route("/hello", routes().route_layer(cache))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(tower_http::trace::TraceLayer::new_for_http())
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(cors)
+                .layer(tower_governor::GovernorLayer::<_, _, Body>::new(governor))
+                .layer(middleware::from_fn_with_state(jwt, check_jwt)),
+        ))
+}
+
+/// A token every mode accepts for a day from `clock`'s now.
+///
+/// # Errors
+/// When signing fails.
+pub fn token(clock: SharedClock) -> Result<String, Box<dyn std::error::Error>> {
+    let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, SECRET)?, ISSUER, ISSUER)
+        .access_ttl(std::time::Duration::from_secs(24 * 3600))
+        .clock(clock);
+    let extra = serde_json::json!({"roles": ["user"]});
+    let extra = extra.as_object().ok_or("an object")?;
+    Ok(issuer.issue("bench-user", TokenKind::Access, extra)?.token)
+}
+
+/// The app of `mode` (`bare`, `stack` or `peer`) on the system clock.
+///
+/// # Errors
+/// An unknown mode.
+pub fn app(mode: &str) -> Result<Router, Box<dyn std::error::Error>> {
+    match mode {
+        "bare" => Ok(bare()),
+        "stack" => stack(protothrive::clock::system(), STACK_PARTS.len()),
+        "peer" => peer(),
+        other => Err(format!("--mode {other}: expected bare, stack or peer").into()),
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let (mut mode, mut port) = (String::from("bare"), 3000_u16);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--mode" => mode = args.next().ok_or("--mode needs a value")?,
+            "--port" => port = args.next().ok_or("--port needs a value")?.parse()?,
+            "--print-token" => {
+                println!("{}", token(protothrive::clock::system())?);
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    let app = app(&mode)?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("{mode} listening on http://{}", listener.local_addr()?);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
+    Ok(())
+}
