@@ -46,6 +46,29 @@ struct Exact {
     scheme: String,
     host: String,
     port: Option<u16>,
+    /// The origin as a browser serializes it, when that text parses back to exactly this entry:
+    /// a byte-equal `Origin` matches without being parsed.
+    serialized: Option<String>,
+}
+
+impl Exact {
+    fn new(scheme: &str, host: &str, port: Option<u16>) -> Self {
+        let scheme = scheme.to_ascii_lowercase();
+        let host = host.to_ascii_lowercase();
+        let text = match port {
+            Some(p) => format!("{scheme}://{host}:{p}"),
+            None => format!("{scheme}://{host}"),
+        };
+        let round_trips = origin::parse(&text)
+            .is_some_and(|o| o.scheme == scheme && o.host == host && o.port == port);
+        let serialized = round_trips.then_some(text);
+        Self {
+            scheme,
+            host,
+            port,
+            serialized,
+        }
+    }
 }
 
 /// `scheme://*.suffix[:port]`: one or more whole labels in front of `suffix`.
@@ -113,6 +136,16 @@ impl AllowOrigin {
                 Kind::Predicate(f) => f(origin),
             };
         }
+        // What browsers send is the serialized origin: a byte-equal configured one is a match
+        // without parsing (it parses to that entry by construction).
+        if let Kind::List(list) = &self.kind
+            && list
+                .exact
+                .iter()
+                .any(|e| e.serialized.as_deref() == Some(origin))
+        {
+            return true;
+        }
         let Some(parsed) = origin::parse(origin) else {
             return false;
         };
@@ -178,11 +211,7 @@ impl List {
             }
         } else {
             match origin::parse(entry) {
-                Some(o) => self.exact.push(Exact {
-                    scheme: o.scheme.to_ascii_lowercase(),
-                    host: o.host.to_ascii_lowercase(),
-                    port: o.port,
-                }),
+                Some(o) => self.exact.push(Exact::new(o.scheme, o.host, o.port)),
                 None => self.errors.push(format!(
                     "`{entry}` is not an origin; write `scheme://host[:port]` with no path or \
                      trailing slash, such as https://app.example.com"

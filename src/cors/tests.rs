@@ -531,3 +531,19 @@ proptest! {
         prop_assert_eq!(ours, reference(&allowed, &origin), "{}", origin);
     }
 }
+
+#[test]
+fn a_byte_equal_origin_matches_without_parsing_and_nothing_else_changes() {
+    let allow = AllowOrigin::list(["https://App.Example.com:8443", "http://[::1]:3000"]);
+    for (origin, want) in [
+        ("https://app.example.com:8443", true),
+        ("https://APP.example.com:8443", true),
+        ("https://app.example.com:8443/", false),
+        ("https://app.example.com", false),
+        ("http://app.example.com:8443", false),
+        ("http://[::1]:3000", true),
+        ("http://::1:3000", false),
+    ] {
+        assert_eq!(allow.matches(origin), want, "{origin}");
+    }
+}
