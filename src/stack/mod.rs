@@ -78,6 +78,7 @@
 //! Cost: the layers present, plus one branch per position left out; the stack itself allocates
 //! nothing per request.
 
+mod build;
 mod builder;
 mod config;
 mod layer;
