@@ -60,6 +60,13 @@ fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// A GET as a page of the allowed origin sends it.
+fn from_page(base: &str, path: &str) -> reqwest::RequestBuilder {
+    client()
+        .get(format!("{base}{path}"))
+        .header("origin", ORIGIN)
+}
+
 /// The headers every answer of the stack carries, whichever layer answered.
 async fn assert_outer_headers(
     res: reqwest::Response,
@@ -91,12 +98,7 @@ async fn assert_outer_headers(
 #[tokio::test]
 async fn a_401_from_auth_carries_cors_request_id_and_the_client_limit() {
     let base = serve("60/min burst 10").await;
-    let res = client()
-        .get(format!("{base}/me"))
-        .header("origin", ORIGIN)
-        .send()
-        .await
-        .unwrap();
+    let res = from_page(&base, "/me").send().await.unwrap();
     let (h, body) = assert_outer_headers(res, 401).await;
     assert_eq!(body["code"], "AUTH-401");
     assert!(
@@ -113,17 +115,10 @@ async fn a_401_from_auth_carries_cors_request_id_and_the_client_limit() {
 async fn a_429_from_the_client_limit_carries_cors_and_request_id() {
     let base = serve("60/min burst 2").await;
     for _ in 0..2 {
-        let res = client()
-            .get(format!("{base}/me"))
-            .header("origin", ORIGIN)
-            .send()
-            .await
-            .unwrap();
+        let res = from_page(&base, "/me").send().await.unwrap();
         assert_eq!(res.status(), 401);
     }
-    let res = client()
-        .get(format!("{base}/me"))
-        .header("origin", ORIGIN)
+    let res = from_page(&base, "/me")
         .header("x-request-id", "client-chosen-7")
         .send()
         .await
@@ -140,9 +135,7 @@ async fn a_429_from_the_client_limit_carries_cors_and_request_id() {
 #[tokio::test]
 async fn a_403_from_the_route_check_carries_both_limits() {
     let base = serve("60/min burst 10").await;
-    let res = client()
-        .get(format!("{base}/admin"))
-        .header("origin", ORIGIN)
+    let res = from_page(&base, "/admin")
         .bearer_auth(token(&["user"]))
         .send()
         .await
@@ -168,12 +161,7 @@ async fn a_403_from_the_route_check_carries_both_limits() {
 #[tokio::test]
 async fn a_cached_hit_still_carries_the_rate_limit_headers() {
     let base = serve("60/min burst 10").await;
-    let get = || {
-        client()
-            .get(format!("{base}/hello"))
-            .header("origin", ORIGIN)
-            .send()
-    };
+    let get = || from_page(&base, "/hello").send();
     let first = get().await.unwrap();
     assert!(
         first.headers()["cache-status"]
