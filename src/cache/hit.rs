@@ -11,8 +11,8 @@ use http::{HeaderMap, Request, Response, StatusCode, request};
 use tower_service::Service;
 
 use super::body::CacheBody;
+use super::config::Config;
 use super::key::CacheKey;
-use super::layer::Config;
 use super::store::{CacheEntry, StoredResponse};
 use super::{
     CACHE_STATUS, CacheControl, CacheStatus, Forward, Reuse, SURROGATE_KEY, age_value,

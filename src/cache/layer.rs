@@ -7,14 +7,12 @@ use std::time::Duration;
 use http::{HeaderName, request};
 use tower_layer::Layer;
 
-use super::l1::{L1, PurgeLog, l1};
+use super::config::{Config, PartitionFn, Stats};
+use super::l1::{PurgeLog, l1};
 use super::service::Cache;
 use super::store::{CacheTier, Purge};
 use crate::clock::{self, SharedClock};
 use crate::error::ConfigError;
-
-/// The partition function: the user a request's private responses belong to.
-pub type PartitionFn = dyn Fn(&request::Parts) -> Option<String> + Send + Sync;
 
 /// The default L1 size: 64 MiB of bodies and headers.
 pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
@@ -46,45 +44,6 @@ pub const DEFAULT_UNKEYED_HEADERS: [&str; 14] = [
     "x-http-method",
     "x-method-override",
 ];
-
-pub(crate) struct Config {
-    pub(crate) l1: L1,
-    pub(crate) tier: Option<Arc<dyn CacheTier>>,
-    pub(crate) clock: SharedClock,
-    pub(crate) partition: Option<Arc<PartitionFn>>,
-    pub(crate) max_body: usize,
-    pub(crate) heuristic_cap: Duration,
-    pub(crate) grace: Duration,
-    pub(crate) hit_for_pass: Duration,
-    pub(crate) pass: quick_cache::sync::Cache<String, std::time::SystemTime>,
-    pub(crate) scheme: String,
-    pub(crate) unkeyed: Vec<HeaderName>,
-    pub(crate) inflight: Mutex<HashMap<String, tokio::sync::watch::Receiver<()>>>,
-    pub(crate) refreshing: Mutex<HashSet<String>>,
-    pub(crate) stats: Stats,
-    pub(crate) purges: PurgeLog,
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CacheConfig")
-            .field("l1_bytes", &self.l1.weight())
-            .field("l1_capacity", &self.l1.capacity())
-            .field("tier", &self.tier)
-            .field("partitioned", &self.partition.is_some())
-            .field("max_body", &self.max_body)
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct Stats {
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
-    pub(crate) stored: AtomicU64,
-    pub(crate) collapsed: AtomicU64,
-    pub(crate) stale_served: AtomicU64,
-}
 
 /// Counters of a cache since it was built ([`CacheHandle::stats`]); the hit rate is
 /// `hits / (hits + misses)`.

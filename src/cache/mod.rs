@@ -136,6 +136,7 @@
 mod body;
 #[cfg(feature = "redis")]
 mod broadcast;
+mod config;
 mod control;
 mod data;
 mod hit;
@@ -154,16 +155,18 @@ mod store;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod wire;
 
 pub use body::CacheBody;
 #[cfg(feature = "redis")]
-pub use broadcast::{Subscription, decode_purge, encode_purge};
+pub use broadcast::Subscription;
+pub use config::PartitionFn;
 pub use control::{CacheControl, MAX_DELTA_SECONDS, MaxStale};
 pub use data::{DataCache, DataCacheBuilder};
 pub use key::{CacheKey, normalize_uri, normalize_uri_str};
 pub use layer::{
     CacheHandle, CacheLayer, CacheLayerBuilder, CacheStats, DEFAULT_HIT_FOR_PASS, DEFAULT_MAX_BODY,
-    DEFAULT_MAX_BYTES, DEFAULT_REVALIDATION_GRACE, DEFAULT_UNKEYED_HEADERS, PartitionFn,
+    DEFAULT_MAX_BYTES, DEFAULT_REVALIDATION_GRACE, DEFAULT_UNKEYED_HEADERS,
 };
 pub use policy::{
     DEFAULT_HEURISTIC_CAP, NotStorable, Reuse, Scope, Vary, current_age, freshness_lifetime,
@@ -179,3 +182,4 @@ pub use validate::{
     SURROGATE_KEY, conditional_headers, merge_not_modified, not_modified, strip_unstorable,
     surrogate_keys, validates,
 };
+pub use wire::{decode_purge, encode_purge};

@@ -14,10 +14,9 @@ use http_body_util::BodyExt;
 use tower_service::Service;
 
 use super::body::CacheBody;
+use super::config::{BoxError, Config};
 use super::hit::*;
 use super::key::CacheKey;
-use super::layer::Config;
-use super::service::BoxError;
 use super::store::{CacheEntry, StoredResponse};
 use super::{
     CacheControl, CacheStatus, Forward, NotStorable, SURROGATE_KEY, Scope, Vary,

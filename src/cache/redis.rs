@@ -8,9 +8,9 @@ use bytes::Bytes;
 use redis::aio::ConnectionManager;
 use redis::{Client, Script};
 
-use super::broadcast::encode_purge;
 use super::key::{key_uri, path_and_query};
 use super::store::{BoxFuture, CacheEntry, CacheTier, Purge};
+use super::wire::encode_purge;
 use crate::error::ConfigError;
 use crate::redis_handle::{Breaker, RedisHandle, Source};
 

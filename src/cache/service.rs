@@ -11,16 +11,12 @@ use http_body::Body;
 use tower_service::Service;
 
 use super::body::CacheBody;
+use super::config::{BoxError, Config};
 use super::hit::*;
 use super::key::{CacheKey, normalize_uri};
-use super::layer::Config;
 use super::origin::{Origin, miss, spawn_refresh};
 use super::store::Purge;
 use super::{CacheControl, CacheStatus, Forward, Reuse, invalidation_targets, reuse};
-
-/// What the errors of the inner service's response body convert into (to be logged when the
-/// cache fails to buffer a body).
-pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The response future of [`Cache`]: its error is the inner service's, `E`.
 pub type ResponseFuture<B, E> =
