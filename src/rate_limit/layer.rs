@@ -83,7 +83,8 @@ pub struct Limit {
     pub(crate) methods: Vec<Method>,
     pub(crate) policy: HeaderValue,
     counters: DecisionCounters,
-    pub(crate) warned: Arc<std::sync::atomic::AtomicBool>,
+    /// The unkeyed counter, registered (and the warning logged) at the first unkeyed request.
+    pub(crate) unkeyed: Arc<std::sync::OnceLock<metrics::Counter>>,
 }
 
 /// The limit's `allow` and `deny` counters, registered with the `metrics` recorder on the first
@@ -108,7 +109,7 @@ impl Limit {
             methods: Vec::new(),
             policy: HeaderValue::from_static(""),
             counters: DecisionCounters::default(),
-            warned: Arc::default(),
+            unkeyed: Arc::default(),
         }
     }
 
@@ -159,16 +160,17 @@ impl Limit {
     /// `protothrive_rate_limit_unkeyed_total{limit}` and logged once, since the limit then does
     /// nothing for such requests.
     pub(crate) fn unkeyed(&self) {
-        metrics::counter!("protothrive_rate_limit_unkeyed_total", "limit" => self.name.clone())
+        self.unkeyed
+            .get_or_init(|| {
+                tracing::warn!(
+                    limit = %self.name,
+                    "rate limit keyed by client IP sees requests without a ClientIp: add \
+                     ClientIpLayer in front and serve with a peer address (axum: \
+                     into_make_service_with_connect_info); until then this limit does not apply"
+                );
+                metrics::counter!("protothrive_rate_limit_unkeyed_total", "limit" => self.name.clone())
+            })
             .increment(1);
-        if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            tracing::warn!(
-                limit = %self.name,
-                "rate limit keyed by client IP sees requests without a ClientIp: add ClientIpLayer \
-                 in front and serve with a peer address (axum: into_make_service_with_connect_info); \
-                 until then this limit does not apply"
-            );
-        }
     }
 
     /// Counts one decision in `protothrive_rate_limit_decisions_total{limit, decision}`.
