@@ -5,6 +5,7 @@
 //! difference is what a layer adds. Time is a fake clock for our layer (fixed, so hits stay
 //! fresh); http-cache reads the system clock.
 
+use crate::drain;
 use std::convert::Infallible;
 use std::pin::pin;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group};
 use http::{Request, Response};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{Empty, Full};
 use protothrive::cache::CacheLayer;
 use protothrive::clock::ManualClock;
 use tower::{Layer, Service, ServiceExt, service_fn};
@@ -26,18 +27,6 @@ fn request(path: &str) -> Request<Empty<Bytes>> {
         .header("accept", "application/json")
         .body(Empty::new())
         .expect("req")
-}
-
-async fn drain<B: http_body::Body>(res: Response<B>) -> usize
-where
-    B::Error: std::fmt::Debug,
-{
-    res.into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes()
-        .len()
 }
 
 fn cache(c: &mut Criterion) {

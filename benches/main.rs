@@ -14,6 +14,20 @@ mod rate_limit;
 mod redis;
 mod stack;
 
+/// Reads a response body to the end; its length (so the work cannot be optimised away).
+pub(crate) async fn drain<B: http_body::Body>(res: http::Response<B>) -> usize
+where
+    B::Error: std::fmt::Debug,
+{
+    use http_body_util::BodyExt as _;
+    res.into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .len()
+}
+
 criterion::criterion_main!(
     auth::benches,
     cache::benches,

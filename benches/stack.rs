@@ -22,6 +22,7 @@
 #[path = "../examples/bench_server.rs"]
 mod bench_server;
 
+use crate::drain;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -31,7 +32,6 @@ use axum::extract::ConnectInfo;
 use criterion::{Criterion, Throughput, criterion_group};
 use http::header::{AUTHORIZATION, HOST, ORIGIN};
 use http::{Request, Response};
-use http_body_util::BodyExt;
 use protothrive::clock::{ManualClock, SharedClock};
 use tower::{Service, ServiceExt};
 
@@ -54,15 +54,6 @@ async fn call(app: &mut Router, bearer: &str) -> Response<Body> {
         .await
         .expect("ready");
     svc.call(request(bearer)).await.expect("infallible")
-}
-
-async fn drain(res: Response<Body>) -> usize {
-    res.into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes()
-        .len()
 }
 
 fn stack(c: &mut Criterion) {
