@@ -71,6 +71,8 @@ pub mod response;
 #[cfg(feature = "security-headers")]
 pub mod security_headers;
 pub mod stack;
+#[cfg(feature = "trace")]
+pub mod trace;
 
 // The README's code blocks are compiled and run with the doctests.
 #[cfg(doctest)]

@@ -25,8 +25,10 @@
 
 mod client;
 mod principal;
+mod route;
 mod source;
 
 pub use client::ClientIp;
 pub use principal::{Principal, PrincipalBuilder, RoleHierarchy, Scheme};
+pub use route::Route;
 pub use source::CredentialSource;

@@ -35,30 +35,7 @@ pub enum KeyBy {
     Route,
 }
 
-/// The route template a request matched, for [`KeyBy::Route`]: set it where routing happens
-/// (with axum, `MatchedPath` is read as well).
-///
-/// ```
-/// use protothrive::rate_limit::Route;
-/// let mut req = http::Request::new(());
-/// req.extensions_mut().insert(Route::new("/roadmaps/{id}"));
-/// assert_eq!(req.extensions().get::<Route>().unwrap().as_str(), "/roadmaps/{id}");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route(std::borrow::Cow<'static, str>);
-
-impl Route {
-    /// The template `route`.
-    pub fn new(route: impl Into<std::borrow::Cow<'static, str>>) -> Self {
-        Self(route.into())
-    }
-
-    /// The template.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+pub use crate::identity::Route;
 
 /// One named limit: a quota per key, optionally only for some paths and methods.
 ///

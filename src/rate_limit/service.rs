@@ -137,14 +137,7 @@ pub(crate) fn key_for_tests(name: &str, ip: IpAddr) -> String {
 
 /// The matched route template: ours, else axum's.
 fn route_of<B>(req: &Request<B>) -> Option<&str> {
-    if let Some(r) = req.extensions().get::<Route>() {
-        return Some(r.as_str());
-    }
-    #[cfg(feature = "axum")]
-    if let Some(m) = req.extensions().get::<axum::extract::MatchedPath>() {
-        return Some(m.as_str());
-    }
-    None
+    Route::of(req.extensions())
 }
 
 /// The key of `limit` for this request, or `None` when the limit does not apply.

@@ -52,6 +52,15 @@ impl StackBuilder {
             let name = r.header_name().as_str();
             needs(&[name], &[name]);
         }
+        #[cfg(feature = "trace")]
+        let trace = self.trace.map(|t| {
+            let name = t.request_id_header_name().as_str().to_owned();
+            needs(
+                &["traceparent", "tracestate", &name],
+                &["traceparent", &name],
+            );
+            t.clock(clock.clone())
+        });
 
         #[cfg(feature = "gateway")]
         let versions = match self.versions {
@@ -205,6 +214,8 @@ impl StackBuilder {
                 #[cfg(feature = "client-ip")]
                 client_ip,
                 request_id: self.request_id,
+                #[cfg(feature = "trace")]
+                trace,
                 #[cfg(feature = "cors")]
                 cors,
                 #[cfg(feature = "security-headers")]

@@ -43,6 +43,8 @@ pub(super) struct Built {
     #[cfg(feature = "client-ip")]
     pub(super) client_ip: Option<ClientIpLayer>,
     pub(super) request_id: Option<RequestIdLayer>,
+    #[cfg(feature = "trace")]
+    pub(super) trace: Option<crate::trace::TraceLayer>,
     #[cfg(feature = "cors")]
     pub(super) cors: Option<CorsLayer>,
     #[cfg(feature = "security-headers")]
@@ -81,6 +83,8 @@ pub struct StackBuilder {
     #[cfg(feature = "client-ip")]
     pub(super) client_ip: Option<ClientIpLayerBuilder>,
     pub(super) request_id: Option<RequestIdLayer>,
+    #[cfg(feature = "trace")]
+    pub(super) trace: Option<crate::trace::TraceLayer>,
     #[cfg(feature = "cors")]
     pub(super) cors: Option<CorsLayerBuilder>,
     #[cfg(feature = "security-headers")]
@@ -119,6 +123,8 @@ impl Default for StackBuilder {
             #[cfg(feature = "client-ip")]
             client_ip: Some(ClientIpLayer::builder()),
             request_id: Some(RequestIdLayer::new()),
+            #[cfg(feature = "trace")]
+            trace: None,
             #[cfg(feature = "cors")]
             cors: None,
             #[cfg(feature = "security-headers")]
@@ -162,6 +168,14 @@ impl Stack {
     #[must_use]
     pub fn clock(&self) -> &SharedClock {
         &self.built.clock
+    }
+
+    /// The trace layer, when the stack has one (its [`in_flight`](crate::trace::TraceLayer::in_flight)
+    /// count serves a status page or a graceful shutdown).
+    #[cfg(feature = "trace")]
+    #[must_use]
+    pub fn trace(&self) -> Option<&crate::trace::TraceLayer> {
+        self.built.trace.as_ref()
     }
 
     /// The request headers the stack's CORS layer lets preflights ask for, computed from the
@@ -294,6 +308,23 @@ impl StackBuilder {
     /// Leaves request ids out (problem bodies then carry no `request_id`).
     pub fn without_request_id(mut self) -> Self {
         self.request_id = None;
+        self
+    }
+
+    /// Tracing at the trace position (after client IP and request ids, before CORS): the W3C
+    /// trace context in and out, one span per request, RED metrics, panics as 500 problems.
+    /// The stack gives it its clock and has CORS expose `traceparent`.
+    ///
+    /// ```
+    /// use protothrive::stack::Stack;
+    /// use protothrive::trace::TraceLayer;
+    /// let stack = Stack::builder().trace(TraceLayer::new()).build()?;
+    /// assert!(stack.trace().is_some());
+    /// # Ok::<(), protothrive::error::ConfigError>(())
+    /// ```
+    #[cfg(feature = "trace")]
+    pub fn trace(mut self, layer: crate::trace::TraceLayer) -> Self {
+        self.trace = Some(layer);
         self
     }
 

@@ -67,7 +67,12 @@ type CorsAt<S> = Slot<Cors<SecurityAt<S>>, SecurityAt<S>, Wrap>;
 #[cfg(not(feature = "cors"))]
 type CorsAt<S> = SecurityAt<S>;
 
-type RequestIdAt<X> = Slot<RequestIdService<X>, X, Same>;
+#[cfg(feature = "trace")]
+type TraceAt<X> = Slot<crate::trace::Trace<X>, X, super::slot::Untraced>;
+#[cfg(not(feature = "trace"))]
+type TraceAt<X> = X;
+
+type RequestIdAt<X> = Slot<RequestIdService<TraceAt<X>>, TraceAt<X>, Same>;
 
 #[cfg(feature = "client-ip")]
 type ClientIpAt<X> = Slot<ClientIpService<RequestIdAt<X>>, RequestIdAt<X>, Same>;
@@ -128,6 +133,8 @@ impl Stack {
 
     fn outer<X>(&self, inner: X) -> ClientIpAt<X> {
         let b = &*self.built;
+        #[cfg(feature = "trace")]
+        let inner = slot(b.trace.as_ref(), inner);
         let inner = slot(b.request_id.as_ref(), inner);
         #[cfg(feature = "client-ip")]
         let inner = slot(b.client_ip.as_ref(), inner);

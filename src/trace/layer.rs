@@ -1,0 +1,713 @@
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+use tracing::Span;
+use tracing::field::Empty;
+
+use super::current::{Current, scope};
+use super::metrics::{Red, UNMATCHED, count_error, method_index};
+use super::route::{Matched, matched};
+use super::{Incoming, TraceContext};
+use crate::clock::{self, SharedClock};
+use crate::error::{Problem, RequestId, TraceId, code};
+use crate::identity::ClientIp;
+use crate::request_id::{X_REQUEST_ID, is_sane, new_id};
+use crate::response::ResponseBody;
+
+/// Which traces are sampled (the `sampled` flag this service sends on).
+///
+/// ```
+/// use protothrive::trace::Sampler;
+/// // Follow the caller; sample 10 % of the traces this service starts.
+/// let s = Sampler::parent_based(0.1);
+/// # let _ = s;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampler {
+    root_ratio: f64,
+    honour_parent: bool,
+}
+
+impl Sampler {
+    /// The caller's `sampled` flag when there is a caller; `root_ratio` (0.0 to 1.0) of the
+    /// traces this service starts, chosen by trace id so every service agrees.
+    #[must_use]
+    pub fn parent_based(root_ratio: f64) -> Self {
+        Self {
+            root_ratio: root_ratio.clamp(0.0, 1.0),
+            honour_parent: true,
+        }
+    }
+
+    /// `ratio` of all traces, whatever the caller decided.
+    #[must_use]
+    pub fn ratio(ratio: f64) -> Self {
+        Self {
+            root_ratio: ratio.clamp(0.0, 1.0),
+            honour_parent: false,
+        }
+    }
+
+    fn sample(&self, trace_id: &[u8; 16], parent: Option<bool>) -> bool {
+        if let (true, Some(p)) = (self.honour_parent, parent) {
+            return p;
+        }
+        // The right 7 bytes of a trace id are random (Level 2): compare them to the ratio.
+        let mut low = [0u8; 8];
+        low[1..].copy_from_slice(&trace_id[9..]);
+        let bound = self.root_ratio * (1u64 << 56) as f64;
+        (u64::from_be_bytes(low) as f64) < bound
+    }
+}
+
+impl Default for Sampler {
+    /// Parent-based, every root sampled (OpenTelemetry's default).
+    fn default() -> Self {
+        Self::parent_based(1.0)
+    }
+}
+
+/// Requests whose response body has not ended (or been dropped) yet: a handle that several
+/// readers (a status page, a graceful shutdown) share.
+///
+/// ```
+/// let layer = protothrive::trace::TraceLayer::new();
+/// assert_eq!(layer.in_flight().get(), 0);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    /// The number now.
+    #[must_use]
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug)]
+struct Config {
+    header: HeaderName,
+    trust_request_id: bool,
+    trust_trace: bool,
+    sampler: Sampler,
+    metrics: bool,
+    catch_panics: bool,
+    clock: SharedClock,
+    red: Red,
+    in_flight: InFlight,
+}
+
+/// Server-side tracing: trace context in and out, request ids, one span per request, RED
+/// metrics, an in-flight count and panics turned into problems. See the [module docs](super).
+///
+/// ```
+/// use http::{Request, Response};
+/// use protothrive::error::{RequestId, TraceId};
+/// use protothrive::trace::TraceLayer;
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// let svc = TraceLayer::new().layer(service_fn(|req: Request<()>| async move {
+///     let trace = req.extensions().get::<TraceId>().unwrap().as_str().to_owned();
+///     Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Full::from(trace)))
+/// }));
+/// let req = Request::get("/")
+///     .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+///     .body(())?;
+/// let res = tokio::runtime::Builder::new_current_thread().build()?.block_on(svc.oneshot(req))?;
+/// let out = res.headers()["traceparent"].to_str()?;
+/// assert!(out.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+/// assert!(!out.contains("00f067aa0ba902b7")); // our own span id
+/// assert_eq!(res.headers()["x-request-id"].len(), 32);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct TraceLayer {
+    config: Arc<Config>,
+}
+
+impl Default for TraceLayer {
+    fn default() -> Self {
+        Self {
+            config: Arc::new(Config {
+                header: X_REQUEST_ID.clone(),
+                trust_request_id: true,
+                trust_trace: true,
+                sampler: Sampler::default(),
+                metrics: true,
+                catch_panics: true,
+                clock: clock::system(),
+                red: Red::default(),
+                in_flight: InFlight::default(),
+            }),
+        }
+    }
+}
+
+impl TraceLayer {
+    /// Continues incoming traces, keeps sane incoming request ids, samples every root, records
+    /// metrics and catches panics.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        match Arc::get_mut(&mut self.config) {
+            Some(c) => f(c),
+            None => {
+                let c = &*self.config;
+                let mut copy = Config {
+                    header: c.header.clone(),
+                    trust_request_id: c.trust_request_id,
+                    trust_trace: c.trust_trace,
+                    sampler: c.sampler,
+                    metrics: c.metrics,
+                    catch_panics: c.catch_panics,
+                    clock: c.clock.clone(),
+                    red: Red::default(),
+                    in_flight: InFlight::default(),
+                };
+                f(&mut copy);
+                self.config = Arc::new(copy);
+            }
+        }
+        self
+    }
+
+    /// The request-id header (default `X-Request-Id`).
+    ///
+    /// ```
+    /// let _l = protothrive::trace::TraceLayer::new()
+    ///     .request_id_header(http::HeaderName::from_static("x-correlation-id"));
+    /// ```
+    pub fn request_id_header(self, header: HeaderName) -> Self {
+        self.edit(|c| c.header = header)
+    }
+
+    /// Whether a sane incoming request id is kept (default) or replaced.
+    ///
+    /// ```
+    /// let _l = protothrive::trace::TraceLayer::new().trust_request_id(false);
+    /// ```
+    pub fn trust_request_id(self, trust: bool) -> Self {
+        self.edit(|c| c.trust_request_id = trust)
+    }
+
+    /// Whether incoming traces are continued (default) or every request starts a new trace
+    /// (a front gate into a private network, as the spec's "restart trace" allows).
+    ///
+    /// ```
+    /// let _l = protothrive::trace::TraceLayer::new().trust_incoming_trace(false);
+    /// ```
+    pub fn trust_incoming_trace(self, trust: bool) -> Self {
+        self.edit(|c| c.trust_trace = trust)
+    }
+
+    /// The sampler (default: parent-based, every root sampled).
+    ///
+    /// ```
+    /// use protothrive::trace::{Sampler, TraceLayer};
+    /// let _l = TraceLayer::new().sampler(Sampler::parent_based(0.25));
+    /// ```
+    pub fn sampler(self, sampler: Sampler) -> Self {
+        self.edit(|c| c.sampler = sampler)
+    }
+
+    /// Whether RED metrics are recorded (default: yes).
+    ///
+    /// ```
+    /// let _l = protothrive::trace::TraceLayer::new().metrics(false);
+    /// ```
+    pub fn metrics(self, on: bool) -> Self {
+        self.edit(|c| c.metrics = on)
+    }
+
+    /// Whether a panic in the service becomes a 500 problem (default) or unwinds on.
+    ///
+    /// ```
+    /// let _l = protothrive::trace::TraceLayer::new().catch_panics(false);
+    /// ```
+    pub fn catch_panics(self, on: bool) -> Self {
+        self.edit(|c| c.catch_panics = on)
+    }
+
+    /// The clock durations are measured on.
+    ///
+    /// ```
+    /// let _l = protothrive::trace::TraceLayer::new().clock(protothrive::clock::system());
+    /// ```
+    pub fn clock(self, clock: SharedClock) -> Self {
+        self.edit(|c| c.clock = clock)
+    }
+
+    /// The in-flight count of this layer's requests.
+    #[must_use]
+    pub fn in_flight(&self) -> InFlight {
+        self.config.in_flight.clone()
+    }
+
+    /// The request-id header this layer reads and writes.
+    #[must_use]
+    pub fn request_id_header_name(&self) -> &HeaderName {
+        &self.config.header
+    }
+}
+
+impl<S> Layer<S> for TraceLayer {
+    type Service = Trace<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Trace {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service of [`TraceLayer`].
+///
+/// ```
+/// use protothrive::trace::{Trace, TraceLayer};
+/// use tower::Layer;
+/// let svc: Trace<()> = TraceLayer::new().layer(());
+/// let () = svc.into_inner();
+/// ```
+#[derive(Debug, Clone)]
+pub struct Trace<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> Trace<S> {
+    /// The wrapped service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// Counts a request in flight until dropped.
+#[derive(Debug)]
+struct Guard {
+    config: Arc<Config>,
+    method: usize,
+}
+
+impl Guard {
+    fn enter(config: &Arc<Config>, method: usize) -> Self {
+        config.in_flight.0.fetch_add(1, Ordering::Relaxed);
+        if config.metrics {
+            config.red.in_flight(method).increment(1.0);
+        }
+        Self {
+            config: config.clone(),
+            method,
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.config.in_flight.0.fetch_sub(1, Ordering::Relaxed);
+        if self.config.metrics {
+            self.config.red.in_flight(self.method).decrement(1.0);
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Trace<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Body<Data = Bytes>,
+{
+    type Response = Response<TraceBody<ResBody>>;
+    type Error = S::Error;
+    type Future = TraceFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let c = &self.config;
+        let start = c.clock.instant();
+        let method = method_index(req.method());
+        let guard = Guard::enter(c, method);
+
+        let (request_id, echo) = match req.extensions().get::<RequestId>() {
+            Some(id) => (id.clone(), None),
+            None => {
+                let id = match req.headers().get(&c.header) {
+                    Some(v) if c.trust_request_id && is_sane(v.as_bytes()) => {
+                        (v.to_str().unwrap_or_default().to_owned(), v.clone())
+                    }
+                    _ => {
+                        let id = new_id();
+                        let v = HeaderValue::from_str(&id)
+                            .unwrap_or_else(|_| HeaderValue::from_static("0"));
+                        (id, v)
+                    }
+                };
+                let rid = RequestId::new(id.0);
+                req.extensions_mut().insert(rid.clone());
+                (rid, Some(id.1))
+            }
+        };
+
+        let incoming = if c.trust_trace {
+            Incoming::from_headers(req.headers())
+        } else {
+            Incoming::default()
+        };
+        let parent_sampled = incoming.parent.map(|p| p.sampled());
+        let mut context = match incoming.parent {
+            Some(parent) => TraceContext::continue_from(parent, incoming.state),
+            None => TraceContext::root(false),
+        };
+        if c.sampler.sample(&context.trace_id, parent_sampled) {
+            context.flags |= super::SAMPLED;
+        } else {
+            context.flags &= !super::SAMPLED;
+        }
+        let trace_id = TraceId::new(context.trace_id_hex());
+        req.extensions_mut().insert(trace_id.clone());
+        req.extensions_mut().insert(context.clone());
+
+        let span = tracing::info_span!(
+            target: "protothrive::trace",
+            "request",
+            otel.kind = "server",
+            otel.status_code = Empty,
+            http.request.method = super::metrics::method_label(method),
+            http.route = Empty,
+            http.response.status_code = Empty,
+            http.request.body.size = Empty,
+            http.response.body.size = Empty,
+            client.address = Empty,
+            user_agent.original = Empty,
+            trace_id = Empty,
+            span_id = Empty,
+            parent_span_id = Empty,
+            request_id = Empty,
+            error.type = Empty,
+            auth.outcome = Empty,
+            rate_limit.decision = Empty,
+            rate_limit.key = Empty,
+            cache.status = Empty,
+            breaker.state = Empty,
+        );
+        if !span.is_disabled() {
+            record_request(
+                &span,
+                &req,
+                &context,
+                trace_id.as_str(),
+                request_id.as_str(),
+            );
+        }
+
+        let current = Arc::new(Current {
+            context,
+            request_id,
+            trace_id,
+        });
+        let inner = &mut self.inner;
+        let future = if c.catch_panics {
+            scope(&current, || {
+                span.in_scope(|| catch_unwind(AssertUnwindSafe(|| inner.call(req))))
+            })
+            .ok()
+        } else {
+            Some(scope(&current, || span.in_scope(|| inner.call(req))))
+        };
+        TraceFuture {
+            inner: future,
+            state: Some(State {
+                config: c.clone(),
+                current,
+                span,
+                start,
+                guard,
+                echo,
+            }),
+        }
+    }
+}
+
+fn record_request<B>(span: &Span, req: &Request<B>, ctx: &TraceContext, trace: &str, rid: &str) {
+    span.record("trace_id", trace);
+    span.record("span_id", super::to_hex(&ctx.span_id).as_str());
+    if let Some(p) = ctx.parent_id {
+        span.record("parent_span_id", super::to_hex(&p).as_str());
+    }
+    span.record("request_id", rid);
+    if let Some(ClientIp(ip)) = req.extensions().get::<ClientIp>() {
+        span.record("client.address", tracing::field::display(ip));
+    }
+    if let Some(ua) = req
+        .headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+    {
+        span.record("user_agent.original", ua);
+    }
+    if let Some(n) = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Ok(n) = n.parse::<u64>() {
+            span.record("http.request.body.size", n);
+        }
+    }
+}
+
+/// What the future carries from the request to its response.
+#[derive(Debug)]
+struct State {
+    config: Arc<Config>,
+    current: Arc<Current>,
+    span: Span,
+    start: Instant,
+    guard: Guard,
+    echo: Option<HeaderValue>,
+}
+
+pin_project! {
+    /// The future of [`Trace`].
+    #[derive(Debug)]
+    pub struct TraceFuture<F> {
+        // `None` when calling the inner service panicked.
+        #[pin]
+        inner: Option<F>,
+        state: Option<State>,
+    }
+}
+
+impl<F, ResBody, E> Future for TraceFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: Body<Data = Bytes>,
+{
+    type Output = Result<Response<TraceBody<ResBody>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let Some(state) = this.state.as_ref() else {
+            // Polled after completion: a contract breach by the caller; stay pending rather
+            // than panic (the waker is not stored, so this never wakes again).
+            tracing::error!("TraceFuture polled after completion");
+            return Poll::Pending;
+        };
+        let polled = match this.inner.as_mut().as_pin_mut() {
+            None => Err(()),
+            Some(inner) => {
+                let current = &state.current;
+                let span = &state.span;
+                if state.config.catch_panics {
+                    scope(current, || {
+                        span.in_scope(|| catch_unwind(AssertUnwindSafe(|| inner.poll(cx))))
+                    })
+                    .map_err(|_| ())
+                } else {
+                    Ok(scope(current, || span.in_scope(|| inner.poll(cx))))
+                }
+            }
+        };
+        let result = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(r)) => r.map(|res| res.map(ResponseBody::inner)),
+            Err(()) => Ok(panicked(state)),
+        };
+        this.inner.set(None);
+        let state = this
+            .state
+            .take()
+            .map(|s| finish_head(s, result.as_ref().ok()));
+        Poll::Ready(result.map(|res| {
+            let (mut parts, body) = res.into_parts();
+            let done = state.map(|(s, route)| {
+                echo_headers(&s, &mut parts.headers);
+                Done {
+                    state: s,
+                    route,
+                    status: parts.status.as_u16(),
+                    bytes: 0,
+                }
+            });
+            Response::from_parts(parts, TraceBody { inner: body, done })
+        }))
+    }
+}
+
+/// The 500 problem for a panic, logged and counted once.
+fn panicked<B>(state: &State) -> Response<ResponseBody<B>> {
+    let cur = &state.current;
+    tracing::error!(
+        parent: &state.span,
+        request_id = cur.request_id.as_str(),
+        trace_id = cur.trace_id.as_str(),
+        "the service panicked; answered 500"
+    );
+    count_error(UNMATCHED, "panic");
+    let mut ext = http::Extensions::new();
+    ext.insert(cur.request_id.clone());
+    ext.insert(cur.trace_id.clone());
+    let res = Problem::new(StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL).render_for(&ext);
+    ResponseBody::map_problem(res)
+}
+
+/// Records the response head on the span, logs and counts a 5xx; returns the route label.
+fn finish_head<B>(state: State, res: Option<&Response<B>>) -> (State, Option<Matched>) {
+    let route = res.and_then(|r| matched(r.extensions()));
+    let label = route.as_ref().map_or(UNMATCHED, Matched::as_str);
+    let span = &state.span;
+    match res {
+        Some(res) => {
+            let status = res.status().as_u16();
+            if !span.is_disabled() {
+                span.record("http.response.status_code", status);
+                if route.is_some() {
+                    span.record("http.route", label);
+                }
+                if let Some(v) = res
+                    .headers()
+                    .get("cache-status")
+                    .and_then(|v| v.to_str().ok())
+                {
+                    span.record("cache.status", v);
+                }
+            }
+            if status >= 500 {
+                span.record("otel.status_code", "ERROR");
+                span.record("error.type", status);
+                let cur = &state.current;
+                tracing::error!(
+                    parent: span,
+                    request_id = cur.request_id.as_str(),
+                    trace_id = cur.trace_id.as_str(),
+                    route = label,
+                    status,
+                    "server error"
+                );
+                if state.config.metrics {
+                    count_error(label, res.status().as_str());
+                }
+            }
+        }
+        None => {
+            span.record("otel.status_code", "ERROR");
+            span.record("error.type", "service_error");
+        }
+    }
+    (state, route)
+}
+
+fn echo_headers(state: &State, headers: &mut http::HeaderMap) {
+    if !headers.contains_key(&super::TRACEPARENT) {
+        headers.insert(
+            &super::TRACEPARENT,
+            state.current.context.traceparent().to_header_value(),
+        );
+    }
+    if let Some(id) = &state.echo {
+        if !headers.contains_key(&state.config.header) {
+            headers.insert(state.config.header.clone(), id.clone());
+        }
+    }
+}
+
+/// Finishes the request when the body ends or is dropped: metrics, response size, span close.
+#[derive(Debug)]
+struct Done {
+    state: State,
+    route: Option<Matched>,
+    status: u16,
+    bytes: u64,
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        let s = &self.state;
+        s.span.record("http.response.body.size", self.bytes);
+        if s.config.metrics {
+            let seconds = s
+                .config
+                .clock
+                .instant()
+                .duration_since(s.start)
+                .as_secs_f64();
+            let label = self.route.as_ref().map_or(UNMATCHED, Matched::as_str);
+            s.config
+                .red
+                .record(s.guard.method, label, self.status, seconds);
+        }
+    }
+}
+
+pin_project! {
+    /// The response body of [`Trace`]: the inner body (or a problem of its own), with the
+    /// request's in-flight count and metrics finished when it ends or is dropped.
+    #[derive(Debug)]
+    pub struct TraceBody<B> {
+        #[pin]
+        inner: ResponseBody<B>,
+        done: Option<Done>,
+    }
+}
+
+impl<B> Body for TraceBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        match &frame {
+            Some(Ok(f)) => {
+                if let (Some(done), Some(data)) = (this.done.as_mut(), f.data_ref()) {
+                    done.bytes += data.len() as u64;
+                }
+            }
+            Some(Err(_)) | None => {
+                this.done.take();
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> TraceBody<B> {
+    /// The body of a response that was not traced (a stack position left out).
+    pub fn untraced(body: B) -> Self {
+        Self {
+            inner: ResponseBody::inner(body),
+            done: None,
+        }
+    }
+}

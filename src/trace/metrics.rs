@@ -1,0 +1,196 @@
+//! RED metrics with bounded labels, and the table of every metric the crate emits.
+
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
+
+use http::Method;
+use metrics::{Counter, Gauge, Histogram};
+
+/// Every metric the crate emits, as `(name, labels, meaning)`: the trace layer's RED metrics
+/// and the counters of the other layers.
+///
+/// | name | labels | meaning |
+/// |---|---|---|
+/// | `protothrive_http_requests_total` | `method`, `route`, `status_class` | requests answered (`route` is the matched template or `unmatched`) |
+/// | `protothrive_http_request_duration_seconds` | `method`, `route`, `status_class` | histogram: from the request to the end of the response body |
+/// | `protothrive_http_requests_in_flight` | `method` | requests whose response body has not ended yet |
+/// | `protothrive_http_server_errors_total` | `route`, `code` | 5xx answers and panics (`code`: the status, or `panic`) |
+/// | `protothrive_rate_limit_decisions_total` | `limit`, `decision` | rate-limit checks by limit, allowed or denied |
+/// | `protothrive_rate_limit_unkeyed_total` | `limit` | requests a limit could not key (a missing client IP or principal) |
+/// | `protothrive_rate_limit_store_errors_total` | `store`, `policy` | remote store failures, by outage policy |
+/// | `protothrive_revocation_store_errors_total` | — | shared revocation store failures |
+/// | `protothrive_data_cache_total` | `result` | data cache lookups: `hit`, `l2_hit`, `coalesced`, `miss` |
+/// | `protothrive_cache_l2_errors_total` | `op` | Redis cache tier failures by operation |
+///
+/// ```
+/// assert!(protothrive::trace::METRICS.iter().any(|(name, _, _)| *name == "protothrive_http_requests_total"));
+/// ```
+pub const METRICS: &[(&str, &str, &str)] = &[
+    (REQUESTS, "method, route, status_class", "requests answered"),
+    (
+        DURATION,
+        "method, route, status_class",
+        "request duration, seconds",
+    ),
+    (IN_FLIGHT, "method", "requests whose body has not ended"),
+    (ERRORS, "route, code", "5xx answers and panics"),
+    (
+        "protothrive_rate_limit_decisions_total",
+        "limit, decision",
+        "rate-limit checks",
+    ),
+    (
+        "protothrive_rate_limit_unkeyed_total",
+        "limit",
+        "requests a limit could not key",
+    ),
+    (
+        "protothrive_rate_limit_store_errors_total",
+        "store, policy",
+        "remote store failures",
+    ),
+    (
+        "protothrive_revocation_store_errors_total",
+        "",
+        "revocation store failures",
+    ),
+    (
+        "protothrive_data_cache_total",
+        "result",
+        "data cache lookups",
+    ),
+    (
+        "protothrive_cache_l2_errors_total",
+        "op",
+        "Redis cache tier failures",
+    ),
+];
+
+pub(super) const REQUESTS: &str = "protothrive_http_requests_total";
+pub(super) const DURATION: &str = "protothrive_http_request_duration_seconds";
+pub(super) const IN_FLIGHT: &str = "protothrive_http_requests_in_flight";
+pub(super) const ERRORS: &str = "protothrive_http_server_errors_total";
+
+/// The label of a request no route matched.
+pub(super) const UNMATCHED: &str = "unmatched";
+/// The label of routes beyond [`MAX_ROUTES`].
+const OTHER: &str = "other";
+/// Distinct route labels kept; more is a bug in the route labelling, not traffic.
+const MAX_ROUTES: usize = 512;
+
+const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", "_OTHER",
+];
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The method's index in [`METHODS`] (`_OTHER` for extension methods, as the semantic
+/// conventions say, so a client cannot invent label values).
+pub(super) fn method_index(m: &Method) -> usize {
+    match *m {
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::PATCH => 4,
+        Method::DELETE => 5,
+        Method::OPTIONS => 6,
+        Method::CONNECT => 7,
+        Method::TRACE => 8,
+        _ => 9,
+    }
+}
+
+pub(super) fn method_label(index: usize) -> &'static str {
+    METHODS[index.min(METHODS.len() - 1)]
+}
+
+fn class_index(status: u16) -> usize {
+    usize::from((status / 100).clamp(1, 5) - 1)
+}
+
+type Pair = (Counter, Histogram);
+
+/// The handles of one route label: one pair per method and status class, made on first use.
+struct RouteHandles {
+    label: String,
+    pairs: [OnceLock<Pair>; METHODS.len() * CLASSES.len()],
+}
+
+impl RouteHandles {
+    fn new(label: &str) -> Self {
+        Self {
+            label: label.to_owned(),
+            pairs: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    fn record(&self, method: usize, status: u16, seconds: f64) {
+        let class = class_index(status);
+        let (count, duration) = self.pairs[method * CLASSES.len() + class].get_or_init(|| {
+            let labels = [
+                ("method", method_label(method).to_owned()),
+                ("route", self.label.clone()),
+                ("status_class", CLASSES[class].to_owned()),
+            ];
+            (
+                metrics::counter!(REQUESTS, &labels),
+                metrics::histogram!(DURATION, &labels),
+            )
+        });
+        count.increment(1);
+        duration.record(seconds);
+    }
+}
+
+/// Metric handles resolved once per label set, so a request costs a map lookup under a read
+/// lock and two atomic updates, not a label allocation and a registry lookup. Handles are
+/// resolved against the recorder installed when a label set is first seen: install the
+/// recorder before serving.
+#[derive(Default)]
+pub(super) struct Red {
+    routes: RwLock<HashMap<String, RouteHandles>>,
+    in_flight: [OnceLock<Gauge>; METHODS.len()],
+}
+
+impl std::fmt::Debug for Red {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Red").finish_non_exhaustive()
+    }
+}
+
+impl Red {
+    pub(super) fn in_flight(&self, method: usize) -> &Gauge {
+        self.in_flight[method]
+            .get_or_init(|| metrics::gauge!(IN_FLIGHT, "method" => method_label(method)))
+    }
+
+    /// Counts one answered request.
+    pub(super) fn record(&self, method: usize, route: &str, status: u16, seconds: f64) {
+        if let Ok(map) = self.routes.read() {
+            let full = map.len() >= MAX_ROUTES;
+            if let Some(h) = map
+                .get(route)
+                .or_else(|| full.then(|| map.get(OTHER)).flatten())
+            {
+                h.record(method, status, seconds);
+                return;
+            }
+        }
+        let Ok(mut map) = self.routes.write() else {
+            return;
+        };
+        let key = if map.len() >= MAX_ROUTES && !map.contains_key(route) {
+            OTHER
+        } else {
+            route
+        };
+        map.entry(key.to_owned())
+            .or_insert_with(|| RouteHandles::new(key))
+            .record(method, status, seconds);
+    }
+}
+
+/// Counts a 5xx answer or a panic by route and code.
+pub(super) fn count_error(route: &str, code: &str) {
+    metrics::counter!(ERRORS, "route" => route.to_owned(), "code" => code.to_owned()).increment(1);
+}
