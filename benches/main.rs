@@ -13,6 +13,7 @@ mod cors;
 mod rate_limit;
 mod redis;
 mod stack;
+mod trace;
 
 /// Reads a response body to the end; its length (so the work cannot be optimised away).
 pub(crate) async fn drain<B: http_body::Body>(res: http::Response<B>) -> usize
@@ -35,5 +36,6 @@ criterion::criterion_main!(
     cors::benches,
     rate_limit::benches,
     redis::benches,
-    stack::benches
+    stack::benches,
+    trace::benches
 );

@@ -1,9 +1,9 @@
-//! Assembles the ProtoThrive API on the crate's `Stack` (client IP → request ids → trace context →
-//! CORS → security headers → versions and body limits → limits by client → authentication → CSRF
-//! → limits by principal), with per-route roles and the read cache on the routes.
+//! Assembles the ProtoThrive API on the crate's `Stack` (client IP → request ids → trace → the
+//! statement count → CORS → security headers → versions and body limits → limits by client →
+//! authentication → CSRF → limits by principal), with per-route roles and the read cache on the
+//! routes.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -11,16 +11,18 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use protothrive::auth::{Algorithm, Authenticator, SigningKey, TokenIssuer, VerifyingKey};
+use protothrive::auth::{
+    Algorithm, ApiKeyHash, Authenticator, SigningKey, TokenIssuer, VerifyingKey,
+};
 use protothrive::clock::SharedClock;
 use protothrive::cors::{AllowOrigin, CorsLayer, CorsLayerBuilder};
 use protothrive::csrf::CsrfLayer;
-use protothrive::error::{RequestId, TraceId};
 use protothrive::gateway::{Deprecation, RequestLimitsLayer, VersionLayer};
 use protothrive::rate_limit::{KeyBy, Limit};
 use protothrive::redis_handle::RedisHandle;
 use protothrive::security_headers::SecurityHeadersLayer;
 use protothrive::stack::Stack;
+use protothrive::trace::TraceLayer;
 use std::convert::Infallible;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceExt};
@@ -28,7 +30,6 @@ use tower::{Layer, ServiceExt};
 use crate::agent::AgentClient;
 use crate::config::Config;
 use crate::db::{self, Db};
-use crate::http::CONTEXT;
 use crate::routes;
 use crate::state::{AppState, SqliteApiKeys, UserResolver};
 
@@ -36,7 +37,6 @@ use crate::state::{AppState, SqliteApiKeys, UserResolver};
 pub const MAX_BODY: usize = 64 * 1024;
 
 static X_QUERY_COUNT: HeaderName = HeaderName::from_static("x-query-count");
-static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Builds the state: database, keys, issuer.
 pub async fn state(
@@ -63,7 +63,11 @@ pub async fn state(
         .leeway(std::time::Duration::from_secs(config.jwt_leeway))
         .require_claim("jti")
         .resolver(users)
-        .api_keys(SqliteApiKeys { db: db.clone() })
+        .api_keys(SqliteApiKeys {
+            db: db.clone(),
+            metrics: config.metrics_token.as_deref().map(ApiKeyHash::of),
+        })
+        .opaque_bearer_api_keys(true)
         .realm("protothrive")
         .clock(clock.clone());
     builder = revocations.install(builder);
@@ -106,65 +110,12 @@ pub async fn state(
     })
 }
 
-/// The trace id of an incoming W3C `traceparent`, or a new one.
-fn trace_id(req: &Request) -> String {
-    req.headers()
-        .get(&TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let parts: Vec<&str> = v.split('-').collect();
-            (parts.len() == 4
-                && parts[1].len() == 32
-                && parts[1]
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-                && parts[1] != "00000000000000000000000000000000")
-                .then(|| parts[1].to_owned())
-        })
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
-}
-
-/// Requests being served now (shown by `/status`; a shutdown test waits on it).
-pub static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
-
-/// Decrements [`IN_FLIGHT`] however the request ends (even when the client goes away).
-struct InFlight;
-
-impl InFlight {
-    fn enter() -> Self {
-        IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
-        Self
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Trace ids in and out, the task-local context for problem bodies, and the statement count (at
-/// the stack's trace position: the request id is known, every rejection further in is seen).
-async fn context(production: bool, mut req: Request, next: Next) -> Response {
-    let _in_flight = InFlight::enter();
-    let rid = req
-        .extensions()
-        .get::<RequestId>()
-        .map_or_else(db::new_id, |r| r.as_str().to_owned());
-    let tid = trace_id(&req);
-    req.extensions_mut().insert(TraceId::new(tid.clone()));
-    let ctx = (
-        RequestId::new(rid.clone()),
-        TraceId::new(tid.clone()),
-        production,
-    );
-    let (mut res, queries) = CONTEXT.scope(ctx, db::counted(next.run(req))).await;
-    let h = res.headers_mut();
-    let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
-    if let Ok(v) = HeaderValue::from_str(&format!("00-{tid}-{span}-01")) {
-        h.insert(TRACEPARENT.clone(), v);
-    }
-    h.insert(X_QUERY_COUNT.clone(), HeaderValue::from(queries));
+/// Counts the database statements of each request into `X-Query-Count` (at the stack's trace
+/// position: every rejection further in is counted too, as zero).
+async fn count_statements(req: Request, next: Next) -> Response {
+    let (mut res, queries) = db::counted(next.run(req)).await;
+    res.headers_mut()
+        .insert(X_QUERY_COUNT.clone(), HeaderValue::from(queries));
     metrics::histogram!("protothrive_db_statements_per_request").record(f64::from(queries));
     res
 }
@@ -190,7 +141,7 @@ fn cors(origins: &[String]) -> CorsLayerBuilder {
             Method::DELETE,
         ])
         .allow_headers(["idempotency-key", "if-match", "if-none-match"])
-        .extend_expose_headers(["etag", "x-query-count", "traceparent"])
+        .extend_expose_headers(["etag", "x-query-count"])
 }
 
 /// The app as one service (the router inside every layer).
@@ -223,6 +174,7 @@ fn stack(
     let mut stack = Stack::from_config(&config.stack)?
         .clock(clock.clone())
         .realm("protothrive")
+        .trace(TraceLayer::new())
         .cors(cors(&config.cors_origins))
         .security_headers(SecurityHeadersLayer::new())
         .versions(versions)
@@ -257,13 +209,11 @@ fn stack(
 
 /// The whole service: the stack around the router.
 pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
-    let production = state.config.is_production();
+    crate::http::set_production(state.config.is_production());
     let handle = state.app.clone();
     let service = state
         .stack
-        .with_trace(middleware::from_fn(move |req, next| {
-            context(production, req, next)
-        }))
+        .with_trace(middleware::from_fn(count_statements))
         .layer(routes::router(state.clone()))
         .map_response(IntoResponse::into_response);
     let app = BoxCloneSyncService::new(service);

@@ -4,16 +4,21 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use protothrive::error::{Problem, RequestId, TraceId};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use protothrive::error::Problem;
 use protothrive::gateway::{ApiVersion, FieldError, validation_problem};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::db::rfc3339;
 
-tokio::task_local! {
-    /// The ids of the request being served, for problem bodies rendered from handlers.
-    pub static CONTEXT: (RequestId, TraceId, bool);
+/// Whether problems hide internal details (set once when the app is built).
+static PRODUCTION: AtomicBool = AtomicBool::new(false);
+
+/// Problems hide internal details from now on when `production`.
+pub fn set_production(production: bool) {
+    PRODUCTION.store(production, Ordering::Relaxed);
 }
 
 /// `{"data": ..., "meta": {...}, "version": "v1", "timestamp": "..."}`.
@@ -136,16 +141,9 @@ impl From<sqlx::Error> for AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let (ext, production) = CONTEXT
-            .try_with(|(rid, tid, prod)| {
-                let mut ext = axum::http::Extensions::new();
-                ext.insert(rid.clone());
-                ext.insert(tid.clone());
-                (ext, *prod)
-            })
-            .unwrap_or_else(|_| (axum::http::Extensions::new(), false));
-        self.problem(production)
-            .render_for(&ext)
+        // The request id and trace id come from the request being served (`trace::current`).
+        self.problem(PRODUCTION.load(Ordering::Relaxed))
+            .render_for(&axum::http::Extensions::new())
             .map(axum::body::Body::from)
     }
 }

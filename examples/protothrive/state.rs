@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use protothrive::auth::{
     ApiKeyHash, ApiKeyRecord, ApiKeyStore, AuthError, Authenticator, BoxFuture, Principal, Reason,
-    ResolvePrincipal, TokenIssuer,
+    ResolvePrincipal, Scheme, TokenIssuer,
 };
 use protothrive::clock::SharedClock;
 use quick_cache::sync::Cache;
@@ -85,6 +85,9 @@ impl ResolvePrincipal for UserResolver {
     fn resolve(&self, principal: Principal) -> BoxFuture<'static, Result<Principal, AuthError>> {
         let this = self.clone();
         Box::pin(async move {
+            if principal.subject() == METRICS_SUBJECT && principal.scheme() == Scheme::ApiKey {
+                return Ok(principal);
+            }
             match this.role_of(principal.subject()).await? {
                 Some(role) => Ok(principal.with_roles([role])),
                 None => Err(AuthError::new(Reason::Rejected)),
@@ -100,7 +103,13 @@ type ApiKeyRow = (String, String, String, Option<i64>, Option<i64>);
 #[derive(Clone, Debug)]
 pub struct SqliteApiKeys {
     pub db: Db,
+    /// The hash of `PROTOTHRIVE_METRICS_TOKEN`: a scraper's static bearer token, an API key of
+    /// [`METRICS_SUBJECT`] with only `metrics:read`.
+    pub metrics: Option<ApiKeyHash>,
 }
+
+/// The subject of the metrics token (not a user).
+pub const METRICS_SUBJECT: &str = "metrics-scraper";
 
 impl ApiKeyStore for SqliteApiKeys {
     fn find<'a>(
@@ -108,6 +117,11 @@ impl ApiKeyStore for SqliteApiKeys {
         hash: &'a ApiKeyHash,
     ) -> BoxFuture<'a, Result<Option<ApiKeyRecord>, AuthError>> {
         Box::pin(async move {
+            if self.metrics.is_some_and(|m| m.ct_eq(hash)) {
+                let rec = ApiKeyRecord::new("metrics-token", METRICS_SUBJECT, *hash)
+                    .scopes(["metrics:read"]);
+                return Ok(Some(rec));
+            }
             let row: Option<ApiKeyRow> = sqlx::query_as(
                 "SELECT id, user_id, scopes, expires_at, revoked_at FROM api_keys WHERE key_hash = ?",
             )

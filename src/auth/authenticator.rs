@@ -208,6 +208,15 @@ impl Authenticator {
         &self,
         credential: Credential<'_>,
     ) -> Result<(Principal, CredentialSource), AuthError> {
+        let credential = match credential {
+            // An opaque bearer token (no JWS dots) is an API key when the store takes them.
+            Credential::Bearer(token, source)
+                if self.inner.sources.opaque_bearer && !token.contains('.') =>
+            {
+                Credential::ApiKey(token, source)
+            }
+            other => other,
+        };
         let (principal, source) = match credential {
             Credential::Bearer(token, source) => {
                 (self.verify(token, TokenKind::Access).await?, source)
@@ -393,6 +402,30 @@ impl AuthenticatorBuilder {
     pub fn api_keys(mut self, store: impl ApiKeyStore) -> Self {
         self.api_keys = Some(Arc::new(store));
         self.sources.api_keys = true;
+        self
+    }
+
+    /// Also looks up an opaque `Authorization: Bearer` token (one without the two dots of a
+    /// JWT) as an API key in the [`api_keys`](Self::api_keys) store: for clients that can only
+    /// send a static bearer token, such as a Prometheus scraper. Off by default.
+    ///
+    /// ```
+    /// use protothrive::auth::{generate_api_key, ApiKeyRecord, Authenticator, InMemoryApiKeys};
+    ///
+    /// let store = InMemoryApiKeys::default();
+    /// let (key, hash) = generate_api_key("scrape");
+    /// store.insert(ApiKeyRecord::new("k1", "prometheus", hash).scopes(["metrics:read"]));
+    /// let auth = Authenticator::builder().api_keys(store).opaque_bearer_api_keys(true).build()?;
+    ///
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("authorization", format!("Bearer {key}").parse()?);
+    /// let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    /// let (who, _) = rt.block_on(auth.authenticate(&headers, &"/metrics".parse()?))?.unwrap();
+    /// assert_eq!(who.subject(), "prometheus");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn opaque_bearer_api_keys(mut self, on: bool) -> Self {
+        self.sources.opaque_bearer = on;
         self
     }
 

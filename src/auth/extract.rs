@@ -24,6 +24,8 @@ pub(crate) struct Sources {
     pub(crate) cookie: Option<String>,
     pub(crate) query: Option<String>,
     pub(crate) api_keys: bool,
+    /// An opaque bearer token is looked up as an API key.
+    pub(crate) opaque_bearer: bool,
 }
 
 fn parse_authorization(value: &str) -> Result<Credential<'_>, Reason> {
@@ -173,6 +175,7 @@ mod tests {
             cookie: Some("session".into()),
             query: Some("access_token".into()),
             api_keys: true,
+            opaque_bearer: false,
         }
     }
 

@@ -98,7 +98,21 @@ fn reject<B>(
     sent: bool,
     ext: &http::Extensions,
 ) -> Response<ResponseBody<B>> {
+    // On the trace layer's request span, when there is one.
+    tracing::Span::current().record("auth.outcome", reason.as_str());
     ResponseBody::map_problem(challenge::refused(reason, auth.realm(), sent).render_for(ext))
+}
+
+/// Records a successful authentication on the request span.
+fn accepted(principal: &crate::identity::Principal) {
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        let outcome = match principal.scheme() {
+            crate::identity::Scheme::Jwt => "jwt",
+            crate::identity::Scheme::ApiKey => "api_key",
+        };
+        span.record("auth.outcome", outcome);
+    }
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Auth<S>
@@ -130,6 +144,7 @@ where
                 ResponseFuture::ready(reject(&self.auth, reason, sent, req.extensions()))
             }
             Quick::Done(principal, source) => {
+                accepted(&principal);
                 req.extensions_mut().insert(principal);
                 req.extensions_mut().insert(source);
                 ResponseFuture::inner(self.inner.call(req))
@@ -150,6 +165,7 @@ where
                     };
                     match outcome {
                         Ok((principal, source)) => {
+                            accepted(&principal);
                             parts.extensions.insert(principal);
                             parts.extensions.insert(source);
                             let req = Request::from_parts(parts, body);

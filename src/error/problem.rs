@@ -238,12 +238,12 @@ impl Problem {
         // Rendered where the request is not at hand (a handler's error type): the request
         // being served on this task.
         #[cfg(feature = "trace")]
-        if self.0.request_id.is_none() {
-            if let Some(cur) = crate::trace::current() {
-                self.0.request_id = Some(cur.request_id.as_str().to_owned());
-                if self.0.trace_id.is_none() {
-                    self.0.trace_id = Some(cur.trace_id.as_str().to_owned());
-                }
+        if self.0.request_id.is_none()
+            && let Some(cur) = crate::trace::current()
+        {
+            self.0.request_id = Some(cur.request_id.as_str().to_owned());
+            if self.0.trace_id.is_none() {
+                self.0.trace_id = Some(cur.trace_id.as_str().to_owned());
             }
         }
         self

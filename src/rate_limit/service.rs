@@ -290,6 +290,17 @@ fn verdict(applied: &mut [(&Limit, Decision)], send_headers: bool) -> Verdict {
         None
     };
     let (strictest_limit, strictest) = (applied[0].0, applied[0].1);
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        let decision = if strictest.is_allowed() {
+            "allowed"
+        } else {
+            "denied"
+        };
+        span.record("rate_limit.decision", decision);
+        let key = format!("{}:{:?}", strictest_limit.name, strictest_limit.keys());
+        span.record("rate_limit.key", key.as_str());
+    }
     if strictest.is_allowed() {
         return Verdict::Pass(values.map(|(state, policy)| RateLimitStamp { state, policy }));
     }

@@ -466,10 +466,9 @@ fn record_request<B>(span: &Span, req: &Request<B>, ctx: &TraceContext, trace: &
         .headers()
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
     {
-        if let Ok(n) = n.parse::<u64>() {
-            span.record("http.request.body.size", n);
-        }
+        span.record("http.request.body.size", n);
     }
 }
 
@@ -621,10 +620,10 @@ fn echo_headers(state: &State, headers: &mut http::HeaderMap) {
             state.current.context.traceparent().to_header_value(),
         );
     }
-    if let Some(id) = &state.echo {
-        if !headers.contains_key(&state.config.header) {
-            headers.insert(state.config.header.clone(), id.clone());
-        }
+    if let Some(id) = &state.echo
+        && !headers.contains_key(&state.config.header)
+    {
+        headers.insert(state.config.header.clone(), id.clone());
     }
 }
 

@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use protothrive::auth::Principal;
@@ -74,7 +74,7 @@ async fn status(
         "service": "protothrive",
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": s.clock.instant().saturating_duration_since(s.started).as_secs(),
-        "requests_in_flight": crate::app::IN_FLIGHT.load(std::sync::atomic::Ordering::Relaxed),
+        "requests_in_flight": s.stack.trace().map_or(0, |t| t.in_flight().get()),
     });
     if let Some(axum::Extension(p)) = who {
         data["cache"] = cache_stats(&s);
@@ -125,16 +125,17 @@ fn publish_cache_metrics(s: &AppState) {
     metrics::gauge!("protothrive_cache_l1_bytes").set(handle.l1_bytes() as f64);
 }
 
-async fn metrics_text(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
-    if let Some(token) = &s.config.metrics_token {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        let ok: bool = subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), token.as_bytes()).into();
-        if !ok {
-            return Err(AppError::Unauthorized);
+/// Prometheus text. With `PROTOTHRIVE_METRICS_TOKEN` set, only a caller holding `metrics:read`
+/// (the token itself, sent as `Authorization: Bearer`, or an API key with that scope).
+async fn metrics_text(
+    State(s): State<AppState>,
+    who: Option<axum::Extension<Principal>>,
+) -> Result<Response, AppError> {
+    if s.config.metrics_token.is_some() {
+        match who {
+            Some(axum::Extension(p)) if p.has_scope("metrics:read") => {}
+            Some(_) => return Err(AppError::Forbidden("needs metrics:read".into())),
+            None => return Err(AppError::Unauthorized),
         }
     }
     publish_cache_metrics(&s);

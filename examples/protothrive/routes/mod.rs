@@ -61,5 +61,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(axum::middleware::from_fn(scopes::enforce))
+        // The matched route, for the trace layer's spans and metrics outside the router.
+        .route_layer(protothrive::trace::MatchedRouteLayer)
         .with_state(state)
 }
