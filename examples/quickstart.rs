@@ -25,6 +25,7 @@ use protothrive::identity::{Principal, RoleHierarchy};
 use protothrive::rate_limit::{KeyBy, Limit};
 use protothrive::security_headers::SecurityHeadersLayer;
 use protothrive::stack::Stack;
+use protothrive::trace::{MatchedRouteLayer, TraceLayer};
 
 /// The app: three routes behind the stack (tests serve it with their own clock and limits).
 pub fn app(
@@ -35,6 +36,7 @@ pub fn app(
     let stack = Stack::builder()
         .clock(clock)
         .realm("quickstart")
+        .trace(TraceLayer::new())
         .cors(CorsLayer::builder().allow_origin(AllowOrigin::exact("http://localhost:5173")))
         .security_headers(SecurityHeadersLayer::new())
         .limit_by_client(Limit::new("ip", per_ip.parse()?).by(KeyBy::ClientIp))
@@ -53,6 +55,7 @@ pub fn app(
         .route("/hello", get(hello).route_layer(cache))
         .route("/me", get(me).route_layer(stack.authenticated()))
         .route("/admin", get(me).route_layer(stack.require_role("admin")?))
+        .route_layer(MatchedRouteLayer)
         .layer(stack))
 }
 

@@ -13,7 +13,7 @@
 //! | # | layer | why there |
 //! |---|---|---|
 //! | 1 | `client_ip` | the client address, resolved once from trusted proxies; every layer below reads it |
-//! | 2 | [`request_id`] (the trace position) | every rejection below carries `request_id` |
+//! | 2 | [`request_id`], then `trace` | every rejection below carries `request_id` and `trace_id`, is traced and counted |
 //! | 3 | `cors` | preflights answered before auth and limits; CORS headers on every 401/403/429 further in |
 //! | 4 | `security_headers`, `gateway` | headers on every answer; versions; 413/415 before any work |
 //! | 5 | `rate_limit` by client | floods stopped before authentication is paid for |
@@ -40,6 +40,7 @@
 //! | `security_headers` | `security-headers` | HSTS, nosniff, frame options, referrer policy, CSP, COOP |
 //! | `csrf` | `csrf` | double-submit CSRF check for cookie-authenticated writes |
 //! | `rate_limit` | `rate-limit` (`redis`) | GCRA limits by IP, user, API key or route; IETF `RateLimit` headers |
+//! | `trace` | `trace` | W3C trace context in and out, one span per request, RED metrics, outbound propagation |
 //! | `cache` | `cache` (`redis`) | RFC 9111 shared cache: freshness, revalidation, stale handling, coalescing, invalidation |
 //!
 //! No feature is on by default: each layer's feature brings only what it needs (`full` has them

@@ -6,7 +6,7 @@
 //! | # | position | why there |
 //! |---|---|---|
 //! | 1 | client IP | resolved once from trusted proxies; every layer below reads it |
-//! | 2 | request id (the trace position) | every rejection below carries `request_id` |
+//! | 2 | request id, then trace ([`StackBuilder::trace`]) | every rejection below carries `request_id` and `trace_id`, is traced and counted |
 //! | 3 | CORS | preflights answered before auth and limits; CORS headers on every 401/403/429 below |
 //! | 4 | security headers, versions, body limits | on every answer; 413/415 before any work |
 //! | 5 | limits by client | floods stopped before authentication is paid for |

@@ -81,6 +81,9 @@ async fn assert_outer_headers(
     );
     let id = h["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(id.len(), 32, "a request id on {status}");
+    let traceparent = protothrive::trace::TraceParent::parse(h["traceparent"].as_bytes())
+        .unwrap_or_else(|e| panic!("a traceparent on {status}: {e}"));
+    let trace_id = protothrive::trace::to_hex(&traceparent.trace_id);
     let body: Value = if h["content-type"] == "application/problem+json" {
         let body: Value = res.json().await.unwrap();
         assert_eq!(
@@ -88,6 +91,7 @@ async fn assert_outer_headers(
             id.as_str(),
             "the problem quotes the request id"
         );
+        assert_eq!(body["trace_id"], trace_id.as_str(), "and the trace id");
         body
     } else {
         Value::Null
@@ -241,6 +245,17 @@ fn cors_allows_and_exposes_what_the_layers_present_need() {
         stack.cors_exposed_headers(),
         ["retry-after", "www-authenticate", "x-request-id"]
     );
+
+    let stack = Stack::builder()
+        .trace(protothrive::trace::TraceLayer::new())
+        .cors(CorsLayer::builder().allow_origin(AllowOrigin::exact(ORIGIN)))
+        .build()
+        .unwrap();
+    assert_eq!(
+        stack.cors_allowed_headers(),
+        ["content-type", "traceparent", "tracestate", "x-request-id"]
+    );
+    assert_eq!(stack.cors_exposed_headers(), ["traceparent", "x-request-id"]);
 }
 
 fn authenticator() -> protothrive::auth::AuthenticatorBuilder {
