@@ -423,13 +423,18 @@ where
             trace_id,
         });
         let inner = &mut self.inner;
-        let future = if c.catch_panics {
-            scope(&current, || {
+        let (future, panic) = if c.catch_panics {
+            match scope(&current, || {
                 span.in_scope(|| catch_unwind(AssertUnwindSafe(|| inner.call(req))))
-            })
-            .ok()
+            }) {
+                Ok(f) => (Some(f), None),
+                Err(payload) => (None, Some(panic_message(&*payload))),
+            }
         } else {
-            Some(scope(&current, || span.in_scope(|| inner.call(req))))
+            (
+                Some(scope(&current, || span.in_scope(|| inner.call(req)))),
+                None,
+            )
         };
         TraceFuture {
             inner: future,
@@ -440,6 +445,7 @@ where
                 start,
                 guard,
                 echo,
+                panic,
             }),
         }
     }
@@ -481,6 +487,8 @@ struct State {
     start: Instant,
     guard: Guard,
     echo: Option<HeaderValue>,
+    /// The message of a panic in the inner service's `call`.
+    panic: Option<String>,
 }
 
 pin_project! {
@@ -510,7 +518,7 @@ where
             return Poll::Pending;
         };
         let polled = match this.inner.as_mut().as_pin_mut() {
-            None => Err(()),
+            None => Err(state.panic.clone().unwrap_or_default()),
             Some(inner) => {
                 let current = &state.current;
                 let span = &state.span;
@@ -518,22 +526,22 @@ where
                     scope(current, || {
                         span.in_scope(|| catch_unwind(AssertUnwindSafe(|| inner.poll(cx))))
                     })
-                    .map_err(|_| ())
+                    .map_err(|payload| panic_message(&*payload))
                 } else {
                     Ok(scope(current, || span.in_scope(|| inner.poll(cx))))
                 }
             }
         };
-        let result = match polled {
+        let (result, panicked_now) = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(r)) => r.map(|res| res.map(ResponseBody::inner)),
-            Err(()) => Ok(panicked(state)),
+            Ok(Poll::Ready(r)) => (r.map(|res| res.map(ResponseBody::inner)), false),
+            Err(message) => (Ok(panicked(state, &message)), true),
         };
         this.inner.set(None);
         let state = this
             .state
             .take()
-            .map(|s| finish_head(s, result.as_ref().ok()));
+            .map(|s| finish_head(s, result.as_ref().ok(), panicked_now));
         Poll::Ready(result.map(|res| {
             let (mut parts, body) = res.into_parts();
             let done = state.map(|(s, route)| {
@@ -550,16 +558,30 @@ where
     }
 }
 
-/// The 500 problem for a panic, logged and counted once.
-fn panicked<B>(state: &State) -> Response<ResponseBody<B>> {
+/// The text of a panic payload (`panic!` with a literal or a formatted message).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// The 500 problem for a panic, logged and counted once (by `finish_head`'s caller, not as a
+/// 5xx again).
+fn panicked<B>(state: &State, message: &str) -> Response<ResponseBody<B>> {
     let cur = &state.current;
     tracing::error!(
         parent: &state.span,
         request_id = cur.request_id.as_str(),
         trace_id = cur.trace_id.as_str(),
+        panic = message,
         "the service panicked; answered 500"
     );
-    count_error(UNMATCHED, "panic");
+    state.span.record("error.type", "panic");
+    if state.config.metrics {
+        count_error(UNMATCHED, "panic");
+    }
     let mut ext = http::Extensions::new();
     ext.insert(cur.request_id.clone());
     ext.insert(cur.trace_id.clone());
@@ -568,7 +590,11 @@ fn panicked<B>(state: &State) -> Response<ResponseBody<B>> {
 }
 
 /// Records the response head on the span, logs and counts a 5xx; returns the route label.
-fn finish_head<B>(state: State, res: Option<&Response<B>>) -> (State, Option<Matched>) {
+fn finish_head<B>(
+    state: State,
+    res: Option<&Response<B>>,
+    panicked: bool,
+) -> (State, Option<Matched>) {
     let route = res.and_then(|r| matched(r.extensions()));
     let label = route.as_ref().map_or(UNMATCHED, Matched::as_str);
     let span = &state.span;
@@ -590,6 +616,8 @@ fn finish_head<B>(state: State, res: Option<&Response<B>>) -> (State, Option<Mat
             }
             if status >= 500 {
                 span.record("otel.status_code", "ERROR");
+            }
+            if status >= 500 && !panicked {
                 span.record("error.type", status);
                 let cur = &state.current;
                 tracing::error!(

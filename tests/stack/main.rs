@@ -255,7 +255,10 @@ fn cors_allows_and_exposes_what_the_layers_present_need() {
         stack.cors_allowed_headers(),
         ["content-type", "traceparent", "tracestate", "x-request-id"]
     );
-    assert_eq!(stack.cors_exposed_headers(), ["traceparent", "x-request-id"]);
+    assert_eq!(
+        stack.cors_exposed_headers(),
+        ["traceparent", "x-request-id"]
+    );
 }
 
 fn authenticator() -> protothrive::auth::AuthenticatorBuilder {
