@@ -245,7 +245,22 @@ pub fn token(clock: SharedClock) -> Result<String, Box<dyn std::error::Error>> {
     Ok(issuer.issue("bench-user", TokenKind::Access, extra)?.token)
 }
 
-/// The app of `mode` (`bare`, `stack` or `peer`) on the system clock.
+/// tower-http's request id (UUIDs), propagation and `TraceLayer` around the bare app: what
+/// `trace` mode's `TraceLayer` is compared with.
+fn trace_peer() -> Router {
+    let header = axum::http::HeaderName::from_static("x-request-id");
+    bare().layer(
+        tower::ServiceBuilder::new()
+            .layer(tower_http::request_id::SetRequestIdLayer::new(
+                header.clone(),
+                tower_http::request_id::MakeRequestUuid,
+            ))
+            .layer(tower_http::trace::TraceLayer::new_for_http())
+            .layer(tower_http::request_id::PropagateRequestIdLayer::new(header)),
+    )
+}
+
+/// The app of `mode` (`bare`, `stack`, `peer`, `trace` or `trace-peer`) on the system clock.
 ///
 /// # Errors
 /// An unknown mode.
@@ -254,7 +269,13 @@ pub fn app(mode: &str) -> Result<Router, Box<dyn std::error::Error>> {
         "bare" => Ok(bare()),
         "stack" => stack(protothrive::clock::system(), STACK_PARTS.len()),
         "peer" => peer(),
-        other => Err(format!("--mode {other}: expected bare, stack or peer").into()),
+        "trace" => Ok(bare()
+            .route_layer(protothrive::trace::MatchedRouteLayer)
+            .layer(protothrive::trace::TraceLayer::new())),
+        "trace-peer" => Ok(trace_peer()),
+        other => {
+            Err(format!("--mode {other}: expected bare, stack, peer, trace or trace-peer").into())
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
@@ -16,12 +17,13 @@ use super::render::Renderer;
 /// assert_eq!(id.as_str(), "req-1");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RequestId(Cow<'static, str>);
+pub struct RequestId(Arc<str>);
 
 impl RequestId {
     /// Wraps a request id.
     pub fn new(id: impl Into<Cow<'static, str>>) -> Self {
-        Self(id.into())
+        // Shared text: a clone (into a problem, a span, a second extension) does not copy it.
+        Self(Arc::from(id.into().as_ref()))
     }
 
     /// The id as text.
@@ -39,12 +41,13 @@ impl RequestId {
 /// assert_eq!(id.as_str().len(), 32);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TraceId(Cow<'static, str>);
+pub struct TraceId(Arc<str>);
 
 impl TraceId {
     /// Wraps a trace id.
     pub fn new(id: impl Into<Cow<'static, str>>) -> Self {
-        Self(id.into())
+        // Shared text: a clone (into a problem, a span, a second extension) does not copy it.
+        Self(Arc::from(id.into().as_ref()))
     }
 
     /// The id as text.
