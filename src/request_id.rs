@@ -201,7 +201,7 @@ pub fn new_id() -> String {
         *out = b"0123456789abcdef"[nibble];
     }
     // Every byte is an ASCII hex digit.
-    String::from_utf8_lossy(&hex).into_owned()
+    String::from_utf8(hex.to_vec()).unwrap_or_default()
 }
 
 /// splitmix64's output function.

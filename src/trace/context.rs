@@ -420,7 +420,8 @@ pub fn new_span_id() -> [u8; 8] {
 pub fn to_hex(bytes: &[u8]) -> String {
     let mut out = vec![0u8; bytes.len() * 2];
     encode_hex(bytes, &mut out);
-    out.into_iter().map(char::from).collect()
+    // Hex digits only: always UTF-8, so this moves the buffer without a copy.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 thread_local! {
