@@ -667,7 +667,9 @@ struct Done {
 impl Drop for Done {
     fn drop(&mut self) {
         let s = &self.state;
-        s.span.record("http.response.body.size", self.bytes);
+        if !s.span.is_disabled() {
+            s.span.record("http.response.body.size", self.bytes);
+        }
         if s.config.metrics {
             let seconds = s
                 .config
