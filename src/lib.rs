@@ -41,6 +41,7 @@
 //! | `csrf` | `csrf` | double-submit CSRF check for cookie-authenticated writes |
 //! | `rate_limit` | `rate-limit` (`redis`) | GCRA limits by IP, user, API key or route; IETF `RateLimit` headers |
 //! | `cache` | `cache` (`redis`) | RFC 9111 shared cache: freshness, revalidation, stale handling, coalescing, invalidation |
+//! | `resilience` | `resilience` | circuit breaker, retry budget, timeouts and deadlines, priority load shedding |
 //!
 //! No feature is on by default: each layer's feature brings only what it needs (`full` has them
 //! all).
@@ -67,6 +68,8 @@ pub mod rate_limit;
 #[cfg(feature = "redis")]
 pub mod redis_handle;
 pub mod request_id;
+#[cfg(feature = "resilience")]
+pub mod resilience;
 pub mod response;
 #[cfg(feature = "security-headers")]
 pub mod security_headers;
