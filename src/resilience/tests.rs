@@ -485,3 +485,70 @@ async fn load_shedding_refuses_anonymous_first_and_admins_last() {
             .is_err()
     );
 }
+
+/// A breaker inside a cached route: once it opens, the cache answers its 503 from the stale
+/// entry (marked in `Cache-Status`) and the origin is not called; without an entry the client
+/// gets the breaker's problem.
+#[cfg(feature = "cache")]
+#[tokio::test]
+async fn an_open_breaker_inside_the_cache_is_answered_stale_and_marked() {
+    use crate::cache::CacheLayer;
+
+    let clock = ManualClock::default();
+    let shared: crate::clock::SharedClock = Arc::new(clock.clone());
+    let b = breaker(&clock)
+        .window(Window::Count(2))
+        .min_calls(2)
+        .build()
+        .unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let origin = service_fn(move |_req: Request<()>| {
+        let n = seen.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let res = if n == 0 {
+                Response::builder()
+                    .header("cache-control", "max-age=1, stale-if-error=60")
+                    .body(http_body_util::Full::new(bytes::Bytes::from("fresh")))
+            } else {
+                Response::builder()
+                    .status(500)
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+            };
+            Ok::<_, Infallible>(res.unwrap())
+        }
+    });
+    let cache = CacheLayer::builder().clock(shared).build().unwrap();
+    let svc = tower::ServiceBuilder::new()
+        .layer(cache)
+        .layer(CircuitBreakerLayer::new(b.clone()))
+        .service(origin);
+    let get = |path: &str| {
+        Request::get(path)
+            .header("host", "api.example.com")
+            .body(())
+            .unwrap()
+    };
+    assert_eq!(svc.clone().oneshot(get("/r")).await.unwrap().status(), 200);
+    clock.advance(Duration::from_secs(2));
+    let res = svc.clone().oneshot(get("/r")).await.unwrap();
+    assert_eq!(res.status(), 200, "stale on the origin's 500");
+    assert_eq!(b.state(), BreakerState::Open, "1 failure in 2 calls");
+    let res = svc.clone().oneshot(get("/r")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let status = res.headers()["cache-status"].to_str().unwrap().to_owned();
+    assert!(
+        status.contains("fwd=stale") && status.contains("fwd-status=503"),
+        "{status}"
+    );
+    assert!(status.contains("detail=stale-if-error"), "{status}");
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "fresh");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the open breaker spared the origin"
+    );
+    let res = svc.oneshot(get("/other")).await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "2");
+}
