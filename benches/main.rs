@@ -12,6 +12,7 @@ mod client_ip;
 mod cors;
 mod rate_limit;
 mod redis;
+mod resilience;
 mod stack;
 
 /// Reads a response body to the end; its length (so the work cannot be optimised away).
@@ -35,5 +36,6 @@ criterion::criterion_main!(
     cors::benches,
     rate_limit::benches,
     redis::benches,
+    resilience::benches,
     stack::benches
 );

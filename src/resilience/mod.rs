@@ -9,6 +9,13 @@
 //! | [`RetryLayer`] with a [`RetryBudget`] | retries only idempotent methods or requests with an `Idempotency-Key`, whose body is known to fit the replay buffer; only 502/503/504 and transport errors; retries ≤ a fraction of recent requests; exponential backoff with full jitter; honours `Retry-After`; never waits past the [`Deadline`] | nothing (the last answer) |
 //! | [`TimeoutLayer`] | bounds each call (per attempt inside a retry, overall outside it) and puts the [`Deadline`] in the request for the calls inside | 504 `TIMEOUT-504` (outbound) or 503 `TIMEOUT-503` (handler) |
 //! | [`LoadShedLayer`] | a concurrency limit shared by every clone; anonymous callers are shed first, then authenticated ones, admins last | 503 `LOAD-503` + `Retry-After`, before any work |
+//! | [`FallbackLayer`] | a configured answer instead of a 5xx, an error or a refusal | the fallback, marked `fallback: <reason>` |
+//!
+//! Fallback order on a cached route: the route's breaker (or timeout) goes *inside* the cache,
+//! so a refusal is answered from a stale entry when the entry allows `stale-if-error` (marked by
+//! its `Cache-Status`: `fwd=stale; fwd-status=503; detail=stale-if-error`); a
+//! [`FallbackLayer`] outside the cache answers when there is no such entry (marked by the
+//! [`FALLBACK`] header). Neither uses the obsolete `Warning` header.
 //!
 //! Every answer a layer makes itself carries a [`Refused`] response extension, so an outbound
 //! caller tells "the breaker refused" from "the dependency answered 503" without parsing.
@@ -49,6 +56,7 @@
 //! load shedder is two atomic operations.
 
 mod breaker;
+mod fallback;
 mod layer;
 mod retry;
 mod shed;
@@ -61,6 +69,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 pub use breaker::{BreakerOpen, BreakerState, CircuitBreaker, CircuitBreakerBuilder, Permit};
+pub use fallback::{FALLBACK, Fallback, FallbackFuture, FallbackLayer};
 pub use layer::{BreakerFuture, CircuitBreakerLayer, CircuitBreakerService};
 pub use retry::{Retry, RetryBudget, RetryLayer, backoff};
 pub use shed::{LoadShed, LoadShedBuilder, LoadShedLayer, Priority, ShedFuture};

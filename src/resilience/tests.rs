@@ -552,3 +552,41 @@ async fn an_open_breaker_inside_the_cache_is_answered_stale_and_marked() {
     assert_eq!(res.status(), 503);
     assert_eq!(res.headers()["retry-after"], "2");
 }
+
+#[tokio::test]
+async fn the_fallback_answers_failures_and_refusals_marked_and_passes_the_rest() {
+    let layer = FallbackLayer::new(|method: &http::Method, uri: &http::Uri| {
+        Response::new(bytes::Bytes::from(format!("fallback for {method} {uri}")))
+    });
+    let calls = Arc::new(AtomicUsize::new(0));
+    for (status, marker) in [(500, Some("error")), (404, None), (200, None)] {
+        let res = layer
+            .layer(status_service(status, calls.clone()))
+            .oneshot(Request::get("/x").body(String::new()).unwrap())
+            .await
+            .unwrap();
+        let fallback = res
+            .headers()
+            .get("fallback")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(fallback.as_deref(), marker);
+        if marker.is_some() {
+            assert_eq!(res.status(), 200);
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, "fallback for GET /x");
+        } else {
+            assert_eq!(res.status().as_u16(), status);
+        }
+    }
+    let clock = ManualClock::default();
+    let b = breaker(&clock).build().unwrap();
+    for _ in 0..4 {
+        call(&b, Outcome::Failure).unwrap();
+    }
+    let svc = tower::ServiceBuilder::new()
+        .layer(layer)
+        .layer(CircuitBreakerLayer::new(b))
+        .service(status_service(200, calls.clone()));
+    let res = svc.oneshot(Request::new(String::new())).await.unwrap();
+    assert_eq!(res.headers()["fallback"], "breaker-open");
+}
