@@ -212,22 +212,26 @@ async fn json(
     serde_json::from_slice(&body).unwrap()
 }
 
+/// The statuses of `n` requests through clones of `svc`.
+async fn statuses<S, B>(svc: &S, n: usize) -> Vec<u16>
+where
+    S: Service<Request<String>, Response = Response<B>, Error = Infallible> + Clone,
+{
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let res = svc.clone().oneshot(Request::new(String::new())).await;
+        out.push(res.unwrap().status().as_u16());
+    }
+    out
+}
+
 #[tokio::test]
 async fn an_open_breaker_answers_503_without_calling_the_service() {
     let clock = ManualClock::default();
     let b = breaker(&clock).build().unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let svc = CircuitBreakerLayer::new(b.clone()).layer(status_service(502, calls.clone()));
-    for _ in 0..4 {
-        assert_eq!(
-            svc.clone()
-                .oneshot(Request::new(String::new()))
-                .await
-                .unwrap()
-                .status(),
-            502
-        );
-    }
+    assert_eq!(statuses(&svc, 4).await, [502; 4]);
     let res = svc.oneshot(Request::new(String::new())).await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 4);
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -248,16 +252,7 @@ async fn the_clients_4xx_never_opens_the_breaker() {
     let b = breaker(&clock).build().unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let svc = CircuitBreakerLayer::new(b.clone()).layer(status_service(404, calls.clone()));
-    for _ in 0..20 {
-        assert_eq!(
-            svc.clone()
-                .oneshot(Request::new(String::new()))
-                .await
-                .unwrap()
-                .status(),
-            404
-        );
-    }
+    assert_eq!(statuses(&svc, 20).await, [404; 20]);
     assert_eq!(b.state(), BreakerState::Closed);
 }
 

@@ -140,6 +140,11 @@ async fn connection(client: TcpStream, s: Arc<Shared>) {
     }
 }
 
+/// Whether `fault` stops traffic in this direction.
+fn dead(fault: Fault, upward: bool) -> bool {
+    fault == Fault::Blackhole || (fault == Fault::HalfOpen && !upward)
+}
+
 /// Copies `from` to `to` chunk by chunk, applying the fault of the moment to each chunk.
 async fn pump(
     mut from: OwnedReadHalf,
@@ -156,9 +161,7 @@ async fn pump(
         };
         // Hold the chunk (and stop reading) while the path is dead in this direction.
         let mut changes = s.fault.subscribe();
-        let _ = changes
-            .wait_for(|f| !matches!(f, Fault::Blackhole) && !(*f == Fault::HalfOpen && !upward))
-            .await;
+        let _ = changes.wait_for(|f| !dead(*f, upward)).await;
         match s.fault() {
             Fault::None | Fault::Blackhole | Fault::HalfOpen => {}
             Fault::Latency(d) => tokio::time::sleep(d).await,
