@@ -21,6 +21,7 @@
 //! | 7 | `csrf` | only cookie-authenticated writes, so after auth |
 //! | 8 | `rate_limit` by principal | per user and per API key |
 //! | 9 | per route: role check, then `cache` | a shared entry never answers a caller the route refuses |
+//! | 10 | per route, inside the cache: `resilience` (breaker, timeout, load shedding) | a refusal is answered from a stale entry when there is one |
 //!
 //! Impossible mixes (a per-IP limit without client IP, a per-user limit without auth, credentials
 //! with a wildcard origin) are [`error::ConfigError`]s when the stack is built.
