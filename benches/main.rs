@@ -12,6 +12,7 @@ mod client_ip;
 mod cors;
 mod rate_limit;
 mod redis;
+mod resilience;
 mod stack;
 mod trace;
 
@@ -36,6 +37,7 @@ criterion::criterion_main!(
     cors::benches,
     rate_limit::benches,
     redis::benches,
+    resilience::benches,
     stack::benches,
     trace::benches
 );

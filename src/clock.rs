@@ -81,8 +81,11 @@ pub fn system() -> SharedClock {
 }
 
 /// Nanoseconds on `clock`'s monotonic time since `epoch` (0 before it, `u64::MAX` after ~584
-/// years): the integer time of the rate limiter and the Redis breaker.
-#[cfg_attr(not(any(feature = "rate-limit", feature = "redis")), allow(dead_code))]
+/// years): the integer time of the rate limiter and the circuit breaker.
+#[cfg_attr(
+    not(any(feature = "rate-limit", feature = "redis", feature = "resilience")),
+    allow(dead_code)
+)]
 pub(crate) fn nanos_since(clock: &dyn Clock, epoch: Instant) -> u64 {
     u64::try_from(clock.instant().saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
 }

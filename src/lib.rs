@@ -21,6 +21,7 @@
 //! | 7 | `csrf` | only cookie-authenticated writes, so after auth |
 //! | 8 | `rate_limit` by principal | per user and per API key |
 //! | 9 | per route: role check, then `cache` | a shared entry never answers a caller the route refuses |
+//! | 10 | per route, inside the cache: `resilience` (breaker, timeout, load shedding) | a refusal is answered from a stale entry when there is one |
 //!
 //! Impossible mixes (a per-IP limit without client IP, a per-user limit without auth, credentials
 //! with a wildcard origin) are [`error::ConfigError`]s when the stack is built.
@@ -42,6 +43,7 @@
 //! | `rate_limit` | `rate-limit` (`redis`) | GCRA limits by IP, user, API key or route; IETF `RateLimit` headers |
 //! | `trace` | `trace` | W3C trace context in and out, one span per request, RED metrics, outbound propagation |
 //! | `cache` | `cache` (`redis`) | RFC 9111 shared cache: freshness, revalidation, stale handling, coalescing, invalidation |
+//! | `resilience` | `resilience` | circuit breaker, retry budget, timeouts and deadlines, priority load shedding |
 //!
 //! No feature is on by default: each layer's feature brings only what it needs (`full` has them
 //! all).
@@ -68,6 +70,8 @@ pub mod rate_limit;
 #[cfg(feature = "redis")]
 pub mod redis_handle;
 pub mod request_id;
+#[cfg(feature = "resilience")]
+pub mod resilience;
 pub mod response;
 #[cfg(feature = "security-headers")]
 pub mod security_headers;

@@ -34,7 +34,6 @@
 )]
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Client;
@@ -42,6 +41,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::clock::SharedClock;
 use crate::error::ConfigError;
+use crate::resilience::{CircuitBreaker, Window};
 
 /// The default bound on one call, connection included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
@@ -52,7 +52,7 @@ pub struct RedisHandle {
     #[cfg_attr(not(feature = "cache"), allow(dead_code))]
     pub(crate) client: Client,
     pub(crate) conn: ConnectionManager,
-    pub(crate) breaker: Arc<Breaker>,
+    pub(crate) breaker: CircuitBreaker,
     pub(crate) timeout: Duration,
 }
 
@@ -105,13 +105,17 @@ impl RedisHandle {
 }
 
 /// `PING` on `conn` within `timeout`; an answer closes `breaker`.
-pub(crate) async fn ping(conn: &ConnectionManager, timeout: Duration, breaker: &Breaker) -> bool {
+pub(crate) async fn ping(
+    conn: &ConnectionManager,
+    timeout: Duration,
+    breaker: &CircuitBreaker,
+) -> bool {
     let mut conn = conn.clone();
     let cmd = redis::cmd("PING");
     let ping = cmd.query_async::<String>(&mut conn);
     let up = matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(_)));
     if up {
-        breaker.close();
+        breaker.reset();
     }
     up
 }
@@ -143,9 +147,7 @@ impl RedisHandleBuilder {
         Ok(RedisHandle {
             client,
             conn,
-            breaker: Arc::new(Breaker::with_clock(
-                self.clock.unwrap_or_else(crate::clock::system),
-            )),
+            breaker: outage_breaker(self.clock.unwrap_or_else(crate::clock::system))?,
             timeout: self.timeout,
         })
     }
@@ -231,51 +233,55 @@ pub(crate) fn connect(
     Ok((client, conn))
 }
 
-/// After a call failed for want of the server (down, hung, unreachable), further calls fail at
-/// once for a short while instead of each waiting out the timeout: during an outage one call per
-/// interval probes, the others take the configured fallback immediately. A success (a probe,
-/// or `PING`) closes it again.
-#[derive(Debug)]
-pub(crate) struct Breaker {
-    clock: SharedClock,
-    epoch: std::time::Instant,
-    open_until: std::sync::atomic::AtomicU64,
+/// The outage breaker of a handle: after a call failed for want of the server (down, hung,
+/// unreachable), further calls fail at once for [`FAIL_FAST`] instead of each waiting out the
+/// timeout; then one call probes while the others keep taking their fallback. A success (the
+/// probe, or `PING`) closes it again. It is a [`CircuitBreaker`] that one failure opens.
+pub(crate) fn outage_breaker(clock: SharedClock) -> Result<CircuitBreaker, ConfigError> {
+    CircuitBreaker::builder("redis")
+        .window(Window::Count(1))
+        .min_calls(1)
+        .failure_rate(100)
+        .open_wait(FAIL_FAST)
+        .max_open_wait(FAIL_FAST)
+        .probes(1)
+        .clock(clock)
+        .build()
 }
 
 /// How long calls fail fast after a failure.
 pub(crate) const FAIL_FAST: Duration = Duration::from_millis(500);
 
-impl Breaker {
-    pub(crate) fn with_clock(clock: SharedClock) -> Self {
-        let epoch = clock.instant();
-        Self {
-            clock,
-            epoch,
-            open_until: std::sync::atomic::AtomicU64::new(0),
-        }
-    }
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
 
-    fn now(&self) -> u64 {
-        crate::clock::nanos_since(&*self.clock, self.epoch)
-    }
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::resilience::{BreakerState, Outcome};
 
-    /// Whether calls should fail at once now.
-    pub(crate) fn is_open(&self) -> bool {
-        self.now() < self.open_until.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// A call failed for want of the server.
-    pub(crate) fn trip(&self) {
-        let until = self
-            .now()
-            .saturating_add(u64::try_from(FAIL_FAST.as_nanos()).unwrap_or(u64::MAX));
-        self.open_until
-            .store(until, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// A call succeeded.
-    pub(crate) fn close(&self) {
-        self.open_until
-            .store(0, std::sync::atomic::Ordering::Relaxed);
+    #[test]
+    fn one_failure_opens_the_outage_breaker_for_fail_fast_then_one_probe() {
+        let clock = ManualClock::default();
+        let b = outage_breaker(Arc::new(clock.clone())).unwrap();
+        b.try_acquire().unwrap().record(Outcome::Failure);
+        assert_eq!(b.try_acquire().unwrap_err().retry_after, FAIL_FAST);
+        clock.advance(FAIL_FAST);
+        let probe = b.try_acquire().unwrap();
+        assert!(b.try_acquire().is_err(), "one probe at a time");
+        probe.record(Outcome::Failure);
+        assert_eq!(
+            b.try_acquire().unwrap_err().retry_after,
+            FAIL_FAST,
+            "the wait does not grow"
+        );
+        b.reset();
+        assert_eq!(b.state(), BreakerState::Closed, "a PING answer closes it");
+        b.try_acquire().unwrap().record(Outcome::Ignored);
+        assert_eq!(
+            b.state(),
+            BreakerState::Closed,
+            "a protocol error says nothing"
+        );
     }
 }

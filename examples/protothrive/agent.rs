@@ -2,13 +2,14 @@
 //! `PROTOTHRIVE_AGENT_URL` is given (deterministic output; latency and failure rate from
 //! `PROTOTHRIVE_AGENT_LATENCY_MS` and `PROTOTHRIVE_AGENT_FAILURE_RATE`).
 //!
-//! Calls go through [`AgentClient::run`]: a per-attempt timeout, retries of 5xx answers and
-//! timeouts only, with jittered exponential backoff bounded by a [`retry::RetryBudget`], all behind
-//! a [`breaker::CircuitBreaker`]. Both state machines are pure and read time from the app's clock.
+//! Calls go through [`AgentClient::run`], a tower stack of the library's resilience layers,
+//! outer to inner: an overall [`TimeoutLayer`] (its deadline bounds every retry), a
+//! [`RetryLayer`] with a [`RetryBudget`] (the call is a `POST` carrying an `Idempotency-Key`, so
+//! it may be retried; only 502/503/504 and timeouts are), the attempt log, a
+//! [`CircuitBreakerLayer`] shared by every request, a per-attempt [`TimeoutLayer`], and the
+//! HTTP call itself. Everything reads time from the app's clock.
 
-pub mod breaker;
-pub mod retry;
-
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -18,43 +19,106 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Either, Full};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 use protothrive::clock::SharedClock;
+use protothrive::resilience::{
+    CircuitBreaker, CircuitBreakerLayer, Reason, Refused, RetryBudget, RetryLayer, TimeoutLayer,
+    Window,
+};
+use protothrive::trace::TraceClientLayer;
 
-use self::breaker::{BreakerConfig, CircuitBreaker, Permit};
-use self::retry::{RetryBudget, backoff};
 use crate::config::Config;
 
 /// Attempts per run (the first call and up to two retries).
 pub const MAX_ATTEMPTS: u32 = 3;
 /// The deadline of one attempt.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The deadline of a whole run, retries and backoff included.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(7);
 /// Backoff before retry `n` (from 0): uniform in `[0, min(BACKOFF_CAP, BACKOFF_BASE · 2^n)]`.
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(1);
 /// The largest answer read from the agent service.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
-#[derive(Clone, Debug)]
+/// The body the retry layer hands on: its buffered copy, or the original.
+type Body = Either<Full<Bytes>, Full<Bytes>>;
+type Call = BoxCloneSyncService<http::Request<Full<Bytes>>, http::Response<Bytes>, Infallible>;
+
+#[derive(Clone)]
 pub struct AgentClient {
-    pub base_url: String,
-    pub http: reqwest::Client,
-    /// Shared by every request: the breaker and the budget see all calls of the process.
-    pub breaker: Arc<Mutex<CircuitBreaker>>,
-    pub budget: Arc<Mutex<RetryBudget>>,
+    call: Call,
+    /// Shared by every request: the breaker sees all calls of the process.
+    pub breaker: CircuitBreaker,
 }
 
+impl std::fmt::Debug for AgentClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentClient")
+            .field("breaker", &self.breaker)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an attempt failed, as the HTTP call saw it (a response extension).
+#[derive(Debug, Clone)]
+struct Failure(String);
+
+/// The attempts of one run, appended to by the attempt log (a request extension).
+#[derive(Debug, Clone, Default)]
+struct AttemptLog(Arc<Mutex<Vec<Attempt>>>);
+
 impl AgentClient {
-    fn new(base_url: String, http: reqwest::Client) -> Self {
-        Self {
-            base_url,
-            http,
-            breaker: Arc::new(Mutex::new(CircuitBreaker::new(BreakerConfig::default()))),
-            // Retries may add 20% to the calls of the last 10 s, and at least 3 per second.
-            budget: Arc::new(Mutex::new(RetryBudget::new(20, 3))),
-        }
+    fn new(
+        base_url: &str,
+        http: reqwest::Client,
+        clock: &SharedClock,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
+        // Open on 50% failures (or 80% calls of 1 s or more) among at least 10 calls of the last
+        // 30 s; closed again by one probe after 10 s, the wait doubling to 60 s while probes fail.
+        let breaker = CircuitBreaker::builder("agent")
+            .window(Window::Time(Duration::from_secs(30)))
+            .min_calls(10)
+            .failure_rate(50)
+            .slow_calls(Duration::from_secs(1), 80)
+            .open_wait(Duration::from_secs(10))
+            .max_open_wait(Duration::from_secs(60))
+            .clock(clock.clone())
+            .build()?;
+        let url = format!("{base_url}/v1/run");
+        let attempt = ServiceBuilder::new()
+            .layer(CircuitBreakerLayer::new(breaker.clone()))
+            .layer(TimeoutLayer::outbound(ATTEMPT_TIMEOUT).clock(clock.clone()))
+            // Each attempt is a client span of the request being served: a new span id in the
+            // `traceparent` the agent service receives, the caller's trace id.
+            .layer(TraceClientLayer::new())
+            .service(service_fn(move |req: http::Request<Body>| {
+                send(http.clone(), url.clone(), req)
+            }));
+        let log_clock = clock.clone();
+        let logged = service_fn(move |req: http::Request<Body>| {
+            log_attempt(attempt.clone(), log_clock.clone(), req)
+        });
+        // Retries may add 20% to the calls of the last 10 s, and at least 3 per second.
+        let call = ServiceBuilder::new()
+            .layer(TimeoutLayer::outbound(RUN_TIMEOUT).clock(clock.clone()))
+            .layer(
+                RetryLayer::new(RetryBudget::new(clock.clone(), 20, 3))
+                    .max_attempts(MAX_ATTEMPTS)
+                    .backoff(BACKOFF_BASE, BACKOFF_CAP),
+            )
+            .service(logged)
+            .and_then(collect);
+        Ok(Self {
+            call: BoxCloneSyncService::new(call),
+            breaker,
+        })
     }
 }
 
@@ -109,174 +173,197 @@ pub struct Run {
     pub result: Result<AgentOutput, RunError>,
 }
 
-fn random_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
-    u64::from_le_bytes(bytes)
-}
-
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl AgentClient {
-    /// Runs `req` with timeouts, budgeted retries and the breaker. Time comes from `clock`.
-    pub async fn run(&self, clock: &SharedClock, req: &AgentRequest) -> Run {
-        let mut attempts = Vec::new();
-        self.budget
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .deposit(clock.instant());
-        let mut last = (AttemptStatus::Error, String::new());
-        for number in 1..=MAX_ATTEMPTS {
-            let permit = self
-                .breaker
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .acquire(clock.instant());
-            let permit = match permit {
-                Ok(p) => p,
-                Err(open) if attempts.is_empty() => {
-                    return Run {
-                        attempts,
-                        result: Err(RunError::Open {
-                            retry_after: open.retry_after,
-                        }),
-                    };
-                }
-                Err(_) => {
-                    last.1 = format!("{}; then the circuit opened", last.1);
-                    break;
-                }
-            };
-            let started = clock.instant();
-            let outcome = self.attempt(req).await;
-            let duration_ms = millis(clock.instant().saturating_duration_since(started));
-            let status = match &outcome {
-                Ok(_) => AttemptStatus::Success,
-                Err((s, _)) => *s,
-            };
-            // A 4xx says the service is up and answering.
-            let healthy = matches!(status, AttemptStatus::Success | AttemptStatus::Rejected);
-            self.record(permit, clock, healthy);
-            match outcome {
-                Ok(out) => {
-                    attempts.push(Attempt {
-                        number,
-                        agent: out.model.clone(),
-                        status,
-                        duration_ms,
-                        error: None,
-                    });
-                    return Run {
-                        attempts,
-                        result: Ok(out),
-                    };
-                }
-                Err((status, message)) => {
-                    attempts.push(Attempt {
-                        number,
-                        agent: "agent-service".into(),
-                        status,
-                        duration_ms,
-                        error: Some(message.clone()),
-                    });
-                    last = (status, message);
-                }
-            }
-            if status == AttemptStatus::Rejected || number == MAX_ATTEMPTS {
-                break;
-            }
-            let granted = self
-                .budget
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .try_withdraw(clock.instant());
-            if !granted {
-                last.1 = format!("{}; retry budget exhausted", last.1);
-                break;
-            }
-            tokio::time::sleep(backoff(number - 1, BACKOFF_BASE, BACKOFF_CAP, random_u64())).await;
+    /// Runs `req` through the resilience stack (see the module docs).
+    pub async fn run(&self, req: &AgentRequest) -> Run {
+        let log = AttemptLog::default();
+        let body = serde_json::to_vec(req).unwrap_or_default();
+        let mut request = http::Request::new(Full::new(Bytes::from(body)));
+        *request.method_mut() = http::Method::POST;
+        let headers = request.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        // The same key on every attempt: the agent service may deduplicate, and the retry layer
+        // retries a POST only when it carries one.
+        if let Ok(key) = http::HeaderValue::from_str(&crate::db::new_id()) {
+            headers.insert("idempotency-key", key);
         }
+        request.extensions_mut().insert(log.clone());
+        let answer = self.call.clone().oneshot(request).await;
+        let mut attempts =
+            std::mem::take(&mut *log.0.lock().unwrap_or_else(PoisonError::into_inner));
+        let Ok(res) = answer;
+        let refused = res.extensions().get::<Refused>().copied();
+        if res.status().is_success()
+            && let Ok(out) = serde_json::from_slice::<AgentOutput>(res.body())
+        {
+            if let Some(last) = attempts.last_mut() {
+                last.agent.clone_from(&out.model);
+            }
+            return Run {
+                attempts,
+                result: Ok(out),
+            };
+        }
+        let result = match (refused, attempts.last()) {
+            (Some(r), None) if r.reason == Reason::BreakerOpen => RunError::Open {
+                retry_after: r.retry_after.unwrap_or(Duration::from_secs(1)),
+            },
+            (r, Some(last)) => RunError::Failed {
+                last: last.status,
+                message: match r {
+                    Some(r) if r.reason == Reason::BreakerOpen => {
+                        format!(
+                            "{}; then the circuit opened",
+                            last.error.clone().unwrap_or_default()
+                        )
+                    }
+                    _ => last.error.clone().unwrap_or_default(),
+                },
+            },
+            (_, None) => RunError::Failed {
+                last: AttemptStatus::Timeout,
+                message: format!("no answer within {} ms", RUN_TIMEOUT.as_millis()),
+            },
+        };
         Run {
             attempts,
-            result: Err(RunError::Failed {
-                last: last.0,
-                message: last.1,
-            }),
+            result: Err(result),
         }
     }
+}
 
-    fn record(&self, permit: Permit, clock: &SharedClock, ok: bool) {
-        self.breaker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .record(permit, clock.instant(), ok);
-    }
+/// The final answer with its body read.
+async fn collect<B: http_body::Body<Data = Bytes>>(
+    res: http::Response<B>,
+) -> Result<http::Response<Bytes>, Infallible> {
+    let (parts, body) = res.into_parts();
+    let bytes = body.collect().await.map(|c| c.to_bytes());
+    Ok(http::Response::from_parts(parts, bytes.unwrap_or_default()))
+}
 
-    /// One HTTP call under [`ATTEMPT_TIMEOUT`].
-    async fn attempt(&self, req: &AgentRequest) -> Result<AgentOutput, (AttemptStatus, String)> {
-        let call = async {
-            let res = self
-                .http
-                .post(format!("{}/v1/run", self.base_url))
-                .json(req)
-                .send()
-                .await
-                .map_err(|e| {
-                    (
-                        AttemptStatus::Error,
-                        format!("agent service unreachable: {e}"),
-                    )
-                })?;
-            let status = res.status();
-            if status.is_client_error() {
-                return Err((
-                    AttemptStatus::Rejected,
-                    format!("agent service refused the task ({status})"),
-                ));
-            }
-            if !status.is_success() {
-                return Err((
-                    AttemptStatus::Error,
-                    format!("agent service answered {status}"),
-                ));
-            }
-            if res
-                .content_length()
-                .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
-            {
-                return Err((AttemptStatus::Error, "agent answer too large".into()));
-            }
-            let bytes = res.bytes().await.map_err(|e| {
-                (
-                    AttemptStatus::Error,
-                    format!("agent answer unreadable: {e}"),
-                )
-            })?;
-            if bytes.len() > MAX_ANSWER_BYTES {
-                return Err((AttemptStatus::Error, "agent answer too large".into()));
-            }
-            let out: AgentOutput = serde_json::from_slice(&bytes)
-                .map_err(|e| (AttemptStatus::Error, format!("agent answer malformed: {e}")))?;
-            // The schema's checks (token_count > 0, cost ≥ 0) hold for what gets recorded.
-            if out.token_count <= 0
-                || !out.cost_usd.is_finite()
-                || out.cost_usd < 0.0
-                || out.model.is_empty()
-            {
-                return Err((AttemptStatus::Error, "agent answer out of range".into()));
-            }
-            Ok(out)
+/// One attempt through `svc` (breaker, per-attempt timeout, HTTP call), logged in the request's
+/// [`AttemptLog`] unless the breaker refused it (no call was made).
+async fn log_attempt<S, B>(
+    svc: S,
+    clock: SharedClock,
+    req: http::Request<Body>,
+) -> Result<http::Response<Full<Bytes>>, Infallible>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<B>, Error = Infallible>,
+    B: http_body::Body<Data = Bytes>,
+{
+    let log = req.extensions().get::<AttemptLog>().cloned();
+    let started = clock.instant();
+    let res = svc.oneshot(req).await?;
+    let duration_ms = millis(clock.instant().saturating_duration_since(started));
+    let (parts, body) = res.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let refused = parts.extensions.get::<Refused>().map(|r| r.reason);
+    if let Some(log) = log
+        && refused != Some(Reason::BreakerOpen)
+    {
+        let code = parts.status;
+        let (status, error) = if refused == Some(Reason::Timeout) {
+            let e = format!("no answer within {} ms", ATTEMPT_TIMEOUT.as_millis());
+            (AttemptStatus::Timeout, Some(e))
+        } else if code.is_success() {
+            (AttemptStatus::Success, None)
+        } else if code.is_client_error() {
+            let e = format!("agent service refused the task ({code})");
+            (AttemptStatus::Rejected, Some(e))
+        } else {
+            let e = parts
+                .extensions
+                .get::<Failure>()
+                .map_or_else(|| format!("agent service answered {code}"), |f| f.0.clone());
+            (AttemptStatus::Error, Some(e))
         };
-        match tokio::time::timeout(ATTEMPT_TIMEOUT, call).await {
-            Ok(r) => r,
-            Err(_) => Err((
-                AttemptStatus::Timeout,
-                format!("no answer within {} ms", ATTEMPT_TIMEOUT.as_millis()),
-            )),
-        }
+        let mut attempts = log.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let number = u32::try_from(attempts.len()).unwrap_or(u32::MAX) + 1;
+        attempts.push(Attempt {
+            number,
+            agent: "agent-service".into(),
+            status,
+            duration_ms,
+            error,
+        });
     }
+    Ok(http::Response::from_parts(parts, Full::new(bytes)))
+}
+
+/// The HTTP call: the agent's answer when it is a valid [`AgentOutput`], its status when it is
+/// a 4xx or 5xx, and a 502 with a [`Failure`] when the service is unreachable or its answer is
+/// unusable (so the breaker counts it, and the retry layer retries it).
+async fn send(
+    http: reqwest::Client,
+    url: String,
+    req: http::Request<Body>,
+) -> Result<http::Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = match body {
+        Either::Left(b) | Either::Right(b) => b.collect().await.map(|c| c.to_bytes()),
+    };
+    let failed = |message: String| {
+        let mut res = http::Response::new(Full::new(Bytes::new()));
+        *res.status_mut() = StatusCode::BAD_GATEWAY;
+        res.extensions_mut().insert(Failure(message));
+        Ok(res)
+    };
+    let answer = http
+        .post(url)
+        .headers(parts.headers)
+        .body(body.unwrap_or_default())
+        .send()
+        .await;
+    let res = match answer {
+        Ok(res) => res,
+        Err(e) => return failed(format!("agent service unreachable: {e}")),
+    };
+    let status = res.status();
+    if !status.is_success() {
+        let mut out = http::Response::new(Full::new(Bytes::new()));
+        *out.status_mut() = status;
+        if let Some(after) = res.headers().get(http::header::RETRY_AFTER) {
+            out.headers_mut()
+                .insert(http::header::RETRY_AFTER, after.clone());
+        }
+        return Ok(out);
+    }
+    if res
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return failed("agent answer too large".into());
+    }
+    let bytes = match res.bytes().await {
+        Ok(b) if b.len() <= MAX_ANSWER_BYTES => b,
+        Ok(_) => return failed("agent answer too large".into()),
+        Err(e) => return failed(format!("agent answer unreadable: {e}")),
+    };
+    let out: AgentOutput = match serde_json::from_slice(&bytes) {
+        Ok(out) => out,
+        Err(e) => return failed(format!("agent answer malformed: {e}")),
+    };
+    // The schema's checks (token_count > 0, cost ≥ 0) hold for what gets recorded.
+    if out.token_count <= 0
+        || !out.cost_usd.is_finite()
+        || out.cost_usd < 0.0
+        || out.model.is_empty()
+    {
+        return failed("agent answer out of range".into());
+    }
+    Ok(http::Response::new(Full::new(bytes)))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -296,18 +383,28 @@ pub struct AgentOutput {
 }
 
 /// The client of the configured agent service, or of a simulated one started on loopback.
-pub async fn start(config: &Config) -> Result<AgentClient, Box<dyn std::error::Error>> {
+pub async fn start(
+    config: &Config,
+    clock: &SharedClock,
+) -> Result<AgentClient, Box<dyn std::error::Error>> {
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
         .build()?;
     if let Some(url) = &config.agent_url {
-        return Ok(AgentClient::new(url.trim_end_matches('/').to_owned(), http));
+        return AgentClient::new(url.trim_end_matches('/'), http, clock);
     }
     let sim = Sim {
         latency: Duration::from_millis(config.agent_latency_ms),
         failure_rate: config.agent_failure_rate,
         calls: Arc::new(AtomicU64::new(0)),
+        traceparents: Arc::default(),
     };
+    let url = spawn_sim(sim).await?;
+    AgentClient::new(&url, http, clock)
+}
+
+/// Serves `sim` on a free loopback port; its base URL.
+async fn spawn_sim(sim: Sim) -> std::io::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let router = axum::Router::new()
@@ -316,7 +413,7 @@ pub async fn start(config: &Config) -> Result<AgentClient, Box<dyn std::error::E
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    Ok(AgentClient::new(format!("http://{addr}"), http))
+    Ok(format!("http://{addr}"))
 }
 
 #[derive(Clone)]
@@ -324,6 +421,8 @@ struct Sim {
     latency: Duration,
     failure_rate: f64,
     calls: Arc<AtomicU64>,
+    /// The `traceparent` of the last calls received (at most 64), in order.
+    traceparents: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// FNV-1a: a stable hash so the same request always gets the same answer.
@@ -333,8 +432,20 @@ fn fnv(text: &str) -> u64 {
     })
 }
 
-async fn run(State(sim): State<Sim>, Json(req): Json<AgentRequest>) -> Response {
+async fn run(
+    State(sim): State<Sim>,
+    headers: axum::http::HeaderMap,
+    Json(req): Json<AgentRequest>,
+) -> Response {
     let call = sim.calls.fetch_add(1, Ordering::Relaxed);
+    if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok())
+        && let Ok(mut seen) = sim.traceparents.lock()
+    {
+        if seen.len() == 64 {
+            seen.remove(0);
+        }
+        seen.push(tp.to_owned());
+    }
     tokio::time::sleep(sim.latency).await;
     // Failures are spread evenly and deterministically over the sequence of calls.
     #[allow(clippy::cast_precision_loss)]
@@ -367,4 +478,125 @@ async fn run(State(sim): State<Sim>, Json(req): Json<AgentRequest>) -> Response 
         cost_usd: (cost * 1e6).round() / 1e6,
     })
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use protothrive::clock::ManualClock;
+
+    use super::*;
+
+    fn task() -> AgentRequest {
+        AgentRequest {
+            task_type: "plan".into(),
+            roadmap_id: "r".into(),
+            prompt: "p".into(),
+            budget_usd: 1.0,
+        }
+    }
+
+    async fn client(failure_rate: f64, clock: &ManualClock) -> (AgentClient, Arc<AtomicU64>) {
+        let calls = Arc::new(AtomicU64::new(0));
+        let sim = Sim {
+            latency: Duration::ZERO,
+            failure_rate,
+            calls: calls.clone(),
+            traceparents: Arc::default(),
+        };
+        let url = spawn_sim(sim).await.unwrap();
+        let clock: SharedClock = Arc::new(clock.clone());
+        let client = AgentClient::new(&url, reqwest::Client::new(), &clock).unwrap();
+        (client, calls)
+    }
+
+    /// Every attempt continues the trace of the request being served, as a span of its own.
+    #[tokio::test]
+    async fn attempts_carry_the_callers_trace_with_a_new_span_each() {
+        use protothrive::trace::{TraceLayer, TraceParent, to_hex};
+        use tower::Layer;
+        let clock = ManualClock::default();
+        let traceparents = Arc::<std::sync::Mutex<Vec<String>>>::default();
+        let sim = Sim {
+            latency: Duration::ZERO,
+            // Calls 0, 2, ... succeed: the second run needs two attempts.
+            failure_rate: 0.5,
+            calls: Arc::default(),
+            traceparents: traceparents.clone(),
+        };
+        let url = spawn_sim(sim).await.unwrap();
+        let shared: SharedClock = Arc::new(clock.clone());
+        let client = AgentClient::new(&url, reqwest::Client::new(), &shared).unwrap();
+        let handler = TraceLayer::new().layer(service_fn(move |_req: http::Request<()>| {
+            let client = client.clone();
+            async move {
+                client.run(&task()).await;
+                client.run(&task()).await;
+                Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::new())))
+            }
+        }));
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let req = http::Request::builder()
+            .header("traceparent", caller)
+            .body(())
+            .unwrap();
+        let res = handler.oneshot(req).await.unwrap();
+        let server_span = TraceParent::parse(res.headers()["traceparent"].as_bytes()).unwrap();
+        let seen: Vec<TraceParent> = traceparents
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|t| TraceParent::parse(t.as_bytes()).unwrap())
+            .collect();
+        assert_eq!(seen.len(), 3, "one run of one attempt, one of two");
+        for tp in &seen {
+            assert_eq!(to_hex(&tp.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+            assert_ne!(
+                tp.parent_id, server_span.parent_id,
+                "a client span, not the server's"
+            );
+        }
+        let mut ids: Vec<_> = seen.iter().map(|t| t.parent_id).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), 3, "a new span id per attempt");
+    }
+
+    #[tokio::test]
+    async fn a_failed_attempt_is_retried_and_logged() {
+        let clock = ManualClock::default();
+        // Calls 0, 2, 4, ... succeed; 1, 3, ... fail.
+        let (client, calls) = client(0.5, &clock).await;
+        assert!(client.run(&task()).await.result.is_ok());
+        let run = client.run(&task()).await;
+        let statuses: Vec<_> = run.attempts.iter().map(|a| a.status).collect();
+        assert_eq!(statuses, [AttemptStatus::Error, AttemptStatus::Success]);
+        assert_eq!(run.attempts[1].agent, "sim-agent-1");
+        assert_eq!(run.attempts[1].number, 2);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failing_service_opens_the_breaker_and_is_not_called_while_open() {
+        let clock = ManualClock::default();
+        let (client, calls) = client(1.0, &clock).await;
+        for _ in 0..3 {
+            let run = client.run(&task()).await;
+            assert_eq!(run.attempts.len(), 3);
+        }
+        // The 10th call opens the breaker: its retry is refused.
+        let run = client.run(&task()).await;
+        assert_eq!(run.attempts.len(), 1);
+        match run.result {
+            Err(RunError::Failed { message, .. }) => {
+                assert!(message.ends_with("then the circuit opened"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 10);
+        let run = client.run(&task()).await;
+        assert!(matches!(
+            run.result,
+            Err(RunError::Open { retry_after }) if retry_after == Duration::from_secs(10)
+        ));
+        assert_eq!(calls.load(Ordering::SeqCst), 10, "not called while open");
+    }
 }

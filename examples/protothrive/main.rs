@@ -80,7 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
-    let agent = agent::start(&config).await?;
+    let agent = agent::start(&config, &clock).await?;
     let state = app::state(config.clone(), clock.clone(), &secret, agent, metrics).await?;
 
     let mut demo_password = None;

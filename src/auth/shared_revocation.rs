@@ -28,7 +28,8 @@ use redis::aio::ConnectionManager;
 use super::revocation::BoxFuture;
 use super::{AuthError, MAX_LEEWAY, Principal, Reason, Revocation, RevocationList};
 use crate::error::ConfigError;
-use crate::redis_handle::{Breaker, RedisHandle, Source};
+use crate::redis_handle::{RedisHandle, Source};
+use crate::resilience::{CircuitBreaker, Outcome};
 
 /// The default bound on one Redis call.
 pub const DEFAULT_REVOCATION_TIMEOUT: Duration = Duration::from_millis(50);
@@ -55,7 +56,7 @@ struct Inner {
     prefix: String,
     timeout: Duration,
     fail_closed: bool,
-    breaker: Arc<Breaker>,
+    breaker: CircuitBreaker,
 }
 
 impl fmt::Debug for RedisRevocations {
@@ -147,25 +148,23 @@ impl RedisRevocations {
 
     /// Whether Redis holds `token_id`; `None` when it could not be asked.
     async fn shared_check(&self, token_id: &str) -> Option<bool> {
-        if self.inner.breaker.is_open() {
-            return None;
-        }
+        let permit = self.inner.breaker.try_acquire().ok()?;
         let mut cmd = redis::cmd("EXISTS");
         cmd.arg(self.key(token_id));
         let mut conn = self.inner.conn.clone();
         match tokio::time::timeout(self.inner.timeout, cmd.query_async::<i64>(&mut conn)).await {
             Ok(Ok(n)) => {
-                self.inner.breaker.close();
+                permit.record(Outcome::Success);
                 Some(n > 0)
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "revocation store unavailable");
-                self.inner.breaker.trip();
+                permit.record(Outcome::Failure);
                 None
             }
             Err(_) => {
                 tracing::warn!("revocation store did not answer in time");
-                self.inner.breaker.trip();
+                permit.record(Outcome::Failure);
                 None
             }
         }

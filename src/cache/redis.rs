@@ -12,7 +12,8 @@ use super::key::{key_uri, path_and_query};
 use super::store::{BoxFuture, CacheEntry, CacheTier, Purge};
 use super::wire::encode_purge;
 use crate::error::ConfigError;
-use crate::redis_handle::{Breaker, RedisHandle, Source};
+use crate::redis_handle::{RedisHandle, Source};
+use crate::resilience::{CircuitBreaker, Outcome};
 
 /// Why a Redis tier call failed (the cache skips the tier).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +105,7 @@ pub struct RedisTier {
     prefix: Arc<str>,
     pub(super) channel: Arc<str>,
     pub(super) timeout: Duration,
-    breaker: Arc<Breaker>,
+    breaker: CircuitBreaker,
 }
 
 impl fmt::Debug for RedisTier {
@@ -225,23 +226,27 @@ impl RedisTier {
         limit: Duration,
         f: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, TierError> {
-        if self.breaker.is_open() {
+        let Ok(permit) = self.breaker.try_acquire() else {
             metrics::counter!("protothrive_cache_l2_errors_total", "op" => op).increment(1);
             return Err(TierError(format!("{op}: failing fast after a failure")));
-        }
+        };
         let outcome = match tokio::time::timeout(limit, f).await {
             Ok(Ok(v)) => {
-                self.breaker.close();
+                permit.record(Outcome::Success);
                 return Ok(v);
             }
             Ok(Err(e)) => {
-                if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
-                    self.breaker.trip();
-                }
+                permit.record(
+                    if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
+                        Outcome::Failure
+                    } else {
+                        Outcome::Ignored
+                    },
+                );
                 TierError(format!("{op}: {e}"))
             }
             Err(_) => {
-                self.breaker.trip();
+                permit.record(Outcome::Failure);
                 TierError(format!("{op}: no answer within {limit:?}"))
             }
         };

@@ -37,3 +37,13 @@ pub const CACHE_UPSTREAM_BODY: &str = "CACHE-502";
 /// The request allows only a cached response (`Cache-Control: only-if-cached`) and nothing stored
 /// fits (504, RFC 9111 §5.2.1.7).
 pub const CACHE_ONLY_IF_CACHED: &str = "CACHE-504";
+/// A circuit breaker is open: the dependency behind it failed too often and is not called for a
+/// while; `Retry-After` says when it may be (503).
+pub const CIRCUIT_OPEN: &str = "CIRCUIT-503";
+/// The service sheds load: too many requests in flight for the caller's priority; `Retry-After`
+/// says when to retry (503).
+pub const OVERLOADED: &str = "LOAD-503";
+/// The request's deadline passed before the handler answered (503).
+pub const DEADLINE_EXCEEDED: &str = "TIMEOUT-503";
+/// An outbound call got no answer before its deadline (504).
+pub const UPSTREAM_TIMEOUT: &str = "TIMEOUT-504";

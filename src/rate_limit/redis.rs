@@ -10,7 +10,8 @@ use redis::{RedisError, Script};
 use super::remote::{CheckFuture, RemoteStore, StoreError, StoreErrorKind};
 use super::{Decision, Quota};
 use crate::error::ConfigError;
-use crate::redis_handle::{Breaker, RedisHandle, Source};
+use crate::redis_handle::{RedisHandle, Source};
+use crate::resilience::{CircuitBreaker, Outcome};
 
 /// GCRA over microseconds, one triple (allowed, remaining | retry-after, reset) per key.
 ///
@@ -110,7 +111,7 @@ pub struct RedisStore {
     timeout: Duration,
     prefix: Arc<str>,
     time: TimeSource,
-    breaker: Arc<Breaker>,
+    breaker: CircuitBreaker,
 }
 
 impl fmt::Debug for RedisStore {
@@ -277,13 +278,12 @@ impl RemoteStore for RedisStore {
         let script = self.script.clone();
         let timeout = self.timeout;
         let prefix = self.prefix.clone();
-        if self.breaker.is_open() {
+        let Ok(permit) = self.breaker.try_acquire() else {
             return Box::pin(std::future::ready(Err(StoreError::new(
                 StoreErrorKind::Unavailable,
                 "failed less than 500 ms ago; failing fast until then",
             ))));
-        }
-        let breaker = self.breaker.clone();
+        };
         let now = match self.time {
             TimeSource::Server => String::new(),
             TimeSource::Caller => (now / 1_000).to_string(),
@@ -302,20 +302,22 @@ impl RemoteStore for RedisStore {
                 Ok(Ok(raw)) => raw,
                 Ok(Err(e)) => {
                     let e = store_error(&e);
-                    if e.kind() != StoreErrorKind::Protocol {
-                        breaker.trip();
-                    }
+                    permit.record(if e.kind() == StoreErrorKind::Protocol {
+                        Outcome::Ignored
+                    } else {
+                        Outcome::Failure
+                    });
                     return Err(e);
                 }
                 Err(_) => {
-                    breaker.trip();
+                    permit.record(Outcome::Failure);
                     return Err(StoreError::new(
                         StoreErrorKind::Timeout,
                         format!("no answer within {timeout:?}"),
                     ));
                 }
             };
-            breaker.close();
+            permit.record(Outcome::Success);
             decisions(&raw, checks.len())
         })
     }

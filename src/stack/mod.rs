@@ -82,6 +82,8 @@ mod build;
 mod builder;
 mod config;
 mod layer;
+#[cfg(feature = "resilience")]
+mod resilience;
 mod slot;
 
 pub use builder::{Stack, StackBuilder};

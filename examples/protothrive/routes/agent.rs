@@ -120,7 +120,7 @@ async fn run(
         prompt: body.prompt.clone(),
         budget_usd: body.budget_usd,
     };
-    let run = s.agent.run(&s.clock, &req).await;
+    let run = s.agent.run(&req).await;
     if let Err(RunError::Open { retry_after }) = &run.result {
         return Err(breaker_open(*retry_after));
     }

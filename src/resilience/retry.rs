@@ -1,0 +1,455 @@
+//! Budgeted retries: a retry budget on the injected clock, full-jitter backoff, and the layer.
+
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use http_body::Body;
+use http_body_util::{BodyExt, Either, Full};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{Deadline, Reason, Refused};
+use crate::clock::SharedClock;
+use crate::error::{Problem, code};
+use crate::response::ResponseBody;
+
+/// Seconds in the budget's sliding window (one bucket each).
+const WINDOW_SECS: u64 = 10;
+
+/// Retries may add at most `percent`% to the requests of the last 10 seconds, plus a floor of
+/// `min_per_sec` per second so a quiet service can retry at all — Envoy's `retry_budget` and
+/// tower's `TpsBudget`, on the injected clock. Clones share the budget.
+///
+/// ```
+/// use std::sync::Arc;
+/// use protothrive::clock::ManualClock;
+/// use protothrive::resilience::RetryBudget;
+///
+/// let budget = RetryBudget::new(Arc::new(ManualClock::default()), 20, 0);
+/// for _ in 0..10 {
+///     budget.deposit();
+/// }
+/// assert!(budget.try_withdraw());
+/// assert!(budget.try_withdraw());
+/// assert!(!budget.try_withdraw(), "20% of 10 requests is 2 retries");
+/// ```
+#[derive(Clone)]
+pub struct RetryBudget {
+    inner: Arc<BudgetInner>,
+}
+
+struct BudgetInner {
+    percent: u32,
+    min_per_sec: u32,
+    clock: SharedClock,
+    epoch: Instant,
+    buckets: Mutex<[Bucket; WINDOW_SECS as usize]>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    second: u64,
+    deposits: u64,
+    withdrawals: u64,
+}
+
+impl fmt::Debug for RetryBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryBudget")
+            .field("percent", &self.inner.percent)
+            .field("min_per_sec", &self.inner.min_per_sec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RetryBudget {
+    /// Retries of up to `percent`% of the requests of the last 10 s, and at least `min_per_sec`
+    /// per second, with time from `clock`.
+    #[must_use]
+    pub fn new(clock: SharedClock, percent: u32, min_per_sec: u32) -> Self {
+        let epoch = clock.instant();
+        Self {
+            inner: Arc::new(BudgetInner {
+                percent,
+                min_per_sec,
+                clock,
+                epoch,
+                buckets: Mutex::new([Bucket::default(); WINDOW_SECS as usize]),
+            }),
+        }
+    }
+
+    /// The budget's clock.
+    #[must_use]
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
+    fn with_bucket<T>(&self, f: impl FnOnce(&mut [Bucket; WINDOW_SECS as usize], u64) -> T) -> T {
+        let second = self
+            .inner
+            .clock
+            .instant()
+            .saturating_duration_since(self.inner.epoch)
+            .as_secs();
+        let mut buckets = self
+            .inner
+            .buckets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let b = &mut buckets[(second % WINDOW_SECS) as usize];
+        if b.second != second {
+            *b = Bucket {
+                second,
+                ..Bucket::default()
+            };
+        }
+        f(&mut buckets, second)
+    }
+
+    /// Records a request (its first attempt), which earns `percent`% of a retry.
+    pub fn deposit(&self) {
+        self.with_bucket(|b, s| b[(s % WINDOW_SECS) as usize].deposits += 1);
+    }
+
+    /// Takes one retry out of the budget; `false` when it is spent.
+    #[must_use]
+    pub fn try_withdraw(&self) -> bool {
+        let (percent, floor) = (self.inner.percent, self.inner.min_per_sec);
+        self.with_bucket(|buckets, second| {
+            let (deposits, withdrawals) = buckets
+                .iter()
+                .filter(|b| b.second <= second && b.second + WINDOW_SECS > second)
+                .fold((0u64, 0u64), |(d, w), b| {
+                    (d + b.deposits, w + b.withdrawals)
+                });
+            let allowance = u64::from(floor) * WINDOW_SECS + deposits * u64::from(percent) / 100;
+            if withdrawals >= allowance {
+                return false;
+            }
+            buckets[(second % WINDOW_SECS) as usize].withdrawals += 1;
+            true
+        })
+    }
+}
+
+/// Full-jitter exponential backoff: uniform in `[0, min(cap, base · 2^retry)]` (in
+/// microseconds), where `random` is any random `u64`.
+///
+/// ```
+/// use std::time::Duration;
+/// use protothrive::resilience::backoff;
+///
+/// let (base, cap) = (Duration::from_millis(100), Duration::from_secs(1));
+/// assert_eq!(backoff(2, base, cap, 400_000), Duration::from_millis(400));
+/// assert!(backoff(30, base, cap, u64::MAX) <= cap);
+/// ```
+#[must_use]
+pub fn backoff(retry: u32, base: Duration, cap: Duration, random: u64) -> Duration {
+    let ceiling = base.saturating_mul(1u32 << retry.min(20)).min(cap);
+    let micros = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
+    Duration::from_micros(random % micros.saturating_add(1))
+}
+
+/// A random `u64` for jitter: the standard library's randomly keyed hasher over a counter (no
+/// cryptographic quality needed, no extra dependency).
+fn random_u64() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.finish()
+}
+
+/// Retries failed calls within a [`RetryBudget`]; see the [module docs](super).
+///
+/// The inner service gets the body as `Either<Full<Bytes>, B>`: the buffered copy when the
+/// request may be retried, the original otherwise.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use protothrive::clock::system;
+/// use protothrive::resilience::{RetryBudget, RetryLayer};
+///
+/// let layer = RetryLayer::new(RetryBudget::new(system(), 20, 1))
+///     .max_attempts(3)
+///     .backoff(Duration::from_millis(50), Duration::from_secs(1))
+///     .max_body(64 * 1024);
+/// # let _ = layer;
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RetryLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Debug, Clone)]
+struct Config {
+    budget: RetryBudget,
+    max_attempts: u32,
+    base: Duration,
+    cap: Duration,
+    max_body: u64,
+}
+
+impl RetryLayer {
+    /// Retries within `budget` (its clock is the layer's): at most 3 attempts, backoff from
+    /// 100 ms capped at 2 s, bodies up to 64 KiB replayed.
+    pub fn new(budget: RetryBudget) -> Self {
+        Self {
+            config: Arc::new(Config {
+                budget,
+                max_attempts: 3,
+                base: Duration::from_millis(100),
+                cap: Duration::from_secs(2),
+                max_body: 64 * 1024,
+            }),
+        }
+    }
+
+    /// Attempts per request, the first included (1 disables retries).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        Arc::make_mut(&mut self.config).max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The backoff's base and cap.
+    pub fn backoff(mut self, base: Duration, cap: Duration) -> Self {
+        let c = Arc::make_mut(&mut self.config);
+        (c.base, c.cap) = (base, cap.max(base));
+        self
+    }
+
+    /// The largest body kept for replay; a request whose body may be larger is sent once.
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        Arc::make_mut(&mut self.config).max_body = bytes as u64;
+        self
+    }
+}
+
+impl<S> Layer<S> for RetryLayer {
+    type Service = Retry<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Retry {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service of [`RetryLayer`].
+#[derive(Debug, Clone)]
+pub struct Retry<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B, ResBody> Service<Request<B>> for Retry<S>
+where
+    S: Service<Request<Either<Full<Bytes>, B>>, Response = Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+    S::Error: Send,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Send,
+    ResBody: Send + 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        // The ready clone goes first; the clone left behind becomes ready on its next poll.
+        let ready = self.inner.clone();
+        let svc = std::mem::replace(&mut self.inner, ready);
+        let config = self.config.clone();
+        Box::pin(run(svc, config, req))
+    }
+}
+
+/// Whether a request may be sent twice: an idempotent method, or an `Idempotency-Key`.
+fn replayable(method: &Method, headers: &HeaderMap) -> bool {
+    method.is_idempotent() || headers.contains_key("idempotency-key")
+}
+
+/// Whether an answer is worth retrying: 502, 503 or 504, unless an open breaker said it.
+fn retryable<B>(res: &Response<B>) -> bool {
+    matches!(
+        res.status(),
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+    ) && res
+        .extensions()
+        .get::<Refused>()
+        .is_none_or(|r| r.reason != Reason::BreakerOpen)
+}
+
+/// `Retry-After` as a wait: delta-seconds, or an HTTP date on `clock`'s wall time.
+fn retry_after(headers: &HeaderMap, clock: &SharedClock) -> Option<Duration> {
+    let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(clock.now()).unwrap_or_default())
+}
+
+async fn run<S, B, ResBody>(
+    mut svc: S,
+    config: Arc<Config>,
+    req: Request<B>,
+) -> Result<Response<ResponseBody<ResBody>>, S::Error>
+where
+    S: Service<Request<Either<Full<Bytes>, B>>, Response = Response<ResBody>>,
+    B: Body<Data = Bytes>,
+{
+    let c = &*config;
+    c.budget.deposit();
+    let fits = req
+        .body()
+        .size_hint()
+        .upper()
+        .is_some_and(|n| n <= c.max_body);
+    if c.max_attempts == 1 || !fits || !replayable(req.method(), req.headers()) {
+        std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
+        return svc
+            .call(req.map(Either::Right))
+            .await
+            .map(ResponseBody::map_response);
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(collected) = body.collect().await else {
+        let problem = Problem::new(StatusCode::BAD_REQUEST, code::BAD_REQUEST)
+            .with_detail("The request body could not be read.")
+            .render_for(&parts.extensions);
+        return Ok(ResponseBody::map_problem(problem));
+    };
+    let bytes = collected.to_bytes();
+    let deadline = parts.extensions.get::<Deadline>().copied();
+    let clock = c.budget.clock();
+    let mut attempt = 0;
+    loop {
+        let mut next = Request::new(Either::Left(Full::new(bytes.clone())));
+        *next.method_mut() = parts.method.clone();
+        *next.uri_mut() = parts.uri.clone();
+        *next.version_mut() = parts.version;
+        *next.headers_mut() = parts.headers.clone();
+        *next.extensions_mut() = parts.extensions.clone();
+        std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
+        let result = svc.call(next).await;
+        attempt += 1;
+        let asked = match &result {
+            Ok(res) if retryable(res) => retry_after(res.headers(), clock),
+            Ok(_) => return result.map(ResponseBody::map_response),
+            Err(_) => None,
+        };
+        let wait = backoff(attempt - 1, c.base, c.cap, random_u64()).max(asked.unwrap_or_default());
+        let late = deadline.is_some_and(|d| d.remaining(&**clock) <= wait);
+        if attempt >= c.max_attempts || late || !c.budget.try_withdraw() {
+            return result.map(ResponseBody::map_response);
+        }
+        metrics::counter!("protothrive_retries_total").increment(1);
+        drop(result);
+        tokio::time::sleep(wait).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[test]
+    fn the_floor_allows_retries_without_requests() {
+        let budget = RetryBudget::new(Arc::new(ManualClock::default()), 20, 3);
+        let granted = (0..100).filter(|_| budget.try_withdraw()).count();
+        assert_eq!(granted, 30);
+    }
+
+    #[test]
+    fn the_window_slides() {
+        let clock = ManualClock::default();
+        let budget = RetryBudget::new(Arc::new(clock.clone()), 50, 0);
+        for _ in 0..10 {
+            budget.deposit();
+        }
+        clock.advance(Duration::from_secs(5));
+        assert_eq!((0..10).filter(|_| budget.try_withdraw()).count(), 5);
+        clock.advance(Duration::from_secs(5));
+        assert!(!budget.try_withdraw(), "the deposits left the window");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let clock: SharedClock = Arc::new(ManualClock::at_unix(1_000_000));
+        let mut h = HeaderMap::new();
+        h.insert(header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h, &clock), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(clock.now() + Duration::from_secs(30));
+        h.insert(header::RETRY_AFTER, later.parse().unwrap());
+        assert_eq!(retry_after(&h, &clock), Some(Duration::from_secs(30)));
+        h.insert(header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h, &clock), None);
+    }
+
+    proptest! {
+        #[test]
+        fn backoff_stays_under_its_ceiling(retry in 0u32..64, base_ms in 1u64..1000, cap_ms in 1u64..10_000, random: u64) {
+            let (base, cap) = (Duration::from_millis(base_ms), Duration::from_millis(cap_ms));
+            let wait = backoff(retry, base, cap, random);
+            prop_assert!(wait <= cap);
+            prop_assert!(wait <= base.saturating_mul(1u32 << retry.min(20)));
+        }
+
+        /// Whenever a retry is granted, the retries in the window do not exceed the floor plus
+        /// the percentage of the requests in it.
+        #[test]
+        fn granted_retries_stay_within_the_budget(
+            percent in 0u32..100,
+            floor in 0u32..3,
+            steps in proptest::collection::vec((0u64..3000, 0u32..20, 0u32..20), 1..50),
+        ) {
+            let clock = ManualClock::default();
+            let budget = RetryBudget::new(Arc::new(clock.clone()), percent, floor);
+            let mut log: Vec<(u64, u32, u32)> = Vec::new();
+            let mut now = 0;
+            for (ms, deposits, asks) in steps {
+                clock.advance(Duration::from_millis(ms));
+                now += ms;
+                for _ in 0..deposits {
+                    budget.deposit();
+                }
+                let granted = (0..asks).filter(|_| budget.try_withdraw()).count() as u32;
+                log.push((now / 1000, deposits, granted));
+                let second = now / 1000;
+                let (d, w) = log
+                    .iter()
+                    .filter(|(s, _, _)| s + WINDOW_SECS > second)
+                    .fold((0u64, 0u64), |(d, w), (_, a, b)| (d + u64::from(*a), w + u64::from(*b)));
+                // Checked when granting (deposits may leave the window before the retries they
+                // paid for do).
+                if granted > 0 {
+                    prop_assert!(w <= u64::from(floor) * WINDOW_SECS + d * u64::from(percent) / 100);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The Redis stores' outage breaker (one `RedisHandle`) through the fault proxy to a real
+//! `redis-server`: a fault costs one timeout, then calls fail fast without reaching Redis; once
+//! the fault clears one probe closes the breaker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use protothrive::clock::{ManualClock, SharedClock};
+use protothrive::rate_limit::{Quota, RedisStore, RemoteStore, StoreErrorKind};
+use protothrive::redis_handle::RedisHandle;
+
+use crate::server::RedisServer;
+use crate::support::fault::{Fault, FaultProxy};
+
+/// The outage breaker's wait (the handle's `FAIL_FAST`).
+const FAIL_FAST: Duration = Duration::from_millis(500);
+
+struct Setup {
+    server: RedisServer,
+    proxy: FaultProxy,
+    clock: ManualClock,
+    store: RedisStore,
+}
+
+async fn setup() -> Setup {
+    let server = RedisServer::start();
+    let port: u16 = server.url().rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = FaultProxy::start(([127, 0, 0, 1], port).into()).await;
+    let clock = ManualClock::default();
+    let shared: SharedClock = Arc::new(clock.clone());
+    let handle = RedisHandle::builder(format!("redis://{}", proxy.addr()))
+        .timeout(Duration::from_millis(100))
+        .clock(shared)
+        .build()
+        .unwrap();
+    let store = RedisStore::from_handle(&handle).build().unwrap();
+    Setup {
+        server,
+        proxy,
+        clock,
+        store,
+    }
+}
+
+fn quota() -> Quota {
+    "1000/s".parse().unwrap()
+}
+
+impl Setup {
+    async fn check(&self) -> Result<(), StoreErrorKind> {
+        self.store
+            .check_many(vec![("k".into(), quota())], 0)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.kind())
+    }
+
+    /// Until the connection manager has reconnected: each try is a probe after the wait.
+    async fn recovers(&self) -> u32 {
+        self.proxy.set(Fault::None);
+        for probes in 1..=100 {
+            self.clock.advance(FAIL_FAST);
+            if self.check().await.is_ok() {
+                return probes;
+            }
+            // The reconnection runs on real time (the redis crate's backoff).
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("Redis did not come back");
+    }
+}
+
+async fn outage(fault: Fault) {
+    let s = setup().await;
+    for _ in 0..5 {
+        assert_eq!(s.check().await, Ok(()));
+    }
+    s.proxy.set(fault);
+    let first = s.check().await.unwrap_err();
+    assert!(
+        matches!(
+            first,
+            StoreErrorKind::Timeout | StoreErrorKind::Unavailable | StoreErrorKind::Protocol
+        ),
+        "{first:?}"
+    );
+    let reached = s.proxy.forwarded();
+    for _ in 0..50 {
+        assert_eq!(
+            s.check().await,
+            Err(StoreErrorKind::Unavailable),
+            "{fault:?}"
+        );
+    }
+    assert_eq!(
+        s.proxy.forwarded(),
+        reached,
+        "{fault:?}: nothing reached Redis while open"
+    );
+    let probes = s.recovers().await;
+    eprintln!("redis {fault:?}: first call {first:?}, closed after {probes} probe(s)");
+    for _ in 0..5 {
+        assert_eq!(s.check().await, Ok(()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blackholed_redis_costs_one_timeout() {
+    outage(Fault::Blackhole).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resetting_redis_fails_fast() {
+    outage(Fault::Reset).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_open_redis_costs_one_timeout() {
+    outage(Fault::HalfOpen).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_redis_then_a_killed_one_recover_with_one_probe() {
+    let mut s = setup().await;
+    assert_eq!(s.check().await, Ok(()));
+    s.server.pause();
+    assert_eq!(s.check().await, Err(StoreErrorKind::Timeout));
+    assert_eq!(s.check().await, Err(StoreErrorKind::Unavailable));
+    s.server.resume();
+    s.recovers().await;
+    s.server.kill();
+    assert!(s.check().await.is_err());
+    assert_eq!(s.check().await, Err(StoreErrorKind::Unavailable));
+    s.server.restart();
+    s.recovers().await;
+}
