@@ -40,6 +40,7 @@
 //! | `security_headers` | `security-headers` | HSTS, nosniff, frame options, referrer policy, CSP, COOP |
 //! | `csrf` | `csrf` | double-submit CSRF check for cookie-authenticated writes |
 //! | `rate_limit` | `rate-limit` (`redis`) | GCRA limits by IP, user, API key or route; IETF `RateLimit` headers |
+//! | `batch` | `batch` | DataLoader (`Loader`) for N+1 lookups; `BatchLayer`, an HTTP batch endpoint around the stack |
 //! | `cache` | `cache` (`redis`) | RFC 9111 shared cache: freshness, revalidation, stale handling, coalescing, invalidation |
 //!
 //! No feature is on by default: each layer's feature brings only what it needs (`full` has them
@@ -48,6 +49,8 @@
 
 #[cfg(feature = "auth")]
 pub mod auth;
+#[cfg(feature = "batch")]
+pub mod batch;
 #[cfg(feature = "cache")]
 pub mod cache;
 #[cfg(feature = "client-ip")]

@@ -37,3 +37,14 @@ pub const CACHE_UPSTREAM_BODY: &str = "CACHE-502";
 /// The request allows only a cached response (`Cache-Control: only-if-cached`) and nothing stored
 /// fits (504, RFC 9111 §5.2.1.7).
 pub const CACHE_ONLY_IF_CACHED: &str = "CACHE-504";
+/// A batch envelope is not JSON, not of the batch's shape, or has no item (400).
+pub const BATCH_INVALID: &str = "BATCH-400";
+/// A batch has more items than allowed; the problem's `max_items` says how many (413).
+pub const BATCH_TOO_MANY_ITEMS: &str = "BATCH-ITEMS-413";
+/// A batch envelope is larger than allowed in bytes; `max_bytes` says how large (413).
+pub const BATCH_TOO_LARGE: &str = "BATCH-SIZE-413";
+/// An item's answer did not fit in what was left of the batch's answer budget and was left out;
+/// the item's own status and headers are kept (507, in the item's `body`).
+pub const BATCH_RESPONSE_TOO_LARGE: &str = "BATCH-RESPONSE-507";
+/// An item did not finish before the batch's deadline (504, as the item's result).
+pub const BATCH_DEADLINE: &str = "BATCH-504";
