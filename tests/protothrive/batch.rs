@@ -10,7 +10,8 @@ static SERVER: Slot = slot();
 const BUDGET: usize = 4 * 1024 * 1024;
 
 /// Twenty lists of ten roadmaps of 50 KB graphs are ~10 MB of answers: the batch keeps the first
-/// ones whole, replaces those past 4 MiB by a note, and its own answer stays within the budget.
+/// ones whole, replaces the bodies of those past 4 MiB by a `BATCH-RESPONSE-507` problem (their
+/// status kept), and its own answer stays within the budget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_answer_stays_within_its_budget() {
     let server = shared(&SERVER);
@@ -49,6 +50,8 @@ async fn a_batch_answer_stays_within_its_budget() {
         results[0]["body"]["data"].as_array().map(Vec::len),
         Some(10)
     );
-    let note = results[19]["body"]["error"].as_str().unwrap_or_default();
-    assert!(note.contains("left out"), "{}", results[19]["body"]);
+    let left_out = &results[19]["body"];
+    assert_eq!(left_out["code"], "BATCH-RESPONSE-507", "{left_out}");
+    let detail = left_out["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("left out"), "{left_out}");
 }
