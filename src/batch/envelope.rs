@@ -22,7 +22,7 @@ pub struct Envelope {
     pub items: Vec<Item>,
 }
 
-/// One sub-request of an envelope, as sent (checked by [`Rules::check`]).
+/// One sub-request of an envelope, as sent (the layer checks each before sending it).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Item {
