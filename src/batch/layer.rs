@@ -7,7 +7,7 @@ use http::{HeaderName, header};
 use tower_layer::Layer;
 
 use super::envelope::{Rules, canonical_path};
-use super::service::Batch;
+use super::service::{Batch, Settings};
 use crate::error::ConfigError;
 
 /// The headers an item may set by default (lowercase).
@@ -39,23 +39,6 @@ const KEPT: [&str; 6] = [
     "ratelimit",
     "ratelimit-policy",
 ];
-
-/// The settings every [`Batch`] service of one layer shares.
-#[derive(Debug)]
-pub(crate) struct Settings {
-    pub(crate) rules: Rules,
-    pub(crate) lent: Vec<HeaderName>,
-    pub(crate) credentials: Vec<HeaderName>,
-    pub(crate) kept: Vec<HeaderName>,
-    pub(crate) version_header: Option<HeaderName>,
-    pub(crate) max_items: usize,
-    pub(crate) max_request_bytes: usize,
-    pub(crate) max_response_bytes: usize,
-    pub(crate) max_item_response_bytes: usize,
-    pub(crate) deadline: Duration,
-    pub(crate) concurrency: usize,
-    pub(crate) admit: bool,
-}
 
 /// Answers `POST <path>` with the results of the sub-requests its JSON envelope holds, each sent
 /// through the inner service exactly as if it came alone (see the [module docs](super)).

@@ -4,19 +4,19 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::Body;
 use http_body_util::{BodyExt as _, Limited};
 use serde_json::{Map, Value, json};
 use tower_service::Service;
 use tracing::Instrument as _;
 
-use super::envelope::{Checked, parse_envelope, path_version};
-use super::layer::Settings;
+use super::envelope::{Checked, Rules, parse_envelope, path_version};
 use crate::error::{Problem, code};
 use crate::response::{ResponseBody, ResponseFuture};
 
@@ -24,6 +24,23 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The largest admission answer read for its JSON members.
 const MAX_FRAME: usize = 64 * 1024;
+
+/// The settings every [`Batch`] service of one layer shares.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) rules: Rules,
+    pub(crate) lent: Vec<HeaderName>,
+    pub(crate) credentials: Vec<HeaderName>,
+    pub(crate) kept: Vec<HeaderName>,
+    pub(crate) version_header: Option<HeaderName>,
+    pub(crate) max_items: usize,
+    pub(crate) max_request_bytes: usize,
+    pub(crate) max_response_bytes: usize,
+    pub(crate) max_item_response_bytes: usize,
+    pub(crate) deadline: Duration,
+    pub(crate) concurrency: usize,
+    pub(crate) admit: bool,
+}
 
 /// Marks a sub-request of a batch, with its position in the envelope: a handler can tell, and a
 /// batch inside a batch is refused whatever its path.
