@@ -42,6 +42,7 @@
 //! | `csrf` | `csrf` | double-submit CSRF check for cookie-authenticated writes |
 //! | `rate_limit` | `rate-limit` (`redis`) | GCRA limits by IP, user, API key or route; IETF `RateLimit` headers |
 //! | `trace` | `trace` | W3C trace context in and out, one span per request, RED metrics, outbound propagation |
+//! | `batch` | `batch` | DataLoader (`Loader`) for N+1 lookups; `BatchLayer`, an HTTP batch endpoint around the stack |
 //! | `cache` | `cache` (`redis`) | RFC 9111 shared cache: freshness, revalidation, stale handling, coalescing, invalidation |
 //! | `resilience` | `resilience` | circuit breaker, retry budget, timeouts and deadlines, priority load shedding |
 //!
@@ -51,6 +52,8 @@
 
 #[cfg(feature = "auth")]
 pub mod auth;
+#[cfg(feature = "batch")]
+pub mod batch;
 #[cfg(feature = "cache")]
 pub mod cache;
 #[cfg(feature = "client-ip")]

@@ -106,7 +106,6 @@ pub async fn state(
         metrics,
         stack,
         cache,
-        app: Arc::new(std::sync::OnceLock::new()),
     })
 }
 
@@ -210,13 +209,15 @@ fn stack(
 /// The whole service: the stack around the router.
 pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
     crate::http::set_production(state.config.is_production());
-    let handle = state.app.clone();
     let service = state
         .stack
         .with_trace(middleware::from_fn(count_statements))
         .layer(routes::router(state.clone()))
         .map_response(IntoResponse::into_response);
-    let app = BoxCloneSyncService::new(service);
-    let _ = handle.set(app.clone());
-    Ok(app)
+    // Outermost: each item of `POST /api/batch` goes through the whole stack above as if sent
+    // alone; the envelope itself is admitted (authenticated, limited, validated) by its route.
+    let batch = routes::batch::layer()?.layer(service);
+    Ok(BoxCloneSyncService::new(
+        batch.map_response(IntoResponse::into_response),
+    ))
 }

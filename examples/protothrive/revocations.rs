@@ -97,10 +97,9 @@ pub async fn prune(db: &Db, now: i64) -> Result<(), sqlx::Error> {
     let before = horizon(now);
     let mut tx = db.write.begin().await?;
     for table in ["revoked_tokens", "refresh_tokens"] {
-        crate::db::tick();
         sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= ?"))
             .bind(before)
-            .execute(&mut *tx)
+            .execute(crate::db::Counted(&mut *tx))
             .await?;
     }
     tx.commit().await

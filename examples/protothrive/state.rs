@@ -1,6 +1,6 @@
 //! Shared state of the app, and the auth pieces that read the database.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protothrive::auth::{
@@ -11,7 +11,6 @@ use protothrive::clock::SharedClock;
 use quick_cache::sync::Cache;
 
 use crate::agent::AgentClient;
-use crate::app::App;
 use crate::config::Config;
 use crate::db::Db;
 
@@ -31,10 +30,6 @@ pub struct AppState {
     pub stack: protothrive::stack::Stack,
     /// The stack's read cache (cloned into the cached routes; its handle purges).
     pub cache: protothrive::cache::CacheLayer,
-    /// The whole app (every layer), set once it is built: `POST /batch` runs its sub-requests
-    /// through it. (A reference cycle app → router → state → app: the app lives as long as the
-    /// process anyway.)
-    pub app: Arc<OnceLock<App>>,
 }
 
 impl AppState {

@@ -47,3 +47,14 @@ pub const OVERLOADED: &str = "LOAD-503";
 pub const DEADLINE_EXCEEDED: &str = "TIMEOUT-503";
 /// An outbound call got no answer before its deadline (504).
 pub const UPSTREAM_TIMEOUT: &str = "TIMEOUT-504";
+/// A batch envelope is not JSON, not of the batch's shape, or has no item (400).
+pub const BATCH_INVALID: &str = "BATCH-400";
+/// A batch has more items than allowed; the problem's `max_items` says how many (413).
+pub const BATCH_TOO_MANY_ITEMS: &str = "BATCH-ITEMS-413";
+/// A batch envelope is larger than allowed in bytes; `max_bytes` says how large (413).
+pub const BATCH_TOO_LARGE: &str = "BATCH-SIZE-413";
+/// An item's answer did not fit in what was left of the batch's answer budget and was left out;
+/// the item's own status and headers are kept (507, in the item's `body`).
+pub const BATCH_RESPONSE_TOO_LARGE: &str = "BATCH-RESPONSE-507";
+/// An item did not finish before the batch's deadline (504, as the item's result).
+pub const BATCH_DEADLINE: &str = "BATCH-504";

@@ -10,7 +10,8 @@ static SERVER: Slot = slot();
 const BUDGET: usize = 4 * 1024 * 1024;
 
 /// Twenty lists of ten roadmaps of 50 KB graphs are ~10 MB of answers: the batch keeps the first
-/// ones whole, replaces those past 4 MiB by a note, and its own answer stays within the budget.
+/// ones whole, replaces the bodies of those past 4 MiB by a `BATCH-RESPONSE-507` problem (their
+/// status kept), and its own answer stays within the budget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_answer_stays_within_its_budget() {
     let server = shared(&SERVER);
@@ -49,6 +50,41 @@ async fn a_batch_answer_stays_within_its_budget() {
         results[0]["body"]["data"].as_array().map(Vec::len),
         Some(10)
     );
-    let note = results[19]["body"]["error"].as_str().unwrap_or_default();
-    assert!(note.contains("left out"), "{}", results[19]["body"]);
+    let left_out = &results[19]["body"];
+    assert_eq!(left_out["code"], "BATCH-RESPONSE-507", "{left_out}");
+    let detail = left_out["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("left out"), "{left_out}");
+}
+
+/// A batch can do no more than its items one by one: the per-IP limit counts the envelope and
+/// every item, so a burst of 6 lets the envelope and 5 items through and refuses the rest with
+/// their own 429 — and every item saw the caller's address (one limit, not one per item).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_item_of_a_batch_counts_against_the_rate_limit() {
+    let server = crate::support::Server::start_with(&[(
+        "PROTOTHRIVE_RATE_LIMITS",
+        "ip=6/60s:6,register=1000/900s:1000",
+    )]);
+    let user = register(&server, "limited").await;
+    let items = vec![json!({"method": "GET", "path": "/api/v1/health"}); 8];
+    let res = req(&server, "POST", "/api/v1/batch", Auth::Bearer(&user.access))
+        .json(&json!({"requests": items, "sequential": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let answer: Value = res.json().await.unwrap();
+    let statuses: Vec<u64> = answer["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    // register (1) + envelope (1) + 4 items = the burst of 6; in order, since sequential.
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 429, 429, 429, 429],
+        "{answer}"
+    );
+    assert_eq!(answer["data"][4]["body"]["code"], "RATE-429");
 }

@@ -157,3 +157,46 @@ async fn the_dashboard_aggregates_in_a_fixed_number_of_statements() {
         .expect("success_rate");
     assert!((0.0..=1.0).contains(&rate));
 }
+
+/// Every list and detail view, at page sizes 1, 20 and 100, costs at most 2 statements as the
+/// database wrapper counts them (the table is printed for the record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_list_and_detail_view_costs_at_most_two_statements() {
+    let server = shared(&SERVER);
+    let [_, eng, admin] = demo_tokens(&server).await;
+    let id = roadmap(&server, &eng, "statements", "private").await;
+    let snippets = get(&server, "/api/v1/snippets?limit=1", &eng).await;
+    let snippet = text(&snippets.body["data"][0]["id"]);
+    let mut table = Vec::new();
+    for limit in [1, 20, 100] {
+        for (who, path) in [
+            (&eng, format!("/api/v1/roadmaps?limit={limit}")),
+            (&eng, format!("/api/v2/roadmaps?limit={limit}")),
+            (&eng, format!("/api/v1/roadmaps/{id}/logs?limit={limit}")),
+            (
+                &eng,
+                format!("/api/v2/roadmaps/{id}/insights?limit={limit}"),
+            ),
+            (&eng, format!("/api/v1/snippets?limit={limit}")),
+            (&admin, format!("/api/v2/admin/api-keys?limit={limit}")),
+        ] {
+            let a = get(&server, &path, who).await;
+            assert_eq!(a.status, 200, "{path}: {}", a.body);
+            table.push((path.clone(), query_count(&a, &path)));
+        }
+    }
+    for (who, path) in [
+        (&eng, format!("/api/v2/roadmaps/{id}")),
+        (&eng, format!("/api/v1/snippets/{snippet}")),
+        (&admin, "/api/v1/analytics/dashboard".to_owned()),
+        (&eng, "/api/v1/auth/me".to_owned()),
+    ] {
+        let a = get(&server, &path, who).await;
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+        table.push((path.clone(), query_count(&a, &path)));
+    }
+    for (path, n) in &table {
+        println!("statements {n}  {path}");
+        assert!(*n <= MAX_STATEMENTS, "{path}: {n} statements");
+    }
+}

@@ -1,10 +1,12 @@
 //! SQLite: one writer connection and a pool of readers (WAL lets readers run beside the writer),
 //! so concurrent writes queue in-process instead of failing with "database is locked".
 //!
-//! Every statement a handler runs goes through [`tick`], which counts it for the current request
-//! (see `app::context`); the count is exposed as `X-Query-Count` and a test asserts it. The
-//! authentication lookups (the user's role, cached for 5 s per user, and API keys) are not counted:
-//! the header measures what the endpoint itself costs, which is what "no N+1" is about.
+//! Every statement a handler runs goes through a [`Counted`] executor ([`Db::reader`],
+//! [`Db::writer`], or `Counted(&mut *tx)` in a transaction), which counts it for the current
+//! request (see `app::context`): counting lives here, not at the call sites. The count is exposed
+//! as `X-Query-Count` and a test asserts it. The authentication lookups (the user's role, cached
+//! for 5 s per user, and API keys) use the pools directly and are not counted: the header measures
+//! what the endpoint itself costs, which is what "no N+1" is about.
 
 pub mod seed;
 
@@ -13,8 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use sqlx::SqlitePool;
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteQueryResult, SqliteRow, SqliteStatement, SqliteTypeInfo};
+use sqlx::{Describe, Either, Execute, Executor, Sqlite, SqlitePool};
 
 const SCHEMA: &str = include_str!("schema.sql");
 const SCHEMA_VERSION: i64 = 1;
@@ -32,7 +37,7 @@ tokio::task_local! {
 }
 
 /// Counts one statement for the current request.
-pub fn tick() {
+fn tick() {
     let _ = QUERIES.try_with(|q| q.fetch_add(1, Ordering::Relaxed));
 }
 
@@ -43,7 +48,74 @@ pub async fn counted<F: std::future::Future>(fut: F) -> (F::Output, u32) {
     (out, counter.load(Ordering::Relaxed))
 }
 
+/// An executor that counts each statement it runs for the current request, then runs it on the
+/// executor it wraps (a pool, a connection, a transaction).
+#[derive(Debug)]
+pub struct Counted<X>(pub X);
+
+impl<'c, X> Executor<'c> for Counted<X>
+where
+    X: Executor<'c, Database = Sqlite>,
+{
+    type Database = Sqlite;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<SqliteQueryResult, SqliteRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Sqlite>,
+    {
+        tick();
+        self.0.fetch_many(query)
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<SqliteRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Sqlite>,
+    {
+        tick();
+        self.0.fetch_optional(query)
+    }
+
+    fn prepare_with<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+        parameters: &'e [SqliteTypeInfo],
+    ) -> BoxFuture<'e, Result<SqliteStatement<'q>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        self.0.prepare_with(sql, parameters)
+    }
+
+    fn describe<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+    ) -> BoxFuture<'e, Result<Describe<Sqlite>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        self.0.describe(sql)
+    }
+}
+
 impl Db {
+    /// The reader pool, counting statements.
+    pub fn reader(&self) -> Counted<&SqlitePool> {
+        Counted(&self.read)
+    }
+
+    /// The writer, counting statements.
+    pub fn writer(&self) -> Counted<&SqlitePool> {
+        Counted(&self.write)
+    }
+
     /// Opens (creating if needed) and migrates the database.
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         let options = SqliteConnectOptions::from_str(url)?

@@ -21,7 +21,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use validator::{Validate, ValidationError};
 
 use super::cursor::{Page, params};
-use crate::db::{self, is_uuid, rfc3339, tick};
+use crate::db::{self, Counted, is_uuid, rfc3339};
 use crate::http::{ApiResult, AppError, envelope};
 use crate::state::AppState;
 
@@ -175,7 +175,6 @@ async fn audit(
     detail: &Value,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    tick();
     sqlx::query(
         "INSERT INTO audit_logs (id, actor_id, action, entity, entity_id, detail, created_at) VALUES (?, ?, ?, 'api_key', ?, ?, ?)",
     )
@@ -185,7 +184,7 @@ async fn audit(
     .bind(key_id)
     .bind(detail.to_string())
     .bind(now)
-    .execute(conn)
+    .execute(Counted(&mut *conn))
     .await
     .map(|_| ())
 }
@@ -201,7 +200,6 @@ async fn insert_key(
 ) -> Result<Option<(KeyRow, String)>, sqlx::Error> {
     let (key, hash) = generate_api_key("pt");
     let prefix: String = key.chars().take(PREFIX_CHARS).collect();
-    tick();
     let row: Option<KeyRow> = sqlx::query_as(&format!(
         "INSERT INTO api_keys (id, user_id, name, key_hash, key_prefix, scopes, created_at, expires_at) \
          SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM users WHERE id = ? AND deleted_at IS NULL) \
@@ -216,7 +214,7 @@ async fn insert_key(
     .bind(now)
     .bind(expires_at)
     .bind(user_id)
-    .fetch_optional(conn)
+    .fetch_optional(Counted(&mut *conn))
     .await?;
     Ok(row.map(|r| (r, key)))
 }
@@ -259,8 +257,7 @@ async fn list(
         Option<i64>,
         Option<i64>,
     );
-    tick();
-    let rows: Vec<Row> = qb.build_query_as().fetch_all(&s.db.read).await?;
+    let rows: Vec<Row> = qb.build_query_as().fetch_all(s.db.reader()).await?;
     let total = rows.first().map_or(0, |r| r.0);
     let keys: Vec<KeyRow> = rows
         .into_iter()
@@ -307,13 +304,12 @@ async fn rotate(
     }
     let now = s.now();
     let mut tx = s.db.write.begin().await?;
-    tick();
     let old: Option<KeyRow> = sqlx::query_as(&format!(
         "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING {COLUMNS}"
     ))
     .bind(now)
     .bind(&id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(Counted(&mut *tx))
     .await?;
     let old = old.ok_or(AppError::NotFound("API key"))?;
     let old_scopes: Vec<String> = serde_json::from_str(&old.4).unwrap_or_default();
@@ -340,13 +336,12 @@ async fn revoke(
     }
     let now = s.now();
     let mut tx = s.db.write.begin().await?;
-    tick();
     let row: Option<KeyRow> = sqlx::query_as(&format!(
         "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING {COLUMNS}"
     ))
     .bind(now)
     .bind(&id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(Counted(&mut *tx))
     .await?;
     let row = row.ok_or(AppError::NotFound("API key"))?;
     audit(

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use validator::Validate;
 
 use crate::agent::{AgentOutput, AgentRequest, Attempt, AttemptStatus, Run, RunError};
-use crate::db::{self, rfc3339, tick};
+use crate::db::{self, Counted, rfc3339};
 use crate::http::{ApiResult, AppError, envelope};
 use crate::state::AppState;
 
@@ -100,13 +100,12 @@ async fn run(
             "budget_usd must be more than 0 and at most {MAX_BUDGET_USD:.2} USD."
         )));
     }
-    tick();
     let allowed: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM roadmaps WHERE id = ? AND deleted_at IS NULL AND user_id = ?",
     )
     .bind(&body.roadmap_id)
     .bind(p.subject())
-    .fetch_optional(&s.db.read)
+    .fetch_optional(s.db.reader())
     .await?;
     if allowed.is_none() {
         return Err(AppError::NotFound("Roadmap"));
@@ -163,7 +162,6 @@ async fn run(
     };
 
     let mut tx = s.db.write.begin().await?;
-    tick();
     sqlx::query(
         "INSERT INTO agent_runs (id, roadmap_id, user_id, task_type, status, budget_usd, cost_usd, created_at, finished_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -177,7 +175,7 @@ async fn run(
     .bind(cost)
     .bind(started_at)
     .bind(finished_at)
-    .execute(&mut *tx)
+    .execute(Counted(&mut *tx))
     .await?;
     if !run.attempts.is_empty() {
         let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
@@ -193,10 +191,8 @@ async fn run(
                 .push_bind(&a.error)
                 .push_bind(finished_at);
         });
-        tick();
-        qb.build().execute(&mut *tx).await?;
+        qb.build().execute(Counted(&mut *tx)).await?;
     }
-    tick();
     sqlx::query(
         "INSERT INTO agent_logs (id, roadmap_id, task_type, output, status, model_used, token_count, cost_usd, duration_ms, timestamp) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -211,7 +207,7 @@ async fn run(
     .bind(cost)
     .bind(duration_ms)
     .bind(finished_at)
-    .execute(&mut *tx)
+    .execute(Counted(&mut *tx))
     .await?;
     tx.commit().await?;
     // The roadmap's logs, the list pages it is on and the dashboard changed.

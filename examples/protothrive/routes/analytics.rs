@@ -8,7 +8,6 @@ use axum::routing::get;
 use protothrive::gateway::ApiVersion;
 use serde_json::json;
 
-use crate::db::tick;
 use crate::http::{ApiResult, envelope};
 use crate::state::AppState;
 
@@ -41,7 +40,6 @@ fn round(x: f64, places: i32) -> f64 {
 }
 
 async fn dashboard(State(s): State<AppState>, v: ApiVersion) -> ApiResult {
-    tick();
     let r: RoadmapTotals = sqlx::query_as(
         "SELECT COUNT(*), \
                 COALESCE(SUM(status = 'draft'), 0), COALESCE(SUM(status = 'active'), 0), \
@@ -49,9 +47,8 @@ async fn dashboard(State(s): State<AppState>, v: ApiVersion) -> ApiResult {
                 AVG(thrive_score), MIN(thrive_score), MAX(thrive_score) \
          FROM roadmaps WHERE deleted_at IS NULL",
     )
-    .fetch_one(&s.db.read)
+    .fetch_one(s.db.reader())
     .await?;
-    tick();
     let a: ActivityTotals = sqlx::query_as(
         "SELECT l.runs, l.successes, l.cost, i.total, i.performance, i.usage, i.quality, i.cost_n, i.collaboration, l.tokens \
          FROM (SELECT COUNT(*) AS runs, COALESCE(SUM(status IN ('success', 'retry')), 0) AS successes, \
@@ -63,7 +60,7 @@ async fn dashboard(State(s): State<AppState>, v: ApiVersion) -> ApiResult {
                       COALESCE(SUM(type = 'collaboration'), 0) AS collaboration \
                FROM insights) AS i",
     )
-    .fetch_one(&s.db.read)
+    .fetch_one(s.db.reader())
     .await?;
     #[allow(clippy::cast_precision_loss)] // counts far below 2^52
     let success_rate = (a.0 > 0).then(|| round(a.1 as f64 / a.0 as f64, 4));

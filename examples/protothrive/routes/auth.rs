@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use sqlx::SqliteConnection;
 use validator::{Validate, ValidationError};
 
-use crate::db::{self, rfc3339, tick};
+use crate::db::{self, Counted, rfc3339};
 use crate::http::{ApiResult, AppError, created, envelope};
 use crate::passwords;
 use crate::state::AppState;
@@ -111,7 +111,6 @@ async fn issue(
         .issuer
         .issue_pair(user_id, &extra)
         .map_err(|e| AppError::Internal(e.to_string()))?;
-    tick();
     let recorded = sqlx::query(
         "INSERT INTO refresh_tokens (jti, family_id, user_id, expires_at, created_at) \
          SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS \
@@ -153,7 +152,6 @@ async fn register(
     // The account and its first tokens commit together: a failure in between must not leave an
     // account whose owner never got tokens (and would get 409 on retrying).
     let mut tx = s.db.write.begin().await?;
-    tick();
     let inserted = sqlx::query(
         "INSERT INTO users (id, email, password_hash, name, role, created_at, updated_at) \
          VALUES (?, ?, ?, ?, 'vibe_coder', ?, ?) ON CONFLICT(email) DO NOTHING",
@@ -164,7 +162,7 @@ async fn register(
     .bind(body.name.trim())
     .bind(now)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(Counted(&mut *tx))
     .await?;
     if inserted.rows_affected() == 0 {
         return Err(AppError::Conflict(
@@ -197,13 +195,12 @@ async fn login(
     ValidJson(body): ValidJson<Login>,
 ) -> ApiResult {
     let now = s.now();
-    tick();
     let row: Option<(String, String, i64, Option<i64>)> = sqlx::query_as(
         "SELECT id, password_hash, failed_logins, locked_until FROM users \
          WHERE email = ? AND deleted_at IS NULL",
     )
     .bind(body.email.trim())
-    .fetch_optional(&s.db.read)
+    .fetch_optional(s.db.reader())
     .await?;
     let stored = row
         .as_ref()
@@ -222,7 +219,6 @@ async fn login(
     if !matches {
         // One statement on the writer counts the failure and locks at the limit: parallel wrong
         // guesses each count, whatever the read above saw.
-        tick();
         sqlx::query(
             "UPDATE users SET \
              failed_logins = CASE WHEN failed_logins + 1 >= ?1 THEN 0 ELSE failed_logins + 1 END, \
@@ -232,12 +228,11 @@ async fn login(
         .bind(MAX_FAILURES)
         .bind(now + LOCK_SECONDS)
         .bind(&id)
-        .execute(&s.db.write)
+        .execute(s.db.writer())
         .await?;
         return Err(AppError::Unauthorized);
     }
     let mut tx = s.db.write.begin().await?;
-    tick();
     // Only if no parallel failure has locked the account since the read above.
     let user: Option<UserRow> = sqlx::query_as(&format!(
         "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login = ?1 \
@@ -245,7 +240,7 @@ async fn login(
     ))
     .bind(now)
     .bind(&id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(Counted(&mut *tx))
     .await?;
     let Some(user) = user else {
         tracing::info!(user = %id, "login refused: account locked");
@@ -282,7 +277,6 @@ async fn refresh(
     // burning the token, and a reuse that revokes the family cannot slip between them.
     let mut tx = s.db.write.begin().await?;
     // Claim the token: only one request can move it from unused to used.
-    tick();
     let claimed: Option<(String, String)> = sqlx::query_as(
         "UPDATE refresh_tokens SET used_at = ? \
          WHERE jti = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ? \
@@ -291,18 +285,17 @@ async fn refresh(
     .bind(now)
     .bind(&jti)
     .bind(now)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(Counted(&mut *tx))
     .await?;
     let Some((family, user_id)) = claimed else {
         // Reuse of a rotated (or revoked) token: someone else may hold the family. Revoke it all.
-        tick();
         let revoked = sqlx::query(
             "UPDATE refresh_tokens SET revoked_at = ? WHERE revoked_at IS NULL AND family_id = \
              (SELECT family_id FROM refresh_tokens WHERE jti = ?)",
         )
         .bind(now)
         .bind(&jti)
-        .execute(&mut *tx)
+        .execute(Counted(&mut *tx))
         .await?;
         tx.commit().await?;
         if revoked.rows_affected() > 0 {
@@ -313,11 +306,10 @@ async fn refresh(
     if user_id != principal.subject() {
         return Err(AppError::Unauthorized);
     }
-    tick();
     let alive: Option<i64> =
         sqlx::query_scalar("SELECT 1 FROM users WHERE id = ? AND deleted_at IS NULL")
             .bind(&user_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(Counted(&mut *tx))
             .await?;
     if alive.is_none() {
         return Err(AppError::Unauthorized);
@@ -342,11 +334,10 @@ async fn logout(
     {
         // The database first: a restart reloads from it, and a retried logout after a failure
         // to tell the other instances finds the row there already.
-        tick();
         sqlx::query("INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)")
             .bind(jti)
             .bind(i64::try_from(exp).unwrap_or(i64::MAX))
-            .execute(&s.db.write)
+            .execute(s.db.writer())
             .await?;
         if let Err(e) = s.revocations.revoke(jti, exp).await {
             tracing::warn!(error = %e, "logout not shared with the other instances");
@@ -378,14 +369,13 @@ async fn logout(
             .map(str::to_owned);
     }
     if let Some(family) = family {
-        tick();
         sqlx::query(
             "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND user_id = ? AND revoked_at IS NULL",
         )
         .bind(now)
         .bind(&family)
         .bind(p.subject())
-        .execute(&s.db.write)
+        .execute(s.db.writer())
         .await?;
     }
     crate::revocations::prune_now_and_then(&s.db, now).await;
@@ -397,12 +387,11 @@ async fn me(
     v: ApiVersion,
     Extension(p): Extension<Principal>,
 ) -> ApiResult<Response> {
-    tick();
     let user: Option<UserRow> = sqlx::query_as(&format!(
         "SELECT {USER_COLUMNS} FROM users WHERE id = ? AND deleted_at IS NULL"
     ))
     .bind(p.subject())
-    .fetch_optional(&s.db.read)
+    .fetch_optional(s.db.reader())
     .await?;
     let user = user.ok_or(AppError::NotFound("User"))?;
     Ok(envelope(v, s.now(), user_json(&user), json!({})).into_response())

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use validator::{Validate, ValidationError};
 
-use crate::db::{self, is_uuid, rfc3339, tick};
+use crate::db::{self, is_uuid, rfc3339};
 use crate::http::{ApiResult, AppError, envelope};
 use crate::state::AppState;
 
@@ -219,7 +219,6 @@ async fn create_log(
     ValidJson(body): ValidJson<NewLog>,
 ) -> ApiResult {
     let now = s.now();
-    tick();
     let row: Option<LogRow> = sqlx::query_as(&format!(
         "INSERT INTO agent_logs (id, roadmap_id, task_type, output, status, model_used, token_count, cost_usd, duration_ms, timestamp) \
          SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? {LIVE_ROADMAP} \
@@ -236,7 +235,7 @@ async fn create_log(
     .bind(body.duration_ms)
     .bind(now)
     .bind(&body.roadmap_id)
-    .fetch_optional(&s.db.write)
+    .fetch_optional(s.db.writer())
     .await?;
     let r = row.ok_or(AppError::NotFound("Roadmap"))?;
     purge_roadmap(&s, &r.1).await;
@@ -257,7 +256,6 @@ async fn create_insight(
     ValidJson(body): ValidJson<NewInsight>,
 ) -> ApiResult {
     let now = s.now();
-    tick();
     let row: Option<(String, String, String, String, f64, String, i64)> = sqlx::query_as(&format!(
         "INSERT INTO insights (id, roadmap_id, type, data, score, trend, created_at) \
          SELECT ?, ?, ?, ?, ?, ?, ? {LIVE_ROADMAP} \
@@ -271,7 +269,7 @@ async fn create_insight(
     .bind(&body.trend)
     .bind(now)
     .bind(&body.roadmap_id)
-    .fetch_optional(&s.db.write)
+    .fetch_optional(s.db.writer())
     .await?;
     let r = row.ok_or(AppError::NotFound("Roadmap"))?;
     purge_roadmap(&s, &r.1).await;

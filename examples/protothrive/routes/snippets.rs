@@ -19,7 +19,7 @@ use sqlx::{QueryBuilder, Sqlite};
 use validator::{Validate, ValidationError};
 
 use super::cursor::{Page, params};
-use crate::db::{self, is_uuid, rfc3339, tick};
+use crate::db::{self, is_uuid, rfc3339};
 use crate::http::{ApiResult, AppError, created, envelope};
 use crate::state::AppState;
 
@@ -232,8 +232,7 @@ async fn list(
     filters(&mut qb, category, language);
     page.push_window(&mut qb);
     qb.push(") AS s ON 1 ORDER BY s.created_at DESC, s.id DESC");
-    tick();
-    let rows: Vec<ListRow> = qb.build_query_as().fetch_all(&s.db.read).await?;
+    let rows: Vec<ListRow> = qb.build_query_as().fetch_all(s.db.reader()).await?;
     let total = rows.first().map_or(0, |r| r.0);
     let items: Vec<SnippetRow> = rows
         .into_iter()
@@ -256,11 +255,10 @@ async fn one(State(s): State<AppState>, v: ApiVersion, Path(id): Path<String>) -
     if !is_uuid(&id) {
         return Err(AppError::NotFound("Snippet"));
     }
-    tick();
     let row: Option<SnippetRow> =
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM snippets WHERE id = ?"))
             .bind(&id)
-            .fetch_optional(&s.db.read)
+            .fetch_optional(s.db.reader())
             .await?;
     let row = row.ok_or(AppError::NotFound("Snippet"))?;
     Ok(crate::cache::tag(
@@ -277,7 +275,6 @@ async fn create(
     ValidJson(body): ValidJson<NewSnippet>,
 ) -> ApiResult {
     let now = s.now();
-    tick();
     let row: SnippetRow = sqlx::query_as(&format!(
         "INSERT INTO snippets (id, category, title, code, language, ui_preview_url, version, created_by, created_at, updated_at) \
          VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?) RETURNING {COLUMNS}"
@@ -291,7 +288,7 @@ async fn create(
     .bind(p.subject())
     .bind(now)
     .bind(now)
-    .fetch_one(&s.db.write)
+    .fetch_one(s.db.writer())
     .await?;
     crate::cache::purge(&s, &["snippets".to_owned()]).await;
     let location = format!("/api/{}/snippets/{}", v.name(), row.0);

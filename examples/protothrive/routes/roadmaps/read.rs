@@ -17,7 +17,7 @@ use super::cursor::{Cursor, Pagination};
 use super::input::STATUSES;
 use super::repr::{self, COLUMNS, INSIGHT_ITEM, LOG_ITEM};
 use crate::cache;
-use crate::db::{is_uuid, tick};
+use crate::db::is_uuid;
 use crate::http::{ApiResult, AppError, envelope};
 use crate::state::AppState;
 
@@ -84,7 +84,6 @@ pub async fn list(
     };
     let paging = Pagination::from_query(v, &q)?;
     let (key, after, limit, offset) = paging.binds();
-    tick();
     let rows = sqlx::query(&LIST_SQL)
         .bind(p.subject())
         .bind(status)
@@ -92,7 +91,7 @@ pub async fn list(
         .bind(after)
         .bind(limit)
         .bind(offset)
-        .fetch_all(&s.db.read)
+        .fetch_all(s.db.reader())
         .await?;
     let total: i64 = rows
         .first()
@@ -131,11 +130,10 @@ pub async fn get_one(
     id: Id,
 ) -> ApiResult<Response> {
     let id = roadmap_id(id)?;
-    tick();
     let row = sqlx::query(&ONE_SQL)
         .bind(&id)
         .bind(p.subject())
-        .fetch_optional(&s.db.read)
+        .fetch_optional(s.db.reader())
         .await?
         .ok_or(AppError::NotFound("Roadmap"))?;
     let data = repr::roadmap(&row, v, p.subject(), true)?;
@@ -190,7 +188,6 @@ async fn children(
     let q = params(q)?;
     let paging = Pagination::from_query(v, &q)?;
     let (key, after, limit, offset) = paging.binds();
-    tick();
     let rows = sqlx::query(&c.sql)
         .bind(&id)
         .bind(p.subject())
@@ -198,7 +195,7 @@ async fn children(
         .bind(after)
         .bind(limit)
         .bind(offset)
-        .fetch_all(&s.db.read)
+        .fetch_all(s.db.reader())
         .await?;
     let Some(first) = rows.first() else {
         return Err(AppError::Internal(

@@ -17,18 +17,17 @@ use super::input::RoadmapBody;
 use super::invalidate_roadmap;
 use super::read::{Id, roadmap_id};
 use super::repr::{self, COLUMNS};
-use crate::db::{self, tick};
+use crate::db;
 use crate::http::{ApiResult, AppError, created, envelope};
 use crate::state::AppState;
 
 /// Why a write matched no row: someone else's public roadmap (403), or none the caller may see.
 async fn refused(s: &AppState, id: &str) -> AppError {
-    tick();
     let public: Result<Option<i64>, _> = sqlx::query_scalar(
         "SELECT 1 FROM roadmaps WHERE id = ? AND deleted_at IS NULL AND visibility = 'public'",
     )
     .bind(id)
-    .fetch_optional(&s.db.read)
+    .fetch_optional(s.db.reader())
     .await;
     match public {
         Ok(Some(_)) => AppError::Forbidden("Only the owner may change this roadmap.".into()),
@@ -87,7 +86,6 @@ pub async fn create(
     let r = body.full(v)?;
     let id = db::new_id();
     let now = s.now();
-    tick();
     let row = sqlx::query(&INSERT_SQL)
         .bind(&id)
         .bind(p.subject())
@@ -100,7 +98,7 @@ pub async fn create(
         .bind(&r.tags)
         .bind(now)
         .bind(now)
-        .fetch_one(&s.db.write)
+        .fetch_one(s.db.writer())
         .await?;
     invalidate_roadmap(&s, &id, p.subject()).await;
     let data = repr::roadmap(&row, v, p.subject(), false)?;
@@ -118,7 +116,6 @@ pub async fn replace(
 ) -> ApiResult<Response> {
     let id = roadmap_id(id)?;
     let r = body.full(v)?;
-    tick();
     let row = sqlx::query(&PUT_SQL)
         .bind(&r.title)
         .bind(&r.description)
@@ -130,7 +127,7 @@ pub async fn replace(
         .bind(s.now())
         .bind(&id)
         .bind(p.subject())
-        .fetch_optional(&s.db.write)
+        .fetch_optional(s.db.writer())
         .await?;
     match row {
         Some(row) => written(&s, v, &p, &id, &row).await,
@@ -148,7 +145,6 @@ pub async fn patch(
 ) -> ApiResult<Response> {
     let id = roadmap_id(id)?;
     let r = body.partial(v)?;
-    tick();
     let row = sqlx::query(&PATCH_SQL)
         .bind(&r.title)
         .bind(&r.description)
@@ -160,7 +156,7 @@ pub async fn patch(
         .bind(s.now())
         .bind(&id)
         .bind(p.subject())
-        .fetch_optional(&s.db.write)
+        .fetch_optional(s.db.writer())
         .await?;
     match row {
         Some(row) => written(&s, v, &p, &id, &row).await,
@@ -176,7 +172,6 @@ pub async fn delete(
 ) -> ApiResult<Response> {
     let id = roadmap_id(id)?;
     let now = s.now();
-    tick();
     let done = sqlx::query(
         "UPDATE roadmaps SET deleted_at = ?, updated_at = ? \
          WHERE id = ? AND user_id = ? AND deleted_at IS NULL",
@@ -185,7 +180,7 @@ pub async fn delete(
     .bind(now)
     .bind(&id)
     .bind(p.subject())
-    .execute(&s.db.write)
+    .execute(s.db.writer())
     .await?;
     if done.rows_affected() == 0 {
         return Err(refused(&s, &id).await);
@@ -215,12 +210,11 @@ pub async fn thrive_score(
     id: Id,
 ) -> ApiResult<Response> {
     let id = roadmap_id(id)?;
-    tick();
     let row = sqlx::query(&SCORE_SQL)
         .bind(s.now())
         .bind(&id)
         .bind(p.subject())
-        .fetch_optional(&s.db.write)
+        .fetch_optional(s.db.writer())
         .await?;
     match row {
         Some(row) => written(&s, v, &p, &id, &row).await,
