@@ -2,6 +2,11 @@
 //! keys (lower-case, without the `PROTOTHRIVE_` prefix), read by the library's `Settings`. The
 //! environment wins over the file. The stack's own settings (`StackConfig`) are read there too;
 //! what is here is the API's.
+//!
+//! Read before everything else, from the environment only (the subscriber is set up first):
+//! `PROTOTHRIVE_OTLP_ENDPOINT` (an OTLP/HTTP base URL such as `http://127.0.0.1:4318`: request
+//! spans are exported there; unset, nothing is) and `PROTOTHRIVE_OTLP_SERVICE_NAME` (default
+//! `protothrive-api`); `RUST_LOG` filters the log, not the export.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

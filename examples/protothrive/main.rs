@@ -24,6 +24,7 @@ use std::time::Duration;
 use axum::ServiceExt as _;
 use base64::Engine as _;
 use protothrive::clock;
+use protothrive::trace::otel::OtlpExporter;
 
 use crate::config::Config;
 
@@ -65,12 +66,19 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    let otlp = otlp_exporter()?;
+    {
+        use tracing_subscriber::Layer as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        // The filter is the log's only: the exporter sees the request spans whatever it says.
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().with_filter(filter))
+            .with(otlp.as_ref().map(OtlpExporter::layer))
+            .init();
+    }
     let config = Config::from_env()?;
     let clock = clock::system();
     let secret = config
@@ -132,5 +140,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tokio::time::sleep(grace).await;
         } => tracing::warn!("grace period over; exiting with connections still open"),
     }
+    if let Some(otlp) = otlp
+        && let Err(e) = otlp.shutdown().await
+    {
+        tracing::warn!("the last spans were not exported: {e}");
+    }
     Ok(())
+}
+
+/// Request spans exported with OTLP/HTTP when `PROTOTHRIVE_OTLP_ENDPOINT` is set (a base URL
+/// such as `http://127.0.0.1:4318`; `PROTOTHRIVE_OTLP_SERVICE_NAME`, default `protothrive-api`).
+fn otlp_exporter() -> Result<Option<OtlpExporter>, protothrive::error::ConfigError> {
+    let var = |name| {
+        std::env::var(name)
+            .ok()
+            .filter(|v: &String| !v.trim().is_empty())
+    };
+    let Some(endpoint) = var("PROTOTHRIVE_OTLP_ENDPOINT") else {
+        return Ok(None);
+    };
+    let service = var("PROTOTHRIVE_OTLP_SERVICE_NAME").unwrap_or_else(|| "protothrive-api".into());
+    OtlpExporter::builder(endpoint.trim())
+        .service_name(service)
+        .build()
+        .map(Some)
 }

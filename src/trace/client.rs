@@ -134,6 +134,7 @@ where
             trace_id = Empty,
             span_id = Empty,
             parent_span_id = Empty,
+            sampled = call.sampled(),
         );
         if !span.is_disabled() {
             span.record("trace_id", call.trace_id_hex().as_str());

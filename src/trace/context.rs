@@ -469,7 +469,7 @@ fn hex_byte(hi: u8, lo: u8) -> Option<u8> {
     Some(hex_digit(hi)? << 4 | hex_digit(lo)?)
 }
 
-fn decode_hex(src: &[u8], out: &mut [u8]) -> Result<(), ParseError> {
+pub(crate) fn decode_hex(src: &[u8], out: &mut [u8]) -> Result<(), ParseError> {
     for (pair, byte) in src.chunks_exact(2).zip(out.iter_mut()) {
         *byte = hex_byte(pair[0], pair[1]).ok_or(ParseError::Hex)?;
     }

@@ -399,6 +399,7 @@ where
             trace_id = Empty,
             span_id = Empty,
             parent_span_id = Empty,
+            sampled = context.sampled(),
             request_id = Empty,
             error.type = Empty,
             auth.outcome = Empty,

@@ -14,6 +14,7 @@
 //!   the metrics stay bounded whatever paths clients send.
 //! * [`TraceClientLayer`] (outbound) injects `traceparent`/`tracestate` into calls made while a
 //!   request is served, with a new span id per call.
+//! * [`otel`] (feature `otel`) exports those spans with OTLP/HTTP, ids and sampling unchanged.
 //! * [`current`] is the context of the request being served on this task, for code that has no
 //!   request at hand (a handler's error type rendering a problem, an outbound client).
 //!
@@ -35,6 +36,8 @@ mod metrics;
 mod route;
 
 mod client;
+#[cfg(feature = "otel")]
+pub mod otel;
 
 pub use client::{TraceClient, TraceClientFuture, TraceClientLayer, inject, outbound};
 pub use context::{
