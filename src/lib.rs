@@ -41,6 +41,7 @@
 //! | `csrf` | `csrf` | double-submit CSRF check for cookie-authenticated writes |
 //! | `rate_limit` | `rate-limit` (`redis`) | GCRA limits by IP, user, API key or route; IETF `RateLimit` headers |
 //! | `cache` | `cache` (`redis`) | RFC 9111 shared cache: freshness, revalidation, stale handling, coalescing, invalidation |
+//! | `health` | `health` | liveness, and readiness from named dependency checks with timeouts |
 //!
 //! No feature is on by default: each layer's feature brings only what it needs (`full` has them
 //! all).
@@ -61,6 +62,8 @@ pub mod error;
 #[cfg(feature = "gateway")]
 pub mod gateway;
 mod headers;
+#[cfg(feature = "health")]
+pub mod health;
 pub mod identity;
 #[cfg(feature = "rate-limit")]
 pub mod rate_limit;
