@@ -45,6 +45,7 @@
 //! | `batch` | `batch` | DataLoader (`Loader`) for N+1 lookups; `BatchLayer`, an HTTP batch endpoint around the stack |
 //! | `cache` | `cache` (`redis`) | RFC 9111 shared cache: freshness, revalidation, stale handling, coalescing, invalidation |
 //! | `resilience` | `resilience` | circuit breaker, retry budget, timeouts and deadlines, priority load shedding |
+//! | `health` | `health` | liveness, and readiness from named dependency checks with timeouts |
 //!
 //! No feature is on by default: each layer's feature brings only what it needs (`full` has them
 //! all).
@@ -67,6 +68,8 @@ pub mod error;
 #[cfg(feature = "gateway")]
 pub mod gateway;
 mod headers;
+#[cfg(feature = "health")]
+pub mod health;
 pub mod identity;
 #[cfg(feature = "rate-limit")]
 pub mod rate_limit;

@@ -71,8 +71,9 @@ fn world() -> &'static World {
         vars.insert("PROTOTHRIVE_AGENT_LATENCY_MS".to_owned(), "0".to_owned());
         let config = config::Config::from_vars(&vars).expect("config");
         let (app, token, roadmap) = rt.block_on(async {
-            let agent = agent::start(&config).await.expect("agent");
-            let state = app::state(config, protothrive::clock::system(), SECRET.as_bytes(), agent, None)
+            let clock = protothrive::clock::system();
+            let agent = agent::start(&config, &clock).await.expect("agent");
+            let state = app::state(config, clock, SECRET.as_bytes(), agent, None)
                 .await
                 .expect("state");
             db::seed::seed(&state.db, PASSWORD, 1_800_000_000).await.expect("seed");

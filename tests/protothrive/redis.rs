@@ -117,3 +117,38 @@ async fn a_logout_on_one_instance_is_refused_by_the_other() {
     b.restart();
     assert_eq!(me(&b).await.unwrap().status(), 401);
 }
+
+/// Readiness: the database is required, Redis optional; both up is `healthy`, Redis killed is
+/// `degraded` and still 200 (the limits fall back as configured), as the contract says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_degrades_when_redis_dies() {
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let server = Server::start_with(&[
+        ("PROTOTHRIVE_RATE_LIMITS", crate::api::LOOSE_LIMITS),
+        ("PROTOTHRIVE_REDIS_URL", url.as_str()),
+    ]);
+    let ready = || async {
+        let res = client()
+            .get(server.url("/api/v1/health/ready"))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let body: serde_json::Value = res.json().await.unwrap();
+        (status, body["data"].clone())
+    };
+    let (status, data) = ready().await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        data,
+        serde_json::json!({"status": "healthy", "checks": {"database": "up", "redis": "up"}})
+    );
+    redis.kill();
+    let (status, data) = ready().await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        data,
+        serde_json::json!({"status": "degraded", "checks": {"database": "up", "redis": "down"}})
+    );
+}

@@ -1,16 +1,24 @@
 //! Health, status and metrics.
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use protothrive::auth::Principal;
 use protothrive::gateway::ApiVersion;
+use protothrive::health::{CheckState, Health, Status};
 use serde_json::json;
 
 use crate::http::{AppError, envelope};
 use crate::state::AppState;
+
+/// The longest a readiness probe waits for the database.
+const DB_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest it waits for Redis (whose own `PING` is bounded by the handle's timeout).
+const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -30,36 +38,47 @@ async fn live(State(s): State<AppState>, v: Option<ApiVersion>) -> Response {
     envelope(version(v), s.now(), json!({"status": "healthy"}), json!({})).into_response()
 }
 
+/// The database is required (down → `unhealthy`, 503), Redis optional when configured (down →
+/// `degraded`, 200); both checked at once, each within its timeout (a hung one is `down`).
 async fn ready(State(s): State<AppState>, v: Option<ApiVersion>) -> Response {
-    let db = s.db.ping().await;
-    // Redis is optional: without it configured, it does not count.
-    let redis = match s.stack.redis() {
-        Some(r) => Some(r.ping().await),
-        None => None,
+    let db = s.db.clone();
+    let mut health = Health::builder()
+        .clock(s.clock.clone())
+        .hide_errors()
+        .check("database", DB_TIMEOUT, move || {
+            let db = db.clone();
+            async move { db.ping().await.then_some(()).ok_or("no answer") }
+        });
+    if let Some(redis) = s.stack.redis().cloned() {
+        health = health.optional("redis", REDIS_TIMEOUT, move || {
+            let redis = redis.clone();
+            async move { redis.ping().await.then_some(()).ok_or("no answer") }
+        });
+    }
+    let report = match health.build() {
+        Ok(h) => h.readiness().await,
+        Err(e) => return AppError::Internal(e.message().to_owned()).into_response(),
     };
-    let status = match (db, redis) {
-        (false, _) => "unhealthy",
-        (true, Some(false)) => "degraded",
-        _ => "healthy",
+    let state = |name| match report.check(name).map(|c| c.state) {
+        None => "not_configured",
+        Some(CheckState::Up) => "up",
+        Some(_) => "down",
+    };
+    let status = match report.status() {
+        Status::Ready => "healthy",
+        Status::Degraded => "degraded",
+        _ => "unhealthy",
     };
     let body = envelope(
         version(v),
         s.now(),
         json!({
             "status": status,
-            "checks": {
-                "database": if db { "up" } else { "down" },
-                "redis": match redis { None => "not_configured", Some(true) => "up", Some(false) => "down" },
-            }
+            "checks": {"database": state("database"), "redis": state("redis")},
         }),
         json!({}),
     );
-    let code = if db {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (code, body).into_response()
+    (report.http_status(), body).into_response()
 }
 
 /// Liveness figures for anyone; the cache's counters for signed-in users; the configuration
