@@ -31,6 +31,7 @@
 
 pub mod context;
 mod current;
+mod future;
 mod layer;
 mod metrics;
 mod route;
@@ -45,7 +46,8 @@ pub use context::{
     new_span_id, new_trace_id, to_hex,
 };
 pub use current::{Current, current};
-pub use layer::{InFlight, Sampler, Trace, TraceBody, TraceFuture, TraceLayer};
+pub use future::{TraceBody, TraceFuture};
+pub use layer::{InFlight, Sampler, Trace, TraceLayer};
 pub use metrics::METRICS;
 pub use route::{MatchedRoute, MatchedRouteFuture, MatchedRouteLayer};
 
