@@ -14,8 +14,8 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tracing::Span;
 
+use super::config::{Config, Guard};
 use super::current::{Current, scope};
-use super::layer::{Config, Guard};
 use super::metrics::{UNMATCHED, count_error};
 use super::route::{Matched, matched};
 use crate::error::{Problem, code};

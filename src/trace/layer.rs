@@ -1,6 +1,5 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -11,6 +10,7 @@ use tower_service::Service;
 use tracing::Span;
 use tracing::field::Empty;
 
+use super::config::{Config, Guard, InFlight, Sampler};
 use super::current::{Current, scope};
 use super::future::{State, TraceBody, TraceFuture, panic_message};
 use super::metrics::{Red, method_index};
@@ -19,90 +19,6 @@ use crate::clock::{self, SharedClock};
 use crate::error::{RequestId, TraceId};
 use crate::identity::ClientIp;
 use crate::request_id::{X_REQUEST_ID, is_sane, new_id};
-
-/// Which traces are sampled (the `sampled` flag this service sends on).
-///
-/// ```
-/// use protothrive::trace::Sampler;
-/// // Follow the caller; sample 10 % of the traces this service starts.
-/// let s = Sampler::parent_based(0.1);
-/// # let _ = s;
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Sampler {
-    root_ratio: f64,
-    honour_parent: bool,
-}
-
-impl Sampler {
-    /// The caller's `sampled` flag when there is a caller; `root_ratio` (0.0 to 1.0) of the
-    /// traces this service starts, chosen by trace id so every service agrees.
-    #[must_use]
-    pub fn parent_based(root_ratio: f64) -> Self {
-        Self {
-            root_ratio: root_ratio.clamp(0.0, 1.0),
-            honour_parent: true,
-        }
-    }
-
-    /// `ratio` of all traces, whatever the caller decided.
-    #[must_use]
-    pub fn ratio(ratio: f64) -> Self {
-        Self {
-            root_ratio: ratio.clamp(0.0, 1.0),
-            honour_parent: false,
-        }
-    }
-
-    fn sample(&self, trace_id: &[u8; 16], parent: Option<bool>) -> bool {
-        if let (true, Some(p)) = (self.honour_parent, parent) {
-            return p;
-        }
-        // The right 7 bytes of a trace id are random (Level 2): compare them to the ratio.
-        let mut low = [0u8; 8];
-        low[1..].copy_from_slice(&trace_id[9..]);
-        let bound = self.root_ratio * (1u64 << 56) as f64;
-        (u64::from_be_bytes(low) as f64) < bound
-    }
-}
-
-impl Default for Sampler {
-    /// Parent-based, every root sampled (OpenTelemetry's default).
-    fn default() -> Self {
-        Self::parent_based(1.0)
-    }
-}
-
-/// Requests whose response body has not ended (or been dropped) yet: a handle that several
-/// readers (a status page, a graceful shutdown) share.
-///
-/// ```
-/// let layer = protothrive::trace::TraceLayer::new();
-/// assert_eq!(layer.in_flight().get(), 0);
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct InFlight(Arc<AtomicUsize>);
-
-impl InFlight {
-    /// The number now.
-    #[must_use]
-    pub fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-#[derive(Debug)]
-pub(super) struct Config {
-    pub(super) header: HeaderName,
-    pub(super) trust_request_id: bool,
-    pub(super) trust_trace: bool,
-    pub(super) sampler: Sampler,
-    pub(super) metrics: bool,
-    pub(super) catch_panics: bool,
-    pub(super) clock: SharedClock,
-    pub(super) red: Red,
-    pub(super) in_flight: InFlight,
-}
 
 /// Server-side tracing: trace context in and out, request ids, one span per request, RED
 /// metrics, an in-flight count and panics turned into problems. See the [module docs](super).
@@ -289,35 +205,6 @@ impl<S> Trace<S> {
     /// The wrapped service.
     pub fn into_inner(self) -> S {
         self.inner
-    }
-}
-
-/// Counts a request in flight until dropped.
-#[derive(Debug)]
-pub(super) struct Guard {
-    pub(super) config: Arc<Config>,
-    pub(super) method: usize,
-}
-
-impl Guard {
-    fn enter(config: &Arc<Config>, method: usize) -> Self {
-        config.in_flight.0.fetch_add(1, Ordering::Relaxed);
-        if config.metrics {
-            config.red.in_flight(method).increment(1.0);
-        }
-        Self {
-            config: config.clone(),
-            method,
-        }
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.config.in_flight.0.fetch_sub(1, Ordering::Relaxed);
-        if self.config.metrics {
-            self.config.red.in_flight(self.method).decrement(1.0);
-        }
     }
 }
 

@@ -29,6 +29,7 @@
 //! trace-id string per request, a few header reads and writes, a hash lookup for the metric
 //! handles; see `BENCHMARKS.md` § trace for the measured figures.
 
+mod config;
 pub mod context;
 mod current;
 mod future;
@@ -41,13 +42,14 @@ mod client;
 pub mod otel;
 
 pub use client::{TraceClient, TraceClientFuture, TraceClientLayer, inject, outbound};
+pub use config::{InFlight, Sampler};
 pub use context::{
     Incoming, ParseError, RANDOM, SAMPLED, TRACEPARENT, TRACESTATE, TraceParent, TraceState,
     new_span_id, new_trace_id, to_hex,
 };
 pub use current::{Current, current};
 pub use future::{TraceBody, TraceFuture};
-pub use layer::{InFlight, Sampler, Trace, TraceLayer};
+pub use layer::{Trace, TraceLayer};
 pub use metrics::METRICS;
 pub use route::{MatchedRoute, MatchedRouteFuture, MatchedRouteLayer};
 
