@@ -215,6 +215,10 @@ impl StackBuilder {
                 client_ip,
                 request_id: self.request_id,
                 #[cfg(feature = "trace")]
+                trace_position: trace
+                    .clone()
+                    .unwrap_or_else(crate::trace::TraceLayer::disabled),
+                #[cfg(feature = "trace")]
                 trace,
                 #[cfg(feature = "cors")]
                 cors,

@@ -45,6 +45,9 @@ pub(super) struct Built {
     pub(super) request_id: Option<RequestIdLayer>,
     #[cfg(feature = "trace")]
     pub(super) trace: Option<crate::trace::TraceLayer>,
+    /// The configured trace layer, or one switched off: the position is always there.
+    #[cfg(feature = "trace")]
+    pub(super) trace_position: crate::trace::TraceLayer,
     #[cfg(feature = "cors")]
     pub(super) cors: Option<CorsLayer>,
     #[cfg(feature = "security-headers")]

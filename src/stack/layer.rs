@@ -68,7 +68,7 @@ type CorsAt<S> = Slot<Cors<SecurityAt<S>>, SecurityAt<S>, Wrap>;
 type CorsAt<S> = SecurityAt<S>;
 
 #[cfg(feature = "trace")]
-type TraceAt<X> = Slot<crate::trace::Trace<X>, X, super::slot::Untraced>;
+type TraceAt<X> = crate::trace::Trace<X>;
 #[cfg(not(feature = "trace"))]
 type TraceAt<X> = X;
 
@@ -134,7 +134,7 @@ impl Stack {
     fn outer<X>(&self, inner: X) -> ClientIpAt<X> {
         let b = &*self.built;
         #[cfg(feature = "trace")]
-        let inner = slot(b.trace.as_ref(), inner);
+        let inner = b.trace_position.layer(inner);
         let inner = slot(b.request_id.as_ref(), inner);
         #[cfg(feature = "client-ip")]
         let inner = slot(b.client_ip.as_ref(), inner);

@@ -89,6 +89,4 @@ mod slot;
 pub use builder::{Stack, StackBuilder};
 pub use config::{STACK_LIMITS, Settings, StackConfig};
 pub use layer::{InnerService, StackService, StackWithTrace, TracedService};
-#[cfg(feature = "trace")]
-pub use slot::Untraced;
 pub use slot::{MapOff, Same, Slot, SlotFuture, Wrap};

@@ -164,17 +164,3 @@ where
         }
     }
 }
-
-/// Maps the response of a position left out to the trace layer's response type.
-#[cfg(feature = "trace")]
-#[derive(Debug, Clone, Copy)]
-pub enum Untraced {}
-
-#[cfg(feature = "trace")]
-impl<B> MapOff<Response<B>> for Untraced {
-    type Out = Response<crate::trace::TraceBody<B>>;
-
-    fn map(response: Response<B>) -> Self::Out {
-        response.map(crate::trace::TraceBody::untraced)
-    }
-}

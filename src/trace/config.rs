@@ -88,6 +88,8 @@ pub(super) struct Config {
     pub(super) sampler: Sampler,
     pub(super) metrics: bool,
     pub(super) catch_panics: bool,
+    /// `false`: the layer passes requests through untouched (a stack position left out).
+    pub(super) enabled: bool,
     pub(super) clock: SharedClock,
     pub(super) red: Red,
     pub(super) in_flight: InFlight,

@@ -42,6 +42,8 @@ pin_project! {
         #[pin]
         inner: Option<F>,
         state: Option<State>,
+        // A layer switched off: the inner future's answer, only its body type mapped.
+        passthrough: bool,
     }
 }
 
@@ -51,6 +53,16 @@ impl<F> TraceFuture<F> {
         Self {
             inner,
             state: Some(state),
+            passthrough: false,
+        }
+    }
+
+    /// The inner future as it is (a layer switched off).
+    pub(super) fn passthrough(inner: F) -> Self {
+        Self {
+            inner: Some(inner),
+            state: None,
+            passthrough: true,
         }
     }
 }
@@ -64,6 +76,14 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        if *this.passthrough {
+            return match this.inner.as_pin_mut() {
+                Some(inner) => inner
+                    .poll(cx)
+                    .map(|r| r.map(|res| res.map(TraceBody::untraced))),
+                None => Poll::Pending,
+            };
+        }
         let Some(state) = this.state.as_ref() else {
             // Polled after completion: a contract breach by the caller; stay pending rather
             // than panic (the waker is not stored, so this never wakes again).

@@ -59,6 +59,7 @@ impl Default for TraceLayer {
                 sampler: Sampler::default(),
                 metrics: true,
                 catch_panics: true,
+                enabled: true,
                 clock: clock::system(),
                 red: Red::default(),
                 in_flight: InFlight::default(),
@@ -74,6 +75,13 @@ impl TraceLayer {
         Self::default()
     }
 
+    /// A layer that passes every request through untouched: the stack's trace position when
+    /// no trace layer is configured (one branch per request, and no second copy of the inner
+    /// service's type, which a present-or-absent slot would add).
+    pub(crate) fn disabled() -> Self {
+        Self::new().edit(|c| c.enabled = false)
+    }
+
     fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
         match Arc::get_mut(&mut self.config) {
             Some(c) => f(c),
@@ -86,6 +94,7 @@ impl TraceLayer {
                     sampler: c.sampler,
                     metrics: c.metrics,
                     catch_panics: c.catch_panics,
+                    enabled: c.enabled,
                     clock: c.clock.clone(),
                     red: Red::default(),
                     in_flight: InFlight::default(),
@@ -223,6 +232,9 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let c = &self.config;
+        if !c.enabled {
+            return TraceFuture::passthrough(self.inner.call(req));
+        }
         let start = c.clock.instant();
         let method = method_index(req.method());
         let guard = Guard::enter(c, method);
