@@ -108,12 +108,16 @@ impl Stack {
     /// use protothrive::stack::Stack;
     /// use tower::{Layer, ServiceExt, service_fn};
     ///
-    /// let seen = tower::layer::layer_fn(|inner| tower::util::MapRequest::new(inner, |mut req: Request<_>| {
+    /// // Request bodies named, not inferred: through the stack's nested service type, an inferred
+    /// // body makes the type checker's work explode.
+    /// type Body = http_body_util::Empty<bytes::Bytes>;
+    /// let seen = tower::layer::layer_fn(|inner| tower::util::MapRequest::new(inner, |mut req: Request<Body>| {
     ///     req.extensions_mut().insert(protothrive::error::TraceId::new("4bf92f3577b34da6a3ce929d0e0e4736"));
     ///     req
     /// }));
     /// let stack = Stack::builder().build()?;
-    /// let svc = stack.with_trace(seen).layer(service_fn(|req: Request<_>| async move {
+    /// // The body limit hands on a `Limited` body.
+    /// let svc = stack.with_trace(seen).layer(service_fn(|req: Request<http_body_util::Limited<Body>>| async move {
     ///     let t = req.extensions().get::<protothrive::error::TraceId>().unwrap().as_str().to_owned();
     ///     let mut res = Response::new(http_body_util::Empty::<bytes::Bytes>::new());
     ///     res.headers_mut().insert("x-trace", http::HeaderValue::from_str(&t).unwrap());
