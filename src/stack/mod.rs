@@ -54,7 +54,10 @@
 //! assert!(stack.cors_allowed_headers().iter().any(|h| h == "authorization"));
 //! assert!(stack.cors_exposed_headers().iter().any(|h| h == "ratelimit"));
 //!
-//! let app = stack.layer(service_fn(|_: Request<_>| async {
+//! // The body limit hands the handler a `Limited` body; named rather than inferred (inferred
+//! // through the stack's nested service type, it makes type checking explode).
+//! type Body = http_body_util::Limited<http_body_util::Empty<bytes::Bytes>>;
+//! let app = stack.layer(service_fn(|_: Request<Body>| async {
 //!     Ok::<_, Infallible>(Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
 //! }));
 //! let mut req = Request::get("/").header("origin", "https://app.example").body(http_body_util::Empty::<bytes::Bytes>::new())?;
