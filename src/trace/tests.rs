@@ -350,6 +350,9 @@ fn the_span_has_the_semantic_convention_fields_and_closes_with_the_body() {
     let fields = capture::Fields::default();
     let subscriber = tracing_subscriber::registry().with(capture::Capture(fields.clone()));
     tracing::subscriber::with_default(subscriber, || {
+        // Another test thread may have registered the request span's callsite while no
+        // subscriber wanted it; recompute its interest now that one does.
+        tracing::callsite::rebuild_interest_cache();
         let svc = TraceLayer::new().layer(MatchedRouteLayer.layer(service_fn(
             |_req: Request<()>| async { Ok::<_, Infallible>(Response::new(Full::from("hello"))) },
         )));

@@ -61,6 +61,23 @@ fn parts(traceparent: &str) -> (String, String, String) {
     (p[1].to_owned(), p[2].to_owned(), p[3].to_owned())
 }
 
+/// Flushes until `n` spans in all have been exported, within five seconds. A span is handed to
+/// the exporter when its last handle drops; a parent also waits for its children to close, so
+/// the server span of a request can reach the exporter a little after its response was read.
+async fn flush_until(exporter: &OtlpExporter, n: u64) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            exporter.flush().await.unwrap();
+            if exporter.stats().exported >= n {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{n} spans exported within 5 s: {:?}", exporter.stats()));
+}
+
 /// A receiver, a downstream service, an exporter to the receiver, and this thread's subscriber
 /// with the exporter's layer.
 struct Setup {
@@ -68,20 +85,38 @@ struct Setup {
     down: Downstream,
     exporter: OtlpExporter,
     _guard: tracing::subscriber::DefaultGuard,
+    // Last: released once the subscriber is gone.
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+}
+
+/// One test at a time holds a subscriber. Scoped subscribers set and dropped on parallel test
+/// threads race in `tracing`'s per-callsite interest cache: a callsite first hit while another
+/// thread's dispatcher comes or goes can be cached as "never", and the trace layer's request
+/// span is then silently disabled for everyone.
+static SUBSCRIBED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Sets `subscriber` as this thread's default and recomputes every callsite's interest for it.
+fn subscribe(
+    subscriber: impl tracing::Subscriber + Send + Sync + 'static,
+) -> tracing::subscriber::DefaultGuard {
+    let guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    guard
 }
 
 impl Setup {
     async fn start() -> Self {
+        let serial = SUBSCRIBED.lock().await;
         let receiver = Receiver::start().await;
         let down = Downstream::start().await;
         let exporter = exporter(&receiver);
-        let _guard =
-            tracing::subscriber::set_default(tracing_subscriber::registry().with(exporter.layer()));
+        let _guard = subscribe(tracing_subscriber::registry().with(exporter.layer()));
         Self {
             receiver,
             down,
             exporter,
             _guard,
+            _serial: serial,
         }
     }
 }
@@ -125,7 +160,7 @@ async fn server_and_client_spans_carry_the_ids_sent_on_the_wire() {
 
     let incoming = format!("00-{TRACE}-{CALLER}-01");
     let answered = serve_one(t.down.addr, Sampler::default(), Some(&incoming)).await;
-    t.exporter.flush().await.unwrap();
+    flush_until(&t.exporter, 3).await;
 
     // The export request itself: path, content type, resource and scope.
     let received = t.receiver.next().await;
@@ -138,7 +173,8 @@ async fn server_and_client_spans_carry_the_ids_sent_on_the_wire() {
     );
     let scope = rs.scope_spans[0].scope.as_ref().unwrap();
     assert_eq!(scope.name, "protothrive");
-    let spans = rs.scope_spans[0].spans.clone();
+    let mut spans = rs.scope_spans[0].spans.clone();
+    spans.extend(t.receiver.spans());
     assert_eq!(spans.len(), 3, "{spans:#?}");
     assert_eq!(counts(&t.exporter), (3, 0, 0));
 
@@ -220,7 +256,7 @@ async fn an_unsampled_caller_exports_nothing() {
         Some(&format!("00-{TRACE}-{CALLER}-01")),
     )
     .await;
-    t.exporter.flush().await.unwrap();
+    flush_until(&t.exporter, 3).await;
     let spans = t.receiver.spans();
     assert_eq!(spans.len(), 3);
     assert!(spans.iter().all(|s| s.trace_id == hex(TRACE)));
@@ -236,7 +272,7 @@ async fn traces_this_service_starts_follow_the_configured_ratio() {
     assert_eq!(t.receiver.spans().len(), 0);
 
     let answered = serve_one(t.down.addr, Sampler::parent_based(1.0), None).await;
-    t.exporter.flush().await.unwrap();
+    flush_until(&t.exporter, 3).await;
     let spans = t.receiver.spans();
     assert_eq!(spans.len(), 3);
     let (trace, span, _) = parts(&answered);
@@ -255,7 +291,7 @@ async fn traces_this_service_starts_follow_the_configured_ratio() {
         Some(&format!("00-{TRACE}-{CALLER}-01")),
     )
     .await;
-    t.exporter.flush().await.unwrap();
+    flush_until(&t.exporter, 6).await;
     assert_eq!(t.receiver.spans().len(), 3);
 }
 
@@ -312,11 +348,13 @@ proptest! {
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
+            let _serial = SUBSCRIBED.lock().await;
             let mut receiver = Receiver::start().await;
             let exporter = exporter(&receiver);
             let subscriber = tracing_subscriber::registry().with(exporter.layer());
             let span_hex = format!("{span_id:016x}");
-            tracing::subscriber::with_default(subscriber, || {
+            let guard = subscribe(subscriber);
+            {
                 let _span = tracing::info_span!(
                     target: "protothrive::trace",
                     "request",
@@ -330,7 +368,8 @@ proptest! {
                     flag,
                     float,
                 );
-            });
+            }
+            drop(guard);
             exporter.flush().await.unwrap();
             let spans = receiver.spans();
             prop_assert_eq!(spans.len(), 1);
