@@ -17,15 +17,14 @@
 //! * Flags: `sampled` (bit 0) and, from Level 2, `random` (bit 1: the right 7 bytes of the trace
 //!   id are random). Other bits are reserved and written as zero.
 //!
-//! New ids come from [`new_trace_id`] and [`new_span_id`]: a per-thread generator (wyrand,
-//! seeded once per thread from the process's hash keys), no system call and no lock per id.
-//! The ids are unpredictable enough to spread traces, not secrets.
+//! New ids come from [`new_trace_id`](super::new_trace_id) and
+//! [`new_span_id`](super::new_span_id).
 
-use std::cell::Cell;
 use std::fmt;
-use std::hash::BuildHasher;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::ids::encode_hex;
 
 /// `traceparent`.
 pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -379,75 +378,6 @@ impl Incoming {
     }
 }
 
-/// A new trace id: 128 random bits, never all zero (the `random` flag may be set for it).
-///
-/// ```
-/// let (a, b) = (protothrive::trace::new_trace_id(), protothrive::trace::new_trace_id());
-/// assert_ne!(a, [0; 16]);
-/// assert_ne!(a, b);
-/// ```
-#[must_use]
-pub fn new_trace_id() -> [u8; 16] {
-    loop {
-        let id = (u128::from(next_u64()) << 64 | u128::from(next_u64())).to_be_bytes();
-        if id != [0; 16] {
-            return id;
-        }
-    }
-}
-
-/// A new span id: 64 random bits, never all zero.
-///
-/// ```
-/// assert_ne!(protothrive::trace::new_span_id(), [0; 8]);
-/// ```
-#[must_use]
-pub fn new_span_id() -> [u8; 8] {
-    loop {
-        let id = next_u64().to_be_bytes();
-        if id != [0; 8] {
-            return id;
-        }
-    }
-}
-
-/// Lowercase hex of `bytes`.
-///
-/// ```
-/// assert_eq!(protothrive::trace::to_hex(&[0x0a, 0xff]), "0aff");
-/// ```
-#[must_use]
-pub fn to_hex(bytes: &[u8]) -> String {
-    let mut out = vec![0u8; bytes.len() * 2];
-    encode_hex(bytes, &mut out);
-    // Hex digits only: always UTF-8, so this moves the buffer without a copy.
-    String::from_utf8(out).unwrap_or_default()
-}
-
-thread_local! {
-    static RNG: Cell<u64> = Cell::new(seed());
-}
-
-fn seed() -> u64 {
-    static STATE: std::sync::OnceLock<std::collections::hash_map::RandomState> =
-        std::sync::OnceLock::new();
-    let state = STATE.get_or_init(std::collections::hash_map::RandomState::new);
-    state.hash_one(std::thread::current().id())
-}
-
-/// wyrand: one addition and one 128-bit multiplication per 64 bits.
-fn next_u64() -> u64 {
-    RNG.with(|s| {
-        let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
-        s.set(x);
-        let t = u128::from(x) * u128::from(x ^ 0xe703_7ed1_a0b4_28db);
-        // Folding the 128-bit product: its two halves.
-        #[allow(clippy::cast_possible_truncation)]
-        let folded = (t >> 64) as u64 ^ t as u64;
-        folded
-    })
-}
-
 fn trim_ows(v: &[u8]) -> &[u8] {
     let start = v.iter().position(|b| !matches!(b, b' ' | b'\t'));
     let end = v.iter().rposition(|b| !matches!(b, b' ' | b'\t'));
@@ -474,14 +404,6 @@ pub(crate) fn decode_hex(src: &[u8], out: &mut [u8]) -> Result<(), ParseError> {
         *byte = hex_byte(pair[0], pair[1]).ok_or(ParseError::Hex)?;
     }
     Ok(())
-}
-
-fn encode_hex(bytes: &[u8], out: &mut [u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0xf)];
-    }
 }
 
 fn split_member(member: &[u8]) -> Result<(&[u8], &[u8]), ParseError> {

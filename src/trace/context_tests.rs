@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::trace::{new_trace_id, to_hex};
 
 const TRACE: &str = "12345678901234567890123456789012";
 const VALID: &str = "00-12345678901234567890123456789012-1234567890123456-01";

@@ -33,6 +33,7 @@ mod config;
 pub mod context;
 mod current;
 mod future;
+mod ids;
 mod layer;
 mod metrics;
 mod route;
@@ -45,10 +46,10 @@ pub use client::{TraceClient, TraceClientFuture, TraceClientLayer, inject, outbo
 pub use config::{InFlight, Sampler};
 pub use context::{
     Incoming, ParseError, RANDOM, SAMPLED, TRACEPARENT, TRACESTATE, TraceParent, TraceState,
-    new_span_id, new_trace_id, to_hex,
 };
 pub use current::{Current, current};
 pub use future::{TraceBody, TraceFuture};
+pub use ids::{new_span_id, new_trace_id, to_hex};
 pub use layer::{Trace, TraceLayer};
 pub use metrics::METRICS;
 pub use route::{MatchedRoute, MatchedRouteFuture, MatchedRouteLayer};
