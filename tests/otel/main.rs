@@ -6,6 +6,7 @@
 // A failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fields;
 mod loopback;
 mod otlp;
 
