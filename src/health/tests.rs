@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::clock::ManualClock;
+use http::StatusCode;
+use report::MAX_ERROR;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
