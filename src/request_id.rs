@@ -175,6 +175,37 @@ pub fn is_sane(id: &[u8]) -> bool {
     !id.is_empty() && id.len() <= MAX_INCOMING_LEN && id.iter().all(u8::is_ascii_graphic)
 }
 
+/// Gives `req` its id: the incoming `header` when `trust`ed and sane, else a new one (then also
+/// written into the request's `header`, for the services further in and upstream). Puts the
+/// [`RequestId`] extension in and returns it with the header value to echo on the response.
+pub(crate) fn assign<B>(
+    req: &mut Request<B>,
+    header: &HeaderName,
+    trust: bool,
+) -> (RequestId, HeaderValue) {
+    let incoming = trust
+        .then(|| req.headers().get(header))
+        .flatten()
+        .filter(|v| is_sane(v.as_bytes()))
+        .cloned();
+    let (value, id) = match incoming {
+        // Sane means visible ASCII, so `to_str` cannot fail.
+        Some(v) => {
+            let id = v.to_str().unwrap_or_default().to_owned();
+            (v, id)
+        }
+        None => {
+            let id = new_id();
+            let v = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("0"));
+            req.headers_mut().insert(header.clone(), v.clone());
+            (v, id)
+        }
+    };
+    let id = RequestId::new(id);
+    req.extensions_mut().insert(id.clone());
+    (id, value)
+}
+
 /// A new id: 32 lowercase hex digits.
 ///
 /// ```
@@ -224,29 +255,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let incoming = self
-            .layer
-            .trust_incoming
-            .then(|| req.headers().get(&self.layer.header))
-            .flatten()
-            .filter(|v| is_sane(v.as_bytes()))
-            .cloned();
-        let (value, id) = match incoming {
-            // Sane means visible ASCII, so `to_str` cannot fail.
-            Some(v) => {
-                let id = v.to_str().unwrap_or_default().to_owned();
-                (v, id)
-            }
-            None => {
-                let id = new_id();
-                let v =
-                    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("0"));
-                req.headers_mut()
-                    .insert(self.layer.header.clone(), v.clone());
-                (v, id)
-            }
-        };
-        req.extensions_mut().insert(RequestId::new(id));
+        let (_, value) = assign(&mut req, &self.layer.header, self.layer.trust_incoming);
         ResponseFuture {
             inner: self.inner.call(req),
             stamp: Some((self.layer.header.clone(), value)),

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Request, Response};
+use http::{HeaderName, Request, Response};
 use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -18,7 +18,7 @@ use super::{Incoming, TraceContext};
 use crate::clock::{self, SharedClock};
 use crate::error::{RequestId, TraceId};
 use crate::identity::ClientIp;
-use crate::request_id::{X_REQUEST_ID, is_sane, new_id};
+use crate::request_id::{X_REQUEST_ID, assign};
 
 /// Server-side tracing: trace context in and out, request ids, one span per request, RED
 /// metrics, an in-flight count and panics turned into problems. See the [module docs](super).
@@ -239,23 +239,12 @@ where
         let method = method_index(req.method());
         let guard = Guard::enter(c, method);
 
+        // A request-id layer further out has decided already; otherwise this layer does.
         let (request_id, echo) = match req.extensions().get::<RequestId>() {
             Some(id) => (id.clone(), None),
             None => {
-                let id = match req.headers().get(&c.header) {
-                    Some(v) if c.trust_request_id && is_sane(v.as_bytes()) => {
-                        (v.to_str().unwrap_or_default().to_owned(), v.clone())
-                    }
-                    _ => {
-                        let id = new_id();
-                        let v = HeaderValue::from_str(&id)
-                            .unwrap_or_else(|_| HeaderValue::from_static("0"));
-                        (id, v)
-                    }
-                };
-                let rid = RequestId::new(id.0);
-                req.extensions_mut().insert(rid.clone());
-                (rid, Some(id.1))
+                let (id, value) = assign(&mut req, &c.header, c.trust_request_id);
+                (id, Some(value))
             }
         };
 
