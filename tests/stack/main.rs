@@ -363,6 +363,8 @@ async fn an_empty_stack_passes_through_with_a_request_id() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    // No trace layer configured: its position passes the request through untouched.
+    assert!(res.headers().get("traceparent").is_none());
     let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
     let body = http_body_util::BodyExt::collect(res.into_body())
         .await
