@@ -50,6 +50,12 @@ impl TraceId {
         Self(Arc::from(id.into().as_ref()))
     }
 
+    /// Wraps a copy of `id` (one allocation, for text that is not `'static`).
+    #[cfg(feature = "trace")]
+    pub(crate) fn copied(id: &str) -> Self {
+        Self(Arc::from(id))
+    }
+
     /// The id as text.
     #[must_use]
     pub fn as_str(&self) -> &str {

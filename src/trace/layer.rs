@@ -13,6 +13,7 @@ use tracing::field::Empty;
 use super::config::{Config, Guard, InFlight, Sampler};
 use super::current::{Current, scope};
 use super::future::{State, TraceBody, TraceFuture, panic_message};
+use super::ids::encode_hex;
 use super::metrics::{Red, method_index};
 use super::{Incoming, TraceContext};
 use crate::clock::{self, SharedClock};
@@ -263,7 +264,10 @@ where
         } else {
             context.flags &= !super::SAMPLED;
         }
-        let trace_id = TraceId::new(context.trace_id_hex());
+        // Hex on the stack, then one allocation for the shared text.
+        let mut hex = [0u8; 32];
+        encode_hex(&context.trace_id, &mut hex);
+        let trace_id = TraceId::copied(std::str::from_utf8(&hex).unwrap_or_default());
         req.extensions_mut().insert(trace_id.clone());
         req.extensions_mut().insert(context.clone());
 
