@@ -96,9 +96,10 @@ struct Shared<F: BatchFn> {
 /// * With the per-request cache (the default), a loaded key (found or not) is answered from memory
 ///   afterwards. A failed batch is not cached: its callers get the error, later loads call again.
 /// * The batch runs on its own task, so a caller that gives up does not strand the others.
-/// * Each batch is a `batch.load` span (loader name, size) and records the `batch_loader_size`,
-///   `batch_loader_wait_seconds` and `batch_loader_duration_seconds` histograms and the
-///   `batch_loader_failures_total` counter, labelled by loader name.
+/// * Each batch is a `batch.load` span (loader name, size) and records the
+///   `protothrive_batch_loader_size`, `protothrive_batch_loader_wait_seconds` and
+///   `protothrive_batch_loader_duration_seconds` histograms and the
+///   `protothrive_batch_loader_failures_total` counter, labelled by loader name.
 ///
 /// **Cost.** A load is one mutex lock and a hash lookup; a miss adds a oneshot channel, and the
 /// first key of a batch one task spawn. Memory: the cache holds every value the loader loaded —
@@ -288,12 +289,13 @@ async fn run<F: BatchFn>(shared: Arc<Shared<F>>, keys: Vec<F::Key>, opened: Opti
 }
 
 fn record(name: &'static str, size: usize, wait: Duration, took: Duration, failed: bool) {
-    metrics::histogram!("batch_loader_size", "loader" => name).record(size as f64);
-    metrics::histogram!("batch_loader_wait_seconds", "loader" => name).record(wait.as_secs_f64());
-    metrics::histogram!("batch_loader_duration_seconds", "loader" => name)
+    metrics::histogram!("protothrive_batch_loader_size", "loader" => name).record(size as f64);
+    metrics::histogram!("protothrive_batch_loader_wait_seconds", "loader" => name)
+        .record(wait.as_secs_f64());
+    metrics::histogram!("protothrive_batch_loader_duration_seconds", "loader" => name)
         .record(took.as_secs_f64());
     if failed {
-        metrics::counter!("batch_loader_failures_total", "loader" => name).increment(1);
+        metrics::counter!("protothrive_batch_loader_failures_total", "loader" => name).increment(1);
     }
 }
 

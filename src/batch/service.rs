@@ -210,7 +210,7 @@ where
 {
     let count = envelope.items.len();
     let span = tracing::info_span!("batch", items = count, sequential = envelope.sequential);
-    metrics::histogram!("batch_items").record(count as f64);
+    metrics::histogram!("protothrive_batch_items").record(count as f64);
     let budget = AtomicUsize::new(settings.max_response_bytes);
     let runs = envelope.items.into_iter().enumerate().map(|(index, item)| {
         let item_span = tracing::info_span!(parent: &span, "batch.item", index, method = %item.method, path = %item.path);

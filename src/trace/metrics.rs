@@ -7,62 +7,147 @@ use http::Method;
 use metrics::{Counter, Gauge, Histogram};
 
 /// Every metric the crate emits, as `(name, labels, meaning)`: the trace layer's RED metrics
-/// and the counters of the other layers.
+/// and the counters, gauges and histograms of the other layers. A test checks that every metric
+/// name in the source is listed here.
 ///
 /// | name | labels | meaning |
 /// |---|---|---|
-/// | `protothrive_http_requests_total` | `method`, `route`, `status_class` | requests answered (`route` is the matched template or `unmatched`) |
-/// | `protothrive_http_request_duration_seconds` | `method`, `route`, `status_class` | histogram: from the request to the end of the response body |
-/// | `protothrive_http_requests_in_flight` | `method` | requests whose response body has not ended yet |
-/// | `protothrive_http_server_errors_total` | `route`, `code` | 5xx answers and panics (`code`: the status, or `panic`) |
-/// | `protothrive_rate_limit_decisions_total` | `limit`, `decision` | rate-limit checks by limit, allowed or denied |
-/// | `protothrive_rate_limit_unkeyed_total` | `limit` | requests a limit could not key (a missing client IP or principal) |
-/// | `protothrive_rate_limit_store_errors_total` | `store`, `policy` | remote store failures, by outage policy |
+/// | `protothrive_http_requests_total` | method, route, status_class | requests answered (`route`: the matched template, or `unmatched`) |
+/// | `protothrive_http_request_duration_seconds` | method, route, status_class | histogram: from the request to the end of the response body, seconds |
+/// | `protothrive_http_requests_in_flight` | method | requests whose response body has not ended yet |
+/// | `protothrive_http_server_errors_total` | route, code | 5xx answers and panics (`code`: the status, or `panic`) |
+/// | `protothrive_rate_limit_decisions_total` | limit, decision | rate-limit checks by limit, allowed or denied |
+/// | `protothrive_rate_limit_unkeyed_total` | limit | requests a limit could not key (no client IP or principal) |
+/// | `protothrive_rate_limit_store_errors_total` | store, policy | remote store failures, by outage policy |
 /// | `protothrive_revocation_store_errors_total` | — | shared revocation store failures |
-/// | `protothrive_data_cache_total` | `result` | data cache lookups: `hit`, `l2_hit`, `coalesced`, `miss` |
-/// | `protothrive_cache_l2_errors_total` | `op` | Redis cache tier failures by operation |
+/// | `protothrive_data_cache_total` | result | data cache lookups: `hit`, `l2_hit`, `coalesced`, `miss` |
+/// | `protothrive_cache_l2_errors_total` | op | Redis cache tier failures by operation |
+/// | `protothrive_breaker_state` | breaker | gauge: 0 closed, 1 open, 2 half-open |
+/// | `protothrive_breaker_transitions_total` | breaker, to | circuit breaker state changes |
+/// | `protothrive_breaker_rejected_total` | breaker | calls refused by an open breaker |
+/// | `protothrive_retries_total` | — | retries sent by the retry layer |
+/// | `protothrive_timeouts_total` | — | requests or calls past their deadline |
+/// | `protothrive_shed_total` | — | requests shed by the load-shedding layer |
+/// | `protothrive_fallbacks_total` | reason | answers replaced by the fallback layer |
+/// | `protothrive_batch_items` | — | histogram: items per HTTP batch |
+/// | `protothrive_batch_loader_size` | loader | histogram: keys per loader batch |
+/// | `protothrive_batch_loader_wait_seconds` | loader | histogram: a batch's window, seconds |
+/// | `protothrive_batch_loader_duration_seconds` | loader | histogram: a batch function's run, seconds |
+/// | `protothrive_batch_loader_failures_total` | loader | loader batches that failed |
 ///
 /// ```
 /// assert!(protothrive::trace::METRICS.iter().any(|(name, _, _)| *name == "protothrive_http_requests_total"));
 /// ```
 pub const METRICS: &[(&str, &str, &str)] = &[
-    (REQUESTS, "method, route, status_class", "requests answered"),
+    (
+        REQUESTS,
+        "method, route, status_class",
+        "requests answered (route: the matched template, or unmatched)",
+    ),
     (
         DURATION,
         "method, route, status_class",
-        "request duration, seconds",
+        "histogram: from the request to the end of the response body, seconds",
     ),
-    (IN_FLIGHT, "method", "requests whose body has not ended"),
-    (ERRORS, "route, code", "5xx answers and panics"),
+    (
+        IN_FLIGHT,
+        "method",
+        "requests whose response body has not ended yet",
+    ),
+    (
+        ERRORS,
+        "route, code",
+        "5xx answers and panics (code: the status, or panic)",
+    ),
     (
         "protothrive_rate_limit_decisions_total",
         "limit, decision",
-        "rate-limit checks",
+        "rate-limit checks by limit, allowed or denied",
     ),
     (
         "protothrive_rate_limit_unkeyed_total",
         "limit",
-        "requests a limit could not key",
+        "requests a limit could not key (no client IP or principal)",
     ),
     (
         "protothrive_rate_limit_store_errors_total",
         "store, policy",
-        "remote store failures",
+        "remote store failures, by outage policy",
     ),
     (
         "protothrive_revocation_store_errors_total",
         "",
-        "revocation store failures",
+        "shared revocation store failures",
     ),
     (
         "protothrive_data_cache_total",
         "result",
-        "data cache lookups",
+        "data cache lookups: hit, l2_hit, coalesced, miss",
     ),
     (
         "protothrive_cache_l2_errors_total",
         "op",
-        "Redis cache tier failures",
+        "Redis cache tier failures by operation",
+    ),
+    (
+        "protothrive_breaker_state",
+        "breaker",
+        "gauge: 0 closed, 1 open, 2 half-open",
+    ),
+    (
+        "protothrive_breaker_transitions_total",
+        "breaker, to",
+        "circuit breaker state changes",
+    ),
+    (
+        "protothrive_breaker_rejected_total",
+        "breaker",
+        "calls refused by an open breaker",
+    ),
+    (
+        "protothrive_retries_total",
+        "",
+        "retries sent by the retry layer",
+    ),
+    (
+        "protothrive_timeouts_total",
+        "",
+        "requests or calls past their deadline",
+    ),
+    (
+        "protothrive_shed_total",
+        "",
+        "requests shed by the load-shedding layer",
+    ),
+    (
+        "protothrive_fallbacks_total",
+        "reason",
+        "answers replaced by the fallback layer",
+    ),
+    (
+        "protothrive_batch_items",
+        "",
+        "histogram: items per HTTP batch",
+    ),
+    (
+        "protothrive_batch_loader_size",
+        "loader",
+        "histogram: keys per loader batch",
+    ),
+    (
+        "protothrive_batch_loader_wait_seconds",
+        "loader",
+        "histogram: a batch's window, seconds",
+    ),
+    (
+        "protothrive_batch_loader_duration_seconds",
+        "loader",
+        "histogram: a batch function's run, seconds",
+    ),
+    (
+        "protothrive_batch_loader_failures_total",
+        "loader",
+        "loader batches that failed",
     ),
 ];
 
@@ -193,4 +278,45 @@ impl Red {
 /// Counts a 5xx answer or a panic by route and code.
 pub(super) fn count_error(route: &str, code: &str) {
     metrics::counter!(ERRORS, "route" => route.to_owned(), "code" => code.to_owned()).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every `protothrive_*` metric name written in the crate's source is in [`super::METRICS`].
+    #[test]
+    fn the_table_lists_every_metric_the_source_emits() {
+        fn walk(dir: &std::path::Path, names: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, names);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for part in text.split("\"protothrive_").skip(1) {
+                        let name: String = part
+                            .chars()
+                            .take_while(|c| {
+                                c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'
+                            })
+                            .collect();
+                        if !name.is_empty() && part[name.len()..].starts_with('"') {
+                            names.push(format!("protothrive_{name}"));
+                        }
+                    }
+                }
+            }
+        }
+        let mut names = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut names,
+        );
+        assert!(names.len() >= 20, "{names:?}");
+        for name in names {
+            assert!(
+                super::METRICS.iter().any(|(n, _, _)| *n == name),
+                "{name} is emitted but not in trace::METRICS"
+            );
+        }
+    }
 }
