@@ -1,5 +1,5 @@
-//! Small header helpers shared by the layers: comma-separated lists, `Vary` merging and preflight
-//! detection, written once.
+//! Small header helpers shared by the layers: comma-separated lists, `Vary` merging, preflight
+//! detection and header values built without a spare allocation, written once.
 
 // Each helper serves some of the layers; with only some features on, some go unused.
 #![cfg_attr(
@@ -12,8 +12,103 @@
     allow(dead_code)
 )]
 
+use std::fmt;
+use std::sync::LazyLock;
+
+use bytes::Bytes;
 use http::header::{ACCESS_CONTROL_REQUEST_METHOD, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request};
+
+/// Numbers below this are slices of one shared buffer of their digits, built on first use.
+const SMALL: u64 = 4096;
+/// Each number's slot in that buffer: room for the 4 digits of the largest.
+const SLOT: usize = 4;
+
+static DIGITS: LazyLock<Bytes> = LazyLock::new(|| {
+    let mut all = Vec::with_capacity(SLOT * 4096);
+    let mut digits = itoa::Buffer::new();
+    for n in 0..SMALL {
+        all.extend_from_slice(digits.format(n).as_bytes());
+        all.resize(all.len().next_multiple_of(SLOT), b' ');
+    }
+    Bytes::from(all)
+});
+
+/// `n` as a header value (`Age`, `Retry-After`, `Max-Age`): below 4096, a slice of a buffer
+/// shared by all of them (no allocation); above, `HeaderValue::from(n)`.
+pub(crate) fn number(n: u64) -> HeaderValue {
+    if let Ok(i) = usize::try_from(n)
+        && n < SMALL
+    {
+        let len = match n {
+            0..10 => 1,
+            10..100 => 2,
+            100..1000 => 3,
+            _ => 4,
+        };
+        if let Ok(v) = HeaderValue::from_maybe_shared(DIGITS.slice(i * SLOT..i * SLOT + len)) {
+            return v;
+        }
+    }
+    HeaderValue::from(n)
+}
+
+/// A header value written piece by piece on the stack, then copied once into the value's own
+/// exactly sized buffer: one allocation in all, where a `String` turned into a value costs two
+/// (the string, then the shared buffer `Bytes` makes of a vector with spare room). Longer
+/// values spill to the heap.
+pub(crate) struct ValueBuf {
+    stack: [u8; 128],
+    len: usize,
+    spill: Vec<u8>,
+}
+
+impl ValueBuf {
+    pub(crate) fn new() -> Self {
+        Self {
+            stack: [0; 128],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> &mut Self {
+        if self.spill.is_empty() && self.len + bytes.len() <= self.stack.len() {
+            self.stack[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        } else {
+            if self.spill.is_empty() {
+                self.spill.extend_from_slice(&self.stack[..self.len]);
+            }
+            self.spill.extend_from_slice(bytes);
+        }
+        self
+    }
+
+    pub(crate) fn push_u64(&mut self, n: u64) -> &mut Self {
+        self.push(itoa::Buffer::new().format(n).as_bytes())
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        if self.spill.is_empty() {
+            &self.stack[..self.len]
+        } else {
+            &self.spill
+        }
+    }
+
+    /// The value; `None` when a byte pushed is not allowed in a header value.
+    pub(crate) fn value(&self) -> Option<HeaderValue> {
+        HeaderValue::from_bytes(self.as_bytes()).ok()
+    }
+}
+
+impl fmt::Write for ValueBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push(s.as_bytes());
+        Ok(())
+    }
+}
 
 /// The items of every `name` field of `headers` read as one comma-separated list (RFC 9110
 /// §5.3), trimmed, empty items dropped; a value that is not visible ASCII is skipped.
@@ -108,6 +203,28 @@ mod tests {
         h.append(VARY, HeaderValue::from_static("accept-encoding"));
         append_vary(&mut h, &["origin", "Accept"]);
         assert_eq!(vary(&h), ["Origin, accept-encoding, Accept"]);
+    }
+
+    #[test]
+    fn numbers_come_from_the_table_or_are_formatted() {
+        for n in (0..4200).chain([86_400, u64::MAX]) {
+            assert_eq!(number(n), HeaderValue::from(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn a_value_buffer_spills_past_its_stack_room() {
+        let mut b = ValueBuf::new();
+        b.push(b"protothrive; hit; ttl=").push_u64(5);
+        assert_eq!(b.value().unwrap(), "protothrive; hit; ttl=5");
+        let long = "x".repeat(200);
+        let mut b = ValueBuf::new();
+        b.push(b"ab").push(long.as_bytes()).push_u64(7);
+        assert_eq!(
+            b.value().unwrap().as_bytes(),
+            format!("ab{long}7").as_bytes()
+        );
+        assert!(ValueBuf::new().push(b"a\nb").value().is_none());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The `Age` (RFC 9111 §5.1) and `Cache-Status` (RFC 9211) values the layer puts on responses.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
@@ -22,7 +22,7 @@ pub const CACHE_NAME: &str = "protothrive";
 /// ```
 #[must_use]
 pub fn age_value(age: Duration) -> HeaderValue {
-    HeaderValue::from(age.as_secs().min(u64::from(MAX_DELTA_SECONDS)))
+    crate::headers::number(age.as_secs().min(u64::from(MAX_DELTA_SECONDS)))
 }
 
 /// Why the request went forward to the origin (RFC 9211 §2.2).
@@ -141,15 +141,16 @@ impl CacheStatus {
     /// The header value.
     #[must_use]
     pub fn header_value(&self) -> HeaderValue {
-        let mut s = String::with_capacity(64);
-        self.write_into(&mut s);
-        HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static(CACHE_NAME))
+        let mut b = crate::headers::ValueBuf::new();
+        self.write_into(&mut b);
+        b.value()
+            .unwrap_or_else(|| HeaderValue::from_static(CACHE_NAME))
     }
 
-    fn write_into(&self, s: &mut String) {
-        s.push_str(CACHE_NAME);
+    fn write_into(&self, s: &mut impl fmt::Write) {
+        let _ = s.write_str(CACHE_NAME);
         if self.hit {
-            s.push_str("; hit");
+            let _ = s.write_str("; hit");
         }
         if let Some(fwd) = self.fwd {
             let _ = write!(s, "; fwd={}", fwd.as_str());
@@ -161,10 +162,10 @@ impl CacheStatus {
             let _ = write!(s, "; ttl={ttl}");
         }
         if self.stored {
-            s.push_str("; stored");
+            let _ = s.write_str("; stored");
         }
         if self.collapsed {
-            s.push_str("; collapsed");
+            let _ = s.write_str("; collapsed");
         }
         if let Some(d) = self.detail {
             // RFC 9211 §2.8: a token or a string; ours are tokens.
@@ -175,8 +176,7 @@ impl CacheStatus {
 
 impl fmt::Display for CacheStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = String::with_capacity(64);
-        self.write_into(&mut s);
-        f.write_str(&s)
+        self.write_into(f);
+        Ok(())
     }
 }

@@ -4,7 +4,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::header::{HeaderName, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use tower_service::Service;
@@ -15,6 +14,7 @@ use super::Decision;
 use super::layer::{Config, KeyBy, Limit, Route};
 use super::remote::{CheckFuture, OnStoreError, StoreError, StoreErrorKind};
 use crate::error::{Problem, code};
+use crate::headers::ValueBuf;
 use crate::identity::ClientIp;
 use crate::identity::{Principal, Scheme};
 use crate::response::{self, ResponseBody, Stamp};
@@ -203,37 +203,33 @@ fn strictness(d: &Decision) -> (bool, Reverse<u64>, u64, Reverse<u64>) {
 /// The `RateLimit` and `RateLimit-Policy` values of the applied limits, strictest first.
 fn headers(applied: &mut [(&Limit, Decision)]) -> Option<(HeaderValue, HeaderValue)> {
     applied.sort_by_key(|(_, d)| strictness(d));
-    // Built in a `Vec` that becomes the value's `Bytes` without a copy.
-    let mut state: Vec<u8> = Vec::with_capacity(24 * applied.len() + 16);
-    let mut digits = itoa::Buffer::new();
+    let mut state = ValueBuf::new();
     for (i, (l, d)) in applied.iter().enumerate() {
         if i > 0 {
-            state.extend_from_slice(b", ");
+            state.push(b", ");
         }
-        state.push(b'"');
-        state.extend_from_slice(l.name.as_bytes());
-        state.extend_from_slice(b"\";r=");
-        state.extend_from_slice(digits.format(d.remaining()).as_bytes());
-        state.extend_from_slice(b";t=");
-        state.extend_from_slice(digits.format(ceil_secs(d.reset())).as_bytes());
+        state
+            .push(b"\"")
+            .push(l.name.as_bytes())
+            .push(b"\";r=")
+            .push_u64(d.remaining())
+            .push(b";t=")
+            .push_u64(ceil_secs(d.reset()));
     }
     let policy = match applied {
         [(l, _)] => l.policy.clone(),
         _ => {
-            let mut policy = Vec::with_capacity(32 * applied.len());
+            let mut policy = ValueBuf::new();
             for (i, (l, _)) in applied.iter().enumerate() {
                 if i > 0 {
-                    policy.extend_from_slice(b", ");
+                    policy.push(b", ");
                 }
-                policy.extend_from_slice(l.policy.as_bytes());
+                policy.push(l.policy.as_bytes());
             }
-            HeaderValue::from_maybe_shared(Bytes::from(policy)).ok()?
+            policy.value()?
         }
     };
-    Some((
-        HeaderValue::from_maybe_shared(Bytes::from(state)).ok()?,
-        policy,
-    ))
+    Some((state.value()?, policy))
 }
 
 /// Sets the headers, merged with those of a rate-limit layer further in (a 429 from there keeps
@@ -256,11 +252,7 @@ fn merge(status: StatusCode, h: &mut HeaderMap, name: &HeaderName, ours: HeaderV
             } else {
                 (ours.as_bytes(), theirs.as_bytes())
             };
-            let mut b = Vec::with_capacity(first.len() + second.len() + 2);
-            b.extend_from_slice(first);
-            b.extend_from_slice(b", ");
-            b.extend_from_slice(second);
-            if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(b)) {
+            if let Some(v) = ValueBuf::new().push(first).push(b", ").push(second).value() {
                 o.insert(v);
             }
         }
@@ -310,7 +302,7 @@ fn verdict(applied: &mut [(&Limit, Decision)], send_headers: bool) -> Verdict {
             "Too many requests for the `{}` limit; retry in {retry} s.",
             strictest_limit.name
         ))
-        .with_header(RETRY_AFTER, HeaderValue::from(retry));
+        .with_header(RETRY_AFTER, crate::headers::number(retry));
     if let Some((state, policy)) = values {
         problem = problem
             .with_header(RATELIMIT.clone(), state)
