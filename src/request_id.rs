@@ -188,20 +188,20 @@ pub(crate) fn assign<B>(
         .flatten()
         .filter(|v| is_sane(v.as_bytes()))
         .cloned();
-    let (value, id) = match incoming {
-        // Sane means visible ASCII, so `to_str` cannot fail.
-        Some(v) => {
-            let id = v.to_str().unwrap_or_default().to_owned();
-            (v, id)
-        }
+    let id = match incoming {
+        // Sane means visible ASCII: the id shares the request's bytes.
+        Some(v) => RequestId::from_header(v),
         None => {
-            let id = new_id();
-            let v = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("0"));
-            req.headers_mut().insert(header.clone(), v.clone());
-            (v, id)
+            let id = RequestId::generated(new_hex());
+            if let Some(v) = id.header_value() {
+                req.headers_mut().insert(header.clone(), v);
+            }
+            id
         }
     };
-    let id = RequestId::new(id);
+    let value = id
+        .header_value()
+        .unwrap_or_else(|| HeaderValue::from_static("0"));
     req.extensions_mut().insert(id.clone());
     (id, value)
 }
@@ -217,6 +217,12 @@ pub(crate) fn assign<B>(
 /// ```
 #[must_use]
 pub fn new_id() -> String {
+    // Every byte is an ASCII hex digit.
+    String::from_utf8(new_hex().to_vec()).unwrap_or_default()
+}
+
+/// A new id's 32 lowercase hex digits, on the stack.
+fn new_hex() -> [u8; 32] {
     static KEYS: OnceLock<(u64, u64)> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let &(k1, k2) = KEYS.get_or_init(|| {
@@ -231,8 +237,7 @@ pub fn new_id() -> String {
         let nibble = usize::from(u8::try_from((value >> (124 - 4 * i)) & 0xf).unwrap_or(0));
         *out = b"0123456789abcdef"[nibble];
     }
-    // Every byte is an ASCII hex digit.
-    String::from_utf8(hex.to_vec()).unwrap_or_default()
+    hex
 }
 
 /// splitmix64's output function.

@@ -40,9 +40,11 @@
 
 pub mod code;
 mod config;
+mod ids;
 mod problem;
 mod render;
 
 pub use config::ConfigError;
-pub use problem::{Problem, RequestId, TraceId};
+pub use ids::{RequestId, TraceId};
+pub use problem::Problem;
 pub use render::{JsonRenderer, RenderProblem, Renderer, RendererLayer, RendererService};

@@ -1,67 +1,13 @@
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::ids::{RequestId, TraceId};
 use super::render::Renderer;
-
-/// The request id of a request, as a request extension (set by the trace layer).
-///
-/// ```
-/// use protothrive::error::RequestId;
-/// let id = RequestId::new("req-1");
-/// assert_eq!(id.as_str(), "req-1");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RequestId(Arc<str>);
-
-impl RequestId {
-    /// Wraps a request id.
-    pub fn new(id: impl Into<Cow<'static, str>>) -> Self {
-        // Shared text: a clone (into a problem, a span, a second extension) does not copy it.
-        Self(Arc::from(id.into().as_ref()))
-    }
-
-    /// The id as text.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// The W3C trace id of a request (32 lowercase hex digits), as a request extension.
-///
-/// ```
-/// use protothrive::error::TraceId;
-/// let id = TraceId::new("4bf92f3577b34da6a3ce929d0e0e4736");
-/// assert_eq!(id.as_str().len(), 32);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TraceId(Arc<str>);
-
-impl TraceId {
-    /// Wraps a trace id.
-    pub fn new(id: impl Into<Cow<'static, str>>) -> Self {
-        // Shared text: a clone (into a problem, a span, a second extension) does not copy it.
-        Self(Arc::from(id.into().as_ref()))
-    }
-
-    /// Wraps a copy of `id` (one allocation, for text that is not `'static`).
-    #[cfg(feature = "trace")]
-    pub(crate) fn copied(id: &str) -> Self {
-        Self(Arc::from(id))
-    }
-
-    /// The id as text.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
 
 /// An RFC 9457 problem: what went wrong, with a stable `code`.
 ///

@@ -267,7 +267,7 @@ where
         // Hex on the stack, then one allocation for the shared text.
         let mut hex = [0u8; 32];
         encode_hex(&context.trace_id, &mut hex);
-        let trace_id = TraceId::copied(std::str::from_utf8(&hex).unwrap_or_default());
+        let trace_id = TraceId::from_hex(hex);
         req.extensions_mut().insert(trace_id.clone());
         req.extensions_mut().insert(context.clone());
 
