@@ -32,10 +32,27 @@ impl Keys {
     pub(super) fn flight(&self) -> &CacheKey {
         self.partition.as_ref().unwrap_or(&self.shared)
     }
+
+    /// The key a hit was stored under.
+    pub(super) fn of<'a>(&'a self, hit: &'a HitKey) -> &'a CacheKey {
+        match hit {
+            HitKey::Shared => &self.shared,
+            HitKey::Partition => self.flight(),
+            HitKey::Variant(k) => k,
+        }
+    }
+}
+
+/// Which key a hit was found under: one of [`Keys`] (not copied: a fresh hit never needs it),
+/// or the variant key its `Vary` led to.
+pub(super) enum HitKey {
+    Shared,
+    Partition,
+    Variant(CacheKey),
 }
 
 pub(super) enum Found {
-    Hit(CacheKey, Arc<StoredResponse>),
+    Hit(HitKey, Arc<StoredResponse>),
     VaryMiss,
     Miss,
 }
@@ -81,14 +98,19 @@ pub(super) async fn get(cfg: &Config, key: &str) -> Option<CacheEntry> {
     Some(entry)
 }
 
-pub(super) async fn find(cfg: &Config, key: &CacheKey, headers: &HeaderMap) -> Found {
+pub(super) async fn find(
+    cfg: &Config,
+    key: &CacheKey,
+    which: HitKey,
+    headers: &HeaderMap,
+) -> Found {
     match get(cfg, key.as_str()).await {
         None => Found::Miss,
-        Some(CacheEntry::Response(r)) => Found::Hit(key.clone(), r),
+        Some(CacheEntry::Response(r)) => Found::Hit(which, r),
         Some(CacheEntry::Vary(names)) => {
             let variant = key.with_vary(&names, headers);
             match get(cfg, variant.as_str()).await {
-                Some(CacheEntry::Response(r)) => Found::Hit(variant, r),
+                Some(CacheEntry::Response(r)) => Found::Hit(HitKey::Variant(variant), r),
                 _ => Found::VaryMiss,
             }
         }
@@ -96,13 +118,18 @@ pub(super) async fn find(cfg: &Config, key: &CacheKey, headers: &HeaderMap) -> F
 }
 
 /// A hit in L1, found without awaiting anything (the common case).
-pub(super) fn find_l1(cfg: &Config, key: &CacheKey, headers: &HeaderMap) -> Option<Found> {
+pub(super) fn find_l1(
+    cfg: &Config,
+    key: &CacheKey,
+    which: HitKey,
+    headers: &HeaderMap,
+) -> Option<Found> {
     match cfg.l1.get(key.as_str())? {
-        CacheEntry::Response(r) => Some(Found::Hit(key.clone(), r)),
+        CacheEntry::Response(r) => Some(Found::Hit(which, r)),
         CacheEntry::Vary(names) => {
             let variant = key.with_vary(&names, headers);
             match cfg.l1.get(variant.as_str())? {
-                CacheEntry::Response(r) => Some(Found::Hit(variant, r)),
+                CacheEntry::Response(r) => Some(Found::Hit(HitKey::Variant(variant), r)),
                 CacheEntry::Vary(_) => None,
             }
         }
@@ -111,26 +138,29 @@ pub(super) fn find_l1(cfg: &Config, key: &CacheKey, headers: &HeaderMap) -> Opti
 
 pub(super) fn lookup_l1(cfg: &Config, keys: &Keys, headers: &HeaderMap) -> Option<Found> {
     if let Some(p) = &keys.partition
-        && let Some(hit) = find_l1(cfg, p, headers)
+        && let Some(hit) = find_l1(cfg, p, HitKey::Partition, headers)
     {
         return Some(hit);
     }
-    find_l1(cfg, &keys.shared, headers)
+    find_l1(cfg, &keys.shared, HitKey::Shared, headers)
 }
 
 pub(super) async fn lookup(cfg: &Config, keys: &Keys, headers: &HeaderMap) -> Found {
     let mut first = Found::Miss;
     if let Some(p) = &keys.partition {
-        first = find(cfg, p, headers).await;
+        first = find(cfg, p, HitKey::Partition, headers).await;
         if matches!(first, Found::Hit(..)) {
             return first;
         }
     }
-    match find(cfg, &keys.shared, headers).await {
+    match find(cfg, &keys.shared, HitKey::Shared, headers).await {
         Found::Miss => first,
         other => other,
     }
 }
+
+/// Room for the headers added to a hit after the stored ones.
+const HIT_HEADER_ROOM: usize = 16;
 
 /// A response from a stored one: a 304 when the client's own conditional matches.
 pub(super) fn from_stored<B>(
@@ -165,7 +195,14 @@ pub(super) fn from_stored<B>(
         };
         let mut res = Response::new(CacheBody::full(body));
         *res.status_mut() = stored.status;
-        *res.headers_mut() = stored.headers.clone();
+        // Sized for what this layer and the layers outside add to a hit (`Age`, `Cache-Status`,
+        // rate-limit, request-id, trace, CORS and security headers): a clone of the stored map
+        // would be exactly full and grow, reallocating and rehashing, on the first insert.
+        let h = res.headers_mut();
+        h.reserve(stored.headers.len() + HIT_HEADER_ROOM);
+        for (name, value) in &stored.headers {
+            h.append(name.clone(), value.clone());
+        }
         res
     };
     res.headers_mut().insert(http::header::AGE, age_value(age));
@@ -206,7 +243,8 @@ pub(super) fn fresh_hit<B>(
         Reuse::Fresh | Reuse::StaleAccepted => {
             cfg.stats.hits.fetch_add(1, Ordering::Relaxed);
             let status = CacheStatus::hit(Some(ttl(stored, age))).collapsed(collapsed);
-            Some(from_stored(stored, &parts.headers, false, age, &status))
+            let head = parts.method == http::Method::HEAD;
+            Some(from_stored(stored, &parts.headers, head, age, &status))
         }
         _ => None,
     }

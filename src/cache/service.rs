@@ -18,9 +18,59 @@ use super::origin::{Origin, miss, spawn_refresh};
 use super::store::Purge;
 use super::{CacheControl, CacheStatus, Forward, Reuse, invalidation_targets, reuse};
 
-/// The response future of [`Cache`]: its error is the inner service's, `E`.
-pub type ResponseFuture<B, E> =
-    Pin<Box<dyn Future<Output = Result<Response<CacheBody<B>>, E>> + Send>>;
+type Boxed<B, E> = Pin<Box<dyn Future<Output = Result<Response<CacheBody<B>>, E>> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Cache`]: its error is the inner service's, `E`.
+    ///
+    /// A fresh hit in the in-process tier is answered by `call` itself, ready on the first poll
+    /// with nothing boxed and the inner service not cloned; everything else runs boxed.
+    pub struct ResponseFuture<B, E> {
+        ready: Option<Response<CacheBody<B>>>,
+        boxed: Option<Boxed<B, E>>,
+    }
+}
+
+impl<B, E> ResponseFuture<B, E> {
+    fn ready(res: Response<CacheBody<B>>) -> Self {
+        Self {
+            ready: Some(res),
+            boxed: None,
+        }
+    }
+
+    fn boxed(future: Boxed<B, E>) -> Self {
+        Self {
+            ready: None,
+            boxed: Some(future),
+        }
+    }
+}
+
+impl<B, E> Future for ResponseFuture<B, E> {
+    type Output = Result<Response<CacheBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Some(f) = this.boxed {
+            return f.as_mut().poll(cx);
+        }
+        match this.ready.take() {
+            Some(res) => Poll::Ready(Ok(res)),
+            // Polled after completion, a breach of the future's contract: stay pending rather
+            // than panic.
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<B, E> std::fmt::Debug for ResponseFuture<B, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("ready", &self.ready.is_some())
+            .finish_non_exhaustive()
+    }
+}
 
 /// The service of [`CacheLayer`](super::CacheLayer) (the module docs have a full example).
 ///
@@ -83,29 +133,36 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        let step = prepare(&self.config, &mut parts);
+        if let Step::Lookup {
+            found: Some(Found::Hit(_, stored)),
+            ..
+        } = &step
+            && let Some(res) = fresh_hit(&self.config, stored, &parts, false)
+        {
+            return ResponseFuture::ready(res);
+        }
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(run(self.config.clone(), inner, req))
+        ResponseFuture::boxed(Box::pin(run(self.config.clone(), inner, parts, body, step)))
     }
 }
 
-async fn run<S, ReqBody, ResBody>(
-    cfg: Arc<Config>,
-    mut inner: S,
-    req: Request<ReqBody>,
-) -> Result<Response<CacheBody<ResBody>>, S::Error>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    ReqBody: Default + Send + 'static,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
-{
-    let (mut parts, body) = req.into_parts();
-    let head = parts.method == Method::HEAD;
-    if parts.method != Method::GET && !head {
-        return Box::pin(unsafe_method(&cfg, inner, parts, body)).await;
+/// What the synchronous first part of a request's handling found.
+enum Step {
+    /// An unsafe method: passed on, then what it changed is invalidated.
+    Unsafe,
+    /// Not cacheable as asked (no key, a `Range`): passed on untouched.
+    Bypass,
+    /// Keyed; `found` is the in-process tier's answer, `None` when it has none.
+    Lookup { keys: Keys, found: Option<Found> },
+}
+
+/// Everything up to the in-process tier's lookup, done in `call` so a fresh hit costs no future.
+fn prepare(cfg: &Config, parts: &mut request::Parts) -> Step {
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        return Step::Unsafe;
     }
     // Most requests carry none of them: look before removing (each removal hashes the name).
     if parts
@@ -120,20 +177,46 @@ where
     let Some(shared) =
         CacheKey::for_request(&Method::GET, &parts.uri, &parts.headers, &cfg.scheme, None)
     else {
-        let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
-        return Ok(pass_through(res, &CacheStatus::forward(Forward::Bypass)));
+        return Step::Bypass;
     };
     if parts.headers.contains_key(RANGE) {
-        let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
-        return Ok(pass_through(res, &CacheStatus::forward(Forward::Bypass)));
+        return Step::Bypass;
     }
-    let partition = cfg.partition.as_ref().and_then(|f| f(&parts));
+    let partition = cfg.partition.as_ref().and_then(|f| f(parts));
     let keys = Keys {
         partition: partition.map(|p| shared.in_partition(&p)),
         shared,
     };
+    let found = lookup_l1(cfg, &keys, &parts.headers);
+    Step::Lookup { keys, found }
+}
+
+async fn run<S, ReqBody, ResBody>(
+    cfg: Arc<Config>,
+    mut inner: S,
+    parts: request::Parts,
+    body: ReqBody,
+    step: Step,
+) -> Result<Response<CacheBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Default + Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    let head = parts.method == Method::HEAD;
+    let (keys, found) = match step {
+        Step::Unsafe => return Box::pin(unsafe_method(&cfg, inner, parts, body)).await,
+        Step::Bypass => {
+            let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
+            return Ok(pass_through(res, &CacheStatus::forward(Forward::Bypass)));
+        }
+        Step::Lookup { keys, found } => (keys, found),
+    };
     let req_cc = CacheControl::from_headers(&parts.headers);
-    let found = match lookup_l1(&cfg, &keys, &parts.headers) {
+    let found = match found {
         Some(hit) => hit,
         None if passing(&cfg, &keys) => {
             if req_cc.only_if_cached {
@@ -152,7 +235,8 @@ where
         None => Box::pin(lookup(&cfg, &keys, &parts.headers)).await,
     };
     let fwd = match found {
-        Found::Hit(key, stored) => {
+        Found::Hit(which, stored) => {
+            let key = keys.of(&which);
             let age = stored.age(cfg.clock.now());
             let decision = reuse(&req_cc, &stored.cc, stored.scope, stored.lifetime, age);
             match decision {
@@ -164,7 +248,7 @@ where
                 Reuse::StaleWhileRevalidate => {
                     cfg.stats.hits.fetch_add(1, Ordering::Relaxed);
                     cfg.stats.stale_served.fetch_add(1, Ordering::Relaxed);
-                    spawn_refresh(&cfg, inner, &parts, &keys, &key, &stored);
+                    spawn_refresh(&cfg, inner, &parts, &keys, key, &stored);
                     let status =
                         CacheStatus::hit(Some(ttl(&stored, age))).detail("stale-while-revalidate");
                     return Ok(from_stored(&stored, &parts.headers, head, age, &status));
@@ -195,7 +279,7 @@ where
                         inner,
                         parts,
                         body,
-                        &key,
+                        key,
                         stored,
                         stale_if_error,
                     ))

@@ -270,3 +270,73 @@ async fn an_uncacheable_uri_is_neither_coalesced_nor_asked_of_the_tier() {
             .starts_with("protothrive; hit")
     );
 }
+
+/// An inner service that counts its clones.
+struct Counted {
+    svc: Svc,
+    clones: Arc<AtomicUsize>,
+}
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        self.clones.fetch_add(1, Ordering::SeqCst);
+        Self {
+            svc: self.svc.clone(),
+            clones: self.clones.clone(),
+        }
+    }
+}
+
+impl tower::Service<Request<()>> for Counted {
+    type Response = Res;
+    type Error = BoxError;
+    type Future = <Svc as tower::Service<Request<()>>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.svc.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<()>) -> Self::Future {
+        self.svc.call(req)
+    }
+}
+
+#[tokio::test]
+async fn a_fresh_l1_hit_is_ready_at_once_without_calling_or_cloning_the_origin() {
+    use std::future::Future;
+    use tower::Service;
+    let (svc, seen) = origin(|_, _| Ok(resp(200, &[("cache-control", "max-age=60")], "x")));
+    let clones = Arc::new(AtomicUsize::new(0));
+    let layer = CacheLayer::builder()
+        .clock(Arc::new(ManualClock::default()))
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(Counted {
+        svc,
+        clones: clones.clone(),
+    });
+    let first = svc.ready().await.unwrap().call(get(&[])).await.unwrap();
+    assert!(cache_status(first.headers()).contains("stored"));
+    let after_miss = clones.load(Ordering::SeqCst);
+    assert!(after_miss >= 1, "a miss calls the origin through a clone");
+
+    let mut future = std::pin::pin!(svc.ready().await.unwrap().call(get(&[])));
+    let waker = std::task::Waker::noop();
+    let std::task::Poll::Ready(Ok(hit)) = future
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(waker))
+    else {
+        panic!("a fresh hit is answered on the first poll");
+    };
+    assert_eq!(cache_status(hit.headers()), "protothrive; hit; ttl=60");
+    assert_eq!(hit.headers()["age"], "0");
+    assert_eq!(seen.calls(), 1, "the origin is not asked again");
+    assert_eq!(
+        clones.load(Ordering::SeqCst),
+        after_miss,
+        "nor cloned to be called"
+    );
+}
