@@ -4,7 +4,8 @@
 //! on 127.0.0.1 three ways so a load generator can compare them (`scripts/throughput`):
 //!
 //! * `bare`: the axum router alone;
-//! * `stack`: protothrive's [`Stack`] — client IP, request id, CORS, a per-IP limit too high to
+//! * `stack`: protothrive's [`Stack`] — client IP, request id, trace context (its `TraceLayer`,
+//!   no subscriber), CORS, a per-IP limit too high to
 //!   refuse, HS256 auth (verified-token cache on), and the route cache;
 //! * `peer`: the same jobs done the usual way with public crates — tower-http's request id,
 //!   `TraceLayer` and `CorsLayer`, tower_governor keyed by peer IP, a `jsonwebtoken` HS256 decode
@@ -61,9 +62,10 @@ pub fn bare() -> Router {
 
 /// The parts of the stack in the order [`stack`] adds them, outer to inner; the stack with none
 /// of them configured still has its always-on body limit.
-pub const STACK_PARTS: [&str; 6] = [
+pub const STACK_PARTS: [&str; 7] = [
     "client ip",
     "request id",
+    "trace",
     "cors",
     "per-ip limit",
     "auth hs256",
@@ -86,12 +88,15 @@ pub fn stack_builder(
         b = b.without_request_id();
     }
     if parts >= 3 {
-        b = b.cors(CorsLayer::builder().allow_origin(AllowOrigin::exact(ORIGIN)));
+        b = b.trace(protothrive::trace::TraceLayer::new());
     }
     if parts >= 4 {
-        b = b.limit_by_client(Limit::new("ip", LIMIT.parse()?).by(KeyBy::ClientIp));
+        b = b.cors(CorsLayer::builder().allow_origin(AllowOrigin::exact(ORIGIN)));
     }
     if parts >= 5 {
+        b = b.limit_by_client(Limit::new("ip", LIMIT.parse()?).by(KeyBy::ClientIp));
+    }
+    if parts >= 6 {
         b = b.auth(
             Authenticator::builder()
                 .key(VerifyingKey::hmac(Algorithm::HS256, SECRET)?)
@@ -99,7 +104,7 @@ pub fn stack_builder(
                 .audience(ISSUER),
         );
     }
-    if parts >= 6 {
+    if parts >= 7 {
         b = b.cache(CacheLayer::builder().clock(clock));
     }
     Ok(b)
