@@ -117,6 +117,12 @@ impl RequestIdLayer {
     pub fn header_name(&self) -> &HeaderName {
         &self.header
     }
+
+    /// Whether a sane incoming id is kept.
+    #[cfg_attr(not(feature = "trace"), allow(dead_code))]
+    pub(crate) fn trusts_incoming(&self) -> bool {
+        self.trust_incoming
+    }
 }
 
 impl<S> Layer<S> for RequestIdLayer {

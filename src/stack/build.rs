@@ -62,6 +62,18 @@ impl StackBuilder {
             t.clock(clock.clone())
         });
 
+        // A trace layer assigns request ids itself; a request-id layer with the same settings
+        // outside it would only do the same work first.
+        #[cfg(feature = "trace")]
+        let request_id = self.request_id.filter(|r| {
+            !trace.as_ref().is_some_and(|t| {
+                t.request_id_header_name() == r.header_name()
+                    && t.trusts_request_id() == r.trusts_incoming()
+            })
+        });
+        #[cfg(not(feature = "trace"))]
+        let request_id = self.request_id;
+
         #[cfg(feature = "gateway")]
         let versions = match self.versions {
             Some(v) => {
@@ -213,7 +225,7 @@ impl StackBuilder {
                 realm: self.realm,
                 #[cfg(feature = "client-ip")]
                 client_ip,
-                request_id: self.request_id,
+                request_id,
                 #[cfg(feature = "trace")]
                 trace_position: trace
                     .clone()

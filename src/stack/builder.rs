@@ -316,7 +316,9 @@ impl StackBuilder {
 
     /// Tracing at the trace position (after client IP and request ids, before CORS): the W3C
     /// trace context in and out, one span per request, RED metrics, panics as 500 problems.
-    /// The stack gives it its clock and has CORS expose `traceparent`.
+    /// The stack gives it its clock and has CORS expose `traceparent`. The trace layer assigns
+    /// request ids itself, so a request-id layer with the same header and trust setting (the
+    /// default one, with a default trace layer) is left out rather than run twice.
     ///
     /// ```
     /// use protothrive::stack::Stack;

@@ -184,6 +184,11 @@ impl TraceLayer {
     pub fn request_id_header_name(&self) -> &HeaderName {
         &self.config.header
     }
+
+    /// Whether a sane incoming request id is kept.
+    pub(crate) fn trusts_request_id(&self) -> bool {
+        self.config.trust_request_id
+    }
 }
 
 impl<S> Layer<S> for TraceLayer {

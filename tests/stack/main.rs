@@ -372,3 +372,58 @@ async fn an_empty_stack_passes_through_with_a_request_id() {
         .to_bytes();
     assert_eq!(body, id.as_bytes());
 }
+
+#[tokio::test]
+async fn with_a_trace_layer_request_ids_keep_the_request_id_layers_settings() {
+    use protothrive::request_id::RequestIdLayer;
+    use protothrive::trace::TraceLayer;
+    use tower::{Layer, ServiceExt};
+    type Body = http_body_util::Limited<String>;
+    // The handler answers with the id it saw.
+    let handler = tower::service_fn(|req: http::Request<Body>| async move {
+        let id = req
+            .extensions()
+            .get::<protothrive::error::RequestId>()
+            .map(|r| r.as_str().to_owned());
+        Ok::<_, std::convert::Infallible>(http::Response::new(id.unwrap_or_default()))
+    });
+    let send = |stack: Stack, incoming: &'static str| {
+        let svc = stack.layer(handler);
+        async move {
+            let req = http::Request::builder()
+                .header("x-request-id", incoming)
+                .body(String::new())
+                .unwrap();
+            let res = svc.oneshot(req).await.unwrap();
+            let echoed: Vec<String> = res
+                .headers()
+                .get_all("x-request-id")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect();
+            let seen = http_body_util::BodyExt::collect(res.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (echoed, String::from_utf8(seen.to_vec()).unwrap())
+        }
+    };
+
+    // Same settings: the trace layer assigns the id, kept from the request, echoed once.
+    let stack = Stack::builder().trace(TraceLayer::new()).build().unwrap();
+    let (echoed, seen) = send(stack, "client-id-1").await;
+    assert_eq!(echoed, ["client-id-1"]);
+    assert_eq!(seen, "client-id-1");
+
+    // A request-id layer that distrusts incoming ids still decides, outside the trace layer.
+    let stack = Stack::builder()
+        .request_id(RequestIdLayer::new().trust_incoming(false))
+        .trace(TraceLayer::new())
+        .build()
+        .unwrap();
+    let (echoed, seen) = send(stack, "client-id-1").await;
+    assert_eq!(echoed.len(), 1, "{echoed:?}");
+    assert_ne!(echoed[0], "client-id-1");
+    assert_eq!(echoed[0].len(), 32);
+    assert_eq!(seen, echoed[0]);
+}
