@@ -12,7 +12,6 @@
 use std::fmt::Write as _;
 
 use http::header::HOST;
-use http::uri::Authority;
 use http::{HeaderMap, HeaderName, Method, Uri};
 
 use super::policy::vary_value;
@@ -35,8 +34,17 @@ fn push_normalized_escapes(out: &mut String, s: &str) {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
+        // Runs without `%` are copied whole (`%` is ASCII: a char boundary on both sides).
+        let run = b[i..]
+            .iter()
+            .position(|&c| c == b'%')
+            .unwrap_or(b.len() - i);
+        out.push_str(&s[i..i + run]);
+        i += run;
+        if i == b.len() {
+            break;
+        }
+        if i + 2 < b.len()
             && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
         {
             let c = h * 16 + l;
@@ -46,16 +54,11 @@ fn push_normalized_escapes(out: &mut String, s: &str) {
                 let _ = write!(out, "%{c:02X}");
             }
             i += 3;
-        } else if b[i] == b'%' {
+        } else {
             // A bare `%` is written `%25`, so that no decoded character can complete it into
             // a new escape on a second pass.
             out.push_str("%25");
             i += 1;
-        } else {
-            // `http::Uri` only holds ASCII, but stay whole-character-safe anyway.
-            let ch = s[i..].chars().next().unwrap_or('\u{fffd}');
-            out.push(ch);
-            i += ch.len_utf8().max(1);
         }
     }
 }
@@ -125,35 +128,31 @@ fn normalize_into(
     host: Option<&http::HeaderValue>,
     default_scheme: &str,
 ) -> bool {
-    let parsed;
-    let authority = match (uri.authority(), host) {
-        (Some(a), _) => a,
-        (None, Some(h)) => match Authority::try_from(h.as_bytes()) {
-            Ok(a) => {
-                parsed = a;
-                &parsed
-            }
-            Err(_) => return false,
+    let (host_part, port) = match (uri.authority(), host) {
+        (Some(a), _) => (a.host(), a.port_u16()),
+        (None, Some(h)) => match host_field(h.as_bytes()) {
+            Some(hp) => hp,
+            None => return false,
         },
         (None, None) => return false,
     };
-    let host_part = authority.host();
     if !plain_host(host_part) {
         return false;
     }
     let scheme = uri.scheme_str().unwrap_or(default_scheme);
     let pq = uri.path_and_query().map_or(1, |pq| pq.as_str().len());
-    out.reserve(scheme.len() + authority.as_str().len() + pq + 4);
-    out.extend(scheme.chars().map(|c| c.to_ascii_lowercase()));
+    out.reserve(scheme.len() + host_part.len() + pq + 10);
+    push_lowercase(out, scheme);
     out.push_str("://");
-    out.extend(host_part.chars().map(|c| c.to_ascii_lowercase()));
+    push_lowercase(out, host_part);
     let http = scheme.eq_ignore_ascii_case("http");
     let https = scheme.eq_ignore_ascii_case("https");
-    match authority.port_u16() {
+    match port {
         Some(80) if http => {}
         Some(443) if https => {}
         Some(p) => {
-            let _ = write!(out, ":{p}");
+            out.push(':');
+            out.push_str(itoa::Buffer::new().format(p));
         }
         None => {}
     }
@@ -167,6 +166,38 @@ fn normalize_into(
         push_normalized_escapes(out, q);
     }
     true
+}
+
+fn push_lowercase(out: &mut String, s: &str) {
+    let start = out.len();
+    out.push_str(s);
+    out[start..].make_ascii_lowercase();
+}
+
+/// The host and port of a `Host` field (`uri-host [ ":" port ]`, RFC 9110 §7.2), read in place;
+/// `None` for anything else (user info, a port that is not a number below 65536). The host is
+/// checked by [`plain_host`] afterwards.
+fn host_field(v: &[u8]) -> Option<(&str, Option<u16>)> {
+    let s = std::str::from_utf8(v).ok()?;
+    let (host, port) = if s.starts_with('[') {
+        let end = s.find(']')? + 1;
+        match &s[end..] {
+            "" => (&s[..end], None),
+            rest => (&s[..end], Some(rest.strip_prefix(':')?)),
+        }
+    } else {
+        match s.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    let port = match port {
+        // An empty port is allowed and means the scheme's default (RFC 3986 §3.2.3).
+        None | Some("") => None,
+        Some(p) if p.bytes().all(|c| c.is_ascii_digit()) => Some(p.parse().ok()?),
+        Some(_) => return None,
+    };
+    Some((host, port))
 }
 
 /// [`normalize_uri`] of a string: an absolute URI, or origin-form with `host`.
@@ -432,6 +463,15 @@ mod tests {
             ("[:@$]", None, None),
             ("/x", Some("a$b"), None),
             ("http://[::1]:8080/x", None, Some("http://[::1]:8080/x")),
+            ("/x", Some("[::1]:8080"), Some("http://[::1]:8080/x")),
+            ("/x", Some("[::1]"), Some("http://[::1]/x")),
+            ("/x", Some("[::1]8080"), None),
+            ("/x", Some("h.example:"), Some("http://h.example/x")),
+            ("/x", Some("h.example:99999"), None),
+            ("/x", Some("h.example:8o"), None),
+            ("/x", Some("user@h.example"), None),
+            ("/x", Some("h:1:2"), None),
+            ("/%41%", Some("h"), Some("http://h/A%25")),
         ];
         for (uri, host, want) in cases {
             assert_eq!(
@@ -468,6 +508,31 @@ mod tests {
     }
 
     proptest! {
+        /// The `Host` field read in place agrees with `http`'s own authority parser on every
+        /// `host[:port]` it accepts, but for ports past 65535, which are refused.
+        #[test]
+        fn host_fields_read_as_the_authority_parser_reads_them(
+            host in "([a-zA-Z0-9.-]{1,12}|\\[[0-9a-f:]{2,10}\\])",
+            port in proptest::option::of("[0-9]{0,6}"),
+        ) {
+            let field = match &port {
+                Some(p) => format!("{host}:{p}"),
+                None => host.clone(),
+            };
+            let ours = host_field(field.as_bytes());
+            // A port past 65535 is refused here; `http` reads it as no port at all.
+            let fits = port.as_deref().is_none_or(|p| p.is_empty() || p.parse::<u16>().is_ok());
+            match http::uri::Authority::try_from(field.as_str()) {
+                Ok(a) if fits => prop_assert_eq!(ours, Some((a.host(), a.port_u16()))),
+                _ => prop_assert_eq!(ours, None),
+            }
+        }
+
+        #[test]
+        fn any_host_field_is_read_without_panicking(v in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let _ = host_field(&v);
+        }
+
         #[test]
         fn normalization_is_idempotent(
             scheme in "(http|HTTPS|ftp)",
