@@ -223,8 +223,9 @@ where
         let mut res = std::task::ready!(this.future.poll(cx))?;
         let h = res.headers_mut();
         for (name, value) in this.headers.iter() {
-            if !h.contains_key(name) {
-                h.insert(name.clone(), value.clone());
+            // One hash per name; the application's own value is kept.
+            if let http::header::Entry::Vacant(v) = h.entry(name) {
+                v.insert(value.clone());
             }
         }
         Poll::Ready(Ok(res))

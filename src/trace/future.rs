@@ -215,16 +215,14 @@ fn finish_head<B>(
 }
 
 fn echo_headers(state: &State, headers: &mut http::HeaderMap) {
-    if !headers.contains_key(&super::TRACEPARENT) {
-        headers.insert(
-            &super::TRACEPARENT,
-            state.current.context.traceparent().to_header_value(),
-        );
+    // The entry API hashes each (custom) name once; a value set further in is kept.
+    if let http::header::Entry::Vacant(v) = headers.entry(&super::TRACEPARENT) {
+        v.insert(state.current.context.traceparent().to_header_value());
     }
     if let Some(id) = &state.echo
-        && !headers.contains_key(&state.config.header)
+        && let http::header::Entry::Vacant(v) = headers.entry(&state.config.header)
     {
-        headers.insert(state.config.header.clone(), id.clone());
+        v.insert(id.clone());
     }
 }
 
