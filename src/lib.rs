@@ -53,6 +53,8 @@
 
 #[cfg(feature = "auth")]
 pub mod auth;
+#[cfg(any(feature = "resilience", feature = "otel"))]
+mod backoff;
 #[cfg(feature = "batch")]
 pub mod batch;
 #[cfg(feature = "cache")]

@@ -68,10 +68,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
+pub use crate::backoff::backoff;
 pub use breaker::{BreakerOpen, BreakerState, CircuitBreaker, CircuitBreakerBuilder, Permit};
 pub use fallback::{FALLBACK, Fallback, FallbackFuture, FallbackLayer};
 pub use layer::{BreakerFuture, CircuitBreakerLayer, CircuitBreakerService};
-pub use retry::{Retry, RetryBudget, RetryLayer, backoff};
+pub use retry::{Retry, RetryBudget, RetryLayer};
 pub use shed::{LoadShed, LoadShedBuilder, LoadShedLayer, Priority, ShedFuture};
 pub use timeout::{Timeout, TimeoutFuture, TimeoutLayer};
 pub use window::Window;
