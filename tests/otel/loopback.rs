@@ -1,6 +1,7 @@
 //! The two loopback servers of the test: an OTLP/HTTP receiver that decodes what arrives, and
 //! a downstream service that notes the `traceparent` of each call and answers 500 on `/fail`.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,7 @@ pub(crate) struct Receiver {
     pub(crate) endpoint: String,
     rx: mpsc::UnboundedReceiver<Received>,
     status: Arc<AtomicU16>,
+    next: Arc<Mutex<VecDeque<u16>>>,
 }
 
 async fn serve(router: axum::Router) -> SocketAddr {
@@ -39,10 +41,12 @@ impl Receiver {
     pub(crate) async fn start() -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let status = Arc::new(AtomicU16::new(200));
-        let answer = status.clone();
+        let next = Arc::new(Mutex::new(VecDeque::new()));
+        let (answer, scripted) = (status.clone(), next.clone());
         let router =
             axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
                 let (tx, answer) = (tx.clone(), answer.clone());
+                let scripted = scripted.lock().unwrap().pop_front();
                 async move {
                     let request =
                         ExportTraceServiceRequest::decode(body).expect("valid OTLP protobuf");
@@ -57,7 +61,8 @@ impl Receiver {
                         request,
                     });
                     // An empty ExportTraceServiceResponse is zero bytes.
-                    StatusCode::from_u16(answer.load(Ordering::Relaxed)).unwrap()
+                    let code = scripted.unwrap_or_else(|| answer.load(Ordering::Relaxed));
+                    StatusCode::from_u16(code).unwrap()
                 }
             });
         let addr = serve(router).await;
@@ -65,7 +70,13 @@ impl Receiver {
             endpoint: format!("http://{addr}"),
             rx,
             status,
+            next,
         }
+    }
+
+    /// The statuses of the next requests, one each, before the standing one again.
+    pub(crate) fn answer_next(&self, statuses: &[u16]) {
+        self.next.lock().unwrap().extend(statuses);
     }
 
     /// The status the receiver answers with from now on.
@@ -84,15 +95,22 @@ impl Receiver {
     /// The spans of the export requests received so far (an exporter's `flush` returns once
     /// the receiver has answered, so they are all here by then).
     pub(crate) fn spans(&mut self) -> Vec<Span> {
+        self.requests().into_iter().flatten().collect()
+    }
+
+    /// The spans of each export request received so far, request by request.
+    pub(crate) fn requests(&mut self) -> Vec<Vec<Span>> {
         let mut out = Vec::new();
         while let Ok(r) = self.rx.try_recv() {
             assert_eq!(r.path, "/v1/traces");
             assert_eq!(r.content_type, "application/x-protobuf");
+            let mut spans = Vec::new();
             for rs in r.request.resource_spans {
                 for ss in rs.scope_spans {
-                    out.extend(ss.spans);
+                    spans.extend(ss.spans);
                 }
             }
+            out.push(spans);
         }
         out
     }

@@ -6,6 +6,7 @@
 // A failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod events;
 mod fields;
 mod loopback;
 mod otlp;
@@ -33,11 +34,14 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER: &str = "00f067aa0ba902b7";
 
-/// An exporter that sends only when flushed (its interval is an hour).
+/// An exporter that sends only when flushed (its interval is an hour) and retries twice at
+/// once (a millisecond or two apart).
 fn exporter(receiver: &Receiver) -> OtlpExporter {
     OtlpExporter::builder(&receiver.endpoint)
         .service_name("otel-test")
         .interval(Duration::from_secs(3600))
+        .max_retries(2)
+        .retry_backoff(Duration::from_millis(1), Duration::from_millis(2))
         .build()
         .unwrap()
 }
@@ -155,6 +159,16 @@ async fn serve_one(down: SocketAddr, sampler: Sampler, traceparent: Option<&str>
     out
 }
 
+/// [`serve_one`] continuing the caller's sampled trace.
+async fn serve_sampled(t: &Setup) -> String {
+    serve_one(
+        t.down.addr,
+        Sampler::default(),
+        Some(&format!("00-{TRACE}-{CALLER}-01")),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn server_and_client_spans_carry_the_ids_sent_on_the_wire() {
     let mut t = Setup::start().await;
@@ -251,12 +265,7 @@ async fn an_unsampled_caller_exports_nothing() {
     assert_eq!(counts(&t.exporter), (0, 0, 0));
 
     // A sampled request afterwards is exported alone.
-    serve_one(
-        t.down.addr,
-        Sampler::default(),
-        Some(&format!("00-{TRACE}-{CALLER}-01")),
-    )
-    .await;
+    serve_sampled(&t).await;
     flush_until(&t.exporter, 3).await;
     let spans = t.receiver.spans();
     assert_eq!(spans.len(), 3);
@@ -296,20 +305,63 @@ async fn traces_this_service_starts_follow_the_configured_ratio() {
     assert_eq!(t.receiver.spans().len(), 3);
 }
 
+/// Flushes until `n` spans in all have failed, within five seconds (see [`flush_until`]).
+/// Each failure must name `status`.
+async fn flush_until_failed(exporter: &OtlpExporter, n: u64, status: &str) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while exporter.stats().failed < n {
+            let err = exporter.flush().await.unwrap_err();
+            assert!(err.message().contains(status), "{err}");
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{n} spans failed within 5 s: {:?}", exporter.stats()));
+}
+
 #[tokio::test]
-async fn a_failing_collector_is_reported_and_counted() {
+async fn a_failing_collector_is_retried_then_reported_and_counted() {
     let mut t = Setup::start().await;
     t.receiver.answer_with(503);
-    serve_one(
-        t.down.addr,
-        Sampler::default(),
-        Some(&format!("00-{TRACE}-{CALLER}-01")),
-    )
-    .await;
-    let err = t.exporter.flush().await.unwrap_err();
-    assert!(err.message().contains("503"), "{err}");
-    assert_eq!(t.receiver.spans().len(), 3, "sent once, not retried");
+    serve_sampled(&t).await;
+    flush_until_failed(&t.exporter, 3, "503").await;
+    // The spans may reach the exporter in one batch or two: each batch is sent, then retried
+    // twice with the same spans.
+    let requests = t.receiver.requests();
+    assert_eq!(requests.len() % 3, 0, "{requests:#?}");
+    for tries in requests.chunks(3) {
+        assert_eq!(tries[0], tries[1]);
+        assert_eq!(tries[1], tries[2]);
+    }
+    let batches = requests.len() as u64 / 3;
+    assert_eq!(requests.iter().map(Vec::len).sum::<usize>(), 3 * 3);
     assert_eq!(counts(&t.exporter), (0, 0, 3));
+    assert_eq!(t.exporter.stats().retried, 2 * batches);
+}
+
+#[tokio::test]
+async fn a_collector_that_recovers_gets_the_batch_on_a_retry() {
+    let mut t = Setup::start().await;
+    t.receiver.answer_next(&[503, 429]);
+    serve_sampled(&t).await;
+    flush_until(&t.exporter, 3).await;
+    // The first batch is answered 503, 429, then accepted: the same spans three times.
+    let requests = t.receiver.requests();
+    assert!(requests.len() >= 3, "{requests:#?}");
+    assert_eq!(requests[0], requests[1]);
+    assert_eq!(requests[1], requests[2]);
+    assert_eq!(counts(&t.exporter), (3, 0, 0));
+    assert_eq!(t.exporter.stats().retried, 2);
+}
+
+#[tokio::test]
+async fn a_refused_batch_is_not_retried() {
+    let mut t = Setup::start().await;
+    t.receiver.answer_with(400);
+    serve_sampled(&t).await;
+    flush_until_failed(&t.exporter, 3, "400").await;
+    assert_eq!(t.receiver.spans().len(), 3, "each sent once");
+    assert_eq!(counts(&t.exporter), (0, 0, 3));
+    assert_eq!(t.exporter.stats().retried, 0);
 }
 
 #[tokio::test]

@@ -61,8 +61,24 @@ pub(crate) struct Span {
     pub(crate) end_time_unix_nano: u64,
     #[prost(message, repeated, tag = "9")]
     pub(crate) attributes: Vec<KeyValue>,
+    #[prost(message, repeated, tag = "11")]
+    pub(crate) events: Vec<Event>,
+    #[prost(uint32, tag = "12")]
+    pub(crate) dropped_events_count: u32,
     #[prost(message, optional, tag = "15")]
     pub(crate) status: Option<Status>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct Event {
+    #[prost(fixed64, tag = "1")]
+    pub(crate) time_unix_nano: u64,
+    #[prost(string, tag = "2")]
+    pub(crate) name: String,
+    #[prost(message, repeated, tag = "3")]
+    pub(crate) attributes: Vec<KeyValue>,
+    #[prost(uint32, tag = "4")]
+    pub(crate) dropped_attributes_count: u32,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -8,7 +8,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use super::span::SpanRecord;
+use super::span::{EventRecord, SpanRecord};
 use super::worker::Counters;
 use crate::clock::SharedClock;
 
@@ -18,7 +18,8 @@ const TARGET: &str = "protothrive::trace";
 
 /// The `tracing_subscriber::Layer` of an [`OtlpExporter`](super::OtlpExporter): keeps the
 /// sampled spans of target `protothrive::trace` and queues them for export when they close.
-/// Other spans and events go by untouched.
+/// An event inside such a span (a log line of a handler, of any target) becomes one of its span
+/// events; other spans and events go by untouched.
 ///
 /// ```
 /// use protothrive::trace::otel::OtlpExporter;
@@ -87,6 +88,20 @@ where
             && let Some(record) = span.extensions_mut().get_mut::<SpanRecord>()
         {
             values.record(record);
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+        // The nearest enclosing span that is exported, from the event's own span outwards.
+        let Some(scope) = ctx.event_scope(event) else {
+            return;
+        };
+        for span in scope {
+            let mut extensions = span.extensions_mut();
+            if let Some(record) = extensions.get_mut::<SpanRecord>() {
+                record.push_event(EventRecord::new(event, self.now_unix_nanos()));
+                return;
+            }
         }
     }
 

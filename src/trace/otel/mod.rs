@@ -23,7 +23,14 @@
 //!   known, else the method. Values longer than 4 KiB are cut.
 //! * **Bounded memory, never blocking a request**: closed spans go into a bounded queue
 //!   (default 2048); when it is full the span is dropped and counted ([`OtlpStats::dropped`]).
-//!   Sending happens on a thread of its own; a failed export is counted and logged, not retried.
+//!   Sending happens on a thread of its own. A failed export is retried when the OTLP/HTTP
+//!   specification calls it retryable (connection errors, 429, 502, 503, 504), up to
+//!   [`max_retries`](OtlpExporterBuilder::max_retries) times with full-jitter backoff and the
+//!   collector's `Retry-After`; then the batch is counted as failed and logged.
+//! * **Span events**: a `tracing` event inside an exported span (a handler's log line, of any
+//!   target) becomes one of its span events — the message as name, the other fields, `level`
+//!   and `target` as attributes; at most 128 per span, the rest counted in
+//!   `dropped_events_count`.
 //! * [`OtlpExporter::flush`] sends what is queued and reports the outcome;
 //!   [`OtlpExporter::shutdown`] does the same and stops the thread.
 //!
@@ -109,6 +116,7 @@ pub struct OtlpExporterBuilder {
     max_batch: usize,
     interval: Duration,
     timeout: Duration,
+    retry: worker::Retry,
     clock: SharedClock,
 }
 
@@ -156,6 +164,23 @@ impl OtlpExporterBuilder {
     /// Timeout of one export request (default 10 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// How many times a failed export is retried (default 3), for what the OTLP/HTTP
+    /// specification calls retryable: a connection error or timeout, 429, 502, 503 and 504.
+    /// Other answers, and the last failure, lose the batch (counted in [`OtlpStats::failed`]).
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.retry.max = retries;
+        self
+    }
+
+    /// The waits between retries: full-jitter exponential backoff from `base`, at most `cap`
+    /// (default 100 ms and 5 s); a collector's `Retry-After` is honoured up to `cap`. Retrying
+    /// happens on the exporter's thread; spans closed meanwhile wait in the queue.
+    pub fn retry_backoff(mut self, base: Duration, cap: Duration) -> Self {
+        self.retry.base = base;
+        self.retry.cap = cap.max(base);
         self
     }
 
@@ -227,6 +252,8 @@ impl OtlpExporterBuilder {
             },
             max_batch: self.max_batch,
             interval: self.interval,
+            retry: self.retry,
+            clock: self.clock.clone(),
             counters: counters.clone(),
         };
         std::thread::Builder::new()
@@ -283,6 +310,11 @@ impl OtlpExporter {
             max_batch: 512,
             interval: Duration::from_secs(5),
             timeout: Duration::from_secs(10),
+            retry: worker::Retry {
+                max: 3,
+                base: Duration::from_millis(100),
+                cap: Duration::from_secs(5),
+            },
             clock: clock::system(),
         }
     }
@@ -329,6 +361,7 @@ impl OtlpExporter {
             exported: c.exported.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
+            retried: c.retried.load(Ordering::Relaxed),
         }
     }
 }
@@ -341,8 +374,10 @@ pub struct OtlpStats {
     pub exported: u64,
     /// Dropped because the queue was full or the exporter had stopped.
     pub dropped: u64,
-    /// Lost in an export request that failed.
+    /// Lost in an export request that failed, retries included.
     pub failed: u64,
+    /// Export requests retried (one per retry, whatever the number of spans in them).
+    pub retried: u64,
 }
 
 /// An export that did not reach the endpoint, or an exporter that has stopped.

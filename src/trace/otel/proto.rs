@@ -70,6 +70,20 @@ fn span_message(out: &mut Vec<u8>, s: &SpanRecord) {
     for (k, v) in &s.attributes {
         key_value(out, 9, k, v);
     }
+    for e in &s.events {
+        // Span.events = 11: Event { time_unix_nano = 1, name = 2, attributes = 3,
+        // dropped_attributes_count = 4 }
+        nested(out, 11, |out| {
+            fixed64(out, 1, e.time_unix_nanos);
+            string(out, 2, &e.name);
+            for (k, v) in &e.attributes {
+                key_value(out, 3, k, v);
+            }
+            uint(out, 4, u64::from(e.dropped_attributes));
+        });
+    }
+    // Span.dropped_events_count = 12
+    uint(out, 12, u64::from(s.dropped_events));
     let code = match s.status {
         Status::Unset => 0,
         Status::Ok => 1,

@@ -12,6 +12,13 @@ use crate::trace::context::decode_hex;
 /// client input, and a batch stays bounded.
 pub(super) const MAX_VALUE_LEN: usize = 4096;
 
+/// Events kept per span, at most; later ones are counted as dropped (OTLP's
+/// `dropped_events_count`), as the SDKs' default span limits do.
+pub(super) const MAX_EVENTS: usize = 128;
+
+/// Attributes kept per event, at most.
+pub(super) const MAX_EVENT_ATTRIBUTES: usize = 32;
+
 /// OTLP span kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -50,9 +57,85 @@ pub(super) struct SpanRecord {
     pub(super) start_unix_nanos: u64,
     pub(super) end_unix_nanos: u64,
     pub(super) attributes: Vec<(&'static str, Value)>,
+    pub(super) events: Vec<EventRecord>,
+    pub(super) dropped_events: u32,
+}
+
+/// A `tracing` event inside an exported span, as an OTLP span event: its message is the name,
+/// its other fields, `level` and `target` the attributes.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct EventRecord {
+    pub(super) name: String,
+    pub(super) time_unix_nanos: u64,
+    pub(super) attributes: Vec<(&'static str, Value)>,
+    pub(super) dropped_attributes: u32,
+}
+
+impl EventRecord {
+    pub(super) fn new(event: &tracing::Event<'_>, time_unix_nanos: u64) -> Self {
+        let meta = event.metadata();
+        let mut record = Self {
+            name: String::new(),
+            time_unix_nanos,
+            attributes: vec![
+                ("level", Value::Str(meta.level().as_str().to_owned())),
+                ("target", Value::Str(meta.target().to_owned())),
+            ],
+            dropped_attributes: 0,
+        };
+        event.record(&mut record);
+        if record.name.is_empty() {
+            record.name = meta.name().to_owned();
+        }
+        record
+    }
+
+    fn add(&mut self, field: &Field, value: Value) {
+        if field.name() == "message" {
+            if let Value::Str(text) = value {
+                self.name = text;
+            }
+        } else if self.attributes.len() < MAX_EVENT_ATTRIBUTES {
+            self.attributes.push((field.name(), value));
+        } else {
+            self.dropped_attributes += 1;
+        }
+    }
+}
+
+/// `value` cut to [`MAX_VALUE_LEN`] at a character boundary.
+fn bounded(mut value: String) -> String {
+    if value.len() > MAX_VALUE_LEN {
+        let mut cut = MAX_VALUE_LEN;
+        while !value.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        value.truncate(cut);
+    }
+    value
+}
+
+/// Both records take every kind of field the same way; only where a value goes differs.
+trait Sink {
+    fn put(&mut self, field: &Field, value: Value);
+}
+
+impl Sink for EventRecord {
+    fn put(&mut self, field: &Field, value: Value) {
+        self.add(field, value);
+    }
 }
 
 impl SpanRecord {
+    /// Keeps `event`, or counts it as dropped past [`MAX_EVENTS`].
+    pub(super) fn push_event(&mut self, event: EventRecord) {
+        if self.events.len() < MAX_EVENTS {
+            self.events.push(event);
+        } else {
+            self.dropped_events = self.dropped_events.saturating_add(1);
+        }
+    }
+
     pub(super) fn new(span_name: &'static str, start_unix_nanos: u64) -> Self {
         Self {
             span_name,
@@ -65,6 +148,8 @@ impl SpanRecord {
             start_unix_nanos,
             end_unix_nanos: start_unix_nanos,
             attributes: Vec::new(),
+            events: Vec::new(),
+            dropped_events: 0,
         }
     }
 
@@ -100,7 +185,7 @@ impl SpanRecord {
         }
     }
 
-    fn text(&mut self, field: &Field, mut value: String) {
+    fn text(&mut self, field: &Field, value: String) {
         match field.name() {
             "trace_id" => self.trace_id = hex(&value).unwrap_or([0; 16]),
             "span_id" => self.span_id = hex(&value).unwrap_or([0; 8]),
@@ -119,16 +204,17 @@ impl SpanRecord {
                     _ => Status::Unset,
                 };
             }
-            name => {
-                if value.len() > MAX_VALUE_LEN {
-                    let mut cut = MAX_VALUE_LEN;
-                    while !value.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    value.truncate(cut);
-                }
-                self.set(name, Value::Str(value));
-            }
+            name => self.set(name, Value::Str(bounded(value))),
+        }
+    }
+}
+
+impl Sink for SpanRecord {
+    fn put(&mut self, field: &Field, value: Value) {
+        match (field.name(), value) {
+            (_, Value::Str(text)) => self.text(field, text),
+            ("sampled", Value::Bool(b)) => self.sampled = b,
+            (name, value) => self.set(name, value),
         }
     }
 }
@@ -139,42 +225,47 @@ fn hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     (text.len() == 2 * N && decode_hex(text.as_bytes(), &mut out).is_ok()).then_some(out)
 }
 
-impl Visit for SpanRecord {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.text(field, value.to_owned());
-    }
+/// `Visit` for a [`Sink`] (a blanket impl of a foreign trait is not allowed).
+macro_rules! visit_by_sink {
+    ($t:ty) => {
+        impl Visit for $t {
+            fn record_str(&mut self, field: &Field, value: &str) {
+                self.put(field, Value::Str(bounded(value.to_owned())));
+            }
 
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        match field.name() {
-            "sampled" => self.sampled = value,
-            name => self.set(name, Value::Bool(value)),
+            fn record_bool(&mut self, field: &Field, value: bool) {
+                self.put(field, Value::Bool(value));
+            }
+
+            fn record_i64(&mut self, field: &Field, value: i64) {
+                self.put(field, Value::Int(value));
+            }
+
+            fn record_u64(&mut self, field: &Field, value: u64) {
+                match i64::try_from(value) {
+                    Ok(v) => self.put(field, Value::Int(v)),
+                    // Beyond int64: kept exact as text.
+                    Err(_) => self.put(field, Value::Str(value.to_string())),
+                }
+            }
+
+            fn record_f64(&mut self, field: &Field, value: f64) {
+                self.put(field, Value::Float(value));
+            }
+
+            fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+                self.put(field, Value::Str(bounded(value.to_string())));
+            }
+
+            fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+                self.put(field, Value::Str(bounded(format!("{value:?}"))));
+            }
         }
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.set(field.name(), Value::Int(value));
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        match i64::try_from(value) {
-            Ok(v) => self.set(field.name(), Value::Int(v)),
-            // Beyond int64: kept exact as text.
-            Err(_) => self.set(field.name(), Value::Str(value.to_string())),
-        }
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.set(field.name(), Value::Float(value));
-    }
-
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.text(field, value.to_string());
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.text(field, format!("{value:?}"));
-    }
+    };
 }
+
+visit_by_sink!(SpanRecord);
+visit_by_sink!(EventRecord);
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::ExportError;
 use super::proto::{Origin, export_request};
 use super::span::SpanRecord;
+use crate::backoff::{backoff, random_u64, retry_after};
+use crate::clock::SharedClock;
 
 /// The exporter's counters, shared by the layer, the worker and the handle.
 #[derive(Debug, Default)]
@@ -17,6 +19,7 @@ pub(super) struct Counters {
     pub(super) exported: AtomicU64,
     pub(super) dropped: AtomicU64,
     pub(super) failed: AtomicU64,
+    pub(super) retried: AtomicU64,
 }
 
 impl Counters {
@@ -43,7 +46,18 @@ pub(super) struct Target {
     pub(super) origin: Origin,
     pub(super) max_batch: usize,
     pub(super) interval: Duration,
+    pub(super) retry: Retry,
+    pub(super) clock: SharedClock,
     pub(super) counters: Arc<Counters>,
+}
+
+/// How a failed export is retried: at most `max` more times, after a full-jitter exponential
+/// wait between `base` and `cap` (or the collector's `Retry-After`, capped the same way).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Retry {
+    pub(super) max: u32,
+    pub(super) base: Duration,
+    pub(super) cap: Duration,
 }
 
 /// Runs until shut down (or until the handle is dropped): batches of at most `max_batch` spans,
@@ -121,8 +135,36 @@ async fn send_all(target: &Target, batch: &mut Vec<SpanRecord>) -> Result<(), Ex
     result
 }
 
+/// Sends one export request, retrying what the OTLP/HTTP specification calls retryable: a
+/// connection error or timeout, and the statuses 429, 502, 503 and 504.
 async fn send(target: &Target, spans: &[SpanRecord]) -> Result<(), ExportError> {
-    let body = export_request(&target.origin, spans);
+    let body = bytes::Bytes::from(export_request(&target.origin, spans));
+    let mut retry = 0;
+    loop {
+        let failure = match post(target, body.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(f) => f,
+        };
+        if !failure.retryable || retry >= target.retry.max {
+            return Err(failure.error);
+        }
+        let r = target.retry;
+        let wait = backoff(retry, r.base, r.cap, random_u64())
+            .max(failure.retry_after.unwrap_or_default().min(r.cap));
+        retry += 1;
+        Counters::add(&target.counters.retried, 1);
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// A failed export request.
+struct Failure {
+    error: ExportError,
+    retryable: bool,
+    retry_after: Option<Duration>,
+}
+
+async fn post(target: &Target, body: bytes::Bytes) -> Result<(), Failure> {
     let res = target
         .client
         .post(target.url.clone())
@@ -131,14 +173,21 @@ async fn send(target: &Target, spans: &[SpanRecord]) -> Result<(), ExportError> 
         .body(body)
         .send()
         .await
-        .map_err(|e| ExportError::new(format!("POST {}: {e}", target.url)))?;
-    if res.status().is_success() {
-        Ok(())
-    } else {
-        Err(ExportError::new(format!(
-            "POST {}: the collector answered {}",
-            target.url,
-            res.status()
-        )))
+        .map_err(|e| Failure {
+            error: ExportError::new(format!("POST {}: {e}", target.url)),
+            retryable: e.is_connect() || e.is_timeout() || e.is_request(),
+            retry_after: None,
+        })?;
+    let status = res.status();
+    if status.is_success() {
+        return Ok(());
     }
+    Err(Failure {
+        error: ExportError::new(format!(
+            "POST {}: the collector answered {status}",
+            target.url
+        )),
+        retryable: matches!(status.as_u16(), 429 | 502 | 503 | 504),
+        retry_after: retry_after(res.headers(), &target.clock),
+    })
 }
