@@ -517,7 +517,7 @@ mod tests {
         ) {
             let field = match &port {
                 Some(p) => format!("{host}:{p}"),
-                None => host.clone(),
+                None => host,
             };
             let ours = host_field(field.as_bytes());
             // A port past 65535 is refused here; `http` reads it as no port at all.
