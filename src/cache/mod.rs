@@ -62,10 +62,14 @@
 //!
 //! # What it costs
 //!
-//! A hit builds the key in one buffer, looks L1 up without awaiting (one sharded quick_cache
-//! lookup), and clones the stored header map and builds the `Age`/`Cache-Status` values; the body
-//! is shared (`Bytes`). The request future is boxed (760 bytes; the origin paths are boxed inside
-//! it). About 0.5 µs over the inner service on 2 cores, 0.15x http-cache-tower's hit. A miss
+//! A fresh hit in L1 is answered in `call` itself: the key is built in one buffer (the `Host`
+//! field read in place), L1 is looked up without awaiting (one sharded quick_cache lookup), the
+//! stored headers are copied into a map sized for what the layers outside add, and `Age` comes
+//! from a shared table; the body is shared (`Bytes`). Nothing is boxed and the inner service is
+//! not cloned: four allocations in all (the key, the header map's two buffers and
+//! `Cache-Status`; the stored response itself is an `Arc` clone). Every other path runs in a boxed future (the
+//! origin paths boxed inside it). About 0.5 µs over the inner service on 2 cores, 0.15x
+//! http-cache-tower's hit. A miss
 //! buffers a storable body up to [`max_body`](CacheLayerBuilder::max_body) before answering.
 //! Invalidation by URI, prefix or tag scans L1 (every unsafe request that succeeds does one URI
 //! scan). With an L2 tier, an L1 miss asks the tier once, except for a key in a hit-for-pass
