@@ -140,6 +140,7 @@ mod config;
 mod control;
 mod data;
 mod hit;
+mod invalidation;
 mod key;
 mod l1;
 mod layer;
@@ -163,6 +164,7 @@ pub use broadcast::Subscription;
 pub use config::PartitionFn;
 pub use control::{CacheControl, MAX_DELTA_SECONDS, MaxStale};
 pub use data::{DataCache, DataCacheBuilder};
+pub use invalidation::invalidation_targets;
 pub use key::{CacheKey, normalize_uri, normalize_uri_str};
 pub use layer::{
     CacheHandle, CacheLayer, CacheLayerBuilder, CacheStats, DEFAULT_HIT_FOR_PASS, DEFAULT_MAX_BODY,
@@ -170,8 +172,7 @@ pub use layer::{
 };
 pub use policy::{
     DEFAULT_HEURISTIC_CAP, NotStorable, Reuse, Scope, Vary, current_age, freshness_lifetime,
-    heuristically_cacheable, initial_age, invalidation_targets, reuse, storable, vary,
-    vary_matches, vary_value,
+    heuristically_cacheable, initial_age, reuse, storable, vary, vary_matches, vary_value,
 };
 #[cfg(feature = "redis")]
 pub use redis::{RedisTier, RedisTierBuilder, TierError};
