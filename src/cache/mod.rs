@@ -144,6 +144,7 @@ mod invalidation;
 mod key;
 mod l1;
 mod layer;
+mod memory_tier;
 mod origin;
 mod policy;
 #[cfg(test)]
@@ -170,6 +171,7 @@ pub use layer::{
     CacheHandle, CacheLayer, CacheLayerBuilder, CacheStats, DEFAULT_HIT_FOR_PASS, DEFAULT_MAX_BODY,
     DEFAULT_MAX_BYTES, DEFAULT_REVALIDATION_GRACE, DEFAULT_UNKEYED_HEADERS,
 };
+pub use memory_tier::MemoryTier;
 pub use policy::{
     DEFAULT_HEURISTIC_CAP, NotStorable, Reuse, Scope, Vary, current_age, freshness_lifetime,
     heuristically_cacheable, initial_age, reuse, storable, vary, vary_matches, vary_value,
@@ -178,7 +180,7 @@ pub use policy::{
 pub use redis::{RedisTier, RedisTierBuilder, TierError};
 pub use service::{Cache, ResponseFuture};
 pub use status::{CACHE_NAME, CACHE_STATUS, CacheStatus, Forward, age_value};
-pub use store::{BoxFuture, CacheEntry, CacheTier, MemoryTier, Purge, StoredResponse};
+pub use store::{BoxFuture, CacheEntry, CacheTier, Purge, StoredResponse};
 pub use validate::{
     SURROGATE_KEY, conditional_headers, merge_not_modified, not_modified, strip_unstorable,
     surrogate_keys, validates,
