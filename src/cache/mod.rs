@@ -139,6 +139,7 @@ mod broadcast;
 mod config;
 mod control;
 mod data;
+mod freshen;
 mod hit;
 mod invalidation;
 mod key;
@@ -154,6 +155,7 @@ mod redis;
 mod service;
 mod status;
 mod store;
+mod targeted;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -174,15 +176,17 @@ pub use layer::{
 pub use memory_tier::MemoryTier;
 pub use policy::{
     DEFAULT_HEURISTIC_CAP, NotStorable, Reuse, Scope, Vary, current_age, freshness_lifetime,
-    heuristically_cacheable, initial_age, reuse, storable, vary, vary_matches, vary_value,
+    freshness_lifetime_with, heuristically_cacheable, initial_age, reuse, storable, storable_with,
+    vary, vary_matches, vary_value,
 };
 #[cfg(feature = "redis")]
 pub use redis::{RedisTier, RedisTierBuilder, TierError};
 pub use service::{Cache, ResponseFuture};
 pub use status::{CACHE_NAME, CACHE_STATUS, CacheStatus, Forward, age_value};
 pub use store::{BoxFuture, CacheEntry, CacheTier, Purge, StoredResponse};
+pub use targeted::{CDN_CACHE_CONTROL, Directives};
 pub use validate::{
-    SURROGATE_KEY, conditional_headers, merge_not_modified, not_modified, strip_unstorable,
-    surrogate_keys, validates,
+    SURROGATE_KEY, conditional_headers, merge_not_modified, not_modified, strip_listed,
+    strip_unstorable, surrogate_keys, validates,
 };
 pub use wire::{decode_purge, encode_purge};

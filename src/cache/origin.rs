@@ -15,13 +15,14 @@ use tower_service::Service;
 
 use super::body::CacheBody;
 use super::config::{BoxError, Config};
+use super::freshen::{give_back, withheld};
 use super::hit::*;
 use super::key::CacheKey;
 use super::store::{CacheEntry, StoredResponse};
 use super::{
-    CacheControl, CacheStatus, Forward, NotStorable, SURROGATE_KEY, Scope, Vary,
-    conditional_headers, merge_not_modified, storable, strip_unstorable, surrogate_keys, validates,
-    vary,
+    CacheControl, CacheStatus, Directives, Forward, NotStorable, SURROGATE_KEY, Scope, Vary,
+    conditional_headers, merge_not_modified, storable_with, strip_listed, strip_unstorable,
+    surrogate_keys, validates, vary,
 };
 use crate::error::{Problem, code};
 
@@ -284,7 +285,7 @@ impl Origin<'_> {
         {
             merged.headers.insert(DATE, v);
         }
-        merged.refresh(cfg.heuristic_cap);
+        merged.refresh(cfg.heuristic_cap, &cfg.targets);
         // The 304's headers may forbid what the stored ones allowed (`no-store`, `private`):
         // judge the merged response as a fresh one. Not storable as it was stored, the old
         // entry goes too: the origin no longer lets it be reused.
@@ -292,11 +293,19 @@ impl Origin<'_> {
         *check.status_mut() = merged.status;
         *check.headers_mut() = merged.headers.clone();
         let (check, ()) = check.into_parts();
-        let still = storable(&meta, &check, self.keys.partition.is_some())
+        let directives = Directives::of(&merged.headers, &cfg.targets);
+        let still = storable_with(&meta, &check, self.keys.partition.is_some(), &directives)
             .is_ok_and(|scope| scope == merged.scope);
         let merged = Arc::new(merged);
         if still {
-            self.put(key.as_str(), CacheEntry::Response(merged.clone()), None)
+            let mut kept = StoredResponse::clone(&merged);
+            let entry = if strip_listed(&mut kept.headers, &directives.cc, kept.scope) {
+                kept.refresh(cfg.heuristic_cap, &cfg.targets);
+                Arc::new(kept)
+            } else {
+                merged.clone()
+            };
+            self.put(key.as_str(), CacheEntry::Response(entry), None)
                 .await;
         } else {
             cfg.l1.remove(key.as_str());
@@ -310,7 +319,9 @@ impl Origin<'_> {
             .fwd_status(304)
             .stored(still)
             .ttl(ttl(&merged, age));
-        Ok(from_stored(&merged, &meta.headers, false, age, &status))
+        let mut answer = from_stored(&merged, &meta.headers, false, age, &status);
+        give_back(&mut answer, withheld(res.headers(), &merged.cc));
+        Ok(answer)
     }
 
     /// Remembers the key as not storable for a while, when the response (not this request)
@@ -373,7 +384,8 @@ impl Origin<'_> {
         let tags = surrogate_keys(&rp.headers);
         rp.headers.remove(&SURROGATE_KEY);
         let status = self.status().fwd_status(rp.status.as_u16());
-        let scope = match storable(req, &rp, self.keys.partition.is_some()) {
+        let directives = Directives::of(&rp.headers, &cfg.targets);
+        let scope = match storable_with(req, &rp, self.keys.partition.is_some(), &directives) {
             Ok(scope) => scope,
             Err(why) => {
                 self.remember_pass(why, req);
@@ -405,6 +417,7 @@ impl Origin<'_> {
         let response_time = cfg.clock.now();
         let mut headers = rp.headers.clone();
         strip_unstorable(&mut headers);
+        strip_listed(&mut headers, &directives.cc, scope);
         if !headers.contains_key(DATE)
             && let Ok(v) = HeaderValue::try_from(httpdate::fmt_http_date(response_time))
         {
@@ -416,7 +429,7 @@ impl Origin<'_> {
             data.clone(),
             (request_time, response_time),
             scope,
-            cfg.heuristic_cap,
+            (cfg.heuristic_cap, &cfg.targets),
         )
         .with_tags(tags);
         let worth = stored.lifetime > Duration::ZERO
@@ -453,7 +466,9 @@ impl Origin<'_> {
         cfg.pass.remove(self.keys.flight().as_str());
         let age = stored.age(response_time);
         let status = status.stored(true).ttl(ttl(&stored, age));
-        from_stored(&stored, &req.headers, false, age, &status)
+        let mut answer = from_stored(&stored, &req.headers, false, age, &status);
+        give_back(&mut answer, withheld(&rp.headers, &directives.cc));
+        answer
     }
 }
 

@@ -10,6 +10,8 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue};
 
+use super::{CacheControl, Scope};
+
 /// `Surrogate-Key`: space-separated tags a handler sets; recorded, then stripped.
 pub static SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
 
@@ -135,6 +137,38 @@ pub fn merge_not_modified(stored: &mut HeaderMap, not_modified: &HeaderMap) {
             stored.append(n.clone(), value);
         }
     }
+}
+
+/// Removes the fields a qualified `no-cache="..."` lists (RFC 9111 §5.2.2.4: not to be reused
+/// without revalidation) and, from a response stored for every client ([`Scope::Shared`]), those a
+/// qualified `private="..."` lists (§5.2.2.7: a shared cache does not store them). What stays is
+/// what the stored response may give others. Returns whether anything was removed.
+///
+/// ```
+/// use http::HeaderMap;
+/// use protothrive::cache::{strip_listed, CacheControl, Scope};
+///
+/// let cc = CacheControl::parse(r#"max-age=60, no-cache="x-a", private="x-b""#);
+/// let mut h = HeaderMap::new();
+/// for n in ["x-a", "x-b", "x-c"] {
+///     h.insert(n, "1".parse().unwrap());
+/// }
+/// let mut mine = h.clone();
+/// assert!(strip_listed(&mut h, &cc, Scope::Shared));
+/// assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-c"]);
+/// strip_listed(&mut mine, &cc, Scope::Partition);
+/// assert_eq!(mine.len(), 2, "a user's own partition keeps what is private to them");
+/// ```
+pub fn strip_listed(headers: &mut HeaderMap, cc: &CacheControl, scope: Scope) -> bool {
+    let private: &[HeaderName] = match scope {
+        Scope::Shared => &cc.private_fields,
+        Scope::Partition => &[],
+    };
+    let mut removed = false;
+    for name in cc.no_cache_fields.iter().chain(private) {
+        removed |= headers.remove(name).is_some();
+    }
+    removed
 }
 
 /// Removes what is never stored (RFC 9111 §3.1): hop-by-hop fields and those named in
