@@ -186,7 +186,7 @@ pub use status::{CACHE_NAME, CACHE_STATUS, CacheStatus, Forward, age_value};
 pub use store::{BoxFuture, CacheEntry, CacheTier, Purge, StoredResponse};
 pub use targeted::{CDN_CACHE_CONTROL, Directives};
 pub use validate::{
-    SURROGATE_KEY, conditional_headers, merge_not_modified, not_modified, strip_listed,
-    strip_unstorable, surrogate_keys, validates,
+    SURROGATE_KEY, conditional_headers, head_matches, merge_not_modified, not_modified,
+    strip_listed, strip_unstorable, surrogate_keys, validates,
 };
 pub use wire::{decode_purge, encode_purge};

@@ -21,8 +21,8 @@ use super::key::CacheKey;
 use super::store::{CacheEntry, StoredResponse};
 use super::{
     CacheControl, CacheStatus, Directives, Forward, NotStorable, SURROGATE_KEY, Scope, Vary,
-    conditional_headers, merge_not_modified, storable_with, strip_listed, strip_unstorable,
-    surrogate_keys, validates, vary,
+    conditional_headers, storable_with, strip_listed, strip_unstorable, surrogate_keys, validates,
+    vary,
 };
 use crate::error::{Problem, code};
 
@@ -276,43 +276,9 @@ impl Origin<'_> {
             .await?;
             return Ok(self.respond(&meta, res, request_time).await);
         }
-        let mut merged = StoredResponse::clone(&stored);
-        merge_not_modified(&mut merged.headers, res.headers());
-        merged.request_time = request_time;
-        merged.response_time = cfg.clock.now();
-        if !res.headers().contains_key(DATE)
-            && let Ok(v) = HeaderValue::try_from(httpdate::fmt_http_date(merged.response_time))
-        {
-            merged.headers.insert(DATE, v);
-        }
-        merged.refresh(cfg.heuristic_cap, &cfg.targets);
-        // The 304's headers may forbid what the stored ones allowed (`no-store`, `private`):
-        // judge the merged response as a fresh one. Not storable as it was stored, the old
-        // entry goes too: the origin no longer lets it be reused.
-        let mut check = Response::new(());
-        *check.status_mut() = merged.status;
-        *check.headers_mut() = merged.headers.clone();
-        let (check, ()) = check.into_parts();
-        let directives = Directives::of(&merged.headers, &cfg.targets);
-        let still = storable_with(&meta, &check, self.keys.partition.is_some(), &directives)
-            .is_ok_and(|scope| scope == merged.scope);
-        let merged = Arc::new(merged);
-        if still {
-            let mut kept = StoredResponse::clone(&merged);
-            let entry = if strip_listed(&mut kept.headers, &directives.cc, kept.scope) {
-                kept.refresh(cfg.heuristic_cap, &cfg.targets);
-                Arc::new(kept)
-            } else {
-                merged.clone()
-            };
-            self.put(key.as_str(), CacheEntry::Response(entry), None)
-                .await;
-        } else {
-            cfg.l1.remove(key.as_str());
-            if let Some(tier) = &cfg.tier {
-                tier.delete(key.as_str()).await;
-            }
-        }
+        let (merged, still) = self
+            .freshen(&meta, key, &stored, res.headers(), request_time)
+            .await;
         let age = merged.age(cfg.clock.now());
         let status = self
             .status()

@@ -173,11 +173,6 @@ where
                     if req_cc.only_if_cached {
                         return Ok(only_if_cached(&parts));
                     }
-                    if head {
-                        let res =
-                            Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
-                        return Ok(pass_through(res, &CacheStatus::forward(Forward::Method)));
-                    }
                     let why = if age >= stored.lifetime {
                         Forward::Stale
                     } else {
@@ -191,6 +186,9 @@ where
                         collapsed: false,
                         since: cfg.purges.seq(),
                     };
+                    if head {
+                        return Box::pin(origin.head(inner, parts, body, &key, &stored)).await;
+                    }
                     return Box::pin(origin.revalidate(
                         inner,
                         parts,

@@ -84,7 +84,8 @@ pub fn not_modified(req: &HeaderMap, stored: &HeaderMap) -> bool {
 }
 
 /// Whether a 304 from the origin is about the stored response (RFC 9111 §4.3.4): its `ETag`, if
-/// any, must equal the stored one.
+/// any, must equal the stored one; without one, its `Last-Modified`, if any, must equal the
+/// stored one.
 ///
 /// ```
 /// use http::HeaderMap;
@@ -95,13 +96,23 @@ pub fn not_modified(req: &HeaderMap, stored: &HeaderMap) -> bool {
 /// other.insert("etag", "\"v2\"".parse().unwrap());
 /// assert!(!validates(&stored, &other));
 /// assert!(validates(&stored, &HeaderMap::new()));
+/// let mut dated = HeaderMap::new();
+/// dated.insert("last-modified", "Tue, 14 Nov 2023 12:13:20 GMT".parse().unwrap());
+/// assert!(!validates(&stored, &dated), "another representation's date");
 /// ```
 #[must_use]
 pub fn validates(stored: &HeaderMap, not_modified: &HeaderMap) -> bool {
     match (etag(stored), etag(not_modified)) {
         (Some(a), Some(b)) => weak_eq(a, b),
         (None, Some(_)) => false,
-        (_, None) => true,
+        (_, None) => match not_modified.get(LAST_MODIFIED) {
+            Some(lm) => {
+                let date = |v: &HeaderValue| httpdate::parse_http_date(v.to_str().ok()?).ok();
+                let stored = stored.get(LAST_MODIFIED).and_then(date);
+                stored.is_some() && stored == date(lm)
+            }
+            None => true,
+        },
     }
 }
 
@@ -169,6 +180,49 @@ pub fn strip_listed(headers: &mut HeaderMap, cc: &CacheControl, scope: Scope) ->
         removed |= headers.remove(name).is_some();
     }
     removed
+}
+
+/// Whether a `200` answer to `HEAD` describes the stored `GET` response (RFC 9111 §4.3.5), so
+/// its header fields may update it: it carries at least one validator (`ETag`,
+/// `Last-Modified`), each equal to the stored one, and a `Content-Length`, if any, equal to the
+/// stored body's length. Otherwise the stored response is no longer the origin's.
+///
+/// ```
+/// use http::HeaderMap;
+/// use protothrive::cache::head_matches;
+///
+/// let mut stored = HeaderMap::new();
+/// stored.insert("etag", "\"v1\"".parse().unwrap());
+/// let mut head = HeaderMap::new();
+/// head.insert("etag", "\"v1\"".parse().unwrap());
+/// head.insert("content-length", "5".parse().unwrap());
+/// assert!(head_matches(&stored, 5, &head));
+/// assert!(!head_matches(&stored, 6, &head));
+/// head.insert("etag", "\"v2\"".parse().unwrap());
+/// assert!(!head_matches(&stored, 5, &head));
+/// assert!(!head_matches(&stored, 5, &HeaderMap::new()), "no validator: nothing to match");
+/// ```
+#[must_use]
+pub fn head_matches(stored: &HeaderMap, stored_len: usize, head: &HeaderMap) -> bool {
+    let mut seen = false;
+    if let Some(tag) = etag(head) {
+        seen = true;
+        if !etag(stored).is_some_and(|s| weak_eq(s, tag)) {
+            return false;
+        }
+    }
+    if head.contains_key(LAST_MODIFIED) {
+        seen = true;
+        let date =
+            |h: &HeaderMap| httpdate::parse_http_date(h.get(LAST_MODIFIED)?.to_str().ok()?).ok();
+        if date(head).is_none() || date(head) != date(stored) {
+            return false;
+        }
+    }
+    let length = head
+        .get(CONTENT_LENGTH)
+        .map(|v| v.to_str().ok().and_then(|s| s.trim().parse::<usize>().ok()));
+    seen && length.is_none_or(|l| l == Some(stored_len))
 }
 
 /// Removes what is never stored (RFC 9111 §3.1): hop-by-hop fields and those named in
