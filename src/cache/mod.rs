@@ -150,6 +150,7 @@ mod origin;
 mod policy;
 #[cfg(test)]
 mod policy_tests;
+mod range;
 #[cfg(feature = "redis")]
 mod redis;
 mod service;
@@ -179,6 +180,7 @@ pub use policy::{
     freshness_lifetime_with, heuristically_cacheable, initial_age, reuse, storable, storable_with,
     vary, vary_matches, vary_value,
 };
+pub use range::{ByteRange, byte_range, if_range_holds};
 #[cfg(feature = "redis")]
 pub use redis::{RedisTier, RedisTierBuilder, TierError};
 pub use service::{Cache, ResponseFuture};

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, DATE, IF_MODIFIED_SINCE, IF_NONE_MATCH};
+use http::header::{CONTENT_LENGTH, DATE, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, RANGE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, request};
 use http_body::Body;
 use http_body_util::BodyExt;
@@ -236,8 +236,10 @@ impl Origin<'_> {
         let cfg = self.cfg;
         let meta = clone_parts(&parts);
         let mut to_origin = parts;
-        to_origin.headers.remove(IF_NONE_MATCH);
-        to_origin.headers.remove(IF_MODIFIED_SINCE);
+        // The whole stored response is revalidated, whatever part the client asked for.
+        for name in [IF_NONE_MATCH, IF_MODIFIED_SINCE, RANGE, IF_RANGE] {
+            to_origin.headers.remove(name);
+        }
         let unconditional = clone_parts(&to_origin);
         to_origin
             .headers

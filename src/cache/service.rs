@@ -15,6 +15,7 @@ use super::config::{BoxError, Config};
 use super::hit::*;
 use super::key::{CacheKey, normalize_uri};
 use super::origin::{Origin, miss, spawn_refresh};
+use super::range::from_stored_range;
 use super::store::Purge;
 use super::{CacheControl, CacheStatus, Forward, Reuse, invalidation_targets, reuse};
 
@@ -123,10 +124,8 @@ where
         let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
         return Ok(pass_through(res, &CacheStatus::forward(Forward::Bypass)));
     };
-    if parts.headers.contains_key(RANGE) {
-        let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
-        return Ok(pass_through(res, &CacheStatus::forward(Forward::Bypass)));
-    }
+    // Range is defined for `GET` alone (RFC 9110 §14.2): a `HEAD` ignores it.
+    let range = !head && parts.headers.contains_key(RANGE);
     let partition = cfg.partition.as_ref().and_then(|f| f(&parts));
     let keys = Keys {
         partition: partition.map(|p| shared.in_partition(&p)),
@@ -138,6 +137,10 @@ where
         None if passing(&cfg, &keys) => {
             if req_cc.only_if_cached {
                 return Ok(only_if_cached(&parts));
+            }
+            if range {
+                let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
+                return Ok(pass_through(res, &CacheStatus::forward(Forward::UriMiss)));
             }
             cfg.stats.misses.fetch_add(1, Ordering::Relaxed);
             let origin = Origin {
@@ -159,6 +162,9 @@ where
                 Reuse::Fresh | Reuse::StaleAccepted => {
                     cfg.stats.hits.fetch_add(1, Ordering::Relaxed);
                     let status = CacheStatus::hit(Some(ttl(&stored, age)));
+                    if range {
+                        return Ok(from_stored_range(&stored, &parts, age, &status));
+                    }
                     return Ok(from_stored(&stored, &parts.headers, head, age, &status));
                 }
                 Reuse::StaleWhileRevalidate => {
@@ -167,6 +173,9 @@ where
                     spawn_refresh(&cfg, inner, &parts, &keys, &key, &stored);
                     let status =
                         CacheStatus::hit(Some(ttl(&stored, age))).detail("stale-while-revalidate");
+                    if range {
+                        return Ok(from_stored_range(&stored, &parts, age, &status));
+                    }
                     return Ok(from_stored(&stored, &parts.headers, head, age, &status));
                 }
                 Reuse::Revalidate { stale_if_error } => {
@@ -178,6 +187,11 @@ where
                     } else {
                         Forward::Request
                     };
+                    if range {
+                        let res =
+                            Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
+                        return Ok(pass_through(res, &CacheStatus::forward(why)));
+                    }
                     cfg.stats.misses.fetch_add(1, Ordering::Relaxed);
                     let origin = Origin {
                         cfg: &cfg,
@@ -207,9 +221,10 @@ where
     if req_cc.only_if_cached {
         return Ok(only_if_cached(&parts));
     }
-    if head {
+    if head || range {
+        let why = if head { Forward::Method } else { fwd };
         let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
-        return Ok(pass_through(res, &CacheStatus::forward(Forward::Method)));
+        return Ok(pass_through(res, &CacheStatus::forward(why)));
     }
     Box::pin(miss(&cfg, inner, parts, body, &keys, fwd)).await
 }
