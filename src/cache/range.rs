@@ -204,3 +204,37 @@ pub(super) fn from_stored_range<B>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text: a span lies within the representation; nothing panics.
+        #[test]
+        fn a_span_is_within_the_representation(s in "[ -~]{0,40}", len in 0..50u64) {
+            if let ByteRange::Span(first, last) = byte_range(&s, len) {
+                prop_assert!(first <= last && last < len, "{s:?} {len}");
+            }
+        }
+
+        /// A well-formed range reads as the bytes it names, clipped to the representation.
+        #[test]
+        fn a_range_reads_as_its_bytes(first in 0..60u64, extra in 0..60u64, len in 1..50u64) {
+            let last = first + extra;
+            let want = if first < len {
+                ByteRange::Span(first, last.min(len - 1))
+            } else {
+                ByteRange::Unsatisfiable
+            };
+            prop_assert_eq!(byte_range(&format!("bytes={first}-{last}"), len), want);
+            prop_assert_eq!(byte_range(&format!("Bytes = {first}-"), len), match want {
+                ByteRange::Span(f, _) => ByteRange::Span(f, len - 1),
+                other => other,
+            });
+            let suffix = byte_range(&format!("bytes=-{}", extra + 1), len);
+            prop_assert_eq!(suffix, ByteRange::Span(len.saturating_sub(extra + 1), len - 1));
+        }
+    }
+}
