@@ -278,7 +278,9 @@ mod tests {
     fn the_first_valid_target_governs() {
         let ours = HeaderName::from_static("protothrive-cache-control");
         let targets = [ours.clone(), CDN_CACHE_CONTROL.clone()];
-        let cases: &[(&[(&str, &str)], Option<&HeaderName>, &str)] = &[
+        /// Response fields, the field that governs, its directives.
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a HeaderName>, &'a str);
+        let cases: &[Case<'_>] = &[
             (&[("cache-control", "max-age=1")], None, "max-age=1"),
             (
                 &[
