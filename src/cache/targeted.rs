@@ -1,26 +1,8 @@
-//! Targeted cache-control fields (RFC 9213): `CDN-Cache-Control` and fields like it govern this
-//! cache's storage and freshness in place of `Cache-Control`, which goes on governing the caches
-//! downstream and browsers.
-//!
-//! The layer keeps a target list ([`targets`](super::CacheLayerBuilder::targets); by default
-//! `CDN-Cache-Control` alone). The first field on the list with a valid, non-empty value governs
-//! a response (§2.1): its directives replace those of `Cache-Control` **and** `Expires`; `Age`
-//! still counts against its `max-age`. A field that is not a valid Structured Field dictionary
-//! (RFC 8941 §3.2: lowercase keys, `max-age=60`, `no-cache="set-cookie"`, `no-store`) is ignored
-//! as a whole (§2.2), and the next field on the list, or else `Cache-Control` with `Expires`,
-//! governs. Fields off the list change nothing and are passed on, as are the listed ones (a CDN
-//! further down may read them too).
-//!
-//! Members map to directives as §2.2 says: Boolean true is a directive without an argument; an
-//! Integer, Token or String is its argument. A value of another type (a Decimal `max-age`, `?0`,
-//! an inner list, a byte sequence) is read the conservative way [`CacheControl`] reads a
-//! malformed directive: it counts when it restricts (`no-store=?0` is `no-store`, `max-age=1.5`
-//! is `max-age=0`) and is dropped when it permits (`public=?0`). Parameters are ignored; of a
-//! repeated key the last value counts (RFC 8941 §4.2.2).
+//! Targeted cache-control fields (RFC 9213): `CDN-Cache-Control` and fields like it, read as
+//! Structured Field dictionaries (RFC 8941). The rules are on [`Directives`], the public face.
 //!
 //! The Structured Field grammar is the `sfv` crate's (RFC 8941/9651), through its visitor API: no
-//! map type, nothing copied but argument text. Parsed on a miss and on a 304 (never on a hit:
-//! the stored response keeps its directives).
+//! map type, nothing copied but argument text.
 
 use std::convert::Infallible;
 
@@ -102,7 +84,7 @@ impl<'de> EntryVisitor<'de> for Slot<'_> {
 impl CacheControl {
     /// Parses the value of a targeted field (RFC 9213 §2.2) as a Structured Field dictionary
     /// (RFC 8941 §3.2): `None` when it is not a valid one, or has no member (the field is then
-    /// ignored as a whole). See the [module docs](self) for how values map to directives.
+    /// ignored as a whole). [`Directives`] says how values map to directives.
     ///
     /// ```
     /// use protothrive::cache::CacheControl;
@@ -157,6 +139,24 @@ fn targeted(headers: &HeaderMap, name: &HeaderName) -> Option<CacheControl> {
 /// The directives that govern this cache's storage and freshness of a response (RFC 9213 §2.1):
 /// those of the first targeted field on the list with a valid, non-empty value, else those of
 /// `Cache-Control` (with `Expires`).
+///
+/// Targeted fields (`CDN-Cache-Control`, a product's own) govern this cache in place of
+/// `Cache-Control`, which goes on governing the caches downstream and browsers. The layer keeps a
+/// target list ([`targets`](super::CacheLayerBuilder::targets); by default `CDN-Cache-Control`
+/// alone). The first field on the list with a valid, non-empty value governs a response: its
+/// directives replace those of `Cache-Control` **and** `Expires`; `Age` still counts against its
+/// `max-age`. A field that is not a valid Structured Field dictionary (RFC 8941 §3.2: lowercase
+/// keys, `max-age=60`, `no-cache="set-cookie"`, `no-store`) is ignored as a whole (§2.2), and the
+/// next field on the list, or else `Cache-Control` with `Expires`, governs. Fields off the list
+/// change nothing; every field is passed on (a CDN further down may read it too).
+///
+/// Members map to directives as §2.2 says: Boolean true is a directive without an argument; an
+/// Integer, Token or String is its argument. A value of another type (a Decimal `max-age`, `?0`,
+/// an inner list, a byte sequence) is read the conservative way [`CacheControl`] reads a
+/// malformed directive: it counts when it restricts (`no-store=?0` is `no-store`, `max-age=1.5`
+/// is `max-age=0`) and is dropped when it permits (`public=?0`). Parameters are ignored; of a
+/// repeated key the last value counts (RFC 8941 §4.2.2). The layer parses them when it stores or
+/// updates a response, never on a hit: the stored response keeps its directives.
 ///
 /// ```
 /// use http::{HeaderMap, HeaderName};
