@@ -1,12 +1,11 @@
 //! Updating a stored response with the header fields of a newer one (RFC 9111 §3.2): a `304`
-//! that validates it (§4.3.4) or a `200` answer to `HEAD` that describes it (§4.3.5); and what the
-//! client whose request fetched a response gets that others do not.
+//! that validates it (§4.3.4) or a `200` answer to `HEAD` that describes it (§4.3.5).
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::header::{DATE, SET_COOKIE};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, request};
+use http::header::DATE;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, request};
 use tower_service::Service;
 
 use super::body::CacheBody;
@@ -14,35 +13,8 @@ use super::hit::{call, pass_through};
 use super::key::CacheKey;
 use super::origin::Origin;
 use super::store::{CacheEntry, StoredResponse};
-use super::{CacheControl, Directives, head_matches, merge_not_modified, storable_with};
+use super::{Directives, head_matches, merge_not_modified, storable_with};
 use super::{strip_listed, validate::SURROGATE_KEY};
-
-/// The fields of an origin's response that the stored copy goes without but the client whose
-/// request fetched it gets: `Set-Cookie`, and those a qualified `no-cache`/`private` lists.
-pub(super) fn withheld(origin: &HeaderMap, cc: &CacheControl) -> Vec<(HeaderName, HeaderValue)> {
-    if !origin.contains_key(SET_COOKIE)
-        && cc.no_cache_fields.is_empty()
-        && cc.private_fields.is_empty()
-    {
-        return Vec::new();
-    }
-    origin
-        .iter()
-        .filter(|(n, _)| **n == SET_COOKIE || cc.lists(n))
-        .map(|(n, v)| (n.clone(), v.clone()))
-        .collect()
-}
-
-/// Gives the withheld fields back to the answer (those it lacks).
-pub(super) fn give_back<B>(res: &mut Response<B>, withheld: Vec<(HeaderName, HeaderValue)>) {
-    let missing: Vec<_> = withheld
-        .into_iter()
-        .filter(|(n, _)| !res.headers().contains_key(n))
-        .collect();
-    for (n, v) in missing {
-        res.headers_mut().append(n, v);
-    }
-}
 
 impl Origin<'_> {
     /// Updates `stored` with the fields of `update` (a `304` or a `200` to `HEAD`) received at

@@ -15,10 +15,10 @@ use tower_service::Service;
 
 use super::body::CacheBody;
 use super::config::{BoxError, Config};
-use super::freshen::{give_back, withheld};
 use super::hit::*;
 use super::key::CacheKey;
 use super::store::{CacheEntry, StoredResponse};
+use super::validate::{give_back, withheld};
 use super::{
     CacheControl, CacheStatus, Directives, Forward, NotStorable, SURROGATE_KEY, Scope, Vary,
     conditional_headers, storable_with, strip_listed, strip_unstorable, surrogate_keys, validates,

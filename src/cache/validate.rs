@@ -8,7 +8,7 @@ use http::header::{
     AGE, CONNECTION, CONTENT_LENGTH, ETAG, HeaderName, IF_MODIFIED_SINCE, IF_NONE_MATCH,
     LAST_MODIFIED, PROXY_AUTHENTICATE, SET_COOKIE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderValue, Response};
 
 use super::{CacheControl, Scope};
 
@@ -286,4 +286,31 @@ pub fn surrogate_keys(headers: &HeaderMap) -> Vec<String> {
     tags.sort_unstable();
     tags.dedup();
     tags
+}
+
+/// The fields of an origin's response that the stored copy goes without but the client whose
+/// request fetched it gets: `Set-Cookie`, and those a qualified `no-cache`/`private` lists.
+pub(super) fn withheld(origin: &HeaderMap, cc: &CacheControl) -> Vec<(HeaderName, HeaderValue)> {
+    if !origin.contains_key(SET_COOKIE)
+        && cc.no_cache_fields.is_empty()
+        && cc.private_fields.is_empty()
+    {
+        return Vec::new();
+    }
+    origin
+        .iter()
+        .filter(|(n, _)| **n == SET_COOKIE || cc.lists(n))
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect()
+}
+
+/// Gives the withheld fields back to the answer (those it lacks).
+pub(super) fn give_back<B>(res: &mut Response<B>, withheld: Vec<(HeaderName, HeaderValue)>) {
+    let missing: Vec<_> = withheld
+        .into_iter()
+        .filter(|(n, _)| !res.headers().contains_key(n))
+        .collect();
+    for (n, v) in missing {
+        res.headers_mut().append(n, v);
+    }
 }
