@@ -15,6 +15,10 @@
 //!   RFC 9111 shared cache: it stores what the origin allows a shared cache to store (no
 //!   partition: `private` and §3.5 `Authorization` responses pass through) and says what it did
 //!   in `Cache-Status`.
+//! * `--cache-target NAME` (repeatable): the targeted cache-control fields the cache obeys, most
+//!   applicable first (RFC 9213; default `CDN-Cache-Control`); the first with a valid value governs
+//!   storage and freshness in place of `Cache-Control`, which still goes to the client
+//!   (`--cache-target ""` for none).
 //! * `--max-body BYTES`: the largest request body forwarded (default 10 MiB).
 //!
 //! Each option may also come from a `GATEWAY_*` variable or the TOML file named by
@@ -68,13 +72,16 @@ pub struct Args {
     pub redis: Option<String>,
     pub timeout: Duration,
     pub cache_mb: u64,
+    /// The cache's target list (`None`: the library's default, `CDN-Cache-Control`).
+    pub cache_targets: Option<Vec<String>>,
 }
 
 const USAGE: &str = "usage: gateway --upstream URL [--listen ADDR] [--rate QUOTA|off] \
-    [--trusted-proxy CIDR]... [--redis URL] [--max-body BYTES] [--timeout SECONDS] [--cache-mb N]\n\
+    [--trusted-proxy CIDR]... [--redis URL] [--max-body BYTES] [--timeout SECONDS] [--cache-mb N] \
+    [--cache-target NAME]...\n\
     (each also from GATEWAY_UPSTREAM, GATEWAY_LISTEN, GATEWAY_RATE_LIMITS=ip=QUOTA, \
     GATEWAY_TRUSTED_PROXIES, GATEWAY_REDIS_URL, GATEWAY_MAX_BODY_BYTES, GATEWAY_TIMEOUT, \
-    GATEWAY_CACHE_MB or the TOML file named by GATEWAY_CONFIG)";
+    GATEWAY_CACHE_MB, GATEWAY_CACHE_TARGETS or the TOML file named by GATEWAY_CONFIG)";
 
 impl Args {
     /// Parses `args` (without the program name) with no settings from the environment.
@@ -116,7 +123,11 @@ impl Args {
             redis: settings.get("redis_url").map(str::to_owned),
             timeout: Duration::from_secs(settings.parse("timeout").map_err(lib)?.unwrap_or(30)),
             cache_mb: settings.parse("cache_mb").map_err(lib)?.unwrap_or(64),
+            cache_targets: settings
+                .get("cache_targets")
+                .map(|v| v.split(',').map(|t| t.trim().to_owned()).collect()),
         };
+        let mut targets_flagged = false;
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             let mut value = || {
@@ -149,6 +160,14 @@ impl Args {
                 "--cache-mb" => {
                     let v = value()?;
                     parsed.cache_mb = v.parse().map_err(|e| format!("--cache-mb {v}: {e}"))?;
+                }
+                "--cache-target" => {
+                    let v = value()?;
+                    let list = parsed.cache_targets.get_or_insert_with(Vec::new);
+                    if !std::mem::replace(&mut targets_flagged, true) {
+                        list.clear();
+                    }
+                    list.push(v);
                 }
                 "-h" | "--help" => return Err(USAGE.to_owned()),
                 other => return Err(format!("unknown option {other}\n{USAGE}")),
@@ -369,7 +388,11 @@ pub fn gateway(args: &Args) -> Result<Built, Box<dyn std::error::Error>> {
     // Trusted proxies, the `ip` limit and the body limit from the configuration.
     let mut stack = Stack::from_config(&args.stack)?;
     if args.cache_mb > 0 {
-        stack = stack.cache(CacheLayer::builder().max_bytes(args.cache_mb << 20));
+        let mut cache = CacheLayer::builder().max_bytes(args.cache_mb << 20);
+        if let Some(targets) = &args.cache_targets {
+            cache = cache.targets(targets.iter().filter(|t| !t.is_empty()).cloned());
+        }
+        stack = stack.cache(cache);
     }
     if let Some(url) = &args.redis {
         stack = stack.redis(RedisHandle::builder(url).build()?);
@@ -499,6 +522,22 @@ mod tests {
         assert!(!a.rate_limited());
         assert_eq!(a.stack.trusted_proxies, ["10.0.0.0/8", "fd00::/8"]);
         assert_eq!(a.cache_mb, 0);
+        let flags = [
+            "--cache-target",
+            "Protothrive-Cache-Control",
+            "--cache-target",
+            "CDN-Cache-Control",
+        ];
+        let a = Args::parse_with(&settings, flags.map(str::to_owned)).unwrap();
+        assert_eq!(
+            a.cache_targets.as_deref(),
+            Some(
+                &[
+                    "Protothrive-Cache-Control".to_owned(),
+                    "CDN-Cache-Control".to_owned()
+                ][..]
+            )
+        );
         let a = Args::parse_with(&settings, ["--rate".to_owned(), "5/s".to_owned()]).unwrap();
         assert!(a.rate_limited(), "the flag wins over the variable");
         for (k, v) in [

@@ -32,6 +32,8 @@ pub(crate) struct Config {
     pub(crate) pass: quick_cache::sync::Cache<String, std::time::SystemTime>,
     pub(crate) scheme: String,
     pub(crate) unkeyed: Vec<HeaderName>,
+    /// The targeted cache-control fields obeyed, most applicable first (RFC 9213 §2.1).
+    pub(crate) targets: Vec<HeaderName>,
     pub(crate) inflight: Mutex<HashMap<String, tokio::sync::watch::Receiver<()>>>,
     pub(crate) refreshing: Mutex<HashSet<String>>,
     pub(crate) stats: Stats,

@@ -7,8 +7,8 @@
 
 use std::fmt;
 
-use http::HeaderMap;
 use http::header::CACHE_CONTROL;
+use http::{HeaderMap, HeaderName};
 
 /// The largest delta-seconds value kept; larger ones read as this (RFC 9111 §1.2.2).
 pub const MAX_DELTA_SECONDS: u32 = 1 << 31;
@@ -32,8 +32,11 @@ pub enum MaxStale {
 ///   that disagree read as `0` (RFC 9111 §4.2.1 allows "stale" for duplicates);
 /// * a bad or duplicated `stale-while-revalidate`/`stale-if-error`/`max-stale` keeps the smallest
 ///   window (a bad one: none at all), a bad `min-fresh` is ignored, duplicated ones keep the largest;
-/// * the qualified forms `no-cache="Set-Cookie"` and `private="..."` read as the unqualified ones
-///   (RFC 9111 §5.2.2.4 and §5.2.2.7 allow that);
+/// * the qualified forms `no-cache="Set-Cookie"` and `private="..."` keep their field names
+///   (lowercase, sorted, once each) in [`no_cache_fields`](Self::no_cache_fields) and
+///   [`private_fields`](Self::private_fields) (RFC 9111 §5.2.2.4, §5.2.2.7); a list that cannot
+///   be read (empty, unterminated, a name that is no field name) reads as the unqualified
+///   directive, and the unqualified directive makes a list moot;
 /// * unknown extension directives are dropped.
 ///
 /// [`Display`](fmt::Display) writes the directives in a fixed order, so parse → format → parse
@@ -55,10 +58,16 @@ pub enum MaxStale {
 pub struct CacheControl {
     /// `no-store` (§5.2.1.5, §5.2.2.5).
     pub no_store: bool,
-    /// `no-cache` (§5.2.1.4, §5.2.2.4), qualified or not.
+    /// `no-cache` (§5.2.1.4, §5.2.2.4), unqualified: the whole response.
     pub no_cache: bool,
-    /// `private` (§5.2.2.7), qualified or not.
+    /// The fields of a qualified `no-cache="..."` (§5.2.2.4): never sent without revalidation,
+    /// the rest of the response may be.
+    pub no_cache_fields: Vec<HeaderName>,
+    /// `private` (§5.2.2.7), unqualified: the whole response.
     pub private: bool,
+    /// The fields of a qualified `private="..."` (§5.2.2.7): a shared cache stores the response
+    /// without them.
+    pub private_fields: Vec<HeaderName>,
     /// `public` (§5.2.2.9).
     pub public: bool,
     /// `must-revalidate` (§5.2.2.2).
@@ -122,6 +131,35 @@ fn delta_seconds(arg: Option<&str>) -> Option<u32> {
     Some(arg.parse::<u64>().map_or(MAX_DELTA_SECONDS, |v| {
         v.min(u64::from(MAX_DELTA_SECONDS)) as u32
     }))
+}
+
+/// A `no-cache` or `private` directive: unqualified, or qualified by a list of field names
+/// (`arg`). A list that cannot be read counts as the unqualified directive, which makes any list
+/// moot.
+fn qualified(whole: &mut bool, fields: &mut Vec<HeaderName>, arg: Option<&str>) {
+    if *whole {
+        return;
+    }
+    let names: Option<Vec<HeaderName>> = arg.and_then(|list| {
+        let names: Option<Vec<HeaderName>> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect();
+        names.filter(|n| !n.is_empty())
+    });
+    match names {
+        Some(names) => {
+            fields.extend(names);
+            fields.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+            fields.dedup();
+        }
+        None => {
+            *whole = true;
+            fields.clear();
+        }
+    }
 }
 
 fn is_tchar(b: u8) -> bool {
@@ -254,7 +292,7 @@ impl CacheControl {
     /// One directive. A malformed member (`no-store;x`, `max-age=6 0`) still counts when it
     /// restricts (`no-store`, `private`, `max-age` as `0`, ...) and is dropped when it permits
     /// (`public`, `immutable`, `must-understand`, ...).
-    fn directive(&mut self, name: &str, arg: Option<&str>, well_formed: bool) {
+    pub(super) fn directive(&mut self, name: &str, arg: Option<&str>, well_formed: bool) {
         let n = |s: &str| name.eq_ignore_ascii_case(s);
         let secs = delta_seconds(arg);
         let permissive = [
@@ -270,9 +308,9 @@ impl CacheControl {
         if n("no-store") {
             self.no_store = true;
         } else if n("no-cache") {
-            self.no_cache = true;
+            qualified(&mut self.no_cache, &mut self.no_cache_fields, arg);
         } else if n("private") {
-            self.private = true;
+            qualified(&mut self.private, &mut self.private_fields, arg);
         } else if n("public") {
             self.public = true;
         } else if n("must-revalidate") {
@@ -319,6 +357,20 @@ impl CacheControl {
         }
     }
 
+    /// Whether a qualified `no-cache` or `private` lists field `name` (RFC 9111 §5.2.2.4,
+    /// §5.2.2.7).
+    ///
+    /// ```
+    /// use protothrive::cache::CacheControl;
+    /// let cc = CacheControl::parse(r#"max-age=60, private="Set-Cookie""#);
+    /// assert!(cc.lists(&http::header::SET_COOKIE));
+    /// assert!(!cc.private);
+    /// ```
+    #[must_use]
+    pub fn lists(&self, name: &HeaderName) -> bool {
+        self.no_cache_fields.contains(name) || self.private_fields.contains(name)
+    }
+
     /// No directive at all.
     #[must_use]
     pub fn is_empty(&self) -> bool {
@@ -357,6 +409,16 @@ impl fmt::Display for CacheControl {
                 item(f, name, None)?;
             }
         }
+        for (fields, name) in [
+            (&self.no_cache_fields, "no-cache"),
+            (&self.private_fields, "private"),
+        ] {
+            if !fields.is_empty() {
+                item(f, name, None)?;
+                let names: Vec<&str> = fields.iter().map(HeaderName::as_str).collect();
+                write!(f, "=\"{}\"", names.join(", "))?;
+            }
+        }
         let values = [(self.max_age, "max-age"), (self.s_maxage, "s-maxage")];
         for (v, name) in values {
             if let Some(v) = v {
@@ -383,7 +445,7 @@ impl fmt::Display for CacheControl {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -402,8 +464,13 @@ mod tests {
             ("s-maxage=abc", "s-maxage=0"),
             (
                 "no-cache=\"Set-Cookie, Foo\", private=\"x\"",
-                "no-cache, private",
+                "no-cache=\"foo, set-cookie\", private=\"x\"",
             ),
+            ("no-cache=foo, no-cache=\"a,, Foo\"", "no-cache=\"a, foo\""),
+            ("no-cache=\"a\", no-cache", "no-cache"),
+            ("no-cache, private=\"a\"", "no-cache, private=\"a\""),
+            ("no-cache=\"\", private=\"a b\"", "no-cache, private"),
+            ("private=\"x\", private=\"unterminated", "private"),
             ("public,,, no-store", "no-store, public"),
             ("  no-transform ;bad, immutable", "immutable"),
             ("no-store;x, public x, max-age=6 0", "no-store, max-age=0"),
@@ -457,7 +524,17 @@ mod tests {
         assert_eq!(cc.max_age, Some(0));
     }
 
-    fn any_cc() -> impl Strategy<Value = CacheControl> {
+    /// A sorted set of field names, as a qualified `no-cache`/`private` keeps them.
+    pub(in crate::cache) fn fields() -> impl Strategy<Value = Vec<HeaderName>> {
+        proptest::collection::btree_set("[a-z][a-z0-9-]{0,6}", 0..3).prop_map(|names| {
+            names
+                .iter()
+                .map(|n| HeaderName::from_bytes(n.as_bytes()).unwrap())
+                .collect()
+        })
+    }
+
+    pub(in crate::cache) fn any_cc() -> impl Strategy<Value = CacheControl> {
         let secs = || proptest::option::of(prop_oneof![0..100u32, Just(MAX_DELTA_SECONDS)]);
         (
             proptest::collection::vec(any::<bool>(), 10),
@@ -466,11 +543,15 @@ mod tests {
                 Just(MaxStale::Any),
                 (0..100u32).prop_map(MaxStale::Seconds)
             ]),
+            (fields(), fields()),
         )
-            .prop_map(|(b, (ma, sm, mf, swr, sie), ms)| CacheControl {
+            .prop_map(|(b, (ma, sm, mf, swr, sie), ms, (ncf, pf))| CacheControl {
                 no_store: b[0],
                 no_cache: b[1],
+                // A list is moot beside its unqualified directive.
+                no_cache_fields: if b[1] { Vec::new() } else { ncf },
                 private: b[2],
+                private_fields: if b[2] { Vec::new() } else { pf },
                 public: b[3],
                 must_revalidate: b[4],
                 proxy_revalidate: b[5],

@@ -93,6 +93,7 @@ impl CacheLayer {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
+            targets: vec![super::CDN_CACHE_CONTROL.as_str().to_owned()],
         }
     }
 
@@ -149,6 +150,7 @@ pub struct CacheLayerBuilder {
     hit_for_pass: Duration,
     scheme: String,
     unkeyed: Vec<String>,
+    targets: Vec<String>,
 }
 
 impl fmt::Debug for CacheLayerBuilder {
@@ -255,11 +257,35 @@ impl CacheLayerBuilder {
         self
     }
 
+    /// The targeted cache-control fields this cache obeys (RFC 9213 §2.1), most applicable first
+    /// (default: `CDN-Cache-Control` alone; none turns targeting off). For a response, the first of
+    /// them with a valid, non-empty Structured Field dictionary governs storage and freshness in
+    /// place of `Cache-Control` and `Expires`; `Cache-Control` still reaches the client, for the
+    /// caches downstream (the [`Directives`](super::Directives) docs have the rules).
+    ///
+    /// ```
+    /// use protothrive::cache::CacheLayer;
+    /// let layer = CacheLayer::builder()
+    ///     .targets(["Protothrive-Cache-Control", "CDN-Cache-Control"])
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = layer;
+    /// assert!(CacheLayer::builder().targets(["cache-control"]).build().is_err());
+    /// ```
+    pub fn targets<I, T>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.targets = names.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// The layer.
     ///
     /// # Errors
-    /// A zero L1 size, a scheme other than `http`/`https`, or an unkeyed header name that is not
-    /// a valid header name.
+    /// A zero L1 size, a scheme other than `http`/`https`, an unkeyed header name that is not a
+    /// valid header name, or a target that is not one (or is `Cache-Control` itself).
     pub fn build(self) -> Result<CacheLayer, ConfigError> {
         if self.max_bytes == 0 {
             return Err(ConfigError::new(
@@ -282,6 +308,16 @@ impl CacheLayerBuilder {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let targets = self
+            .targets
+            .iter()
+            .map(|n| match HeaderName::from_bytes(n.as_bytes()) {
+                Ok(name) if name != http::header::CACHE_CONTROL => Ok(name),
+                _ => Err(ConfigError::new(format!(
+                    "cache target `{n}`: name a targeted field such as `CDN-Cache-Control`"
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(CacheLayer {
             config: Arc::new(Config {
                 l1: l1(self.max_bytes),
@@ -295,6 +331,7 @@ impl CacheLayerBuilder {
                 pass: quick_cache::sync::Cache::new(PASS_ENTRIES),
                 scheme,
                 unkeyed,
+                targets,
                 inflight: Mutex::new(HashMap::new()),
                 refreshing: Mutex::new(HashSet::new()),
                 stats: Stats::default(),

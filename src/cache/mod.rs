@@ -1,11 +1,22 @@
 //! An HTTP shared cache (RFC 9111) in front of handlers: correct by the RFC, cheap on a hit.
 //!
 //! * **What is stored** ([`storable`]): `GET` responses with a final status the cache
-//!   understands, explicit freshness or a heuristically cacheable status; never `no-store`
-//!   (request or response), never `Vary: *`, never a response that sets a cookie (not stored at
-//!   all, so no cookie is ever replayed to another client), never `private` or (RFC 9111 §3.5) a
-//!   response to `Authorization` without `public`/`s-maxage`/`must-revalidate` — unless the
-//!   request has a **partition**.
+//!   understands (never a 1xx, never a `206` or `304`), explicit freshness or a heuristically
+//!   cacheable status; never `no-store` (request or response), never `Vary: *`, never `private`
+//!   or (RFC 9111 §3.5) a response to `Authorization` without `public`/`s-maxage`/
+//!   `must-revalidate` — unless the request has a **partition**.
+//! * **Cookies**: `Set-Cookie` is never stored, so no cookie is ever replayed to another client.
+//!   A response that sets one is not stored at all, unless the origin lists it in
+//!   `no-cache="Set-Cookie"` or `private="Set-Cookie"`: then it is stored without it. Either way
+//!   the origin's `Set-Cookie` reaches the client whose request fetched the response.
+//! * **Listed fields** ([`strip_listed`]): fields named by a qualified `no-cache="..."` are left
+//!   out of the stored response (it is reused without revalidation, without them), and so are,
+//!   in the shared scope, those named by `private="..."` (RFC 9111 §5.2.2.4, §5.2.2.7); the
+//!   client that fetched the response gets them.
+//! * **Targeted fields** ([`Directives`], RFC 9213): the first field of the target list
+//!   ([`targets`](CacheLayerBuilder::targets), default `CDN-Cache-Control`) with a valid
+//!   Structured Field dictionary governs storage and freshness in place of `Cache-Control` and
+//!   `Expires`; `Cache-Control` goes on to the client for the caches downstream.
 //! * **Partitions**: [`partition`](CacheLayerBuilder::partition) names the user a request belongs
 //!   to (the principal's subject, say). That user's responses are stored under keys that carry
 //!   the partition and only ever answer that user; they are shared only when the origin marks
@@ -57,19 +68,27 @@
 //!   after the cache gave up buffering (past `max_body`) reaches the client's body as the
 //!   origin's own error.
 //!
-//! Only `GET` is stored; `HEAD` is answered from a stored `GET` when fresh, else passed through;
-//! requests with `Range` pass through.
+//! Only `GET` is stored. A `HEAD` is answered from a stored `GET` when that may answer as it is;
+//! otherwise it goes to the origin, and a `200` carrying the stored validators updates the stored
+//! headers while any other `200` invalidates the entry (RFC 9111 §4.3.5). A `GET` with `Range`
+//! is answered from a stored complete `200` that may answer as it is ([`byte_range`],
+//! [`if_range_holds`]): a `206` of one span, a `416` problem when no range is within it, the whole
+//! `200` when `If-Range` does not hold or the ranges make several spans; otherwise it goes to
+//! the origin as it is and its answer is not stored. A 304 (or a `HEAD`) updates the stored
+//! fields as §3.2 says: each field replaces the stored one but `Content-Length`, the stored
+//! `Age` goes, a missing `Date` is the time of arrival.
 //!
 //! # What it costs
 //!
 //! A fresh hit in L1 is answered in `call` itself: the key is built in one buffer (the `Host`
 //! field read in place), L1 is looked up without awaiting (one sharded quick_cache lookup), the
 //! stored headers are copied into a map sized for what the layers outside add, and `Age` comes
-//! from a shared table; the body is shared (`Bytes`). Nothing is boxed and the inner service is
-//! not cloned: four allocations in all (the key, the header map's two buffers and
-//! `Cache-Status`; the stored response itself is an `Arc` clone). Every other path runs in a boxed future (the
-//! origin paths boxed inside it). About 0.5 µs over the inner service on 2 cores, 0.15x
-//! http-cache-tower's hit. A miss
+//! from a shared table; the body is shared (`Bytes`), and a range is a slice of it. Nothing is
+//! boxed and the inner service is not cloned: four allocations in all (the key, the header
+//! map's two buffers and `Cache-Status`; the stored response itself is an `Arc` clone).
+//! Targeted fields are parsed when a response is stored or updated, never on a hit. Every other
+//! path runs in a boxed future (the origin paths boxed inside it). About 0.5 µs over the inner
+//! service on 2 cores, 0.15x http-cache-tower's hit. A miss
 //! buffers a storable body up to [`max_body`](CacheLayerBuilder::max_body) before answering.
 //! Invalidation by URI, prefix or tag scans L1 (every unsafe request that succeeds does one URI
 //! scan). With an L2 tier, an L1 miss asks the tier once, except for a key in a hit-for-pass
@@ -143,19 +162,24 @@ mod broadcast;
 mod config;
 mod control;
 mod data;
+mod freshen;
 mod hit;
+mod invalidation;
 mod key;
 mod l1;
 mod layer;
+mod memory_tier;
 mod origin;
 mod policy;
 #[cfg(test)]
 mod policy_tests;
+mod range;
 #[cfg(feature = "redis")]
 mod redis;
 mod service;
 mod status;
 mod store;
+mod targeted;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -167,23 +191,27 @@ pub use broadcast::Subscription;
 pub use config::PartitionFn;
 pub use control::{CacheControl, MAX_DELTA_SECONDS, MaxStale};
 pub use data::{DataCache, DataCacheBuilder};
+pub use invalidation::invalidation_targets;
 pub use key::{CacheKey, normalize_uri, normalize_uri_str};
 pub use layer::{
     CacheHandle, CacheLayer, CacheLayerBuilder, CacheStats, DEFAULT_HIT_FOR_PASS, DEFAULT_MAX_BODY,
     DEFAULT_MAX_BYTES, DEFAULT_REVALIDATION_GRACE, DEFAULT_UNKEYED_HEADERS,
 };
+pub use memory_tier::MemoryTier;
 pub use policy::{
     DEFAULT_HEURISTIC_CAP, NotStorable, Reuse, Scope, Vary, current_age, freshness_lifetime,
-    heuristically_cacheable, initial_age, invalidation_targets, reuse, storable, vary,
-    vary_matches, vary_value,
+    freshness_lifetime_with, heuristically_cacheable, initial_age, reuse, storable, storable_with,
+    vary, vary_matches, vary_value,
 };
+pub use range::{ByteRange, byte_range, if_range_holds};
 #[cfg(feature = "redis")]
 pub use redis::{RedisTier, RedisTierBuilder, TierError};
 pub use service::{Cache, ResponseFuture};
 pub use status::{CACHE_NAME, CACHE_STATUS, CacheStatus, Forward, age_value};
-pub use store::{BoxFuture, CacheEntry, CacheTier, MemoryTier, Purge, StoredResponse};
+pub use store::{BoxFuture, CacheEntry, CacheTier, Purge, StoredResponse};
+pub use targeted::{CDN_CACHE_CONTROL, Directives};
 pub use validate::{
-    SURROGATE_KEY, conditional_headers, merge_not_modified, not_modified, strip_unstorable,
-    surrogate_keys, validates,
+    SURROGATE_KEY, conditional_headers, head_matches, merge_not_modified, not_modified,
+    strip_listed, strip_unstorable, surrogate_keys, validates,
 };
 pub use wire::{decode_purge, encode_purge};

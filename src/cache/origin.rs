@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, DATE, IF_MODIFIED_SINCE, IF_NONE_MATCH};
+use http::header::{CONTENT_LENGTH, DATE, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, RANGE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, request};
 use http_body::Body;
 use http_body_util::BodyExt;
@@ -18,9 +18,10 @@ use super::config::{BoxError, Config};
 use super::hit::*;
 use super::key::CacheKey;
 use super::store::{CacheEntry, StoredResponse};
+use super::validate::{give_back, withheld};
 use super::{
-    CacheControl, CacheStatus, Forward, NotStorable, SURROGATE_KEY, Scope, Vary,
-    conditional_headers, merge_not_modified, storable, strip_unstorable, surrogate_keys, validates,
+    CacheControl, CacheStatus, Directives, Forward, NotStorable, SURROGATE_KEY, Scope, Vary,
+    conditional_headers, storable_with, strip_listed, strip_unstorable, surrogate_keys, validates,
     vary,
 };
 use crate::error::{Problem, code};
@@ -235,8 +236,10 @@ impl Origin<'_> {
         let cfg = self.cfg;
         let meta = clone_parts(&parts);
         let mut to_origin = parts;
-        to_origin.headers.remove(IF_NONE_MATCH);
-        to_origin.headers.remove(IF_MODIFIED_SINCE);
+        // The whole stored response is revalidated, whatever part the client asked for.
+        for name in [IF_NONE_MATCH, IF_MODIFIED_SINCE, RANGE, IF_RANGE] {
+            to_origin.headers.remove(name);
+        }
         let unconditional = clone_parts(&to_origin);
         to_origin
             .headers
@@ -275,42 +278,18 @@ impl Origin<'_> {
             .await?;
             return Ok(self.respond(&meta, res, request_time).await);
         }
-        let mut merged = StoredResponse::clone(&stored);
-        merge_not_modified(&mut merged.headers, res.headers());
-        merged.request_time = request_time;
-        merged.response_time = cfg.clock.now();
-        if !res.headers().contains_key(DATE)
-            && let Ok(v) = HeaderValue::try_from(httpdate::fmt_http_date(merged.response_time))
-        {
-            merged.headers.insert(DATE, v);
-        }
-        merged.refresh(cfg.heuristic_cap);
-        // The 304's headers may forbid what the stored ones allowed (`no-store`, `private`):
-        // judge the merged response as a fresh one. Not storable as it was stored, the old
-        // entry goes too: the origin no longer lets it be reused.
-        let mut check = Response::new(());
-        *check.status_mut() = merged.status;
-        *check.headers_mut() = merged.headers.clone();
-        let (check, ()) = check.into_parts();
-        let still = storable(&meta, &check, self.keys.partition.is_some())
-            .is_ok_and(|scope| scope == merged.scope);
-        let merged = Arc::new(merged);
-        if still {
-            self.put(key.as_str(), CacheEntry::Response(merged.clone()), None)
-                .await;
-        } else {
-            cfg.l1.remove(key.as_str());
-            if let Some(tier) = &cfg.tier {
-                tier.delete(key.as_str()).await;
-            }
-        }
+        let (merged, still) = self
+            .freshen(&meta, key, &stored, res.headers(), request_time)
+            .await;
         let age = merged.age(cfg.clock.now());
         let status = self
             .status()
             .fwd_status(304)
             .stored(still)
             .ttl(ttl(&merged, age));
-        Ok(from_stored(&merged, &meta.headers, false, age, &status))
+        let mut answer = from_stored(&merged, &meta.headers, false, age, &status);
+        give_back(&mut answer, withheld(res.headers(), &merged.cc));
+        Ok(answer)
     }
 
     /// Remembers the key as not storable for a while, when the response (not this request)
@@ -373,7 +352,8 @@ impl Origin<'_> {
         let tags = surrogate_keys(&rp.headers);
         rp.headers.remove(&SURROGATE_KEY);
         let status = self.status().fwd_status(rp.status.as_u16());
-        let scope = match storable(req, &rp, self.keys.partition.is_some()) {
+        let directives = Directives::of(&rp.headers, &cfg.targets);
+        let scope = match storable_with(req, &rp, self.keys.partition.is_some(), &directives) {
             Ok(scope) => scope,
             Err(why) => {
                 self.remember_pass(why, req);
@@ -405,6 +385,7 @@ impl Origin<'_> {
         let response_time = cfg.clock.now();
         let mut headers = rp.headers.clone();
         strip_unstorable(&mut headers);
+        strip_listed(&mut headers, &directives.cc, scope);
         if !headers.contains_key(DATE)
             && let Ok(v) = HeaderValue::try_from(httpdate::fmt_http_date(response_time))
         {
@@ -416,7 +397,7 @@ impl Origin<'_> {
             data.clone(),
             (request_time, response_time),
             scope,
-            cfg.heuristic_cap,
+            (cfg.heuristic_cap, &cfg.targets),
         )
         .with_tags(tags);
         let worth = stored.lifetime > Duration::ZERO
@@ -453,7 +434,9 @@ impl Origin<'_> {
         cfg.pass.remove(self.keys.flight().as_str());
         let age = stored.age(response_time);
         let status = status.stored(true).ttl(ttl(&stored, age));
-        from_stored(&stored, &req.headers, false, age, &status)
+        let mut answer = from_stored(&stored, &req.headers, false, age, &status);
+        give_back(&mut answer, withheld(&rp.headers, &directives.cc));
+        answer
     }
 }
 

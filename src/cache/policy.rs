@@ -3,14 +3,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::header::{
-    AGE, AUTHORIZATION, CONTENT_LOCATION, COOKIE, DATE, EXPIRES, HOST, LAST_MODIFIED, LOCATION,
-    SET_COOKIE, VARY,
-};
-use http::{HeaderMap, HeaderName, Method, StatusCode, Uri, request, response};
+use http::header::{AGE, AUTHORIZATION, COOKIE, DATE, EXPIRES, LAST_MODIFIED, SET_COOKIE, VARY};
+use http::{HeaderMap, HeaderName, Method, StatusCode, request, response};
 
-use super::CacheControl;
 use super::control::MAX_DELTA_SECONDS;
+use super::{CacheControl, Directives};
 
 /// Which cache a response goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,8 +79,14 @@ fn understood(status: StatusCode) -> bool {
 /// same caution for cookie sessions — responses to requests with `Cookie` that lack `public` and
 /// `s-maxage` are refused.
 ///
-/// Responses with `Set-Cookie` are never stored (not stored with the cookie stripped either: a
-/// hit that silently loses a cookie the origin meant to set is its own bug).
+/// `Set-Cookie` is never stored: a response that sets a cookie is not stored at all (a hit that
+/// silently lost a cookie the origin meant to set would be its own bug), unless the origin lists
+/// `Set-Cookie` in `no-cache="..."` or `private="..."` — then the response is stored without it
+/// (RFC 9111 §5.2.2.4, §5.2.2.7). Either way the origin's `Set-Cookie` reaches the client whose
+/// request fetched it, and no other.
+///
+/// This reads `Cache-Control` (and `Expires`); [`storable_with`] takes the [`Directives`] of a
+/// targeted field instead.
 ///
 /// ```
 /// use http::{Request, Response};
@@ -103,11 +106,41 @@ pub fn storable(
     res: &response::Parts,
     partitioned: bool,
 ) -> Result<Scope, NotStorable> {
+    storable_with(req, res, partitioned, &Directives::of(&res.headers, &[]))
+}
+
+/// [`storable`] under the directives that govern this cache ([`Directives::of`] with its target
+/// list, RFC 9213 §2.1): when a targeted field governs, its directives replace `Cache-Control`'s
+/// and `Expires` does not count.
+///
+/// ```
+/// use http::{Request, Response};
+/// use protothrive::cache::{storable_with, Directives, CDN_CACHE_CONTROL, NotStorable, Scope};
+///
+/// let (req, _) = Request::get("/a").body(()).unwrap().into_parts();
+/// let res = Response::builder()
+///     .header("cache-control", "no-store")
+///     .header("cdn-cache-control", "max-age=60")
+///     .body(()).unwrap().into_parts().0;
+/// let ours = Directives::of(&res.headers, &[CDN_CACHE_CONTROL.clone()]);
+/// assert_eq!(storable_with(&req, &res, false, &ours), Ok(Scope::Shared));
+/// let plain = Directives::of(&res.headers, &[]);
+/// assert_eq!(storable_with(&req, &res, false, &plain), Err(NotStorable::NoStore));
+/// ```
+///
+/// # Errors
+/// The reason it may not be stored.
+pub fn storable_with(
+    req: &request::Parts,
+    res: &response::Parts,
+    partitioned: bool,
+    directives: &Directives,
+) -> Result<Scope, NotStorable> {
     if req.method != Method::GET {
         return Err(NotStorable::Method);
     }
     let req_cc = CacheControl::from_headers(&req.headers);
-    let cc = CacheControl::from_headers(&res.headers);
+    let cc = &directives.cc;
     let status = res.status;
     if status.is_informational() || matches!(status.as_u16(), 206 | 304) {
         return Err(NotStorable::Status);
@@ -122,7 +155,7 @@ pub fn storable(
     if req_cc.no_store {
         return Err(NotStorable::NoStore);
     }
-    if res.headers.contains_key(SET_COOKIE) {
+    if res.headers.contains_key(SET_COOKIE) && !cc.lists(&SET_COOKIE) {
         return Err(NotStorable::SetCookie);
     }
     if matches!(vary(&res.headers), Vary::Star) {
@@ -147,7 +180,7 @@ pub fn storable(
     }
     let explicit = cc.max_age.is_some()
         || (scope == Scope::Shared && cc.s_maxage.is_some())
-        || res.headers.contains_key(EXPIRES)
+        || (directives.expires_counts() && res.headers.contains_key(EXPIRES))
         || cc.public
         || (scope == Scope::Partition && cc.private);
     if !explicit && !heuristically_cacheable(status) {
@@ -195,7 +228,38 @@ pub fn freshness_lifetime(
     response_time: SystemTime,
     heuristic_cap: Duration,
 ) -> Duration {
-    let cc = CacheControl::from_headers(&res.headers);
+    let directives = Directives::of(&res.headers, &[]);
+    freshness_lifetime_with(res, &directives, scope, response_time, heuristic_cap)
+}
+
+/// [`freshness_lifetime`] under the directives that govern this cache: when a targeted field
+/// governs (RFC 9213 §2.1), its `s-maxage`/`max-age` and not `Expires`.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use http::Response;
+/// use protothrive::cache::{freshness_lifetime_with, Directives, Scope, CDN_CACHE_CONTROL, DEFAULT_HEURISTIC_CAP};
+///
+/// let res = Response::builder()
+///     .header("date", "Tue, 14 Nov 2023 22:13:20 GMT")
+///     .header("expires", "Tue, 14 Nov 2023 23:13:20 GMT")
+///     .header("cdn-cache-control", "must-revalidate")
+///     .body(()).unwrap().into_parts().0;
+/// let received = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// let ours = Directives::of(&res.headers, &[CDN_CACHE_CONTROL.clone()]);
+/// assert_eq!(freshness_lifetime_with(&res, &ours, Scope::Shared, received, DEFAULT_HEURISTIC_CAP), Duration::ZERO);
+/// let plain = Directives::of(&res.headers, &[]);
+/// assert_eq!(freshness_lifetime_with(&res, &plain, Scope::Shared, received, DEFAULT_HEURISTIC_CAP), Duration::from_secs(3_600));
+/// ```
+#[must_use]
+pub fn freshness_lifetime_with(
+    res: &response::Parts,
+    directives: &Directives,
+    scope: Scope,
+    response_time: SystemTime,
+    heuristic_cap: Duration,
+) -> Duration {
+    let cc = &directives.cc;
     if scope == Scope::Shared
         && let Some(s) = cc.s_maxage
     {
@@ -205,7 +269,7 @@ pub fn freshness_lifetime(
         return Duration::from_secs(u64::from(s));
     }
     let date = http_date(&res.headers, &DATE).unwrap_or(response_time);
-    if res.headers.contains_key(EXPIRES) {
+    if directives.expires_counts() && res.headers.contains_key(EXPIRES) {
         return http_date(&res.headers, &EXPIRES)
             .and_then(|e| e.duration_since(date).ok())
             .unwrap_or(Duration::ZERO);
@@ -473,104 +537,4 @@ pub fn vary_matches(names: &[HeaderName], stored: &HeaderMap, new: &HeaderMap) -
     names
         .iter()
         .all(|n| vary_value(stored, n) == vary_value(new, n))
-}
-
-fn is_safe(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-    )
-}
-
-/// Lowercased authority with the default port of `scheme` dropped (both when the scheme is
-/// unknown: an origin-form request does not say which it came over).
-fn origin_authority(authority: &str, scheme: Option<&str>) -> String {
-    let a = authority.to_ascii_lowercase();
-    let drop = |port: &str| a.strip_suffix(port).map(str::to_owned);
-    match scheme {
-        Some(s) if s.eq_ignore_ascii_case("http") => drop(":80").unwrap_or(a.clone()),
-        Some(s) if s.eq_ignore_ascii_case("https") => drop(":443").unwrap_or(a.clone()),
-        Some(_) => a.clone(),
-        None => drop(":80").or_else(|| drop(":443")).unwrap_or(a.clone()),
-    }
-}
-
-/// The URIs whose stored responses an unsafe request invalidates (RFC 9111 §4.4): for a non-safe
-/// method answered with a 2xx or 3xx, the target URI, and `Location` and `Content-Location` when
-/// they are on the same origin (relative references always are). Each is returned in the form
-/// of the request (absolute, or origin-form `path?query`).
-///
-/// ```
-/// use http::{Request, StatusCode, HeaderMap};
-/// use protothrive::cache::invalidation_targets;
-///
-/// let (req, _) = Request::post("/roadmaps").header("host", "api.example.com").body(()).unwrap().into_parts();
-/// let mut res = HeaderMap::new();
-/// res.insert("location", "https://api.example.com/roadmaps/7".parse().unwrap());
-/// res.insert("content-location", "https://evil.example.net/roadmaps".parse().unwrap());
-/// let targets = invalidation_targets(&req, StatusCode::CREATED, &res);
-/// assert_eq!(targets, ["/roadmaps", "/roadmaps/7"]);
-/// ```
-#[must_use]
-pub fn invalidation_targets(
-    req: &request::Parts,
-    status: StatusCode,
-    res_headers: &HeaderMap,
-) -> Vec<Uri> {
-    if is_safe(&req.method) || !(status.is_success() || status.is_redirection()) {
-        return Vec::new();
-    }
-    let mut out = vec![req.uri.clone()];
-    let scheme = req.uri.scheme_str();
-    let authority = req
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| req.headers.get(HOST)?.to_str().ok().map(str::to_owned));
-    for name in [LOCATION, CONTENT_LOCATION] {
-        let Some(v) = res_headers.get(&name).and_then(|v| v.to_str().ok()) else {
-            continue;
-        };
-        let resolved = if v.starts_with('/') && !v.starts_with("//") {
-            rebase(&req.uri, v)
-        } else if !v.contains(':') && !v.starts_with("//") {
-            let dir = req.uri.path().rsplit_once('/').map_or("", |(d, _)| d);
-            rebase(&req.uri, &format!("{dir}/{v}"))
-        } else {
-            let Ok(target) = v.parse::<Uri>() else {
-                continue;
-            };
-            let (Some(ts), Some(ta)) = (target.scheme_str(), target.authority()) else {
-                continue;
-            };
-            let same_scheme = scheme.is_none_or(|s| s.eq_ignore_ascii_case(ts));
-            let same_host = authority.as_deref().is_some_and(|a| {
-                origin_authority(a, scheme) == origin_authority(ta.as_str(), Some(ts))
-            });
-            if !(same_scheme && same_host) {
-                continue;
-            }
-            if req.uri.authority().is_some() {
-                target
-            } else {
-                let Some(pq) = target.path_and_query() else {
-                    continue;
-                };
-                rebase(&req.uri, pq.as_str())
-            }
-        };
-        if !out.contains(&resolved) {
-            out.push(resolved);
-        }
-    }
-    out
-}
-
-/// `path` (with its query) on the scheme and authority of `base`, if it had them.
-fn rebase(base: &Uri, path: &str) -> Uri {
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = base.scheme().cloned();
-    parts.authority = base.authority().cloned();
-    parts.path_and_query = path.parse().ok();
-    Uri::from_parts(parts).unwrap_or_else(|_| base.clone())
 }

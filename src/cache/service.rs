@@ -15,6 +15,7 @@ use super::config::{BoxError, Config};
 use super::hit::*;
 use super::key::{CacheKey, normalize_uri};
 use super::origin::{Origin, miss, spawn_refresh};
+use super::range::from_stored_range;
 use super::store::Purge;
 use super::{CacheControl, CacheStatus, Forward, Reuse, invalidation_targets, reuse};
 
@@ -137,6 +138,7 @@ where
         let step = prepare(&self.config, &mut parts);
         if let Step::Lookup {
             found: Some(Found::Hit(_, stored)),
+            range: false,
             ..
         } = &step
             && let Some(res) = fresh_hit(&self.config, stored, &parts, false)
@@ -153,15 +155,21 @@ where
 enum Step {
     /// An unsafe method: passed on, then what it changed is invalidated.
     Unsafe,
-    /// Not cacheable as asked (no key, a `Range`): passed on untouched.
+    /// Not cacheable as asked (no key): passed on untouched.
     Bypass,
-    /// Keyed; `found` is the in-process tier's answer, `None` when it has none.
-    Lookup { keys: Keys, found: Option<Found> },
+    /// Keyed; `found` is the in-process tier's answer, `None` when it has none; `range` when a
+    /// `GET` asks for a `Range` (answered from a stored complete response, never stored).
+    Lookup {
+        keys: Keys,
+        found: Option<Found>,
+        range: bool,
+    },
 }
 
 /// Everything up to the in-process tier's lookup, done in `call` so a fresh hit costs no future.
 fn prepare(cfg: &Config, parts: &mut request::Parts) -> Step {
-    if parts.method != Method::GET && parts.method != Method::HEAD {
+    let head = parts.method == Method::HEAD;
+    if parts.method != Method::GET && !head {
         return Step::Unsafe;
     }
     // Most requests carry none of them: look before removing (each removal hashes the name).
@@ -179,16 +187,15 @@ fn prepare(cfg: &Config, parts: &mut request::Parts) -> Step {
     else {
         return Step::Bypass;
     };
-    if parts.headers.contains_key(RANGE) {
-        return Step::Bypass;
-    }
+    // Range is defined for `GET` alone (RFC 9110 §14.2): a `HEAD` ignores it.
+    let range = !head && parts.headers.contains_key(RANGE);
     let partition = cfg.partition.as_ref().and_then(|f| f(parts));
     let keys = Keys {
         partition: partition.map(|p| shared.in_partition(&p)),
         shared,
     };
     let found = lookup_l1(cfg, &keys, &parts.headers);
-    Step::Lookup { keys, found }
+    Step::Lookup { keys, found, range }
 }
 
 async fn run<S, ReqBody, ResBody>(
@@ -207,13 +214,13 @@ where
     ResBody::Error: Into<BoxError>,
 {
     let head = parts.method == Method::HEAD;
-    let (keys, found) = match step {
+    let (keys, found, range) = match step {
         Step::Unsafe => return Box::pin(unsafe_method(&cfg, inner, parts, body)).await,
         Step::Bypass => {
             let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
             return Ok(pass_through(res, &CacheStatus::forward(Forward::Bypass)));
         }
-        Step::Lookup { keys, found } => (keys, found),
+        Step::Lookup { keys, found, range } => (keys, found, range),
     };
     let req_cc = CacheControl::from_headers(&parts.headers);
     let found = match found {
@@ -221,6 +228,10 @@ where
         None if passing(&cfg, &keys) => {
             if req_cc.only_if_cached {
                 return Ok(only_if_cached(&parts));
+            }
+            if range {
+                let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
+                return Ok(pass_through(res, &CacheStatus::forward(Forward::UriMiss)));
             }
             cfg.stats.misses.fetch_add(1, Ordering::Relaxed);
             let origin = Origin {
@@ -243,6 +254,9 @@ where
                 Reuse::Fresh | Reuse::StaleAccepted => {
                     cfg.stats.hits.fetch_add(1, Ordering::Relaxed);
                     let status = CacheStatus::hit(Some(ttl(&stored, age)));
+                    if range {
+                        return Ok(from_stored_range(&stored, &parts, age, &status));
+                    }
                     return Ok(from_stored(&stored, &parts.headers, head, age, &status));
                 }
                 Reuse::StaleWhileRevalidate => {
@@ -251,22 +265,25 @@ where
                     spawn_refresh(&cfg, inner, &parts, &keys, key, &stored);
                     let status =
                         CacheStatus::hit(Some(ttl(&stored, age))).detail("stale-while-revalidate");
+                    if range {
+                        return Ok(from_stored_range(&stored, &parts, age, &status));
+                    }
                     return Ok(from_stored(&stored, &parts.headers, head, age, &status));
                 }
                 Reuse::Revalidate { stale_if_error } => {
                     if req_cc.only_if_cached {
                         return Ok(only_if_cached(&parts));
                     }
-                    if head {
-                        let res =
-                            Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
-                        return Ok(pass_through(res, &CacheStatus::forward(Forward::Method)));
-                    }
                     let why = if age >= stored.lifetime {
                         Forward::Stale
                     } else {
                         Forward::Request
                     };
+                    if range {
+                        let res =
+                            Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
+                        return Ok(pass_through(res, &CacheStatus::forward(why)));
+                    }
                     cfg.stats.misses.fetch_add(1, Ordering::Relaxed);
                     let origin = Origin {
                         cfg: &cfg,
@@ -275,6 +292,9 @@ where
                         collapsed: false,
                         since: cfg.purges.seq(),
                     };
+                    if head {
+                        return Box::pin(origin.head(inner, parts, body, key, &stored)).await;
+                    }
                     return Box::pin(origin.revalidate(
                         inner,
                         parts,
@@ -293,9 +313,10 @@ where
     if req_cc.only_if_cached {
         return Ok(only_if_cached(&parts));
     }
-    if head {
+    if head || range {
+        let why = if head { Forward::Method } else { fwd };
         let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
-        return Ok(pass_through(res, &CacheStatus::forward(Forward::Method)));
+        return Ok(pass_through(res, &CacheStatus::forward(why)));
     }
     Box::pin(miss(&cfg, inner, parts, body, &keys, fwd)).await
 }

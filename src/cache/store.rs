@@ -4,13 +4,13 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-use super::CacheControl;
+use super::Directives;
 use super::key::{is_variant_key, key_uri, path_and_query};
 use super::policy::Scope;
 
@@ -46,7 +46,11 @@ pub struct StoredResponse {
     pub(crate) lifetime: Duration,
     pub(crate) scope: Scope,
     pub(crate) tags: Vec<String>,
-    pub(crate) cc: CacheControl,
+    /// The directives that govern it here (a targeted field's, RFC 9213, or `Cache-Control`'s).
+    pub(crate) cc: super::CacheControl,
+    /// The targeted field they come from, if any (kept in the encoding: a tier's reader need not
+    /// share the writer's target list).
+    pub(crate) targeted: Option<HeaderName>,
     weight: u32,
 }
 
@@ -85,17 +89,18 @@ impl StoredResponse {
             body,
             (request_time, response_time),
             scope,
-            super::DEFAULT_HEURISTIC_CAP,
+            (super::DEFAULT_HEURISTIC_CAP, &[]),
         )
     }
 
+    /// With the heuristic cap and the target list (RFC 9213) of the layer.
     pub(crate) fn with_cap(
         status: StatusCode,
         headers: HeaderMap,
         body: Bytes,
         (request_time, response_time): (SystemTime, SystemTime),
         scope: Scope,
-        cap: Duration,
+        (cap, targets): (Duration, &[HeaderName]),
     ) -> Self {
         let mut s = Self {
             status,
@@ -107,16 +112,18 @@ impl StoredResponse {
             lifetime: Duration::ZERO,
             scope,
             tags: Vec::new(),
-            cc: CacheControl::default(),
+            cc: super::CacheControl::default(),
+            targeted: None,
             weight: 0,
         };
-        s.refresh(cap);
+        s.refresh(cap, targets);
         s
     }
 
-    /// Recomputes what derives from the headers and times (after a 304 merged new headers).
-    pub(crate) fn refresh(&mut self, cap: Duration) {
-        self.cc = CacheControl::from_headers(&self.headers);
+    /// Recomputes what derives from the headers and times (after a 304 or a `HEAD` merged new
+    /// headers).
+    pub(crate) fn refresh(&mut self, cap: Duration, targets: &[HeaderName]) {
+        let directives = Directives::of(&self.headers, targets);
         self.initial_age = super::initial_age(&self.headers, self.request_time, self.response_time);
         let parts = {
             let mut r = http::Response::new(());
@@ -125,8 +132,16 @@ impl StoredResponse {
             parts.headers = std::mem::take(&mut self.headers);
             parts
         };
-        self.lifetime = super::freshness_lifetime(&parts, self.scope, self.response_time, cap);
+        self.lifetime = super::freshness_lifetime_with(
+            &parts,
+            &directives,
+            self.scope,
+            self.response_time,
+            cap,
+        );
         self.headers = parts.headers;
+        self.cc = directives.cc;
+        self.targeted = directives.field;
         self.weight = u32::try_from(
             self.body.len()
                 + headers_weight(&self.headers)
@@ -214,11 +229,12 @@ impl StoredResponse {
         u64::from(self.weight)
     }
 
-    /// A compact binary encoding for an L2 tier (version byte, then length-prefixed fields).
+    /// A compact binary encoding for an L2 tier (version byte, then length-prefixed fields; version
+    /// 2 ends with the name of the targeted field that governs it).
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.weight as usize);
-        out.push(1);
+        out.push(if self.targeted.is_some() { 2 } else { 1 });
         out.extend_from_slice(&self.status.as_u16().to_le_bytes());
         out.push(u8::from(self.scope == Scope::Partition));
         for t in [self.request_time, self.response_time] {
@@ -245,6 +261,9 @@ impl StoredResponse {
             put(&mut out, v.as_bytes());
         }
         put(&mut out, &self.body);
+        if let Some(t) = &self.targeted {
+            put(&mut out, t.as_str().as_bytes());
+        }
         out
     }
 
@@ -266,7 +285,8 @@ impl StoredResponse {
         fn count(b: &mut &[u8]) -> Option<u32> {
             Some(u32::from_le_bytes(field(b)?.try_into().ok()?))
         }
-        if take(&mut b, 1)? != [1] {
+        let version = take(&mut b, 1)?[0];
+        if !matches!(version, 1 | 2) {
             return None;
         }
         let status =
@@ -293,10 +313,16 @@ impl StoredResponse {
             headers.append(name, value);
         }
         let body = Bytes::copy_from_slice(field(&mut b)?);
+        let targets = match version {
+            2 => vec![HeaderName::from_bytes(field(&mut b)?).ok()?],
+            _ => Vec::new(),
+        };
         if !b.is_empty() {
             return None;
         }
-        Some(Self::new(status, headers, body, request_time, response_time, scope).with_tags(tags))
+        let times = (request_time, response_time);
+        let policy = (super::DEFAULT_HEURISTIC_CAP, &targets[..]);
+        Some(Self::with_cap(status, headers, body, times, scope, policy).with_tags(tags))
     }
 }
 
@@ -452,99 +478,5 @@ pub trait CacheTier: Send + Sync + fmt::Debug + 'static {
             Purge::Key(k) => self.delete(k),
             _ => Box::pin(std::future::ready(())),
         }
-    }
-}
-
-/// An in-memory [`CacheTier`] for tests: entries are stored encoded (so the encoding is
-/// exercised), TTLs are recorded but not enforced, and every call is counted.
-///
-/// ```
-/// use std::sync::Arc;
-/// use std::time::Duration;
-/// use protothrive::cache::{CacheEntry, CacheLayer, CacheTier, MemoryTier};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let tier = Arc::new(MemoryTier::default());
-/// let entry = CacheEntry::Vary(vec!["accept".parse().unwrap()].into());
-/// tier.put("GET http://h/a", &entry, Duration::from_secs(60)).await;
-/// assert!(tier.get("GET http://h/a").await.is_some());
-/// assert_eq!(tier.ttl("GET http://h/a"), Some(Duration::from_secs(60)));
-/// let layer = CacheLayer::builder().tier(tier.clone()).build().unwrap();
-/// # let _ = layer;
-/// # }
-/// ```
-#[derive(Debug, Default)]
-pub struct MemoryTier {
-    entries: Mutex<std::collections::HashMap<String, (Vec<u8>, Duration)>>,
-    calls: std::sync::atomic::AtomicU64,
-}
-
-impl MemoryTier {
-    /// The number of stored keys.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.entries.lock().map_or(0, |e| e.len())
-    }
-
-    /// Whether nothing is stored.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The TTL given with `key`.
-    #[must_use]
-    pub fn ttl(&self, key: &str) -> Option<Duration> {
-        self.entries.lock().ok()?.get(key).map(|(_, t)| *t)
-    }
-
-    /// How many calls the tier received.
-    #[must_use]
-    pub fn calls(&self) -> u64 {
-        self.calls.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    fn count(&self) {
-        self.calls
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-impl CacheTier for MemoryTier {
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Option<CacheEntry>> {
-        self.count();
-        let found = self
-            .entries
-            .lock()
-            .ok()
-            .and_then(|e| e.get(key).and_then(|(b, _)| CacheEntry::decode(b)));
-        Box::pin(std::future::ready(found))
-    }
-
-    fn put<'a>(&'a self, key: &'a str, entry: &'a CacheEntry, ttl: Duration) -> BoxFuture<'a, ()> {
-        self.count();
-        if let Ok(mut e) = self.entries.lock() {
-            e.insert(key.to_owned(), (entry.encode(), ttl));
-        }
-        Box::pin(std::future::ready(()))
-    }
-
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()> {
-        self.count();
-        if let Ok(mut e) = self.entries.lock() {
-            e.remove(key);
-        }
-        Box::pin(std::future::ready(()))
-    }
-
-    fn invalidate<'a>(&'a self, what: &'a Purge) -> BoxFuture<'a, ()> {
-        self.count();
-        if let Ok(mut e) = self.entries.lock() {
-            e.retain(|k, (b, _)| {
-                CacheEntry::decode(b).is_none_or(|entry| !what.matches(k, &entry))
-            });
-        }
-        Box::pin(std::future::ready(()))
     }
 }

@@ -8,7 +8,9 @@ use http::header::{
     AGE, CONNECTION, CONTENT_LENGTH, ETAG, HeaderName, IF_MODIFIED_SINCE, IF_NONE_MATCH,
     LAST_MODIFIED, PROXY_AUTHENTICATE, SET_COOKIE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
 };
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderValue, Response};
+
+use super::{CacheControl, Scope};
 
 /// `Surrogate-Key`: space-separated tags a handler sets; recorded, then stripped.
 pub static SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
@@ -82,7 +84,8 @@ pub fn not_modified(req: &HeaderMap, stored: &HeaderMap) -> bool {
 }
 
 /// Whether a 304 from the origin is about the stored response (RFC 9111 §4.3.4): its `ETag`, if
-/// any, must equal the stored one.
+/// any, must equal the stored one; without one, its `Last-Modified`, if any, must equal the
+/// stored one.
 ///
 /// ```
 /// use http::HeaderMap;
@@ -93,13 +96,23 @@ pub fn not_modified(req: &HeaderMap, stored: &HeaderMap) -> bool {
 /// other.insert("etag", "\"v2\"".parse().unwrap());
 /// assert!(!validates(&stored, &other));
 /// assert!(validates(&stored, &HeaderMap::new()));
+/// let mut dated = HeaderMap::new();
+/// dated.insert("last-modified", "Tue, 14 Nov 2023 12:13:20 GMT".parse().unwrap());
+/// assert!(!validates(&stored, &dated), "another representation's date");
 /// ```
 #[must_use]
 pub fn validates(stored: &HeaderMap, not_modified: &HeaderMap) -> bool {
     match (etag(stored), etag(not_modified)) {
         (Some(a), Some(b)) => weak_eq(a, b),
         (None, Some(_)) => false,
-        (_, None) => true,
+        (_, None) => match not_modified.get(LAST_MODIFIED) {
+            Some(lm) => {
+                let date = |v: &HeaderValue| httpdate::parse_http_date(v.to_str().ok()?).ok();
+                let stored = stored.get(LAST_MODIFIED).and_then(date);
+                stored.is_some() && stored == date(lm)
+            }
+            None => true,
+        },
     }
 }
 
@@ -135,6 +148,81 @@ pub fn merge_not_modified(stored: &mut HeaderMap, not_modified: &HeaderMap) {
             stored.append(n.clone(), value);
         }
     }
+}
+
+/// Removes the fields a qualified `no-cache="..."` lists (RFC 9111 §5.2.2.4: not to be reused
+/// without revalidation) and, from a response stored for every client ([`Scope::Shared`]), those a
+/// qualified `private="..."` lists (§5.2.2.7: a shared cache does not store them). What stays is
+/// what the stored response may give others. Returns whether anything was removed.
+///
+/// ```
+/// use http::HeaderMap;
+/// use protothrive::cache::{strip_listed, CacheControl, Scope};
+///
+/// let cc = CacheControl::parse(r#"max-age=60, no-cache="x-a", private="x-b""#);
+/// let mut h = HeaderMap::new();
+/// for n in ["x-a", "x-b", "x-c"] {
+///     h.insert(n, "1".parse().unwrap());
+/// }
+/// let mut mine = h.clone();
+/// assert!(strip_listed(&mut h, &cc, Scope::Shared));
+/// assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-c"]);
+/// strip_listed(&mut mine, &cc, Scope::Partition);
+/// assert_eq!(mine.len(), 2, "a user's own partition keeps what is private to them");
+/// ```
+pub fn strip_listed(headers: &mut HeaderMap, cc: &CacheControl, scope: Scope) -> bool {
+    let private: &[HeaderName] = match scope {
+        Scope::Shared => &cc.private_fields,
+        Scope::Partition => &[],
+    };
+    let mut removed = false;
+    for name in cc.no_cache_fields.iter().chain(private) {
+        removed |= headers.remove(name).is_some();
+    }
+    removed
+}
+
+/// Whether a `200` answer to `HEAD` describes the stored `GET` response (RFC 9111 §4.3.5), so
+/// its header fields may update it: it carries at least one validator (`ETag`,
+/// `Last-Modified`), each equal to the stored one, and a `Content-Length`, if any, equal to the
+/// stored body's length. Otherwise the stored response is no longer the origin's.
+///
+/// ```
+/// use http::HeaderMap;
+/// use protothrive::cache::head_matches;
+///
+/// let mut stored = HeaderMap::new();
+/// stored.insert("etag", "\"v1\"".parse().unwrap());
+/// let mut head = HeaderMap::new();
+/// head.insert("etag", "\"v1\"".parse().unwrap());
+/// head.insert("content-length", "5".parse().unwrap());
+/// assert!(head_matches(&stored, 5, &head));
+/// assert!(!head_matches(&stored, 6, &head));
+/// head.insert("etag", "\"v2\"".parse().unwrap());
+/// assert!(!head_matches(&stored, 5, &head));
+/// assert!(!head_matches(&stored, 5, &HeaderMap::new()), "no validator: nothing to match");
+/// ```
+#[must_use]
+pub fn head_matches(stored: &HeaderMap, stored_len: usize, head: &HeaderMap) -> bool {
+    let mut seen = false;
+    if let Some(tag) = etag(head) {
+        seen = true;
+        if !etag(stored).is_some_and(|s| weak_eq(s, tag)) {
+            return false;
+        }
+    }
+    if head.contains_key(LAST_MODIFIED) {
+        seen = true;
+        let date =
+            |h: &HeaderMap| httpdate::parse_http_date(h.get(LAST_MODIFIED)?.to_str().ok()?).ok();
+        if date(head).is_none() || date(head) != date(stored) {
+            return false;
+        }
+    }
+    let length = head
+        .get(CONTENT_LENGTH)
+        .map(|v| v.to_str().ok().and_then(|s| s.trim().parse::<usize>().ok()));
+    seen && length.is_none_or(|l| l == Some(stored_len))
 }
 
 /// Removes what is never stored (RFC 9111 §3.1): hop-by-hop fields and those named in
@@ -198,4 +286,31 @@ pub fn surrogate_keys(headers: &HeaderMap) -> Vec<String> {
     tags.sort_unstable();
     tags.dedup();
     tags
+}
+
+/// The fields of an origin's response that the stored copy goes without but the client whose
+/// request fetched it gets: `Set-Cookie`, and those a qualified `no-cache`/`private` lists.
+pub(super) fn withheld(origin: &HeaderMap, cc: &CacheControl) -> Vec<(HeaderName, HeaderValue)> {
+    if !origin.contains_key(SET_COOKIE)
+        && cc.no_cache_fields.is_empty()
+        && cc.private_fields.is_empty()
+    {
+        return Vec::new();
+    }
+    origin
+        .iter()
+        .filter(|(n, _)| **n == SET_COOKIE || cc.lists(n))
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect()
+}
+
+/// Gives the withheld fields back to the answer (those it lacks).
+pub(super) fn give_back<B>(res: &mut Response<B>, withheld: Vec<(HeaderName, HeaderValue)>) {
+    let missing: Vec<_> = withheld
+        .into_iter()
+        .filter(|(n, _)| !res.headers().contains_key(n))
+        .collect();
+    for (n, v) in missing {
+        res.headers_mut().append(n, v);
+    }
 }

@@ -37,6 +37,9 @@ pub const CACHE_UPSTREAM_BODY: &str = "CACHE-502";
 /// The request allows only a cached response (`Cache-Control: only-if-cached`) and nothing stored
 /// fits (504, RFC 9111 §5.2.1.7).
 pub const CACHE_ONLY_IF_CACHED: &str = "CACHE-504";
+/// A `Range` request none of whose ranges is within the stored response it was answered from
+/// (416, RFC 9110 §15.5.17); `Content-Range` gives the length.
+pub const CACHE_RANGE_NOT_SATISFIABLE: &str = "CACHE-416";
 /// A circuit breaker is open: the dependency behind it failed too often and is not called for a
 /// while; `Retry-After` says when it may be (503).
 pub const CIRCUIT_OPEN: &str = "CIRCUIT-503";

@@ -121,5 +121,9 @@ fn by_user(req: &http::request::Parts) -> Option<String> {
 }
 
 mod rfc;
+mod rows_head_range;
+mod rows_stale;
+mod rows_targeted;
+mod table;
 mod tiers_and_bodies;
 mod validation_and_stale;
