@@ -16,8 +16,9 @@ use crate::support::fault::{Fault, FaultProxy};
 const MIX: &[Kind] = &[Kind::Read, Kind::Me, Kind::Write, Kind::Me];
 /// The outage breaker's wait (`redis_handle::FAIL_FAST`).
 const FAIL_FAST: Duration = Duration::from_millis(500);
-/// The connection manager's longest reconnection delay.
-const RECONNECT: Duration = Duration::from_secs(2);
+/// The connection manager's longest reconnection delay: 2 s, and up to as much again of
+/// jitter.
+const RECONNECT: Duration = Duration::from_secs(4);
 
 struct Setup {
     /// Locked only to stop, kill or restart it.
@@ -82,19 +83,23 @@ async fn check(name: &str, out: &Outcome, api: &Api, bound: Duration) {
     out.report(&format!("redis {name}"), recovery, threshold);
 }
 
-/// After the fault the breaker closed once, `failed` probes at most having failed before.
+/// After the fault the breaker closed, `failed` probes at most having failed (with none, the
+/// first probe closed it and it stayed closed).
 fn probes_after(name: &str, out: &Outcome, failed: u64) {
     let after = out.transitions[3] - out.transitions[2];
-    assert_eq!(after.closed, 1, "{name}: {after:?}");
+    assert!(after.closed >= 1, "{name}: {after:?}");
     assert!(after.open <= failed, "{name}: {after:?}");
 }
 
-/// A lost connection: probes fail at once until the connection manager has made a new one (its
-/// delay grows to 2 s), so up to one probe per `FAIL_FAST` of that delay fails.
+/// A lost connection: probes fail at once until the connection manager has made a new one, so
+/// up to one probe per `FAIL_FAST` of its delay fails (and a slow first call on a restarted
+/// server may open the breaker once more).
 const RECONNECT_PROBES: u64 = (RECONNECT.as_millis() / FAIL_FAST.as_millis()) as u64;
 
 async fn outage(name: &str, fault: &mut impl Inject, s: &Setup, failed_probes: u64) {
-    let phases = Phases::ms(1500, 2000, 2500);
+    // Recovery lasts long enough for the connection manager's longest delay after a 2 s outage
+    // (1.6 s, and as much again of jitter).
+    let phases = Phases::ms(1500, 2000, 4000);
     let out = run(&s.api, phases, MIX, fault, "redis", || s.proxy.forwarded()).await;
     probes_after(name, &out, failed_probes);
     let bound = FAIL_FAST + RECONNECT + Duration::from_millis(500);
