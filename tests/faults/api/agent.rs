@@ -136,6 +136,12 @@ async fn a_half_open_agent_service_never_runs_a_task_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrow_link_to_the_agent_service_times_out_then_is_probed_back() {
+    // 200 bytes a second: a run's request (~400 bytes) takes two seconds to get through.
+    agent_outage(Fault::Bandwidth(200), "bandwidth 200 B/s").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_agent_service_times_out_then_is_probed_back() {
     agent_outage(Fault::Latency(Duration::from_millis(400)), "latency 400 ms").await;
 }
