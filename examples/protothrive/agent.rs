@@ -1,6 +1,7 @@
 //! The agent service: an HTTP client, and the simulated agent the example starts when no
 //! `PROTOTHRIVE_AGENT_URL` is given (deterministic output; latency and failure rate from
-//! `PROTOTHRIVE_AGENT_LATENCY_MS` and `PROTOTHRIVE_AGENT_FAILURE_RATE`).
+//! `PROTOTHRIVE_AGENT_LATENCY_MS` and `PROTOTHRIVE_AGENT_FAILURE_RATE`, a share of slow calls
+//! from `PROTOTHRIVE_AGENT_SLOW_RATE` and `PROTOTHRIVE_AGENT_SLOW_MS`).
 //!
 //! Calls go through [`AgentClient::run`], a tower stack of the library's resilience layers,
 //! outer to inner: an overall [`TimeoutLayer`] (its deadline bounds every retry), a
