@@ -186,6 +186,9 @@ pub struct Outcome {
     pub opened: Option<Duration>,
     /// How long after the fault cleared it closed.
     pub closed: Option<Duration>,
+    /// The transitions since the fault cleared, when it first closed: whether probes failed
+    /// before one closed it (later ones, should a slow call open it again, are not in here).
+    pub until_closed: Transitions,
 }
 
 /// Runs the load through the three phases, switching `fault` on and off, watching breaker
@@ -210,13 +213,17 @@ pub async fn run(
     fault.start().await;
     let cleared = start + phases.baseline + phases.fault;
     let before = transitions[1].open;
-    let opened = watch(api, breaker, cleared, |t| t.open > before).await;
+    let opened = watch(api, breaker, cleared, |t| t.open > before)
+        .await
+        .map(|(after, _)| after);
     tokio::time::sleep_until(cleared).await;
     transitions[2] = api.transitions(breaker).await;
     seen[2] = backend();
     fault.clear().await;
     let before = transitions[2].closed;
     let closed = watch(api, breaker, start + phases.total(), |t| t.closed > before).await;
+    let until_closed = closed.map_or_else(Transitions::default, |(_, t)| t - transitions[2]);
+    let closed = closed.map(|(after, _)| after);
     let samples = load.await.unwrap();
     transitions[3] = api.transitions(breaker).await;
     seen[3] = backend();
@@ -227,21 +234,23 @@ pub async fn run(
         backend: seen,
         opened,
         closed,
+        until_closed,
     }
 }
 
 /// Reads breaker `name`'s transitions every 50 ms until `reached` holds of them (the time that
-/// took) or `until` passes (`None`).
+/// took, and the transitions then) or `until` passes (`None`).
 async fn watch(
     api: &Api,
     name: &str,
     until: Instant,
     reached: impl Fn(Transitions) -> bool,
-) -> Option<Duration> {
+) -> Option<(Duration, Transitions)> {
     let from = Instant::now();
     while Instant::now() < until {
-        if reached(api.transitions(name).await) {
-            return Some(from.elapsed());
+        let t = api.transitions(name).await;
+        if reached(t) {
+            return Some((from.elapsed(), t));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -351,7 +360,8 @@ impl Outcome {
         eprintln!(
             "FAULT {fault}: client during the fault: {}; after it: {}; backend calls \
              baseline/fault/recovery: {}/{}/{}; breaker opened {:?} into the fault, {} time(s), \
-             closed {:?} after it, transitions after it {:?}; baseline p99 {:?}; p99 back \
+             closed {:?} after it, transitions until then {:?} and in all {:?}; baseline p99 \
+             {:?}; p99 back \
              {:?} after the fault cleared (p99 ≤ {threshold:?})",
             load::tally(during),
             self.tally_after(),
@@ -361,6 +371,7 @@ impl Outcome {
             self.opened,
             (t[2] - t[1]).open,
             self.closed,
+            self.until_closed,
             t[3] - t[2],
             self.baseline_p99(),
             recovery,

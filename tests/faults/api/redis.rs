@@ -83,12 +83,13 @@ async fn check(name: &str, out: &Outcome, api: &Api, bound: Duration) {
     out.report(&format!("redis {name}"), recovery, threshold);
 }
 
-/// After the fault the breaker closed, `failed` probes at most having failed (with none, the
-/// first probe closed it and it stayed closed).
+/// After the fault the breaker closed, `failed` probes at most having failed before (with none,
+/// the first probe closed it). A call that takes longer than the handle's 50 ms afterwards (a
+/// loaded machine, a debug build) may open it again; that is not held against the probe.
 fn probes_after(name: &str, out: &Outcome, failed: u64) {
-    let after = out.transitions[3] - out.transitions[2];
-    assert!(after.closed >= 1, "{name}: {after:?}");
-    assert!(after.open <= failed, "{name}: {after:?}");
+    let first = out.until_closed;
+    assert_eq!(first.closed, 1, "{name}: {first:?}");
+    assert!(first.open <= failed, "{name}: {first:?}");
 }
 
 /// A lost connection: probes fail at once until the connection manager has made a new one, so
