@@ -1,6 +1,7 @@
 //! The agent service: an HTTP client, and the simulated agent the example starts when no
 //! `PROTOTHRIVE_AGENT_URL` is given (deterministic output; latency and failure rate from
-//! `PROTOTHRIVE_AGENT_LATENCY_MS` and `PROTOTHRIVE_AGENT_FAILURE_RATE`).
+//! `PROTOTHRIVE_AGENT_LATENCY_MS` and `PROTOTHRIVE_AGENT_FAILURE_RATE`, a share of slow calls
+//! from `PROTOTHRIVE_AGENT_SLOW_RATE` and `PROTOTHRIVE_AGENT_SLOW_MS`).
 //!
 //! Calls go through [`AgentClient::run`], a tower stack of the library's resilience layers,
 //! outer to inner: an overall [`TimeoutLayer`] (its deadline bounds every retry), a
@@ -33,12 +34,14 @@ use protothrive::resilience::{
 };
 use protothrive::trace::TraceClientLayer;
 
-use crate::config::Config;
+use crate::config::{Config, Resilience};
 
 /// Attempts per run (the first call and up to two retries).
 pub const MAX_ATTEMPTS: u32 = 3;
-/// The deadline of one attempt.
+/// The deadline of one attempt, unless configured (`PROTOTHRIVE_AGENT_TIMEOUT_MS`).
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The breaker's first open wait, unless configured (`PROTOTHRIVE_AGENT_BREAKER_WAIT_MS`).
+pub const BREAKER_WAIT: Duration = Duration::from_secs(10);
 /// The deadline of a whole run, retries and backoff included.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(7);
 /// Backoff before retry `n` (from 0): uniform in `[0, min(BACKOFF_CAP, BACKOFF_BASE · 2^n)]`.
@@ -66,6 +69,32 @@ impl std::fmt::Debug for AgentClient {
     }
 }
 
+/// The client's bounds: the deadline of one attempt, and the breaker's first open wait (it
+/// doubles while probes fail, up to six times this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub attempt: Duration,
+    pub breaker_wait: Duration,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self {
+            attempt: ATTEMPT_TIMEOUT,
+            breaker_wait: BREAKER_WAIT,
+        }
+    }
+}
+
+impl From<&Resilience> for Bounds {
+    fn from(r: &Resilience) -> Self {
+        Self {
+            attempt: Duration::from_millis(r.agent_timeout_ms),
+            breaker_wait: Duration::from_millis(r.agent_breaker_wait_ms),
+        }
+    }
+}
+
 /// Why an attempt failed, as the HTTP call saw it (a response extension).
 #[derive(Debug, Clone)]
 struct Failure(String);
@@ -79,22 +108,24 @@ impl AgentClient {
         base_url: &str,
         http: reqwest::Client,
         clock: &SharedClock,
+        bounds: Bounds,
     ) -> Result<Self, Box<dyn std::error::Error>> {
         // Open on 50% failures (or 80% calls of 1 s or more) among at least 10 calls of the last
-        // 30 s; closed again by one probe after 10 s, the wait doubling to 60 s while probes fail.
+        // 30 s; closed again by one probe after the wait (10 s unless configured), the wait
+        // doubling to six times that while probes fail.
         let breaker = CircuitBreaker::builder("agent")
             .window(Window::Time(Duration::from_secs(30)))
             .min_calls(10)
             .failure_rate(50)
             .slow_calls(Duration::from_secs(1), 80)
-            .open_wait(Duration::from_secs(10))
-            .max_open_wait(Duration::from_secs(60))
+            .open_wait(bounds.breaker_wait)
+            .max_open_wait(bounds.breaker_wait.saturating_mul(6))
             .clock(clock.clone())
             .build()?;
         let url = format!("{base_url}/v1/run");
         let attempt = ServiceBuilder::new()
             .layer(CircuitBreakerLayer::new(breaker.clone()))
-            .layer(TimeoutLayer::outbound(ATTEMPT_TIMEOUT).clock(clock.clone()))
+            .layer(TimeoutLayer::outbound(bounds.attempt).clock(clock.clone()))
             // Each attempt is a client span of the request being served: a new span id in the
             // `traceparent` the agent service receives, the caller's trace id.
             .layer(TraceClientLayer::new())
@@ -103,7 +134,7 @@ impl AgentClient {
             }));
         let log_clock = clock.clone();
         let logged = service_fn(move |req: http::Request<Body>| {
-            log_attempt(attempt.clone(), log_clock.clone(), req)
+            log_attempt(attempt.clone(), log_clock.clone(), bounds.attempt, req)
         });
         // Retries may add 20% to the calls of the last 10 s, and at least 3 per second.
         let call = ServiceBuilder::new()
@@ -253,6 +284,7 @@ async fn collect<B: http_body::Body<Data = Bytes>>(
 async fn log_attempt<S, B>(
     svc: S,
     clock: SharedClock,
+    timeout: Duration,
     req: http::Request<Body>,
 ) -> Result<http::Response<Full<Bytes>>, Infallible>
 where
@@ -275,7 +307,7 @@ where
     {
         let code = parts.status;
         let (status, error) = if refused == Some(Reason::Timeout) {
-            let e = format!("no answer within {} ms", ATTEMPT_TIMEOUT.as_millis());
+            let e = format!("no answer within {} ms", timeout.as_millis());
             (AttemptStatus::Timeout, Some(e))
         } else if code.is_success() {
             (AttemptStatus::Success, None)
@@ -390,17 +422,20 @@ pub async fn start(
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
         .build()?;
+    let bounds = Bounds::from(&config.resilience);
     if let Some(url) = &config.agent_url {
-        return AgentClient::new(url.trim_end_matches('/'), http, clock);
+        return AgentClient::new(url.trim_end_matches('/'), http, clock, bounds);
     }
     let sim = Sim {
         latency: Duration::from_millis(config.agent_latency_ms),
         failure_rate: config.agent_failure_rate,
+        slow_rate: config.agent_slow_rate,
+        slow: Duration::from_millis(config.agent_slow_ms),
         calls: Arc::new(AtomicU64::new(0)),
         traceparents: Arc::default(),
     };
     let url = spawn_sim(sim).await?;
-    AgentClient::new(&url, http, clock)
+    AgentClient::new(&url, http, clock, bounds)
 }
 
 /// Serves `sim` on a free loopback port; its base URL.
@@ -416,13 +451,23 @@ async fn spawn_sim(sim: Sim) -> std::io::Result<String> {
     Ok(format!("http://{addr}"))
 }
 
-#[derive(Clone)]
+#[derive(Clone, Default)]
 struct Sim {
     latency: Duration,
     failure_rate: f64,
+    /// The share of calls that take `slow` more.
+    slow_rate: f64,
+    slow: Duration,
     calls: Arc<AtomicU64>,
     /// The `traceparent` of the last calls received (at most 64), in order.
     traceparents: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// Whether call number `call` is one of a `rate` share of calls, spread evenly and
+/// deterministically over the sequence (a rate of 0.3 picks calls 3, 6, 9, 13, ...).
+#[allow(clippy::cast_precision_loss)]
+fn every(rate: f64, call: u64) -> bool {
+    rate > 0.0 && (call as f64 * rate).floor() != ((call + 1) as f64 * rate).floor()
 }
 
 /// FNV-1a: a stable hash so the same request always gets the same answer.
@@ -446,13 +491,13 @@ async fn run(
         }
         seen.push(tp.to_owned());
     }
-    tokio::time::sleep(sim.latency).await;
-    // Failures are spread evenly and deterministically over the sequence of calls.
-    #[allow(clippy::cast_precision_loss)]
-    let fails = sim.failure_rate > 0.0
-        && ((call as f64 * sim.failure_rate).floor()
-            != ((call + 1) as f64 * sim.failure_rate).floor());
-    if fails {
+    let slow = if every(sim.slow_rate, call) {
+        sim.slow
+    } else {
+        Duration::ZERO
+    };
+    tokio::time::sleep(sim.latency + slow).await;
+    if every(sim.failure_rate, call) {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"error": "simulated failure"})),

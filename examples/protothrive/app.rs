@@ -46,7 +46,8 @@ pub async fn state(
     agent: AgentClient,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 ) -> Result<AppState, Box<dyn std::error::Error>> {
-    let db = Db::connect(&config.database_url).await?;
+    let busy = std::time::Duration::from_millis(config.resilience.db_busy_timeout_ms);
+    let db = Db::connect(&config.database_url, busy).await?;
     // One Redis connection and outage breaker for revocations, limits and the cache. It connects
     // lazily: a server that is down at start makes /health/ready "degraded" and each store
     // follows its outage policy until Redis is back.

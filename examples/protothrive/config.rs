@@ -46,12 +46,36 @@ pub struct Config {
     /// Simulated agent: added latency and failure rate (load and fault tests set them).
     pub agent_latency_ms: u64,
     pub agent_failure_rate: f64,
+    /// Simulated agent: the share of calls that are slow (`PROTOTHRIVE_AGENT_SLOW_RATE`, 0..1)
+    /// and how slow (`PROTOTHRIVE_AGENT_SLOW_MS`, default 1000), on top of the latency.
+    pub agent_slow_rate: f64,
+    pub agent_slow_ms: u64,
+    pub resilience: Resilience,
     pub metrics_token: Option<String>,
     pub shutdown_grace_secs: u64,
     /// What the library's `Stack::from_config` reads: trusted proxies, the CORS origins (with the
     /// development defaults) and the limits (with the contract's defaults). The API's own
     /// authenticator replaces the stack's, so no JWT settings go there.
     pub stack: StackConfig,
+}
+
+/// The bounds the API puts on its dependencies and on itself (fault and load tests shorten them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resilience {
+    /// One call to the agent service (`PROTOTHRIVE_AGENT_TIMEOUT_MS`, default 2000).
+    pub agent_timeout_ms: u64,
+    /// The agent breaker's first open wait (`PROTOTHRIVE_AGENT_BREAKER_WAIT_MS`, default 10000);
+    /// it doubles while probes fail, up to six times this.
+    pub agent_breaker_wait_ms: u64,
+    /// Requests in flight on every route but health (`PROTOTHRIVE_MAX_IN_FLIGHT`, default 512):
+    /// anonymous ones may fill half, signed-in ones 90%, admins all of it.
+    pub max_in_flight: u64,
+    /// Agent runs in flight (`PROTOTHRIVE_AGENT_MAX_IN_FLIGHT`, default 64), shared the same way.
+    pub agent_max_in_flight: u64,
+    /// How long a write waits for a database lock held elsewhere before the API answers 503
+    /// `DB-503` (`PROTOTHRIVE_DATABASE_BUSY_TIMEOUT_MS`, default 5000); a write queued behind it
+    /// waits at most as long again for the writer.
+    pub db_busy_timeout_ms: u64,
 }
 
 const DEV_ORIGINS: &str =
@@ -184,12 +208,27 @@ impl Config {
         } else {
             Vec::new()
         };
-        let failure = get("PROTOTHRIVE_AGENT_FAILURE_RATE").map_or(Ok(0.0), |v| {
-            v.parse::<f64>()
-                .ok()
-                .filter(|f| (0.0..=1.0).contains(f))
-                .ok_or_else(|| ConfigError(format!("PROTOTHRIVE_AGENT_FAILURE_RATE={v}: use 0..1")))
-        })?;
+        let rate = |k: &str| {
+            get(k).map_or(Ok(0.0), |v| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|f| (0.0..=1.0).contains(f))
+                    .ok_or_else(|| ConfigError(format!("{k}={v}: use 0..1")))
+            })
+        };
+        let positive = |k: &str, default: u64| -> Result<u64, ConfigError> {
+            match number(k, default)? {
+                0 => Err(ConfigError(format!("{k}=0: use a value above zero"))),
+                n => Ok(n),
+            }
+        };
+        let resilience = Resilience {
+            agent_timeout_ms: positive("PROTOTHRIVE_AGENT_TIMEOUT_MS", 2000)?,
+            agent_breaker_wait_ms: positive("PROTOTHRIVE_AGENT_BREAKER_WAIT_MS", 10_000)?,
+            max_in_flight: positive("PROTOTHRIVE_MAX_IN_FLIGHT", 512)?,
+            agent_max_in_flight: positive("PROTOTHRIVE_AGENT_MAX_IN_FLIGHT", 64)?,
+            db_busy_timeout_ms: positive("PROTOTHRIVE_DATABASE_BUSY_TIMEOUT_MS", 5000)?,
+        };
         let limits = RateLimits::from_list(&stack.rate_limits)?;
         stack.cors_origins.clone_from(&cors_origins);
         stack.rate_limits = limits.to_list();
@@ -225,7 +264,10 @@ impl Config {
             rate_limits: get("PROTOTHRIVE_RATE_LIMITS"),
             demo_password: get("PROTOTHRIVE_DEMO_PASSWORD"),
             agent_latency_ms: number("PROTOTHRIVE_AGENT_LATENCY_MS", 5)?,
-            agent_failure_rate: failure,
+            agent_failure_rate: rate("PROTOTHRIVE_AGENT_FAILURE_RATE")?,
+            agent_slow_rate: rate("PROTOTHRIVE_AGENT_SLOW_RATE")?,
+            agent_slow_ms: number("PROTOTHRIVE_AGENT_SLOW_MS", 1000)?,
+            resilience,
             metrics_token: get("PROTOTHRIVE_METRICS_TOKEN"),
             shutdown_grace_secs: number("PROTOTHRIVE_SHUTDOWN_GRACE_SECS", 10)?,
             stack,
@@ -322,6 +364,17 @@ mod tests {
         assert_eq!(c.jwt_leeway, 60);
         assert_eq!(c.cors_origins.len(), 4);
         assert!(c.jwt_secret.is_none());
+        assert_eq!(
+            c.resilience,
+            Resilience {
+                agent_timeout_ms: 2000,
+                agent_breaker_wait_ms: 10_000,
+                max_in_flight: 512,
+                agent_max_in_flight: 64,
+                db_busy_timeout_ms: 5000,
+            }
+        );
+        assert_eq!((c.agent_slow_rate, c.agent_slow_ms), (0.0, 1000));
     }
 
     #[test]
@@ -331,6 +384,9 @@ mod tests {
             ("PROTOTHRIVE_ADDR", "not-an-address"),
             ("PROTOTHRIVE_JWT_LEEWAY", "-1"),
             ("PROTOTHRIVE_AGENT_FAILURE_RATE", "2"),
+            ("PROTOTHRIVE_AGENT_SLOW_RATE", "-0.1"),
+            ("PROTOTHRIVE_AGENT_TIMEOUT_MS", "0"),
+            ("PROTOTHRIVE_MAX_IN_FLIGHT", "many"),
         ] {
             let err = Config::from_vars(&vars(&[(k, v)])).unwrap_err();
             assert!(err.0.contains(k), "{err}");

@@ -214,6 +214,53 @@ pub(crate) fn summarize(
     }
 }
 
+/// Agent runs, as goose files them.
+pub(crate) const AGENT_RUN: &str = "POST /agent/run";
+
+/// The agent runs' error rate the breaker and the retry budget promise with the agent service
+/// failing 30% of calls (`--agent-faults`): 30% stays under the breaker's 50%, so it stays
+/// closed; a run fails only when a failed attempt finds the retry budget spent, and the budget
+/// (20% of runs, and 3 a second) retries at least two of every three failed first attempts
+/// (the simulated failures are spread evenly, so a retry of a failed call succeeds). At most
+/// 30% − 20% = 10% of runs fail, each a 502 `AGENT-502` (or a 503 `SRV-503` should the breaker
+/// open after all).
+pub(crate) const AGENT_ERRORS: f64 = 0.10;
+
+/// The verdict of an `--agent-faults` run: the usual limits on latency over every request (the
+/// API's own P99, agent runs included), on errors over every request but agent runs; and agent
+/// runs within [`AGENT_ERRORS`], each error a 502 or 503, their own P99 within the limit.
+pub(crate) fn agent_verdict(summary: &Summary, limits: Limits) -> Vec<String> {
+    let Some(agent) = summary.endpoints.iter().find(|r| r.name == AGENT_RUN) else {
+        return vec!["no agent run was made".to_owned()];
+    };
+    let mut others = summary.clone();
+    others.total.requests -= agent.requests;
+    others.total.failures -= agent.failures;
+    let mut failed = verdict(&others, limits);
+    if agent.error_rate() > AGENT_ERRORS {
+        failed.push(format!(
+            "agent run errors {:.2}% > {}% ({} of {})",
+            agent.error_rate() * 100.0,
+            AGENT_ERRORS * 100.0,
+            agent.failures,
+            agent.requests
+        ));
+    }
+    if ms(agent.p99_us) >= limits.p99_ms {
+        failed.push(format!(
+            "agent run P99 {:.2} ms ≥ {} ms",
+            ms(agent.p99_us),
+            limits.p99_ms
+        ));
+    }
+    for (status, n) in &agent.statuses {
+        if !matches!(status, 502 | 503) {
+            failed.push(format!("{n} agent run(s) answered {status}"));
+        }
+    }
+    failed
+}
+
 /// The reasons the run fails, empty when it passes.
 pub(crate) fn verdict(summary: &Summary, limits: Limits) -> Vec<String> {
     let t = &summary.total;
@@ -437,6 +484,28 @@ mod tests {
             max_users: 1,
             total_users: 1,
         }
+    }
+
+    #[test]
+    fn the_agent_verdict_leaves_agent_errors_to_their_own_bound() {
+        let mut s = summary(1000, 25, 1_000, 9_000);
+        assert_eq!(agent_verdict(&s, LIMITS), ["no agent run was made"]);
+        s.endpoints.push(Row {
+            name: AGENT_RUN.to_owned(),
+            requests: 200,
+            failures: 20,
+            p99_us: 300_000,
+            statuses: vec![(502, 20)],
+            ..Row::default()
+        });
+        assert!(
+            agent_verdict(&s, LIMITS).is_empty(),
+            "5 errors in 800 others, 10% of runs"
+        );
+        s.endpoints[0].failures = 21;
+        s.endpoints[0].statuses = vec![(500, 1), (502, 20)];
+        s.total.failures = 26;
+        assert_eq!(agent_verdict(&s, LIMITS).len(), 2, "over 10%, and a 500");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The original mix as four goose scenarios, weighted 3 : 4 : 2 : 1 — auth 30%, roadmaps 40%,
 //! snippets 20%, health 10% of users, and so of requests, as every transaction sends exactly one
-//! request and every scenario waits alike (see [`crate::profile`]).
+//! request and every scenario waits alike (see [`crate::profile`]). With `--agent-faults` a fifth,
+//! agent runs on the user's roadmap, weighs 2 (1 in 6 users).
 //!
 //! Every user registers its own account when it starts (a fresh e-mail, a strong password), so
 //! the run has as many distinct accounts as users. Argon2 makes a password check cost ~20 ms of
@@ -31,6 +32,7 @@ const ROADMAPS_SCORE: &str = "/roadmaps/{id}/thrive-score";
 const SNIPPETS_LIST: &str = "/snippets";
 const SNIPPETS_READ: &str = "/snippets/{id}";
 const HEALTH: &str = "/health";
+const AGENT_RUN: &str = "/agent/run";
 
 /// The requests whose cost is argon2's by design, as goose keys them.
 pub(crate) const ARGON2: [&str; 2] = ["POST /auth/register", "POST /auth/login"];
@@ -52,8 +54,8 @@ struct Session {
     snippets: Vec<String>,
 }
 
-/// The four scenarios, each with its weight and transactions.
-pub(crate) fn all() -> Result<Vec<Scenario>, GooseError> {
+/// The four scenarios, each with its weight and transactions, and agent runs when `agent`.
+pub(crate) fn all(agent: bool) -> Result<Vec<Scenario>, GooseError> {
     let (min, max) = profile::wait_range();
     let scenario = |name: &str, weight: usize| -> Result<Scenario, GooseError> {
         Ok(scenario!(name)
@@ -61,7 +63,7 @@ pub(crate) fn all() -> Result<Vec<Scenario>, GooseError> {
             .set_wait_time(min, max)?
             .register_transaction(transaction!(register).set_name("register").set_on_start()))
     };
-    Ok(vec![
+    let mut all = vec![
         scenario("Auth", 3)?
             .register_transaction(transaction!(me).set_name("me").set_weight(10)?)
             .register_transaction(transaction!(refresh).set_name("refresh").set_weight(9)?)
@@ -93,7 +95,19 @@ pub(crate) fn all() -> Result<Vec<Scenario>, GooseError> {
             .register_transaction(transaction!(list_snippets).set_name("list").set_weight(1)?)
             .register_transaction(transaction!(read_snippet).set_name("read").set_weight(1)?),
         scenario("Health", 1)?.register_transaction(transaction!(health).set_name("health")),
-    ])
+    ];
+    if agent {
+        all.push(
+            scenario("Agent", 2)?
+                .register_transaction(
+                    transaction!(create_roadmap)
+                        .set_name("first roadmap")
+                        .set_on_start(),
+                )
+                .register_transaction(transaction!(run_agent).set_name("run")),
+        );
+    }
+    Ok(all)
 }
 
 /// Sends one request filed as `METHOD name`, with the user's bearer token when `auth`, and records what goose
@@ -422,6 +436,26 @@ async fn read_snippet(user: &mut GooseUser) -> TransactionResult {
     Ok(())
 }
 
+/// An agent task on one of the user's roadmaps.
+async fn run_agent(user: &mut GooseUser) -> TransactionResult {
+    ensure_account(user).await?;
+    if let Some(id) = some_roadmap(user).await? {
+        let body = json!({
+            "roadmap_id": id, "task_type": "plan", "prompt": "plan the next step", "budget_usd": 1.0,
+        });
+        send(
+            user,
+            GooseMethod::Post,
+            "/agent/run",
+            AGENT_RUN,
+            Some(&body),
+            true,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 async fn health(user: &mut GooseUser) -> TransactionResult {
     send(user, GooseMethod::Get, "/health", HEALTH, None, false).await?;
     Ok(())
@@ -453,12 +487,22 @@ mod tests {
 
     #[test]
     fn weights_give_the_mix() {
-        let scenarios = all().unwrap_or_default();
-        let weights: Vec<(String, usize)> = scenarios
-            .iter()
-            .map(|s| (s.name.to_string(), s.weight))
-            .collect();
+        let weights = |agent| -> Vec<(String, usize)> {
+            all(agent)
+                .unwrap_or_default()
+                .iter()
+                .map(|s| (s.name.to_string(), s.weight))
+                .collect()
+        };
         let expected = [("Auth", 3), ("Roadmaps", 4), ("Snippets", 2), ("Health", 1)];
-        assert_eq!(weights, expected.map(|(n, w)| (n.to_owned(), w)));
+        assert_eq!(weights(false), expected.map(|(n, w)| (n.to_owned(), w)));
+        let with_agent = [
+            ("Auth", 3),
+            ("Roadmaps", 4),
+            ("Snippets", 2),
+            ("Health", 1),
+            ("Agent", 2),
+        ];
+        assert_eq!(weights(true), with_agent.map(|(n, w)| (n.to_owned(), w)));
     }
 }

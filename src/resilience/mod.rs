@@ -8,7 +8,7 @@
 //! | [`CircuitBreakerLayer`] over a shared [`CircuitBreaker`] | opens on a failure rate or a slow-call rate over a count- or time-based [`Window`] once it holds `min_calls`; stays open for a wait that doubles after each failed probe; half-open lets a bounded number of probes through; a client's 4xx never counts ([`Classify`]) | 503 `CIRCUIT-503` + `Retry-After`, inner service not called |
 //! | [`RetryLayer`] with a [`RetryBudget`] | retries only idempotent methods or requests with an `Idempotency-Key`, whose body is known to fit the replay buffer; only 502/503/504 and transport errors; retries ≤ a fraction of recent requests; exponential backoff with full jitter; honours `Retry-After`; never waits past the [`Deadline`] | nothing (the last answer) |
 //! | [`TimeoutLayer`] | bounds each call (per attempt inside a retry, overall outside it) and puts the [`Deadline`] in the request for the calls inside | 504 `TIMEOUT-504` (outbound) or 503 `TIMEOUT-503` (handler) |
-//! | [`LoadShedLayer`] | a concurrency limit shared by every clone; anonymous callers are shed first, then authenticated ones, admins last | 503 `LOAD-503` + `Retry-After`, before any work |
+//! | [`LoadShedLayer`] | a concurrency limit shared by every clone, fixed or adaptive (AIMD on latency: lowered while answers are slower than a target); anonymous callers are shed first, then authenticated ones, admins last | 503 `LOAD-503` + `Retry-After`, before any work |
 //! | [`FallbackLayer`] | a configured answer instead of a 5xx, an error or a refusal | the fallback, marked `fallback: <reason>` |
 //!
 //! Fallback order on a cached route: the route's breaker (or timeout) goes *inside* the cache,
@@ -53,8 +53,10 @@
 //! Cost: a closed breaker is one atomic load and a reference count per call, plus a short
 //! uncontended lock to record the outcome; the retry layer buffers replayable bodies (up to its
 //! limit) and clones the request's parts per attempt; the timeout layer is one tokio timer; the
-//! load shedder is two atomic operations.
+//! load shedder is two atomic operations, and with an adaptive limit two clock reads and a short
+//! uncontended lock per answer.
 
+mod adaptive;
 mod breaker;
 mod fallback;
 mod layer;

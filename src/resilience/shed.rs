@@ -1,4 +1,4 @@
-//! Priority load shedding over a concurrency limit.
+//! Priority load shedding over a concurrency limit, fixed or adaptive.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,7 +12,9 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::adaptive::Adaptive;
 use super::{Reason, refusal};
+use crate::clock::SharedClock;
 use crate::error::{ConfigError, code};
 use crate::identity::Principal;
 use crate::response::{ResponseBody, ResponseFuture};
@@ -33,6 +35,10 @@ pub enum Priority {
 /// part, admins all of it — so under overload anonymous traffic is refused first, then
 /// authenticated, admin last. A refusal is a 503 problem `LOAD-503` with `Retry-After`, answered
 /// before the inner service does any work. A request counts until its response head is ready.
+///
+/// With [`adaptive`](LoadShedBuilder::adaptive) the limit is a ceiling that latency lowers (see
+/// the `adaptive` module: slow answers cut it by a tenth, fast ones under load raise it back),
+/// and the shares apply to the limit of the moment.
 ///
 /// ```
 /// use std::convert::Infallible;
@@ -74,8 +80,11 @@ pub struct LoadShedLayer {
 
 #[derive(Debug)]
 struct State {
-    /// The most requests of each priority in flight (anonymous, authenticated, admin).
-    caps: [usize; 3],
+    /// The limit, when it is fixed.
+    limit: usize,
+    /// The shares (percent) of the limit anonymous and authenticated requests may fill.
+    shares: [usize; 2],
+    adaptive: Option<Adaptive>,
     admin_role: String,
     retry_after: Duration,
     in_flight: AtomicUsize,
@@ -90,6 +99,8 @@ pub struct LoadShedBuilder {
     authenticated: u8,
     admin_role: String,
     retry_after: Duration,
+    adaptive: Option<(Duration, usize)>,
+    clock: Option<SharedClock>,
 }
 
 impl LoadShedLayer {
@@ -102,6 +113,8 @@ impl LoadShedLayer {
             authenticated: 90,
             admin_role: "admin".to_owned(),
             retry_after: Duration::from_secs(1),
+            adaptive: None,
+            clock: None,
         }
     }
 
@@ -109,6 +122,28 @@ impl LoadShedLayer {
     #[must_use]
     pub fn in_flight(&self) -> usize {
         self.state.in_flight.load(Ordering::Acquire)
+    }
+
+    /// The limit now: the configured one, or where the adaptive limit stands.
+    #[must_use]
+    pub fn limit(&self) -> usize {
+        self.state.limit()
+    }
+}
+
+impl State {
+    fn limit(&self) -> usize {
+        self.adaptive.as_ref().map_or(self.limit, Adaptive::limit)
+    }
+
+    /// The most requests of `priority` in flight now.
+    fn cap(&self, priority: Priority) -> usize {
+        let limit = self.limit();
+        match priority {
+            Priority::Anonymous => limit * self.shares[0] / 100,
+            Priority::Authenticated => limit * self.shares[1] / 100,
+            Priority::Admin => limit,
+        }
     }
 }
 
@@ -137,10 +172,54 @@ impl LoadShedBuilder {
         self
     }
 
+    /// Makes the limit adaptive: the builder's limit becomes its ceiling and its start, an
+    /// answer slower than `target` (or a 5xx, or an error) cuts it by a tenth (once per
+    /// `target` at most) down to `min`, and an answer within `target` while at least half the
+    /// limit is in use raises it by `1 / limit`. Latency is read from the [`clock`](Self::clock).
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use http::{Request, Response};
+    /// use protothrive::clock::ManualClock;
+    /// use protothrive::resilience::LoadShedLayer;
+    /// use tower::{service_fn, Layer, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let clock = ManualClock::default();
+    /// let layer = LoadShedLayer::builder(100)
+    ///     .adaptive(Duration::from_millis(50), 10)
+    ///     .clock(Arc::new(clock.clone()))
+    ///     .build()?;
+    /// let slow = clock.clone();
+    /// let svc = layer.layer(service_fn(move |_req: Request<()>| {
+    ///     slow.advance(Duration::from_millis(80));
+    ///     async { Ok::<_, Infallible>(Response::new(String::new())) }
+    /// }));
+    /// svc.oneshot(Request::new(())).await?;
+    /// assert_eq!(layer.limit(), 90, "an answer past the target cut it by a tenth");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn adaptive(mut self, target: Duration, min: usize) -> Self {
+        self.adaptive = Some((target, min));
+        self
+    }
+
+    /// The clock an [`adaptive`](Self::adaptive) limit reads latency from (default: the
+    /// system clock).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// The layer.
     ///
     /// # Errors
-    /// A zero limit, a share above 100, or an anonymous share above the authenticated one.
+    /// A zero limit, a share above 100, an anonymous share above the authenticated one, or an
+    /// adaptive limit with a zero target or a floor of zero or above the limit.
     pub fn build(self) -> Result<LoadShedLayer, ConfigError> {
         if self.limit == 0 || self.authenticated > 100 || self.anonymous > self.authenticated {
             return Err(ConfigError::new(
@@ -148,10 +227,26 @@ impl LoadShedBuilder {
                  authenticated share ≤ 100",
             ));
         }
-        let cap = |p: u8| self.limit * usize::from(p) / 100;
+        let adaptive = match self.adaptive {
+            None => None,
+            Some((target, min)) if target.is_zero() || min == 0 || min > self.limit => {
+                return Err(ConfigError::new(
+                    "load shedding: an adaptive limit needs a target latency above zero and \
+                     0 < floor ≤ limit",
+                ));
+            }
+            Some((target, min)) => Some(Adaptive::new(
+                min,
+                self.limit,
+                target,
+                self.clock.unwrap_or_else(crate::clock::system),
+            )),
+        };
         Ok(LoadShedLayer {
             state: Arc::new(State {
-                caps: [cap(self.anonymous), cap(self.authenticated), self.limit],
+                limit: self.limit,
+                shares: [usize::from(self.anonymous), usize::from(self.authenticated)],
+                adaptive,
                 admin_role: self.admin_role,
                 retry_after: self.retry_after,
                 in_flight: AtomicUsize::new(0),
@@ -201,7 +296,7 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let s = &*self.state;
-        let cap = s.caps[priority(req.extensions(), &s.admin_role) as usize];
+        let cap = s.cap(priority(req.extensions(), &s.admin_role));
         let admitted = s
             .in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -220,22 +315,41 @@ where
             );
             return ShedFuture {
                 inner: ResponseFuture::ready(ResponseBody::map_problem(res)),
-                _slot: None,
+                slot: None,
             };
         }
+        let admitted = s.adaptive.as_ref().map_or(0, Adaptive::now);
         ShedFuture {
             inner: ResponseFuture::inner(self.inner.call(req)),
-            _slot: Some(Slot(self.state.clone())),
+            slot: Some(Slot {
+                state: self.state.clone(),
+                admitted,
+            }),
         }
     }
 }
 
 /// One request in flight; released on drop.
-struct Slot(Arc<State>);
+struct Slot {
+    state: Arc<State>,
+    /// When it was admitted, on an adaptive limit's clock.
+    admitted: u64,
+}
+
+impl Slot {
+    /// The request's answer is ready: an adaptive limit learns from it (a dropped request, never
+    /// answered, teaches nothing).
+    fn answered(&self, failed: bool) {
+        if let Some(adaptive) = &self.state.adaptive {
+            let in_flight = self.state.in_flight.load(Ordering::Acquire);
+            adaptive.record(self.admitted, failed, in_flight);
+        }
+    }
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -244,7 +358,7 @@ pin_project! {
     pub struct ShedFuture<F, B, E> {
         #[pin]
         inner: ResponseFuture<F, B, E>,
-        _slot: Option<Slot>,
+        slot: Option<Slot>,
     }
 }
 
@@ -263,7 +377,12 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let out = std::task::ready!(this.inner.poll(cx));
-        this._slot.take();
+        if let Some(slot) = this.slot.take() {
+            slot.answered(
+                out.as_ref()
+                    .map_or(true, |res| res.status().is_server_error()),
+            );
+        }
         Poll::Ready(out)
     }
 }

@@ -28,6 +28,7 @@ use metrics::{Counter, Gauge, Histogram};
 /// | `protothrive_retries_total` | — | retries sent by the retry layer |
 /// | `protothrive_timeouts_total` | — | requests or calls past their deadline |
 /// | `protothrive_shed_total` | — | requests shed by the load-shedding layer |
+/// | `protothrive_shed_limit` | — | gauge: an adaptive load-shedding limit, when it moves |
 /// | `protothrive_fallbacks_total` | reason | answers replaced by the fallback layer |
 /// | `protothrive_batch_items` | — | histogram: items per HTTP batch |
 /// | `protothrive_batch_loader_size` | loader | histogram: keys per loader batch |
@@ -118,6 +119,11 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "protothrive_shed_total",
         "",
         "requests shed by the load-shedding layer",
+    ),
+    (
+        "protothrive_shed_limit",
+        "",
+        "gauge: an adaptive load-shedding limit, when it moves",
     ),
     (
         "protothrive_fallbacks_total",

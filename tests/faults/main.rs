@@ -5,6 +5,8 @@
 //! offered load plus the retry budget, no POST is retried, and one probe closes the breaker once
 //! the fault clears.
 //!
+//! `api` does the same to the ProtoThrive API as a whole, a real process under steady load.
+//!
 //! The breaker and the budget run on a manual clock (the open wait is skipped by advancing it);
 //! the per-attempt timeouts are real tokio timers, as the faults are real sockets.
 
@@ -17,5 +19,13 @@ mod support;
 #[allow(dead_code)]
 mod server;
 
+// The ProtoThrive test crate's process helper; this crate uses part of it.
+#[allow(dead_code, unreachable_pub)]
+#[path = "../protothrive/support.rs"]
+mod api_server;
+
+// Shared by the API fault tests' modules; `pub` marks what they share.
+#[allow(unreachable_pub)]
+mod api;
 mod outbound;
 mod redis_store;

@@ -24,8 +24,7 @@ struct Setup {
 
 async fn setup() -> Setup {
     let server = RedisServer::start();
-    let port: u16 = server.url().rsplit(':').next().unwrap().parse().unwrap();
-    let proxy = FaultProxy::start(([127, 0, 0, 1], port).into()).await;
+    let proxy = FaultProxy::start(([127, 0, 0, 1], server.port()).into()).await;
     let clock = ManualClock::default();
     let shared: SharedClock = Arc::new(clock.clone());
     let handle = RedisHandle::builder(format!("redis://{}", proxy.addr()))

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::api::LOOSE_LIMITS;
-use crate::support::{DEMO, Server, client, login, send};
+use crate::support::{DEMO, Server, client, first_roadmap, login, send};
 
 /// Every write answered 2xx survives a `kill -9` in the middle of a burst of writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,16 +114,7 @@ async fn in_flight_requests_finish_during_shutdown() {
         ("PROTOTHRIVE_AGENT_LATENCY_MS", "1500"),
     ]);
     let token = login(&server, DEMO).await;
-    let list = send(
-        client()
-            .get(server.url("/api/v1/roadmaps"))
-            .bearer_auth(&token),
-    )
-    .await;
-    let roadmap = list.body["data"][0]["id"]
-        .as_str()
-        .expect("a seeded roadmap")
-        .to_owned();
+    let roadmap = first_roadmap(&server, &token).await;
     let url = server.url("/api/v1/agent/run");
     let slow = tokio::spawn(async move {
         send(client().post(url).bearer_auth(token).json(&json!({

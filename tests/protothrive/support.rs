@@ -207,6 +207,20 @@ pub async fn login(server: &Server, email: &str) -> String {
         .to_owned()
 }
 
+/// The id of the newest of the roadmaps `token`'s user sees (the demo users have seeded ones).
+pub async fn first_roadmap(server: &Server, token: &str) -> String {
+    let list = send(
+        client()
+            .get(server.url("/api/v1/roadmaps?limit=1"))
+            .bearer_auth(token),
+    )
+    .await;
+    list.body["data"][0]["id"]
+        .as_str()
+        .expect("a seeded roadmap")
+        .to_owned()
+}
+
 /// A request's status, headers and JSON body (Null when not JSON).
 pub struct Answer {
     pub status: u16,

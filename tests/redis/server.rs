@@ -58,9 +58,14 @@ impl RedisServer {
         self.child = Some(child);
     }
 
+    /// The loopback port it listens on.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
     /// `redis://127.0.0.1:PORT`.
     pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("redis://127.0.0.1:{}", self.port())
     }
 
     /// SIGKILL: the server is gone, connections drop.

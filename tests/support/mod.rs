@@ -5,6 +5,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod agent;
 pub mod fault;
 
 use std::net::SocketAddr;

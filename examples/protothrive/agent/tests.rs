@@ -17,11 +17,11 @@ async fn client(failure_rate: f64, clock: &ManualClock) -> (AgentClient, Arc<Ato
         latency: Duration::ZERO,
         failure_rate,
         calls: calls.clone(),
-        traceparents: Arc::default(),
+        ..Sim::default()
     };
     let url = spawn_sim(sim).await.unwrap();
     let clock: SharedClock = Arc::new(clock.clone());
-    let client = AgentClient::new(&url, reqwest::Client::new(), &clock).unwrap();
+    let client = AgentClient::new(&url, reqwest::Client::new(), &clock, Bounds::default()).unwrap();
     (client, calls)
 }
 
@@ -36,12 +36,13 @@ async fn attempts_carry_the_callers_trace_with_a_new_span_each() {
         latency: Duration::ZERO,
         // Calls 0, 2, ... succeed: the second run needs two attempts.
         failure_rate: 0.5,
-        calls: Arc::default(),
         traceparents: traceparents.clone(),
+        ..Sim::default()
     };
     let url = spawn_sim(sim).await.unwrap();
     let shared: SharedClock = Arc::new(clock.clone());
-    let client = AgentClient::new(&url, reqwest::Client::new(), &shared).unwrap();
+    let client =
+        AgentClient::new(&url, reqwest::Client::new(), &shared, Bounds::default()).unwrap();
     let handler = TraceLayer::new().layer(service_fn(move |_req: http::Request<()>| {
         let client = client.clone();
         async move {

@@ -116,8 +116,10 @@ impl Db {
         Counted(&self.write)
     }
 
-    /// Opens (creating if needed) and migrates the database.
-    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+    /// Opens (creating if needed) and migrates the database. A statement waits up to `busy` for
+    /// a lock another connection holds, then fails with "database is locked" (answered 503
+    /// `DB-503`); a request waits up to `busy` again for a connection of its pool.
+    pub async fn connect(url: &str, busy: Duration) -> Result<Self, sqlx::Error> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -125,12 +127,12 @@ impl Db {
             // WAL, in the OS page cache); only a power loss can take the last ones.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5))
+            .busy_timeout(busy)
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-16000");
         let write = SqlitePoolOptions::new()
             .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(busy)
             .connect_with(options.clone())
             .await?;
         let db = Self {
@@ -140,7 +142,7 @@ impl Db {
         db.migrate().await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(busy)
             .connect_with(options.read_only(true))
             .await?;
         Ok(Self {

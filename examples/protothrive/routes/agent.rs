@@ -1,6 +1,7 @@
 //! `POST /agent/run`: runs an agent task on a roadmap through the agent service.
 //!
-//! Order: validate the body (422), the budget (402), that the caller may use the roadmap (404,
+//! Order: the route's load shedder (503 `LOAD-503` when too many runs are in flight), validate
+//! the body (422), the budget (402), that the caller may use the roadmap (404,
 //! one statement), the breaker (503 with `Retry-After`, nothing recorded: no run happened). Then
 //! the attempts (see `agent::AgentClient::run`), and one write transaction recording the run, a
 //! trace per attempt and a log. A run that failed is still recorded, then answered with 502.
@@ -26,8 +27,12 @@ use crate::state::AppState;
 pub const MAX_BUDGET_USD: f64 = 5.00;
 const MAX_PROMPT_CHARS: u64 = 4000;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/agent/run", post(run).route_layer(super::user()))
+/// `shed` bounds the runs in flight (signed-in callers only reach it: anonymous ones get 401).
+pub fn router(shed: protothrive::resilience::LoadShedLayer) -> Router<AppState> {
+    Router::new().route(
+        "/api/agent/run",
+        post(run).layer(shed).route_layer(super::user()),
+    )
 }
 
 #[derive(Debug, Deserialize, Validate)]

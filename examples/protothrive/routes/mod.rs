@@ -16,6 +16,7 @@ pub mod snippets;
 
 use axum::Router;
 use protothrive::auth::{RequireLayer, RoleHierarchy};
+use protothrive::resilience::LoadShedLayer;
 
 use crate::http::AppError;
 use crate::state::AppState;
@@ -38,6 +39,16 @@ pub fn at_least(role: &str) -> RequireLayer {
         .realm("protothrive")
 }
 
+/// A concurrency limit of `limit` requests in flight, shed by priority when full: anonymous
+/// callers may fill half of it, signed-in ones 90%, `super_admin`s all of it; a refusal is a
+/// 503 `LOAD-503` with `Retry-After: 1`, answered before the handler runs.
+pub fn shed(limit: u64) -> LoadShedLayer {
+    LoadShedLayer::builder(usize::try_from(limit).unwrap_or(usize::MAX).max(1))
+        .admin_role("super_admin")
+        .build()
+        .unwrap_or_else(|_| unreachable!("a limit above zero and the default shares"))
+}
+
 async fn no_route() -> AppError {
     AppError::NoRoute
 }
@@ -46,13 +57,15 @@ async fn no_method() -> AppError {
     AppError::MethodNotAllowed
 }
 
+/// Every route; all but health, status and metrics under one load shedder (the agent route
+/// under its own as well, as its calls last longest).
 pub fn router(state: AppState) -> Router {
+    let limits = state.config.resilience;
     Router::new()
-        .merge(health::router())
         .merge(auth::router())
         .merge(snippets::router(&state))
         .merge(logs::router())
-        .merge(agent::router())
+        .merge(agent::router(shed(limits.agent_max_in_flight)))
         .merge(analytics::router(&state))
         .merge(admin::router())
         .merge(batch::router())
@@ -60,6 +73,8 @@ pub fn router(state: AppState) -> Router {
         .merge(roadmaps::router(&state))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
+        .layer(shed(limits.max_in_flight))
+        .merge(health::router())
         .layer(axum::middleware::from_fn(scopes::enforce))
         // The matched route, for the trace layer's spans and metrics outside the router.
         .route_layer(protothrive::trace::MatchedRouteLayer)
