@@ -89,5 +89,5 @@ mod tests;
 pub use envelope::{Envelope, Item, canonical_path, parse_envelope};
 pub use extract::{LoaderLayer, LoaderService};
 pub use layer::{BatchLayer, BatchLayerBuilder, DEFAULT_ALLOWED_HEADERS};
-pub use loader::{BatchFn, Loader, LoaderFactory};
+pub use loader::{BatchFn, BatchTask, Loader, LoaderFactory};
 pub use service::{Batch, BatchItem};
