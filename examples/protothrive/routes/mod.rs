@@ -60,6 +60,8 @@ pub fn router(state: AppState) -> Router {
         .merge(roadmaps::router(&state))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
+        // A loader of nested data per request (`crate::loaders`), for handlers to extract.
+        .layer(protothrive::batch::LoaderLayer::new(state.nested.clone()))
         .layer(axum::middleware::from_fn(scopes::enforce))
         // The matched route, for the trace layer's spans and metrics outside the router.
         .route_layer(protothrive::trace::MatchedRouteLayer)
