@@ -11,6 +11,9 @@
 //! failed batch apart from later loads of its keys with a per-request cache, takes the injected
 //! clock for its metrics, or comes without a GraphQL or runtime-feature dependency tree.
 //!
+//! With the `cache` feature, [`SharedCache`] keeps a batch function's values across requests in
+//! a [`DataCache`](crate::cache::DataCache) (memory, then Redis), with invalidation.
+//!
 //! ## [`BatchLayer`]
 //!
 //! `POST <path>` with a JSON array of sub-requests (or `{"requests": [...], "sequential":
@@ -80,6 +83,8 @@ mod extract;
 mod layer;
 mod loader;
 mod service;
+#[cfg(feature = "cache")]
+mod shared;
 
 #[cfg(test)]
 mod loader_tests;
@@ -91,3 +96,5 @@ pub use extract::{LoaderLayer, LoaderService};
 pub use layer::{BatchLayer, BatchLayerBuilder, DEFAULT_ALLOWED_HEADERS};
 pub use loader::{BatchFn, BatchTask, Loader, LoaderFactory};
 pub use service::{Batch, BatchItem};
+#[cfg(feature = "cache")]
+pub use shared::SharedCache;
