@@ -256,7 +256,7 @@ where
         .collect()
 }
 
-/// Builds item `index`'s request: the item's own headers, the batch's lent headers, its
+/// Builds item `index`'s request: the item's own headers, the batch's lent headers and host, its
 /// credentials unless the item brings some, its version unless the item has one, and every
 /// extension of the batch request (the peer address among them) plus [`BatchItem`].
 fn sub_request<B: From<Bytes>>(
@@ -305,9 +305,24 @@ fn sub_request<B: From<Bytes>>(
         }
         None => Bytes::new(),
     };
+    // An item is a request to the batch's own server: it has the batch's `Host`, or (HTTP/2,
+    // absolute form) its scheme and authority — the cache keys by them, and stores nothing for
+    // a request without a host.
+    if let Some(host) = outer.headers.get(header::HOST) {
+        headers.insert(header::HOST, host.clone());
+    }
+    let uri = match (outer.uri.scheme(), outer.uri.authority()) {
+        (Some(scheme), Some(authority)) if item.uri.authority().is_none() => {
+            let mut parts = item.uri.clone().into_parts();
+            parts.scheme = Some(scheme.clone());
+            parts.authority = Some(authority.clone());
+            http::Uri::from_parts(parts).unwrap_or(item.uri)
+        }
+        _ => item.uri,
+    };
     let mut req = Request::new(B::from(body));
     *req.method_mut() = item.method;
-    *req.uri_mut() = item.uri;
+    *req.uri_mut() = uri;
     *req.headers_mut() = headers;
     *req.extensions_mut() = outer.extensions.clone();
     req.extensions_mut().insert(BatchItem { index });
