@@ -48,7 +48,8 @@
 //!
 //! **Cost.** Nothing for other requests but a path comparison on `POST`s. A batch buffers its
 //! envelope (bounded) and each answer body (bounded by the budget), clones the batch request's
-//! extensions per item, and boxes its future.
+//! extensions per item, and boxes its future. A JSON answer body is checked and copied into the
+//! batch answer as it came (serde_json's `RawValue`), not parsed into a tree and written again.
 //!
 //! ```
 //! use std::convert::Infallible;
