@@ -290,7 +290,7 @@ impl DataCache {
         let missing: Vec<usize> = (0..keys.len()).filter(|&i| out[i].is_none()).collect();
         count("hit", keys.len() - missing.len());
         #[cfg(feature = "redis")]
-        let missing = self.from_l2(keys, &mut out, missing, since).await;
+        let missing = self.found_in_l2(keys, &mut out, missing, since).await;
         if missing.is_empty() {
             return Ok(out);
         }
@@ -328,7 +328,7 @@ impl DataCache {
     /// Fills the `missing` positions of `out` that Redis holds (one `MGET`), promoting them to
     /// L1 unless an invalidation ran since `since`; the positions still missing.
     #[cfg(feature = "redis")]
-    async fn from_l2<T: DeserializeOwned>(
+    async fn found_in_l2<T: DeserializeOwned>(
         &self,
         keys: &[String],
         out: &mut [Option<T>],
