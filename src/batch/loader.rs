@@ -71,7 +71,7 @@ struct State<F: BatchFn> {
     opened: Option<Instant>,
 }
 
-/// A batch task's future, as [`Carry`] wraps it.
+/// A batch task's future, as the wrapper of [`LoaderFactory::carry`] gets and returns it.
 pub type BatchTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// Captures, in the task that opens a batch, what its batch task should run in, and returns the
