@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod batch;
 mod cache;
 mod client_ip;
 mod cors;
@@ -32,6 +33,7 @@ where
 
 criterion::criterion_main!(
     auth::benches,
+    batch::benches,
     cache::benches,
     client_ip::benches,
     cors::benches,

@@ -96,6 +96,7 @@ pub async fn state(
         .cloned()
         .ok_or("the stack is built with the read cache")?;
     Ok(AppState {
+        nested: crate::loaders::factory(db.clone(), clock.clone()),
         db,
         auth,
         issuer,

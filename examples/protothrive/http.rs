@@ -123,8 +123,8 @@ impl AppError {
     }
 }
 
-impl From<sqlx::Error> for AppError {
-    fn from(e: sqlx::Error) -> Self {
+impl From<&sqlx::Error> for AppError {
+    fn from(e: &sqlx::Error) -> Self {
         match e {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 Self::Unavailable(e.to_string())
@@ -136,6 +136,12 @@ impl From<sqlx::Error> for AppError {
             }
             other => Self::Internal(other.to_string()),
         }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::from(&e)
     }
 }
 

@@ -13,6 +13,7 @@ pub mod cache;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod loaders;
 pub mod passwords;
 pub mod revocations;
 pub mod routes;

@@ -30,6 +30,8 @@ pub struct AppState {
     pub stack: protothrive::stack::Stack,
     /// The stack's read cache (cloned into the cached routes; its handle purges).
     pub cache: protothrive::cache::CacheLayer,
+    /// Makes each request's loader of nested data (`crate::loaders`).
+    pub nested: protothrive::batch::LoaderFactory<crate::loaders::NestedData>,
 }
 
 impl AppState {

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -69,6 +71,13 @@ struct State<F: BatchFn> {
     opened: Option<Instant>,
 }
 
+/// A batch task's future, as the wrapper of [`LoaderFactory::carry`] gets and returns it.
+pub type BatchTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Captures, in the task that opens a batch, what its batch task should run in, and returns the
+/// wrapper that puts it around the task (see [`LoaderFactory::carry`]).
+type Carry = Arc<dyn Fn() -> Box<dyn FnOnce(BatchTask) -> BatchTask + Send> + Send + Sync>;
+
 /// How a loader gathers and caches (shared by every loader of a [`LoaderFactory`]).
 #[derive(Clone)]
 struct Config {
@@ -78,6 +87,7 @@ struct Config {
     max_wait: Duration,
     cache: bool,
     clock: SharedClock,
+    carry: Option<Carry>,
 }
 
 struct Shared<F: BatchFn> {
@@ -95,7 +105,11 @@ struct Shared<F: BatchFn> {
 ///   flight: concurrent loads of one key share one answer.
 /// * With the per-request cache (the default), a loaded key (found or not) is answered from memory
 ///   afterwards. A failed batch is not cached: its callers get the error, later loads call again.
-/// * The batch runs on its own task, so a caller that gives up does not strand the others.
+/// * The keys of one [`load_many`](Loader::load_many) are queued at once: one batch when they
+///   fit, whatever the scheduler does meanwhile.
+/// * The batch runs on its own task, so a caller that gives up does not strand the others; that
+///   task runs in the span of the load that opened the batch, and in whatever context the
+///   factory [carries](LoaderFactory::carry) (task-locals).
 /// * Each batch is a `batch.load` span (loader name, size) and records the
 ///   `protothrive_batch_loader_size`, `protothrive_batch_loader_wait_seconds` and
 ///   `protothrive_batch_loader_duration_seconds` histograms and the
@@ -158,33 +172,43 @@ impl<F: BatchFn> Loader<F> {
     ///
     /// Must be called within a tokio runtime (the batch runs on a spawned task).
     pub async fn load(&self, key: F::Key) -> Answer<F> {
-        let rx = {
-            let mut state = self.lock();
-            match state.entries.get_mut(&key) {
-                Some(Entry::Ready(v)) => return Ok(v.clone()),
-                Some(Entry::Waiting(waiters)) => {
-                    let (tx, rx) = oneshot::channel();
-                    waiters.push(tx);
-                    rx
-                }
-                None => {
-                    let (tx, rx) = oneshot::channel();
-                    state.entries.insert(key.clone(), Entry::Waiting(vec![tx]));
-                    state.queued.push(key);
-                    self.after_queue(&mut state);
-                    rx
-                }
-            }
-        };
-        // The batch task always answers or drops every waiter; a dropped one means the runtime
-        // is shutting down, and there is nothing better to say than "none".
-        rx.await.unwrap_or(Ok(None))
+        let pending = self.enqueue(&mut self.lock(), key);
+        pending.await
     }
 
-    /// The values of `keys`, in order (one batch when they fit in one).
+    /// The values of `keys`, in order.
+    ///
+    /// The keys are queued at once, under one lock: those not yet known go out in one batch
+    /// when they fit in `max_batch_size` (in consecutive full batches when they do not), however
+    /// the scheduler interleaves other tasks — a handler that gathers the keys of a page and
+    /// loads them here costs one batch call, not one per window.
     pub async fn load_many(&self, keys: impl IntoIterator<Item = F::Key>) -> Vec<Answer<F>> {
-        let loads: Vec<_> = keys.into_iter().map(|k| self.load(k)).collect();
-        futures_util::future::join_all(loads).await
+        let pending: Vec<_> = {
+            let mut state = self.lock();
+            keys.into_iter()
+                .map(|k| self.enqueue(&mut state, k))
+                .collect()
+        };
+        futures_util::future::join_all(pending).await
+    }
+
+    /// The answer of `key`: ready now, or a waiter on its batch (queuing the key if needed).
+    fn enqueue(&self, state: &mut State<F>, key: F::Key) -> Pending<F> {
+        match state.entries.get_mut(&key) {
+            Some(Entry::Ready(v)) => Pending::Ready(Some(Ok(v.clone()))),
+            Some(Entry::Waiting(waiters)) => {
+                let (tx, rx) = oneshot::channel();
+                waiters.push(tx);
+                Pending::Waiting(rx)
+            }
+            None => {
+                let (tx, rx) = oneshot::channel();
+                state.entries.insert(key.clone(), Entry::Waiting(vec![tx]));
+                state.queued.push(key);
+                self.after_queue(state);
+                Pending::Waiting(rx)
+            }
+        }
     }
 
     /// Forgets `key`, so the next load asks the batch function again (after a write).
@@ -219,12 +243,12 @@ impl<F: BatchFn> Loader<F> {
         if state.queued.len() >= config.max_batch_size {
             let keys = take(state);
             let opened = state.opened.take();
-            tokio::spawn(run(self.shared.clone(), keys, opened));
+            spawn(config, run(self.shared.clone(), keys, opened));
         } else if state.queued.len() == 1 {
             state.opened = Some(config.clock.instant());
             let generation = state.generation;
             let shared = self.shared.clone();
-            tokio::spawn(async move {
+            spawn(config, async move {
                 for _ in 0..shared.config.yields {
                     tokio::task::yield_now().await;
                 }
@@ -241,6 +265,41 @@ impl<F: BatchFn> Loader<F> {
                 }
             });
         }
+    }
+}
+
+/// The answer of one load: known at once, or from its batch.
+enum Pending<F: BatchFn> {
+    Ready(Option<Answer<F>>),
+    Waiting(oneshot::Receiver<Answer<F>>),
+}
+
+// Neither variant is ever pinned in place: the answer is moved out, the receiver is `Unpin`.
+impl<F: BatchFn> Unpin for Pending<F> {}
+
+impl<F: BatchFn> Future for Pending<F> {
+    type Output = Answer<F>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer<F>> {
+        match &mut *self {
+            Self::Ready(answer) => Poll::Ready(answer.take().unwrap_or(Ok(None))),
+            // The batch task always answers or drops every waiter; a dropped one means the
+            // runtime is shutting down, and there is nothing better to say than "none".
+            Self::Waiting(rx) => Pin::new(rx).poll(cx).map(|r| r.unwrap_or(Ok(None))),
+        }
+    }
+}
+
+/// Runs a batch task: inside the span of the task that opened the batch (so `batch.load` is a
+/// child of the request's span) and the context the factory [carries](LoaderFactory::carry).
+fn spawn(config: &Config, task: impl Future<Output = ()> + Send + 'static) {
+    let task = task.instrument(tracing::Span::current());
+    match &config.carry {
+        Some(capture) => {
+            let wrap = capture();
+            drop(tokio::spawn(wrap(Box::pin(task))));
+        }
+        None => drop(tokio::spawn(task)),
     }
 }
 
@@ -345,6 +404,7 @@ impl<F: BatchFn> fmt::Debug for LoaderFactory<F> {
             .field("yields", &self.config.yields)
             .field("max_wait", &self.config.max_wait)
             .field("cache", &self.config.cache)
+            .field("carry", &self.config.carry.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -362,6 +422,7 @@ impl<F: BatchFn> LoaderFactory<F> {
                 max_wait: Duration::ZERO,
                 cache: true,
                 clock: clock::system(),
+                carry: None,
             },
         }
     }
@@ -405,6 +466,51 @@ impl<F: BatchFn> LoaderFactory<F> {
     #[must_use]
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.config.clock = clock;
+        self
+    }
+
+    /// Carries the opening task's context into each batch task: `capture` runs in the task
+    /// whose load opens a batch, and the wrapper it returns runs the batch task. For task-local
+    /// values (tokio's `task_local!`), which a spawned task does not inherit. The current
+    /// `tracing` span is carried without this. Costs one boxed future per batch.
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use protothrive::batch::{BatchFn, BatchTask, LoaderFactory};
+    ///
+    /// tokio::task_local! { static TENANT: u32; }
+    ///
+    /// struct Tenanted;
+    /// impl BatchFn for Tenanted {
+    ///     type Key = u8;
+    ///     type Value = u32;
+    ///     type Error = ();
+    ///     async fn load(&self, keys: &[u8]) -> Result<HashMap<u8, u32>, ()> {
+    ///         let tenant = TENANT.try_with(|t| *t).unwrap_or(0);
+    ///         Ok(keys.iter().map(|&k| (k, tenant)).collect())
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let factory = LoaderFactory::new(Tenanted).carry(|| {
+    ///     let tenant = TENANT.try_with(|t| *t).ok();
+    ///     Box::new(move |task: BatchTask| -> BatchTask {
+    ///         match tenant {
+    ///             Some(t) => Box::pin(TENANT.scope(t, task)),
+    ///             None => task,
+    ///         }
+    ///     })
+    /// });
+    /// let loader = factory.loader();
+    /// assert_eq!(TENANT.scope(7, loader.load(1)).await, Ok(Some(7)));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn carry<C>(mut self, capture: C) -> Self
+    where
+        C: Fn() -> Box<dyn FnOnce(BatchTask) -> BatchTask + Send> + Send + Sync + 'static,
+    {
+        self.config.carry = Some(Arc::new(capture));
         self
     }
 

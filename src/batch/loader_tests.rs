@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use super::{BatchFn, LoaderFactory};
+use super::{BatchFn, BatchTask, LoaderFactory};
 
 /// Doubles its keys, has no value for multiples of 3, fails any batch holding a key ≥ 1000, and
 /// records every batch it saw.
@@ -123,6 +123,65 @@ async fn loads_from_spawned_tasks_share_the_in_flight_batch() {
     let seen: Vec<u32> = batches(&factory).concat();
     let distinct: HashSet<u32> = seen.iter().copied().collect();
     assert_eq!(seen.len(), distinct.len(), "each key asked once: {seen:?}");
+}
+
+/// A page's keys loaded with `load_many` are one batch even with no window at all and another
+/// worker free to run the batch task the moment it is spawned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_many_queues_its_keys_at_once_whatever_the_scheduler() {
+    for round in 0..50u32 {
+        let factory = LoaderFactory::new(Doubler::default()).yields(0);
+        let keys: Vec<u32> = (0..200).map(|k| k + round).collect();
+        let got = factory.loader().load_many(keys.iter().copied()).await;
+        assert_eq!(got, keys.iter().map(|&k| Ok(direct(k))).collect::<Vec<_>>());
+        assert_eq!(batches(&factory), vec![keys], "round {round}");
+    }
+}
+
+tokio::task_local! {
+    static REQUEST: u32;
+}
+
+/// Reports the `REQUEST` task-local its batch runs in.
+struct WhichRequest;
+
+impl BatchFn for WhichRequest {
+    type Key = u8;
+    type Value = u32;
+    type Error = ();
+    async fn load(&self, keys: &[u8]) -> Result<HashMap<u8, u32>, ()> {
+        let request = REQUEST.try_with(|r| *r).unwrap_or(0);
+        Ok(keys.iter().map(|&k| (k, request)).collect())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carry_runs_each_batch_in_the_context_of_the_task_that_opened_it() {
+    let plain = LoaderFactory::new(WhichRequest);
+    assert_eq!(
+        REQUEST.scope(7, plain.loader().load(1)).await,
+        Ok(Some(0)),
+        "a spawned task inherits no task-local"
+    );
+    let carried = LoaderFactory::new(WhichRequest).carry(|| {
+        let request = REQUEST.try_with(|r| *r).ok();
+        Box::new(move |task: BatchTask| -> BatchTask {
+            match request {
+                Some(r) => Box::pin(REQUEST.scope(r, task)),
+                None => task,
+            }
+        })
+    });
+    let (seven, eight) = (carried.loader(), carried.loader());
+    let (a, b) = tokio::join!(
+        REQUEST.scope(7, seven.load(1)),
+        REQUEST.scope(8, eight.load_many([1, 2])),
+    );
+    assert_eq!(a, Ok(Some(7)));
+    assert_eq!(b, vec![Ok(Some(8)), Ok(Some(8))]);
+    // A full batch (sent at once, without the window task) is carried too.
+    let full = carried.clone().max_batch_size(1).loader();
+    assert_eq!(REQUEST.scope(9, full.load(3)).await, Ok(Some(9)));
 }
 
 proptest! {

@@ -11,6 +11,9 @@
 //! failed batch apart from later loads of its keys with a per-request cache, takes the injected
 //! clock for its metrics, or comes without a GraphQL or runtime-feature dependency tree.
 //!
+//! With the `cache` feature, [`SharedCache`] keeps a batch function's values across requests in
+//! a [`DataCache`](crate::cache::DataCache) (memory, then Redis), with invalidation.
+//!
 //! ## [`BatchLayer`]
 //!
 //! `POST <path>` with a JSON array of sub-requests (or `{"requests": [...], "sequential":
@@ -45,7 +48,8 @@
 //!
 //! **Cost.** Nothing for other requests but a path comparison on `POST`s. A batch buffers its
 //! envelope (bounded) and each answer body (bounded by the budget), clones the batch request's
-//! extensions per item, and boxes its future.
+//! extensions per item, and boxes its future. A JSON answer body is checked and copied into the
+//! batch answer as it came (serde_json's `RawValue`), not parsed into a tree and written again.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -80,6 +84,8 @@ mod extract;
 mod layer;
 mod loader;
 mod service;
+#[cfg(feature = "cache")]
+mod shared;
 
 #[cfg(test)]
 mod loader_tests;
@@ -89,5 +95,7 @@ mod tests;
 pub use envelope::{Envelope, Item, canonical_path, parse_envelope};
 pub use extract::{LoaderLayer, LoaderService};
 pub use layer::{BatchLayer, BatchLayerBuilder, DEFAULT_ALLOWED_HEADERS};
-pub use loader::{BatchFn, Loader, LoaderFactory};
+pub use loader::{BatchFn, BatchTask, Loader, LoaderFactory};
 pub use service::{Batch, BatchItem};
+#[cfg(feature = "cache")]
+pub use shared::SharedCache;

@@ -12,7 +12,9 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::Body;
 use http_body_util::{BodyExt as _, Limited};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 use tower_service::Service;
 use tracing::Instrument as _;
 
@@ -21,6 +23,9 @@ use crate::error::{Problem, code};
 use crate::response::{ResponseBody, ResponseFuture};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// JSON text kept as it is: an item's result, serialized once.
+type Raw = Box<RawValue>;
 
 /// The largest admission answer read for its JSON members.
 const MAX_FRAME: usize = 64 * 1024;
@@ -192,7 +197,7 @@ where
         Err(p) => return Ok(problem_response(p, &parts)),
     };
     let results = run_items(inner, &settings, &parts, envelope).await;
-    Ok(answer(frame, headers, results))
+    Ok(answer(frame, headers, &results))
 }
 
 /// Runs every item (refused ones answer for themselves) within the deadline.
@@ -201,7 +206,7 @@ async fn run_items<S, B, ResBody>(
     settings: &Settings,
     parts: &Parts,
     envelope: super::Envelope,
-) -> Vec<Value>
+) -> Vec<Raw>
 where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone,
     B: From<Bytes>,
@@ -237,7 +242,7 @@ where
         settings.concurrency
     };
     let mut stream = futures_util::stream::iter(runs).buffer_unordered(limit);
-    let mut results: Vec<Option<Value>> = vec![None; count];
+    let mut results: Vec<Option<Raw>> = (0..count).map(|_| None).collect();
     let gather = async {
         while let Some((i, v)) = stream.next().await {
             results[i] = Some(v);
@@ -256,7 +261,7 @@ where
         .collect()
 }
 
-/// Builds item `index`'s request: the item's own headers, the batch's lent headers, its
+/// Builds item `index`'s request: the item's own headers, the batch's lent headers and host, its
 /// credentials unless the item brings some, its version unless the item has one, and every
 /// extension of the batch request (the peer address among them) plus [`BatchItem`].
 fn sub_request<B: From<Bytes>>(
@@ -305,9 +310,24 @@ fn sub_request<B: From<Bytes>>(
         }
         None => Bytes::new(),
     };
+    // An item is a request to the batch's own server: it has the batch's `Host`, or (HTTP/2,
+    // absolute form) its scheme and authority — the cache keys by them, and stores nothing for
+    // a request without a host.
+    if let Some(host) = outer.headers.get(header::HOST) {
+        headers.insert(header::HOST, host.clone());
+    }
+    let uri = match (outer.uri.scheme(), outer.uri.authority()) {
+        (Some(scheme), Some(authority)) if item.uri.authority().is_none() => {
+            let mut parts = item.uri.clone().into_parts();
+            parts.scheme = Some(scheme.clone());
+            parts.authority = Some(authority.clone());
+            http::Uri::from_parts(parts).unwrap_or(item.uri)
+        }
+        _ => item.uri,
+    };
     let mut req = Request::new(B::from(body));
     *req.method_mut() = item.method;
-    *req.uri_mut() = item.uri;
+    *req.uri_mut() = uri;
     *req.headers_mut() = headers;
     *req.extensions_mut() = outer.extensions.clone();
     req.extensions_mut().insert(BatchItem { index });
@@ -320,7 +340,7 @@ async fn one<S, B, ResBody>(
     req: Request<B>,
     settings: &Settings,
     budget: &AtomicUsize,
-) -> Value
+) -> Raw
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
     ResBody: Body<Data = Bytes>,
@@ -355,10 +375,16 @@ where
         .get("content-type")
         .and_then(Value::as_str)
         .is_some_and(|ct| ct.contains("json"));
+    let status = res_parts.status.as_u16();
+    // A JSON body goes into the answer as it came (checked, not rebuilt); other bodies as text.
+    if let Some(b) = &bytes
+        && json
+        && let Ok(raw) = serde_json::from_slice::<&RawValue>(b)
+    {
+        return item_result(status, &kept, raw);
+    }
     let body = match bytes {
         Some(b) if b.is_empty() => Value::Null,
-        Some(b) if json => serde_json::from_slice(&b)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&b).into_owned().into()),
         Some(b) => String::from_utf8_lossy(&b).into_owned().into(),
         None => Problem::new(
             StatusCode::INSUFFICIENT_STORAGE,
@@ -371,7 +397,28 @@ where
         .with_ids_from(&ext)
         .to_json(),
     };
-    json!({"status": res_parts.status.as_u16(), "headers": kept, "body": body})
+    item_result(status, &kept, &raw(&body))
+}
+
+/// An item's result, `{"status": ..., "headers": {...}, "body": ...}`.
+#[derive(Serialize)]
+struct ItemResult<'a> {
+    status: u16,
+    headers: &'a Map<String, Value>,
+    body: &'a RawValue,
+}
+
+fn item_result(status: u16, headers: &Map<String, Value>, body: &RawValue) -> Raw {
+    raw(&ItemResult {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// `value` as JSON text (`null` if it cannot be: no value of this module fails).
+fn raw<T: Serialize + ?Sized>(value: &T) -> Raw {
+    serde_json::value::to_raw_value(value).unwrap_or_default()
 }
 
 fn problem_headers() -> Map<String, Value> {
@@ -381,32 +428,47 @@ fn problem_headers() -> Map<String, Value> {
 }
 
 /// The result of an item answered by a problem (`body`, rendered).
-fn result_json(status: StatusCode, body: &Bytes) -> Value {
+fn result_json(status: StatusCode, body: &Bytes) -> Raw {
     let headers = problem_headers();
-    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    json!({"status": status.as_u16(), "headers": headers, "body": body})
+    match serde_json::from_slice::<&RawValue>(body) {
+        Ok(body) => item_result(status.as_u16(), &headers, body),
+        Err(_) => item_result(status.as_u16(), &headers, &raw(&Value::Null)),
+    }
 }
 
 /// The result of an item answered by the batch itself (refused, or past the deadline).
-fn problem_result(problem: &Problem, parts: &Parts) -> Value {
+fn problem_result(problem: &Problem, parts: &Parts) -> Raw {
     let res = problem.clone().render_for(&parts.extensions);
     result_json(problem.status(), res.body())
+}
+
+/// The batch answer: the admission's members, `data` and `meta` (with `count`).
+#[derive(Serialize)]
+struct Answer<'a> {
+    #[serde(flatten)]
+    frame: &'a Map<String, Value>,
+    data: &'a [Raw],
+    meta: &'a Map<String, Value>,
 }
 
 /// The batch answer: the admission's members and headers, `data` and `meta.count`.
 fn answer<B>(
     mut frame: Map<String, Value>,
     mut headers: HeaderMap,
-    results: Vec<Value>,
+    results: &[Raw],
 ) -> Response<ResponseBody<B>> {
     let mut meta = match frame.remove("meta") {
         Some(Value::Object(m)) => m,
         _ => Map::new(),
     };
+    frame.remove("data");
     meta.insert("count".into(), results.len().into());
-    frame.insert("data".into(), Value::Array(results));
-    frame.insert("meta".into(), Value::Object(meta));
-    let body = serde_json::to_vec(&Value::Object(frame)).unwrap_or_default();
+    let body = serde_json::to_vec(&Answer {
+        frame: &frame,
+        data: results,
+        meta: &meta,
+    })
+    .unwrap_or_default();
     headers.remove(header::CONTENT_LENGTH);
     headers.insert(
         header::CONTENT_TYPE,

@@ -33,6 +33,8 @@ async fn echo(req: Request) -> axum::Json<Value> {
         "authorization": h("authorization"),
         "api_version": h("api-version"),
         "request_id": h("x-request-id"),
+        "host": h("host"),
+        "uri": parts.uri.to_string(),
         "client_ip": parts.extensions.get::<ClientIp>().map(|c| c.0.to_string()),
         "index": parts.extensions.get::<BatchItem>().map(|b| b.index),
         "body": String::from_utf8_lossy(&bytes),
@@ -128,7 +130,11 @@ async fn each_item_goes_through_the_stack_as_if_sent_alone() {
     let req = batch_req(
         "/api/v3/batch",
         &envelope,
-        &[("authorization", "Bearer caller"), ("x-request-id", "rid")],
+        &[
+            ("authorization", "Bearer caller"),
+            ("x-request-id", "rid"),
+            ("host", "api.example"),
+        ],
     );
     let (status, headers, body) = run!(stack(layer(), 10), req);
     assert_eq!(status, 200, "{body}");
@@ -142,6 +148,7 @@ async fn each_item_goes_through_the_stack_as_if_sent_alone() {
         "the batch's peer address"
     );
     assert_eq!(d[0]["body"]["request_id"], "rid.0");
+    assert_eq!(d[0]["body"]["host"], "api.example", "the batch's host");
     assert_eq!(d[0]["body"]["api_version"], "3", "the batch path's version");
     assert_eq!(d[0]["body"]["index"], 0);
     assert_eq!(
@@ -158,6 +165,20 @@ async fn each_item_goes_through_the_stack_as_if_sent_alone() {
     );
     assert_eq!(d[3]["body"], "plain");
     assert_eq!(d[3]["headers"]["content-type"], "text/plain; charset=utf-8");
+}
+
+/// An HTTP/2 (or absolute-form) batch names its server in the URI: so do its items.
+#[tokio::test]
+async fn items_of_an_absolute_uri_batch_name_its_scheme_and_authority() {
+    let envelope = json!([{"method": "GET", "path": "/api/echo?x=1"}]);
+    let req = batch_req("https://api.example/api/batch", &envelope, &[]);
+    let (status, _, body) = run!(stack(layer(), 10), req);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"][0]["body"]["uri"],
+        "https://api.example/api/echo?x=1"
+    );
+    assert_eq!(body["data"][0]["body"]["path"], "/api/echo");
 }
 
 #[tokio::test]

@@ -247,6 +247,119 @@ impl DataCache {
         Ok(value)
     }
 
+    /// The values under `keys`, in order; those no tier holds from one `loader` call.
+    ///
+    /// `loader` gets the positions (in `keys`) of the keys found neither in process nor in Redis
+    /// (one `MGET` for all of them) and answers the values it has, by position; each is stored
+    /// for `ttl` unless an invalidation ran meanwhile. A position it leaves out is `None` in the
+    /// answer and stores nothing (to remember that a key has no value, make `T` an `Option`).
+    /// Unlike [`get_or_load`](Self::get_or_load), concurrent calls that miss the same keys are
+    /// not coalesced: each calls its loader. A miss costs, with Redis, one write per stored key.
+    ///
+    /// ```
+    /// # use std::{collections::HashMap, time::Duration};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let cache = protothrive::cache::DataCache::builder().build();
+    /// let keys = ["user:1".to_owned(), "user:2".to_owned()];
+    /// let load = |at: Vec<usize>| async move { Ok::<_, ()>(at.into_iter().map(|i| (i, i * 10)).collect()) };
+    /// let ttl = Duration::from_secs(30);
+    /// assert_eq!(cache.get_many_or_load(&keys, ttl, load).await, Ok(vec![Some(0), Some(10)]));
+    /// let cached = |_| async { Ok::<HashMap<usize, usize>, ()>(HashMap::new()) };
+    /// assert_eq!(cache.get_many_or_load(&keys, ttl, cached).await, Ok(vec![Some(0), Some(10)]));
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// The loader's error (nothing is stored).
+    pub async fn get_many_or_load<T, E, F, Fut>(
+        &self,
+        keys: &[String],
+        ttl: Duration,
+        loader: F,
+    ) -> Result<Vec<Option<T>>, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(Vec<usize>) -> Fut,
+        Fut: Future<Output = Result<std::collections::HashMap<usize, T>, E>>,
+    {
+        let since = self.purge_count();
+        let mut out: Vec<Option<T>> = keys
+            .iter()
+            .map(|k| self.fresh(k).and_then(|b| serde_json::from_slice(&b).ok()))
+            .collect();
+        let missing: Vec<usize> = (0..keys.len()).filter(|&i| out[i].is_none()).collect();
+        count("hit", keys.len() - missing.len());
+        #[cfg(feature = "redis")]
+        let missing = self.found_in_l2(keys, &mut out, missing, since).await;
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        count("miss", missing.len());
+        let mut loaded = loader(missing.clone()).await?;
+        for i in missing {
+            let Some(value) = loaded.remove(&i) else {
+                continue;
+            };
+            if let (Ok(encoded), Some(expires), true) = (
+                serde_json::to_vec(&value),
+                self.clock.instant().checked_add(ttl),
+                self.purge_count() == since,
+            ) {
+                let bytes = Bytes::from(encoded);
+                self.l1.insert(
+                    keys[i].clone(),
+                    Entry {
+                        bytes: bytes.clone(),
+                        expires,
+                    },
+                );
+                self.unless_purged(since, &keys[i]);
+                #[cfg(feature = "redis")]
+                if let Some(l2) = &self.l2 {
+                    let l2_value = encode_l2(ttl, &bytes, self.clock.as_ref());
+                    let _ = l2.put(&keys[i], &l2_value, ttl, &[]).await;
+                }
+            }
+            out[i] = Some(value);
+        }
+        Ok(out)
+    }
+
+    /// Fills the `missing` positions of `out` that Redis holds (one `MGET`), promoting them to
+    /// L1 unless an invalidation ran since `since`; the positions still missing.
+    #[cfg(feature = "redis")]
+    async fn found_in_l2<T: DeserializeOwned>(
+        &self,
+        keys: &[String],
+        out: &mut [Option<T>],
+        mut missing: Vec<usize>,
+        since: u64,
+    ) -> Vec<usize> {
+        let Some(l2) = self.l2.as_ref().filter(|_| !missing.is_empty()) else {
+            return missing;
+        };
+        let asked: Vec<&str> = missing.iter().map(|&i| keys[i].as_str()).collect();
+        let found = l2.get_many(&asked).await.unwrap_or_default();
+        for (&i, bytes) in missing.iter().zip(found) {
+            let Some(bytes) = bytes else { continue };
+            let Some((expires, value)) = decode_l2(&bytes, self.clock.as_ref()) else {
+                continue;
+            };
+            if let Ok(v) = serde_json::from_slice::<T>(value) {
+                out[i] = Some(v);
+                if self.purge_count() == since {
+                    let bytes = bytes.slice(8..);
+                    self.l1.insert(keys[i].clone(), Entry { bytes, expires });
+                    self.unless_purged(since, &keys[i]);
+                }
+            }
+        }
+        let before = missing.len();
+        missing.retain(|&i| out[i].is_none());
+        count("l2_hit", before - missing.len());
+        missing
+    }
+
     fn purge_count(&self) -> u64 {
         self.purges.load(std::sync::atomic::Ordering::Acquire)
     }
@@ -318,6 +431,11 @@ impl DataCache {
     pub fn is_empty(&self) -> bool {
         self.l1.is_empty()
     }
+}
+
+/// Counts `n` lookups of the data caches that ended in `result`.
+fn count(result: &'static str, n: usize) {
+    metrics::counter!("protothrive_data_cache_total", "result" => result).increment(n as u64);
 }
 
 /// L2 values carry their expiry as Unix milliseconds (8 bytes, big-endian) before the value, so

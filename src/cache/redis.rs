@@ -284,6 +284,25 @@ impl RedisTier {
         Ok(v.map(Bytes::from))
     }
 
+    /// The bytes stored under each of `keys`, in order, in one round trip (`MGET`).
+    ///
+    /// # Errors
+    /// Redis down, slow or answering something else.
+    pub async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, TierError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let mut cmd = redis::cmd("MGET");
+        for key in keys {
+            cmd.arg(self.key(key));
+        }
+        let v: Vec<Option<Vec<u8>>> = self
+            .bounded("get", self.timeout, cmd.query_async(&mut conn))
+            .await?;
+        Ok(v.into_iter().map(|b| b.map(Bytes::from)).collect())
+    }
+
     /// Stores `value` under `key` for `ttl` (at least 1 ms), recorded under each of `tags`.
     ///
     /// # Errors

@@ -88,3 +88,50 @@ async fn every_item_of_a_batch_counts_against_the_rate_limit() {
     );
     assert_eq!(answer["data"][4]["body"]["code"], "RATE-429");
 }
+
+/// Items are requests to the same server as the batch: the read cache answers them as it answers
+/// the same reads sent alone (no statement), and stores what they read for later requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_items_are_served_by_the_read_cache() {
+    let server = shared(&SERVER);
+    let user = register(&server, "cached-items").await;
+    let items = json!({"requests": [
+        {"method": "GET", "path": "/api/v1/snippets?limit=3&category=ui"},
+        {"method": "GET", "path": "/api/v1/snippets?limit=3&category=ui"},
+    ]});
+    let batch = || async {
+        let res = req(&server, "POST", "/api/v1/batch", Auth::Bearer(&user.access))
+            .json(&items)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let answer: Value = res.json().await.unwrap();
+        answer["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["status"].clone(), r["headers"]["x-query-count"].clone()))
+            .collect::<Vec<_>>()
+    };
+    // Sequential items would show the second reading the first's entry; concurrent ones may
+    // both read, so the first batch only fills the cache.
+    let first = batch().await;
+    assert!(first.iter().all(|(s, _)| s == 200), "{first:?}");
+    let second = batch().await;
+    assert_eq!(second, vec![(json!(200), json!("0")); 2], "cache hits");
+    let alone = req(
+        &server,
+        "GET",
+        "/api/v1/snippets?limit=3&category=ui",
+        Auth::Bearer(&user.access),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(
+        alone.headers()["x-query-count"],
+        "0",
+        "the items' entry serves it"
+    );
+}

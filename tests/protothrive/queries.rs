@@ -2,9 +2,12 @@
 //! dashboard cost a fixed number of SQL statements whatever the page size — read from the
 //! `X-Query-Count` header the app sets on every answer.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::api::{Slot, call, demo_tokens, get, query_count, roadmap, shared, slot, text};
+use crate::api::{
+    Auth, Slot, call, demo_tokens, get, query_count, req, roadmap, shared, slot, text,
+};
+use crate::support::{Answer, Server, send};
 
 static SERVER: Slot = slot();
 
@@ -158,15 +161,108 @@ async fn the_dashboard_aggregates_in_a_fixed_number_of_statements() {
     assert!((0.0..=1.0).contains(&rate));
 }
 
+/// A GET the read cache may not answer from storage (`Cache-Control: no-cache`): its count is
+/// what the view itself costs.
+async fn uncached(server: &Server, path: &str, token: &str) -> Answer {
+    send(req(server, "GET", path, Auth::Bearer(token)).header("cache-control", "no-cache")).await
+}
+
+/// The engineer's id (seed data).
+const ENGINEER_ID: &str = "00000000-0000-4000-8000-000000000002";
+
+/// A public roadmap of the engineer with two logs and two insights, its thrive score computed:
+/// what the nested data of the views below must show.
+async fn roadmap_with_history(server: &Server, eng: &str) -> String {
+    let id = roadmap(server, eng, "statements", "public").await;
+    for (i, kind) in ["quality", "cost"].into_iter().enumerate() {
+        let log = call(server, "POST", "/api/v1/agent-logs", eng, &json!({
+            "roadmap_id": id, "task_type": "plan", "output": format!("log {i}"), "status": "success",
+            "model_used": "m", "token_count": 10, "cost_usd": 0.001, "duration_ms": 3,
+        }))
+        .await;
+        assert_eq!(log.status, 201, "{}", log.body);
+        let insight = call(server, "POST", "/api/v2/insights", eng, &json!({
+            "roadmap_id": id, "type": kind, "data": {"i": i}, "score": 1.0, "trend": "improving",
+        }))
+        .await;
+        assert_eq!(insight.status, 201, "{}", insight.body);
+    }
+    let scored = call(
+        server,
+        "POST",
+        &format!("/api/v1/roadmaps/{id}/thrive-score"),
+        eng,
+        &json!({}),
+    )
+    .await;
+    assert_eq!(scored.status, 200, "{}", scored.body);
+    id
+}
+
+/// The nested data of [`roadmap_with_history`] as a roadmap answer shows it: `latest` is its
+/// newest insight as the detail view shows it; `owner_view` when the caller is the owner (who
+/// alone sees the owner's email).
+fn assert_history(r: &Value, what: &str, latest: &Value, owner_view: bool) {
+    assert_eq!(r["owner"]["id"], ENGINEER_ID, "{what}: owner");
+    assert!(r["owner"]["name"].is_string(), "{what}: owner name");
+    assert_eq!(
+        r["owner"]["email"].is_string(),
+        owner_view,
+        "{what}: owner email"
+    );
+    assert_eq!(r["log_count"], 2, "{what}: log count");
+    assert_eq!(&r["latest_insight"], latest, "{what}: latest insight");
+}
+
 /// Every list and detail view, at page sizes 1, 20 and 100, costs at most 2 statements as the
 /// database wrapper counts them (the table is printed for the record).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_list_and_detail_view_costs_at_most_two_statements() {
     let server = shared(&SERVER);
     let [_, eng, admin] = demo_tokens(&server).await;
-    let id = roadmap(&server, &eng, "statements", "private").await;
+    let id = roadmap_with_history(&server, &eng).await;
+    let key = call(
+        &server,
+        "POST",
+        "/api/v1/admin/api-keys",
+        &admin,
+        &json!({
+            "name": "statements", "user_id": ENGINEER_ID, "scopes": ["snippets:read"],
+        }),
+    )
+    .await;
+    assert_eq!(key.status, 201, "{}", key.body);
     let snippets = get(&server, "/api/v1/snippets?limit=1", &eng).await;
     let snippet = text(&snippets.body["data"][0]["id"]);
+    // The detail view: the recent logs and insights, newest first, the newest being the latest.
+    let detail = get(&server, &format!("/api/v2/roadmaps/{id}"), &eng).await;
+    assert_eq!(detail.status, 200, "{}", detail.body);
+    let logs = detail.body["data"]["recent_logs"]
+        .as_array()
+        .expect("recent_logs");
+    let insights = detail.body["data"]["recent_insights"]
+        .as_array()
+        .expect("recent_insights");
+    assert_eq!(
+        (logs.len(), insights.len()),
+        (2, 2),
+        "recent logs and insights"
+    );
+    let kinds: Vec<&str> = insights.iter().filter_map(|i| i["type"].as_str()).collect();
+    assert!(
+        kinds == ["cost", "quality"] || kinds == ["quality", "cost"],
+        "{kinds:?}"
+    );
+    let latest = insights[0].clone();
+    let at = latest["created_at"].as_str().unwrap_or_default();
+    assert!(
+        at.ends_with('Z') && at.contains('T'),
+        "an RFC 3339 time: {at}"
+    );
+    assert!(
+        logs.iter()
+            .all(|l| l["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')))
+    );
     let mut table = Vec::new();
     for limit in [1, 20, 100] {
         for (who, path) in [
@@ -180,23 +276,107 @@ async fn every_list_and_detail_view_costs_at_most_two_statements() {
             (&eng, format!("/api/v1/snippets?limit={limit}")),
             (&admin, format!("/api/v2/admin/api-keys?limit={limit}")),
         ] {
-            let a = get(&server, &path, who).await;
+            let a = uncached(&server, &path, who).await;
             assert_eq!(a.status, 200, "{path}: {}", a.body);
+            assert_nested_rows(&a.body["data"], &path, &id, &latest);
             table.push((path.clone(), query_count(&a, &path)));
         }
     }
     for (who, path) in [
         (&eng, format!("/api/v2/roadmaps/{id}")),
+        (&admin, format!("/api/v1/roadmaps/{id}")),
         (&eng, format!("/api/v1/snippets/{snippet}")),
         (&admin, "/api/v1/analytics/dashboard".to_owned()),
         (&eng, "/api/v1/auth/me".to_owned()),
     ] {
-        let a = get(&server, &path, who).await;
+        let a = uncached(&server, &path, who).await;
         assert_eq!(a.status, 200, "{path}: {}", a.body);
+        let data = &a.body["data"];
+        if path.contains("/roadmaps/") {
+            assert_history(data, &path, &latest, who == &eng);
+            assert_eq!(
+                data["recent_insights"][0], latest,
+                "{path}: recent insights"
+            );
+            assert_eq!(
+                data["recent_logs"].as_array().map(Vec::len),
+                Some(2),
+                "{path}"
+            );
+        } else if path.contains("/snippets/") {
+            assert_nested_rows(&json!([data]), &path, &id, &latest);
+        } else if path.contains("dashboard") {
+            let top = data["top_roadmaps"].as_array().expect("top_roadmaps");
+            assert!(top.len() <= 5, "{path}: {} top roadmaps", top.len());
+            let ours = top
+                .iter()
+                .find(|r| r["id"] == json!(id))
+                .expect("ours on top");
+            assert_history(ours, &path, &latest, false);
+            assert_eq!(ours["thrive_score"], 1.0, "{path}: score");
+        }
         table.push((path.clone(), query_count(&a, &path)));
     }
+    // A write answers with the nested data too, at the same cost.
+    let patched = call(
+        &server,
+        "PATCH",
+        &format!("/api/v2/roadmaps/{id}"),
+        &eng,
+        &json!({"title": "renamed"}),
+    )
+    .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_history(&patched.body["data"], "PATCH", &latest, true);
+    table.push((
+        "PATCH /api/v2/roadmaps/{id}".to_owned(),
+        query_count(&patched, "PATCH"),
+    ));
     for (path, n) in &table {
         println!("statements {n}  {path}");
-        assert!(*n <= MAX_STATEMENTS, "{path}: {n} statements");
+        // The views with nested data cost their rows and one batch, whatever the page size.
+        let nested =
+            !path.contains("/logs") && !path.contains("/insights") && !path.contains("/me");
+        if nested {
+            assert_eq!(*n, MAX_STATEMENTS, "{path}: rows and one batch");
+        } else {
+            assert!((1..=MAX_STATEMENTS).contains(n), "{path}: {n} statements");
+        }
+    }
+}
+
+/// The nested data of the rows of a list: roadmaps with their owner, log count and latest
+/// insight (exactly so for `ours`), snippets with their author, API keys with their user.
+fn assert_nested_rows(rows: &Value, path: &str, ours: &str, latest: &Value) {
+    let rows = rows.as_array().unwrap_or_else(|| panic!("{path}: a list"));
+    for r in rows {
+        if path.contains("/roadmaps?") {
+            assert_eq!(r["owner"]["id"], ENGINEER_ID, "{path}: owner");
+            assert!(
+                r["owner"]["email"].is_string(),
+                "{path}: the owner sees the email"
+            );
+            assert!(r["log_count"].is_u64(), "{path}: log count");
+            assert!(r["latest_insight"].is_null() || r["latest_insight"]["type"].is_string());
+            if r["id"] == json!(ours) {
+                assert_history(r, path, latest, true);
+            }
+        } else if path.contains("/snippets") {
+            assert_eq!(r["author"]["id"], r["created_by"], "{path}: author");
+            assert!(r["author"]["name"].is_string(), "{path}: author name");
+            assert!(
+                r["author"].get("email").is_none(),
+                "{path}: no author email"
+            );
+        } else if path.contains("/api-keys") {
+            assert_eq!(r["user"]["id"], r["user_id"], "{path}: key user");
+            assert!(r["user"]["email"].is_string(), "{path}: key user email");
+        }
+    }
+    if path.ends_with("roadmaps?limit=100") {
+        assert!(
+            rows.iter().any(|r| r["id"] == json!(ours)),
+            "{path}: ours on the page"
+        );
     }
 }

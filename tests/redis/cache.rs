@@ -291,3 +291,65 @@ async fn a_tombstone_never_collides_with_a_tag() {
     assert!(!stored);
     assert_eq!(tier.get("GET /a").await.unwrap(), None);
 }
+
+/// Records the keys of every batch it is asked; doubles them.
+#[derive(Default)]
+struct Doubler(Mutex<Vec<Vec<u32>>>);
+
+impl protothrive::batch::BatchFn for Doubler {
+    type Key = u32;
+    type Value = u64;
+    type Error = ();
+    async fn load(&self, keys: &[u32]) -> Result<std::collections::HashMap<u32, u64>, ()> {
+        let mut asked = keys.to_vec();
+        asked.sort_unstable();
+        self.0.lock().unwrap().push(asked);
+        Ok(keys.iter().map(|&k| (k, u64::from(k) * 2)).collect())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_loader_caches_share_values_through_redis_and_invalidate_each_other() {
+    use protothrive::batch::{LoaderFactory, SharedCache};
+    use protothrive::cache::DataCache;
+    let server = RedisServer::start();
+    let tier = || RedisTier::builder(server.url()).build().unwrap();
+    let ttl = Duration::from_secs(60);
+    let instance = |cache: DataCache| {
+        LoaderFactory::new(SharedCache::new(Doubler::default(), cache, "double:", ttl))
+    };
+    let b_cache = DataCache::builder().redis(tier()).build();
+    let (a, b) = (
+        instance(DataCache::builder().redis(tier()).build()),
+        instance(b_cache.clone()),
+    );
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let _sub = tier()
+        .subscribe(move |purge| {
+            b_cache.apply(&purge);
+            let _ = tx.send(purge);
+        })
+        .unwrap();
+    assert_eq!(rx.recv().await, Some(Purge::All));
+    let calls =
+        |f: &LoaderFactory<SharedCache<Doubler>>| f.batch_fn().inner().0.lock().unwrap().clone();
+
+    assert_eq!(
+        a.loader().load_many([1, 2, 3]).await,
+        [2, 4, 6].map(|v| Ok(Some(v))).to_vec()
+    );
+    // B finds 1, 2 and 3 in Redis (one MGET) and asks its function for 4 only.
+    assert_eq!(
+        b.loader().load_many([1, 2, 3, 4]).await,
+        [2, 4, 6, 8].map(|v| Ok(Some(v))).to_vec()
+    );
+    assert_eq!((calls(&a), calls(&b)), (vec![vec![1, 2, 3]], vec![vec![4]]));
+    // A write on A invalidates key 2 everywhere: B's memory and Redis; B asks again.
+    a.batch_fn().invalidate(&2).await;
+    assert_eq!(rx.recv().await, Some(Purge::Key("double:2".into())));
+    assert_eq!(
+        b.loader().load_many([1, 2]).await,
+        [2, 4].map(|v| Ok(Some(v))).to_vec()
+    );
+    assert_eq!(calls(&b), vec![vec![4], vec![2]]);
+}

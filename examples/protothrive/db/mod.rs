@@ -3,7 +3,8 @@
 //!
 //! Every statement a handler runs goes through a [`Counted`] executor ([`Db::reader`],
 //! [`Db::writer`], or `Counted(&mut *tx)` in a transaction), which counts it for the current
-//! request (see `app::context`): counting lives here, not at the call sites. The count is exposed
+//! request (see `app::count_statements`): counting lives here, not at the call sites. A loader's batch runs
+//! on a task of its own; [`carry_count`] carries the request's counter into it. The count is exposed
 //! as `X-Query-Count` and a test asserts it. The authentication lookups (the user's role, cached
 //! for 5 s per user, and API keys) use the pools directly and are not counted: the header measures
 //! what the endpoint itself costs, which is what "no N+1" is about.
@@ -17,6 +18,8 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
+use protothrive::batch::BatchTask;
+use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::sqlite::{SqliteQueryResult, SqliteRow, SqliteStatement, SqliteTypeInfo};
 use sqlx::{Describe, Either, Execute, Executor, Sqlite, SqlitePool};
@@ -46,6 +49,16 @@ pub async fn counted<F: std::future::Future>(fut: F) -> (F::Output, u32) {
     let counter = Arc::new(AtomicU32::new(0));
     let out = QUERIES.scope(counter.clone(), fut).await;
     (out, counter.load(Ordering::Relaxed))
+}
+
+/// Carries the current request's statement counter into a task the request starts (a loader's
+/// batch: `LoaderFactory::carry`), so the statements that task runs count for the request.
+pub fn carry_count() -> Box<dyn FnOnce(BatchTask) -> BatchTask + Send> {
+    let counter = QUERIES.try_with(Arc::clone).ok();
+    Box::new(move |task| match counter {
+        Some(counter) => Box::pin(QUERIES.scope(counter, task)),
+        None => task,
+    })
 }
 
 /// An executor that counts each statement it runs for the current request, then runs it on the
@@ -182,6 +195,21 @@ pub fn rfc3339(unix: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// Rewrites the UNIX-time members `keys` of `value` (an object or an array of them) as RFC 3339.
+pub fn times(value: &mut Value, keys: &[&str]) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(|v| times(v, keys)),
+        Value::Object(map) => {
+            for key in keys {
+                if let Some(t) = map.get(*key).and_then(Value::as_i64) {
+                    map.insert((*key).to_owned(), rfc3339(t).into());
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// A new random id.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -190,4 +218,21 @@ pub fn new_id() -> String {
 /// Whether `s` is a canonical UUID (ids in paths are checked before any query).
 pub fn is_uuid(s: &str) -> bool {
     s.len() == 36 && uuid::Uuid::parse_str(s).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn times_become_rfc3339_in_objects_and_arrays() {
+        let mut v = json!([{"timestamp": 0, "id": "a"}, {"timestamp": 1_767_225_600}, 3]);
+        times(&mut v, &["timestamp"]);
+        assert_eq!(
+            v,
+            json!([{"timestamp": "1970-01-01T00:00:00Z", "id": "a"}, {"timestamp": "2026-01-01T00:00:00Z"}, 3])
+        );
+    }
 }

@@ -2,8 +2,9 @@
 //!
 //! Only the SHA-256 of a key is stored (`key_hash`, what the authenticator looks up) with its first
 //! 8 characters (`key_prefix`, so people can tell keys apart). The key itself appears once, in the
-//! answer that created it; lists show `pt_abcde…`. Every change writes an `audit_logs` row in the
-//! same transaction as the change.
+//! answer that created it; lists show `pt_abcde…`, each key with its `user` (id, name, email)
+//! from one batch of the request's loader. Every change writes an `audit_logs` row in the same
+//! transaction as the change.
 
 use std::collections::HashMap;
 
@@ -23,6 +24,7 @@ use validator::{Validate, ValidationError};
 use super::cursor::{Page, params};
 use crate::db::{self, Counted, is_uuid, rfc3339};
 use crate::http::{ApiResult, AppError, envelope};
+use crate::loaders::{self, Kind, Nested, NestedLoader};
 use crate::state::AppState;
 
 const PREFIX_CHARS: usize = 8;
@@ -222,6 +224,7 @@ async fn insert_key(
 async fn list(
     State(s): State<AppState>,
     v: ApiVersion,
+    loader: NestedLoader,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> ApiResult {
     let q = params(q)?;
@@ -265,7 +268,21 @@ async fn list(
         .collect();
     let now = s.now();
     let meta = page.meta(total, keys.len(), keys.last().map(|k| (k.5, k.0.as_str())));
-    let data: Vec<Value> = keys.iter().map(|k| key_json(k, now)).collect();
+    // Each key with its user (id, name, email), one batch of the request's loader for the page.
+    let users = keys
+        .iter()
+        .map(|k| Nested(Kind::User, k.1.clone()))
+        .collect();
+    let users = loaders::load(&loader, users).await?;
+    let data: Vec<Value> = keys
+        .iter()
+        .zip(users)
+        .map(|(k, user)| {
+            let mut shown = key_json(k, now);
+            shown["user"] = user;
+            shown
+        })
+        .collect();
     let mut res = envelope(v, now, data, meta).into_response();
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

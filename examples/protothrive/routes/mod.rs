@@ -73,6 +73,9 @@ pub fn router(state: AppState) -> Router {
         .merge(roadmaps::router(&state))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
+        // A loader of nested data per request (`crate::loaders`), for handlers to extract.
+        .layer(protothrive::batch::LoaderLayer::new(state.nested.clone()))
+        // Shed before any work, a loader included; health checks are merged after, unshed.
         .layer(shed(limits.max_in_flight))
         .merge(health::router())
         .layer(axum::middleware::from_fn(scopes::enforce))

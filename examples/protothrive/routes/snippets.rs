@@ -1,7 +1,8 @@
 //! Snippets: a shared library of code, readable by every user, written by engineers and above.
 //!
-//! A list is one statement whatever the page size: the total and the page come from a one-row
-//! `COUNT(*)` left-joined to the page, so an empty page still carries its total.
+//! A list is two statements whatever the page size: the total and the page come from a one-row
+//! `COUNT(*)` left-joined to the page, so an empty page still carries its total, and the authors
+//! (`author`: id and name) of every snippet on it from one batch of the request's loader.
 
 use std::collections::HashMap;
 
@@ -21,6 +22,7 @@ use validator::{Validate, ValidationError};
 use super::cursor::{Page, params};
 use crate::db::{self, is_uuid, rfc3339};
 use crate::http::{ApiResult, AppError, created, envelope};
+use crate::loaders::{self, Kind, Nested, NestedLoader, public_user};
 use crate::state::AppState;
 
 /// The largest snippet code (bytes). The app's body limit (64 KB) applies first.
@@ -156,12 +158,31 @@ type SnippetRow = (
 
 const COLUMNS: &str = "id, category, title, code, language, ui_preview_url, version, created_by, created_at, updated_at";
 
-fn snippet_json(r: &SnippetRow) -> Value {
-    json!({
-        "id": r.0, "category": r.1, "title": r.2, "code": r.3, "language": r.4,
-        "ui_preview_url": r.5, "version": r.6, "created_by": r.7,
-        "created_at": rfc3339(r.8), "updated_at": rfc3339(r.9),
-    })
+/// Snippets as shown, each with its author (one batch of `loader` for all of them).
+async fn snippets_json(loader: &NestedLoader, rows: &[SnippetRow]) -> ApiResult<Vec<Value>> {
+    let keys = rows
+        .iter()
+        .map(|r| Nested(Kind::User, r.7.clone()))
+        .collect();
+    let authors = loaders::load(loader, keys).await?;
+    Ok(rows
+        .iter()
+        .zip(authors)
+        .map(|(r, author)| {
+            json!({
+                "id": r.0, "category": r.1, "title": r.2, "code": r.3, "language": r.4,
+                "ui_preview_url": r.5, "version": r.6, "created_by": r.7,
+                "author": public_user(author),
+                "created_at": rfc3339(r.8), "updated_at": rfc3339(r.9),
+            })
+        })
+        .collect())
+}
+
+/// One snippet as [`snippets_json`] shows it.
+async fn snippet_json(loader: &NestedLoader, row: SnippetRow) -> ApiResult<Value> {
+    let mut shown = snippets_json(loader, &[row]).await?;
+    Ok(shown.pop().unwrap_or_default())
 }
 
 fn cache(mut res: Response, value: HeaderValue) -> Response {
@@ -201,6 +222,7 @@ type ListRow = (
 async fn list(
     State(s): State<AppState>,
     v: ApiVersion,
+    loader: NestedLoader,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> ApiResult {
     let q = params(q)?;
@@ -243,7 +265,7 @@ async fn list(
         items.len(),
         items.last().map(|r| (r.8, r.0.as_str())),
     );
-    let data: Vec<Value> = items.iter().map(snippet_json).collect();
+    let data = snippets_json(&loader, &items).await?;
     Ok(crate::cache::tag(
         envelope(v, s.now(), data, meta).into_response(),
         crate::cache::shared(),
@@ -251,7 +273,12 @@ async fn list(
     ))
 }
 
-async fn one(State(s): State<AppState>, v: ApiVersion, Path(id): Path<String>) -> ApiResult {
+async fn one(
+    State(s): State<AppState>,
+    v: ApiVersion,
+    loader: NestedLoader,
+    Path(id): Path<String>,
+) -> ApiResult {
     if !is_uuid(&id) {
         return Err(AppError::NotFound("Snippet"));
     }
@@ -261,10 +288,12 @@ async fn one(State(s): State<AppState>, v: ApiVersion, Path(id): Path<String>) -
             .fetch_optional(s.db.reader())
             .await?;
     let row = row.ok_or(AppError::NotFound("Snippet"))?;
+    let tags = format!("snippets snippet:{}", row.0);
+    let data = snippet_json(&loader, row).await?;
     Ok(crate::cache::tag(
-        envelope(v, s.now(), snippet_json(&row), json!({})).into_response(),
+        envelope(v, s.now(), data, json!({})).into_response(),
         crate::cache::shared(),
-        &format!("snippets snippet:{}", row.0),
+        &tags,
     ))
 }
 
@@ -272,6 +301,7 @@ async fn create(
     State(s): State<AppState>,
     v: ApiVersion,
     Extension(p): Extension<Principal>,
+    loader: NestedLoader,
     ValidJson(body): ValidJson<NewSnippet>,
 ) -> ApiResult {
     let now = s.now();
@@ -292,7 +322,8 @@ async fn create(
     .await?;
     crate::cache::purge(&s, &["snippets".to_owned()]).await;
     let location = format!("/api/{}/snippets/{}", v.name(), row.0);
-    let res = created(&location, envelope(v, now, snippet_json(&row), json!({})));
+    let data = snippet_json(&loader, row).await?;
+    let res = created(&location, envelope(v, now, data, json!({})));
     Ok(cache(res, HeaderValue::from_static("no-store")))
 }
 

@@ -4,9 +4,11 @@
 //! * Ids in paths are checked to be UUIDs before any statement; anything else is a 404, as is a
 //!   roadmap the caller may not see (existence is not leaked). `team` visibility reads as private
 //!   until there is a team model; `public` roadmaps are readable by every authenticated user.
-//! * Every request is one SQL statement (a refused write adds one read to choose 403 or 404):
-//!   related data is built by correlated subqueries and the list total comes from a CTE (`read.rs`,
-//!   `repr.rs`). Reads use the reader pool, writes the single writer.
+//! * Every request is at most two SQL statements: one for its rows (the list total comes from a
+//!   CTE; a write's answer from its `RETURNING`) and one batch of the request's loader for the
+//!   nested data of all of them — owner, log count, latest insight, and in the detail view the
+//!   recent logs and insights (`repr.rs`, `crate::loaders`). A refused write costs one read to
+//!   choose 403 or 404 instead. Reads use the reader pool, writes the single writer.
 //! * v1 speaks the graph as a JSON string (`json_graph`) and pages by `limit`/`offset`; v2 as an
 //!   object (`graph`) and pages by an opaque keyset cursor (`cursor.rs`).
 //! * The graph rules are pure functions in `graph.rs`; the body's two validation passes are in

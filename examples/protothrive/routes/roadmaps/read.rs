@@ -1,5 +1,6 @@
 //! The read endpoints: the caller's list, one roadmap, and a roadmap's logs and insights. Each is
-//! one SQL statement on the read pool, whatever the page size.
+//! one SQL statement on the read pool for its rows, plus (the list and one roadmap) one batch of
+//! the request's loader for their nested data — two statements whatever the page size.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -15,10 +16,11 @@ use sqlx::Row;
 
 use super::cursor::{Cursor, Pagination};
 use super::input::STATUSES;
-use super::repr::{self, COLUMNS, INSIGHT_ITEM, LOG_ITEM};
+use super::repr::{self, COLUMNS};
 use crate::cache;
 use crate::db::is_uuid;
 use crate::http::{ApiResult, AppError, envelope};
+use crate::loaders::{INSIGHT_ITEM, LOG_ITEM, NestedLoader};
 use crate::state::AppState;
 
 pub type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
@@ -54,13 +56,12 @@ const LIST: &str = "WITH total AS ( \
 
 static LIST_SQL: LazyLock<String> = LazyLock::new(|| LIST.replace("{COLUMNS}", COLUMNS));
 
-/// One roadmap with its recent logs and insights, if the caller may read it. `team` has no team
-/// model behind it yet: it reads as private (owner only).
+/// One roadmap, if the caller may read it. `team` has no team model behind it yet: it reads as
+/// private (owner only).
 static ONE_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {COLUMNS}, {} FROM roadmaps WHERE roadmaps.id = ?1 AND roadmaps.deleted_at IS NULL \
-         AND (roadmaps.user_id = ?2 OR roadmaps.visibility = 'public')",
-        repr::recent()
+        "SELECT {COLUMNS} FROM roadmaps WHERE roadmaps.id = ?1 AND roadmaps.deleted_at IS NULL \
+         AND (roadmaps.user_id = ?2 OR roadmaps.visibility = 'public')"
     )
 });
 
@@ -68,6 +69,7 @@ pub async fn list(
     State(s): State<AppState>,
     v: ApiVersion,
     Extension(p): Extension<Principal>,
+    loader: NestedLoader,
     q: Params,
 ) -> ApiResult<Response> {
     let q = params(q)?;
@@ -98,22 +100,27 @@ pub async fn list(
         .map(|r| r.try_get("total"))
         .transpose()?
         .unwrap_or(0);
-    let mut items = Vec::with_capacity(rows.len());
+    let page: Vec<_> = rows
+        .iter()
+        .filter(|r| {
+            r.try_get::<Option<String>, _>("id")
+                .ok()
+                .flatten()
+                .is_some()
+        })
+        .collect();
+    let shown = repr::roadmaps(&loader, &page, v, p.subject(), false).await?;
+    let mut items = Vec::with_capacity(page.len());
     // Tagged with the owner's list and every roadmap on the page: a write to any of them purges it.
     let mut tags = format!("roadmaps:{}", p.subject());
-    for row in rows.iter().filter(|r| {
-        r.try_get::<Option<String>, _>("id")
-            .ok()
-            .flatten()
-            .is_some()
-    }) {
+    for (row, value) in page.iter().zip(shown) {
         let cursor = Cursor {
             key: row.try_get("updated_at")?,
             id: row.try_get("id")?,
         };
         tags.push_str(" roadmap:");
         tags.push_str(&cursor.id);
-        items.push((repr::roadmap(row, v, p.subject(), false)?, cursor));
+        items.push((value, cursor));
     }
     let (data, meta) = paging.finish(total, items);
     Ok(cache::tag(
@@ -127,6 +134,7 @@ pub async fn get_one(
     State(s): State<AppState>,
     v: ApiVersion,
     Extension(p): Extension<Principal>,
+    loader: NestedLoader,
     id: Id,
 ) -> ApiResult<Response> {
     let id = roadmap_id(id)?;
@@ -136,7 +144,7 @@ pub async fn get_one(
         .fetch_optional(s.db.reader())
         .await?
         .ok_or(AppError::NotFound("Roadmap"))?;
-    let data = repr::roadmap(&row, v, p.subject(), true)?;
+    let data = repr::one(&loader, &row, v, p.subject(), true).await?;
     Ok(cache::tag(
         envelope(v, s.now(), data, serde_json::json!({})).into_response(),
         cache::per_user(),

@@ -1,6 +1,7 @@
 //! The write endpoints. Each is one statement on the writer — the ownership check is in its
-//! `WHERE`, the answer in its `RETURNING` — so none needs a transaction; only a refused write costs
-//! a second, read-only statement to tell 403 (a public roadmap someone else owns) from 404.
+//! `WHERE`, the roadmap's columns in its `RETURNING` — so none needs a transaction; the answer's
+//! nested data is one batch of the request's loader after it, and a refused write costs a second,
+//! read-only statement instead to tell 403 (a public roadmap someone else owns) from 404.
 
 use std::sync::LazyLock;
 
@@ -19,6 +20,7 @@ use super::read::{Id, roadmap_id};
 use super::repr::{self, COLUMNS};
 use crate::db;
 use crate::http::{ApiResult, AppError, created, envelope};
+use crate::loaders::NestedLoader;
 use crate::state::AppState;
 
 /// Why a write matched no row: someone else's public roadmap (403), or none the caller may see.
@@ -41,11 +43,12 @@ async fn written(
     s: &AppState,
     v: ApiVersion,
     p: &Principal,
+    loader: &NestedLoader,
     id: &str,
     row: &SqliteRow,
 ) -> ApiResult<Response> {
     invalidate_roadmap(s, id, p.subject()).await;
-    let data = repr::roadmap(row, v, p.subject(), false)?;
+    let data = repr::one(loader, row, v, p.subject(), false).await?;
     Ok(envelope(v, s.now(), data, json!({})).into_response())
 }
 
@@ -81,6 +84,7 @@ pub async fn create(
     State(s): State<AppState>,
     v: ApiVersion,
     Extension(p): Extension<Principal>,
+    loader: NestedLoader,
     ValidJson(body): ValidJson<RoadmapBody>,
 ) -> ApiResult<Response> {
     let r = body.full(v)?;
@@ -101,7 +105,7 @@ pub async fn create(
         .fetch_one(s.db.writer())
         .await?;
     invalidate_roadmap(&s, &id, p.subject()).await;
-    let data = repr::roadmap(&row, v, p.subject(), false)?;
+    let data = repr::one(&loader, &row, v, p.subject(), false).await?;
     let body = envelope(v, now, data, json!({}));
     Ok(created(&format!("/api/{}/roadmaps/{id}", v.name()), body))
 }
@@ -111,6 +115,7 @@ pub async fn replace(
     State(s): State<AppState>,
     v: ApiVersion,
     Extension(p): Extension<Principal>,
+    loader: NestedLoader,
     id: Id,
     ValidJson(body): ValidJson<RoadmapBody>,
 ) -> ApiResult<Response> {
@@ -130,7 +135,7 @@ pub async fn replace(
         .fetch_optional(s.db.writer())
         .await?;
     match row {
-        Some(row) => written(&s, v, &p, &id, &row).await,
+        Some(row) => written(&s, v, &p, &loader, &id, &row).await,
         None => Err(refused(&s, &id).await),
     }
 }
@@ -140,6 +145,7 @@ pub async fn patch(
     State(s): State<AppState>,
     v: ApiVersion,
     Extension(p): Extension<Principal>,
+    loader: NestedLoader,
     id: Id,
     ValidJson(body): ValidJson<RoadmapBody>,
 ) -> ApiResult<Response> {
@@ -159,7 +165,7 @@ pub async fn patch(
         .fetch_optional(s.db.writer())
         .await?;
     match row {
-        Some(row) => written(&s, v, &p, &id, &row).await,
+        Some(row) => written(&s, v, &p, &loader, &id, &row).await,
         None => Err(refused(&s, &id).await),
     }
 }
@@ -207,6 +213,7 @@ pub async fn thrive_score(
     State(s): State<AppState>,
     v: ApiVersion,
     Extension(p): Extension<Principal>,
+    loader: NestedLoader,
     id: Id,
 ) -> ApiResult<Response> {
     let id = roadmap_id(id)?;
@@ -217,7 +224,7 @@ pub async fn thrive_score(
         .fetch_optional(s.db.writer())
         .await?;
     match row {
-        Some(row) => written(&s, v, &p, &id, &row).await,
+        Some(row) => written(&s, v, &p, &loader, &id, &row).await,
         None => Err(refused(&s, &id).await),
     }
 }
