@@ -228,7 +228,9 @@ pub(crate) const AGENT_ERRORS: f64 = 0.10;
 
 /// The verdict of an `--agent-faults` run: the usual limits on latency over every request (the
 /// API's own P99, agent runs included), on errors over every request but agent runs; and agent
-/// runs within [`AGENT_ERRORS`], each error a 502 or 503, their own P99 within the limit.
+/// runs within [`AGENT_ERRORS`], each error a 502 or 503. Agent runs' own P99 is printed, not
+/// judged: a run that meets a failed slow call and then a slow one takes two slow calls and a
+/// backoff (about 600 ms with the simulated 250 ms) by design.
 pub(crate) fn agent_verdict(summary: &Summary, limits: Limits) -> Vec<String> {
     let Some(agent) = summary.endpoints.iter().find(|r| r.name == AGENT_RUN) else {
         return vec!["no agent run was made".to_owned()];
@@ -244,13 +246,6 @@ pub(crate) fn agent_verdict(summary: &Summary, limits: Limits) -> Vec<String> {
             AGENT_ERRORS * 100.0,
             agent.failures,
             agent.requests
-        ));
-    }
-    if ms(agent.p99_us) >= limits.p99_ms {
-        failed.push(format!(
-            "agent run P99 {:.2} ms ≥ {} ms",
-            ms(agent.p99_us),
-            limits.p99_ms
         ));
     }
     for (status, n) in &agent.statuses {
