@@ -8,7 +8,9 @@
 mod api;
 
 // The example's modules refer to each other as `crate::…`.
-use api::{agent, app, cache, config, db, http as app_http, passwords, revocations, routes, state};
+use api::{
+    agent, app, cache, config, db, http as app_http, loaders, passwords, revocations, routes, state,
+};
 mod http {
     pub use super::app_http::*;
 }
