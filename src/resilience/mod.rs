@@ -197,7 +197,7 @@ impl Deadline {
 /// `Retry-After` in whole seconds, rounded up, at least 1.
 fn retry_after_value(d: Duration) -> HeaderValue {
     let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-    HeaderValue::from(secs.max(1))
+    crate::headers::number(secs.max(1))
 }
 
 /// A problem answer of a resilience layer, marked with [`Refused`].
