@@ -1,10 +1,17 @@
 //! One Redis connection for every store of an application (feature `redis`): the rate limiter's
 //! GCRA state, the cache's L2 tier and its purge broadcast share one [`RedisHandle`] — one
-//! lazily connecting, multiplexed connection that reconnects in the background with exponential
-//! backoff (100 ms doubling to 2 s, forever), every answer bounded by a timeout, and one outage
+//! lazily connecting, multiplexed connection, every answer bounded by a timeout, and one outage
 //! breaker: after a call fails for want of the server, every store's calls fail at once for
 //! 500 ms (one probe per interval) and take their configured fallback, instead of each store
 //! discovering the outage by waiting out its own timeout.
+//!
+//! The breaker's probes drive reconnection: a lost connection is replaced by one attempt at a
+//! time, set off by the call that finds it lost, and a probe first makes sure of a connection
+//! (a `PING` that sets off a new attempt, and one that waits for it) before its own command. So
+//! a single probe closes the breaker once the server is back, whether the connection survived
+//! the outage (a hung or stopped server) or not (a reset, a restarted server) — where a
+//! background loop with growing delays (what `redis-rs` does by default) would keep every
+//! probe failing until its next attempt, up to seconds after the server came back.
 //!
 //! ```
 //! use std::time::Duration;
@@ -41,7 +48,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::clock::SharedClock;
 use crate::error::ConfigError;
-use crate::resilience::{CircuitBreaker, Window};
+use crate::resilience::{CircuitBreaker, Permit, Window};
 
 /// The default bound on one call, connection included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
@@ -104,20 +111,42 @@ impl RedisHandle {
     }
 }
 
-/// `PING` on `conn` within `timeout`; an answer closes `breaker`.
+/// `PING` on `conn` within `timeout` (see [`ping_twice`]); an answer closes `breaker`.
 pub(crate) async fn ping(
     conn: &ConnectionManager,
     timeout: Duration,
     breaker: &CircuitBreaker,
 ) -> bool {
-    let mut conn = conn.clone();
-    let cmd = redis::cmd("PING");
-    let ping = cmd.query_async::<String>(&mut conn);
-    let up = matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(_)));
+    let up = matches!(
+        tokio::time::timeout(timeout, ping_twice(conn)).await,
+        Ok(true)
+    );
     if up {
         breaker.reset();
     }
     up
+}
+
+/// Whether the server answers a `PING`, asking twice: a failed connection attempt is kept until
+/// a call fails on it, so the first `PING` may only set off a new attempt, which the second
+/// waits for.
+async fn ping_twice(conn: &ConnectionManager) -> bool {
+    let mut conn = conn.clone();
+    for _ in 0..2 {
+        let cmd = redis::cmd("PING");
+        if cmd.query_async::<String>(&mut conn).await.is_ok() {
+            return true;
+        }
+    }
+    false
+}
+
+/// Before a probe's command: makes sure of a connection (see [`ping_twice`]), so one probe is
+/// enough once the server is back. A call that is not a probe goes straight to its command.
+pub(crate) async fn connect_for_probe(conn: &ConnectionManager, permit: &Permit) {
+    if permit.is_probe() {
+        ping_twice(conn).await;
+    }
 }
 
 impl RedisHandleBuilder {
@@ -158,6 +187,14 @@ pub(crate) fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(timeout.max(Duration::from_millis(250))))
         .set_response_timeout(Some(timeout))
+        // One attempt per reconnection: the breaker's probes set off the next one.
+        .set_number_of_retries(0)
+}
+
+/// The settings for a subscriber's connection: nothing calls on it to set off a reconnection,
+/// so it reconnects by itself in the background, 100 ms doubling to 2 s, forever.
+pub(crate) fn subscriber_config(timeout: Duration) -> ConnectionManagerConfig {
+    manager_config(timeout)
         .set_min_delay(Duration::from_millis(100))
         .set_max_delay(Duration::from_secs(2))
         .set_number_of_retries(usize::MAX)

@@ -152,7 +152,11 @@ impl RedisRevocations {
         let mut cmd = redis::cmd("EXISTS");
         cmd.arg(self.key(token_id));
         let mut conn = self.inner.conn.clone();
-        match tokio::time::timeout(self.inner.timeout, cmd.query_async::<i64>(&mut conn)).await {
+        let probed = async {
+            crate::redis_handle::connect_for_probe(&conn, &permit).await;
+            cmd.query_async::<i64>(&mut conn).await
+        };
+        match tokio::time::timeout(self.inner.timeout, probed).await {
             Ok(Ok(n)) => {
                 permit.record(Outcome::Success);
                 Some(n > 0)

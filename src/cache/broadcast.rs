@@ -52,7 +52,7 @@ impl RedisTier {
             }
             Ok(())
         };
-        let config = crate::redis_handle::manager_config(self.timeout)
+        let config = crate::redis_handle::subscriber_config(self.timeout)
             .set_push_sender(push)
             .set_automatic_resubscription();
         let mut conn = ConnectionManager::new_lazy_with_config(client, config)

@@ -230,7 +230,11 @@ impl RedisTier {
             metrics::counter!("protothrive_cache_l2_errors_total", "op" => op).increment(1);
             return Err(TierError(format!("{op}: failing fast after a failure")));
         };
-        let outcome = match tokio::time::timeout(limit, f).await {
+        let probed = async {
+            crate::redis_handle::connect_for_probe(&self.conn, &permit).await;
+            f.await
+        };
+        let outcome = match tokio::time::timeout(limit, probed).await {
             Ok(Ok(v)) => {
                 permit.record(Outcome::Success);
                 return Ok(v);

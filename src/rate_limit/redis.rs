@@ -297,7 +297,10 @@ impl RemoteStore for RedisStore {
                     .arg(t)
                     .arg(t.saturating_mul(u64::from(quota.burst())));
             }
-            let answer = tokio::time::timeout(timeout, call.invoke_async::<Vec<i64>>(&mut conn));
+            let answer = tokio::time::timeout(timeout, async {
+                crate::redis_handle::connect_for_probe(&conn, &permit).await;
+                call.invoke_async::<Vec<i64>>(&mut conn).await
+            });
             let raw = match answer.await {
                 Ok(Ok(raw)) => raw,
                 Ok(Err(e)) => {
