@@ -2,7 +2,7 @@
 //! faults of a network or a dependency — latency, a blackhole, resets, half-open connections
 //! (the request arrives, the answer never comes back), a bandwidth limit — switchable at run
 //! time with [`FaultProxy::set`]. It counts the chunks it forwarded to the server, so a test can
-//! tell how much load reached it.
+//! tell how much load reached it, and, when the traffic is Redis's protocol (RESP), the commands.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,6 +46,7 @@ struct Shared {
     fault: watch::Sender<Fault>,
     upstream: SocketAddr,
     forwarded: AtomicU64,
+    commands: AtomicU64,
     connections: AtomicU64,
 }
 
@@ -64,6 +65,7 @@ impl FaultProxy {
             fault: watch::Sender::new(Fault::None),
             upstream,
             forwarded: AtomicU64::new(0),
+            commands: AtomicU64::new(0),
             connections: AtomicU64::new(0),
         });
         let s = shared.clone();
@@ -93,6 +95,12 @@ impl FaultProxy {
     /// Chunks forwarded to the server so far (a request is usually one chunk).
     pub fn forwarded(&self) -> u64 {
         self.shared.forwarded.load(Ordering::SeqCst)
+    }
+
+    /// Redis commands forwarded to the server so far, whole ones only (each command of a
+    /// pipeline counts; meaningless unless the traffic is RESP).
+    pub fn commands(&self) -> u64 {
+        self.shared.commands.load(Ordering::SeqCst)
     }
 
     /// Connections accepted so far.
@@ -154,6 +162,13 @@ async fn pump(
     kill: &tokio::sync::Notify,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
+    let mut resp = Commands::default();
+    let mut forwarded = |chunk: &[u8]| {
+        if upward {
+            s.forwarded.fetch_add(1, Ordering::SeqCst);
+            s.commands.fetch_add(resp.feed(chunk), Ordering::SeqCst);
+        }
+    };
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
@@ -180,18 +195,76 @@ async fn pump(
                     sent += slice;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                if upward {
-                    s.forwarded.fetch_add(1, Ordering::SeqCst);
-                }
+                forwarded(&buf[..n]);
                 continue;
             }
         }
-        if upward {
-            s.forwarded.fetch_add(1, Ordering::SeqCst);
-        }
+        forwarded(&buf[..n]);
         if to.write_all(&buf[..n]).await.is_err() {
             break;
         }
     }
     let _ = to.shutdown().await;
+}
+
+/// Counts the commands in a client's RESP stream, fed chunk by chunk: each command is an array
+/// (`*<n>\r\n`) of `n` bulk strings (`$<len>\r\n<len bytes>\r\n`), the form every client
+/// library sends. Anything else stops the count for that connection.
+#[derive(Debug, Default)]
+struct Commands {
+    /// The line read so far (a header split across chunks).
+    line: Vec<u8>,
+    /// Bulk strings left in the current command.
+    items: u64,
+    /// Bytes of the current bulk string (and its CRLF) still to skip.
+    skip: u64,
+    broken: bool,
+}
+
+impl Commands {
+    /// Reads `chunk`; returns the commands it completed.
+    fn feed(&mut self, mut chunk: &[u8]) -> u64 {
+        let mut done = 0;
+        while !chunk.is_empty() && !self.broken {
+            if self.skip > 0 {
+                let n = self.skip.min(chunk.len() as u64);
+                self.skip -= n;
+                chunk = &chunk[n as usize..];
+                if self.skip == 0 {
+                    self.items -= 1;
+                    done += u64::from(self.items == 0);
+                }
+                continue;
+            }
+            let Some(end) = chunk.iter().position(|&b| b == b'\n') else {
+                self.line.extend_from_slice(chunk);
+                return done;
+            };
+            self.line.extend_from_slice(&chunk[..=end]);
+            chunk = &chunk[end + 1..];
+            let line = std::mem::take(&mut self.line);
+            let number = std::str::from_utf8(&line[1..line.len().saturating_sub(2).max(1)])
+                .ok()
+                .and_then(|n| n.parse::<u64>().ok());
+            match (line.first(), number, self.items) {
+                (Some(b'*'), Some(0), 0) => done += 1,
+                (Some(b'*'), Some(n), 0) => self.items = n,
+                (Some(b'$'), Some(len), 1..) => self.skip = len + 2,
+                _ => self.broken = true,
+            }
+        }
+        done
+    }
+}
+
+#[test]
+fn commands_are_counted_across_chunks() {
+    let stream = b"*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\na\r\nb!\r\n";
+    for split in 0..stream.len() {
+        let mut c = Commands::default();
+        let (a, b) = stream.split_at(split);
+        assert_eq!(c.feed(a) + c.feed(b), 2, "split at {split}");
+    }
+    let mut http = Commands::default();
+    assert_eq!(http.feed(b"GET / HTTP/1.1\r\n*1\r\n$4\r\nPING\r\n"), 0);
 }
