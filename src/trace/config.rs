@@ -94,32 +94,3 @@ pub(super) struct Config {
     pub(super) red: Red,
     pub(super) in_flight: InFlight,
 }
-
-/// Counts a request in flight until dropped.
-#[derive(Debug)]
-pub(super) struct Guard {
-    pub(super) config: Arc<Config>,
-    pub(super) method: usize,
-}
-
-impl Guard {
-    pub(super) fn enter(config: &Arc<Config>, method: usize) -> Self {
-        config.in_flight.0.fetch_add(1, Ordering::Relaxed);
-        if config.metrics {
-            config.red.in_flight(method).increment(1.0);
-        }
-        Self {
-            config: config.clone(),
-            method,
-        }
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.config.in_flight.0.fetch_sub(1, Ordering::Relaxed);
-        if self.config.metrics {
-            self.config.red.in_flight(self.method).decrement(1.0);
-        }
-    }
-}

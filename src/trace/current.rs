@@ -1,7 +1,10 @@
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 
 use super::TraceContext;
+use super::config::Config;
+use super::metrics::RouteHandles;
 use crate::error::{RequestId, TraceId};
 
 /// The request being served on this task: its trace context and ids. See [`current`].
@@ -13,6 +16,44 @@ pub struct Current {
     pub request_id: RequestId,
     /// The trace id, as problems carry it.
     pub trace_id: TraceId,
+    /// The layer's settings when it records metrics.
+    pub(super) metrics: Option<Arc<Config>>,
+    /// The request's method, as a metrics label index.
+    pub(super) method: usize,
+    /// The route the request counts on, once the router has matched one.
+    pub(super) route: OnceLock<Arc<RouteHandles>>,
+}
+
+impl Current {
+    /// The handles the request counts on: its route's once routed, `unmatched` before.
+    pub(super) fn handles<'a>(&'a self, config: &'a Config) -> &'a RouteHandles {
+        self.route.get().unwrap_or(config.red.unmatched())
+    }
+
+    /// Moves the request's in-flight count from `unmatched` to `route` (the first route named
+    /// wins).
+    fn enter_route(&self, route: &str) {
+        let Some(config) = &self.metrics else {
+            return;
+        };
+        if self.route.get().is_some() {
+            return;
+        }
+        if self.route.set(config.red.handles(route)).is_ok() {
+            self.handles(config).in_flight(self.method).increment(1.0);
+            config.red.unmatched().in_flight(self.method).decrement(1.0);
+        }
+    }
+}
+
+/// Tells the current request (if any) which route the router matched, so its in-flight count
+/// and metrics carry that route.
+pub(super) fn routed(route: &str) {
+    let _ = CURRENT.try_with(|c| {
+        if let Some(cur) = c.borrow().as_ref() {
+            cur.enter_route(route);
+        }
+    });
 }
 
 thread_local! {
@@ -47,4 +88,39 @@ pub(crate) fn scope<R>(cur: &Arc<Current>, f: impl FnOnce() -> R) -> R {
     let previous = CURRENT.with(|c| c.borrow_mut().replace(Arc::clone(cur)));
     let _restore = Restore(previous);
     f()
+}
+
+/// Counts a request in flight until dropped: on `unmatched` until the router names its route.
+#[derive(Debug)]
+pub(super) struct Guard {
+    pub(super) config: Arc<Config>,
+    pub(super) current: Arc<Current>,
+}
+
+impl Guard {
+    pub(super) fn enter(config: &Arc<Config>, current: &Arc<Current>) -> Self {
+        config.in_flight.0.fetch_add(1, Ordering::Relaxed);
+        if config.metrics {
+            current
+                .handles(config)
+                .in_flight(current.method)
+                .increment(1.0);
+        }
+        Self {
+            config: config.clone(),
+            current: current.clone(),
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.config.in_flight.0.fetch_sub(1, Ordering::Relaxed);
+        if self.config.metrics {
+            let cur = &self.current;
+            cur.handles(&self.config)
+                .in_flight(cur.method)
+                .decrement(1.0);
+        }
+    }
 }

@@ -14,8 +14,8 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tracing::Span;
 
-use super::config::{Config, Guard};
-use super::current::{Current, scope};
+use super::config::Config;
+use super::current::{Current, Guard, scope};
 use super::metrics::{UNMATCHED, count_error};
 use super::route::{Matched, matched};
 use crate::error::{Problem, code};
@@ -28,7 +28,8 @@ pub(super) struct State {
     pub(super) current: Arc<Current>,
     pub(super) span: Span,
     pub(super) start: Instant,
-    pub(super) guard: Guard,
+    /// Held for its `Drop`: the in-flight count ends with the body.
+    pub(super) _guard: Guard,
     pub(super) echo: Option<HeaderValue>,
     /// The message of a panic in the inner service's `call`.
     pub(super) panic: Option<String>,
@@ -248,10 +249,15 @@ impl Drop for Done {
                 .instant()
                 .duration_since(s.start)
                 .as_secs_f64();
-            let label = self.route.as_ref().map_or(UNMATCHED, Matched::as_str);
-            s.config
-                .red
-                .record(s.guard.method, label, self.status, seconds);
+            let method = s.current.method;
+            match s.current.route.get() {
+                Some(routed) => routed.record(method, self.status, seconds),
+                None => {
+                    let label = self.route.as_ref().map_or(UNMATCHED, Matched::as_str);
+                    let handles = s.config.red.handles(label);
+                    handles.record(method, self.status, seconds);
+                }
+            }
         }
     }
 }

@@ -10,8 +10,8 @@ use tower_service::Service;
 use tracing::Span;
 use tracing::field::Empty;
 
-use super::config::{Config, Guard, InFlight, Sampler};
-use super::current::{Current, scope};
+use super::config::{Config, InFlight, Sampler};
+use super::current::{Current, Guard, scope};
 use super::future::{State, TraceBody, TraceFuture, panic_message};
 use super::ids::encode_hex;
 use super::metrics::{Red, method_index};
@@ -243,7 +243,6 @@ where
         }
         let start = c.clock.instant();
         let method = method_index(req.method());
-        let guard = Guard::enter(c, method);
 
         // A request-id layer further out has decided already; otherwise this layer does.
         let (request_id, echo) = match req.extensions().get::<RequestId>() {
@@ -314,7 +313,11 @@ where
             context,
             request_id,
             trace_id,
+            metrics: c.metrics.then(|| c.clone()),
+            method,
+            route: std::sync::OnceLock::new(),
         });
+        let guard = Guard::enter(c, &current);
         let inner = &mut self.inner;
         let (future, panic) = if c.catch_panics {
             match scope(&current, || {
@@ -336,7 +339,7 @@ where
                 current,
                 span,
                 start,
-                guard,
+                _guard: guard,
                 echo,
                 panic,
             },

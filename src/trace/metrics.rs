@@ -1,7 +1,7 @@
 //! RED metrics with bounded labels, and the table of every metric the crate emits.
 
 use std::collections::HashMap;
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use http::Method;
 use metrics::{Counter, Gauge, Histogram};
@@ -14,7 +14,7 @@ use metrics::{Counter, Gauge, Histogram};
 /// |---|---|---|
 /// | `protothrive_http_requests_total` | method, route, status_class | requests answered (`route`: the matched template, or `unmatched`) |
 /// | `protothrive_http_request_duration_seconds` | method, route, status_class | histogram: from the request to the end of the response body, seconds |
-/// | `protothrive_http_requests_in_flight` | method | requests whose response body has not ended yet |
+/// | `protothrive_http_requests_in_flight` | method, route | requests whose response body has not ended yet (`route`: `unmatched` until routed) |
 /// | `protothrive_http_server_errors_total` | route, code | 5xx answers and panics (`code`: the status, or `panic`) |
 /// | `protothrive_rate_limit_decisions_total` | limit, decision | rate-limit checks by limit, allowed or denied |
 /// | `protothrive_rate_limit_unkeyed_total` | limit | requests a limit could not key (no client IP or principal) |
@@ -52,8 +52,8 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ),
     (
         IN_FLIGHT,
-        "method",
-        "requests whose response body has not ended yet",
+        "method, route",
+        "requests whose response body has not ended yet (route: unmatched until routed)",
     ),
     (
         ERRORS,
@@ -201,10 +201,20 @@ fn class_index(status: u16) -> usize {
 
 type Pair = (Counter, Histogram);
 
-/// The handles of one route label: one pair per method and status class, made on first use.
-struct RouteHandles {
+/// The handles of one route label: one pair per method and status class, and one in-flight
+/// gauge per method, made on first use.
+pub(super) struct RouteHandles {
     label: String,
     pairs: [OnceLock<Pair>; METHODS.len() * CLASSES.len()],
+    in_flight: [OnceLock<Gauge>; METHODS.len()],
+}
+
+impl std::fmt::Debug for RouteHandles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteHandles")
+            .field("label", &self.label)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RouteHandles {
@@ -212,10 +222,19 @@ impl RouteHandles {
         Self {
             label: label.to_owned(),
             pairs: std::array::from_fn(|_| OnceLock::new()),
+            in_flight: std::array::from_fn(|_| OnceLock::new()),
         }
     }
 
-    fn record(&self, method: usize, status: u16, seconds: f64) {
+    /// The in-flight gauge of `method` on this route.
+    pub(super) fn in_flight(&self, method: usize) -> &Gauge {
+        self.in_flight[method].get_or_init(|| {
+            metrics::gauge!(IN_FLIGHT, "method" => method_label(method), "route" => self.label.clone())
+        })
+    }
+
+    /// Counts one answered request.
+    pub(super) fn record(&self, method: usize, status: u16, seconds: f64) {
         let class = class_index(status);
         let (count, duration) = self.pairs[method * CLASSES.len() + class].get_or_init(|| {
             let labels = [
@@ -237,10 +256,19 @@ impl RouteHandles {
 /// lock and two atomic updates, not a label allocation and a registry lookup. Handles are
 /// resolved against the recorder installed when a label set is first seen: install the
 /// recorder before serving.
-#[derive(Default)]
 pub(super) struct Red {
-    routes: RwLock<HashMap<String, RouteHandles>>,
-    in_flight: [OnceLock<Gauge>; METHODS.len()],
+    routes: RwLock<HashMap<String, Arc<RouteHandles>>>,
+    /// Requests before routing, and those no route matched.
+    unmatched: Arc<RouteHandles>,
+}
+
+impl Default for Red {
+    fn default() -> Self {
+        Self {
+            routes: RwLock::default(),
+            unmatched: Arc::new(RouteHandles::new(UNMATCHED)),
+        }
+    }
 }
 
 impl std::fmt::Debug for Red {
@@ -250,25 +278,27 @@ impl std::fmt::Debug for Red {
 }
 
 impl Red {
-    pub(super) fn in_flight(&self, method: usize) -> &Gauge {
-        self.in_flight[method]
-            .get_or_init(|| metrics::gauge!(IN_FLIGHT, "method" => method_label(method)))
+    /// The handles of requests not routed (yet).
+    pub(super) fn unmatched(&self) -> &Arc<RouteHandles> {
+        &self.unmatched
     }
 
-    /// Counts one answered request.
-    pub(super) fn record(&self, method: usize, route: &str, status: u16, seconds: f64) {
+    /// The handles of `route` (`other` past [`MAX_ROUTES`] labels).
+    pub(super) fn handles(&self, route: &str) -> Arc<RouteHandles> {
+        if route == UNMATCHED {
+            return self.unmatched.clone();
+        }
         if let Ok(map) = self.routes.read() {
             let full = map.len() >= MAX_ROUTES;
             if let Some(h) = map
                 .get(route)
                 .or_else(|| full.then(|| map.get(OTHER)).flatten())
             {
-                h.record(method, status, seconds);
-                return;
+                return h.clone();
             }
         }
         let Ok(mut map) = self.routes.write() else {
-            return;
+            return self.unmatched.clone();
         };
         let key = if map.len() >= MAX_ROUTES && !map.contains_key(route) {
             OTHER
@@ -276,8 +306,8 @@ impl Red {
             route
         };
         map.entry(key.to_owned())
-            .or_insert_with(|| RouteHandles::new(key))
-            .record(method, status, seconds);
+            .or_insert_with(|| Arc::new(RouteHandles::new(key)))
+            .clone()
     }
 }
 

@@ -13,6 +13,10 @@ use crate::identity::Route;
 /// outside the router and so never sees the request after routing: it copies the request's
 /// [`Route`] (or, with the `axum` feature, axum's `MatchedPath`) into the response's extensions.
 ///
+/// It also tells the trace layer the route as soon as the router has matched it, so the
+/// request's in-flight gauge moves from `route="unmatched"` to its route for the rest of its
+/// life (the sum over routes stays the number of requests in flight).
+///
 /// With axum, add it with `Router::route_layer`, so that it runs only for matched routes (a
 /// request no route matches is then labelled `unmatched`).
 ///
@@ -105,8 +109,12 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        let matched = matched(req.extensions());
+        if let Some(m) = &matched {
+            super::current::routed(m.as_str());
+        }
         MatchedRouteFuture {
-            matched: matched(req.extensions()),
+            matched,
             inner: self.inner.call(req),
         }
     }

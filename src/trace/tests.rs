@@ -285,3 +285,43 @@ mod rand_paths {
             .collect()
     }
 }
+
+#[test]
+fn in_flight_counts_on_unmatched_until_routed_then_on_the_route() {
+    use std::sync::{Arc, Mutex};
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let gauge = |text: &str, route: &str| -> Option<f64> {
+        let series =
+            format!(r#"protothrive_http_requests_in_flight{{method="GET",route="{route}"}} "#);
+        text.lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .map(|v| v.parse().unwrap())
+    };
+    // What the gauges read while the handler runs, and once the head is out.
+    let seen: Arc<Mutex<Option<String>>> = Arc::default();
+    ::metrics::with_local_recorder(&recorder, || {
+        let inside = seen.clone();
+        let h = handle.clone();
+        let svc = TraceLayer::new().layer(MatchedRouteLayer.layer(service_fn(
+            move |_req: Request<()>| {
+                *inside.lock().unwrap() = Some(h.render());
+                async { Ok::<_, Infallible>(Response::new(Full::from("hi"))) }
+            },
+        )));
+        let rt = rt();
+        let mut req = Request::get("/users/42").body(()).unwrap();
+        req.extensions_mut().insert(Route::new("/users/{id}"));
+        let res = rt.block_on(svc.oneshot(req)).unwrap();
+        let text = handle.render();
+        assert_eq!(gauge(&text, "/users/{id}"), Some(1.0), "{text}");
+        assert_eq!(gauge(&text, "unmatched"), Some(0.0), "{text}");
+        drop(res);
+    });
+    let during = seen.lock().unwrap().clone().unwrap();
+    assert_eq!(gauge(&during, "/users/{id}"), Some(1.0), "{during}");
+    assert_eq!(gauge(&during, "unmatched"), Some(0.0), "{during}");
+    let after = handle.render();
+    assert_eq!(gauge(&after, "/users/{id}"), Some(0.0), "{after}");
+    assert_eq!(gauge(&after, "unmatched"), Some(0.0), "{after}");
+}
