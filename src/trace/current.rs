@@ -16,8 +16,8 @@ pub struct Current {
     pub request_id: RequestId,
     /// The trace id, as problems carry it.
     pub trace_id: TraceId,
-    /// The layer's settings when it records metrics.
-    pub(super) metrics: Option<Arc<Config>>,
+    /// The layer's settings.
+    pub(super) config: Arc<Config>,
     /// The request's method, as a metrics label index.
     pub(super) method: usize,
     /// The route the request counts on, once the router has matched one.
@@ -26,34 +26,41 @@ pub struct Current {
 
 impl Current {
     /// The handles the request counts on: its route's once routed, `unmatched` before.
-    pub(super) fn handles<'a>(&'a self, config: &'a Config) -> &'a RouteHandles {
-        self.route.get().unwrap_or(config.red.unmatched())
+    pub(super) fn handles(&self) -> &RouteHandles {
+        self.route.get().unwrap_or(self.config.red.unmatched())
     }
 
-    /// Moves the request's in-flight count from `unmatched` to `route` (the first route named
-    /// wins).
+    /// The route the router matched, if it has.
+    pub(super) fn route(&self) -> Option<&str> {
+        self.route.get().map(|h| h.label())
+    }
+
+    /// Takes `route` as the request's route (the first route named wins), moving its in-flight
+    /// count from `unmatched` to it.
     fn enter_route(&self, route: &str) {
-        let Some(config) = &self.metrics else {
-            return;
-        };
         if self.route.get().is_some() {
             return;
         }
-        if self.route.set(config.red.handles(route)).is_ok() {
-            self.handles(config).in_flight(self.method).increment(1.0);
+        let config = &self.config;
+        if self.route.set(config.red.handles(route)).is_ok() && config.metrics {
+            self.handles().in_flight(self.method).increment(1.0);
             config.red.unmatched().in_flight(self.method).decrement(1.0);
         }
     }
 }
 
-/// Tells the current request (if any) which route the router matched, so its in-flight count
-/// and metrics carry that route.
-pub(super) fn routed(route: &str) {
-    let _ = CURRENT.try_with(|c| {
-        if let Some(cur) = c.borrow().as_ref() {
-            cur.enter_route(route);
-        }
-    });
+/// Tells the current request which route the router matched, so its span, in-flight count and
+/// metrics carry that route; `false` when no traced request is current.
+pub(super) fn routed(route: &str) -> bool {
+    CURRENT
+        .try_with(|c| match c.borrow().as_ref() {
+            Some(cur) => {
+                cur.enter_route(route);
+                true
+            }
+            None => false,
+        })
+        .unwrap_or(false)
 }
 
 thread_local! {
@@ -101,10 +108,7 @@ impl Guard {
     pub(super) fn enter(config: &Arc<Config>, current: &Arc<Current>) -> Self {
         config.in_flight.0.fetch_add(1, Ordering::Relaxed);
         if config.metrics {
-            current
-                .handles(config)
-                .in_flight(current.method)
-                .increment(1.0);
+            current.handles().in_flight(current.method).increment(1.0);
         }
         Self {
             config: config.clone(),
@@ -118,9 +122,7 @@ impl Drop for Guard {
         self.config.in_flight.0.fetch_sub(1, Ordering::Relaxed);
         if self.config.metrics {
             let cur = &self.current;
-            cur.handles(&self.config)
-                .in_flight(cur.method)
-                .decrement(1.0);
+            cur.handles().in_flight(cur.method).decrement(1.0);
         }
     }
 }

@@ -169,15 +169,24 @@ fn finish_head<B>(
     res: Option<&Response<B>>,
     panicked: bool,
 ) -> (State, Option<Matched>) {
-    let route = res.and_then(|r| matched(r.extensions()));
-    let label = route.as_ref().map_or(UNMATCHED, Matched::as_str);
+    // Taken from the request on its way in, or (no `current` around the router) from the
+    // response.
+    let route = match state.current.route() {
+        Some(_) => None,
+        None => res.and_then(|r| matched(r.extensions())),
+    };
+    let routed = state
+        .current
+        .route()
+        .or(route.as_ref().map(Matched::as_str));
+    let label = routed.unwrap_or(UNMATCHED);
     let span = &state.span;
     match res {
         Some(res) => {
             let status = res.status().as_u16();
             if !span.is_disabled() {
                 span.record("http.response.status_code", status);
-                if route.is_some() {
+                if routed.is_some() {
                     span.record("http.route", label);
                 }
                 if let Some(v) = res

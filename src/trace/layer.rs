@@ -313,7 +313,7 @@ where
             context,
             request_id,
             trace_id,
-            metrics: c.metrics.then(|| c.clone()),
+            config: c.clone(),
             method,
             route: std::sync::OnceLock::new(),
         });

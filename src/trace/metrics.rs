@@ -226,6 +226,11 @@ impl RouteHandles {
         }
     }
 
+    /// The route label.
+    pub(super) fn label(&self) -> &str {
+        &self.label
+    }
+
     /// The in-flight gauge of `method` on this route.
     pub(super) fn in_flight(&self, method: usize) -> &Gauge {
         self.in_flight[method].get_or_init(|| {

@@ -10,12 +10,12 @@ use tower_service::Service;
 use crate::identity::Route;
 
 /// Hands the matched route template out to [`TraceLayer`](super::TraceLayer), which sits
-/// outside the router and so never sees the request after routing: it copies the request's
-/// [`Route`] (or, with the `axum` feature, axum's `MatchedPath`) into the response's extensions.
-///
-/// It also tells the trace layer the route as soon as the router has matched it, so the
-/// request's in-flight gauge moves from `route="unmatched"` to its route for the rest of its
-/// life (the sum over routes stays the number of requests in flight).
+/// outside the router and so never sees the request after routing: the request's [`Route`]
+/// (or, with the `axum` feature, axum's `MatchedPath`) goes to the traced request being served
+/// (see [`current`](super::current)) as soon as the router has matched it — its in-flight gauge
+/// moves from `route="unmatched"` to that route for the rest of its life, so the sum over routes
+/// stays the number of requests in flight — or, outside a traced request, into the response's
+/// extensions.
 ///
 /// With axum, add it with `Router::route_layer`, so that it runs only for matched routes (a
 /// request no route matches is then labelled `unmatched`).
@@ -109,10 +109,8 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let matched = matched(req.extensions());
-        if let Some(m) = &matched {
-            super::current::routed(m.as_str());
-        }
+        // A traced request takes the route now; otherwise it goes out with the response.
+        let matched = matched(req.extensions()).filter(|m| !super::current::routed(m.as_str()));
         MatchedRouteFuture {
             matched,
             inner: self.inner.call(req),
