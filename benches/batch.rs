@@ -10,8 +10,9 @@
 //! * `batch/hit/...`: one load of a key the loader already holds (the per-request cache);
 //!   `batch/hit/block_on` is the runtime's own cost of running a ready future, in every figure.
 //!
-//! async-graphql's `DataLoader` is not among the peers: its crates alone (parser, derive, value,
-//! pest, multer, ...) take over two minutes to compile on this machine, for a bench dependency.
+//! async-graphql's `DataLoader` is compared in `peers/batch` (a crate outside the workspace, so
+//! its parser, derive, value, pest, multer, ... crates — minutes to compile — are never built by
+//! `./scripts/test`): `cargo bench --manifest-path peers/batch/Cargo.toml`.
 
 use std::collections::HashMap;
 
