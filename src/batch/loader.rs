@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -88,11 +88,42 @@ struct Config {
     cache: bool,
     clock: SharedClock,
     carry: Option<Carry>,
+    /// The metric handles, resolved on the first batch (against the recorder installed then).
+    metrics: OnceLock<Handles>,
+}
+
+/// A loader's metric handles: labels built and looked up once, not per batch.
+#[derive(Clone)]
+struct Handles {
+    size: metrics::Histogram,
+    wait: metrics::Histogram,
+    duration: metrics::Histogram,
+    failures: metrics::Counter,
+}
+
+impl Config {
+    fn handles(&self) -> &Handles {
+        self.metrics.get_or_init(|| {
+            let name = self.name;
+            Handles {
+                size: metrics::histogram!("protothrive_batch_loader_size", "loader" => name),
+                wait: metrics::histogram!("protothrive_batch_loader_wait_seconds", "loader" => name),
+                duration: metrics::histogram!(
+                    "protothrive_batch_loader_duration_seconds",
+                    "loader" => name
+                ),
+                failures: metrics::counter!(
+                    "protothrive_batch_loader_failures_total",
+                    "loader" => name
+                ),
+            }
+        })
+    }
 }
 
 struct Shared<F: BatchFn> {
     batch_fn: Arc<F>,
-    config: Config,
+    config: Arc<Config>,
     state: Mutex<State<F>>,
 }
 
@@ -113,7 +144,9 @@ struct Shared<F: BatchFn> {
 /// * Each batch is a `batch.load` span (loader name, size) and records the
 ///   `protothrive_batch_loader_size`, `protothrive_batch_loader_wait_seconds` and
 ///   `protothrive_batch_loader_duration_seconds` histograms and the
-///   `protothrive_batch_loader_failures_total` counter, labelled by loader name.
+///   `protothrive_batch_loader_failures_total` counter, labelled by loader name. The handles
+///   are resolved once per factory, on its first batch, against the `metrics` recorder
+///   installed then: install the recorder before serving.
 ///
 /// **Cost.** A load is one mutex lock and a hash lookup; a miss adds a oneshot channel, and the
 /// first key of a batch one task spawn. Memory: the cache holds every value the loader loaded —
@@ -317,7 +350,13 @@ async fn run<F: BatchFn>(shared: Arc<Shared<F>>, keys: Vec<F::Key>, opened: Opti
     let span = tracing::debug_span!("batch.load", loader = config.name, size = keys.len());
     let result = shared.batch_fn.load(&keys).instrument(span).await;
     let took = config.clock.instant().saturating_duration_since(start);
-    record(config.name, keys.len(), wait, took, result.is_err());
+    let m = config.handles();
+    m.size.record(keys.len() as f64);
+    m.wait.record(wait.as_secs_f64());
+    m.duration.record(took.as_secs_f64());
+    if result.is_err() {
+        m.failures.increment(1);
+    }
     let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
     match result {
         Ok(mut values) => {
@@ -347,17 +386,6 @@ async fn run<F: BatchFn>(shared: Arc<Shared<F>>, keys: Vec<F::Key>, opened: Opti
     }
 }
 
-fn record(name: &'static str, size: usize, wait: Duration, took: Duration, failed: bool) {
-    metrics::histogram!("protothrive_batch_loader_size", "loader" => name).record(size as f64);
-    metrics::histogram!("protothrive_batch_loader_wait_seconds", "loader" => name)
-        .record(wait.as_secs_f64());
-    metrics::histogram!("protothrive_batch_loader_duration_seconds", "loader" => name)
-        .record(took.as_secs_f64());
-    if failed {
-        metrics::counter!("protothrive_batch_loader_failures_total", "loader" => name).increment(1);
-    }
-}
-
 /// Makes cheap per-request [`Loader`]s over one shared [`BatchFn`] and configuration.
 ///
 /// ```
@@ -384,7 +412,7 @@ fn record(name: &'static str, size: usize, wait: Duration, took: Duration, faile
 /// ```
 pub struct LoaderFactory<F: BatchFn> {
     batch_fn: Arc<F>,
-    config: Config,
+    config: Arc<Config>,
 }
 
 impl<F: BatchFn> Clone for LoaderFactory<F> {
@@ -415,7 +443,7 @@ impl<F: BatchFn> LoaderFactory<F> {
     pub fn new(batch_fn: F) -> Self {
         Self {
             batch_fn: Arc::new(batch_fn),
-            config: Config {
+            config: Arc::new(Config {
                 name: "loader",
                 max_batch_size: 1000,
                 yields: 1,
@@ -423,49 +451,52 @@ impl<F: BatchFn> LoaderFactory<F> {
                 cache: true,
                 clock: clock::system(),
                 carry: None,
-            },
+                metrics: OnceLock::new(),
+            }),
         }
     }
 
     /// The name in spans and metric labels.
     #[must_use]
     pub fn name(mut self, name: &'static str) -> Self {
-        self.config.name = name;
+        let config = Arc::make_mut(&mut self.config);
+        config.name = name;
+        config.metrics = OnceLock::new();
         self
     }
 
     /// The most keys in one batch call (at least 1); a batch that reaches it is sent at once.
     #[must_use]
     pub fn max_batch_size(mut self, n: usize) -> Self {
-        self.config.max_batch_size = n.max(1);
+        Arc::make_mut(&mut self.config).max_batch_size = n.max(1);
         self
     }
 
     /// How many times the window task yields to the scheduler before sending the batch.
     #[must_use]
     pub fn yields(mut self, n: u32) -> Self {
-        self.config.yields = n;
+        Arc::make_mut(&mut self.config).yields = n;
         self
     }
 
     /// How long the window stays open after its first key (after the yields); zero by default.
     #[must_use]
     pub fn max_wait(mut self, wait: Duration) -> Self {
-        self.config.max_wait = wait;
+        Arc::make_mut(&mut self.config).max_wait = wait;
         self
     }
 
     /// Whether loaded values are kept for the loader's lifetime (on by default).
     #[must_use]
     pub fn cache(mut self, on: bool) -> Self {
-        self.config.cache = on;
+        Arc::make_mut(&mut self.config).cache = on;
         self
     }
 
     /// The clock that measures batch wait and duration (the system clock by default).
     #[must_use]
     pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.config.clock = clock;
+        Arc::make_mut(&mut self.config).clock = clock;
         self
     }
 
@@ -510,7 +541,7 @@ impl<F: BatchFn> LoaderFactory<F> {
     where
         C: Fn() -> Box<dyn FnOnce(BatchTask) -> BatchTask + Send> + Send + Sync + 'static,
     {
-        self.config.carry = Some(Arc::new(capture));
+        Arc::make_mut(&mut self.config).carry = Some(Arc::new(capture));
         self
     }
 
