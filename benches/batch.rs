@@ -16,15 +16,16 @@
 
 use std::collections::HashMap;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group};
 use futures_util::future::join_all;
 use protothrive::batch::{BatchFn, LoaderFactory};
 
 /// Doubles its keys.
 #[derive(Clone, Copy)]
-struct Double;
+pub(crate) struct Double;
 
-fn double(keys: &[u64]) -> HashMap<u64, u64> {
+pub(crate) fn double(keys: &[u64]) -> HashMap<u64, u64> {
     keys.iter().map(|&k| (k, k * 2)).collect()
 }
 
@@ -46,6 +47,17 @@ impl dataloader::BatchFn<u64, u64> for Double {
 type Theirs = dataloader::cached::Loader<u64, u64, Double>;
 
 fn load(c: &mut Criterion) {
+    loads(c, "batch/load", |_, _, _| {});
+    hits(c);
+}
+
+/// The group `name`: for N = 1, 10 and 100 concurrent loads, `direct`, `ours`, `dataloader`,
+/// and whatever `more` adds for each N (another crate's loader, on the same runtime).
+pub(crate) fn loads(
+    c: &mut Criterion,
+    name: &str,
+    mut more: impl FnMut(&mut BenchmarkGroup<'_, WallTime>, &tokio::runtime::Runtime, u64),
+) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -63,7 +75,7 @@ fn load(c: &mut Criterion) {
     });
     assert_eq!(got, check);
 
-    let mut g = c.benchmark_group("batch/load");
+    let mut g = c.benchmark_group(name);
     for n in [1u64, 10, 100] {
         g.throughput(Throughput::Elements(n));
         let keys: Vec<u64> = (0..n).collect();
@@ -86,9 +98,16 @@ fn load(c: &mut Criterion) {
                 })
             });
         });
+        more(&mut g, &rt, n);
     }
     g.finish();
+}
 
+fn hits(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let ours = LoaderFactory::new(Double);
     let mut g = c.benchmark_group("batch/hit");
     let our_loader = ours.loader();
     let their_loader = Theirs::new(Double);

@@ -1,16 +1,10 @@
 //! `peers/batch`: protothrive's `Loader` beside async-graphql's `DataLoader` and the
-//! `dataloader` crate's cached `Loader`, on one batch function — each key doubled in place, so
-//! what is measured is the loaders' own work — on a current-thread tokio runtime. Each
-//! iteration is one request: a new loader, then N concurrent loads of distinct keys joined (one
-//! batch call). Throughput is per load, so criterion's time per element is the cost of one load,
-//! batch call included.
+//! `dataloader` crate's cached `Loader` in one group — the library's own `batch/load` group
+//! (`benches/batch.rs`: the same batch function, iteration and loaders) with async-graphql added.
 //!
-//! * `peers/batch/direct/N`: the batch function called once with the N keys (the floor).
-//! * `peers/batch/protothrive/N`: its defaults (a window of one task yield, per-request cache).
 //! * `peers/batch/async-graphql/N`: `DataLoader::with_cache` (a per-request `HashMapCache`),
 //!   its window set to zero instead of its default 1 ms (which would be all the figure shows),
 //!   `tokio::spawn` as its spawner.
-//! * `peers/batch/dataloader/N`: `dataloader::cached::Loader`, its defaults (ten yields).
 //!
 //! Outside the workspace (async-graphql's crates take minutes to build):
 //! `cargo bench --manifest-path peers/batch/Cargo.toml`.
@@ -20,26 +14,15 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use futures_util::future::join_all;
-use protothrive::batch::{BatchFn, LoaderFactory};
 
-/// Doubles its keys.
-#[derive(Clone, Copy)]
-struct Double;
+// The library's batch bench, compiled here: its `Double` and its group.
+#[allow(dead_code)]
+#[path = "../../../benches/batch.rs"]
+mod batch;
 
-fn double(keys: &[u64]) -> HashMap<u64, u64> {
-    keys.iter().map(|&k| (k, k * 2)).collect()
-}
-
-impl BatchFn for Double {
-    type Key = u64;
-    type Value = u64;
-    type Error = ();
-    async fn load(&self, keys: &[u64]) -> Result<HashMap<u64, u64>, ()> {
-        Ok(double(keys))
-    }
-}
+use batch::{Double, double};
 
 impl async_graphql::dataloader::Loader<u64> for Double {
     type Value = u64;
@@ -49,49 +32,20 @@ impl async_graphql::dataloader::Loader<u64> for Double {
     }
 }
 
-impl dataloader::BatchFn<u64, u64> for Double {
-    async fn load(&mut self, keys: &[u64]) -> HashMap<u64, u64> {
-        double(keys)
-    }
-}
-
 fn graphql() -> DataLoader<Double, HashMapCache> {
     DataLoader::with_cache(Double, tokio::spawn, HashMapCache::default()).delay(Duration::ZERO)
 }
 
 fn load(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let ours = LoaderFactory::new(Double);
-    // All three answer every key with its double, in one batch.
-    let want: Vec<u64> = (0..10).map(|k| k * 2).collect();
-    rt.block_on(async {
-        let l = ours.loader();
-        let got = join_all((0..10).map(|k| l.load(k))).await;
-        assert_eq!(got, want.iter().map(|&v| Ok(Some(v))).collect::<Vec<_>>());
-        let l = graphql();
-        let got = join_all((0..10).map(|k| l.load_one(k))).await;
-        assert_eq!(got, want.iter().map(|&v| Ok(Some(v))).collect::<Vec<_>>());
-        let l = dataloader::cached::Loader::new(Double);
-        assert_eq!(join_all((0..10).map(|k| l.load(k))).await, want);
-    });
-
-    let mut g = c.benchmark_group("peers/batch");
-    for n in [1u64, 10, 100] {
-        g.throughput(Throughput::Elements(n));
-        let keys: Vec<u64> = (0..n).collect();
-        g.bench_with_input(BenchmarkId::new("direct", n), &keys, |b, keys| {
-            b.iter(|| double(keys).len());
-        });
-        g.bench_with_input(BenchmarkId::new("protothrive", n), &n, |b, &n| {
-            b.iter(|| {
-                rt.block_on(async {
-                    let l = ours.loader();
-                    join_all((0..n).map(|k| l.load(k))).await.len()
-                })
-            });
-        });
+    batch::loads(c, "peers/batch", |g, rt, n| {
+        let want: Vec<_> = (0..n).map(|k| Ok(Some(k * 2))).collect();
+        assert_eq!(
+            rt.block_on(async {
+                let l = graphql();
+                join_all((0..n).map(|k| l.load_one(k))).await
+            }),
+            want
+        );
         g.bench_with_input(BenchmarkId::new("async-graphql", n), &n, |b, &n| {
             b.iter(|| {
                 rt.block_on(async {
@@ -100,16 +54,7 @@ fn load(c: &mut Criterion) {
                 })
             });
         });
-        g.bench_with_input(BenchmarkId::new("dataloader", n), &n, |b, &n| {
-            b.iter(|| {
-                rt.block_on(async {
-                    let l = dataloader::cached::Loader::new(Double);
-                    join_all((0..n).map(|k| l.load(k))).await.len()
-                })
-            });
-        });
-    }
-    g.finish();
+    });
 }
 
 criterion_group!(benches, load);
