@@ -25,8 +25,8 @@ pub struct UpstreamsBuilder<S> {
     max_body: u64,
 }
 
-impl<S, B> Upstreams<S, B> {
-    /// A builder. Defaults: ejected after 5 failures in a row for 30 s (doubling after each
+impl<S> Upstreams<S, ()> {
+    /// A builder (the set's request body type is chosen by [`build`](UpstreamsBuilder::build)). Defaults: ejected after 5 failures in a row for 30 s (doubling after each
     /// failed probe, up to 300 s), no active checks, 2 attempts per request on distinct members
     /// within a budget of 20% of the requests plus 1 per second, bodies up to 64 KiB replayed.
     pub fn builder() -> UpstreamsBuilder<S> {

@@ -1,17 +1,12 @@
-//! Active health checks: a `GET` of a path on every member, on an interval.
+//! Active health checks: what is checked, and how often.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response, Uri};
-use http_body_util::{Either, Full};
-use tower_service::Service;
+use http::Uri;
 
-use super::service::{Shared, Upstreams};
 use crate::error::ConfigError;
 
-/// Active health checks of an [`Upstreams`] set: a `GET` of `path` on each member every
+/// Active health checks of an [`Upstreams`](super::Upstreams) set: a `GET` of `path` on each member every
 /// `interval`; a check passes on a 2xx within `timeout`. A member that fails `unhealthy_after`
 /// checks in a row leaves the rotation; one that passes `healthy_after` in a row comes back.
 ///
@@ -105,85 +100,4 @@ impl HealthCheck {
         self.target = uri;
         Ok(())
     }
-}
-
-/// The task running an [`Upstreams`] set's health checks: stopped when dropped.
-#[derive(Debug)]
-pub struct HealthChecks {
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for HealthChecks {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl<S, B, ResBody> Upstreams<S, B>
-where
-    S: Service<Request<Either<Full<Bytes>, B>>, Response = Response<ResBody>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
-    B: Send + 'static,
-    ResBody: Send + 'static,
-{
-    /// Runs one round of health checks, every member at once, and counts each result; returns
-    /// whether each member passed, in the order they were added (empty without a
-    /// [`HealthCheck`]). A member whose breaker is open with its wait over takes its check as
-    /// the breaker's probe.
-    pub async fn check(&self) -> Vec<bool> {
-        let Some(health) = self.shared.health.clone() else {
-            return Vec::new();
-        };
-        let tasks: Vec<_> = (0..self.shared.members.len())
-            .map(|i| tokio::spawn(check_one(self.shared.clone(), i, health.clone())))
-            .collect();
-        let mut passed = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            passed.push(task.await.unwrap_or(false));
-        }
-        passed
-    }
-
-    /// Runs [`check`](Self::check) every interval on the current tokio runtime, until the
-    /// returned handle is dropped; `None` without a [`HealthCheck`].
-    #[must_use = "the checks stop when the handle is dropped"]
-    pub fn spawn_health_checks(&self) -> Option<HealthChecks> {
-        let interval = self.shared.health.as_ref()?.interval;
-        let set = self.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                set.check().await;
-                tokio::time::sleep(interval).await;
-            }
-        });
-        Some(HealthChecks { task })
-    }
-}
-
-async fn check_one<S, B, ResBody>(shared: Arc<Shared<S>>, i: usize, health: HealthCheck) -> bool
-where
-    S: Service<Request<Either<Full<Bytes>, B>>, Response = Response<ResBody>> + Clone,
-{
-    let member = &shared.members[i];
-    let mut req = Request::new(Either::Left(Full::new(Bytes::new())));
-    *req.uri_mut() = health.target.clone();
-    req.headers_mut().insert(
-        http::header::USER_AGENT,
-        http::HeaderValue::from_static("protothrive-health-check"),
-    );
-    let mut svc = member.service.clone();
-    let call = async {
-        std::future::poll_fn(|cx| svc.poll_ready(cx)).await.ok()?;
-        svc.call(req).await.ok()
-    };
-    let passed = matches!(
-        tokio::time::timeout(health.timeout, call).await,
-        Ok(Some(res)) if res.status().is_success()
-    );
-    member.checked(passed, health.healthy_after, health.unhealthy_after);
-    passed
 }

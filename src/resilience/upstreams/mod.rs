@@ -87,12 +87,14 @@
 //! per member per interval, on a spawned task.
 
 mod builder;
+mod checks;
 mod health;
 mod member;
 mod select;
 mod service;
 
 pub use builder::UpstreamsBuilder;
-pub use health::{HealthCheck, HealthChecks};
+pub use checks::HealthChecks;
+pub use health::HealthCheck;
 pub use member::MemberStatus;
 pub use service::Upstreams;
