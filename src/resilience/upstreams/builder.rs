@@ -11,6 +11,25 @@ use crate::error::ConfigError;
 use crate::resilience::{CircuitBreaker, RetryBudget, Window};
 
 /// Builds an [`Upstreams`] set; every setting but the members has a default.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::{Either, Full};
+/// use protothrive::resilience::{HealthCheck, Upstreams};
+/// use tower::service_fn;
+///
+/// let instance = service_fn(|_req: Request<Either<Full<Bytes>, String>>| async {
+///     Ok::<_, Infallible>(Response::new(String::new()))
+/// });
+/// let twice = Upstreams::builder().member("a", instance).member("a", instance);
+/// assert!(twice.build::<String>().is_err(), "names are unique");
+/// let bad_path = Upstreams::builder()
+///     .member("a", instance)
+///     .health_check(HealthCheck::new("http://elsewhere/health"));
+/// assert!(bad_path.build::<String>().is_err(), "a path, not a URL");
+/// ```
 #[derive(Debug)]
 #[must_use]
 pub struct UpstreamsBuilder<S> {

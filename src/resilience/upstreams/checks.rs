@@ -11,6 +11,29 @@ use super::health::HealthCheck;
 use super::service::{Shared, Upstreams};
 
 /// The task running an [`Upstreams`] set's health checks: stopped when dropped.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::{Either, Full};
+/// use protothrive::resilience::{HealthCheck, Upstreams};
+/// use tower::service_fn;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), protothrive::error::ConfigError> {
+/// let instance = service_fn(|_req: Request<Either<Full<Bytes>, String>>| async {
+///     Ok::<_, Infallible>(Response::new(String::new()))
+/// });
+/// let set: Upstreams<_, String> = Upstreams::builder()
+///     .member("a", instance)
+///     .health_check(HealthCheck::new("/health"))
+///     .build()?;
+/// let checks = set.spawn_health_checks().expect("a check is configured");
+/// drop(checks); // stops them
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct HealthChecks {
     task: tokio::task::JoinHandle<()>,

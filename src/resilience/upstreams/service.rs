@@ -29,6 +29,25 @@ use crate::response::ResponseBody;
 /// requests in flight and the retry budget. `B` is the request body it takes; each member gets
 /// `Either<Full<Bytes>, B>`: the buffered copy of a request that may be replayed, the original
 /// otherwise.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::{Either, Full};
+/// use protothrive::resilience::{HealthCheck, Upstreams};
+/// use tower::service_fn;
+///
+/// let instance = service_fn(|_req: Request<Either<Full<Bytes>, String>>| async {
+///     Ok::<_, Infallible>(Response::new(String::new()))
+/// });
+/// let set: Upstreams<_, String> = Upstreams::builder()
+///     .member("a", instance)
+///     .member("b", instance)
+///     .build()?;
+/// assert!(set.status().iter().all(|m| m.in_rotation() && m.in_flight == 0));
+/// # Ok::<(), protothrive::error::ConfigError>(())
+/// ```
 pub struct Upstreams<S, B> {
     pub(super) shared: Arc<Shared<S>>,
     body: PhantomData<fn(B)>,
