@@ -16,6 +16,7 @@ mod redis;
 mod resilience;
 mod stack;
 mod trace;
+mod upstreams;
 
 /// Reads a response body to the end; its length (so the work cannot be optimised away).
 pub(crate) async fn drain<B: http_body::Body>(res: http::Response<B>) -> usize
@@ -41,5 +42,6 @@ criterion::criterion_main!(
     redis::benches,
     resilience::benches,
     stack::benches,
-    trace::benches
+    trace::benches,
+    upstreams::benches
 );

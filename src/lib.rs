@@ -44,7 +44,7 @@
 //! | `trace` | `trace` | W3C trace context in and out, one span per request, RED metrics, outbound propagation |
 //! | `batch` | `batch` | DataLoader (`Loader`) for N+1 lookups; `BatchLayer`, an HTTP batch endpoint around the stack |
 //! | `cache` | `cache` (`redis`) | RFC 9111 shared cache: freshness, revalidation, stale handling, coalescing, invalidation |
-//! | `resilience` | `resilience` | circuit breaker, retry budget, timeouts and deadlines, priority load shedding |
+//! | `resilience` | `resilience` | circuit breaker, retry budget, timeouts and deadlines, priority load shedding, upstream sets (p2c, ejection, health checks) |
 //! | `health` | `health` | liveness, and readiness from named dependency checks with timeouts |
 //!
 //! No feature is on by default: each layer's feature brings only what it needs (`full` has them

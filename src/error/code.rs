@@ -43,6 +43,9 @@ pub const CACHE_RANGE_NOT_SATISFIABLE: &str = "CACHE-416";
 /// A circuit breaker is open: the dependency behind it failed too often and is not called for a
 /// while; `Retry-After` says when it may be (503).
 pub const CIRCUIT_OPEN: &str = "CIRCUIT-503";
+/// Every instance of an upstream service is ejected or failing its health checks; none is called
+/// (503, with `Retry-After` when an ejection's end is known).
+pub const UPSTREAMS_UNAVAILABLE: &str = "UPSTREAM-503";
 /// The service sheds load: too many requests in flight for the caller's priority; `Retry-After`
 /// says when to retry (503).
 pub const OVERLOADED: &str = "LOAD-503";

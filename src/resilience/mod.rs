@@ -10,6 +10,7 @@
 //! | [`TimeoutLayer`] | bounds each call (per attempt inside a retry, overall outside it) and puts the [`Deadline`] in the request for the calls inside | 504 `TIMEOUT-504` (outbound) or 503 `TIMEOUT-503` (handler) |
 //! | [`LoadShedLayer`] | a concurrency limit shared by every clone, fixed or adaptive (AIMD on latency: lowered while answers are slower than a target); anonymous callers are shed first, then authenticated ones, admins last | 503 `LOAD-503` + `Retry-After`, before any work |
 //! | [`FallbackLayer`] | a configured answer instead of a 5xx, an error or a refusal | the fallback, marked `fallback: <reason>` |
+//! | [`Upstreams`] | several instances of one upstream: power of two choices on requests in flight, ejection by a breaker per instance, active health checks, idempotent requests retried on another instance within a budget ([module](upstreams)) | 503 `UPSTREAM-503` + `Retry-After` when no instance may be called |
 //!
 //! Fallback order on a cached route: the route's breaker (or timeout) goes *inside* the cache,
 //! so a refusal is answered from a stale entry when the entry allows `stale-if-error` (marked by
@@ -63,6 +64,7 @@ mod layer;
 mod retry;
 mod shed;
 mod timeout;
+pub mod upstreams;
 mod window;
 
 use std::time::{Duration, Instant};
@@ -77,6 +79,7 @@ pub use layer::{BreakerFuture, CircuitBreakerLayer, CircuitBreakerService};
 pub use retry::{Retry, RetryBudget, RetryLayer};
 pub use shed::{LoadShed, LoadShedBuilder, LoadShedLayer, Priority, ShedFuture};
 pub use timeout::{Timeout, TimeoutFuture, TimeoutLayer};
+pub use upstreams::{HealthCheck, HealthChecks, MemberStatus, Upstreams, UpstreamsBuilder};
 pub use window::Window;
 
 use crate::clock::Clock;

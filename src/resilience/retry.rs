@@ -257,12 +257,12 @@ where
 }
 
 /// Whether a request may be sent twice: an idempotent method, or an `Idempotency-Key`.
-fn replayable(method: &Method, headers: &HeaderMap) -> bool {
+pub(super) fn replayable(method: &Method, headers: &HeaderMap) -> bool {
     method.is_idempotent() || headers.contains_key("idempotency-key")
 }
 
 /// Whether an answer is worth retrying: 502, 503 or 504, unless an open breaker said it.
-fn retryable<B>(res: &Response<B>) -> bool {
+pub(super) fn retryable<B>(res: &Response<B>) -> bool {
     matches!(
         res.status(),
         StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
@@ -270,6 +270,50 @@ fn retryable<B>(res: &Response<B>) -> bool {
         .extensions()
         .get::<Refused>()
         .is_none_or(|r| r.reason != Reason::BreakerOpen)
+}
+
+/// Whether a request is to be buffered for replay: more than one attempt allowed, a body known to
+/// fit in `max_body` bytes, and [`replayable`].
+pub(super) fn replays<B: Body>(req: &Request<B>, max_attempts: u32, max_body: u64) -> bool {
+    let fits = req
+        .body()
+        .size_hint()
+        .upper()
+        .is_some_and(|n| n <= max_body);
+    max_attempts > 1 && fits && replayable(req.method(), req.headers())
+}
+
+/// The request's parts and its whole body, or the `400` problem for a body that failed to arrive.
+pub(super) async fn buffer<B, R>(
+    req: Request<B>,
+) -> Result<(http::request::Parts, Bytes), Response<ResponseBody<R>>>
+where
+    B: Body<Data = Bytes>,
+{
+    let (parts, body) = req.into_parts();
+    match body.collect().await {
+        Ok(collected) => Ok((parts, collected.to_bytes())),
+        Err(_) => {
+            let problem = Problem::new(StatusCode::BAD_REQUEST, code::BAD_REQUEST)
+                .with_detail("The request body could not be read.")
+                .render_for(&parts.extensions);
+            Err(ResponseBody::map_problem(problem))
+        }
+    }
+}
+
+/// One more copy of a buffered request.
+pub(super) fn replay<B>(
+    parts: &http::request::Parts,
+    bytes: &Bytes,
+) -> Request<Either<Full<Bytes>, B>> {
+    let mut next = Request::new(Either::Left(Full::new(bytes.clone())));
+    *next.method_mut() = parts.method.clone();
+    *next.uri_mut() = parts.uri.clone();
+    *next.version_mut() = parts.version;
+    *next.headers_mut() = parts.headers.clone();
+    *next.extensions_mut() = parts.extensions.clone();
+    next
 }
 
 async fn run<S, B, ResBody>(
@@ -283,36 +327,22 @@ where
 {
     let c = &*config;
     c.budget.deposit();
-    let fits = req
-        .body()
-        .size_hint()
-        .upper()
-        .is_some_and(|n| n <= c.max_body);
-    if c.max_attempts == 1 || !fits || !replayable(req.method(), req.headers()) {
+    if !replays(&req, c.max_attempts, c.max_body) {
         std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
         return svc
             .call(req.map(Either::Right))
             .await
             .map(ResponseBody::map_response);
     }
-    let (parts, body) = req.into_parts();
-    let Ok(collected) = body.collect().await else {
-        let problem = Problem::new(StatusCode::BAD_REQUEST, code::BAD_REQUEST)
-            .with_detail("The request body could not be read.")
-            .render_for(&parts.extensions);
-        return Ok(ResponseBody::map_problem(problem));
+    let (parts, bytes) = match buffer(req).await {
+        Ok(buffered) => buffered,
+        Err(problem) => return Ok(problem),
     };
-    let bytes = collected.to_bytes();
     let deadline = parts.extensions.get::<Deadline>().copied();
     let clock = c.budget.clock();
     let mut attempt = 0;
     loop {
-        let mut next = Request::new(Either::Left(Full::new(bytes.clone())));
-        *next.method_mut() = parts.method.clone();
-        *next.uri_mut() = parts.uri.clone();
-        *next.version_mut() = parts.version;
-        *next.headers_mut() = parts.headers.clone();
-        *next.extensions_mut() = parts.extensions.clone();
+        let next = replay(&parts, &bytes);
         std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
         let result = svc.call(next).await;
         attempt += 1;

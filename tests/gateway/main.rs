@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cache_rfc;
+mod upstreams;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
