@@ -18,10 +18,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use protothrive::batch::{BatchLayer, DEFAULT_ALLOWED_HEADERS};
 use protothrive::error::ConfigError;
 use protothrive::gateway::{ApiVersion, ValidJson};
@@ -32,6 +30,8 @@ use validator::{Validate, ValidationError, ValidationErrors};
 use crate::app::MAX_BODY;
 use crate::http::envelope;
 use crate::state::AppState;
+
+use super::table::{Route, Who::User, ep};
 
 /// Items per batch.
 pub const MAX_ITEMS: u64 = 20;
@@ -66,8 +66,19 @@ pub fn layer() -> Result<BatchLayer, ConfigError> {
         .build()
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/batch", post(admit).route_layer(super::user()))
+pub fn routes() -> Vec<Route> {
+    vec![Route::to(
+        ep(
+            "POST",
+            "/api/batch",
+            "Run up to 20 sub-requests through the whole API",
+            User,
+            "batch",
+        )
+        .body(batch_schema)
+        .unscoped(),
+        admit,
+    )]
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,7 +119,7 @@ pub struct Item {
 }
 
 /// JSON Schema (2020-12) of [`Batch`], for the OpenAPI document.
-pub fn batch_schema() -> Value {
+pub fn batch_schema(_v: u8) -> Value {
     json!({
         "type": "object", "additionalProperties": false,
         "required": ["requests"],
