@@ -497,3 +497,30 @@ async fn api_key_scopes_bound_every_route() {
     assert_problem(&unknown, 422, "VAL-422", "a scope outside the vocabulary");
 }
 
+/// A logout whose body is refused — malformed, or with an unknown field (422) — logs nothing out:
+/// the body is read before anything is revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_refused_for_its_body_logs_nothing_out() {
+    let server = shared(&SERVER);
+    let user = register(&*server, "bad-logout").await;
+    for (body, status, code) in [
+        ("{\"refresh_token\":", 422, "VAL-422"),
+        ("{\"no_such_field\":1}", 422, "VAL-422"),
+    ] {
+        let a = send(
+            req(
+                &*server,
+                "POST",
+                "/api/v1/auth/logout",
+                Auth::Bearer(&user.access),
+            )
+            .header("content-type", "application/json")
+            .body(body),
+        )
+        .await;
+        assert_problem(&a, status, code, body);
+    }
+    let me = get(&*server, "/api/v1/auth/me", &user.access).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.body["data"]["email"], user.email.as_str());
+}

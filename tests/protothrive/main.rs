@@ -15,6 +15,7 @@ mod hostile;
 // lifecycle.rs nests an `if` in an `if let` that clippy would chain; not this change's to restyle.
 #[allow(clippy::collapsible_if)]
 mod lifecycle;
+mod openapi;
 mod queries;
 mod rate_limits;
 mod redis;

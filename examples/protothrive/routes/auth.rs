@@ -382,6 +382,13 @@ async fn logout(
     Extension(p): Extension<Principal>,
     body: axum::body::Bytes,
 ) -> ApiResult {
+    // A body that is refused (400, 422) logs nothing out.
+    let body: Logout = if body.is_empty() {
+        Logout::default()
+    } else {
+        protothrive::gateway::parse_json(&body, protothrive::gateway::DEFAULT_MAX_DEPTH)
+            .map_err(AppError::Problem)?
+    };
     let now = s.now();
     if let (Some(jti), Some(exp)) = (p.token_id(), p.expires_at())
         && p.scheme() == protothrive::auth::Scheme::Jwt
@@ -406,12 +413,6 @@ async fn logout(
         .get("fam")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let body: Logout = if body.is_empty() {
-        Logout::default()
-    } else {
-        protothrive::gateway::parse_json(&body, protothrive::gateway::DEFAULT_MAX_DEPTH)
-            .map_err(AppError::Problem)?
-    };
     if let Some(t) = body.refresh_token
         && let Ok(rp) = s.auth.verify(&t, TokenKind::Refresh).await
         && rp.subject() == p.subject()
