@@ -134,6 +134,7 @@ pub struct NewKey {
     #[serde(default)]
     scopes: Vec<String>,
     #[validate(range(min = 1, max = 3650, message = "between 1 and 3650 days"))]
+    #[serde(default, deserialize_with = "crate::http::optional_integer")]
     expires_in_days: Option<i64>,
 }
 
@@ -340,7 +341,7 @@ async fn create(
     let mut tx = s.db.write.begin().await?;
     let (row, key) = insert_key(&mut tx, owner, body.name.trim(), &scopes, expires_at, now)
         .await?
-        .ok_or_else(|| AppError::field("user_id", "not_found", "no such user"))?;
+        .ok_or(AppError::NotFound("User"))?;
     let detail = json!({"name": row.2, "user_id": row.1, "scopes": body.scopes, "expires_at": expires_at, "key_prefix": row.3});
     audit(&mut tx, p.subject(), "api_key.create", &row.0, &detail, now).await?;
     tx.commit().await?;

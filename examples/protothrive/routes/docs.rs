@@ -31,8 +31,12 @@ fn offset() -> Value {
     json!({"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0, "description": "rows to skip"})
 }
 fn cursor() -> Value {
-    json!({"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9_-]+$",
-           "description": "`meta.next_cursor` of the previous page (opaque: anything else is a 422)"})
+    json!({"type": "string", "pattern": super::cursor::pattern(),
+           "description": "`meta.next_cursor` of the previous page (opaque)"})
+}
+fn roadmap_cursor() -> Value {
+    json!({"type": "string", "pattern": super::roadmaps::cursor::pattern(),
+           "description": "`meta.next_cursor` of the previous page (opaque)"})
 }
 fn roadmap_status() -> Value {
     json!({"enum": ["draft", "active", "completed", "archived"]})
@@ -41,15 +45,28 @@ fn category() -> Value {
     json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,50}$"})
 }
 fn language() -> Value {
-    json!({"type": "string", "minLength": 1, "maxLength": 30, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"})
+    printable(30)
 }
+/// 1 to `max` characters, none of them a control character, not all white space (as Rust's
+/// `char::is_control` and `str::trim` read them).
+pub fn printable(max: usize) -> Value {
+    const CONTROL: &str = "\\u0000-\\u001f\\u007f-\\u009f";
+    const SPACE: &str =
+        "\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+    json!({"type": "string", "minLength": 1, "maxLength": max,
+           "pattern": format!("^[^{CONTROL}]*[^{CONTROL}{SPACE}][^{CONTROL}]*(?![\\s\\S])")})
+}
+
 fn uuid() -> Value {
     json!({"type": "string", "format": "uuid"})
 }
 
 /// A page: `limit`, and `offset` (v1) or `cursor` (v2).
-pub const PAGE: &[(&str, fn() -> Value)] =
-    &[("limit", limit), ("offset", offset), ("cursor", cursor)];
+pub const PAGE: &[(&str, fn() -> Value)] = &[
+    ("limit", limit),
+    ("offset", offset),
+    ("cursor", roadmap_cursor),
+];
 pub const SNIPPET_FILTERS: &[(&str, fn() -> Value)] = &[
     ("category", category),
     ("language", language),
@@ -61,7 +78,7 @@ pub const ROADMAP_FILTERS: &[(&str, fn() -> Value)] = &[
     ("status", roadmap_status),
     ("limit", limit),
     ("offset", offset),
-    ("cursor", cursor),
+    ("cursor", roadmap_cursor),
 ];
 pub const KEY_FILTERS: &[(&str, fn() -> Value)] = &[
     ("user_id", uuid),
@@ -101,7 +118,8 @@ async fn docs(v: ApiVersion) -> Response {
 pub fn register_schema(_v: u8) -> Value {
     json!({"type": "object", "additionalProperties": false, "required": ["email", "password", "name"], "properties": {
         "email": {"type": "string", "format": "email", "maxLength": 254},
-        "password": {"type": "string", "minLength": 12, "description": "upper, lower, digit and symbol"},
+        "password": {"type": "string", "minLength": 12, "maxLength": 128, "pattern": crate::passwords::PATTERN,
+                     "description": "12 to 128 characters with an upper-case letter A-Z, a lower-case letter a-z, a digit and an ASCII symbol"},
         "name": {"type": "string", "minLength": 1, "maxLength": 100},
     }})
 }
@@ -287,7 +305,9 @@ fn operation(e: &Endpoint, v: u8) -> Value {
         );
     }
     let mut responses = Map::new();
-    let ok = if e.path == "/metrics" {
+    let ok = if e.success == 204 {
+        json!({"description": "Done; no content"})
+    } else if e.path == "/metrics" {
         json!({"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}})
     } else if e.path == "/api/docs" {
         json!({"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}})
@@ -360,10 +380,15 @@ pub fn openapi(v: u8) -> Value {
                 },
                 "Graph": {
                     "type": "object", "required": ["nodes", "edges"],
-                    "description": "Edges join nodes of the graph by id; the graph rules are checked by the API (422 naming the field).",
+                    "description": "Node ids are unique; each edge names two nodes of the graph by id (`from`/`to` or `source`/`target`); \
+                                    at most 50 KB serialized. The API checks what JSON Schema cannot say (422 naming the place).",
                     "properties": {
-                        "nodes": {"type": "array", "items": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}},
-                        "edges": {"type": "array", "items": {"type": "object"}},
+                        "nodes": {"type": "array", "items": {"type": "object", "required": ["id"],
+                                  "properties": {"id": {"type": "string", "minLength": 1}}}},
+                        "edges": {"type": "array", "items": {"type": "object",
+                                  "anyOf": [{"required": ["from", "to"]}, {"required": ["source", "target"]}],
+                                  "properties": {"from": {"type": "string"}, "to": {"type": "string"},
+                                                 "source": {"type": "string"}, "target": {"type": "string"}}}},
                     }
                 },
             },

@@ -148,12 +148,13 @@ pub struct NewLog {
     #[validate(length(min = 1, max = 100, message = "1 to 100 characters"))]
     model_used: String,
     #[validate(range(min = 1, max = 100_000_000, message = "between 1 and 100000000"))]
+    #[serde(deserialize_with = "crate::http::integer")]
     token_count: i64,
     #[validate(range(min = 0.0, max = 1_000_000.0, message = "between 0 and 1000000"))]
     #[serde(default)]
     cost_usd: f64,
     #[validate(range(min = 0, max = 86_400_000, message = "between 0 and 86400000 (a day)"))]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::integer")]
     duration_ms: i64,
 }
 

@@ -165,9 +165,9 @@ pub fn new_snippet_schema(_v: u8) -> Value {
         "required": ["category", "title", "code", "language"],
         "properties": {
             "category": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,50}$"},
-            "title": {"type": "string", "minLength": 1, "maxLength": 200},
+            "title": super::docs::printable(200),
             "code": {"type": "string", "minLength": 1, "description": format!("at most {MAX_CODE_BYTES} bytes")},
-            "language": {"type": "string", "minLength": 1, "maxLength": 30},
+            "language": super::docs::printable(30),
             "ui_preview_url": {"type": ["string", "null"], "format": "uri", "maxLength": 2048, "pattern": "^https?://"},
         }
     })

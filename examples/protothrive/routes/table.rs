@@ -89,6 +89,10 @@ impl Endpoint {
         self.success = 201;
         self
     }
+    pub const fn no_content(mut self) -> Self {
+        self.success = 204;
+        self
+    }
     pub const fn extra(mut self, statuses: &'static [u16]) -> Self {
         self.extra = statuses;
         self

@@ -14,7 +14,7 @@
 //! * The graph rules are pure functions in `graph.rs`; the body's two validation passes are in
 //!   `input.rs`.
 
-mod cursor;
+pub mod cursor;
 mod graph;
 mod input;
 mod read;
@@ -99,7 +99,8 @@ pub fn routes() -> Vec<Route> {
                 "Soft-delete a roadmap",
                 Owner,
                 "roadmaps",
-            ),
+            )
+            .no_content(),
             write::delete,
         ),
         Route::to(
