@@ -133,15 +133,7 @@ pub(crate) async fn register(server: &impl Url, tag: &str) -> User {
 }
 
 /// Logs in and returns the access token.
-pub(crate) async fn login(server: &impl Url, email: &str) -> String {
-    let a = send(
-        req(server, "POST", "/api/v1/auth/login", Auth::None)
-            .json(&json!({"email": email, "password": PASSWORD})),
-    )
-    .await;
-    assert_eq!(a.status, 200, "login of {email}: {}", a.body);
-    text(&a.body["data"]["tokens"]["access_token"])
-}
+pub(crate) use crate::support::login;
 
 /// The demo users' tokens: vibe_coder, engineer, super_admin.
 pub(crate) async fn demo_tokens(server: &impl Url) -> [String; 3] {

@@ -15,6 +15,8 @@ pub mod fault;
 pub mod process;
 pub mod redis;
 
+// What the API tests share, at the root: `support::{login, send, DEMO, ...}`.
+#[allow(unused_imports)]
 pub use client::*;
 
 use std::net::SocketAddr;

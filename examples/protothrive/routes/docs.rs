@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use protothrive::gateway::ApiVersion;
 use serde_json::{Map, Value, json};
 
-use super::table::{Endpoint, Route, Who, Who::Anyone, ep};
+use super::table::{Endpoint, Param, Route, Who, Who::Anyone, ep};
 
 /// What an API key may do, for the security schemes' descriptions.
 const KEY_SCOPES: &str = "A key does only what its scopes grant: <area>:read for GET and HEAD, \
@@ -62,25 +62,25 @@ fn uuid() -> Value {
 }
 
 /// A page: `limit`, and `offset` (v1) or `cursor` (v2).
-pub const PAGE: &[(&str, fn() -> Value)] = &[
+pub const PAGE: &[Param] = &[
     ("limit", limit),
     ("offset", offset),
     ("cursor", roadmap_cursor),
 ];
-pub const SNIPPET_FILTERS: &[(&str, fn() -> Value)] = &[
+pub const SNIPPET_FILTERS: &[Param] = &[
     ("category", category),
     ("language", language),
     ("limit", limit),
     ("offset", offset),
     ("cursor", cursor),
 ];
-pub const ROADMAP_FILTERS: &[(&str, fn() -> Value)] = &[
+pub const ROADMAP_FILTERS: &[Param] = &[
     ("status", roadmap_status),
     ("limit", limit),
     ("offset", offset),
     ("cursor", roadmap_cursor),
 ];
-pub const KEY_FILTERS: &[(&str, fn() -> Value)] = &[
+pub const KEY_FILTERS: &[Param] = &[
     ("user_id", uuid),
     ("limit", limit),
     ("offset", offset),

@@ -24,6 +24,9 @@ pub enum Who {
     Role(&'static str),
 }
 
+/// A query parameter: its name and JSON Schema.
+pub type Param = (&'static str, fn() -> Value);
+
 /// One route of the API, as documented.
 #[derive(Debug, Clone, Copy)]
 pub struct Endpoint {
@@ -37,8 +40,8 @@ pub struct Endpoint {
     pub body: Option<fn(u8) -> Value>,
     /// Whether the body may be left out (logout's).
     pub body_optional: bool,
-    /// Query parameters: name and JSON Schema.
-    pub query: &'static [(&'static str, fn() -> Value)],
+    /// Query parameters.
+    pub query: &'static [Param],
     /// The success status.
     pub success: u16,
     /// Statuses particular to this route (beyond the ones its row implies).
@@ -81,7 +84,7 @@ impl Endpoint {
         self.body_optional = true;
         self
     }
-    pub const fn query(mut self, q: &'static [(&'static str, fn() -> Value)]) -> Self {
+    pub const fn query(mut self, q: &'static [Param]) -> Self {
         self.query = q;
         self
     }
