@@ -14,7 +14,7 @@ use criterion::{Criterion, Throughput, criterion_group};
 use protothrive::rate_limit::{Quota, RedisStore, RemoteStore};
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../tests/redis/server.rs"]
+#[path = "../tests/support/redis.rs"]
 mod server;
 
 /// A fresh `redis-server` and a one-worker runtime to drive the client on.

@@ -1,7 +1,11 @@
-//! Assembles the ProtoThrive API on the crate's `Stack` (client IP → request ids → trace → the
-//! statement count → CORS → security headers → versions and body limits → limits by client →
-//! authentication → CSRF → limits by principal), with per-route roles and the read cache on the
-//! routes.
+//! Assembles the ProtoThrive API from a [`Config`]: [`build`] is what `main` serves and what the
+//! end-to-end tests run in process.
+//!
+//! The layers, outermost first: the batch envelope (each item runs through all of what follows),
+//! then the crate's `Stack` — client IP → request ids → trace (with the statement count) → CORS →
+//! security headers → versions and body limits → the login and register limits by client →
+//! authentication → CSRF → limits by user and API key → the read cache — and inside it the
+//! router, whose routes add their roles, API-key scopes and load shedding (`routes`).
 
 use std::sync::Arc;
 
@@ -222,4 +226,64 @@ pub fn app(state: &AppState) -> Result<App, Box<dyn std::error::Error>> {
     Ok(BoxCloneSyncService::new(
         batch.map_response(IntoResponse::into_response),
     ))
+}
+
+/// The app [`build`] made, with what `main` prints about it.
+pub struct Built {
+    pub state: AppState,
+    pub service: App,
+    /// The demo users' password when this start seeded them (never in production).
+    pub demo_password: Option<String>,
+}
+
+/// A random secret for development starts (tokens do not survive a restart).
+fn random_secret() -> Vec<u8> {
+    let mut secret = vec![0u8; 32];
+    let _ = aws_lc_rs::rand::fill(&mut secret);
+    secret
+}
+
+fn random_password() -> String {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 12];
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    // Upper, lower, digit and symbol guaranteed by the prefix; the rest is random.
+    format!(
+        "Pt7!{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// The whole app from a configuration: the agent client, the state, the demo users (seeded on a
+/// first start outside production) and the service. `metrics` is the process's Prometheus
+/// recorder, when one is installed (there is one per process).
+pub async fn build(
+    config: Config,
+    clock: SharedClock,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> Result<Built, Box<dyn std::error::Error>> {
+    let secret = config
+        .jwt_secret
+        .as_ref()
+        .map_or_else(random_secret, |s| s.as_bytes().to_vec());
+    let agent = crate::agent::start(&config, &clock).await?;
+    let state = state(config, clock.clone(), &secret, agent, metrics).await?;
+    let mut demo_password = None;
+    if !state.config.is_production() {
+        let password = state
+            .config
+            .demo_password
+            .clone()
+            .unwrap_or_else(random_password);
+        let now = i64::try_from(clock.unix_seconds()).unwrap_or(0);
+        if db::seed::seed(&state.db, &password, now).await? {
+            demo_password = Some(password);
+        }
+    }
+    let service = app(&state)?;
+    Ok(Built {
+        state,
+        service,
+        demo_password,
+    })
 }

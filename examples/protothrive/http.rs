@@ -156,6 +156,27 @@ impl IntoResponse for AppError {
 
 pub type ApiResult<T = Response> = Result<T, AppError>;
 
+/// A body's integer as JSON Schema reads one: `3`, or a number without a fractional part such as
+/// `3.0` or `3e0` (`#[serde(deserialize_with = "crate::http::integer")]`).
+pub fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = <serde_json::Number as serde::Deserialize>::deserialize(d)?;
+    // Past 2^53 a float no longer holds every integer; such values are out of every range here.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    #[allow(clippy::cast_possible_truncation)]
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= EXACT)
+                .map(|f| f as i64)
+        })
+        .ok_or_else(|| serde::de::Error::custom(format!("invalid type: {n}, expected an integer")))
+}
+
+/// [`integer`] of an optional field (with `#[serde(default)]`).
+pub fn optional_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    integer(d).map(Some)
+}
+
 /// `limit` 1..=100 (default 20) and `offset` ≥ 0, with problems naming the field.
 pub fn page(limit: Option<&str>, offset: Option<&str>) -> Result<(i64, i64), AppError> {
     let limit = match limit {
@@ -175,4 +196,44 @@ pub fn page(limit: Option<&str>, offset: Option<&str>) -> Result<(i64, i64), App
             .ok_or_else(|| AppError::field("offset", "range", "offset must be 0 or more"))?,
     };
     Ok((limit, offset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Count {
+        #[serde(deserialize_with = "integer")]
+        n: i64,
+    }
+
+    fn read(json: &str) -> Result<i64, String> {
+        serde_json::from_str::<Count>(json)
+            .map(|c| c.n)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_integer_is_what_json_schema_calls_one() {
+        for (json, n) in [
+            (r#"{"n": 3}"#, 3),
+            (r#"{"n": 3.0}"#, 3),
+            (r#"{"n": -2e3}"#, -2000),
+        ] {
+            assert_eq!(read(json), Ok(n), "{json}");
+        }
+        for json in [
+            r#"{"n": 3.5}"#,
+            r#"{"n": "3"}"#,
+            r#"{"n": 1e300}"#,
+            r#"{"n": null}"#,
+        ] {
+            let e = read(json).expect_err(json);
+            assert!(
+                e.contains("expected an integer") || e.contains("invalid type"),
+                "{json}: {e}"
+            );
+        }
+    }
 }

@@ -23,28 +23,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::ServiceExt as _;
-use base64::Engine as _;
 use protothrive::clock;
 use protothrive::trace::otel::OtlpExporter;
 
 use crate::config::Config;
-
-/// A random secret for development starts (tokens do not survive a restart).
-fn random_secret() -> Vec<u8> {
-    let mut secret = vec![0u8; 32];
-    let _ = aws_lc_rs::rand::fill(&mut secret);
-    secret
-}
-
-fn random_password() -> String {
-    let mut bytes = [0u8; 12];
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
-    // Upper, lower, digit and symbol guaranteed by the prefix; the rest is random.
-    format!(
-        "Pt7!{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
-}
 
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -81,27 +63,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .init();
     }
     let config = Config::from_env()?;
-    let clock = clock::system();
-    let secret = config
-        .jwt_secret
-        .as_ref()
-        .map_or_else(random_secret, |s| s.as_bytes().to_vec());
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
-    let agent = agent::start(&config, &clock).await?;
-    let state = app::state(config.clone(), clock.clone(), &secret, agent, metrics).await?;
+    let app::Built {
+        service,
+        demo_password,
+        ..
+    } = app::build(config.clone(), clock::system(), metrics).await?;
 
-    let mut demo_password = None;
-    if !config.is_production() {
-        let password = config.demo_password.clone().unwrap_or_else(random_password);
-        let now = i64::try_from(clock.unix_seconds()).unwrap_or(0);
-        if db::seed::seed(&state.db, &password, now).await? {
-            demo_password = Some(password);
-        }
-    }
-
-    let service = app::app(&state)?;
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
     println!(

@@ -27,17 +27,21 @@ pub fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| hash("not-a-real-password-0!A").unwrap_or_default())
 }
 
-/// The contract's rule: at least 12 characters with an upper-case letter, a lower-case letter, a
-/// digit and a symbol; at most 128 (argon2 cost is linear in length).
+/// The contract's rule: 12 to 128 characters (argon2 cost is linear in length), among them an
+/// upper-case letter `A-Z`, a lower-case letter `a-z`, a digit `0-9` and an ASCII symbol (any other
+/// character counts towards the length only). [`PATTERN`] says the same to clients.
 pub fn strong_enough(p: &str) -> bool {
     let n = p.chars().count();
     (12..=128).contains(&n)
-        && p.chars().any(char::is_uppercase)
-        && p.chars().any(char::is_lowercase)
-        && p.chars().any(|c| c.is_ascii_digit())
-        && p.chars()
-            .any(|c| !c.is_alphanumeric() && !c.is_whitespace())
+        && p.bytes().any(|b| b.is_ascii_uppercase())
+        && p.bytes().any(|b| b.is_ascii_lowercase())
+        && p.bytes().any(|b| b.is_ascii_digit())
+        && p.bytes().any(|b| b.is_ascii_punctuation())
 }
+
+/// [`strong_enough`] as a regular expression (ECMA-262 and Python alike), for the OpenAPI
+/// document; `(?![\s\S])` is the end of the string (`$` would also match before a final newline).
+pub const PATTERN: &str = "^(?=[\\s\\S]*[A-Z])(?=[\\s\\S]*[a-z])(?=[\\s\\S]*[0-9])(?=[\\s\\S]*[!-/:-@\\[-`{-~])[\\s\\S]{12,128}(?![\\s\\S])";
 
 /// At most one hash per core at a time: a burst of sign-ups or logins queues here instead of
 /// taking every core from the requests that cost microseconds.

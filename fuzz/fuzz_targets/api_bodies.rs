@@ -71,15 +71,13 @@ fn world() -> &'static World {
         );
         vars.insert("PROTOTHRIVE_JWT_SECRET".to_owned(), SECRET.to_owned());
         vars.insert("PROTOTHRIVE_AGENT_LATENCY_MS".to_owned(), "0".to_owned());
+        vars.insert("PROTOTHRIVE_DEMO_PASSWORD".to_owned(), PASSWORD.to_owned());
         let config = config::Config::from_vars(&vars).expect("config");
         let (app, token, roadmap) = rt.block_on(async {
-            let clock = protothrive::clock::system();
-            let agent = agent::start(&config, &clock).await.expect("agent");
-            let state = app::state(config, clock, SECRET.as_bytes(), agent, None)
+            let built = app::build(config, protothrive::clock::system(), None)
                 .await
-                .expect("state");
-            db::seed::seed(&state.db, PASSWORD, 1_800_000_000).await.expect("seed");
-            let app = app::app(&state).expect("app");
+                .expect("app");
+            let app = built.service;
             let login = serde_json::json!({"email": "admin@protothrive.dev", "password": PASSWORD});
             let (status, body) =
                 json(&app, request("POST", "/api/v1/auth/login", None, login.to_string().into_bytes())).await;

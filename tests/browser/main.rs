@@ -13,15 +13,14 @@
 
 mod chromium;
 mod pages;
-// The end-to-end tests' harness, shared rather than copied; this file uses part of it.
-#[allow(unreachable_pub, dead_code)]
-#[path = "../protothrive/support.rs"]
+#[path = "../support/mod.rs"]
 mod support;
 
 use serde_json::{Value, json};
 
 use crate::pages::Origin;
-use crate::support::{DEMO, Server, client, login, send};
+use crate::support::process::Server;
+use crate::support::{DEMO, client, login, send};
 
 /// What the allowed page must read of one probe (see `page.html`).
 struct Readable {

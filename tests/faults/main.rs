@@ -15,15 +15,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-#[path = "../redis/server.rs"]
-#[allow(dead_code)]
-mod server;
-
-// The ProtoThrive test crate's process helper; this crate uses part of it.
-#[allow(dead_code, unreachable_pub)]
-#[path = "../protothrive/support.rs"]
-mod api_server;
-
 // Shared by the API fault tests' modules; `pub` marks what they share.
 #[allow(unreachable_pub)]
 mod api;

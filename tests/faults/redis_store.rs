@@ -9,8 +9,8 @@ use protothrive::clock::{ManualClock, SharedClock};
 use protothrive::rate_limit::{Quota, RedisStore, RemoteStore, StoreErrorKind};
 use protothrive::redis_handle::RedisHandle;
 
-use crate::server::RedisServer;
 use crate::support::fault::{Fault, FaultProxy};
+use crate::support::redis::RedisServer;
 
 /// The outage breaker's wait (the handle's `FAIL_FAST`).
 const FAIL_FAST: Duration = Duration::from_millis(500);

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN, Answer, DEMO, ENGINEER, PASSWORD, Server, send};
+use crate::example::Server;
+use crate::support::Url;
+use crate::support::{ADMIN, Answer, DEMO, ENGINEER, PASSWORD, send};
 
 /// Every client of these tests is 127.0.0.1: the contract's default limits (60/min per IP,
 /// 5 registrations per 15 min) would answer 429 to most of a table. The limiter still runs;
@@ -64,7 +66,7 @@ static HTTP: LazyLock<reqwest::Client> = LazyLock::new(|| {
 
 /// A request to `path` (with any `/api/...` prefix it needs) as `auth`.
 pub(crate) fn req(
-    server: &Server,
+    server: &impl Url,
     method: &str,
     path: &str,
     auth: Auth<'_>,
@@ -80,13 +82,13 @@ pub(crate) fn req(
 }
 
 /// `GET path` as the holder of `token`.
-pub(crate) async fn get(server: &Server, path: &str, token: &str) -> Answer {
+pub(crate) async fn get(server: &impl Url, path: &str, token: &str) -> Answer {
     send(req(server, "GET", path, Auth::Bearer(token))).await
 }
 
 /// `method path` with a JSON body as the holder of `token`.
 pub(crate) async fn call(
-    server: &Server,
+    server: &impl Url,
     method: &str,
     path: &str,
     token: &str,
@@ -113,7 +115,7 @@ pub(crate) struct User {
 }
 
 /// Registers a fresh vibe_coder.
-pub(crate) async fn register(server: &Server, tag: &str) -> User {
+pub(crate) async fn register(server: &impl Url, tag: &str) -> User {
     let email = fresh_email(tag);
     let a = send(
         req(server, "POST", "/api/v1/auth/register", Auth::None).json(&json!({
@@ -131,18 +133,10 @@ pub(crate) async fn register(server: &Server, tag: &str) -> User {
 }
 
 /// Logs in and returns the access token.
-pub(crate) async fn login(server: &Server, email: &str) -> String {
-    let a = send(
-        req(server, "POST", "/api/v1/auth/login", Auth::None)
-            .json(&json!({"email": email, "password": PASSWORD})),
-    )
-    .await;
-    assert_eq!(a.status, 200, "login of {email}: {}", a.body);
-    text(&a.body["data"]["tokens"]["access_token"])
-}
+pub(crate) use crate::support::login;
 
 /// The demo users' tokens: vibe_coder, engineer, super_admin.
-pub(crate) async fn demo_tokens(server: &Server) -> [String; 3] {
+pub(crate) async fn demo_tokens(server: &impl Url) -> [String; 3] {
     let (v, e, a) = tokio::join!(
         login(server, DEMO),
         login(server, ENGINEER),
@@ -164,7 +158,12 @@ pub(crate) fn graph() -> Value {
 }
 
 /// Creates a roadmap (v2 body) and returns its id.
-pub(crate) async fn roadmap(server: &Server, token: &str, title: &str, visibility: &str) -> String {
+pub(crate) async fn roadmap(
+    server: &impl Url,
+    token: &str,
+    title: &str,
+    visibility: &str,
+) -> String {
     let a = call(
         server,
         "POST",
@@ -184,11 +183,9 @@ pub(crate) fn assert_common_headers(a: &Answer, what: &str) {
         !rid.is_empty() && rid.len() <= 64 && rid.bytes().all(|b| b.is_ascii_graphic()),
         "{what}: X-Request-Id {rid:?}"
     );
-    assert!(
-        trace_id(a).is_some(),
-        "{what}: traceparent {:?}",
-        a.header("traceparent")
-    );
+    let trace =
+        trace_id(a).unwrap_or_else(|| panic!("{what}: traceparent {:?}", a.header("traceparent")));
+    assert_eq!(trace.len(), 32, "{what}: trace id {trace}");
     assert_eq!(a.header("x-content-type-options"), "nosniff", "{what}");
     for name in [
         "x-frame-options",
@@ -249,9 +246,12 @@ fn httpdate_like(s: &str) -> bool {
 /// An RFC 3339 timestamp.
 pub(crate) fn assert_rfc3339(v: &Value, what: &str) {
     let s = v.as_str().unwrap_or_default();
-    assert!(
-        chrono::DateTime::parse_from_rfc3339(s).is_ok(),
-        "{what}: {v} is not RFC 3339"
+    let at = chrono::DateTime::parse_from_rfc3339(s)
+        .unwrap_or_else(|e| panic!("{what}: {v} is not RFC 3339: {e}"));
+    assert_eq!(
+        at.offset().local_minus_utc(),
+        0,
+        "{what}: {v} is not in UTC"
     );
 }
 

@@ -7,15 +7,16 @@ use crate::api::{
     Auth, Slot, assert_envelope, assert_problem, call, demo_tokens, fresh_email, get, login,
     register, req, shared, slot, text,
 };
-use crate::support::{Answer, DEMO, PASSWORD, Server, send};
+use crate::support::Url;
+use crate::support::{Answer, DEMO, PASSWORD, send};
 
 static SERVER: Slot = slot();
 
-async fn post(server: &Server, path: &str, body: &Value) -> Answer {
+async fn post(server: &impl Url, path: &str, body: &Value) -> Answer {
     send(req(server, "POST", path, Auth::None).json(body)).await
 }
 
-async fn login_as(server: &Server, email: &str, password: &str) -> Answer {
+async fn login_as(server: &impl Url, email: &str, password: &str) -> Answer {
     post(
         server,
         "/api/v1/auth/login",
@@ -24,7 +25,7 @@ async fn login_as(server: &Server, email: &str, password: &str) -> Answer {
     .await
 }
 
-async fn refresh(server: &Server, token: &str) -> Answer {
+async fn refresh(server: &impl Url, token: &str) -> Answer {
     post(
         server,
         "/api/v1/auth/refresh",
@@ -33,7 +34,7 @@ async fn refresh(server: &Server, token: &str) -> Answer {
     .await
 }
 
-async fn me(server: &Server, auth: Auth<'_>) -> Answer {
+async fn me(server: &impl Url, auth: Auth<'_>) -> Answer {
     send(req(server, "GET", "/api/v1/auth/me", auth)).await
 }
 
@@ -494,4 +495,32 @@ async fn api_key_scopes_bound_every_route() {
 
     let unknown = mint(Auth::Bearer(&admin), json!(["everything"])).await;
     assert_problem(&unknown, 422, "VAL-422", "a scope outside the vocabulary");
+}
+
+/// A logout whose body is refused — malformed, or with an unknown field (422) — logs nothing out:
+/// the body is read before anything is revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_refused_for_its_body_logs_nothing_out() {
+    let server = shared(&SERVER);
+    let user = register(&*server, "bad-logout").await;
+    for (body, status, code) in [
+        ("{\"refresh_token\":", 422, "VAL-422"),
+        ("{\"no_such_field\":1}", 422, "VAL-422"),
+    ] {
+        let a = send(
+            req(
+                &*server,
+                "POST",
+                "/api/v1/auth/logout",
+                Auth::Bearer(&user.access),
+            )
+            .header("content-type", "application/json")
+            .body(body),
+        )
+        .await;
+        assert_problem(&a, status, code, body);
+    }
+    let me = get(&*server, "/api/v1/auth/me", &user.access).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.body["data"]["email"], user.email.as_str());
 }

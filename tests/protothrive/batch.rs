@@ -61,7 +61,7 @@ async fn a_batch_answer_stays_within_its_budget() {
 /// their own 429 — and every item saw the caller's address (one limit, not one per item).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_item_of_a_batch_counts_against_the_rate_limit() {
-    let server = crate::support::Server::start_with(&[(
+    let server = crate::example::Server::start_with(&[(
         "PROTOTHRIVE_RATE_LIMITS",
         "ip=6/60s:6,register=1000/900s:1000",
     )]);

@@ -1,30 +1,35 @@
-//! End-to-end tests of the ProtoThrive API: the example runs as a real process on loopback with its
-//! own SQLite file; every request goes over HTTP.
+//! End-to-end tests of the ProtoThrive API: the example's app runs in this process
+//! (`tests/support/example.rs`), served on a loopback port with its own SQLite file, and every
+//! request goes over HTTP. Tests where the process is the point (shutdown, `kill -9`, two
+//! instances on one Redis) run the example's binary (`tests/support/process.rs`).
 // Tests fail by panicking: `expect` on a test's own setup is the clearest way to say so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
 mod auth_flows;
 mod batch;
-mod cache;
+mod caching;
 mod conventions;
 mod cors;
 mod hostile;
 // lifecycle.rs nests an `if` in an `if let` that clippy would chain; not this change's to restyle.
 #[allow(clippy::collapsible_if)]
 mod lifecycle;
+mod openapi;
 mod queries;
 mod rate_limits;
 mod redis;
-// The redis test crate's server helper; this crate uses only part of it.
-#[allow(dead_code)]
-#[path = "../redis/server.rs"]
-mod redis_server;
 mod roadmaps;
 mod roles;
 mod sessions;
 mod status;
-// Shared by this crate's test modules; `pub` marks what they share.
-#[allow(unreachable_pub)]
+#[path = "../support/mod.rs"]
 mod support;
+// The example compiled in; its modules name each other `crate::…`, so they are named here.
+#[path = "../support/example.rs"]
+mod example;
+#[allow(unused_imports)]
+use example::api::{
+    agent, app, cache, config, db, http, loaders, passwords, revocations, routes, state,
+};
 mod versions;

@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use crate::api::{
     Auth, Slot, call, demo_tokens, get, query_count, req, roadmap, shared, slot, text,
 };
-use crate::support::{Answer, Server, send};
+use crate::support::Url;
+use crate::support::{Answer, send};
 
 static SERVER: Slot = slot();
 
@@ -163,7 +164,7 @@ async fn the_dashboard_aggregates_in_a_fixed_number_of_statements() {
 
 /// A GET the read cache may not answer from storage (`Cache-Control: no-cache`): its count is
 /// what the view itself costs.
-async fn uncached(server: &Server, path: &str, token: &str) -> Answer {
+async fn uncached(server: &impl Url, path: &str, token: &str) -> Answer {
     send(req(server, "GET", path, Auth::Bearer(token)).header("cache-control", "no-cache")).await
 }
 
@@ -172,7 +173,7 @@ const ENGINEER_ID: &str = "00000000-0000-4000-8000-000000000002";
 
 /// A public roadmap of the engineer with two logs and two insights, its thrive score computed:
 /// what the nested data of the views below must show.
-async fn roadmap_with_history(server: &Server, eng: &str) -> String {
+async fn roadmap_with_history(server: &impl Url, eng: &str) -> String {
     let id = roadmap(server, eng, "statements", "public").await;
     for (i, kind) in ["quality", "cost"].into_iter().enumerate() {
         let log = call(server, "POST", "/api/v1/agent-logs", eng, &json!({

@@ -2,7 +2,8 @@
 //! answer, a `429` `RATE-429` problem with `Retry-After` past the burst, the login limit stacked on
 //! the per-IP one; a forged `X-Forwarded-For` from an untrusted peer changes nothing.
 
-use crate::support::{Server, client};
+use crate::example::Server;
+use crate::support::client;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tight_limits_answer_429_with_headers() {

@@ -1,8 +1,10 @@
 //! Two ProtoThrive API processes sharing one Redis enforce one rate limit between them, and
 //! report Redis in their readiness check; with Redis killed they follow the configured policy.
 
-use crate::redis_server::RedisServer;
-use crate::support::{Server, client};
+use crate::example::Server;
+use crate::support::client;
+use crate::support::process::Server as Process;
+use crate::support::redis::RedisServer;
 
 const LIMITS: &str = "ip=4/60s:4,login=1000/300s:1000,register=1000/900s:1000";
 
@@ -14,8 +16,8 @@ async fn two_instances_share_one_limit_through_redis() {
         ("PROTOTHRIVE_RATE_LIMITS", LIMITS),
         ("PROTOTHRIVE_REDIS_URL", url.as_str()),
     ];
-    let a = Server::start_with(&env);
-    let b = Server::start_with(&env);
+    let a = Process::start_with(&env);
+    let b = Process::start_with(&env);
 
     let ready: serde_json::Value = client()
         .get(a.url("/api/health/ready"))
@@ -81,18 +83,18 @@ async fn a_logout_on_one_instance_is_refused_by_the_other() {
     let redis = RedisServer::start();
     let url = redis.url();
     let limits = crate::api::LOOSE_LIMITS;
-    let a = Server::start_with(&[
+    let a = Process::start_with(&[
         ("PROTOTHRIVE_RATE_LIMITS", limits),
         ("PROTOTHRIVE_REDIS_URL", url.as_str()),
     ]);
     let shared_db = format!("sqlite://{}", a.dir.join("api.db").display());
-    let mut b = Server::start_with(&[
+    let mut b = Process::start_with(&[
         ("PROTOTHRIVE_RATE_LIMITS", limits),
         ("PROTOTHRIVE_REDIS_URL", url.as_str()),
         ("PROTOTHRIVE_DATABASE_URL", shared_db.as_str()),
     ]);
     let token = crate::support::login(&a, crate::support::DEMO).await;
-    let me = |server: &Server| {
+    let me = |server: &Process| {
         client()
             .get(server.url("/api/v1/auth/me"))
             .bearer_auth(&token)

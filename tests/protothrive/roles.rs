@@ -11,7 +11,8 @@ use crate::api::{
     Auth, Slot, assert_common_headers, assert_envelope, assert_problem, assert_version_headers,
     call, demo_tokens, fresh_email, get, req, roadmap, shared, slot, text,
 };
-use crate::support::{ADMIN, DEMO, ENGINEER, PASSWORD, Server, send};
+use crate::support::Url;
+use crate::support::{ADMIN, DEMO, ENGINEER, PASSWORD, send};
 
 static SERVER: Slot = slot();
 
@@ -108,7 +109,7 @@ struct Caller {
 }
 
 impl Caller {
-    async fn fill(&self, server: &Server, s: &str, shared: &[(&str, String)]) -> String {
+    async fn fill(&self, server: &impl Url, s: &str, shared: &[(&str, String)]) -> String {
         let mut out = s
             .replace("{own}", &self.own)
             .replace("{doomed}", &self.doomed)
@@ -220,7 +221,7 @@ async fn every_endpoint_answers_every_role_as_the_contract_says() {
 
 /// A 201 that created something the contract can address says where it is, and it is there.
 async fn check_location(
-    server: &Server,
+    server: &impl Url,
     a: &crate::support::Answer,
     token: Option<&str>,
     route: &str,

@@ -12,11 +12,13 @@ use sqlx::{ConnectOptions, SqliteConnection};
 use crate::api::{
     Auth, LOOSE_LIMITS, Slot, assert_problem, fresh_email, register, req, shared, slot, text,
 };
-use crate::support::{Answer, PASSWORD, Server, send};
+use crate::example::Server;
+use crate::support::Url;
+use crate::support::{Answer, PASSWORD, send};
 
 static SERVER: Slot = slot();
 
-async fn post(server: &Server, path: &str, body: &Value) -> Answer {
+async fn post(server: &impl Url, path: &str, body: &Value) -> Answer {
     send(req(server, "POST", path, Auth::None).json(body)).await
 }
 

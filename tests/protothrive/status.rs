@@ -55,7 +55,7 @@ async fn status_shows_the_configuration_to_super_admins_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_token_scrapes_red_metrics_by_route() {
     let token = "scrape-token-for-tests";
-    let server = crate::support::Server::start_with(&[
+    let server = crate::example::Server::start_with(&[
         ("PROTOTHRIVE_METRICS_TOKEN", token),
         ("PROTOTHRIVE_RATE_LIMITS", crate::api::LOOSE_LIMITS),
     ]);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use protothrive::cache::{Purge, RedisTier};
 use tokio::sync::mpsc;
 
-use crate::server::RedisServer;
+use crate::support::redis::RedisServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_live_for_their_ttl_and_go_by_key_prefix_and_tag() {

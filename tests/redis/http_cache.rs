@@ -12,7 +12,7 @@ use protothrive::cache::{CacheHandle, CacheLayer, CacheTier, Purge, RedisTier, S
 use tokio::sync::mpsc;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
-use crate::server::RedisServer;
+use crate::support::redis::RedisServer;
 
 type Svc = tower::util::BoxCloneSyncService<
     Request<Full<Bytes>>,

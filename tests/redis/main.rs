@@ -6,5 +6,6 @@ mod cache;
 mod http_cache;
 mod rate_limit;
 mod revocation;
-mod server;
 mod stack;
+#[path = "../support/mod.rs"]
+mod support;

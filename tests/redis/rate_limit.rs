@@ -16,7 +16,7 @@ use protothrive::rate_limit::{
 };
 use tower::{Service, ServiceExt, service_fn};
 
-use crate::server::RedisServer;
+use crate::support::redis::RedisServer;
 
 fn quota(s: &str) -> Quota {
     s.parse().unwrap()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use protothrive::auth::{Principal, Reason, RedisRevocations, Revocation, RevocationList};
 use protothrive::clock::ManualClock;
 
-use crate::server::RedisServer;
+use crate::support::redis::RedisServer;
 
 /// A token's `exp`: Redis expires entries by its own (wall) clock, so a real future time.
 const EXP: u64 = 4_000_000_000;

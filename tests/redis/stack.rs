@@ -17,7 +17,7 @@ use protothrive::redis_handle::RedisHandle;
 use protothrive::stack::Stack;
 use tower::ServiceExt;
 
-use crate::server::RedisServer;
+use crate::support::redis::RedisServer;
 
 fn instance(url: &str, calls: Arc<AtomicUsize>) -> (Router, Stack) {
     let handle = RedisHandle::builder(url).build().unwrap();

@@ -1,12 +1,23 @@
 //! Helpers shared by test targets: an app served on a free loopback port, and a loopback server
-//! that records every request it receives (the "harness" side of a propagation test).
+//! that records every request it receives (the "harness" side of a propagation test); a real
+//! `redis-server` (`redis`); a TCP fault proxy (`fault`) and a scripted agent service (`agent`);
+//! the ProtoThrive example as a process (`process`) and what its tests share (`client`). The
+//! example compiled in, served in process, is `example.rs` beside this file, included on its own
+//! by the crates that run it (it brings the whole example with it).
 //!
 //! Included by a test target with `#[path = "../support/mod.rs"] mod support;`.
 
 #![allow(dead_code, unreachable_pub)]
 
 pub mod agent;
+pub mod client;
 pub mod fault;
+pub mod process;
+pub mod redis;
+
+// What the API tests share, at the root: `support::{login, send, DEMO, ...}`.
+#[allow(unused_imports)]
+pub use client::*;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -8,12 +8,11 @@
 
 use std::collections::HashMap;
 
+use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Extension, Router};
 use protothrive::auth::{Principal, Scheme, generate_api_key};
 use protothrive::gateway::{ApiVersion, ValidJson};
 use serde::Deserialize;
@@ -27,24 +26,62 @@ use crate::http::{ApiResult, AppError, envelope};
 use crate::loaders::{self, Kind, Nested, NestedLoader};
 use crate::state::AppState;
 
+use super::table::{Route, Who::Role, ep};
+
 const PREFIX_CHARS: usize = 8;
 const MAX_SCOPES: usize = 20;
 
-pub fn router() -> Router<AppState> {
-    let admin = || super::at_least("super_admin");
-    Router::new()
-        .route(
-            "/api/admin/api-keys",
-            get(list).post(create).route_layer(admin()),
-        )
-        .route(
-            "/api/admin/api-keys/{id}",
-            delete(revoke).route_layer(admin()),
-        )
-        .route(
-            "/api/admin/api-keys/{id}/rotate",
-            post(rotate).route_layer(admin()),
-        )
+pub fn routes() -> Vec<Route> {
+    let admin = Role("super_admin");
+    vec![
+        Route::to(
+            ep(
+                "GET",
+                "/api/admin/api-keys",
+                "API keys, masked, each with its user",
+                admin,
+                "admin",
+            )
+            .query(super::docs::KEY_FILTERS),
+            list,
+        ),
+        Route::to(
+            ep(
+                "POST",
+                "/api/admin/api-keys",
+                "Create an API key (shown once)",
+                admin,
+                "admin",
+            )
+            .body(new_key_schema)
+            .created()
+            .extra(&[404]),
+            create,
+        ),
+        Route::to(
+            ep(
+                "POST",
+                "/api/admin/api-keys/{id}/rotate",
+                "Revoke a key and issue its replacement (shown once)",
+                admin,
+                "admin",
+            )
+            .created()
+            .extra(&[404]),
+            rotate,
+        ),
+        Route::to(
+            ep(
+                "DELETE",
+                "/api/admin/api-keys/{id}",
+                "Revoke an API key",
+                admin,
+                "admin",
+            )
+            .extra(&[404]),
+            revoke,
+        ),
+    ]
 }
 
 /// Each scope `<area>:read` or `<area>:write` of a known area, at most 20, no duplicates.
@@ -61,7 +98,7 @@ fn scopes(list: &[String]) -> Result<(), ValidationError> {
         Err(ValidationError::new("scopes").with_message(
             format!(
                 "at most {MAX_SCOPES} distinct scopes, each <area>:read or <area>:write, areas: {}",
-                super::scopes::AREAS.join(", ")
+                super::table::areas().join(", ")
             )
             .into(),
         ))
@@ -97,11 +134,12 @@ pub struct NewKey {
     #[serde(default)]
     scopes: Vec<String>,
     #[validate(range(min = 1, max = 3650, message = "between 1 and 3650 days"))]
+    #[serde(default, deserialize_with = "crate::http::optional_integer")]
     expires_in_days: Option<i64>,
 }
 
 /// JSON Schema (2020-12) of [`NewKey`], for the OpenAPI document.
-pub fn new_key_schema() -> Value {
+pub fn new_key_schema(_v: u8) -> Value {
     json!({
         "type": "object", "additionalProperties": false,
         "required": ["name"],
@@ -110,7 +148,7 @@ pub fn new_key_schema() -> Value {
             "user_id": {"type": "string", "format": "uuid", "description": "the owner; defaults to the caller"},
             "scopes": {
                 "type": "array", "maxItems": MAX_SCOPES, "uniqueItems": true, "default": [],
-                "items": {"type": "string", "enum": super::scopes::AREAS.iter()
+                "items": {"type": "string", "enum": super::table::areas().iter()
                     .flat_map(|a| [format!("{a}:read"), format!("{a}:write")])
                     .collect::<Vec<_>>()}
             },
@@ -303,7 +341,7 @@ async fn create(
     let mut tx = s.db.write.begin().await?;
     let (row, key) = insert_key(&mut tx, owner, body.name.trim(), &scopes, expires_at, now)
         .await?
-        .ok_or_else(|| AppError::field("user_id", "not_found", "no such user"))?;
+        .ok_or(AppError::NotFound("User"))?;
     let detail = json!({"name": row.2, "user_id": row.1, "scopes": body.scopes, "expires_at": expires_at, "key_prefix": row.3});
     audit(&mut tx, p.subject(), "api_key.create", &row.0, &detail, now).await?;
     tx.commit().await?;

@@ -6,11 +6,10 @@
 //! the attempts (see `agent::AgentClient::run`), and one write transaction recording the run, a
 //! trace per attempt and a log. A run that failed is still recorded, then answered with 502.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Extension, Router};
 use protothrive::auth::Principal;
 use protothrive::error::Problem;
 use protothrive::gateway::{ApiVersion, ValidJson};
@@ -23,16 +22,23 @@ use crate::db::{self, Counted, rfc3339};
 use crate::http::{ApiResult, AppError, envelope};
 use crate::state::AppState;
 
+use super::table::{Route, Who::User, ep};
+
 /// The largest budget of one run.
 pub const MAX_BUDGET_USD: f64 = 5.00;
 const MAX_PROMPT_CHARS: u64 = 4000;
 
-/// `shed` bounds the runs in flight (signed-in callers only reach it: anonymous ones get 401).
-pub fn router(shed: protothrive::resilience::LoadShedLayer) -> Router<AppState> {
-    Router::new().route(
-        "/api/agent/run",
-        post(run).layer(shed).route_layer(super::user()),
+/// The route's own load shedder bounds the runs in flight (signed-in callers only reach it:
+/// anonymous ones get 401).
+pub fn routes() -> Vec<Route> {
+    vec![Route::to(
+        ep("POST", "/api/agent/run", "Run an agent task (timeout, retry budget, circuit breaker); records the run, traces and a log", User, "agents")
+            .body(run_task_schema)
+            .created()
+            .extra(&[402, 404, 502, 503]),
+        run,
     )
+    .wrap(|r, state| r.layer(super::shed(state.config.resilience.agent_max_in_flight)))]
 }
 
 #[derive(Debug, Deserialize, Validate)]
@@ -49,7 +55,7 @@ pub struct RunTask {
 }
 
 /// JSON Schema (2020-12) of [`RunTask`], for the OpenAPI document.
-pub fn run_task_schema() -> Value {
+pub fn run_task_schema(_v: u8) -> Value {
     json!({
         "type": "object", "additionalProperties": false,
         "required": ["roadmap_id", "task_type", "prompt", "budget_usd"],

@@ -2,10 +2,8 @@
 //! statement (never by loading rows), and the top public roadmaps by thrive score with their
 //! owner, log count and latest insight from one batch of the request's loader: two statements.
 
-use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
-use axum::routing::get;
 use std::sync::LazyLock;
 
 use protothrive::gateway::ApiVersion;
@@ -16,14 +14,15 @@ use crate::http::{ApiResult, AppError, envelope};
 use crate::loaders::{self, Kind, Nested, NestedLoader, public_user};
 use crate::state::AppState;
 
-pub fn router(state: &AppState) -> Router<AppState> {
+use super::table::{Route, Who::Role, ep};
+
+pub fn routes() -> Vec<Route> {
     // The same totals for every exec: a shared entry, behind the role check.
-    Router::new().route(
-        "/api/analytics/dashboard",
-        get(dashboard)
-            .route_layer(crate::cache::cached(state))
-            .route_layer(super::at_least("exec")),
+    vec![Route::to(
+        ep("GET", "/api/analytics/dashboard", "Totals per status, scores, agent cost and success rate, insights per type, top public roadmaps", Role("exec"), "analytics"),
+        dashboard,
     )
+    .wrap(|r, state| r.route_layer(crate::cache::cached(state)))]
 }
 
 /// How many roadmaps `top_roadmaps` shows.

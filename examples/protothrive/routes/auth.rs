@@ -1,9 +1,8 @@
 //! Registration, login with lockout, refresh-token rotation with reuse detection, logout, profile.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Router};
 use protothrive::auth::{Principal, TokenKind, TokenPair};
 use protothrive::gateway::{ApiVersion, ValidJson};
 use serde::Deserialize;
@@ -16,17 +15,72 @@ use crate::http::{ApiResult, AppError, created, envelope};
 use crate::passwords;
 use crate::state::AppState;
 
+use super::table::{
+    Route,
+    Who::{Anyone, User},
+    ep,
+};
+
 /// Failed logins before the account locks, and for how long.
 const MAX_FAILURES: i64 = 5;
 const LOCK_SECONDS: i64 = 30 * 60;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/register", post(register))
-        .route("/api/auth/login", post(login))
-        .route("/api/auth/refresh", post(refresh))
-        .route("/api/auth/logout", post(logout).route_layer(super::user()))
-        .route("/api/auth/me", get(me).route_layer(super::user()))
+pub fn routes() -> Vec<Route> {
+    use super::docs::{login_schema, logout_schema, refresh_schema, register_schema};
+    vec![
+        Route::to(
+            ep(
+                "POST",
+                "/api/auth/register",
+                "Create an account; answers with tokens",
+                Anyone,
+                "auth",
+            )
+            .body(register_schema)
+            .created()
+            .extra(&[409]),
+            register,
+        ),
+        Route::to(
+            ep(
+                "POST",
+                "/api/auth/login",
+                "Log in (5 failures lock the account for 30 minutes)",
+                Anyone,
+                "auth",
+            )
+            .body(login_schema)
+            .extra(&[401]),
+            login,
+        ),
+        Route::to(
+            ep(
+                "POST",
+                "/api/auth/refresh",
+                "Rotate a refresh token (reuse revokes the family)",
+                Anyone,
+                "auth",
+            )
+            .body(refresh_schema)
+            .extra(&[401]),
+            refresh,
+        ),
+        Route::to(
+            ep(
+                "POST",
+                "/api/auth/logout",
+                "Revoke the access token and its refresh-token family",
+                User,
+                "auth",
+            )
+            .optional_body(logout_schema),
+            logout,
+        ),
+        Route::to(
+            ep("GET", "/api/auth/me", "The caller's profile", User, "auth").extra(&[404]),
+            me,
+        ),
+    ]
 }
 
 fn strong_password(p: &str) -> Result<(), ValidationError> {
@@ -328,6 +382,13 @@ async fn logout(
     Extension(p): Extension<Principal>,
     body: axum::body::Bytes,
 ) -> ApiResult {
+    // A body that is refused (400, 422) logs nothing out.
+    let body: Logout = if body.is_empty() {
+        Logout::default()
+    } else {
+        protothrive::gateway::parse_json(&body, protothrive::gateway::DEFAULT_MAX_DEPTH)
+            .map_err(AppError::Problem)?
+    };
     let now = s.now();
     if let (Some(jti), Some(exp)) = (p.token_id(), p.expires_at())
         && p.scheme() == protothrive::auth::Scheme::Jwt
@@ -352,12 +413,6 @@ async fn logout(
         .get("fam")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let body: Logout = if body.is_empty() {
-        Logout::default()
-    } else {
-        protothrive::gateway::parse_json(&body, protothrive::gateway::DEFAULT_MAX_DEPTH)
-            .map_err(AppError::Problem)?
-    };
     if let Some(t) = body.refresh_token
         && let Ok(rp) = s.auth.verify(&t, TokenKind::Refresh).await
         && rp.subject() == p.subject()

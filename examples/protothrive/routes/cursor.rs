@@ -2,15 +2,15 @@
 //! pagination over `(created_at DESC, id DESC)`, so a page costs the same however deep it is and
 //! rows inserted meanwhile do not shift it).
 //!
-//! The cursor is base64url of `"{created_at}.{id}"`: opaque to clients, checked strictly here (a
-//! forged cursor is a 422 naming `cursor`, never an SQL error).
+//! The cursor is the lower-case hex of `"{created_at}.{id}"`: opaque to clients, checked strictly
+//! here (a forged cursor is a 422 naming `cursor`, never an SQL error). Hex rather than base64 so
+//! that one regular expression ([`PATTERN`]) says exactly which strings are cursors, and the
+//! OpenAPI document can say it to clients.
 
 use std::collections::HashMap;
 
 use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use protothrive::gateway::ApiVersion;
 use serde_json::{Value, json};
 
@@ -114,21 +114,70 @@ pub fn params(
         .map_err(|_| AppError::BadRequest("The query string is malformed.".into()))
 }
 
+/// One character of a UUID (`0-9`, `a-f`, `A-F`), hex-encoded.
+const UUID_CHAR: &str = "(?:3[0-9]|6[1-6]|4[1-6])";
+
+/// The hex of a UUID in its hyphenated form.
+pub fn uuid_pattern() -> String {
+    let c = |n: usize| format!("{UUID_CHAR}{{{n}}}");
+    format!("{}2d{}2d{}2d{}2d{}", c(8), c(4), c(4), c(4), c(12))
+}
+
+/// Exactly the cursors [`decode`] reads: the hex of 1 to 18 digits, `.` and a UUID.
+pub fn pattern() -> String {
+    format!("^(?:3[0-9]){{1,18}}2e{}(?![\\s\\S])", uuid_pattern())
+}
+
+/// Lower-case hex of `text`.
+pub fn hex(text: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(text.len() * 2);
+    for b in text.bytes() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// The text whose lower-case hex `s` is; `None` for anything else (upper case, odd lengths, bytes
+/// that are not UTF-8).
+pub fn unhex(s: &str) -> Option<String> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes = s
+        .as_bytes()
+        .chunks(2)
+        .map(|p| Some((digit(p[0])? << 4) | digit(p[1])?))
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// `1` to `18` ASCII digits (always an `i64`), as a number.
+pub fn digits(s: &str) -> Option<i64> {
+    ((1..=18).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
 /// The cursor of the row `(created_at, id)`.
 pub fn encode(created_at: i64, id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{created_at}.{id}"))
+    hex(&format!("{created_at}.{id}"))
 }
 
 fn decode(cursor: &str) -> Result<(i64, String), AppError> {
     let bad = || AppError::field("cursor", "invalid", "not a cursor returned by this API");
-    if cursor.is_empty() || cursor.len() > 100 {
+    if cursor.is_empty() || cursor.len() > 128 {
         return Err(bad());
     }
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let text = unhex(cursor).ok_or_else(bad)?;
     let (at, id) = text.split_once('.').ok_or_else(bad)?;
-    let at: i64 = at.parse().map_err(|_| bad())?;
-    if at < 0 || !is_uuid(id) {
+    let at = digits(at).ok_or_else(bad)?;
+    if !is_uuid(id) {
         return Err(bad());
     }
     Ok((at, id.to_owned()))
@@ -161,8 +210,11 @@ mod tests {
             "",
             "x",
             "%%%",
-            &URL_SAFE_NO_PAD.encode("1.' OR 1=1 --"),
-            &URL_SAFE_NO_PAD.encode(format!("-5.{id}")),
+            &hex("1.' OR 1=1 --"),
+            &hex(&format!("-5.{id}")),
+            &hex(&format!("+5.{id}")),
+            &hex(&format!("1234567890123456789.{id}")),
+            &hex(&format!("5.{id}")).to_uppercase(),
         ] {
             assert!(
                 Page::from_query(ApiVersion(2), &query(&[("cursor", forged)])).is_err(),

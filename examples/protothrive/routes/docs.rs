@@ -1,171 +1,112 @@
-//! `GET /docs`: the OpenAPI 3.1 document of the API, generated from [`ENDPOINTS`], the one table
-//! of routes (method, path, summary, who may call, request schema).
+//! `GET /docs`: the OpenAPI 3.1 document of the API, one per version (`/api/v1/docs`,
+//! `/api/v2/docs`), generated from the route table (`super::table`): the rows the router
+//! registers are the operations documented, with every status each can answer.
 //!
-//! Handlers are registered by their modules (each keeps its handlers private); the table is the
-//! single description of them, and the tests below hold the two together: every `.route(...)` in
-//! `routes/` must have a row here (a new route without documentation fails the build's tests), and
-//! the request schemas come from the modules that validate those bodies. Schemas are hand-written
-//! JSON Schema 2020-12 (the dialect of OpenAPI 3.1) next to each body type rather than derived with
-//! `schemars`: the rules live in `validator` attributes and custom functions that no derive sees.
+//! Schemas are hand-written JSON Schema 2020-12 (the dialect of OpenAPI 3.1) next to the rules
+//! they describe rather than derived with `schemars`: the rules live in `validator` attributes and
+//! custom functions that no derive sees. They say exactly what the handlers accept (lengths,
+//! enums, the password rule, what an empty query value means), so that a schema-valid request is
+//! never refused for its shape and a schema-violating one never accepted; the end-to-end test
+//! `openapi` sends each operation's documented error cases and checks every answer's status is
+//! documented.
 
 use std::sync::OnceLock;
 
-use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use protothrive::gateway::ApiVersion;
 use serde_json::{Map, Value, json};
 
-use crate::state::AppState;
-
-/// Who may call a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Who {
-    Anyone,
-    /// Any authenticated user.
-    User,
-    /// The owner of the resource (reads also for public visibility).
-    Owner,
-    /// This role or one above it.
-    Role(&'static str),
-}
-
-/// One route of the API.
-#[derive(Debug, Clone, Copy)]
-pub struct Endpoint {
-    pub method: &'static str,
-    /// As registered (`/api/...` unversioned, or `/metrics`).
-    pub path: &'static str,
-    pub summary: &'static str,
-    pub who: Who,
-    pub tag: &'static str,
-    /// The JSON Schema of the request body, if it takes one.
-    pub body: Option<fn() -> Value>,
-    /// Query parameters: name and description.
-    pub query: &'static [(&'static str, &'static str)],
-    /// The success status.
-    pub success: u16,
-    /// Statuses particular to this route (beyond the common ones).
-    pub extra: &'static [u16],
-}
+use super::table::{Endpoint, Param, Route, Who, Who::Anyone, ep};
 
 /// What an API key may do, for the security schemes' descriptions.
 const KEY_SCOPES: &str = "A key does only what its scopes grant: <area>:read for GET and HEAD, \
     <area>:write for other methods (and reads), the area being the path's first segment after \
     the version (roadmaps, snippets, admin, ...); health, docs and the batch envelope need none.";
 
-const fn ep(
-    method: &'static str,
-    path: &'static str,
-    summary: &'static str,
-    who: Who,
-    tag: &'static str,
-) -> Endpoint {
-    Endpoint {
-        method,
-        path,
-        summary,
-        who,
-        tag,
-        body: None,
-        query: &[],
-        success: 200,
-        extra: &[],
-    }
+fn limit() -> Value {
+    json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 20})
+}
+fn offset() -> Value {
+    json!({"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0, "description": "rows to skip"})
+}
+fn cursor() -> Value {
+    json!({"type": "string", "pattern": super::cursor::pattern(),
+           "description": "`meta.next_cursor` of the previous page (opaque)"})
+}
+fn roadmap_cursor() -> Value {
+    json!({"type": "string", "pattern": super::roadmaps::cursor::pattern(),
+           "description": "`meta.next_cursor` of the previous page (opaque)"})
+}
+fn roadmap_status() -> Value {
+    json!({"enum": ["draft", "active", "completed", "archived"]})
+}
+fn category() -> Value {
+    json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,50}$"})
+}
+fn language() -> Value {
+    printable(30)
+}
+/// 1 to `max` characters, none of them a control character, not all white space (as Rust's
+/// `char::is_control` and `str::trim` read them).
+pub fn printable(max: usize) -> Value {
+    const CONTROL: &str = "\\u0000-\\u001f\\u007f-\\u009f";
+    const SPACE: &str =
+        "\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+    json!({"type": "string", "minLength": 1, "maxLength": max,
+           "pattern": format!("^[^{CONTROL}]*[^{CONTROL}{SPACE}][^{CONTROL}]*(?![\\s\\S])")})
 }
 
-impl Endpoint {
-    const fn body(mut self, schema: fn() -> Value) -> Self {
-        self.body = Some(schema);
-        self
-    }
-    const fn query(mut self, q: &'static [(&'static str, &'static str)]) -> Self {
-        self.query = q;
-        self
-    }
-    const fn created(mut self) -> Self {
-        self.success = 201;
-        self
-    }
-    const fn extra(mut self, statuses: &'static [u16]) -> Self {
-        self.extra = statuses;
-        self
-    }
+fn uuid() -> Value {
+    json!({"type": "string", "format": "uuid"})
 }
 
-const PAGE: &[(&str, &str)] = &[
-    ("limit", "1..100, default 20"),
-    ("offset", "v1 only: rows to skip (≥ 0)"),
-    ("cursor", "v2 only: `meta.next_cursor` of the previous page"),
+/// A page: `limit`, and `offset` (v1) or `cursor` (v2).
+pub const PAGE: &[Param] = &[
+    ("limit", limit),
+    ("offset", offset),
+    ("cursor", roadmap_cursor),
 ];
-const SNIPPET_FILTERS: &[(&str, &str)] = &[
-    ("category", "`[A-Za-z0-9_-]{1,50}`"),
-    ("language", "1 to 30 characters"),
-    ("limit", "1..100, default 20"),
-    ("offset", "v1 only: rows to skip (≥ 0)"),
-    ("cursor", "v2 only: `meta.next_cursor` of the previous page"),
+pub const SNIPPET_FILTERS: &[Param] = &[
+    ("category", category),
+    ("language", language),
+    ("limit", limit),
+    ("offset", offset),
+    ("cursor", cursor),
 ];
-const ROADMAP_FILTERS: &[(&str, &str)] = &[
-    ("status", "draft, active, completed or archived"),
-    ("limit", "1..100, default 20"),
-    ("offset", "v1 only: rows to skip (≥ 0)"),
-    ("cursor", "v2 only: `meta.next_cursor` of the previous page"),
+pub const ROADMAP_FILTERS: &[Param] = &[
+    ("status", roadmap_status),
+    ("limit", limit),
+    ("offset", offset),
+    ("cursor", roadmap_cursor),
 ];
-const KEY_FILTERS: &[(&str, &str)] = &[
-    ("user_id", "only the keys of this user"),
-    ("limit", "1..100, default 20"),
-    ("offset", "v1 only: rows to skip (≥ 0)"),
-    ("cursor", "v2 only: `meta.next_cursor` of the previous page"),
-];
-
-use Who::{Anyone, Owner, Role, User};
-
-/// Every route of the API.
-pub const ENDPOINTS: &[Endpoint] = &[
-    ep("GET", "/api/health", "Liveness", Anyone, "health"),
-    ep("GET", "/api/health/live", "Liveness", Anyone, "health"),
-    ep("GET", "/api/health/ready", "Readiness: database and Redis checks (503 when unhealthy)", Anyone, "health").extra(&[503]),
-    ep("GET", "/api/status", "Version and uptime; cache statistics for users; configuration for super_admins", Anyone, "health"),
-    ep("GET", "/metrics", "Prometheus metrics (unversioned; a configured token may be required)", Anyone, "health"),
-    ep("GET", "/api/docs", "This OpenAPI document", Anyone, "docs"),
-    ep("POST", "/api/auth/register", "Create an account; answers with tokens", Anyone, "auth").body(register_schema).created().extra(&[409]),
-    ep("POST", "/api/auth/login", "Log in (5 failures lock the account for 30 minutes)", Anyone, "auth").body(login_schema),
-    ep("POST", "/api/auth/refresh", "Rotate a refresh token (reuse revokes the family)", Anyone, "auth").body(refresh_schema),
-    ep("POST", "/api/auth/logout", "Revoke the access token and its refresh-token family", User, "auth").body(logout_schema),
-    ep("GET", "/api/auth/me", "The caller's profile", User, "auth"),
-    ep("GET", "/api/roadmaps", "The caller's roadmaps with owner, log count and latest insight", User, "roadmaps").query(ROADMAP_FILTERS),
-    ep("POST", "/api/roadmaps", "Create a roadmap (the graph is validated)", User, "roadmaps").body(roadmap_schema).created(),
-    ep("GET", "/api/roadmaps/{id}", "One roadmap with owner, log count, latest insight, recent logs and insights", Owner, "roadmaps"),
-    ep("PUT", "/api/roadmaps/{id}", "Replace a roadmap", Owner, "roadmaps").body(roadmap_schema),
-    ep("PATCH", "/api/roadmaps/{id}", "Update part of a roadmap (an empty update is 422)", Owner, "roadmaps").body(roadmap_patch_schema),
-    ep("DELETE", "/api/roadmaps/{id}", "Soft-delete a roadmap", Owner, "roadmaps"),
-    ep("POST", "/api/roadmaps/{id}/thrive-score", "Recompute the thrive score from insights", Owner, "roadmaps"),
-    ep("GET", "/api/roadmaps/{id}/logs", "A roadmap's agent logs", Owner, "roadmaps").query(PAGE),
-    ep("GET", "/api/roadmaps/{id}/insights", "A roadmap's insights", Owner, "roadmaps").query(PAGE),
-    ep("GET", "/api/snippets", "Shared code snippets, each with its author", User, "snippets").query(SNIPPET_FILTERS),
-    ep("POST", "/api/snippets", "Add a snippet", Role("engineer"), "snippets").body(super::snippets::new_snippet_schema).created(),
-    ep("GET", "/api/snippets/{id}", "One snippet with its author", User, "snippets"),
-    ep("POST", "/api/agent-logs", "Record an agent log", Role("engineer"), "agents").body(super::logs::new_log_schema).created(),
-    ep("POST", "/api/insights", "Record an insight", Role("engineer"), "agents").body(super::logs::new_insight_schema).created(),
-    ep("POST", "/api/agent/run", "Run an agent task (timeout, retry budget, circuit breaker); records the run, traces and a log", User, "agents")
-        .body(super::agent::run_task_schema)
-        .created()
-        .extra(&[402, 502, 503]),
-    ep("GET", "/api/analytics/dashboard", "Totals per status, scores, agent cost and success rate, insights per type, top public roadmaps", Role("exec"), "analytics"),
-    ep("GET", "/api/admin/api-keys", "API keys, masked, each with its user", Role("super_admin"), "admin").query(KEY_FILTERS),
-    ep("POST", "/api/admin/api-keys", "Create an API key (shown once)", Role("super_admin"), "admin").body(super::admin::new_key_schema).created(),
-    ep("POST", "/api/admin/api-keys/{id}/rotate", "Revoke a key and issue its replacement (shown once)", Role("super_admin"), "admin").created(),
-    ep("DELETE", "/api/admin/api-keys/{id}", "Revoke an API key", Role("super_admin"), "admin"),
-    ep("POST", "/api/batch", "Run up to 20 sub-requests through the whole API", User, "batch").body(super::batch::batch_schema),
+pub const KEY_FILTERS: &[Param] = &[
+    ("user_id", uuid),
+    ("limit", limit),
+    ("offset", offset),
+    ("cursor", cursor),
 ];
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/docs", get(docs))
+pub fn routes() -> Vec<Route> {
+    vec![Route::to(
+        ep(
+            "GET",
+            "/api/docs",
+            "This OpenAPI document (of the version asked for)",
+            Anyone,
+            "docs",
+        )
+        .unscoped(),
+        docs,
+    )]
 }
 
-async fn docs() -> Response {
-    static DOC: OnceLock<String> = OnceLock::new();
-    let body = DOC.get_or_init(|| openapi().to_string()).clone();
+async fn docs(v: ApiVersion) -> Response {
+    static DOCS: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
+    let version = if v.0 >= 2 { 2 } else { 1 };
+    let body = DOCS[usize::from(version - 1)]
+        .get_or_init(|| openapi(version).to_string())
+        .clone();
     let mut res = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     res.headers_mut().insert(
         header::CACHE_CONTROL,
@@ -174,55 +115,73 @@ async fn docs() -> Response {
     res
 }
 
-fn register_schema() -> Value {
+pub fn register_schema(_v: u8) -> Value {
     json!({"type": "object", "additionalProperties": false, "required": ["email", "password", "name"], "properties": {
         "email": {"type": "string", "format": "email", "maxLength": 254},
-        "password": {"type": "string", "minLength": 12, "description": "upper, lower, digit and symbol"},
+        "password": {"type": "string", "minLength": 12, "maxLength": 128, "pattern": crate::passwords::PATTERN,
+                     "description": "12 to 128 characters with an upper-case letter A-Z, a lower-case letter a-z, a digit and an ASCII symbol"},
         "name": {"type": "string", "minLength": 1, "maxLength": 100},
     }})
 }
 
-fn login_schema() -> Value {
+pub fn login_schema(_v: u8) -> Value {
     json!({"type": "object", "additionalProperties": false, "required": ["email", "password"], "properties": {
         "email": {"type": "string", "minLength": 1, "maxLength": 254},
         "password": {"type": "string", "minLength": 1, "maxLength": 128},
     }})
 }
 
-fn refresh_schema() -> Value {
+pub fn refresh_schema(_v: u8) -> Value {
     json!({"type": "object", "additionalProperties": false, "required": ["refresh_token"], "properties": {
         "refresh_token": {"type": "string", "minLength": 1, "maxLength": 8192},
     }})
 }
 
-fn logout_schema() -> Value {
+pub fn logout_schema(_v: u8) -> Value {
     json!({"type": "object", "additionalProperties": false, "properties": {
         "refresh_token": {"type": "string", "minLength": 1, "maxLength": 8192},
     }})
 }
 
-fn roadmap_properties() -> Value {
-    json!({
-        "title": {"type": "string", "minLength": 1, "maxLength": 200},
-        "description": {"type": ["string", "null"]},
-        "json_graph": {"type": "string", "description": "v1: the graph as a JSON string (at most 50 KB)"},
-        "graph": {"$ref": "#/components/schemas/Graph", "description": "v2: the graph as an object"},
+/// A string with a character other than white space (as Rust's `str::trim` reads it).
+const NOT_BLANK: &str = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+
+/// A roadmap's fields in version `v`: v1 speaks the graph as a JSON string (`json_graph`), v2 as
+/// an object (`graph`); the other version's field is refused.
+fn roadmap_properties(v: u8) -> Value {
+    let mut p = json!({
+        "title": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_BLANK},
+        "description": {"type": ["string", "null"], "maxLength": 2000},
         "status": {"enum": ["draft", "active", "completed", "archived"]},
         "vibe_mode": {"type": "boolean"},
         "visibility": {"enum": ["private", "team", "public"]},
-        "tags": {"type": "array", "items": {"type": "string"}},
-    })
+        "tags": {"type": "array", "maxItems": 20, "items": {"type": "string", "minLength": 1, "maxLength": 50}},
+    });
+    if v >= 2 {
+        p["graph"] = json!({"$ref": "#/components/schemas/Graph"});
+    } else {
+        p["json_graph"] = json!({"type": "string", "maxLength": 51_200,
+            "description": "the graph as a JSON string: an object with `nodes` and `edges` (see Graph)"});
+    }
+    p
 }
 
-fn roadmap_schema() -> Value {
-    json!({"type": "object", "required": ["title"], "properties": roadmap_properties()})
+fn graph_field(v: u8) -> &'static str {
+    if v >= 2 { "graph" } else { "json_graph" }
 }
 
-fn roadmap_patch_schema() -> Value {
-    json!({"type": "object", "minProperties": 1, "properties": roadmap_properties()})
+/// POST and PUT: the title and the graph are required.
+pub fn roadmap_schema(v: u8) -> Value {
+    json!({"type": "object", "additionalProperties": false, "required": ["title", graph_field(v)],
+           "properties": roadmap_properties(v)})
 }
 
-/// `/api/snippets/{id}` → `/snippets/{id}` (servers carry `/api/v1`, `/api/v2`).
+/// PATCH: any of the fields, at least one.
+pub fn roadmap_patch_schema(v: u8) -> Value {
+    json!({"type": "object", "additionalProperties": false, "minProperties": 1, "properties": roadmap_properties(v)})
+}
+
+/// `/api/snippets/{id}` → `/snippets/{id}` (the server carries `/api/v1` or `/api/v2`).
 fn doc_path(path: &str) -> &str {
     path.strip_prefix("/api").unwrap_or(path)
 }
@@ -231,7 +190,60 @@ fn problem_ref(description: &str) -> Value {
     json!({"description": description, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
 }
 
-fn operation(e: &Endpoint) -> Value {
+/// Every status `e` can answer besides its success, with what it means.
+pub fn errors(e: &Endpoint) -> Vec<(u16, &'static str)> {
+    let mut errors: Vec<(u16, &'static str)> = vec![
+        (
+            429,
+            "Rate limited (by client address, and by user or key once authenticated); see Retry-After",
+        ),
+        (500, "Unexpected error"),
+    ];
+    let liveness = matches!(e.path, "/api/health" | "/api/health/live");
+    if !liveness {
+        errors.push((
+            503,
+            "Unavailable (load shed, or the database busy); see Retry-After",
+        ));
+    }
+    if e.who != Anyone || e.path == "/metrics" || e.extra.contains(&401) {
+        errors.push((401, "Credentials missing or invalid"));
+    }
+    if e.who != Anyone || e.scope().is_some() {
+        errors.push((
+            403,
+            "The caller's role, ownership or API-key scope does not allow it",
+        ));
+    }
+    if e.path.contains('{') || e.extra.contains(&404) {
+        errors.push((404, "No such resource (or not one the caller may see)"));
+    }
+    if e.body.is_some() || !e.query.is_empty() {
+        errors.push((400, "Malformed JSON body or query string"));
+        errors.push((422, "Invalid field, per-field errors"));
+    }
+    if e.body.is_some() {
+        errors.extend([
+            (413, "Body too large (64 KB)"),
+            (415, "Not application/json"),
+        ]);
+    }
+    for s in e.extra {
+        let d = match s {
+            402 => "Budget not positive or over the maximum",
+            409 => "Conflict",
+            502 => "The agent service failed after retries",
+            503 => "Unavailable; see Retry-After",
+            _ => continue,
+        };
+        errors.push((*s, d));
+    }
+    errors.sort_by_key(|(s, _)| *s);
+    errors.dedup_by_key(|(s, _)| *s);
+    errors
+}
+
+fn operation(e: &Endpoint, v: u8) -> Value {
     let mut op = Map::new();
     let id: String = format!(
         "{}{}",
@@ -246,14 +258,17 @@ fn operation(e: &Endpoint) -> Value {
     op.insert("summary".into(), e.summary.into());
     op.insert("tags".into(), json!([e.tag]));
     let who = match e.who {
-        Anyone => "anyone".to_owned(),
-        User => "any authenticated user".to_owned(),
-        Owner => "the owner (reads: also anyone for public visibility)".to_owned(),
-        Role(r) => format!("{r} or above"),
+        Who::Anyone => "anyone".to_owned(),
+        Who::User => "any authenticated user".to_owned(),
+        Who::Owner => "the owner (reads: also anyone for public visibility)".to_owned(),
+        Who::Role(r) => format!("{r} or above"),
     };
     op.insert("description".into(), format!("Who: {who}.").into());
-    if let Role(r) = e.who {
+    if let Who::Role(r) = e.who {
         op.insert("x-required-role".into(), r.into());
+    }
+    if let Some(scope) = e.scope() {
+        op.insert("x-required-scope".into(), scope.into());
     }
     op.insert(
         "security".into(),
@@ -267,24 +282,32 @@ fn operation(e: &Endpoint) -> Value {
         .path
         .split('/')
         .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}))
+        .map(|name| {
+            json!({"name": name, "in": "path", "required": true, "schema": uuid(),
+                           "description": "a UUID: anything else is a 404"})
+        })
         .collect();
+    let other_version = if v >= 2 { "offset" } else { "cursor" };
     params.extend(
         e.query
             .iter()
-            .map(|(name, d)| json!({"name": name, "in": "query", "required": false, "description": d, "schema": {"type": "string"}})),
+            .filter(|(name, _)| *name != other_version)
+            .map(|(name, schema)| json!({"name": name, "in": "query", "required": false, "schema": schema(),
+                "description": "An empty value is a value (`?limit=` is a 422), not an absent parameter."})),
     );
     if !params.is_empty() {
         op.insert("parameters".into(), params.into());
     }
-    if let Some(schema) = e.body {
+    if let Some(schema) = e.body.map(|body| body(v)) {
         op.insert(
             "requestBody".into(),
-            json!({"required": e.path != "/api/auth/logout", "content": {"application/json": {"schema": schema()}}}),
+            json!({"required": !e.body_optional, "content": {"application/json": {"schema": schema}}}),
         );
     }
     let mut responses = Map::new();
-    let ok = if e.path == "/metrics" {
+    let ok = if e.success == 204 {
+        json!({"description": "Done; no content"})
+    } else if e.path == "/metrics" {
         json!({"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}})
     } else if e.path == "/api/docs" {
         json!({"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}})
@@ -292,37 +315,7 @@ fn operation(e: &Endpoint) -> Value {
         json!({"description": "Success", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}})
     };
     responses.insert(e.success.to_string(), ok);
-    let mut errors: Vec<(u16, &str)> = vec![(429, "Rate limited"), (500, "Unexpected error")];
-    if e.who != Anyone {
-        errors.push((401, "Credentials missing or invalid"));
-    }
-    if matches!(e.who, Role(_) | Owner) {
-        errors.push((403, "The caller's role is too low"));
-    }
-    if e.path.contains('{') {
-        errors.push((404, "No such resource (or not the caller's)"));
-    }
-    if e.body.is_some() {
-        errors.extend([
-            (413, "Body too large"),
-            (415, "Not application/json"),
-            (422, "Invalid body, per-field errors"),
-        ]);
-    }
-    if !e.query.is_empty() {
-        errors.extend([(400, "Malformed query"), (422, "Invalid query parameter")]);
-    }
-    for s in e.extra {
-        let d = match s {
-            402 => "Budget not positive or over the maximum",
-            409 => "Conflict",
-            502 => "The agent service failed after retries",
-            503 => "Unavailable; see Retry-After",
-            _ => "See the code",
-        };
-        errors.push((*s, d));
-    }
-    for (status, d) in errors {
+    for (status, d) in errors(e) {
         responses
             .entry(status.to_string())
             .or_insert_with(|| problem_ref(d));
@@ -331,32 +324,35 @@ fn operation(e: &Endpoint) -> Value {
     op.into()
 }
 
-/// The OpenAPI 3.1 document.
-pub fn openapi() -> Value {
+/// The OpenAPI 3.1 document of version `v` (1 or 2) of every route of the table.
+pub fn openapi(v: u8) -> Value {
     let mut paths = Map::new();
-    for e in ENDPOINTS {
+    for e in super::table::endpoints() {
         let item = paths
             .entry(doc_path(e.path).to_owned())
             .or_insert_with(|| json!({}));
         if e.path == "/metrics" {
             item["servers"] = json!([{"url": "/"}]);
         }
-        item[e.method.to_ascii_lowercase()] = operation(e);
+        item[e.method.to_ascii_lowercase()] = operation(&e, v);
     }
+    let server = if v >= 2 {
+        json!({"url": "/api/v2", "description": "current"})
+    } else {
+        json!({"url": "/api/v1", "description": "deprecated (Deprecation and Sunset headers); v2 is current"})
+    };
     json!({
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "info": {
             "title": "ProtoThrive API",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Roadmaps, snippets, agent runs, insights and analytics. v1 is deprecated (Deprecation, Sunset \
-                            headers); v2 takes and returns the roadmap graph as an object named `graph` and paginates by cursor. \
+            "version": format!("{}-v{v}", env!("CARGO_PKG_VERSION")),
+            "description": "Roadmaps, snippets, agent runs, insights and analytics. This is the document of one version \
+                            (/api/v1/docs, /api/v2/docs). v2 takes and returns the roadmap graph as an object named `graph` and \
+                            paginates by cursor; v1 speaks it as a JSON string `json_graph` and paginates by offset. \
                             A bare /api/... path is served by the version of the API-Version header or the Accept media type.",
         },
-        "servers": [
-            {"url": "/api/v2", "description": "current"},
-            {"url": "/api/v1", "description": "deprecated"},
-        ],
+        "servers": [server],
         "paths": paths,
         "components": {
             "securitySchemes": {
@@ -384,9 +380,15 @@ pub fn openapi() -> Value {
                 },
                 "Graph": {
                     "type": "object", "required": ["nodes", "edges"],
+                    "description": "Node ids are unique; each edge names two nodes of the graph by id (`from`/`to` or `source`/`target`); \
+                                    at most 50 KB serialized. The API checks what JSON Schema cannot say (422 naming the place).",
                     "properties": {
-                        "nodes": {"type": "array", "items": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}},
-                        "edges": {"type": "array", "items": {"type": "object"}},
+                        "nodes": {"type": "array", "items": {"type": "object", "required": ["id"],
+                                  "properties": {"id": {"type": "string", "minLength": 1}}}},
+                        "edges": {"type": "array", "items": {"type": "object",
+                                  "anyOf": [{"required": ["from", "to"]}, {"required": ["source", "target"]}],
+                                  "properties": {"from": {"type": "string"}, "to": {"type": "string"},
+                                                 "source": {"type": "string"}, "target": {"type": "string"}}}},
                     }
                 },
             },
@@ -398,145 +400,58 @@ pub fn openapi() -> Value {
 mod tests {
     use super::*;
 
-    const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
-
-    /// `(METHOD, path)` of every `.route("path", get(..).post(..)...)` in `src`.
-    fn registered(src: &str) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        let mut rest = src;
-        while let Some(at) = rest.find(".route(") {
-            rest = &rest[at + ".route(".len()..];
-            let Some(open) = rest.find('"') else { break };
-            let Some(len) = rest[open + 1..].find('"') else {
-                break;
-            };
-            let path = rest[open + 1..open + 1 + len].to_owned();
-            // The arguments: up to the parenthesis closing `.route(`.
-            let (mut depth, mut end) = (1i32, rest.len());
-            for (i, c) in rest.char_indices() {
-                match c {
-                    '(' => depth += 1,
-                    ')' => depth -= 1,
-                    _ => {}
-                }
-                if depth == 0 {
-                    end = i;
-                    break;
-                }
-            }
-            let args = &rest[..end];
-            for m in METHODS {
-                let needle = format!("{m}(");
-                let hits = args.match_indices(&needle).any(|(i, _)| {
-                    args[..i]
-                        .chars()
-                        .next_back()
-                        .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
-                });
-                if hits {
-                    out.push((m.to_ascii_uppercase(), path.clone()));
-                }
-            }
-        }
-        out
-    }
-
-    fn route_sources() -> Vec<(std::path::PathBuf, String)> {
-        let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/protothrive/routes");
-        let mut files = Vec::new();
-        let mut stack = vec![dir];
-        while let Some(d) = stack.pop() {
-            for entry in std::fs::read_dir(&d).unwrap().flatten() {
-                let p = entry.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.extension().is_some_and(|e| e == "rs")
-                    && p.file_name().is_some_and(|n| n != "docs.rs")
-                {
-                    files.push((p.clone(), std::fs::read_to_string(&p).unwrap()));
-                }
-            }
-        }
-        files.push((
-            std::path::PathBuf::from("docs.rs"),
-            "Router::new().route(\"/api/docs\", get(docs))".to_owned(),
-        ));
-        files
-    }
-
     #[test]
-    fn the_scanner_reads_chained_and_layered_method_routers() {
-        let src = r#".route("/a/{id}", get(one).route_layer(x()).merge(axum::routing::post(create).route_layer(at_least("engineer"))))
-                     .route("/b", delete(get_thing))"#;
-        assert_eq!(
-            registered(src),
-            vec![
-                ("GET".into(), "/a/{id}".into()),
-                ("POST".into(), "/a/{id}".into()),
-                ("DELETE".into(), "/b".into())
-            ]
-        );
-    }
-
-    #[test]
-    fn every_registered_route_is_documented() {
-        let documented: Vec<(String, String)> = ENDPOINTS
-            .iter()
-            .map(|e| (e.method.to_owned(), e.path.to_owned()))
-            .collect();
-        let mut count = 0;
-        for (file, src) in route_sources() {
-            assert!(
-                !src.contains(".nest(") && !src.contains(".route_service("),
-                "{}: teach this test to read .nest/.route_service",
-                file.display()
-            );
-            for route in registered(&src) {
-                count += 1;
+    fn the_document_lists_every_route_of_the_table_once_with_its_security() {
+        for v in [1, 2] {
+            let doc = openapi(v);
+            assert_eq!(doc["openapi"], "3.1.0");
+            let mut seen = std::collections::HashSet::new();
+            for e in super::super::table::endpoints() {
                 assert!(
-                    documented.contains(&route),
-                    "{} registers {route:?}, missing from ENDPOINTS",
-                    file.display()
+                    seen.insert((e.method, e.path)),
+                    "{} {} twice",
+                    e.method,
+                    e.path
                 );
-            }
-        }
-        assert!(count >= 20, "the scanner found only {count} routes");
-    }
-
-    #[test]
-    fn the_document_lists_every_endpoint_once_with_its_security() {
-        let doc = openapi();
-        assert_eq!(doc["openapi"], "3.1.0");
-        let mut seen = std::collections::HashSet::new();
-        for e in ENDPOINTS {
-            assert!(
-                seen.insert((e.method, e.path)),
-                "{} {} twice",
-                e.method,
-                e.path
-            );
-            let op = &doc["paths"][doc_path(e.path)][e.method.to_ascii_lowercase()];
-            assert!(op.is_object(), "{} {} missing", e.method, e.path);
-            assert_eq!(
-                op["security"].as_array().unwrap().is_empty(),
-                e.who == Anyone
-            );
-            assert!(op["responses"][e.success.to_string()].is_object());
-            if e.body.is_some() {
+                let op = &doc["paths"][doc_path(e.path)][e.method.to_ascii_lowercase()];
+                assert!(op.is_object(), "{} {} missing", e.method, e.path);
                 assert_eq!(
-                    op["requestBody"]["content"]["application/json"]["schema"]["type"],
-                    "object"
+                    op["security"].as_array().map(Vec::is_empty),
+                    Some(e.who == Anyone)
                 );
+                assert!(op["responses"][e.success.to_string()].is_object());
+                if e.body.is_some() {
+                    assert_eq!(
+                        op["requestBody"]["content"]["application/json"]["schema"]["type"],
+                        "object"
+                    );
+                }
             }
+            assert_eq!(
+                doc["paths"]["/snippets/{id}"]["get"]["parameters"][0]["name"],
+                "id"
+            );
+            assert_eq!(
+                doc["paths"]["/admin/api-keys"]["get"]["x-required-role"],
+                "super_admin"
+            );
         }
-        assert_eq!(
-            doc["paths"]["/snippets/{id}"]["get"]["parameters"][0]["name"],
-            "id"
-        );
-        assert_eq!(
-            doc["paths"]["/admin/api-keys"]["get"]["x-required-role"],
-            "super_admin"
-        );
+        let v1 = openapi(1);
+        let v2 = openapi(2);
+        let names = |doc: &Value| -> Vec<String> {
+            doc["paths"]["/roadmaps"]["get"]["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                .collect()
+        };
+        assert_eq!(names(&v1), ["status", "limit", "offset"]);
+        assert_eq!(names(&v2), ["status", "limit", "cursor"]);
+        let required = |doc: &Value| {
+            doc["paths"]["/roadmaps"]["post"]["requestBody"]["content"]["application/json"]["schema"]["required"].clone()
+        };
+        assert_eq!(required(&v1), json!(["title", "json_graph"]));
+        assert_eq!(required(&v2), json!(["title", "graph"]));
     }
 }

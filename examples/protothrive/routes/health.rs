@@ -2,11 +2,9 @@
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use protothrive::auth::Principal;
 use protothrive::gateway::ApiVersion;
 use protothrive::health::{CheckState, Health, Status};
@@ -15,18 +13,56 @@ use serde_json::json;
 use crate::http::{AppError, envelope};
 use crate::state::AppState;
 
+use super::table::{Route, Who::Anyone, ep};
+
 /// The longest a readiness probe waits for the database.
 const DB_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest it waits for Redis (whose own `PING` is bounded by the handle's timeout).
 const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/health", get(live))
-        .route("/api/health/live", get(live))
-        .route("/api/health/ready", get(ready))
-        .route("/api/status", get(status))
-        .route("/metrics", get(metrics_text))
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::to(
+            ep("GET", "/api/health", "Liveness", Anyone, "health").unscoped(),
+            live,
+        ),
+        Route::to(
+            ep("GET", "/api/health/live", "Liveness", Anyone, "health").unscoped(),
+            live,
+        ),
+        Route::to(
+            ep(
+                "GET",
+                "/api/health/ready",
+                "Readiness: database and Redis checks (503 when unhealthy)",
+                Anyone,
+                "health",
+            )
+            .unscoped()
+            .extra(&[503]),
+            ready,
+        ),
+        Route::to(
+            ep(
+                "GET",
+                "/api/status",
+                "Version and uptime; cache statistics for users; configuration for super_admins",
+                Anyone,
+                "health",
+            ),
+            status,
+        ),
+        Route::to(
+            ep(
+                "GET",
+                "/metrics",
+                "Prometheus metrics (unversioned; a configured token may be required)",
+                Anyone,
+                "health",
+            ),
+            metrics_text,
+        ),
+    ]
 }
 
 /// Health routes answer outside the versioned prefix too (as v1).

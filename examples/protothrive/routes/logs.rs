@@ -2,11 +2,9 @@
 //! these). Each write is one statement: `INSERT ... SELECT ... WHERE EXISTS` the live roadmap, so a
 //! missing or deleted roadmap is a 404 without a separate lookup.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use protothrive::gateway::{ApiVersion, ValidJson};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -16,6 +14,8 @@ use crate::db::{self, is_uuid, rfc3339};
 use crate::http::{ApiResult, AppError, envelope};
 use crate::state::AppState;
 
+use super::table::{Route, Who::Role, ep};
+
 pub const LOG_STATUSES: [&str; 5] = ["success", "fail", "timeout", "escalated", "retry"];
 pub const INSIGHT_TYPES: [&str; 5] = ["performance", "usage", "quality", "cost", "collaboration"];
 pub const TRENDS: [&str; 3] = ["improving", "declining", "stable"];
@@ -23,16 +23,35 @@ pub const TRENDS: [&str; 3] = ["improving", "declining", "stable"];
 pub const MAX_DATA_BYTES: usize = 10 * 1024;
 const MAX_OUTPUT_BYTES: usize = 50_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/agent-logs",
-            post(create_log).route_layer(super::at_least("engineer")),
-        )
-        .route(
-            "/api/insights",
-            post(create_insight).route_layer(super::at_least("engineer")),
-        )
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::to(
+            ep(
+                "POST",
+                "/api/agent-logs",
+                "Record an agent log",
+                Role("engineer"),
+                "agents",
+            )
+            .body(new_log_schema)
+            .created()
+            .extra(&[404]),
+            create_log,
+        ),
+        Route::to(
+            ep(
+                "POST",
+                "/api/insights",
+                "Record an insight",
+                Role("engineer"),
+                "agents",
+            )
+            .body(new_insight_schema)
+            .created()
+            .extra(&[404]),
+            create_insight,
+        ),
+    ]
 }
 
 /// A log or an insight changed what reads of its roadmap (and the list pages it is on, and the
@@ -129,12 +148,13 @@ pub struct NewLog {
     #[validate(length(min = 1, max = 100, message = "1 to 100 characters"))]
     model_used: String,
     #[validate(range(min = 1, max = 100_000_000, message = "between 1 and 100000000"))]
+    #[serde(deserialize_with = "crate::http::integer")]
     token_count: i64,
     #[validate(range(min = 0.0, max = 1_000_000.0, message = "between 0 and 1000000"))]
     #[serde(default)]
     cost_usd: f64,
     #[validate(range(min = 0, max = 86_400_000, message = "between 0 and 86400000 (a day)"))]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::integer")]
     duration_ms: i64,
 }
 
@@ -159,7 +179,7 @@ fn empty_object() -> Value {
 }
 
 /// JSON Schemas (2020-12) of the two bodies, for the OpenAPI document.
-pub fn new_log_schema() -> Value {
+pub fn new_log_schema(_v: u8) -> Value {
     json!({
         "type": "object", "additionalProperties": false,
         "required": ["roadmap_id", "task_type", "status", "model_used", "token_count"],
@@ -176,7 +196,7 @@ pub fn new_log_schema() -> Value {
     })
 }
 
-pub fn new_insight_schema() -> Value {
+pub fn new_insight_schema(_v: u8) -> Value {
     json!({
         "type": "object", "additionalProperties": false,
         "required": ["roadmap_id", "type", "score", "trend"],

@@ -7,54 +7,21 @@
 //! not scoped here (their holder is the user), and routes open to anyone (`health`, `docs`) need
 //! no scope; neither does the `batch` envelope, whose items are each checked as they run.
 
-use axum::extract::Request;
-use axum::http::Method;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use protothrive::auth::{Principal, Scheme};
 
 use crate::http::AppError;
 
-/// The areas a scope can name.
-pub const AREAS: &[&str] = &[
-    "admin",
-    "agent",
-    "agent-logs",
-    "analytics",
-    "auth",
-    "insights",
-    "metrics",
-    "roadmaps",
-    "snippets",
-    "status",
-];
-
-/// Areas whose routes need no scope.
-const UNSCOPED: &[&str] = &["batch", "docs", "health"];
-
-/// Whether `scope` is one this API knows (`<area>:read` or `<area>:write`).
+/// Whether `scope` is one this API knows (`<area>:read` or `<area>:write` of a scoped route's
+/// area, `super::table::areas`).
 pub fn is_known(scope: &str) -> bool {
-    scope
-        .split_once(':')
-        .is_some_and(|(area, access)| AREAS.contains(&area) && matches!(access, "read" | "write"))
-}
-
-/// The scope a request needs, or `None` when its route needs none (or there is no such area: the
-/// router answers 404).
-pub fn required(method: &Method, path: &str) -> Option<String> {
-    let rest = path
-        .strip_prefix("/api/")
-        .unwrap_or(path.trim_start_matches('/'));
-    let area = rest.split('/').next().unwrap_or_default();
-    if UNSCOPED.contains(&area) || !AREAS.contains(&area) {
-        return None;
-    }
-    let access = if matches!(*method, Method::GET | Method::HEAD) {
-        "read"
-    } else {
-        "write"
-    };
-    Some(format!("{area}:{access}"))
+    scope.split_once(':').is_some_and(|(area, access)| {
+        matches!(access, "read" | "write") && super::table::areas().iter().any(|a| a == area)
+    })
 }
 
 /// Whether the scopes `held` grant `needed` (`<area>:write` grants `<area>:read` too).
@@ -65,11 +32,11 @@ pub fn grants(held: &[String], needed: &str) -> bool {
             .is_some_and(|area| held.iter().any(|h| h.strip_suffix(":write") == Some(area)))
 }
 
-/// Refuses (403) a request authenticated by an API key whose scopes do not grant the route's.
-pub async fn enforce(req: Request, next: Next) -> Response {
+/// Refuses (403) a request authenticated by an API key whose scopes do not grant `needed`, the
+/// scope of the route's row (registered on each scoped route by `super::router`).
+pub async fn enforce(State(needed): State<Arc<str>>, req: Request, next: Next) -> Response {
     if let Some(p) = req.extensions().get::<Principal>()
         && p.scheme() == Scheme::ApiKey
-        && let Some(needed) = required(req.method(), req.uri().path())
         && !grants(p.scopes(), &needed)
     {
         return AppError::Forbidden(format!("This API key lacks the scope `{needed}`."))
@@ -80,26 +47,31 @@ pub async fn enforce(req: Request, next: Next) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use super::super::table::endpoints;
     use super::*;
 
     #[test]
     fn each_route_needs_its_area_and_access() {
         let owned = |s: &[&str]| s.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        let scope = |method: &str, path: &str| {
+            endpoints()
+                .into_iter()
+                .find(|e| e.method == method && e.path == path)
+                .unwrap_or_else(|| panic!("{method} {path} is in the table"))
+                .scope()
+        };
         for (method, path, needed) in [
-            (Method::GET, "/api/roadmaps/7", Some("roadmaps:read")),
-            (Method::HEAD, "/api/snippets", Some("snippets:read")),
-            (Method::PATCH, "/api/roadmaps/7", Some("roadmaps:write")),
-            (Method::POST, "/api/admin/api-keys", Some("admin:write")),
-            (Method::GET, "/metrics", Some("metrics:read")),
-            (Method::GET, "/api/health/ready", None),
-            (Method::POST, "/api/batch", None),
-            (Method::GET, "/api/nowhere", None),
+            ("GET", "/api/roadmaps/{id}", Some("roadmaps:read")),
+            ("GET", "/api/snippets", Some("snippets:read")),
+            ("PATCH", "/api/roadmaps/{id}", Some("roadmaps:write")),
+            ("POST", "/api/admin/api-keys", Some("admin:write")),
+            ("GET", "/metrics", Some("metrics:read")),
+            ("POST", "/api/agent-logs", Some("agent-logs:write")),
+            ("GET", "/api/health/ready", None),
+            ("GET", "/api/docs", None),
+            ("POST", "/api/batch", None),
         ] {
-            assert_eq!(
-                required(&method, path).as_deref(),
-                needed,
-                "{method} {path}"
-            );
+            assert_eq!(scope(method, path).as_deref(), needed, "{method} {path}");
         }
         let held = owned(&["roadmaps:write", "snippets:read"]);
         assert!(grants(&held, "roadmaps:read") && grants(&held, "snippets:read"));
@@ -107,5 +79,6 @@ mod tests {
         assert!(!grants(&[], "auth:read"));
         assert!(is_known("agent-logs:write") && !is_known("roadmaps:delete"));
         assert!(!is_known("everything:read") && !is_known("roadmaps"));
+        assert!(!is_known("health:read") && !is_known("batch:write"));
     }
 }

@@ -6,12 +6,11 @@
 
 use std::collections::HashMap;
 
+use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Router};
 use protothrive::auth::Principal;
 use protothrive::gateway::{ApiVersion, ValidJson};
 use serde::Deserialize;
@@ -25,25 +24,56 @@ use crate::http::{ApiResult, AppError, created, envelope};
 use crate::loaders::{self, Kind, Nested, NestedLoader, public_user};
 use crate::state::AppState;
 
+use super::table::{
+    Route,
+    Who::{Role, User},
+    ep,
+};
+
 /// The largest snippet code (bytes). The app's body limit (64 KB) applies first.
 pub const MAX_CODE_BYTES: usize = 100_000;
 
-pub fn router(state: &AppState) -> Router<AppState> {
+pub fn routes() -> Vec<Route> {
     // Snippets are the same for every user: shared entries, behind the user check.
-    Router::new()
-        .route(
-            "/api/snippets",
-            get(list)
-                .route_layer(crate::cache::cached(state))
-                .route_layer(super::user())
-                .merge(axum::routing::post(create).route_layer(super::at_least("engineer"))),
+    let cached: super::table::Wrap = |r, state| r.route_layer(crate::cache::cached(state));
+    vec![
+        Route::to(
+            ep(
+                "GET",
+                "/api/snippets",
+                "Shared code snippets, each with its author",
+                User,
+                "snippets",
+            )
+            .query(super::docs::SNIPPET_FILTERS),
+            list,
         )
-        .route(
-            "/api/snippets/{id}",
-            get(one)
-                .route_layer(crate::cache::cached(state))
-                .route_layer(super::user()),
+        .wrap(cached),
+        Route::to(
+            ep(
+                "POST",
+                "/api/snippets",
+                "Add a snippet",
+                Role("engineer"),
+                "snippets",
+            )
+            .body(new_snippet_schema)
+            .created(),
+            create,
+        ),
+        Route::to(
+            ep(
+                "GET",
+                "/api/snippets/{id}",
+                "One snippet with its author",
+                User,
+                "snippets",
+            )
+            .extra(&[404]),
+            one,
         )
+        .wrap(cached),
+    ]
 }
 
 /// `[A-Za-z0-9_-]{1,50}`.
@@ -128,16 +158,16 @@ pub struct NewSnippet {
 }
 
 /// JSON Schema (2020-12) of [`NewSnippet`], for the OpenAPI document.
-pub fn new_snippet_schema() -> Value {
+pub fn new_snippet_schema(_v: u8) -> Value {
     json!({
         "type": "object",
         "additionalProperties": false,
         "required": ["category", "title", "code", "language"],
         "properties": {
             "category": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,50}$"},
-            "title": {"type": "string", "minLength": 1, "maxLength": 200},
+            "title": super::docs::printable(200),
             "code": {"type": "string", "minLength": 1, "description": format!("at most {MAX_CODE_BYTES} bytes")},
-            "language": {"type": "string", "minLength": 1, "maxLength": 30},
+            "language": super::docs::printable(30),
             "ui_preview_url": {"type": ["string", "null"], "format": "uri", "maxLength": 2048, "pattern": "^https?://"},
         }
     })

@@ -26,9 +26,10 @@ use protothrive::error::code;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use tokio::time::Instant;
 
-use crate::api_server::{DEMO, Server, first_roadmap, login};
 use crate::support::agent::AgentService;
 use crate::support::fault::{Fault, FaultProxy};
+use crate::support::process::Server;
+use crate::support::{DEMO, first_roadmap, login};
 use load::{Kind, Sample, Target};
 
 /// Rate limits far above the load: every request comes from 127.0.0.1 as one user.

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use super::load::Kind;
 use super::{Api, Inject, Outcome, Phases, ProxyFault, back_to, run, turn};
-use crate::server::RedisServer;
 use crate::support::fault::{Fault, FaultProxy};
+use crate::support::redis::RedisServer;
 
 /// Reads, identity checks and writes: every request runs the rate limiter's script in Redis, `me`
 /// checks revocations there, reads go through the cache's L2 there.

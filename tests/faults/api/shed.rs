@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::{AgentPath, turn};
-use crate::api_server::{ADMIN, login, send};
 use crate::support::fault::Fault;
+use crate::support::{ADMIN, login, send};
 
 /// The API's limit here: anonymous callers may fill 5, signed-in ones 9, admins 10.
 const LIMIT: &str = "10";

@@ -1,6 +1,6 @@
 //! Pagination of the roadmap lists: `limit` + `offset` in v1, an opaque keyset `cursor` in v2.
 //!
-//! A cursor is the base64url (unpadded) of `"<key>:<id>"`, where `key` is the sort time of the
+//! A cursor is the lower-case hex of `"<key>:<id>"` ([`pattern`]; `super::super::cursor::hex`), where `key` is the sort time of the
 //! last row of the page (`updated_at` for roadmaps, `timestamp` for logs, `created_at` for
 //! insights) and `id` breaks ties. Lists sort by `(key DESC, id DESC)`, so the next page is the
 //! rows with `(key, id) < (cursor.key, cursor.id)`: it does not shift when rows are added above it,
@@ -9,15 +9,20 @@
 
 use std::collections::HashMap;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use protothrive::gateway::ApiVersion;
 use serde_json::{Value, json};
 
 use crate::db::is_uuid;
 use crate::http::{AppError, page};
+use crate::routes::cursor::{digits, hex, unhex, uuid_pattern};
 
-/// The longest cursor accepted (a real one is about 70 characters).
+/// Exactly the cursors [`Cursor::decode`] reads: the hex of an optional `-`, 1 to 18 digits, `:`
+/// and a UUID.
+pub fn pattern() -> String {
+    format!("^(?:2d)?(?:3[0-9]){{1,18}}3a{}(?![\\s\\S])", uuid_pattern())
+}
+
+/// The longest cursor accepted (a real one is about 100).
 const MAX_CURSOR: usize = 128;
 
 /// A position in a list: the sort key and id of the last row seen.
@@ -30,7 +35,7 @@ pub struct Cursor {
 impl Cursor {
     /// The opaque form given to clients.
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}:{}", self.key, self.id))
+        hex(&format!("{}:{}", self.key, self.id))
     }
 
     /// Reads a cursor this API issued; `None` for anything else.
@@ -38,16 +43,19 @@ impl Cursor {
         if s.is_empty() || s.len() > MAX_CURSOR {
             return None;
         }
-        let bytes = URL_SAFE_NO_PAD.decode(s).ok()?;
-        let text = std::str::from_utf8(&bytes).ok()?;
+        let text = unhex(s)?;
         let (key, id) = text.split_once(':')?;
-        // Digits only (with an optional sign): no whitespace or `+` that `parse` would accept.
-        let digits = key.strip_prefix('-').unwrap_or(key);
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || !is_uuid(id) {
+        // 1 to 18 digits with an optional sign: no whitespace or `+` that `parse` would accept.
+        let magnitude = digits(key.strip_prefix('-').unwrap_or(key))?;
+        if !is_uuid(id) {
             return None;
         }
         Some(Self {
-            key: key.parse().ok()?,
+            key: if key.starts_with('-') {
+                -magnitude
+            } else {
+                magnitude
+            },
             id: id.to_owned(),
         })
     }
@@ -150,7 +158,13 @@ mod tests {
 
     #[test]
     fn cursor_round_trips() {
-        for key in [0, 1_767_225_600, -5, i64::MAX, i64::MIN] {
+        for key in [
+            0,
+            1_767_225_600,
+            -5,
+            999_999_999_999_999_999,
+            -999_999_999_999_999_999,
+        ] {
             let c = Cursor {
                 key,
                 id: ID.to_owned(),
@@ -158,7 +172,7 @@ mod tests {
             let s = c.encode();
             assert!(
                 s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
             );
             assert_eq!(Cursor::decode(&s), Some(c));
         }
@@ -166,10 +180,10 @@ mod tests {
 
     #[test]
     fn hostile_cursors_are_refused() {
-        let enc = |s: &str| URL_SAFE_NO_PAD.encode(s);
+        let enc = |s: &str| hex(s);
         for bad in [
             String::new(),
-            "not base64!".to_owned(),
+            "not hex!".to_owned(),
             "x".repeat(500),
             enc("12345"),
             enc(&format!("abc:{ID}")),
@@ -179,8 +193,10 @@ mod tests {
             enc("12:' OR 1=1 --"),
             enc("12:../../etc/passwd"),
             enc(&format!("99999999999999999999:{ID}")),
-            URL_SAFE_NO_PAD.encode([0xff, 0xfe, b':']),
-            format!("{}==", enc(&format!("1:{ID}"))),
+            "fffe3a".to_owned(),
+            format!("{}0", enc(&format!("1:{ID}"))),
+            enc(&format!("1:{ID}")).to_uppercase(),
+            enc(&format!("1234567890123456789:{ID}")),
         ] {
             assert_eq!(Cursor::decode(&bad), None, "{bad}");
         }

@@ -14,37 +14,131 @@
 //! * The graph rules are pure functions in `graph.rs`; the body's two validation passes are in
 //!   `input.rs`.
 
-mod cursor;
+pub mod cursor;
 mod graph;
 mod input;
 mod read;
 mod repr;
 mod write;
 
-use axum::Router;
-use axum::routing::{get, post};
-
 use crate::cache;
 use crate::state::AppState;
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    // The cache inside the user check: nothing cached reaches an anonymous caller. Every roadmap
+use super::table::{
+    Route,
+    Who::{Owner, User},
+    Wrap, ep,
+};
+
+pub fn routes() -> Vec<Route> {
+    use crate::routes::docs::{PAGE, ROADMAP_FILTERS, roadmap_patch_schema, roadmap_schema};
+    // The cache inside the owner check: nothing cached reaches an anonymous caller. Every roadmap
     // read is the caller's own (partitioned by subject); PUT, PATCH and DELETE also purge their
     // URI by RFC 9111 §4.4, and the handlers purge the tags of everything they change.
-    Router::new()
-        .route("/api/roadmaps", get(read::list).post(write::create))
-        .route(
-            "/api/roadmaps/{id}",
-            get(read::get_one)
-                .put(write::replace)
-                .patch(write::patch)
-                .delete(write::delete),
-        )
-        .route("/api/roadmaps/{id}/thrive-score", post(write::thrive_score))
-        .route("/api/roadmaps/{id}/logs", get(read::logs))
-        .route("/api/roadmaps/{id}/insights", get(read::insights))
-        .route_layer(cache::cached(state))
-        .route_layer(super::user())
+    let cached: Wrap = |r, state| r.route_layer(cache::cached(state));
+    vec![
+        Route::to(
+            ep(
+                "GET",
+                "/api/roadmaps",
+                "The caller's roadmaps with owner, log count and latest insight",
+                User,
+                "roadmaps",
+            )
+            .query(ROADMAP_FILTERS),
+            read::list,
+        ),
+        Route::to(
+            ep(
+                "POST",
+                "/api/roadmaps",
+                "Create a roadmap (the graph is validated)",
+                User,
+                "roadmaps",
+            )
+            .body(roadmap_schema)
+            .created(),
+            write::create,
+        ),
+        Route::to(
+            ep(
+                "GET",
+                "/api/roadmaps/{id}",
+                "One roadmap with owner, log count, latest insight, recent logs and insights",
+                Owner,
+                "roadmaps",
+            ),
+            read::get_one,
+        ),
+        Route::to(
+            ep(
+                "PUT",
+                "/api/roadmaps/{id}",
+                "Replace a roadmap",
+                Owner,
+                "roadmaps",
+            )
+            .body(roadmap_schema),
+            write::replace,
+        ),
+        Route::to(
+            ep(
+                "PATCH",
+                "/api/roadmaps/{id}",
+                "Update part of a roadmap (an empty update is 422)",
+                Owner,
+                "roadmaps",
+            )
+            .body(roadmap_patch_schema),
+            write::patch,
+        ),
+        Route::to(
+            ep(
+                "DELETE",
+                "/api/roadmaps/{id}",
+                "Soft-delete a roadmap",
+                Owner,
+                "roadmaps",
+            )
+            .no_content(),
+            write::delete,
+        ),
+        Route::to(
+            ep(
+                "POST",
+                "/api/roadmaps/{id}/thrive-score",
+                "Recompute the thrive score from insights",
+                Owner,
+                "roadmaps",
+            ),
+            write::thrive_score,
+        ),
+        Route::to(
+            ep(
+                "GET",
+                "/api/roadmaps/{id}/logs",
+                "A roadmap's agent logs",
+                Owner,
+                "roadmaps",
+            )
+            .query(PAGE),
+            read::logs,
+        ),
+        Route::to(
+            ep(
+                "GET",
+                "/api/roadmaps/{id}/insights",
+                "A roadmap's insights",
+                Owner,
+                "roadmaps",
+            )
+            .query(PAGE),
+            read::insights,
+        ),
+    ]
+    .into_iter()
+    .map(|route| route.wrap(cached))
+    .collect()
 }
 
 /// Called by every write that changes what a read of roadmap `id` (or a list page of `owner`)

@@ -1,17 +1,14 @@
-//! Runs the ProtoThrive example as a real process on a loopback port, with its own SQLite file.
+//! The ProtoThrive example as a real process on a loopback port, with its own SQLite file: for
+//! the tests where the process is the point (shutdown on SIGTERM, `kill -9`, two instances on one
+//! Redis, faults under load, a browser). Everything else runs the app in process
+//! (`tests/support/example.rs`).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use serde_json::{Value, json};
-
-pub const PASSWORD: &str = "Demo-Password-1!";
-pub const DEMO: &str = "demo@protothrive.dev";
-pub const ENGINEER: &str = "engineer@protothrive.dev";
-pub const ADMIN: &str = "admin@protothrive.dev";
+use super::client::Url;
 
 /// The example's binary, built on demand (a no-op when `cargo test --all-targets` built it).
 fn binary() -> PathBuf {
@@ -38,8 +35,6 @@ pub struct Server {
     env: Vec<(String, String)>,
 }
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
 impl Server {
     /// Starts the app with extra environment variables.
     pub fn start_with(env: &[(&str, &str)]) -> Self {
@@ -63,14 +58,7 @@ impl Server {
 
     /// An empty directory of its own for one server's files.
     fn fresh_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "protothrive-e2e-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        dir
+        super::client::fresh_dir()
     }
 
     /// The example's command line: loopback, this server's database, the test secrets.
@@ -79,14 +67,7 @@ impl Server {
         let mut cmd = Command::new(binary());
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("PROTOTHRIVE_ADDR", "127.0.0.1:0")
-            .env("PROTOTHRIVE_DATABASE_URL", db)
-            .env("PROTOTHRIVE_DEMO_PASSWORD", PASSWORD)
-            .env(
-                "PROTOTHRIVE_JWT_SECRET",
-                "e2e-secret-0123456789abcdef0123456789abcdef",
-            )
-            .env("PROTOTHRIVE_AGENT_LATENCY_MS", "0")
+            .envs(super::client::base_env(&db))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -184,72 +165,8 @@ impl Drop for Server {
     }
 }
 
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
-}
-
-/// Logs in and returns the access token.
-pub async fn login(server: &Server, email: &str) -> String {
-    let res = client()
-        .post(server.url("/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .expect("login request");
-    assert_eq!(res.status(), 200, "login of {email}");
-    let body: Value = res.json().await.expect("login body");
-    body["data"]["tokens"]["access_token"]
-        .as_str()
-        .expect("access token")
-        .to_owned()
-}
-
-/// The id of the newest of the roadmaps `token`'s user sees (the demo users have seeded ones).
-pub async fn first_roadmap(server: &Server, token: &str) -> String {
-    let list = send(
-        client()
-            .get(server.url("/api/v1/roadmaps?limit=1"))
-            .bearer_auth(token),
-    )
-    .await;
-    list.body["data"][0]["id"]
-        .as_str()
-        .expect("a seeded roadmap")
-        .to_owned()
-}
-
-/// A request's status, headers and JSON body (Null when not JSON).
-pub struct Answer {
-    pub status: u16,
-    pub headers: reqwest::header::HeaderMap,
-    pub body: Value,
-}
-
-impl Answer {
-    pub fn code(&self) -> &str {
-        self.body["code"].as_str().unwrap_or("")
-    }
-
-    pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-}
-
-pub async fn send(req: reqwest::RequestBuilder) -> Answer {
-    let res = req.send().await.expect("request");
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    let bytes = res.bytes().await.expect("body");
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Answer {
-        status,
-        headers,
-        body,
+impl Url for Server {
+    fn url(&self, path: &str) -> String {
+        Server::url(self, path)
     }
 }

@@ -5,8 +5,9 @@
 use serde_json::json;
 
 use crate::api::{Auth, LOOSE_LIMITS, call, demo_tokens, get, register, req, shared, slot, text};
-use crate::redis_server::RedisServer;
-use crate::support::{Answer, Server, send};
+use crate::support::process::Server as Process;
+use crate::support::redis::RedisServer;
+use crate::support::{Answer, send};
 
 static SERVER: crate::api::Slot = slot();
 
@@ -196,12 +197,12 @@ async fn a_write_on_one_instance_purges_the_others_l1_through_redis() {
         ("PROTOTHRIVE_REDIS_URL", url.as_str()),
         ("PROTOTHRIVE_DATABASE_URL", db.as_str()),
     ];
-    let a = Server::start_with(&env);
-    let b = Server::start_with(&env);
+    let a = Process::start_with(&env);
+    let b = Process::start_with(&env);
     let [vibe, eng, _] = demo_tokens(&a).await;
     let path = "/api/v2/snippets?category=deploy&limit=100";
     // Behind a load balancer every instance sees one host name (it is part of the cache key).
-    let get = |server: &Server, token: &str| {
+    let get = |server: &Process, token: &str| {
         send(req(server, "GET", path, Auth::Bearer(token)).header("host", "api.protothrive.test"))
     };
     // B caches the page in its L1 (and Redis).
