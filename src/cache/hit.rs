@@ -11,8 +11,8 @@ use http::{HeaderMap, Request, Response, StatusCode, request};
 use tower_service::Service;
 
 use super::body::CacheBody;
-use super::config::Config;
 use super::key::CacheKey;
+use super::state::Shared;
 use super::store::{CacheEntry, StoredResponse};
 use super::{
     CACHE_STATUS, CacheControl, CacheStatus, Forward, Reuse, SURROGATE_KEY, age_value,
@@ -85,31 +85,35 @@ pub(super) fn ttl(stored: &StoredResponse, age: Duration) -> i64 {
     secs(stored.lifetime) - secs(age)
 }
 
-pub(super) async fn get(cfg: &Config, key: &str) -> Option<CacheEntry> {
-    if let Some(e) = cfg.l1.get(key) {
+pub(super) async fn get(shared: &Shared, key: &str) -> Option<CacheEntry> {
+    if let Some(e) = shared.state.l1.get(key) {
         return Some(e);
     }
-    let since = cfg.purges.seq();
-    let entry = cfg.tier.as_ref()?.get(key).await?;
+    let since = shared.state.purges.seq();
+    let entry = shared.config.tier.as_ref()?.get(key).await?;
     // Promoted unless a purge ran meanwhile (it may have missed the tier's copy we hold).
-    if !cfg.purges.insert(&cfg.l1, since, key, &entry) {
+    if !shared
+        .state
+        .purges
+        .insert(&shared.state.l1, since, key, &entry)
+    {
         return None;
     }
     Some(entry)
 }
 
 pub(super) async fn find(
-    cfg: &Config,
+    shared: &Shared,
     key: &CacheKey,
     which: HitKey,
     headers: &HeaderMap,
 ) -> Found {
-    match get(cfg, key.as_str()).await {
+    match get(shared, key.as_str()).await {
         None => Found::Miss,
         Some(CacheEntry::Response(r)) => Found::Hit(which, r),
         Some(CacheEntry::Vary(names)) => {
             let variant = key.with_vary(&names, headers);
-            match get(cfg, variant.as_str()).await {
+            match get(shared, variant.as_str()).await {
                 Some(CacheEntry::Response(r)) => Found::Hit(HitKey::Variant(variant), r),
                 _ => Found::VaryMiss,
             }
@@ -119,16 +123,16 @@ pub(super) async fn find(
 
 /// A hit in L1, found without awaiting anything (the common case).
 pub(super) fn find_l1(
-    cfg: &Config,
+    shared: &Shared,
     key: &CacheKey,
     which: HitKey,
     headers: &HeaderMap,
 ) -> Option<Found> {
-    match cfg.l1.get(key.as_str())? {
+    match shared.state.l1.get(key.as_str())? {
         CacheEntry::Response(r) => Some(Found::Hit(which, r)),
         CacheEntry::Vary(names) => {
             let variant = key.with_vary(&names, headers);
-            match cfg.l1.get(variant.as_str())? {
+            match shared.state.l1.get(variant.as_str())? {
                 CacheEntry::Response(r) => Some(Found::Hit(HitKey::Variant(variant), r)),
                 CacheEntry::Vary(_) => None,
             }
@@ -136,24 +140,24 @@ pub(super) fn find_l1(
     }
 }
 
-pub(super) fn lookup_l1(cfg: &Config, keys: &Keys, headers: &HeaderMap) -> Option<Found> {
+pub(super) fn lookup_l1(shared: &Shared, keys: &Keys, headers: &HeaderMap) -> Option<Found> {
     if let Some(p) = &keys.partition
-        && let Some(hit) = find_l1(cfg, p, HitKey::Partition, headers)
+        && let Some(hit) = find_l1(shared, p, HitKey::Partition, headers)
     {
         return Some(hit);
     }
-    find_l1(cfg, &keys.shared, HitKey::Shared, headers)
+    find_l1(shared, &keys.shared, HitKey::Shared, headers)
 }
 
-pub(super) async fn lookup(cfg: &Config, keys: &Keys, headers: &HeaderMap) -> Found {
+pub(super) async fn lookup(shared: &Shared, keys: &Keys, headers: &HeaderMap) -> Found {
     let mut first = Found::Miss;
     if let Some(p) = &keys.partition {
-        first = find(cfg, p, HitKey::Partition, headers).await;
+        first = find(shared, p, HitKey::Partition, headers).await;
         if matches!(first, Found::Hit(..)) {
             return first;
         }
     }
-    match find(cfg, &keys.shared, HitKey::Shared, headers).await {
+    match find(shared, &keys.shared, HitKey::Shared, headers).await {
         Found::Miss => first,
         other => other,
     }
@@ -232,16 +236,16 @@ pub(super) fn pass_through<B>(
 }
 
 pub(super) fn fresh_hit<B>(
-    cfg: &Config,
+    shared: &Shared,
     stored: &StoredResponse,
     parts: &request::Parts,
     collapsed: bool,
 ) -> Option<Response<CacheBody<B>>> {
-    let age = stored.age(cfg.clock.now());
+    let age = stored.age(shared.config.clock.now());
     let req_cc = CacheControl::from_headers(&parts.headers);
     match reuse(&req_cc, &stored.cc, stored.scope, stored.lifetime, age) {
         Reuse::Fresh | Reuse::StaleAccepted => {
-            cfg.stats.hits.fetch_add(1, Ordering::Relaxed);
+            shared.state.stats.hits.fetch_add(1, Ordering::Relaxed);
             let status = CacheStatus::hit(Some(ttl(stored, age))).collapsed(collapsed);
             let head = parts.method == http::Method::HEAD;
             Some(from_stored(stored, &parts.headers, head, age, &status))

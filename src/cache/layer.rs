@@ -1,17 +1,17 @@
-use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{HeaderName, request};
 use tower_layer::Layer;
 
-use super::config::{Config, PartitionFn, Stats};
 use super::l1::{PurgeLog, l1};
 use super::service::Cache;
+use super::state::{Config, PartitionFn, Shared, State, Stats};
 use super::store::{CacheTier, Purge};
 use crate::clock::{self, SharedClock};
+use crate::coalesce::Flights;
 use crate::error::ConfigError;
 
 /// The default L1 size: 64 MiB of bodies and headers.
@@ -73,7 +73,7 @@ pub struct CacheStats {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct CacheLayer {
-    pub(crate) config: Arc<Config>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl CacheLayer {
@@ -101,7 +101,7 @@ impl CacheLayer {
     /// a service built from it lives.
     pub fn handle(&self) -> CacheHandle {
         CacheHandle {
-            config: self.config.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -112,7 +112,7 @@ impl<S> Layer<S> for CacheLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Cache {
             inner,
-            config: self.config.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -319,23 +319,27 @@ impl CacheLayerBuilder {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(CacheLayer {
-            config: Arc::new(Config {
-                l1: l1(self.max_bytes),
-                tier: self.tier,
-                clock: self.clock.unwrap_or_else(clock::system),
-                partition: self.partition,
-                max_body: self.max_body,
-                heuristic_cap: self.heuristic_cap,
-                grace: self.grace,
-                hit_for_pass: self.hit_for_pass,
-                pass: quick_cache::sync::Cache::new(PASS_ENTRIES),
-                scheme,
-                unkeyed,
-                targets,
-                inflight: Mutex::new(HashMap::new()),
-                refreshing: Mutex::new(HashSet::new()),
-                stats: Stats::default(),
-                purges: PurgeLog::default(),
+            shared: Arc::new(Shared {
+                config: Config {
+                    tier: self.tier,
+                    clock: self.clock.unwrap_or_else(clock::system),
+                    partition: self.partition,
+                    max_body: self.max_body,
+                    heuristic_cap: self.heuristic_cap,
+                    grace: self.grace,
+                    hit_for_pass: self.hit_for_pass,
+                    scheme,
+                    unkeyed,
+                    targets,
+                },
+                state: State {
+                    l1: l1(self.max_bytes),
+                    pass: quick_cache::sync::Cache::new(PASS_ENTRIES),
+                    inflight: Flights::default(),
+                    refreshing: Flights::default(),
+                    stats: Stats::default(),
+                    purges: PurgeLog::default(),
+                },
             }),
         })
     }
@@ -357,7 +361,7 @@ impl CacheLayerBuilder {
 /// ```
 #[derive(Debug, Clone)]
 pub struct CacheHandle {
-    config: Arc<Config>,
+    shared: Arc<Shared>,
 }
 
 impl CacheHandle {
@@ -367,7 +371,7 @@ impl CacheHandle {
     /// old answer back; L1 is purged again once the tier is done.
     pub async fn invalidate(&self, what: Purge) {
         self.invalidate_local(&what);
-        if let Some(tier) = &self.config.tier {
+        if let Some(tier) = &self.shared.config.tier {
             tier.invalidate(&what).await;
             self.invalidate_local(&what);
         }
@@ -376,7 +380,7 @@ impl CacheHandle {
     /// Invalidates in this instance's L1 only: for a tier relaying another instance's
     /// invalidation.
     pub fn invalidate_local(&self, what: &Purge) {
-        self.config.purges.purge(&self.config.l1, what);
+        self.shared.state.purges.purge(&self.shared.state.l1, what);
     }
 
     /// Invalidates every entry for a URI (see [`Purge::Uri`]).
@@ -397,7 +401,7 @@ impl CacheHandle {
     /// The counters so far.
     #[must_use]
     pub fn stats(&self) -> CacheStats {
-        let s = &self.config.stats;
+        let s = &self.shared.state.stats;
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         CacheStats {
             hits: r(&s.hits),
@@ -411,12 +415,12 @@ impl CacheHandle {
     /// Bytes held by L1.
     #[must_use]
     pub fn l1_bytes(&self) -> u64 {
-        self.config.l1.weight()
+        self.shared.state.l1.weight()
     }
 
     /// Entries held by L1.
     #[must_use]
     pub fn l1_len(&self) -> usize {
-        self.config.l1.len()
+        self.shared.state.l1.len()
     }
 }

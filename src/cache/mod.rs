@@ -159,7 +159,6 @@
 mod body;
 #[cfg(feature = "redis")]
 mod broadcast;
-mod config;
 mod control;
 mod data;
 mod freshen;
@@ -177,6 +176,7 @@ mod range;
 #[cfg(feature = "redis")]
 mod redis;
 mod service;
+mod state;
 mod status;
 mod store;
 mod targeted;
@@ -188,7 +188,6 @@ mod wire;
 pub use body::CacheBody;
 #[cfg(feature = "redis")]
 pub use broadcast::Subscription;
-pub use config::PartitionFn;
 pub use control::{CacheControl, MAX_DELTA_SECONDS, MaxStale};
 pub use data::{DataCache, DataCacheBuilder};
 pub use invalidation::invalidation_targets;
@@ -207,6 +206,7 @@ pub use range::{ByteRange, byte_range, if_range_holds};
 #[cfg(feature = "redis")]
 pub use redis::{RedisTier, RedisTierBuilder, TierError};
 pub use service::{Cache, ResponseFuture};
+pub use state::PartitionFn;
 pub use status::{CACHE_NAME, CACHE_STATUS, CacheStatus, Forward, age_value};
 pub use store::{BoxFuture, CacheEntry, CacheTier, Purge, StoredResponse};
 pub use targeted::{CDN_CACHE_CONTROL, Directives};

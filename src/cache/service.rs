@@ -11,11 +11,11 @@ use http_body::Body;
 use tower_service::Service;
 
 use super::body::CacheBody;
-use super::config::{BoxError, Config};
 use super::hit::*;
 use super::key::{CacheKey, normalize_uri};
 use super::origin::{Origin, miss, spawn_refresh};
 use super::range::from_stored_range;
+use super::state::{BoxError, Shared};
 use super::store::Purge;
 use super::{CacheControl, CacheStatus, Forward, Reuse, invalidation_targets, reuse};
 
@@ -96,7 +96,7 @@ impl<B, E> std::fmt::Debug for ResponseFuture<B, E> {
 #[derive(Debug, Clone)]
 pub struct Cache<S> {
     pub(crate) inner: S,
-    pub(crate) config: Arc<Config>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl<S> Cache<S> {
@@ -135,19 +135,19 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
-        let step = prepare(&self.config, &mut parts);
+        let step = prepare(&self.shared, &mut parts);
         if let Step::Lookup {
             found: Some(Found::Hit(_, stored)),
             range: false,
             ..
         } = &step
-            && let Some(res) = fresh_hit(&self.config, stored, &parts, false)
+            && let Some(res) = fresh_hit(&self.shared, stored, &parts, false)
         {
             return ResponseFuture::ready(res);
         }
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::boxed(Box::pin(run(self.config.clone(), inner, parts, body, step)))
+        ResponseFuture::boxed(Box::pin(run(self.shared.clone(), inner, parts, body, step)))
     }
 }
 
@@ -167,7 +167,7 @@ enum Step {
 }
 
 /// Everything up to the in-process tier's lookup, done in `call` so a fresh hit costs no future.
-fn prepare(cfg: &Config, parts: &mut request::Parts) -> Step {
+fn prepare(shared: &Shared, parts: &mut request::Parts) -> Step {
     let head = parts.method == Method::HEAD;
     if parts.method != Method::GET && !head {
         return Step::Unsafe;
@@ -176,30 +176,34 @@ fn prepare(cfg: &Config, parts: &mut request::Parts) -> Step {
     if parts
         .headers
         .keys()
-        .any(|k| cfg.unkeyed.iter().any(|u| u == k))
+        .any(|k| shared.config.unkeyed.iter().any(|u| u == k))
     {
-        for name in &cfg.unkeyed {
+        for name in &shared.config.unkeyed {
             parts.headers.remove(name);
         }
     }
-    let Some(shared) =
-        CacheKey::for_request(&Method::GET, &parts.uri, &parts.headers, &cfg.scheme, None)
-    else {
+    let Some(key) = CacheKey::for_request(
+        &Method::GET,
+        &parts.uri,
+        &parts.headers,
+        &shared.config.scheme,
+        None,
+    ) else {
         return Step::Bypass;
     };
     // Range is defined for `GET` alone (RFC 9110 §14.2): a `HEAD` ignores it.
     let range = !head && parts.headers.contains_key(RANGE);
-    let partition = cfg.partition.as_ref().and_then(|f| f(parts));
+    let partition = shared.config.partition.as_ref().and_then(|f| f(parts));
     let keys = Keys {
-        partition: partition.map(|p| shared.in_partition(&p)),
-        shared,
+        partition: partition.map(|p| key.in_partition(&p)),
+        shared: key,
     };
-    let found = lookup_l1(cfg, &keys, &parts.headers);
+    let found = lookup_l1(shared, &keys, &parts.headers);
     Step::Lookup { keys, found, range }
 }
 
 async fn run<S, ReqBody, ResBody>(
-    cfg: Arc<Config>,
+    shared: Arc<Shared>,
     mut inner: S,
     parts: request::Parts,
     body: ReqBody,
@@ -215,7 +219,7 @@ where
 {
     let head = parts.method == Method::HEAD;
     let (keys, found, range) = match step {
-        Step::Unsafe => return Box::pin(unsafe_method(&cfg, inner, parts, body)).await,
+        Step::Unsafe => return Box::pin(unsafe_method(&shared, inner, parts, body)).await,
         Step::Bypass => {
             let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
             return Ok(pass_through(res, &CacheStatus::forward(Forward::Bypass)));
@@ -225,7 +229,7 @@ where
     let req_cc = CacheControl::from_headers(&parts.headers);
     let found = match found {
         Some(hit) => hit,
-        None if passing(&cfg, &keys) => {
+        None if passing(&shared, &keys) => {
             if req_cc.only_if_cached {
                 return Ok(only_if_cached(&parts));
             }
@@ -233,26 +237,26 @@ where
                 let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
                 return Ok(pass_through(res, &CacheStatus::forward(Forward::UriMiss)));
             }
-            cfg.stats.misses.fetch_add(1, Ordering::Relaxed);
+            shared.state.stats.misses.fetch_add(1, Ordering::Relaxed);
             let origin = Origin {
-                cfg: &cfg,
+                shared: &shared,
                 keys: &keys,
                 why: Forward::UriMiss,
                 collapsed: false,
-                since: cfg.purges.seq(),
+                since: shared.state.purges.seq(),
             };
             return Box::pin(origin.forward(inner, parts, body)).await;
         }
-        None => Box::pin(lookup(&cfg, &keys, &parts.headers)).await,
+        None => Box::pin(lookup(&shared, &keys, &parts.headers)).await,
     };
     let fwd = match found {
         Found::Hit(which, stored) => {
             let key = keys.of(&which);
-            let age = stored.age(cfg.clock.now());
+            let age = stored.age(shared.config.clock.now());
             let decision = reuse(&req_cc, &stored.cc, stored.scope, stored.lifetime, age);
             match decision {
                 Reuse::Fresh | Reuse::StaleAccepted => {
-                    cfg.stats.hits.fetch_add(1, Ordering::Relaxed);
+                    shared.state.stats.hits.fetch_add(1, Ordering::Relaxed);
                     let status = CacheStatus::hit(Some(ttl(&stored, age)));
                     if range {
                         return Ok(from_stored_range(&stored, &parts, age, &status));
@@ -260,9 +264,13 @@ where
                     return Ok(from_stored(&stored, &parts.headers, head, age, &status));
                 }
                 Reuse::StaleWhileRevalidate => {
-                    cfg.stats.hits.fetch_add(1, Ordering::Relaxed);
-                    cfg.stats.stale_served.fetch_add(1, Ordering::Relaxed);
-                    spawn_refresh(&cfg, inner, &parts, &keys, key, &stored);
+                    shared.state.stats.hits.fetch_add(1, Ordering::Relaxed);
+                    shared
+                        .state
+                        .stats
+                        .stale_served
+                        .fetch_add(1, Ordering::Relaxed);
+                    spawn_refresh(&shared, inner, &parts, &keys, key, &stored);
                     let status =
                         CacheStatus::hit(Some(ttl(&stored, age))).detail("stale-while-revalidate");
                     if range {
@@ -284,13 +292,13 @@ where
                             Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
                         return Ok(pass_through(res, &CacheStatus::forward(why)));
                     }
-                    cfg.stats.misses.fetch_add(1, Ordering::Relaxed);
+                    shared.state.stats.misses.fetch_add(1, Ordering::Relaxed);
                     let origin = Origin {
-                        cfg: &cfg,
+                        shared: &shared,
                         keys: &keys,
                         why,
                         collapsed: false,
-                        since: cfg.purges.seq(),
+                        since: shared.state.purges.seq(),
                     };
                     if head {
                         return Box::pin(origin.head(inner, parts, body, key, &stored)).await;
@@ -318,19 +326,21 @@ where
         let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
         return Ok(pass_through(res, &CacheStatus::forward(why)));
     }
-    Box::pin(miss(&cfg, inner, parts, body, &keys, fwd)).await
+    Box::pin(miss(&shared, inner, parts, body, &keys, fwd)).await
 }
 
 /// Whether the key is in a hit-for-pass window.
-fn passing(cfg: &Config, keys: &Keys) -> bool {
-    cfg.pass
+fn passing(shared: &Shared, keys: &Keys) -> bool {
+    shared
+        .state
+        .pass
         .get(keys.flight().as_str())
-        .is_some_and(|until| cfg.clock.now() < until)
+        .is_some_and(|until| shared.config.clock.now() < until)
 }
 
 /// An unsafe method: passed through; on success, what it changed is invalidated (RFC 9111 §4.4).
 async fn unsafe_method<S, ReqBody, ResBody>(
-    cfg: &Config,
+    shared: &Shared,
     mut inner: S,
     parts: request::Parts,
     body: ReqBody,
@@ -354,16 +364,16 @@ where
         let host = meta.headers.get(HOST);
         let what: Vec<Purge> = targets
             .iter()
-            .filter_map(|t| normalize_uri(t, host, &cfg.scheme))
+            .filter_map(|t| normalize_uri(t, host, &shared.config.scheme))
             .map(Purge::Uri)
             .collect();
         for w in &what {
-            cfg.purges.purge(&cfg.l1, w);
+            shared.state.purges.purge(&shared.state.l1, w);
         }
-        if let Some(tier) = &cfg.tier {
+        if let Some(tier) = &shared.config.tier {
             for w in &what {
                 tier.invalidate(w).await;
-                cfg.purges.purge(&cfg.l1, w);
+                shared.state.purges.purge(&shared.state.l1, w);
             }
         }
     }
