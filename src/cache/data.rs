@@ -14,7 +14,7 @@ use crate::clock::{self, SharedClock};
 use crate::coalesce::{Flights, Join};
 
 #[cfg(feature = "redis")]
-use super::redis::RedisTier;
+use super::redis::tier::RedisTier;
 #[cfg(feature = "redis")]
 use super::store::Purge;
 

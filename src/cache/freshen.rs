@@ -9,12 +9,13 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, reques
 use tower_service::Service;
 
 use super::body::CacheBody;
-use super::hit::{call, pass_through};
-use super::key::CacheKey;
+use super::hit::{call, clone_parts, pass_through};
 use super::origin::Origin;
+use super::policy::key::CacheKey;
+use super::policy::storable::storable_with;
+use super::policy::targeted::Directives;
+use super::policy::validate::{SURROGATE_KEY, head_matches, merge_not_modified, strip_listed};
 use super::store::{CacheEntry, StoredResponse};
-use super::{Directives, head_matches, merge_not_modified, storable_with};
-use super::{strip_listed, validate::SURROGATE_KEY};
 
 impl Origin<'_> {
     /// Updates `stored` with the fields of `update` (a `304` or a `200` to `HEAD`) received at
@@ -88,7 +89,7 @@ impl Origin<'_> {
     {
         let shared = self.shared;
         // Judged as the `GET` whose response it updates.
-        let mut meta = super::hit::clone_parts(&parts);
+        let mut meta = clone_parts(&parts);
         meta.method = Method::GET;
         let request_time = shared.config.clock.now();
         let res = call(&mut inner, Request::from_parts(parts, body)).await?;

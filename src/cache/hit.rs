@@ -1,4 +1,4 @@
-//! Finding a stored response and answering from it.
+//! Finding a stored response and answering from it (the whole of it, a range, or a 304).
 
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -6,18 +6,22 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LOCATION, DATE, ETAG, EXPIRES, LAST_MODIFIED, VARY};
-use http::{HeaderMap, Request, Response, StatusCode, request};
+use http::header::{
+    CACHE_CONTROL, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_RANGE, DATE, ETAG, EXPIRES,
+    LAST_MODIFIED, RANGE, VARY,
+};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, request};
 use tower_service::Service;
 
 use super::body::CacheBody;
-use super::key::CacheKey;
+use super::policy::control::CacheControl;
+use super::policy::key::CacheKey;
+use super::policy::range::{ByteRange, byte_range, if_range_holds};
+use super::policy::reuse::{Reuse, reuse};
+use super::policy::status::{CACHE_STATUS, CacheStatus, Forward, age_value};
+use super::policy::validate::{SURROGATE_KEY, not_modified};
 use super::state::Shared;
 use super::store::{CacheEntry, StoredResponse};
-use super::{
-    CACHE_STATUS, CacheControl, CacheStatus, Forward, Reuse, SURROGATE_KEY, age_value,
-    not_modified, reuse,
-};
 use crate::error::{Problem, code};
 
 /// The shared and partition keys of a request.
@@ -251,5 +255,63 @@ pub(super) fn fresh_hit<B>(
             Some(from_stored(stored, &parts.headers, head, age, &status))
         }
         _ => None,
+    }
+}
+
+/// The answer to a `GET` with `Range` from a stored response that may be reused: a `206` of the
+/// range, a `416` problem, or — a stored status other than `200`, a client's conditional that
+/// matched, an `If-Range` that does not hold, a `Range` to ignore — what
+/// [`from_stored`] answers.
+pub(super) fn from_stored_range<B>(
+    stored: &StoredResponse,
+    parts: &request::Parts,
+    age: Duration,
+    status: &CacheStatus,
+) -> Response<CacheBody<B>> {
+    let res = from_stored(stored, &parts.headers, false, age, status);
+    if res.status() != StatusCode::OK
+        || stored.status != StatusCode::OK
+        || !if_range_holds(&parts.headers, &stored.headers)
+    {
+        return res;
+    }
+    let len = stored.body.len() as u64;
+    let range = parts
+        .headers
+        .get(RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map_or(ByteRange::Whole, |v| byte_range(v, len));
+    match range {
+        ByteRange::Whole => res,
+        ByteRange::Span(first, last) => {
+            let (mut head, _) = res.into_parts();
+            head.status = StatusCode::PARTIAL_CONTENT;
+            let content_range = format!("bytes {first}-{last}/{len}");
+            if let Ok(v) = HeaderValue::try_from(content_range) {
+                head.headers.insert(CONTENT_RANGE, v);
+            }
+            head.headers
+                .insert(CONTENT_LENGTH, HeaderValue::from(last - first + 1));
+            let (first, last) = (
+                usize::try_from(first).unwrap_or(usize::MAX),
+                usize::try_from(last).unwrap_or(usize::MAX),
+            );
+            Response::from_parts(head, CacheBody::full(stored.body.slice(first..=last)))
+        }
+        ByteRange::Unsatisfiable => {
+            let mut res = Problem::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                code::CACHE_RANGE_NOT_SATISFIABLE,
+            )
+            .with_detail("No range of the request starts within the representation.")
+            .render_for(&parts.extensions)
+            .map(CacheBody::full);
+            if let Ok(v) = HeaderValue::try_from(format!("bytes */{len}")) {
+                res.headers_mut().insert(CONTENT_RANGE, v);
+            }
+            res.headers_mut().insert(http::header::AGE, age_value(age));
+            status_header(&mut res, status);
+            res
+        }
     }
 }

@@ -7,6 +7,8 @@ use http::{HeaderName, request};
 use tower_layer::Layer;
 
 use super::l1::{PurgeLog, l1};
+use super::policy::freshness::DEFAULT_HEURISTIC_CAP;
+use super::policy::targeted::CDN_CACHE_CONTROL;
 use super::service::Cache;
 use super::state::{Config, PartitionFn, Shared, State, Stats};
 use super::store::{CacheTier, Purge};
@@ -85,7 +87,7 @@ impl CacheLayer {
             tier: None,
             clock: None,
             partition: None,
-            heuristic_cap: super::DEFAULT_HEURISTIC_CAP,
+            heuristic_cap: DEFAULT_HEURISTIC_CAP,
             grace: DEFAULT_REVALIDATION_GRACE,
             hit_for_pass: DEFAULT_HIT_FOR_PASS,
             scheme: "http".to_owned(),
@@ -93,7 +95,7 @@ impl CacheLayer {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
-            targets: vec![super::CDN_CACHE_CONTROL.as_str().to_owned()],
+            targets: vec![CDN_CACHE_CONTROL.as_str().to_owned()],
         }
     }
 
@@ -261,7 +263,7 @@ impl CacheLayerBuilder {
     /// (default: `CDN-Cache-Control` alone; none turns targeting off). For a response, the first of
     /// them with a valid, non-empty Structured Field dictionary governs storage and freshness in
     /// place of `Cache-Control` and `Expires`; `Cache-Control` still reaches the client, for the
-    /// caches downstream (the [`Directives`](super::Directives) docs have the rules).
+    /// caches downstream (the [`Directives`](super::policy::Directives) docs have the rules).
     ///
     /// ```
     /// use protothrive::cache::CacheLayer;

@@ -14,16 +14,23 @@ use http_body_util::BodyExt;
 use tower_service::Service;
 
 use super::body::CacheBody;
-use super::hit::*;
-use super::key::CacheKey;
+use super::bounds::{CacheableBody, CacheableService};
+use super::hit::{
+    Found, Keys, call, clone_parts, fresh_hit, from_stored, lookup, lookup_l1, pass_through,
+    status_header, ttl,
+};
+use super::policy::control::CacheControl;
+use super::policy::key::CacheKey;
+use super::policy::status::{CacheStatus, Forward};
+use super::policy::storable::{NotStorable, Scope, storable_with};
+use super::policy::targeted::Directives;
+use super::policy::validate::{
+    SURROGATE_KEY, conditional_headers, give_back, strip_listed, strip_unstorable, surrogate_keys,
+    validates, withheld,
+};
+use super::policy::vary::{Vary, vary};
 use super::state::{BoxError, Shared};
 use super::store::{CacheEntry, StoredResponse};
-use super::validate::{give_back, withheld};
-use super::{
-    CacheControl, CacheStatus, Directives, Forward, NotStorable, SURROGATE_KEY, Scope, Vary,
-    conditional_headers, storable_with, strip_listed, strip_unstorable, surrogate_keys, validates,
-    vary,
-};
 use crate::coalesce::Join;
 use crate::error::{Problem, code};
 
@@ -38,8 +45,7 @@ pub(super) async fn miss<S, ReqBody, ResBody>(
 ) -> Result<Response<CacheBody<ResBody>>, S::Error>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
+    ResBody: CacheableBody,
 {
     let mut collapsed = false;
     let _leader = match shared.state.inflight.join(keys.flight().as_str()) {
@@ -87,8 +93,7 @@ impl Origin<'_> {
     ) -> Result<Response<CacheBody<ResBody>>, S::Error>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-        ResBody: Body<Data = Bytes> + Send + 'static,
-        ResBody::Error: Into<BoxError>,
+        ResBody: CacheableBody,
     {
         let meta = clone_parts(&parts);
         let mut to_origin = parts;
@@ -101,7 +106,7 @@ impl Origin<'_> {
 }
 
 /// Starts one background revalidation for `key` (`stale-while-revalidate`), unless one runs.
-pub(super) fn spawn_refresh<S, ReqBody, ResBody>(
+pub(super) fn spawn_refresh<S, ReqBody>(
     shared: &Arc<Shared>,
     inner: S,
     parts: &request::Parts,
@@ -109,12 +114,8 @@ pub(super) fn spawn_refresh<S, ReqBody, ResBody>(
     key: &CacheKey,
     stored: &Arc<StoredResponse>,
 ) where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S: CacheableService<ReqBody>,
     ReqBody: Default + Send + 'static,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
 {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
@@ -173,8 +174,7 @@ impl Origin<'_> {
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
         ReqBody: Default,
-        ResBody: Body<Data = Bytes> + Send + 'static,
-        ResBody::Error: Into<BoxError>,
+        ResBody: CacheableBody,
     {
         let shared = self.shared;
         let meta = clone_parts(&parts);
@@ -299,8 +299,7 @@ impl Origin<'_> {
         request_time: SystemTime,
     ) -> Response<CacheBody<ResBody>>
     where
-        ResBody: Body<Data = Bytes> + Send + 'static,
-        ResBody::Error: Into<BoxError>,
+        ResBody: CacheableBody,
     {
         let shared = self.shared;
         let (mut rp, body) = res.into_parts();

@@ -4,20 +4,24 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::header::{HOST, RANGE};
 use http::{Method, Request, Response, request};
-use http_body::Body;
 use tower_service::Service;
 
 use super::body::CacheBody;
-use super::hit::*;
-use super::key::{CacheKey, normalize_uri};
+use super::bounds::CacheableService;
+use super::hit::{
+    Found, Keys, call, fresh_hit, from_stored, from_stored_range, lookup, lookup_l1,
+    only_if_cached, pass_through, ttl,
+};
 use super::origin::{Origin, miss, spawn_refresh};
-use super::range::from_stored_range;
-use super::state::{BoxError, Shared};
+use super::policy::control::CacheControl;
+use super::policy::invalidation::invalidation_targets;
+use super::policy::key::{CacheKey, normalize_uri};
+use super::policy::reuse::{Reuse, reuse};
+use super::policy::status::{CacheStatus, Forward};
+use super::state::Shared;
 use super::store::Purge;
-use super::{CacheControl, CacheStatus, Forward, Reuse, invalidation_targets, reuse};
 
 type Boxed<B, E> = Pin<Box<dyn Future<Output = Result<Response<CacheBody<B>>, E>> + Send>>;
 
@@ -116,18 +120,14 @@ impl<S> Cache<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Cache<S>
+impl<S, ReqBody> Service<Request<ReqBody>> for Cache<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S: CacheableService<ReqBody>,
     ReqBody: Default + Send + 'static,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
 {
-    type Response = Response<CacheBody<ResBody>>;
+    type Response = Response<CacheBody<S::ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<ResBody, S::Error>;
+    type Future = ResponseFuture<S::ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -202,20 +202,16 @@ fn prepare(shared: &Shared, parts: &mut request::Parts) -> Step {
     Step::Lookup { keys, found, range }
 }
 
-async fn run<S, ReqBody, ResBody>(
+async fn run<S, ReqBody>(
     shared: Arc<Shared>,
     mut inner: S,
     parts: request::Parts,
     body: ReqBody,
     step: Step,
-) -> Result<Response<CacheBody<ResBody>>, S::Error>
+) -> Result<Response<CacheBody<S::ResBody>>, S::Error>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S: CacheableService<ReqBody>,
     ReqBody: Default + Send + 'static,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
 {
     let head = parts.method == Method::HEAD;
     let (keys, found, range) = match step {
