@@ -121,6 +121,7 @@ impl<K: Hash + Eq> Flights<K> {
 
     /// Leads the flight for `key` once every flight under way for it has ended (for work that
     /// must not overlap with itself, and must start after any under way).
+    #[cfg_attr(not(feature = "auth"), allow(dead_code))]
     pub(crate) async fn lead<Q>(&self, key: &Q) -> Leader<K>
     where
         K: Borrow<Q>,
