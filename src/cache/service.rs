@@ -1,5 +1,3 @@
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
@@ -23,59 +21,12 @@ use super::policy::status::{CacheStatus, Forward};
 use super::state::Shared;
 use super::store::Purge;
 
-type Boxed<B, E> = Pin<Box<dyn Future<Output = Result<Response<CacheBody<B>>, E>> + Send>>;
-
-pin_project_lite::pin_project! {
-    /// The response future of [`Cache`]: its error is the inner service's, `E`.
-    ///
-    /// A fresh hit in the in-process tier is answered by `call` itself, ready on the first poll
-    /// with nothing boxed and the inner service not cloned; everything else runs boxed.
-    pub struct ResponseFuture<B, E> {
-        ready: Option<Response<CacheBody<B>>>,
-        boxed: Option<Boxed<B, E>>,
-    }
-}
-
-impl<B, E> ResponseFuture<B, E> {
-    fn ready(res: Response<CacheBody<B>>) -> Self {
-        Self {
-            ready: Some(res),
-            boxed: None,
-        }
-    }
-
-    fn boxed(future: Boxed<B, E>) -> Self {
-        Self {
-            ready: None,
-            boxed: Some(future),
-        }
-    }
-}
-
-impl<B, E> Future for ResponseFuture<B, E> {
-    type Output = Result<Response<CacheBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Some(f) = this.boxed {
-            return f.as_mut().poll(cx);
-        }
-        match this.ready.take() {
-            Some(res) => Poll::Ready(Ok(res)),
-            // Polled after completion, a breach of the future's contract: stay pending rather
-            // than panic.
-            None => Poll::Pending,
-        }
-    }
-}
-
-impl<B, E> std::fmt::Debug for ResponseFuture<B, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture")
-            .field("ready", &self.ready.is_some())
-            .finish_non_exhaustive()
-    }
-}
+/// The response future of [`Cache`]: its error is the inner service's, `E`.
+///
+/// A fresh hit in the in-process tier is answered by `call` itself, ready on the first poll
+/// with nothing boxed and the inner service not cloned; everything else runs boxed.
+pub type ResponseFuture<B, E> =
+    crate::response::ResponseFuture<std::future::Pending<Result<Response<B>, E>>, B, E>;
 
 /// The service of [`CacheLayer`](super::CacheLayer) (the module docs have a full example).
 ///
