@@ -1,5 +1,7 @@
-//! What is stored, the L1 tier (quick_cache, bounded by bytes) and the [`CacheTier`] trait an L2
-//! (Redis) implements.
+//! What a tier holds ([`StoredResponse`], [`CacheEntry`], and their compact encoding), what to
+//! invalidate ([`Purge`]), and the [`CacheTier`] trait a second tier implements (the
+//! Redis tier of feature `redis`, or [`MemoryTier`](super::MemoryTier) in tests). The
+//! in-process tier is in `l1.rs`.
 
 use std::fmt;
 use std::future::Future;
