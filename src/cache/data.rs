@@ -547,7 +547,7 @@ mod tests {
                 Err(std::io::Error::other("db down"))
             })
             .await;
-        assert!(failed.is_err());
+        assert_eq!(failed.unwrap_err().to_string(), "db down");
         assert!(cache.is_empty());
         let ttl = Duration::from_secs(5);
         let _: u8 = cache

@@ -103,10 +103,22 @@ async fn issued_tokens_expire_by_the_injected_clock() {
         .unwrap();
     assert_eq!(t.expires_at, NOW + 60);
     assert!(format!("{t:?}").contains(&t.jti) && !format!("{t:?}").contains(&t.token));
-    assert!(auth.verify(&t.token, TokenKind::Access).await.is_ok());
+    assert_eq!(
+        auth.verify(&t.token, TokenKind::Access)
+            .await
+            .unwrap()
+            .subject(),
+        "user-1"
+    );
     // exp + leeway - 1: still good (and served from the cache).
     clock.advance(Duration::from_secs(60 + 59));
-    assert!(auth.verify(&t.token, TokenKind::Access).await.is_ok());
+    assert_eq!(
+        auth.verify(&t.token, TokenKind::Access)
+            .await
+            .unwrap()
+            .subject(),
+        "user-1"
+    );
     clock.advance(Duration::from_secs(1));
     assert_eq!(
         auth.verify(&t.token, TokenKind::Access)
