@@ -169,6 +169,11 @@ impl DataCache {
         None
     }
 
+    /// The fresh value under `key` in L1, if it decodes as `T`.
+    fn cached<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        serde_json::from_slice(&self.fresh(key)?).ok()
+    }
+
     /// The value under `key`, or `loader`'s (stored for `ttl`). Concurrent calls for one key make
     /// one `loader` call.
     ///
@@ -186,30 +191,22 @@ impl DataCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        if let Some(bytes) = self.fresh(key)
-            && let Ok(v) = serde_json::from_slice(&bytes)
-        {
-            metrics::counter!("protothrive_data_cache_total", "result" => "hit").increment(1);
+        if let Some(v) = self.cached(key) {
+            count("hit", 1);
             return Ok(v);
         }
         let leader = loop {
             match self.flights.join(key) {
                 Join::Lead(leader) => break leader,
-                Join::Wait(waiter) => {
-                    waiter.done().await;
-                    if let Some(bytes) = self.fresh(key)
-                        && let Ok(v) = serde_json::from_slice(&bytes)
-                    {
-                        count("coalesced", 1);
-                        return Ok(v);
-                    }
-                }
+                Join::Wait(waiter) => waiter.done().await,
+            }
+            if let Some(v) = self.cached(key) {
+                count("coalesced", 1);
+                return Ok(v);
             }
         };
         // The previous flight may have stored it between the lookup above and this one's start.
-        if let Some(bytes) = self.fresh(key)
-            && let Ok(v) = serde_json::from_slice(&bytes)
-        {
+        if let Some(v) = self.cached(key) {
             count("coalesced", 1);
             return Ok(v);
         }
@@ -220,7 +217,7 @@ impl DataCache {
             && let Some((expires, value)) = decode_l2(&bytes, self.clock.as_ref())
             && let Ok(v) = serde_json::from_slice::<T>(value)
         {
-            metrics::counter!("protothrive_data_cache_total", "result" => "l2_hit").increment(1);
+            count("l2_hit", 1);
             if self.purge_count() == since {
                 let bytes = bytes.slice(8..);
                 self.l1.insert(key.to_owned(), Entry { bytes, expires });
@@ -228,7 +225,7 @@ impl DataCache {
             }
             return Ok(v);
         }
-        metrics::counter!("protothrive_data_cache_total", "result" => "miss").increment(1);
+        count("miss", 1);
         let value = loader().await?;
         let expires = self.clock.instant().checked_add(ttl);
         if let (Ok(encoded), Some(expires), true) = (
@@ -293,10 +290,7 @@ impl DataCache {
         Fut: Future<Output = Result<std::collections::HashMap<usize, T>, E>>,
     {
         let since = self.purge_count();
-        let mut out: Vec<Option<T>> = keys
-            .iter()
-            .map(|k| self.fresh(k).and_then(|b| serde_json::from_slice(&b).ok()))
-            .collect();
+        let mut out: Vec<Option<T>> = keys.iter().map(|k| self.cached(k)).collect();
         let missing: Vec<usize> = (0..keys.len()).filter(|&i| out[i].is_none()).collect();
         count("hit", keys.len() - missing.len());
         #[cfg(feature = "redis")]
