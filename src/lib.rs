@@ -62,6 +62,8 @@ pub mod cache;
 #[cfg(feature = "client-ip")]
 pub mod client_ip;
 pub mod clock;
+#[cfg(any(feature = "cache", feature = "auth"))]
+mod coalesce;
 #[cfg(feature = "cors")]
 pub mod cors;
 #[cfg(feature = "csrf")]

@@ -6,7 +6,7 @@
 use http::HeaderMap;
 use http::header::CACHE_CONTROL;
 use libfuzzer_sys::fuzz_target;
-use protothrive::cache::CacheControl;
+use protothrive::cache::policy::CacheControl;
 
 fuzz_target!(|lines: Vec<&[u8]>| {
     let mut headers = HeaderMap::new();

@@ -12,7 +12,7 @@
 use http::header::{CACHE_CONTROL, ETAG, IF_RANGE, LAST_MODIFIED};
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use protothrive::cache::{
+use protothrive::cache::policy::{
     ByteRange, CDN_CACHE_CONTROL, CacheControl, Directives, byte_range, if_range_holds,
 };
 
@@ -44,7 +44,10 @@ fuzz_target!(|input: Input<'_>| {
             headers.append(&CDN_CACHE_CONTROL, v);
         }
     }
-    if let Some(v) = input.cache_control.and_then(|b| HeaderValue::from_bytes(b).ok()) {
+    if let Some(v) = input
+        .cache_control
+        .and_then(|b| HeaderValue::from_bytes(b).ok())
+    {
         headers.insert(CACHE_CONTROL, v);
     }
     let directives = Directives::of(&headers, &[CDN_CACHE_CONTROL.clone()]);

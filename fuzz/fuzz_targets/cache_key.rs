@@ -6,7 +6,7 @@
 use arbitrary::Arbitrary;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use libfuzzer_sys::fuzz_target;
-use protothrive::cache::{CacheKey, normalize_uri_str};
+use protothrive::cache::policy::{CacheKey, normalize_uri_str};
 
 #[derive(Debug, Arbitrary)]
 struct Input<'a> {

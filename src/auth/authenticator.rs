@@ -6,7 +6,7 @@ use http::{HeaderMap, Uri};
 
 use super::cache::TokenCache;
 use super::claims::{self, ClaimsPolicy, TokenKind};
-use super::extract::{self, Credential, CredentialSource, Sources};
+use super::credential::{self, Credential, CredentialSource, Sources};
 use super::revocation::{BoxFuture, Revoker};
 use super::token::{self, DEFAULT_MAX_TOKEN_BYTES};
 use super::verify;
@@ -176,7 +176,7 @@ impl Authenticator {
 
     /// The synchronous first step: find the credential and try the cache.
     pub(crate) fn quick<'r>(&self, headers: &'r HeaderMap, uri: &'r Uri) -> Quick<'r> {
-        let credential = match extract::credential(headers, uri, &self.inner.sources) {
+        let credential = match credential::credential(headers, uri, &self.inner.sources) {
             Ok(Some(c)) => c,
             Ok(None) => return Quick::Anonymous,
             Err(reason) => return Quick::Refused(reason, true),

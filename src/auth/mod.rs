@@ -78,7 +78,7 @@ mod axum;
 mod cache;
 mod challenge;
 mod claims;
-mod extract;
+mod credential;
 mod issue;
 mod json;
 mod jwks;
@@ -104,7 +104,7 @@ pub use authenticator::{
 #[cfg(feature = "axum")]
 pub use axum::{AuthRejection, Claims};
 pub use claims::TokenKind;
-pub use extract::CredentialSource;
+pub use credential::CredentialSource;
 pub use issue::{IssueError, IssuedToken, TokenIssuer, TokenPair};
 pub use jsonwebtoken::Algorithm;
 pub use jwks::{FetchJwks, Jwks, JwksBuilder, JwksError, MAX_KEYS, parse_jwks};

@@ -162,7 +162,11 @@ mod tests {
 
     #[test]
     fn split_accepts_only_three_b64url_segments() {
-        assert!(split("a.b.c", 100).is_ok());
+        let c = split("a.b.c", 100).unwrap();
+        assert_eq!(
+            (c.header, c.payload, c.signature, c.signing_input),
+            ("a", "b", "c", "a.b")
+        );
         for bad in [
             "", "a", "a.b", "a.b.c.d", "a..c", ".b.c", "a.b.", "a.b.c=", "a+b.c.d", "a.b/c.d",
             "a b.c.d", "a.b.c\n",
@@ -221,7 +225,7 @@ mod tests {
     #[test]
     fn padded_or_non_canonical_base64_is_malformed() {
         // "QQ" is canonical for "A"; "QR" has non-zero trailing bits.
-        assert!(decode_segment("QQ").is_ok());
+        assert_eq!(decode_segment("QQ"), Ok(b"A".to_vec()));
         assert_eq!(decode_segment("QR"), Err(Reason::Malformed));
         assert_eq!(decode_segment("QQ=="), Err(Reason::Malformed));
     }

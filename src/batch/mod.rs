@@ -80,9 +80,9 @@
 //! ```
 
 mod envelope;
-mod extract;
 mod layer;
 mod loader;
+mod loader_layer;
 mod service;
 #[cfg(feature = "cache")]
 mod shared;
@@ -93,9 +93,9 @@ mod loader_tests;
 mod tests;
 
 pub use envelope::{Envelope, Item, canonical_path, parse_envelope};
-pub use extract::{LoaderLayer, LoaderService};
 pub use layer::{BatchLayer, BatchLayerBuilder, DEFAULT_ALLOWED_HEADERS};
 pub use loader::{BatchFn, BatchTask, Loader, LoaderFactory};
+pub use loader_layer::{LoaderLayer, LoaderService};
 pub use service::{Batch, BatchItem};
 #[cfg(feature = "cache")]
 pub use shared::SharedCache;

@@ -11,9 +11,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::clock::{self, SharedClock};
+use crate::coalesce::{Flights, Join};
 
 #[cfg(feature = "redis")]
-use super::redis::RedisTier;
+use super::redis::tier::RedisTier;
 #[cfg(feature = "redis")]
 use super::store::Purge;
 
@@ -38,9 +39,8 @@ type L1 = Cache<String, Entry, ByBytes, DefaultHashBuilder>;
 /// the same tiers as the HTTP cache (quick_cache in process, then Redis), with coalescing.
 ///
 /// **Guarantees.**
-/// * Concurrent misses for one key make one `loader` call; the others wait for its value (through
-///   quick_cache's placeholder guards). A loader that fails hands the key to the next waiter and
-///   stores nothing.
+/// * Concurrent misses for one key make one `loader` call; the others wait for it and read its value
+///   from L1. A loader that fails stores nothing and hands the key to the next waiter.
 /// * A value is never served after its TTL (by the injected clock) from L1; L2 entries carry the
 ///   same TTL in Redis.
 /// * L1 is bounded by bytes (the encoded value plus its key). A Redis outage skips L2 (counted by
@@ -81,6 +81,8 @@ pub struct DataCache {
     /// Bumped by every invalidation: a value loaded (or read from Redis) while one ran is returned
     /// but not stored, so a load that started before a write cannot put the old value back.
     purges: Arc<std::sync::atomic::AtomicU64>,
+    /// Loads under way, by key.
+    flights: Flights<String>,
 }
 
 impl fmt::Debug for DataCache {
@@ -141,6 +143,7 @@ impl DataCacheBuilder {
             l2: self.l2,
             clock: self.clock.unwrap_or_else(clock::system),
             purges: Arc::default(),
+            flights: Flights::default(),
         }
     }
 }
@@ -166,6 +169,11 @@ impl DataCache {
         None
     }
 
+    /// The fresh value under `key` in L1, if it decodes as `T`.
+    fn cached<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        serde_json::from_slice(&self.fresh(key)?).ok()
+    }
+
     /// The value under `key`, or `loader`'s (stored for `ttl`). Concurrent calls for one key make
     /// one `loader` call.
     ///
@@ -183,29 +191,25 @@ impl DataCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        if let Some(bytes) = self.fresh(key)
-            && let Ok(v) = serde_json::from_slice(&bytes)
-        {
-            metrics::counter!("protothrive_data_cache_total", "result" => "hit").increment(1);
+        if let Some(v) = self.cached(key) {
+            count("hit", 1);
             return Ok(v);
         }
-        let guard = loop {
-            match self.l1.get_value_or_guard_async(key).await {
-                Ok(entry) if entry.expires > self.clock.instant() => {
-                    if let Ok(v) = serde_json::from_slice(&entry.bytes) {
-                        metrics::counter!("protothrive_data_cache_total", "result" => "coalesced")
-                            .increment(1);
-                        return Ok(v);
-                    }
-                    self.l1.remove(key);
-                }
-                Ok(_) => {
-                    self.l1
-                        .remove_if(key, |e| e.expires <= self.clock.instant());
-                }
-                Err(guard) => break guard,
+        let leader = loop {
+            match self.flights.join(key) {
+                Join::Lead(leader) => break leader,
+                Join::Wait(waiter) => waiter.done().await,
+            }
+            if let Some(v) = self.cached(key) {
+                count("coalesced", 1);
+                return Ok(v);
             }
         };
+        // The previous flight may have stored it between the lookup above and this one's start.
+        if let Some(v) = self.cached(key) {
+            count("coalesced", 1);
+            return Ok(v);
+        }
         let since = self.purge_count();
         #[cfg(feature = "redis")]
         if let Some(l2) = &self.l2
@@ -213,17 +217,15 @@ impl DataCache {
             && let Some((expires, value)) = decode_l2(&bytes, self.clock.as_ref())
             && let Ok(v) = serde_json::from_slice::<T>(value)
         {
-            metrics::counter!("protothrive_data_cache_total", "result" => "l2_hit").increment(1);
+            count("l2_hit", 1);
             if self.purge_count() == since {
-                let _ = guard.insert(Entry {
-                    bytes: bytes.slice(8..),
-                    expires,
-                });
+                let bytes = bytes.slice(8..);
+                self.l1.insert(key.to_owned(), Entry { bytes, expires });
                 self.unless_purged(since, key);
             }
             return Ok(v);
         }
-        metrics::counter!("protothrive_data_cache_total", "result" => "miss").increment(1);
+        count("miss", 1);
         let value = loader().await?;
         let expires = self.clock.instant().checked_add(ttl);
         if let (Ok(encoded), Some(expires), true) = (
@@ -232,11 +234,16 @@ impl DataCache {
             self.purge_count() == since,
         ) {
             let bytes = Bytes::from(encoded);
-            let _ = guard.insert(Entry {
-                bytes: bytes.clone(),
-                expires,
-            });
+            self.l1.insert(
+                key.to_owned(),
+                Entry {
+                    bytes: bytes.clone(),
+                    expires,
+                },
+            );
             self.unless_purged(since, key);
+            // The waiters read it from L1; they need not wait for the L2 write.
+            drop(leader);
             #[cfg(feature = "redis")]
             if let Some(l2) = &self.l2 {
                 let _ = l2
@@ -283,10 +290,7 @@ impl DataCache {
         Fut: Future<Output = Result<std::collections::HashMap<usize, T>, E>>,
     {
         let since = self.purge_count();
-        let mut out: Vec<Option<T>> = keys
-            .iter()
-            .map(|k| self.fresh(k).and_then(|b| serde_json::from_slice(&b).ok()))
-            .collect();
+        let mut out: Vec<Option<T>> = keys.iter().map(|k| self.cached(k)).collect();
         let missing: Vec<usize> = (0..keys.len()).filter(|&i| out[i].is_none()).collect();
         count("hit", keys.len() - missing.len());
         #[cfg(feature = "redis")]
@@ -537,7 +541,7 @@ mod tests {
                 Err(std::io::Error::other("db down"))
             })
             .await;
-        assert!(failed.is_err());
+        assert_eq!(failed.unwrap_err().to_string(), "db down");
         assert!(cache.is_empty());
         let ttl = Duration::from_secs(5);
         let _: u8 = cache

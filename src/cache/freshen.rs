@@ -9,12 +9,13 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, reques
 use tower_service::Service;
 
 use super::body::CacheBody;
-use super::hit::{call, pass_through};
-use super::key::CacheKey;
+use super::hit::{call, clone_parts, pass_through};
 use super::origin::Origin;
+use super::policy::key::CacheKey;
+use super::policy::storable::storable_with;
+use super::policy::targeted::Directives;
+use super::policy::validate::{SURROGATE_KEY, head_matches, merge_not_modified, strip_listed};
 use super::store::{CacheEntry, StoredResponse};
-use super::{Directives, head_matches, merge_not_modified, storable_with};
-use super::{strip_listed, validate::SURROGATE_KEY};
 
 impl Origin<'_> {
     /// Updates `stored` with the fields of `update` (a `304` or a `200` to `HEAD`) received at
@@ -32,20 +33,20 @@ impl Origin<'_> {
         update: &HeaderMap,
         request_time: SystemTime,
     ) -> (Arc<StoredResponse>, bool) {
-        let cfg = self.cfg;
+        let shared = self.shared;
         let mut merged = stored.clone();
         merge_not_modified(&mut merged.headers, update);
         merged.request_time = request_time;
-        merged.response_time = cfg.clock.now();
+        merged.response_time = shared.config.clock.now();
         if !update.contains_key(DATE)
             && let Ok(v) = HeaderValue::try_from(httpdate::fmt_http_date(merged.response_time))
         {
             merged.headers.insert(DATE, v);
         }
-        merged.refresh(cfg.heuristic_cap, &cfg.targets);
+        merged.refresh(shared.config.heuristic_cap, &shared.config.targets);
         // The update's headers may forbid what the stored ones allowed (`no-store`, `private`):
         // judge the merged response as a fresh one.
-        let directives = Directives::of(&merged.headers, &cfg.targets);
+        let directives = Directives::of(&merged.headers, &shared.config.targets);
         let mut check = Response::new(());
         *check.status_mut() = merged.status;
         *check.headers_mut() = merged.headers.clone();
@@ -56,7 +57,7 @@ impl Origin<'_> {
         if still {
             let mut kept = StoredResponse::clone(&merged);
             let entry = if strip_listed(&mut kept.headers, &directives.cc, kept.scope) {
-                kept.refresh(cfg.heuristic_cap, &cfg.targets);
+                kept.refresh(shared.config.heuristic_cap, &shared.config.targets);
                 Arc::new(kept)
             } else {
                 merged.clone()
@@ -64,8 +65,8 @@ impl Origin<'_> {
             self.put(key.as_str(), CacheEntry::Response(entry), None)
                 .await;
         } else {
-            cfg.l1.remove(key.as_str());
-            if let Some(tier) = &cfg.tier {
+            shared.state.l1.remove(key.as_str());
+            if let Some(tier) = &shared.config.tier {
                 tier.delete(key.as_str()).await;
             }
         }
@@ -86,11 +87,11 @@ impl Origin<'_> {
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     {
-        let cfg = self.cfg;
+        let shared = self.shared;
         // Judged as the `GET` whose response it updates.
-        let mut meta = super::hit::clone_parts(&parts);
+        let mut meta = clone_parts(&parts);
         meta.method = Method::GET;
-        let request_time = cfg.clock.now();
+        let request_time = shared.config.clock.now();
         let res = call(&mut inner, Request::from_parts(parts, body)).await?;
         let mut status = self.status().fwd_status(res.status().as_u16());
         if res.status() == StatusCode::OK {
@@ -100,8 +101,8 @@ impl Origin<'_> {
                 let (_, still) = self.freshen(&meta, key, stored, &head, request_time).await;
                 status = status.stored(still);
             } else {
-                cfg.l1.remove(key.as_str());
-                if let Some(tier) = &cfg.tier {
+                shared.state.l1.remove(key.as_str());
+                if let Some(tier) = &shared.config.tier {
                     tier.delete(key.as_str()).await;
                 }
             }

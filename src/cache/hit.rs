@@ -1,4 +1,4 @@
-//! Finding a stored response and answering from it.
+//! Finding a stored response and answering from it (the whole of it, a range, or a 304).
 
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -6,18 +6,22 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LOCATION, DATE, ETAG, EXPIRES, LAST_MODIFIED, VARY};
-use http::{HeaderMap, Request, Response, StatusCode, request};
+use http::header::{
+    CACHE_CONTROL, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_RANGE, DATE, ETAG, EXPIRES,
+    LAST_MODIFIED, RANGE, VARY,
+};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, request};
 use tower_service::Service;
 
 use super::body::CacheBody;
-use super::config::Config;
-use super::key::CacheKey;
+use super::policy::control::CacheControl;
+use super::policy::key::CacheKey;
+use super::policy::range::{ByteRange, byte_range, if_range_holds};
+use super::policy::reuse::{Reuse, reuse};
+use super::policy::status::{CACHE_STATUS, CacheStatus, Forward, age_value};
+use super::policy::validate::{SURROGATE_KEY, not_modified};
+use super::state::Shared;
 use super::store::{CacheEntry, StoredResponse};
-use super::{
-    CACHE_STATUS, CacheControl, CacheStatus, Forward, Reuse, SURROGATE_KEY, age_value,
-    not_modified, reuse,
-};
 use crate::error::{Problem, code};
 
 /// The shared and partition keys of a request.
@@ -85,31 +89,35 @@ pub(super) fn ttl(stored: &StoredResponse, age: Duration) -> i64 {
     secs(stored.lifetime) - secs(age)
 }
 
-pub(super) async fn get(cfg: &Config, key: &str) -> Option<CacheEntry> {
-    if let Some(e) = cfg.l1.get(key) {
+pub(super) async fn get(shared: &Shared, key: &str) -> Option<CacheEntry> {
+    if let Some(e) = shared.state.l1.get(key) {
         return Some(e);
     }
-    let since = cfg.purges.seq();
-    let entry = cfg.tier.as_ref()?.get(key).await?;
+    let since = shared.state.purges.seq();
+    let entry = shared.config.tier.as_ref()?.get(key).await?;
     // Promoted unless a purge ran meanwhile (it may have missed the tier's copy we hold).
-    if !cfg.purges.insert(&cfg.l1, since, key, &entry) {
+    if !shared
+        .state
+        .purges
+        .insert(&shared.state.l1, since, key, &entry)
+    {
         return None;
     }
     Some(entry)
 }
 
 pub(super) async fn find(
-    cfg: &Config,
+    shared: &Shared,
     key: &CacheKey,
     which: HitKey,
     headers: &HeaderMap,
 ) -> Found {
-    match get(cfg, key.as_str()).await {
+    match get(shared, key.as_str()).await {
         None => Found::Miss,
         Some(CacheEntry::Response(r)) => Found::Hit(which, r),
         Some(CacheEntry::Vary(names)) => {
             let variant = key.with_vary(&names, headers);
-            match get(cfg, variant.as_str()).await {
+            match get(shared, variant.as_str()).await {
                 Some(CacheEntry::Response(r)) => Found::Hit(HitKey::Variant(variant), r),
                 _ => Found::VaryMiss,
             }
@@ -119,16 +127,16 @@ pub(super) async fn find(
 
 /// A hit in L1, found without awaiting anything (the common case).
 pub(super) fn find_l1(
-    cfg: &Config,
+    shared: &Shared,
     key: &CacheKey,
     which: HitKey,
     headers: &HeaderMap,
 ) -> Option<Found> {
-    match cfg.l1.get(key.as_str())? {
+    match shared.state.l1.get(key.as_str())? {
         CacheEntry::Response(r) => Some(Found::Hit(which, r)),
         CacheEntry::Vary(names) => {
             let variant = key.with_vary(&names, headers);
-            match cfg.l1.get(variant.as_str())? {
+            match shared.state.l1.get(variant.as_str())? {
                 CacheEntry::Response(r) => Some(Found::Hit(HitKey::Variant(variant), r)),
                 CacheEntry::Vary(_) => None,
             }
@@ -136,24 +144,24 @@ pub(super) fn find_l1(
     }
 }
 
-pub(super) fn lookup_l1(cfg: &Config, keys: &Keys, headers: &HeaderMap) -> Option<Found> {
+pub(super) fn lookup_l1(shared: &Shared, keys: &Keys, headers: &HeaderMap) -> Option<Found> {
     if let Some(p) = &keys.partition
-        && let Some(hit) = find_l1(cfg, p, HitKey::Partition, headers)
+        && let Some(hit) = find_l1(shared, p, HitKey::Partition, headers)
     {
         return Some(hit);
     }
-    find_l1(cfg, &keys.shared, HitKey::Shared, headers)
+    find_l1(shared, &keys.shared, HitKey::Shared, headers)
 }
 
-pub(super) async fn lookup(cfg: &Config, keys: &Keys, headers: &HeaderMap) -> Found {
+pub(super) async fn lookup(shared: &Shared, keys: &Keys, headers: &HeaderMap) -> Found {
     let mut first = Found::Miss;
     if let Some(p) = &keys.partition {
-        first = find(cfg, p, HitKey::Partition, headers).await;
+        first = find(shared, p, HitKey::Partition, headers).await;
         if matches!(first, Found::Hit(..)) {
             return first;
         }
     }
-    match find(cfg, &keys.shared, HitKey::Shared, headers).await {
+    match find(shared, &keys.shared, HitKey::Shared, headers).await {
         Found::Miss => first,
         other => other,
     }
@@ -232,20 +240,78 @@ pub(super) fn pass_through<B>(
 }
 
 pub(super) fn fresh_hit<B>(
-    cfg: &Config,
+    shared: &Shared,
     stored: &StoredResponse,
     parts: &request::Parts,
     collapsed: bool,
 ) -> Option<Response<CacheBody<B>>> {
-    let age = stored.age(cfg.clock.now());
+    let age = stored.age(shared.config.clock.now());
     let req_cc = CacheControl::from_headers(&parts.headers);
     match reuse(&req_cc, &stored.cc, stored.scope, stored.lifetime, age) {
         Reuse::Fresh | Reuse::StaleAccepted => {
-            cfg.stats.hits.fetch_add(1, Ordering::Relaxed);
+            shared.state.stats.hits.fetch_add(1, Ordering::Relaxed);
             let status = CacheStatus::hit(Some(ttl(stored, age))).collapsed(collapsed);
             let head = parts.method == http::Method::HEAD;
             Some(from_stored(stored, &parts.headers, head, age, &status))
         }
         _ => None,
+    }
+}
+
+/// The answer to a `GET` with `Range` from a stored response that may be reused: a `206` of the
+/// range, a `416` problem, or — a stored status other than `200`, a client's conditional that
+/// matched, an `If-Range` that does not hold, a `Range` to ignore — what
+/// [`from_stored`] answers.
+pub(super) fn from_stored_range<B>(
+    stored: &StoredResponse,
+    parts: &request::Parts,
+    age: Duration,
+    status: &CacheStatus,
+) -> Response<CacheBody<B>> {
+    let res = from_stored(stored, &parts.headers, false, age, status);
+    if res.status() != StatusCode::OK
+        || stored.status != StatusCode::OK
+        || !if_range_holds(&parts.headers, &stored.headers)
+    {
+        return res;
+    }
+    let len = stored.body.len() as u64;
+    let range = parts
+        .headers
+        .get(RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map_or(ByteRange::Whole, |v| byte_range(v, len));
+    match range {
+        ByteRange::Whole => res,
+        ByteRange::Span(first, last) => {
+            let (mut head, _) = res.into_parts();
+            head.status = StatusCode::PARTIAL_CONTENT;
+            let content_range = format!("bytes {first}-{last}/{len}");
+            if let Ok(v) = HeaderValue::try_from(content_range) {
+                head.headers.insert(CONTENT_RANGE, v);
+            }
+            head.headers
+                .insert(CONTENT_LENGTH, HeaderValue::from(last - first + 1));
+            let (first, last) = (
+                usize::try_from(first).unwrap_or(usize::MAX),
+                usize::try_from(last).unwrap_or(usize::MAX),
+            );
+            Response::from_parts(head, CacheBody::full(stored.body.slice(first..=last)))
+        }
+        ByteRange::Unsatisfiable => {
+            let mut res = Problem::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                code::CACHE_RANGE_NOT_SATISFIABLE,
+            )
+            .with_detail("No range of the request starts within the representation.")
+            .render_for(&parts.extensions)
+            .map(CacheBody::full);
+            if let Ok(v) = HeaderValue::try_from(format!("bytes */{len}")) {
+                res.headers_mut().insert(CONTENT_RANGE, v);
+            }
+            res.headers_mut().insert(http::header::AGE, age_value(age));
+            status_header(&mut res, status);
+            res
+        }
     }
 }

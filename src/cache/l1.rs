@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use super::key::is_variant_key;
+use super::policy::key::is_variant_key;
 use super::store::{CacheEntry, Purge};
 
 /// Weighs L1 entries by their bytes.

@@ -1,17 +1,19 @@
-use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{HeaderName, request};
 use tower_layer::Layer;
 
-use super::config::{Config, PartitionFn, Stats};
 use super::l1::{PurgeLog, l1};
+use super::policy::freshness::DEFAULT_HEURISTIC_CAP;
+use super::policy::targeted::CDN_CACHE_CONTROL;
 use super::service::Cache;
+use super::state::{Config, PartitionFn, Shared, State, Stats};
 use super::store::{CacheTier, Purge};
 use crate::clock::{self, SharedClock};
+use crate::coalesce::Flights;
 use crate::error::ConfigError;
 
 /// The default L1 size: 64 MiB of bodies and headers.
@@ -73,7 +75,7 @@ pub struct CacheStats {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct CacheLayer {
-    pub(crate) config: Arc<Config>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl CacheLayer {
@@ -85,7 +87,7 @@ impl CacheLayer {
             tier: None,
             clock: None,
             partition: None,
-            heuristic_cap: super::DEFAULT_HEURISTIC_CAP,
+            heuristic_cap: DEFAULT_HEURISTIC_CAP,
             grace: DEFAULT_REVALIDATION_GRACE,
             hit_for_pass: DEFAULT_HIT_FOR_PASS,
             scheme: "http".to_owned(),
@@ -93,7 +95,7 @@ impl CacheLayer {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
-            targets: vec![super::CDN_CACHE_CONTROL.as_str().to_owned()],
+            targets: vec![CDN_CACHE_CONTROL.as_str().to_owned()],
         }
     }
 
@@ -101,7 +103,7 @@ impl CacheLayer {
     /// a service built from it lives.
     pub fn handle(&self) -> CacheHandle {
         CacheHandle {
-            config: self.config.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -112,7 +114,7 @@ impl<S> Layer<S> for CacheLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Cache {
             inner,
-            config: self.config.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -261,7 +263,7 @@ impl CacheLayerBuilder {
     /// (default: `CDN-Cache-Control` alone; none turns targeting off). For a response, the first of
     /// them with a valid, non-empty Structured Field dictionary governs storage and freshness in
     /// place of `Cache-Control` and `Expires`; `Cache-Control` still reaches the client, for the
-    /// caches downstream (the [`Directives`](super::Directives) docs have the rules).
+    /// caches downstream (the [`Directives`](super::policy::Directives) docs have the rules).
     ///
     /// ```
     /// use protothrive::cache::CacheLayer;
@@ -319,23 +321,27 @@ impl CacheLayerBuilder {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(CacheLayer {
-            config: Arc::new(Config {
-                l1: l1(self.max_bytes),
-                tier: self.tier,
-                clock: self.clock.unwrap_or_else(clock::system),
-                partition: self.partition,
-                max_body: self.max_body,
-                heuristic_cap: self.heuristic_cap,
-                grace: self.grace,
-                hit_for_pass: self.hit_for_pass,
-                pass: quick_cache::sync::Cache::new(PASS_ENTRIES),
-                scheme,
-                unkeyed,
-                targets,
-                inflight: Mutex::new(HashMap::new()),
-                refreshing: Mutex::new(HashSet::new()),
-                stats: Stats::default(),
-                purges: PurgeLog::default(),
+            shared: Arc::new(Shared {
+                config: Config {
+                    tier: self.tier,
+                    clock: self.clock.unwrap_or_else(clock::system),
+                    partition: self.partition,
+                    max_body: self.max_body,
+                    heuristic_cap: self.heuristic_cap,
+                    grace: self.grace,
+                    hit_for_pass: self.hit_for_pass,
+                    scheme,
+                    unkeyed,
+                    targets,
+                },
+                state: State {
+                    l1: l1(self.max_bytes),
+                    pass: quick_cache::sync::Cache::new(PASS_ENTRIES),
+                    inflight: Flights::default(),
+                    refreshing: Flights::default(),
+                    stats: Stats::default(),
+                    purges: PurgeLog::default(),
+                },
             }),
         })
     }
@@ -357,7 +363,7 @@ impl CacheLayerBuilder {
 /// ```
 #[derive(Debug, Clone)]
 pub struct CacheHandle {
-    config: Arc<Config>,
+    shared: Arc<Shared>,
 }
 
 impl CacheHandle {
@@ -367,7 +373,7 @@ impl CacheHandle {
     /// old answer back; L1 is purged again once the tier is done.
     pub async fn invalidate(&self, what: Purge) {
         self.invalidate_local(&what);
-        if let Some(tier) = &self.config.tier {
+        if let Some(tier) = &self.shared.config.tier {
             tier.invalidate(&what).await;
             self.invalidate_local(&what);
         }
@@ -376,7 +382,7 @@ impl CacheHandle {
     /// Invalidates in this instance's L1 only: for a tier relaying another instance's
     /// invalidation.
     pub fn invalidate_local(&self, what: &Purge) {
-        self.config.purges.purge(&self.config.l1, what);
+        self.shared.state.purges.purge(&self.shared.state.l1, what);
     }
 
     /// Invalidates every entry for a URI (see [`Purge::Uri`]).
@@ -397,7 +403,7 @@ impl CacheHandle {
     /// The counters so far.
     #[must_use]
     pub fn stats(&self) -> CacheStats {
-        let s = &self.config.stats;
+        let s = &self.shared.state.stats;
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         CacheStats {
             hits: r(&s.hits),
@@ -411,12 +417,12 @@ impl CacheHandle {
     /// Bytes held by L1.
     #[must_use]
     pub fn l1_bytes(&self) -> u64 {
-        self.config.l1.weight()
+        self.shared.state.l1.weight()
     }
 
     /// Entries held by L1.
     #[must_use]
     pub fn l1_len(&self) -> usize {
-        self.config.l1.len()
+        self.shared.state.l1.len()
     }
 }

@@ -1,50 +1,50 @@
 //! An HTTP shared cache (RFC 9111) in front of handlers: correct by the RFC, cheap on a hit.
 //!
-//! * **What is stored** ([`storable`]): `GET` responses with a final status the cache
-//!   understands (never a 1xx, never a `206` or `304`), explicit freshness or a heuristically
-//!   cacheable status; never `no-store` (request or response), never `Vary: *`, never `private`
-//!   or (RFC 9111 §3.5) a response to `Authorization` without `public`/`s-maxage`/
-//!   `must-revalidate` — unless the request has a **partition**.
-//! * **Cookies**: `Set-Cookie` is never stored, so no cookie is ever replayed to another client.
-//!   A response that sets one is not stored at all, unless the origin lists it in
+//! * **What is stored** ([`storable`](policy::storable)): `GET` responses with a final status the
+//!   cache understands (never a 1xx, never a `206` or `304`), explicit freshness or a heuristically
+//!   cacheable status; never `no-store` (request or response), never `Vary: *`, never `private` or
+//!   (RFC 9111 §3.5) a response to `Authorization` without `public`/`s-maxage`/`must-revalidate` —
+//!   unless the request has a **partition**.
+//! * **Cookies**: `Set-Cookie` is never stored, so no cookie is ever replayed to another client. A
+//!   response that sets one is not stored at all, unless the origin lists it in
 //!   `no-cache="Set-Cookie"` or `private="Set-Cookie"`: then it is stored without it. Either way
 //!   the origin's `Set-Cookie` reaches the client whose request fetched the response.
-//! * **Listed fields** ([`strip_listed`]): fields named by a qualified `no-cache="..."` are left
-//!   out of the stored response (it is reused without revalidation, without them), and so are,
-//!   in the shared scope, those named by `private="..."` (RFC 9111 §5.2.2.4, §5.2.2.7); the
-//!   client that fetched the response gets them.
-//! * **Targeted fields** ([`Directives`], RFC 9213): the first field of the target list
-//!   ([`targets`](CacheLayerBuilder::targets), default `CDN-Cache-Control`) with a valid
-//!   Structured Field dictionary governs storage and freshness in place of `Cache-Control` and
-//!   `Expires`; `Cache-Control` goes on to the client for the caches downstream.
+//! * **Listed fields** ([`strip_listed`](policy::strip_listed)): fields named by a qualified
+//!   `no-cache="..."` are left out of the stored response (it is reused without revalidation,
+//!   without them), and so are, in the shared scope, those named by `private="..."` (RFC 9111
+//!   §5.2.2.4, §5.2.2.7); the client that fetched the response gets them.
+//! * **Targeted fields** ([`Directives`](policy::Directives), RFC 9213): the first field of the
+//!   target list ([`targets`](CacheLayerBuilder::targets), default `CDN-Cache-Control`) with a
+//!   valid Structured Field dictionary governs storage and freshness in place of `Cache-Control`
+//!   and `Expires`; `Cache-Control` goes on to the client for the caches downstream.
 //! * **Partitions**: [`partition`](CacheLayerBuilder::partition) names the user a request belongs
-//!   to (the principal's subject, say). That user's responses are stored under keys that carry
-//!   the partition and only ever answer that user; they are shared only when the origin marks
-//!   them `public` or gives `s-maxage`. With no partition only shared-cacheable responses are
-//!   stored.
-//! * **Keys** ([`CacheKey`]): method + normalized URI (host from the URI or `Host`, never from
-//!   `X-Forwarded-Host`) + partition + the request's values of the response's `Vary` headers.
-//!   Headers that are not keyed but that handlers are known to reflect
+//!   to (the principal's subject, say). That user's responses are stored under keys that carry the
+//!   partition and only ever answer that user; they are shared only when the origin marks them
+//!   `public` or gives `s-maxage`. With no partition only shared-cacheable responses are stored.
+//! * **Keys** ([`CacheKey`](policy::CacheKey)): method + normalized URI (host from the URI or
+//!   `Host`, never from `X-Forwarded-Host`) + partition + the request's values of the response's
+//!   `Vary` headers. Headers that are not keyed but that handlers are known to reflect
 //!   ([`DEFAULT_UNKEYED_HEADERS`]: `X-Forwarded-Host`, `Forwarded`, `X-Original-URL`, ...) are
-//!   removed from every cacheable request before it reaches the handler, so they cannot poison
-//!   the cache.
-//! * **Freshness and age** ([`freshness_lifetime`], [`initial_age`]): `s-maxage`, `max-age`,
-//!   `Expires` − `Date`, 10% of `Date` − `Last-Modified` capped; `Age` and `Cache-Status`
-//!   (RFC 9211) on every response ([`CacheStatus`]).
-//! * **Reuse** ([`reuse`]): request `no-cache`/`max-age`/`min-fresh`/`max-stale`/`only-if-cached`
-//!   (a `504` problem when nothing fits), response `no-cache`/`must-revalidate`/`proxy-revalidate`;
-//!   `stale-while-revalidate` answers stale and refreshes once in the background (a tokio task);
-//!   `stale-if-error` answers stale when the origin fails or answers 5xx (put a timeout layer
-//!   inside this one to turn a slow origin into an error).
+//!   removed from every cacheable request before it reaches the handler, so they cannot poison the
+//!   cache.
+//! * **Freshness and age** ([`freshness_lifetime`](policy::freshness_lifetime),
+//!   [`initial_age`](policy::initial_age)): `s-maxage`, `max-age`, `Expires` − `Date`, 10% of
+//!   `Date` − `Last-Modified` capped; `Age` and `Cache-Status` (RFC 9211) on every response
+//!   ([`CacheStatus`](policy::CacheStatus)).
+//! * **Reuse** ([`reuse`](policy::reuse)): request
+//!   `no-cache`/`max-age`/`min-fresh`/`max-stale`/`only-if-cached` (a `504` problem when nothing
+//!   fits), response `no-cache`/`must-revalidate`/`proxy-revalidate`; `stale-while-revalidate`
+//!   answers stale and refreshes once in the background (a tokio task); `stale-if-error` answers
+//!   stale when the origin fails or answers 5xx (put a timeout layer inside this one to turn a slow
+//!   origin into an error).
 //! * **Validation**: a stale response with `ETag`/`Last-Modified` is revalidated with
 //!   `If-None-Match`/`If-Modified-Since`; a 304 is merged into it (RFC 9111 §4.3.4). A client's own
 //!   conditional request is answered with 304 from a usable stored response.
 //! * **Coalescing**: concurrent misses for one key make one origin call; the others wait and are
 //!   answered from what it stored (or go to the origin themselves when it stored nothing). A key
-//!   whose response was not storable because of the response (`no-store`, `private`,
-//!   `Set-Cookie`, ...) is remembered for a minute
-//!   ([`hit_for_pass`](CacheLayerBuilder::hit_for_pass)): its requests go straight to the origin,
-//!   side by side, without asking the L2 tier.
+//!   whose response was not storable because of the response (`no-store`, `private`, `Set-Cookie`,
+//!   ...) is remembered for a minute ([`hit_for_pass`](CacheLayerBuilder::hit_for_pass)): its
+//!   requests go straight to the origin, side by side, without asking the L2 tier.
 //! * **Tiers**: L1 is quick_cache bounded by bytes (body + header fields + key); an optional L2
 //!   ([`CacheTier`], Redis) is read on an L1 miss (promoted to L1) and written on every store
 //!   (awaited before the response goes out, with a TTL covering the stale windows; entries are
@@ -54,29 +54,41 @@
 //!   prefix or tag — tags come from a `Surrogate-Key` response header (space-separated), recorded
 //!   and then removed from the response.
 //!
-//! * **Data**: [`DataCache`] is a typed `get_or_load` cache for query results inside handlers,
-//!   over its own L1 and the Redis tier.
+//! * **Data**: [`DataCache`] is a typed `get_or_load` cache for query results inside handlers, over
+//!   its own L1 and the Redis tier.
 //!
-//! * **Errors**: the cache's error is the inner service's (`type Error = S::Error`), passed
-//!   through unchanged, so it goes on an axum `Router` (whose routes never fail) without
+//! * **Errors**: the cache's error is the inner service's (`type Error = S::Error`), passed through
+//!   unchanged, so it goes on an axum `Router` (whose routes never fail) without
 //!   `HandleErrorLayer`. What fails in the cache itself is answered by the cache, as a problem
 //!   response rendered with the request's [`Renderer`](crate::error::Renderer) and logged with
 //!   `tracing`: an origin body that fails while it is buffered is a `502`
 //!   ([`CACHE_UPSTREAM_BODY`](crate::error::code::CACHE_UPSTREAM_BODY), nothing stored, the
 //!   coalesced waiters go to the origin themselves), `only-if-cached` with nothing usable stored is
 //!   a `504` ([`CACHE_ONLY_IF_CACHED`](crate::error::code::CACHE_ONLY_IF_CACHED)). A body error
-//!   after the cache gave up buffering (past `max_body`) reaches the client's body as the
-//!   origin's own error.
+//!   after the cache gave up buffering (past `max_body`) reaches the client's body as the origin's
+//!   own error.
 //!
 //! Only `GET` is stored. A `HEAD` is answered from a stored `GET` when that may answer as it is;
 //! otherwise it goes to the origin, and a `200` carrying the stored validators updates the stored
-//! headers while any other `200` invalidates the entry (RFC 9111 §4.3.5). A `GET` with `Range`
-//! is answered from a stored complete `200` that may answer as it is ([`byte_range`],
-//! [`if_range_holds`]): a `206` of one span, a `416` problem when no range is within it, the whole
-//! `200` when `If-Range` does not hold or the ranges make several spans; otherwise it goes to
-//! the origin as it is and its answer is not stored. A 304 (or a `HEAD`) updates the stored
-//! fields as §3.2 says: each field replaces the stored one but `Content-Length`, the stored
-//! `Age` goes, a missing `Date` is the time of arrival.
+//! headers while any other `200` invalidates the entry (RFC 9111 §4.3.5). A `GET` with `Range` is
+//! answered from a stored complete `200` that may answer as it is
+//! ([`byte_range`](policy::byte_range), [`if_range_holds`](policy::if_range_holds)): a `206` of one
+//! span, a `416` problem when no range is within it, the whole `200` when `If-Range` does not hold
+//! or the ranges make several spans; otherwise it goes to the origin as it is and its answer is not
+//! stored. A 304 (or a `HEAD`) updates the stored fields as §3.2 says: each field replaces the
+//! stored one but `Content-Length`, the stored `Age` goes, a missing `Date` is the time of arrival.
+//!
+//! # Where things are
+//!
+//! The root has what a user names: the [`CacheLayer`], its builder, its [`CacheHandle`] and
+//! [`CacheStats`], the [`Cache`] service with its future and [`CacheBody`], the tiers
+//! ([`CacheTier`], [`MemoryTier`], the Redis tier) and the [`DataCache`]. [`policy`] holds the
+//! rules of RFC 9111 as pure functions, the layer is built on them; `redis` (feature `redis`)
+//! holds the Redis tier, the wire form of invalidations and their broadcast. Inside, the layer
+//! builds the service, the service finds hits and sends misses to the origin, and they all read
+//! one shared state (configuration apart from what the requests share at run time); concurrent
+//! misses coalesce through the crate's one single-flight, which the data cache and the JWKS use
+//! too.
 //!
 //! # What it costs
 //!
@@ -157,61 +169,35 @@
 //! ```
 
 mod body;
-#[cfg(feature = "redis")]
-mod broadcast;
-mod config;
-mod control;
+mod bounds;
 mod data;
 mod freshen;
 mod hit;
-mod invalidation;
-mod key;
 mod l1;
 mod layer;
 mod memory_tier;
 mod origin;
-mod policy;
-#[cfg(test)]
-mod policy_tests;
-mod range;
+pub mod policy;
 #[cfg(feature = "redis")]
-mod redis;
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod service;
-mod status;
+mod state;
 mod store;
-mod targeted;
 #[cfg(test)]
 mod tests;
-mod validate;
-mod wire;
 
 pub use body::CacheBody;
-#[cfg(feature = "redis")]
-pub use broadcast::Subscription;
-pub use config::PartitionFn;
-pub use control::{CacheControl, MAX_DELTA_SECONDS, MaxStale};
+pub use bounds::{CacheableBody, CacheableService};
 pub use data::{DataCache, DataCacheBuilder};
-pub use invalidation::invalidation_targets;
-pub use key::{CacheKey, normalize_uri, normalize_uri_str};
 pub use layer::{
     CacheHandle, CacheLayer, CacheLayerBuilder, CacheStats, DEFAULT_HIT_FOR_PASS, DEFAULT_MAX_BODY,
     DEFAULT_MAX_BYTES, DEFAULT_REVALIDATION_GRACE, DEFAULT_UNKEYED_HEADERS,
 };
 pub use memory_tier::MemoryTier;
-pub use policy::{
-    DEFAULT_HEURISTIC_CAP, NotStorable, Reuse, Scope, Vary, current_age, freshness_lifetime,
-    freshness_lifetime_with, heuristically_cacheable, initial_age, reuse, storable, storable_with,
-    vary, vary_matches, vary_value,
-};
-pub use range::{ByteRange, byte_range, if_range_holds};
+pub use policy::validate::SURROGATE_KEY;
 #[cfg(feature = "redis")]
-pub use redis::{RedisTier, RedisTierBuilder, TierError};
+pub use redis::RedisTier;
 pub use service::{Cache, ResponseFuture};
-pub use status::{CACHE_NAME, CACHE_STATUS, CacheStatus, Forward, age_value};
+pub use state::PartitionFn;
 pub use store::{BoxFuture, CacheEntry, CacheTier, Purge, StoredResponse};
-pub use targeted::{CDN_CACHE_CONTROL, Directives};
-pub use validate::{
-    SURROGATE_KEY, conditional_headers, head_matches, merge_not_modified, not_modified,
-    strip_listed, strip_unstorable, surrogate_keys, validates,
-};
-pub use wire::{decode_purge, encode_purge};

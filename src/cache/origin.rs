@@ -14,21 +14,29 @@ use http_body_util::BodyExt;
 use tower_service::Service;
 
 use super::body::CacheBody;
-use super::config::{BoxError, Config};
-use super::hit::*;
-use super::key::CacheKey;
-use super::store::{CacheEntry, StoredResponse};
-use super::validate::{give_back, withheld};
-use super::{
-    CacheControl, CacheStatus, Directives, Forward, NotStorable, SURROGATE_KEY, Scope, Vary,
-    conditional_headers, storable_with, strip_listed, strip_unstorable, surrogate_keys, validates,
-    vary,
+use super::bounds::{CacheableBody, CacheableService};
+use super::hit::{
+    Found, Keys, call, clone_parts, fresh_hit, from_stored, lookup, lookup_l1, pass_through,
+    status_header, ttl,
 };
+use super::policy::control::CacheControl;
+use super::policy::key::CacheKey;
+use super::policy::status::{CacheStatus, Forward};
+use super::policy::storable::{NotStorable, Scope, storable_with};
+use super::policy::targeted::Directives;
+use super::policy::validate::{
+    SURROGATE_KEY, conditional_headers, give_back, strip_listed, strip_unstorable, surrogate_keys,
+    validates, withheld,
+};
+use super::policy::vary::{Vary, vary};
+use super::state::{BoxError, Shared};
+use super::store::{CacheEntry, StoredResponse};
+use crate::coalesce::Join;
 use crate::error::{Problem, code};
 
 /// A miss: one origin call per key at a time; the others wait for it and read what it stored.
 pub(super) async fn miss<S, ReqBody, ResBody>(
-    cfg: &Arc<Config>,
+    shared: &Arc<Shared>,
     inner: S,
     parts: request::Parts,
     body: ReqBody,
@@ -37,40 +45,39 @@ pub(super) async fn miss<S, ReqBody, ResBody>(
 ) -> Result<Response<CacheBody<ResBody>>, S::Error>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
+    ResBody: CacheableBody,
 {
     let mut collapsed = false;
-    let _leader = match join(cfg, keys.flight().as_str()) {
+    let _leader = match shared.state.inflight.join(keys.flight().as_str()) {
         Join::Lead(leader) => {
             // The previous leader may have stored it between our lookup and now (in L1: asking
             // the tier again would cost every miss a second round trip).
-            if let Some(Found::Hit(_, stored)) = lookup_l1(cfg, keys, &parts.headers)
-                && let Some(res) = fresh_hit(cfg, &stored, &parts, false)
+            if let Some(Found::Hit(_, stored)) = lookup_l1(shared, keys, &parts.headers)
+                && let Some(res) = fresh_hit(shared, &stored, &parts, false)
             {
                 return Ok(res);
             }
             Some(leader)
         }
-        Join::Wait(mut rx) => {
-            let _ = rx.changed().await;
-            cfg.stats.collapsed.fetch_add(1, Ordering::Relaxed);
+        Join::Wait(waiter) => {
+            waiter.done().await;
+            shared.state.stats.collapsed.fetch_add(1, Ordering::Relaxed);
             collapsed = true;
-            if let Found::Hit(_, stored) = lookup(cfg, keys, &parts.headers).await
-                && let Some(res) = fresh_hit(cfg, &stored, &parts, true)
+            if let Found::Hit(_, stored) = lookup(shared, keys, &parts.headers).await
+                && let Some(res) = fresh_hit(shared, &stored, &parts, true)
             {
                 return Ok(res);
             }
             None
         }
     };
-    cfg.stats.misses.fetch_add(1, Ordering::Relaxed);
+    shared.state.stats.misses.fetch_add(1, Ordering::Relaxed);
     let origin = Origin {
-        cfg,
+        shared,
         keys,
         why: fwd,
         collapsed,
-        since: cfg.purges.seq(),
+        since: shared.state.purges.seq(),
     };
     origin.forward(inner, parts, body).await
 }
@@ -86,112 +93,49 @@ impl Origin<'_> {
     ) -> Result<Response<CacheBody<ResBody>>, S::Error>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-        ResBody: Body<Data = Bytes> + Send + 'static,
-        ResBody::Error: Into<BoxError>,
+        ResBody: CacheableBody,
     {
         let meta = clone_parts(&parts);
         let mut to_origin = parts;
         to_origin.headers.remove(IF_NONE_MATCH);
         to_origin.headers.remove(IF_MODIFIED_SINCE);
-        let request_time = self.cfg.clock.now();
+        let request_time = self.shared.config.clock.now();
         let res = call(&mut inner, Request::from_parts(to_origin, body)).await?;
         Ok(self.respond(&meta, res, request_time).await)
     }
 }
 
-pub(super) enum Join {
-    Lead(Leader),
-    Wait(tokio::sync::watch::Receiver<()>),
-}
-
-/// The one request calling the origin for a key; dropping it (done, failed or cancelled) wakes
-/// the waiters.
-pub(super) struct Leader {
-    cfg: Arc<Config>,
-    key: String,
-    _tx: tokio::sync::watch::Sender<()>,
-}
-
-impl Drop for Leader {
-    fn drop(&mut self) {
-        let mut map = self
-            .cfg
-            .inflight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.remove(&self.key);
-    }
-}
-
-pub(super) fn join(cfg: &Arc<Config>, key: &str) -> Join {
-    let mut map = cfg
-        .inflight
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(rx) = map.get(key) {
-        return Join::Wait(rx.clone());
-    }
-    let (tx, rx) = tokio::sync::watch::channel(());
-    map.insert(key.to_owned(), rx);
-    Join::Lead(Leader {
-        cfg: cfg.clone(),
-        key: key.to_owned(),
-        _tx: tx,
-    })
-}
-
 /// Starts one background revalidation for `key` (`stale-while-revalidate`), unless one runs.
-pub(super) fn spawn_refresh<S, ReqBody, ResBody>(
-    cfg: &Arc<Config>,
+pub(super) fn spawn_refresh<S, ReqBody>(
+    shared: &Arc<Shared>,
     inner: S,
     parts: &request::Parts,
     keys: &Keys,
     key: &CacheKey,
     stored: &Arc<StoredResponse>,
 ) where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S: CacheableService<ReqBody>,
     ReqBody: Default + Send + 'static,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
 {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    {
-        let mut running = cfg
-            .refreshing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !running.insert(key.as_str().to_owned()) {
-            return;
-        }
-    }
-    let cfg = cfg.clone();
+    let Some(leader) = shared.state.refreshing.try_lead(key.as_str()) else {
+        return;
+    };
+    let shared = shared.clone();
     let parts = clone_parts(parts);
     let keys = keys.clone();
     let key = key.clone();
     let stored = stored.clone();
     runtime.spawn(async move {
-        struct Done(Arc<Config>, String);
-        impl Drop for Done {
-            fn drop(&mut self) {
-                let mut running = self
-                    .0
-                    .refreshing
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                running.remove(&self.1);
-            }
-        }
-        let _done = Done(cfg.clone(), key.as_str().to_owned());
+        let _leader = leader;
         let origin = Origin {
-            cfg: &cfg,
+            shared: &shared,
             keys: &keys,
             why: Forward::Stale,
             collapsed: false,
-            since: cfg.purges.seq(),
+            since: shared.state.purges.seq(),
         };
         let _ = origin
             .revalidate(inner, parts, ReqBody::default(), &key, stored, false)
@@ -201,7 +145,7 @@ pub(super) fn spawn_refresh<S, ReqBody, ResBody>(
 
 /// Handling of a request that reached the origin.
 pub(super) struct Origin<'a> {
-    pub(super) cfg: &'a Arc<Config>,
+    pub(super) shared: &'a Arc<Shared>,
     pub(super) keys: &'a Keys,
     pub(super) why: Forward,
     pub(super) collapsed: bool,
@@ -230,10 +174,9 @@ impl Origin<'_> {
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
         ReqBody: Default,
-        ResBody: Body<Data = Bytes> + Send + 'static,
-        ResBody::Error: Into<BoxError>,
+        ResBody: CacheableBody,
     {
-        let cfg = self.cfg;
+        let shared = self.shared;
         let meta = clone_parts(&parts);
         let mut to_origin = parts;
         // The whole stored response is revalidated, whatever part the client asked for.
@@ -244,10 +187,14 @@ impl Origin<'_> {
         to_origin
             .headers
             .extend(conditional_headers(&stored.headers));
-        let request_time = cfg.clock.now();
+        let request_time = shared.config.clock.now();
         let stale = |fwd_status: Option<u16>| {
-            cfg.stats.stale_served.fetch_add(1, Ordering::Relaxed);
-            let age = stored.age(cfg.clock.now());
+            shared
+                .state
+                .stats
+                .stale_served
+                .fetch_add(1, Ordering::Relaxed);
+            let age = stored.age(shared.config.clock.now());
             let mut status = self
                 .status()
                 .detail("stale-if-error")
@@ -270,7 +217,7 @@ impl Origin<'_> {
         }
         if !validates(&stored.headers, res.headers()) {
             // A 304 about another representation: ask again without conditions.
-            let request_time = cfg.clock.now();
+            let request_time = shared.config.clock.now();
             let res = call(
                 &mut inner,
                 Request::from_parts(unconditional, ReqBody::default()),
@@ -281,7 +228,7 @@ impl Origin<'_> {
         let (merged, still) = self
             .freshen(&meta, key, &stored, res.headers(), request_time)
             .await;
-        let age = merged.age(cfg.clock.now());
+        let age = merged.age(shared.config.clock.now());
         let status = self
             .status()
             .fwd_status(304)
@@ -295,7 +242,7 @@ impl Origin<'_> {
     /// Remembers the key as not storable for a while, when the response (not this request)
     /// was why.
     pub(super) fn remember_pass(&self, why: NotStorable, req: &request::Parts) {
-        let cfg = self.cfg;
+        let shared = self.shared;
         let by_response = match why {
             NotStorable::NoStore => !CacheControl::from_headers(&req.headers).no_store,
             NotStorable::Private
@@ -304,10 +251,10 @@ impl Origin<'_> {
             | NotStorable::Status => true,
             _ => false,
         };
-        if by_response && !cfg.hit_for_pass.is_zero() {
-            cfg.pass.insert(
+        if by_response && !shared.config.hit_for_pass.is_zero() {
+            shared.state.pass.insert(
                 self.keys.flight().as_str().to_owned(),
-                cfg.clock.now() + cfg.hit_for_pass,
+                shared.config.clock.now() + shared.config.hit_for_pass,
             );
         }
     }
@@ -315,22 +262,30 @@ impl Origin<'_> {
     /// Stores in L1 and the tier. A `Vary` marker lives in the tier as long as the `variant`
     /// response it leads to (each new variant stores it again).
     pub(super) async fn put(&self, key: &str, entry: CacheEntry, variant: Option<&StoredResponse>) {
-        let cfg = self.cfg;
+        let shared = self.shared;
         let ttl = match (&entry, variant) {
-            (CacheEntry::Response(r), _) => r.useful_for(cfg.clock.now(), cfg.grace),
-            (CacheEntry::Vary(_), Some(r)) => r.useful_for(cfg.clock.now(), cfg.grace),
+            (CacheEntry::Response(r), _) => {
+                r.useful_for(shared.config.clock.now(), shared.config.grace)
+            }
+            (CacheEntry::Vary(_), Some(r)) => {
+                r.useful_for(shared.config.clock.now(), shared.config.grace)
+            }
             (CacheEntry::Vary(_), None) => Duration::ZERO,
         };
-        if !cfg.purges.insert(&cfg.l1, self.since, key, &entry) {
+        if !shared
+            .state
+            .purges
+            .insert(&shared.state.l1, self.since, key, &entry)
+        {
             return;
         }
-        if let Some(tier) = &cfg.tier {
+        if let Some(tier) = &shared.config.tier {
             tier.put(key, &entry, ttl.max(Duration::from_secs(1))).await;
             // A purge that ran while the tier wrote may have deleted before this write landed:
             // the tier refuses writes older than its purges (Redis keeps tombstones), and L1
             // follows the log.
-            if cfg.purges.purged_since(self.since, key, &entry) {
-                cfg.l1.remove(key);
+            if shared.state.purges.purged_since(self.since, key, &entry) {
+                shared.state.l1.remove(key);
             }
         }
     }
@@ -344,15 +299,14 @@ impl Origin<'_> {
         request_time: SystemTime,
     ) -> Response<CacheBody<ResBody>>
     where
-        ResBody: Body<Data = Bytes> + Send + 'static,
-        ResBody::Error: Into<BoxError>,
+        ResBody: CacheableBody,
     {
-        let cfg = self.cfg;
+        let shared = self.shared;
         let (mut rp, body) = res.into_parts();
         let tags = surrogate_keys(&rp.headers);
         rp.headers.remove(&SURROGATE_KEY);
         let status = self.status().fwd_status(rp.status.as_u16());
-        let directives = Directives::of(&rp.headers, &cfg.targets);
+        let directives = Directives::of(&rp.headers, &shared.config.targets);
         let scope = match storable_with(req, &rp, self.keys.partition.is_some(), &directives) {
             Ok(scope) => scope,
             Err(why) => {
@@ -360,7 +314,7 @@ impl Origin<'_> {
                 return pass_through(Response::from_parts(rp, body), &status);
             }
         };
-        let too_big = |n: u64| n > cfg.max_body as u64;
+        let too_big = |n: u64| n > shared.config.max_body as u64;
         let declared = rp
             .headers
             .get(CONTENT_LENGTH)
@@ -368,7 +322,7 @@ impl Origin<'_> {
         if declared.is_some_and(too_big) || too_big(body.size_hint().lower()) {
             return pass_through(Response::from_parts(rp, body), &status);
         }
-        let (data, trailers, rest) = match buffer(body, cfg.max_body).await {
+        let (data, trailers, rest) = match buffer(body, shared.config.max_body).await {
             Ok(buffered) => buffered,
             Err(e) => return body_failed(req, &status, &e.into()),
         };
@@ -382,7 +336,7 @@ impl Origin<'_> {
             status_header(&mut res, &status);
             return res;
         }
-        let response_time = cfg.clock.now();
+        let response_time = shared.config.clock.now();
         let mut headers = rp.headers.clone();
         strip_unstorable(&mut headers);
         strip_listed(&mut headers, &directives.cc, scope);
@@ -397,7 +351,7 @@ impl Origin<'_> {
             data.clone(),
             (request_time, response_time),
             scope,
-            (cfg.heuristic_cap, &cfg.targets),
+            (shared.config.heuristic_cap, &shared.config.targets),
         )
         .with_tags(tags);
         let worth = stored.lifetime > Duration::ZERO
@@ -430,8 +384,8 @@ impl Origin<'_> {
                     .await;
             }
         }
-        cfg.stats.stored.fetch_add(1, Ordering::Relaxed);
-        cfg.pass.remove(self.keys.flight().as_str());
+        shared.state.stats.stored.fetch_add(1, Ordering::Relaxed);
+        shared.state.pass.remove(self.keys.flight().as_str());
         let age = stored.age(response_time);
         let status = status.stored(true).ttl(ttl(&stored, age));
         let mut answer = from_stored(&stored, &req.headers, false, age, &status);

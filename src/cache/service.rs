@@ -1,77 +1,32 @@
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::header::{HOST, RANGE};
 use http::{Method, Request, Response, request};
-use http_body::Body;
 use tower_service::Service;
 
 use super::body::CacheBody;
-use super::config::{BoxError, Config};
-use super::hit::*;
-use super::key::{CacheKey, normalize_uri};
+use super::bounds::CacheableService;
+use super::hit::{
+    Found, Keys, call, fresh_hit, from_stored, from_stored_range, lookup, lookup_l1,
+    only_if_cached, pass_through, ttl,
+};
 use super::origin::{Origin, miss, spawn_refresh};
-use super::range::from_stored_range;
+use super::policy::control::CacheControl;
+use super::policy::invalidation::invalidation_targets;
+use super::policy::key::{CacheKey, normalize_uri};
+use super::policy::reuse::{Reuse, reuse};
+use super::policy::status::{CacheStatus, Forward};
+use super::state::Shared;
 use super::store::Purge;
-use super::{CacheControl, CacheStatus, Forward, Reuse, invalidation_targets, reuse};
 
-type Boxed<B, E> = Pin<Box<dyn Future<Output = Result<Response<CacheBody<B>>, E>> + Send>>;
-
-pin_project_lite::pin_project! {
-    /// The response future of [`Cache`]: its error is the inner service's, `E`.
-    ///
-    /// A fresh hit in the in-process tier is answered by `call` itself, ready on the first poll
-    /// with nothing boxed and the inner service not cloned; everything else runs boxed.
-    pub struct ResponseFuture<B, E> {
-        ready: Option<Response<CacheBody<B>>>,
-        boxed: Option<Boxed<B, E>>,
-    }
-}
-
-impl<B, E> ResponseFuture<B, E> {
-    fn ready(res: Response<CacheBody<B>>) -> Self {
-        Self {
-            ready: Some(res),
-            boxed: None,
-        }
-    }
-
-    fn boxed(future: Boxed<B, E>) -> Self {
-        Self {
-            ready: None,
-            boxed: Some(future),
-        }
-    }
-}
-
-impl<B, E> Future for ResponseFuture<B, E> {
-    type Output = Result<Response<CacheBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Some(f) = this.boxed {
-            return f.as_mut().poll(cx);
-        }
-        match this.ready.take() {
-            Some(res) => Poll::Ready(Ok(res)),
-            // Polled after completion, a breach of the future's contract: stay pending rather
-            // than panic.
-            None => Poll::Pending,
-        }
-    }
-}
-
-impl<B, E> std::fmt::Debug for ResponseFuture<B, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture")
-            .field("ready", &self.ready.is_some())
-            .finish_non_exhaustive()
-    }
-}
+/// The response future of [`Cache`]: its error is the inner service's, `E`.
+///
+/// A fresh hit in the in-process tier is answered by `call` itself, ready on the first poll
+/// with nothing boxed and the inner service not cloned; everything else runs boxed.
+pub type ResponseFuture<B, E> =
+    crate::response::ResponseFuture<std::future::Pending<Result<Response<B>, E>>, B, E>;
 
 /// The service of [`CacheLayer`](super::CacheLayer) (the module docs have a full example).
 ///
@@ -96,7 +51,7 @@ impl<B, E> std::fmt::Debug for ResponseFuture<B, E> {
 #[derive(Debug, Clone)]
 pub struct Cache<S> {
     pub(crate) inner: S,
-    pub(crate) config: Arc<Config>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl<S> Cache<S> {
@@ -116,18 +71,14 @@ impl<S> Cache<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Cache<S>
+impl<S, ReqBody> Service<Request<ReqBody>> for Cache<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S: CacheableService<ReqBody>,
     ReqBody: Default + Send + 'static,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
 {
-    type Response = Response<CacheBody<ResBody>>;
+    type Response = Response<CacheBody<S::ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<ResBody, S::Error>;
+    type Future = ResponseFuture<S::ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -135,19 +86,19 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
-        let step = prepare(&self.config, &mut parts);
+        let step = prepare(&self.shared, &mut parts);
         if let Step::Lookup {
             found: Some(Found::Hit(_, stored)),
             range: false,
             ..
         } = &step
-            && let Some(res) = fresh_hit(&self.config, stored, &parts, false)
+            && let Some(res) = fresh_hit(&self.shared, stored, &parts, false)
         {
             return ResponseFuture::ready(res);
         }
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::boxed(Box::pin(run(self.config.clone(), inner, parts, body, step)))
+        ResponseFuture::boxed(Box::pin(run(self.shared.clone(), inner, parts, body, step)))
     }
 }
 
@@ -167,7 +118,7 @@ enum Step {
 }
 
 /// Everything up to the in-process tier's lookup, done in `call` so a fresh hit costs no future.
-fn prepare(cfg: &Config, parts: &mut request::Parts) -> Step {
+fn prepare(shared: &Shared, parts: &mut request::Parts) -> Step {
     let head = parts.method == Method::HEAD;
     if parts.method != Method::GET && !head {
         return Step::Unsafe;
@@ -176,46 +127,46 @@ fn prepare(cfg: &Config, parts: &mut request::Parts) -> Step {
     if parts
         .headers
         .keys()
-        .any(|k| cfg.unkeyed.iter().any(|u| u == k))
+        .any(|k| shared.config.unkeyed.iter().any(|u| u == k))
     {
-        for name in &cfg.unkeyed {
+        for name in &shared.config.unkeyed {
             parts.headers.remove(name);
         }
     }
-    let Some(shared) =
-        CacheKey::for_request(&Method::GET, &parts.uri, &parts.headers, &cfg.scheme, None)
-    else {
+    let Some(key) = CacheKey::for_request(
+        &Method::GET,
+        &parts.uri,
+        &parts.headers,
+        &shared.config.scheme,
+        None,
+    ) else {
         return Step::Bypass;
     };
     // Range is defined for `GET` alone (RFC 9110 §14.2): a `HEAD` ignores it.
     let range = !head && parts.headers.contains_key(RANGE);
-    let partition = cfg.partition.as_ref().and_then(|f| f(parts));
+    let partition = shared.config.partition.as_ref().and_then(|f| f(parts));
     let keys = Keys {
-        partition: partition.map(|p| shared.in_partition(&p)),
-        shared,
+        partition: partition.map(|p| key.in_partition(&p)),
+        shared: key,
     };
-    let found = lookup_l1(cfg, &keys, &parts.headers);
+    let found = lookup_l1(shared, &keys, &parts.headers);
     Step::Lookup { keys, found, range }
 }
 
-async fn run<S, ReqBody, ResBody>(
-    cfg: Arc<Config>,
+async fn run<S, ReqBody>(
+    shared: Arc<Shared>,
     mut inner: S,
     parts: request::Parts,
     body: ReqBody,
     step: Step,
-) -> Result<Response<CacheBody<ResBody>>, S::Error>
+) -> Result<Response<CacheBody<S::ResBody>>, S::Error>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
+    S: CacheableService<ReqBody>,
     ReqBody: Default + Send + 'static,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
 {
     let head = parts.method == Method::HEAD;
     let (keys, found, range) = match step {
-        Step::Unsafe => return Box::pin(unsafe_method(&cfg, inner, parts, body)).await,
+        Step::Unsafe => return Box::pin(unsafe_method(&shared, inner, parts, body)).await,
         Step::Bypass => {
             let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
             return Ok(pass_through(res, &CacheStatus::forward(Forward::Bypass)));
@@ -225,7 +176,7 @@ where
     let req_cc = CacheControl::from_headers(&parts.headers);
     let found = match found {
         Some(hit) => hit,
-        None if passing(&cfg, &keys) => {
+        None if passing(&shared, &keys) => {
             if req_cc.only_if_cached {
                 return Ok(only_if_cached(&parts));
             }
@@ -233,26 +184,26 @@ where
                 let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
                 return Ok(pass_through(res, &CacheStatus::forward(Forward::UriMiss)));
             }
-            cfg.stats.misses.fetch_add(1, Ordering::Relaxed);
+            shared.state.stats.misses.fetch_add(1, Ordering::Relaxed);
             let origin = Origin {
-                cfg: &cfg,
+                shared: &shared,
                 keys: &keys,
                 why: Forward::UriMiss,
                 collapsed: false,
-                since: cfg.purges.seq(),
+                since: shared.state.purges.seq(),
             };
             return Box::pin(origin.forward(inner, parts, body)).await;
         }
-        None => Box::pin(lookup(&cfg, &keys, &parts.headers)).await,
+        None => Box::pin(lookup(&shared, &keys, &parts.headers)).await,
     };
     let fwd = match found {
         Found::Hit(which, stored) => {
             let key = keys.of(&which);
-            let age = stored.age(cfg.clock.now());
+            let age = stored.age(shared.config.clock.now());
             let decision = reuse(&req_cc, &stored.cc, stored.scope, stored.lifetime, age);
             match decision {
                 Reuse::Fresh | Reuse::StaleAccepted => {
-                    cfg.stats.hits.fetch_add(1, Ordering::Relaxed);
+                    shared.state.stats.hits.fetch_add(1, Ordering::Relaxed);
                     let status = CacheStatus::hit(Some(ttl(&stored, age)));
                     if range {
                         return Ok(from_stored_range(&stored, &parts, age, &status));
@@ -260,9 +211,13 @@ where
                     return Ok(from_stored(&stored, &parts.headers, head, age, &status));
                 }
                 Reuse::StaleWhileRevalidate => {
-                    cfg.stats.hits.fetch_add(1, Ordering::Relaxed);
-                    cfg.stats.stale_served.fetch_add(1, Ordering::Relaxed);
-                    spawn_refresh(&cfg, inner, &parts, &keys, key, &stored);
+                    shared.state.stats.hits.fetch_add(1, Ordering::Relaxed);
+                    shared
+                        .state
+                        .stats
+                        .stale_served
+                        .fetch_add(1, Ordering::Relaxed);
+                    spawn_refresh(&shared, inner, &parts, &keys, key, &stored);
                     let status =
                         CacheStatus::hit(Some(ttl(&stored, age))).detail("stale-while-revalidate");
                     if range {
@@ -284,13 +239,13 @@ where
                             Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
                         return Ok(pass_through(res, &CacheStatus::forward(why)));
                     }
-                    cfg.stats.misses.fetch_add(1, Ordering::Relaxed);
+                    shared.state.stats.misses.fetch_add(1, Ordering::Relaxed);
                     let origin = Origin {
-                        cfg: &cfg,
+                        shared: &shared,
                         keys: &keys,
                         why,
                         collapsed: false,
-                        since: cfg.purges.seq(),
+                        since: shared.state.purges.seq(),
                     };
                     if head {
                         return Box::pin(origin.head(inner, parts, body, key, &stored)).await;
@@ -318,19 +273,21 @@ where
         let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
         return Ok(pass_through(res, &CacheStatus::forward(why)));
     }
-    Box::pin(miss(&cfg, inner, parts, body, &keys, fwd)).await
+    Box::pin(miss(&shared, inner, parts, body, &keys, fwd)).await
 }
 
 /// Whether the key is in a hit-for-pass window.
-fn passing(cfg: &Config, keys: &Keys) -> bool {
-    cfg.pass
+fn passing(shared: &Shared, keys: &Keys) -> bool {
+    shared
+        .state
+        .pass
         .get(keys.flight().as_str())
-        .is_some_and(|until| cfg.clock.now() < until)
+        .is_some_and(|until| shared.config.clock.now() < until)
 }
 
 /// An unsafe method: passed through; on success, what it changed is invalidated (RFC 9111 §4.4).
 async fn unsafe_method<S, ReqBody, ResBody>(
-    cfg: &Config,
+    shared: &Shared,
     mut inner: S,
     parts: request::Parts,
     body: ReqBody,
@@ -354,16 +311,16 @@ where
         let host = meta.headers.get(HOST);
         let what: Vec<Purge> = targets
             .iter()
-            .filter_map(|t| normalize_uri(t, host, &cfg.scheme))
+            .filter_map(|t| normalize_uri(t, host, &shared.config.scheme))
             .map(Purge::Uri)
             .collect();
         for w in &what {
-            cfg.purges.purge(&cfg.l1, w);
+            shared.state.purges.purge(&shared.state.l1, w);
         }
-        if let Some(tier) = &cfg.tier {
+        if let Some(tier) = &shared.config.tier {
             for w in &what {
                 tier.invalidate(w).await;
-                cfg.purges.purge(&cfg.l1, w);
+                shared.state.purges.purge(&shared.state.l1, w);
             }
         }
     }

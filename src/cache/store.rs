@@ -1,5 +1,7 @@
-//! What is stored, the L1 tier (quick_cache, bounded by bytes) and the [`CacheTier`] trait an L2
-//! (Redis) implements.
+//! What a tier holds ([`StoredResponse`], [`CacheEntry`], and their compact encoding), what to
+//! invalidate ([`Purge`]), and the [`CacheTier`] trait a second tier implements (the
+//! Redis tier of feature `redis`, or [`MemoryTier`](super::MemoryTier) in tests). The
+//! in-process tier is in `l1.rs`.
 
 use std::fmt;
 use std::future::Future;
@@ -10,9 +12,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-use super::Directives;
-use super::key::{is_variant_key, key_uri, path_and_query};
-use super::policy::Scope;
+use super::policy::control::CacheControl;
+use super::policy::freshness::{
+    DEFAULT_HEURISTIC_CAP, current_age, freshness_lifetime_with, initial_age,
+};
+use super::policy::key::{is_variant_key, key_uri, path_and_query};
+use super::policy::storable::Scope;
+use super::policy::targeted::Directives;
 
 /// A boxed, sendable future, as the [`CacheTier`] methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -23,7 +29,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// use std::time::{Duration, UNIX_EPOCH};
 /// use bytes::Bytes;
 /// use http::{HeaderMap, StatusCode};
-/// use protothrive::cache::{Scope, StoredResponse};
+/// use protothrive::cache::StoredResponse;
+/// use protothrive::cache::policy::Scope;
 ///
 /// let mut headers = HeaderMap::new();
 /// headers.insert("cache-control", "max-age=60".parse().unwrap());
@@ -47,7 +54,7 @@ pub struct StoredResponse {
     pub(crate) scope: Scope,
     pub(crate) tags: Vec<String>,
     /// The directives that govern it here (a targeted field's, RFC 9213, or `Cache-Control`'s).
-    pub(crate) cc: super::CacheControl,
+    pub(crate) cc: CacheControl,
     /// The targeted field they come from, if any (kept in the encoding: a tier's reader need not
     /// share the writer's target list).
     pub(crate) targeted: Option<HeaderName>,
@@ -89,7 +96,7 @@ impl StoredResponse {
             body,
             (request_time, response_time),
             scope,
-            (super::DEFAULT_HEURISTIC_CAP, &[]),
+            (DEFAULT_HEURISTIC_CAP, &[]),
         )
     }
 
@@ -112,7 +119,7 @@ impl StoredResponse {
             lifetime: Duration::ZERO,
             scope,
             tags: Vec::new(),
-            cc: super::CacheControl::default(),
+            cc: CacheControl::default(),
             targeted: None,
             weight: 0,
         };
@@ -124,7 +131,7 @@ impl StoredResponse {
     /// headers).
     pub(crate) fn refresh(&mut self, cap: Duration, targets: &[HeaderName]) {
         let directives = Directives::of(&self.headers, targets);
-        self.initial_age = super::initial_age(&self.headers, self.request_time, self.response_time);
+        self.initial_age = initial_age(&self.headers, self.request_time, self.response_time);
         let parts = {
             let mut r = http::Response::new(());
             *r.status_mut() = self.status;
@@ -132,13 +139,8 @@ impl StoredResponse {
             parts.headers = std::mem::take(&mut self.headers);
             parts
         };
-        self.lifetime = super::freshness_lifetime_with(
-            &parts,
-            &directives,
-            self.scope,
-            self.response_time,
-            cap,
-        );
+        self.lifetime =
+            freshness_lifetime_with(&parts, &directives, self.scope, self.response_time, cap);
         self.headers = parts.headers;
         self.cc = directives.cc;
         self.targeted = directives.field;
@@ -200,7 +202,7 @@ impl StoredResponse {
     /// The current age at `now` (RFC 9111 §4.2.3).
     #[must_use]
     pub fn age(&self, now: SystemTime) -> Duration {
-        super::current_age(self.initial_age, self.response_time, now)
+        current_age(self.initial_age, self.response_time, now)
     }
 
     /// Whether it carries a validator (`ETag` or `Last-Modified`) to revalidate with.
@@ -321,13 +323,13 @@ impl StoredResponse {
             return None;
         }
         let times = (request_time, response_time);
-        let policy = (super::DEFAULT_HEURISTIC_CAP, &targets[..]);
+        let policy = (DEFAULT_HEURISTIC_CAP, &targets[..]);
         Some(Self::with_cap(status, headers, body, times, scope, policy).with_tags(tags))
     }
 }
 
 /// One stored entry: a response, or the `Vary` header names of the responses stored for a URI
-/// (each under the key extended with the request's values, [`CacheKey::with_vary`](super::CacheKey::with_vary)).
+/// (each under the key extended with the request's values, [`CacheKey::with_vary`](super::policy::CacheKey::with_vary)).
 #[derive(Debug, Clone)]
 pub enum CacheEntry {
     /// A response.
@@ -414,7 +416,7 @@ impl CacheEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Purge {
-    /// One key ([`CacheKey::as_str`](super::CacheKey::as_str)) and, when it is a primary key,
+    /// One key ([`CacheKey::as_str`](super::policy::CacheKey::as_str)) and, when it is a primary key,
     /// its `Vary` variants (keys that continue with `\x1fv=`): without them, a new `Vary` marker
     /// would lead to the old variants again.
     Key(String),
@@ -455,7 +457,7 @@ impl Purge {
 ///
 /// Object-safe: the layer holds an `Arc<dyn CacheTier>`. A tier never fails a request: an outage
 /// reads as a miss and a failed write is dropped (count them inside the tier). Keys are
-/// [`CacheKey`](super::CacheKey) strings; [`CacheEntry::encode`] gives a compact value.
+/// [`CacheKey`](super::policy::CacheKey) strings; [`CacheEntry::encode`] gives a compact value.
 ///
 /// ```
 /// use std::sync::Arc;

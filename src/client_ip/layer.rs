@@ -5,7 +5,9 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use tower_layer::Layer;
 
-use super::{ClientIpService, ForwardingHeader, Resolver};
+use super::forwarded::Resolver;
+use super::header::ForwardingHeader;
+use super::service::ResolveClientIp;
 use crate::error::ConfigError;
 
 /// Finds the peer address of a request in its extensions.
@@ -100,10 +102,10 @@ impl fmt::Debug for ClientIpLayer {
 }
 
 impl<S> Layer<S> for ClientIpLayer {
-    type Service = ClientIpService<S>;
+    type Service = ResolveClientIp<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ClientIpService::new(inner, self.clone())
+        ResolveClientIp::new(inner, self.clone())
     }
 }
 

@@ -83,7 +83,8 @@
 //! Through the layer a request pays about 170 ns: the walk, the peer lookup and inserting the
 //! [`ClientIp`] extension (one small allocation).
 
-mod extract;
+#[cfg(feature = "axum")]
+mod axum;
 mod forwarded;
 mod header;
 mod layer;
@@ -95,11 +96,12 @@ mod trusted;
 mod tests;
 
 pub use crate::error::ConfigError;
-pub use extract::ClientIp;
+pub use crate::identity::ClientIp;
 #[cfg(feature = "axum")]
-pub use extract::ClientIpRejection;
+pub use axum::ClientIpRejection;
 pub use forwarded::{DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HOPS, Resolution, Resolver, Stop};
 pub use header::ForwardingHeader;
 pub use layer::{ClientIpLayer, ClientIpLayerBuilder, PeerAddrFn, peer_addr_from_extensions};
-pub use service::ClientIpService;
+#[allow(deprecated)]
+pub use service::{ClientIpService, ResolveClientIp};
 pub use trusted::TrustedProxies;

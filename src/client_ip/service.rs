@@ -7,13 +7,16 @@ use super::{ClientIp, ClientIpLayer};
 
 /// The service of [`ClientIpLayer`]: inserts a [`ClientIp`] into each request, then calls the
 /// inner service. It never answers by itself, so its response and future are the inner service's.
+///
+/// Named for what it does, as tower-http's `SetRequestId<S>` is: `ClientIp` is the address it
+/// inserts.
 #[derive(Clone, Debug)]
-pub struct ClientIpService<S> {
+pub struct ResolveClientIp<S> {
     inner: S,
     layer: ClientIpLayer,
 }
 
-impl<S> ClientIpService<S> {
+impl<S> ResolveClientIp<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, layer: ClientIpLayer) -> Self {
         Self { inner, layer }
@@ -35,7 +38,7 @@ impl<S> ClientIpService<S> {
     }
 }
 
-impl<S, B> Service<Request<B>> for ClientIpService<S>
+impl<S, B> Service<Request<B>> for ResolveClientIp<S>
 where
     S: Service<Request<B>>,
 {
@@ -68,3 +71,7 @@ where
         self.inner.call(req)
     }
 }
+
+/// The former name of [`ResolveClientIp`].
+#[deprecated(since = "0.1.0", note = "renamed `ResolveClientIp`")]
+pub type ClientIpService<S> = ResolveClientIp<S>;

@@ -313,7 +313,7 @@ async fn axum_connect_info_is_the_peer() {
     let mut req = request("198.51.100.7", None);
     let peer: SocketAddr = "10.0.0.1:9".parse().unwrap();
     req.extensions_mut()
-        .insert(axum::extract::ConnectInfo(peer));
+        .insert(::axum::extract::ConnectInfo(peer));
     assert_eq!(
         client_of(&layer, req).await,
         Some(ClientIp(ip("198.51.100.7")))

@@ -47,14 +47,14 @@
 //! ```
 
 #[cfg(feature = "axum")]
-mod extract;
+mod axum;
 mod json;
 mod limits;
 mod version;
 mod versioning;
 
 #[cfg(feature = "axum")]
-pub use extract::{ApiVersionRejection, ValidJson};
+pub use axum::{ApiVersionRejection, ValidJson};
 pub use json::{DEFAULT_MAX_DEPTH, FieldError, nesting_exceeds, parse_json, validation_problem};
 pub use limits::{BodyLimit, DEFAULT_BODY_LIMIT, RequestLimits, RequestLimitsLayer};
 pub use version::{ApiVersion, VersionSource};

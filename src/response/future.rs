@@ -32,6 +32,9 @@ pin_project! {
     /// (its response optionally stamped with the layer's headers, `T`), a ready rejection, or
     /// (for layers that must await something first) a boxed future.
     ///
+    /// Like any future, it must not be polled after it completed: a ready answer panics then
+    /// (as `std::future::Ready` does), the other kinds do what the future inside them does.
+    ///
     /// ```
     /// use http::{HeaderMap, HeaderValue, Response, StatusCode};
     /// use protothrive::response::{ResponseFuture, Stamp};
@@ -117,11 +120,41 @@ where
                 }
                 Poll::Ready(Ok(ResponseBody::map_response(res)))
             }
+            // As `std::future::Ready` and tower-http's futures do: a future polled after it
+            // completed is a bug in the caller, so say so rather than stay pending for ever.
             KindProj::Ready { response } => match response.take() {
                 Some(r) => Poll::Ready(Ok(r)),
-                None => Poll::Pending,
+                None => panic!("`ResponseFuture` polled after completion"),
             },
             KindProj::Boxed { future } => future.as_mut().poll(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Pending;
+    use std::pin::pin;
+    use std::task::Waker;
+
+    use bytes::Bytes;
+    use http_body_util::Empty;
+
+    use super::*;
+
+    type Ready = ResponseFuture<Pending<Result<Response<Empty<Bytes>>, ()>>, Empty<Bytes>, ()>;
+
+    #[test]
+    #[should_panic(expected = "`ResponseFuture` polled after completion")]
+    fn a_ready_answer_polled_again_panics_rather_than_hang() {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut fut = pin!(Ready::ready(ResponseBody::map_response(Response::new(
+            Empty::new()
+        ))));
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(res)) => assert_eq!(res.status(), StatusCode::OK),
+            other => panic!("the first poll answers: {:?}", other.map(|r| r.is_ok())),
+        }
+        let _ = fut.as_mut().poll(&mut cx);
     }
 }

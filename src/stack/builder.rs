@@ -71,7 +71,7 @@ pub(super) struct Built {
     #[cfg(feature = "redis")]
     pub(super) redis: Option<crate::redis_handle::RedisHandle>,
     #[cfg(all(feature = "redis", feature = "cache"))]
-    pub(super) _subscription: Option<crate::cache::Subscription>,
+    pub(super) _subscription: Option<crate::cache::redis::Subscription>,
     pub(super) allow_headers: Vec<String>,
     pub(super) expose_headers: Vec<String>,
 }

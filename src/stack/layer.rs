@@ -10,7 +10,7 @@ use crate::request_id::RequestIdService;
 #[cfg(feature = "auth")]
 use crate::auth::Auth;
 #[cfg(feature = "client-ip")]
-use crate::client_ip::ClientIpService;
+use crate::client_ip::ResolveClientIp;
 #[cfg(feature = "cors")]
 use crate::cors::Cors;
 #[cfg(feature = "csrf")]
@@ -75,7 +75,7 @@ type TraceAt<X> = X;
 type RequestIdAt<X> = Slot<RequestIdService<TraceAt<X>>, TraceAt<X>, Same>;
 
 #[cfg(feature = "client-ip")]
-type ClientIpAt<X> = Slot<ClientIpService<RequestIdAt<X>>, RequestIdAt<X>, Same>;
+type ClientIpAt<X> = Slot<ResolveClientIp<RequestIdAt<X>>, RequestIdAt<X>, Same>;
 #[cfg(not(feature = "client-ip"))]
 type ClientIpAt<X> = RequestIdAt<X>;
 

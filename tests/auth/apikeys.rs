@@ -99,10 +99,13 @@ async fn api_keys_authenticate_from_either_header() {
     }
     // JWTs still work next to API keys.
     let bearer = format!("Bearer {}", token(Algorithm::HS256));
-    assert!(
-        authenticate(&f.auth, &[("authorization", &bearer)])
-            .await
-            .is_ok()
+    let (p, source) = authenticate(&f.auth, &[("authorization", &bearer)])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (p.subject(), source),
+        ("alice", CredentialSource::AuthorizationHeader)
     );
 }
 
@@ -150,11 +153,11 @@ async fn unknown_revoked_expired_and_malformed_keys_are_refused() {
     }
 
     f.clock.advance(Duration::from_secs(3599));
-    assert!(
-        authenticate(&f.auth, &[("x-api-key", &f.key)])
-            .await
-            .is_ok()
-    );
+    let (_, source) = authenticate(&f.auth, &[("x-api-key", &f.key)])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(source, CredentialSource::ApiKeyHeader);
     f.clock.advance(Duration::from_secs(1));
     assert_eq!(
         authenticate(&f.auth, &[("x-api-key", &f.key)]).await.err(),
@@ -226,7 +229,11 @@ async fn the_store_sees_only_hashes_and_its_answer_is_checked() {
         .unwrap();
     let (key, hash) = generate_api_key("pt");
     *recorder.answer.lock().unwrap() = Some(ApiKeyRecord::new("k", "owner", hash));
-    assert!(authenticate(&auth, &[("x-api-key", &key)]).await.is_ok());
+    let (p, _) = authenticate(&auth, &[("x-api-key", &key)])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.subject(), "owner");
     assert_eq!(
         recorder.asked.lock().unwrap().as_slice(),
         [ApiKeyHash::of(&key)]

@@ -47,16 +47,21 @@ async fn discovery_refuses_another_issuer_a_missing_or_insecure_jwks_uri() {
         assert!(err.to_string().contains(why), "{issuer}: {err}");
     }
     // Plain HTTP to the network is refused before any request is made.
-    assert!(
-        HttpJwksFetcher::discover("http://idp.example.com")
-            .await
-            .is_err()
-    );
-    assert!(HttpJwksFetcher::new("http://idp.example.com/jwks").is_err());
-    assert!(HttpJwksFetcher::new("ftp://127.0.0.1/jwks").is_err());
-    assert!(HttpJwksFetcher::new("not a url").is_err());
-    assert!(HttpJwksFetcher::new("https://idp.example.com/jwks").is_ok());
-    assert!(HttpJwksFetcher::new("http://[::1]:8080/jwks").is_ok());
+    let err = HttpJwksFetcher::discover("http://idp.example.com")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("must be https"), "{err}");
+    for (url, why) in [
+        ("http://idp.example.com/jwks", "must be https"),
+        ("ftp://127.0.0.1/jwks", "must be https"),
+        ("not a url", "is invalid"),
+    ] {
+        let err = HttpJwksFetcher::new(url).unwrap_err();
+        assert!(err.message().contains(why), "{url}: {err}");
+    }
+    for url in ["https://idp.example.com/jwks", "http://[::1]:8080/jwks"] {
+        assert_eq!(HttpJwksFetcher::new(url).unwrap().url(), url);
+    }
     assert_eq!(server.jwks_hits(), 0);
 }
 

@@ -8,6 +8,7 @@ use protothrive::auth::{
     Algorithm, Authenticator, MIN_RSA_BITS, Reason, SigningKey, TokenKind, VerifyingKey, parse_jwks,
 };
 use protothrive::clock::ManualClock;
+use protothrive::error::ConfigError;
 use serde_json::json;
 
 use crate::keys::{
@@ -42,10 +43,22 @@ fn hmac_secrets_shorter_than_the_hash_are_build_errors() {
         for short in [0, 1, 16, 31, min - 1] {
             let err = VerifyingKey::hmac(alg, vec![7u8; short]).unwrap_err();
             assert!(err.message().contains("at least"), "{alg:?}: {err}");
-            assert!(SigningKey::hmac(alg, vec![7u8; short]).is_err(), "{alg:?}");
+            let err = SigningKey::hmac(alg, vec![7u8; short]).unwrap_err();
+            assert_eq!(
+                err.message(),
+                VerifyingKey::hmac(alg, vec![7u8; short])
+                    .unwrap_err()
+                    .message()
+            );
         }
-        assert!(VerifyingKey::hmac(alg, vec![7u8; min]).is_ok(), "{alg:?}");
-        assert!(SigningKey::hmac(alg, vec![7u8; min]).is_ok(), "{alg:?}");
+        assert_eq!(
+            VerifyingKey::hmac(alg, vec![7u8; min]).unwrap().algorithm(),
+            alg
+        );
+        assert_eq!(
+            SigningKey::hmac(alg, vec![7u8; min]).unwrap().algorithm(),
+            alg
+        );
     }
 }
 
@@ -79,15 +92,49 @@ fn keys_refuse_algorithms_of_other_families() {
     let p256 = public_der(Algorithm::ES256);
     let p384 = public_der(Algorithm::ES384);
     let ed = public_der(Algorithm::EdDSA);
-    assert!(VerifyingKey::hmac(Algorithm::RS256, HMAC_SECRET).is_err());
-    assert!(VerifyingKey::hmac(Algorithm::ES256, HMAC_SECRET).is_err());
-    assert!(SigningKey::hmac(Algorithm::EdDSA, HMAC_SECRET).is_err());
+    let refused = |e: ConfigError, why: &str| assert!(e.message().contains(why), "{e}");
+    let not_hmac = "is not an HMAC algorithm";
+    refused(
+        VerifyingKey::hmac(Algorithm::RS256, HMAC_SECRET).unwrap_err(),
+        not_hmac,
+    );
+    refused(
+        VerifyingKey::hmac(Algorithm::ES256, HMAC_SECRET).unwrap_err(),
+        not_hmac,
+    );
+    refused(
+        SigningKey::hmac(Algorithm::EdDSA, HMAC_SECRET).unwrap_err(),
+        not_hmac,
+    );
+    let not_public = "is not a public-key algorithm";
     for hs in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
         // A public key is never an HMAC secret, in any form.
-        assert!(VerifyingKey::from_der(hs, &rsa).is_err());
-        assert!(VerifyingKey::from_pem(hs, pem("PUBLIC KEY", &rsa)).is_err());
-        assert!(SigningKey::from_pem(hs, pem("PUBLIC KEY", &rsa)).is_err());
+        refused(VerifyingKey::from_der(hs, &rsa).unwrap_err(), not_public);
+        refused(
+            VerifyingKey::from_pem(hs, pem("PUBLIC KEY", &rsa)).unwrap_err(),
+            not_public,
+        );
+        refused(
+            SigningKey::from_pem(hs, pem("PUBLIC KEY", &rsa)).unwrap_err(),
+            not_public,
+        );
     }
+    // A key of another family is refused as one that does not fit, whatever the form.
+    let misfit = |e: ConfigError| {
+        let m = e.message();
+        assert!(
+            [
+                "does not fit",
+                "malformed",
+                "cannot verify",
+                "invalid",
+                "cannot read"
+            ]
+            .iter()
+            .any(|why| m.contains(why)),
+            "{m}"
+        );
+    };
     for (alg, wrong) in [
         (Algorithm::ES256, &rsa),
         (Algorithm::ES256, &p384),
@@ -97,14 +144,11 @@ fn keys_refuse_algorithms_of_other_families() {
         (Algorithm::RS256, &p256),
         (Algorithm::PS256, &ed),
     ] {
-        assert!(VerifyingKey::from_der(alg, wrong).is_err(), "{alg:?}");
-        assert!(
-            VerifyingKey::from_pem(alg, pem("PUBLIC KEY", wrong)).is_err(),
-            "{alg:?}"
-        );
+        misfit(VerifyingKey::from_der(alg, wrong).unwrap_err());
+        misfit(VerifyingKey::from_pem(alg, pem("PUBLIC KEY", wrong)).unwrap_err());
     }
-    assert!(VerifyingKey::from_der(Algorithm::RS256, b"not a key").is_err());
-    assert!(VerifyingKey::from_pem(Algorithm::ES256, "not a pem").is_err());
+    misfit(VerifyingKey::from_der(Algorithm::RS256, b"not a key").unwrap_err());
+    misfit(VerifyingKey::from_pem(Algorithm::ES256, "not a pem").unwrap_err());
 }
 
 #[test]
@@ -188,7 +232,8 @@ fn hs256_signed_with_the_rsa_public_key_is_refused_where_only_rsa_keys_exist() {
             assert_eq!(err.reason(), Reason::UnsupportedAlgorithm, "{header}");
         }
     }
-    assert!(block_on(auth.verify(&token(Algorithm::RS256), TokenKind::Access)).is_ok());
+    let ok = block_on(auth.verify(&token(Algorithm::RS256), TokenKind::Access)).unwrap();
+    assert_eq!(ok.subject(), "alice");
 }
 
 #[test]
@@ -203,9 +248,16 @@ fn leeway_is_configurable_and_bounded() {
     let at = |changes| token_with(Algorithm::HS256, &json!({}), &changes);
     let check =
         |changes| block_on(strict.verify(&at(changes), TokenKind::Access)).map_err(|e| e.reason());
+    let alice = |p: protothrive::identity::Principal| p.subject().to_owned();
     assert_eq!(check(json!({"exp": NOW})).err(), Some(Reason::Expired));
-    assert!(check(json!({"exp": NOW + 1})).is_ok());
-    assert!(check(json!({"nbf": NOW})).is_ok());
+    assert_eq!(
+        check(json!({"exp": NOW + 1})).map(alice),
+        Ok("alice".to_owned())
+    );
+    assert_eq!(
+        check(json!({"nbf": NOW})).map(alice),
+        Ok("alice".to_owned())
+    );
     assert_eq!(
         check(json!({"nbf": NOW + 1})).err(),
         Some(Reason::NotYetValid)
@@ -217,7 +269,12 @@ fn leeway_is_configurable_and_bounded() {
         .build()
         .unwrap();
     let t = at(json!({"exp": NOW - 299, "nbf": NOW + 300}));
-    assert!(block_on(lenient.verify(&t, TokenKind::Access)).is_ok());
+    assert_eq!(
+        block_on(lenient.verify(&t, TokenKind::Access))
+            .unwrap()
+            .subject(),
+        "alice"
+    );
     let t = at(json!({"exp": NOW - 300}));
     assert_eq!(
         block_on(lenient.verify(&t, TokenKind::Access))
@@ -308,20 +365,24 @@ fn impossible_configurations_are_build_errors() {
         let err = err.unwrap_or_else(|| panic!("{name}: built"));
         assert!(!err.message().is_empty(), "{name}");
     }
-    assert!(
-        builder(&clock)
+    // The bounds themselves are valid settings, and the bound holds.
+    let t = token(Algorithm::HS256);
+    for bytes in [256, 65_536] {
+        let auth = builder(&clock)
             .key(hs())
-            .max_token_bytes(256)
+            .max_token_bytes(bytes)
             .build()
-            .is_ok()
-    );
-    assert!(
-        builder(&clock)
-            .key(hs())
-            .max_token_bytes(65_536)
-            .build()
-            .is_ok()
-    );
+            .unwrap();
+        let got = block_on(auth.verify(&t, TokenKind::Access))
+            .map(|p| p.subject().to_owned())
+            .map_err(|e| e.reason());
+        let expected = if t.len() <= bytes {
+            Ok("alice".to_owned())
+        } else {
+            Err(Reason::TooLarge)
+        };
+        assert_eq!(got, expected, "{bytes}");
+    }
 }
 
 #[test]

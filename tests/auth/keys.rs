@@ -12,7 +12,9 @@ use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, Rsa
 use aws_lc_rs::{hmac, rsa};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use protothrive::auth::{Algorithm, Authenticator, AuthenticatorBuilder, SigningKey, VerifyingKey};
+use protothrive::auth::{
+    Algorithm, Authenticator, AuthenticatorBuilder, Reason, SigningKey, TokenKind, VerifyingKey,
+};
 use protothrive::clock::ManualClock;
 use serde_json::{Map, Value, json};
 
@@ -351,4 +353,12 @@ pub(crate) fn object(v: Value) -> Map<String, Value> {
         Value::Object(m) => m,
         other => panic!("not an object: {other}"),
     }
+}
+
+/// Whom an access token verified by `auth` names, or why it was refused.
+pub(crate) async fn subject(auth: &Authenticator, token: &str) -> Result<String, Reason> {
+    auth.verify(token, TokenKind::Access)
+        .await
+        .map(|p| p.subject().to_owned())
+        .map_err(|e| e.reason())
 }

@@ -368,5 +368,6 @@ async fn role_hierarchy_and_role_lists_are_enforced() {
     let svc = RequireLayer::scopes(["x"]).layer(service_fn(handler));
     let a = send(&svc, Request::new(String::new())).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    assert!(RequireLayer::role_at_least(&roles, "ceo").is_err());
+    let err = RequireLayer::role_at_least(&roles, "ceo").unwrap_err();
+    assert!(err.message().contains("ceo"), "{err}");
 }

@@ -15,7 +15,7 @@ use protothrive::clock::ManualClock;
 use serde_json::json;
 
 use crate::jwks::EcKey;
-use crate::keys::{LEEWAY, NOW, builder, jwks_doc, token, token_with, verifying};
+use crate::keys::{LEEWAY, NOW, builder, jwks_doc, subject, token, token_with, verifying};
 use crate::layer::{bearer, echo, send};
 
 /// A revocation hook that counts its calls, revokes what it is told to, and can fail.
@@ -183,12 +183,12 @@ async fn a_cache_hit_skips_signature_verification() {
         .build()
         .unwrap();
     let t = a.token();
-    assert!(cached.verify(&t, TokenKind::Access).await.is_ok());
-    assert!(uncached.verify(&t, TokenKind::Access).await.is_ok());
+    assert_eq!(subject(&cached, &t).await, Ok("alice".into()));
+    assert_eq!(subject(&uncached, &t).await, Ok("alice".into()));
 
     *served.lock().unwrap() = jwks_doc(&[b.jwk()]);
     assert_eq!(jwks.refresh().await, Ok(1));
-    assert!(cached.verify(&t, TokenKind::Access).await.is_ok());
+    assert_eq!(subject(&cached, &t).await, Ok("alice".into()));
     assert_eq!(
         uncached
             .verify(&t, TokenKind::Access)
@@ -207,10 +207,10 @@ async fn cached_tokens_still_expire_at_exp_plus_leeway() {
         .build()
         .unwrap();
     let t = token(Algorithm::EdDSA); // exp = NOW + 600, leeway 60
-    assert!(auth.verify(&t, TokenKind::Access).await.is_ok());
+    assert_eq!(subject(&auth, &t).await, Ok("alice".into()));
     assert_eq!(auth.cached_tokens(), 1);
     clock.advance(Duration::from_secs(600 + 59));
-    assert!(auth.verify(&t, TokenKind::Access).await.is_ok());
+    assert_eq!(subject(&auth, &t).await, Ok("alice".into()));
     clock.advance(Duration::from_secs(1));
     let svc = echo(&AuthLayer::new(auth.clone()));
     assert_eq!(
@@ -241,7 +241,7 @@ async fn the_cache_is_bounded_and_holds_access_tokens_only() {
             &json!({}),
             &json!({"jti": format!("j{i}")}),
         );
-        assert!(auth.verify(&t, TokenKind::Access).await.is_ok());
+        assert_eq!(subject(&auth, &t).await, Ok("alice".into()));
     }
     // Each entry weighs its token plus 256 bytes.
     assert!(
@@ -256,16 +256,28 @@ async fn the_cache_is_bounded_and_holds_access_tokens_only() {
         .build()
         .unwrap();
     let refresh = token_with(Algorithm::HS256, &json!({}), &json!({"type": "refresh"}));
-    assert!(fresh.verify(&refresh, TokenKind::Refresh).await.is_ok());
-    assert!(
+    assert_eq!(
         fresh
-            .verify(&token(Algorithm::HS256), TokenKind::Access)
+            .verify(&refresh, TokenKind::Refresh)
             .await
-            .is_ok()
+            .unwrap()
+            .subject(),
+        "alice"
     );
+    let access = fresh
+        .verify(&token(Algorithm::HS256), TokenKind::Access)
+        .await;
+    assert_eq!(access.unwrap().subject(), "alice");
     assert_eq!(fresh.cached_tokens(), 1);
     let bad = token_with(Algorithm::HS256, &json!({}), &json!({"exp": 1}));
-    assert!(fresh.verify(&bad, TokenKind::Access).await.is_err());
+    assert_eq!(
+        fresh
+            .verify(&bad, TokenKind::Access)
+            .await
+            .unwrap_err()
+            .reason(),
+        Reason::Expired
+    );
     assert_eq!(fresh.cached_tokens(), 1, "refused tokens are never cached");
 }
 

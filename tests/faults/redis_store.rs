@@ -125,7 +125,11 @@ async fn a_stopped_redis_then_a_killed_one_recover_with_one_probe() {
     s.server.resume();
     s.recovers("SIGSTOP").await;
     s.server.kill();
-    assert!(s.check().await.is_err());
+    // The request under way when it died may time out or find the connection gone.
+    assert!(matches!(
+        s.check().await,
+        Err(StoreErrorKind::Timeout | StoreErrorKind::Unavailable)
+    ));
     assert_eq!(s.check().await, Err(StoreErrorKind::Unavailable));
     s.server.restart();
     s.recovers("SIGKILL").await;

@@ -374,7 +374,8 @@ async fn shutdown_sends_what_is_queued_then_drops_and_counts() {
 
     serve_one(t.down.addr, Sampler::default(), Some(&sampled)).await;
     assert_eq!(counts(&t.exporter), (3, 3, 0));
-    assert!(t.exporter.flush().await.is_err(), "stopped");
+    let err = t.exporter.flush().await.unwrap_err();
+    assert!(err.to_string().contains("has stopped"), "{err}");
 }
 
 /// Text longer than the exporter's 4 KiB limit, cut at a character boundary.

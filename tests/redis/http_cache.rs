@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use protothrive::cache::{CacheHandle, CacheLayer, CacheTier, Purge, RedisTier, Subscription};
+use protothrive::cache::redis::Subscription;
+use protothrive::cache::{CacheHandle, CacheLayer, CacheTier, Purge, RedisTier};
 use tokio::sync::mpsc;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 

@@ -32,6 +32,7 @@ use super::revocation::BoxFuture;
 use super::token::Header;
 use super::verify::is_candidate;
 use crate::clock::{self, SharedClock};
+use crate::coalesce::Flights;
 
 /// The most keys read from one set.
 pub const MAX_KEYS: usize = 64;
@@ -139,7 +140,8 @@ struct Inner {
     min_refetch_interval: Duration,
     default_rsa_alg: Option<Algorithm>,
     state: RwLock<State>,
-    fetch_lock: tokio::sync::Mutex<()>,
+    /// Fetches never overlap: each leads this one flight.
+    fetching: Flights<()>,
     fetches: AtomicU64,
     /// Refreshes that dropped a key: a token verified with a key this set no longer holds must
     /// not outlive the key in the verified-token cache.
@@ -214,7 +216,7 @@ impl JwksBuilder {
                 min_refetch_interval: self.min_refetch_interval,
                 default_rsa_alg: self.default_rsa_alg,
                 state: RwLock::default(),
-                fetch_lock: tokio::sync::Mutex::new(()),
+                fetching: Flights::default(),
                 fetches: AtomicU64::new(0),
                 removals: AtomicU64::new(0),
             }),
@@ -264,11 +266,11 @@ impl Jwks {
     /// # Errors
     /// When the fetch fails or the set has no usable key; the current keys stay.
     pub async fn refresh(&self) -> Result<usize, JwksError> {
-        let _guard = self.inner.fetch_lock.lock().await;
-        self.fetch_locked().await
+        let _leader = self.inner.fetching.lead(&()).await;
+        self.fetch_as_leader().await
     }
 
-    async fn fetch_locked(&self) -> Result<usize, JwksError> {
+    async fn fetch_as_leader(&self) -> Result<usize, JwksError> {
         let started = self.inner.clock.instant();
         self.inner.fetches.fetch_add(1, Ordering::Relaxed);
         self.inner
@@ -347,7 +349,7 @@ impl Jwks {
         if !may_fetch {
             return keys;
         }
-        let _guard = self.inner.fetch_lock.lock().await;
+        let _leader = self.inner.fetching.lead(&()).await;
         // Another request may have fetched while this one waited.
         let now = self.inner.clock.instant();
         {
@@ -358,7 +360,7 @@ impl Jwks {
                 return state.keys.clone();
             }
         }
-        let _ = self.fetch_locked().await;
+        let _ = self.fetch_as_leader().await;
         self.keys()
     }
 
@@ -368,14 +370,14 @@ impl Jwks {
         };
         let this = self.clone();
         handle.spawn(async move {
-            if let Ok(_guard) = this.inner.fetch_lock.try_lock() {
+            if let Some(_leader) = this.inner.fetching.try_lead(&()) {
                 let now = this.inner.clock.instant();
                 let due = {
                     let state = this.read();
                     this.is_stale(&state, now) && this.may_fetch_again(&state, now)
                 };
                 if due {
-                    let _ = this.fetch_locked().await;
+                    let _ = this.fetch_as_leader().await;
                 }
             }
         });

@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Full};
 use tower::util::BoxCloneService;
 use tower::{BoxError, Layer, ServiceExt, service_fn};
 
+use super::policy::*;
 use super::*;
 use crate::clock::ManualClock;
 

@@ -1,6 +1,6 @@
-//! Range requests answered from a stored complete `200` (RFC 9110 §14): one range is a `206`
-//! with its `Content-Range`, none within the representation a `416` problem, an `If-Range` that
-//! does not hold the whole `200`.
+//! Reading `Range` and `If-Range` (RFC 9110 §14, §13.1.5) for a range request answered from a
+//! stored complete `200`: one range is a `206` with its `Content-Range`, none within the
+//! representation a `416` problem, an `If-Range` that does not hold the whole `200`.
 //!
 //! Several ranges are merged where they overlap or touch; when they still make more than one
 //! span, the whole `200` is the answer (RFC 9110 §14.2 lets a server ignore `Range`), never a
@@ -9,14 +9,8 @@
 
 use std::time::Duration;
 
-use http::header::{CONTENT_LENGTH, CONTENT_RANGE, DATE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
-use http::{HeaderMap, HeaderValue, Response, StatusCode, request};
-
-use super::body::CacheBody;
-use super::hit::{from_stored, status_header};
-use super::store::StoredResponse;
-use super::{CacheStatus, age_value};
-use crate::error::{Problem, code};
+use http::header::{DATE, ETAG, IF_RANGE, LAST_MODIFIED};
+use http::{HeaderMap, HeaderValue};
 
 /// What a `Range` header asks of a representation (RFC 9110 §14.1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +28,7 @@ pub enum ByteRange {
 /// `bytes=` ranges `first-[last]` and suffixes `-n`, with overlapping or adjacent ranges merged.
 ///
 /// ```
-/// use protothrive::cache::{byte_range, ByteRange};
+/// use protothrive::cache::policy::{byte_range, ByteRange};
 ///
 /// assert_eq!(byte_range("bytes=0-4", 10), ByteRange::Span(0, 4));
 /// assert_eq!(byte_range("bytes=-3", 10), ByteRange::Span(7, 9));
@@ -108,8 +102,8 @@ pub fn byte_range(value: &str, len: u64) -> ByteRange {
 /// §8.8.2.2). When it does not hold, `Range` is ignored and the whole response is the answer.
 ///
 /// ```
-/// use http::HeaderMap;
-/// use protothrive::cache::if_range_holds;
+/// use http::{HeaderMap, HeaderValue};
+/// use protothrive::cache::policy::if_range_holds;
 ///
 /// let mut stored = HeaderMap::new();
 /// stored.insert("etag", "\"v1\"".parse().unwrap());
@@ -145,64 +139,6 @@ pub fn if_range_holds(req: &HeaderMap, stored: &HeaderMap) -> bool {
         .and_then(date)
         .is_some_and(|d| modified + Duration::from_secs(1) <= d);
     asked == modified && dated
-}
-
-/// The answer to a `GET` with `Range` from a stored response that may be reused: a `206` of the
-/// range, a `416` problem, or — a stored status other than `200`, a client's conditional that
-/// matched, an `If-Range` that does not hold, a `Range` to ignore — what
-/// [`from_stored`] answers.
-pub(super) fn from_stored_range<B>(
-    stored: &StoredResponse,
-    parts: &request::Parts,
-    age: Duration,
-    status: &CacheStatus,
-) -> Response<CacheBody<B>> {
-    let res = from_stored(stored, &parts.headers, false, age, status);
-    if res.status() != StatusCode::OK
-        || stored.status != StatusCode::OK
-        || !if_range_holds(&parts.headers, &stored.headers)
-    {
-        return res;
-    }
-    let len = stored.body.len() as u64;
-    let range = parts
-        .headers
-        .get(RANGE)
-        .and_then(|v| v.to_str().ok())
-        .map_or(ByteRange::Whole, |v| byte_range(v, len));
-    match range {
-        ByteRange::Whole => res,
-        ByteRange::Span(first, last) => {
-            let (mut head, _) = res.into_parts();
-            head.status = StatusCode::PARTIAL_CONTENT;
-            let content_range = format!("bytes {first}-{last}/{len}");
-            if let Ok(v) = HeaderValue::try_from(content_range) {
-                head.headers.insert(CONTENT_RANGE, v);
-            }
-            head.headers
-                .insert(CONTENT_LENGTH, HeaderValue::from(last - first + 1));
-            let (first, last) = (
-                usize::try_from(first).unwrap_or(usize::MAX),
-                usize::try_from(last).unwrap_or(usize::MAX),
-            );
-            Response::from_parts(head, CacheBody::full(stored.body.slice(first..=last)))
-        }
-        ByteRange::Unsatisfiable => {
-            let mut res = Problem::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                code::CACHE_RANGE_NOT_SATISFIABLE,
-            )
-            .with_detail("No range of the request starts within the representation.")
-            .render_for(&parts.extensions)
-            .map(CacheBody::full);
-            if let Ok(v) = HeaderValue::try_from(format!("bytes */{len}")) {
-                res.headers_mut().insert(CONTENT_RANGE, v);
-            }
-            res.headers_mut().insert(http::header::AGE, age_value(age));
-            status_header(&mut res, status);
-            res
-        }
-    }
 }
 
 #[cfg(test)]

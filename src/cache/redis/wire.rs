@@ -1,13 +1,14 @@
 //! The wire form of a [`Purge`] on the invalidation channel, shared by the tier that publishes
 //! purges and the subscription that applies them.
 
-use super::store::Purge;
+use crate::cache::store::Purge;
 
 /// The wire form of a [`Purge`] on the invalidation channel: a one-letter kind, `:`, the value
 /// (`k:` key, `u:` URI, `p:` URI prefix, `r:` raw key prefix, `t:` tag), or `*` for everything.
 ///
 /// ```
-/// use protothrive::cache::{decode_purge, encode_purge, Purge};
+/// use protothrive::cache::Purge;
+/// use protothrive::cache::redis::{decode_purge, encode_purge};
 /// let p = Purge::Tag("roadmap:7".into());
 /// assert_eq!(encode_purge(&p), "t:roadmap:7");
 /// assert_eq!(decode_purge("t:roadmap:7"), Some(p));

@@ -6,9 +6,9 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use redis::{Client, IntoConnectionInfo, ProtocolVersion, PushKind, Value};
 
-use super::redis::RedisTier;
-use super::store::Purge;
+use super::tier::RedisTier;
 use super::wire::decode_purge;
+use crate::cache::store::Purge;
 use crate::error::ConfigError;
 
 impl RedisTier {

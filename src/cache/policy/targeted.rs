@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderName};
 use sfv::visitor::{DictionaryVisitor, EntryVisitor, Ignored, InnerListVisitor, ItemVisitor};
 use sfv::{BareItemFromInput, KeyRef, Parser, Version};
 
-use super::CacheControl;
+use super::control::CacheControl;
 
 /// `CDN-Cache-Control` (RFC 9213 §3): the targeted field of CDN caches, on the default list.
 pub static CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control");
@@ -87,7 +87,7 @@ impl CacheControl {
     /// ignored as a whole). [`Directives`] says how values map to directives.
     ///
     /// ```
-    /// use protothrive::cache::CacheControl;
+    /// use protothrive::cache::policy::CacheControl;
     ///
     /// let cc = CacheControl::parse_targeted(r#"max-age=60, no-cache="set-cookie""#).unwrap();
     /// assert_eq!(cc.max_age, Some(60));
@@ -142,7 +142,7 @@ fn targeted(headers: &HeaderMap, name: &HeaderName) -> Option<CacheControl> {
 ///
 /// Targeted fields (`CDN-Cache-Control`, a product's own) govern this cache in place of
 /// `Cache-Control`, which goes on governing the caches downstream and browsers. The layer keeps a
-/// target list ([`targets`](super::CacheLayerBuilder::targets); by default `CDN-Cache-Control`
+/// target list ([`targets`](crate::cache::CacheLayerBuilder::targets); by default `CDN-Cache-Control`
 /// alone). The first field on the list with a valid, non-empty value governs a response: its
 /// directives replace those of `Cache-Control` **and** `Expires`; `Age` still counts against its
 /// `max-age`. A field that is not a valid Structured Field dictionary (RFC 8941 §3.2: lowercase
@@ -160,7 +160,7 @@ fn targeted(headers: &HeaderMap, name: &HeaderName) -> Option<CacheControl> {
 ///
 /// ```
 /// use http::{HeaderMap, HeaderName};
-/// use protothrive::cache::{CDN_CACHE_CONTROL, Directives};
+/// use protothrive::cache::policy::{CDN_CACHE_CONTROL, Directives};
 ///
 /// let mut h = HeaderMap::new();
 /// h.insert("cache-control", "no-store".parse().unwrap());

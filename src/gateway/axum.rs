@@ -1,3 +1,6 @@
+//! The axum extractors of the gateway (feature `axum`): [`ValidJson`], a JSON body parsed within
+//! the limits and validated, and the negotiated [`ApiVersion`].
+
 use std::convert::Infallible;
 
 use axum_core::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Request};

@@ -17,7 +17,7 @@ pub const CACHE_NAME: &str = "protothrive";
 ///
 /// ```
 /// use std::time::Duration;
-/// use protothrive::cache::age_value;
+/// use protothrive::cache::policy::age_value;
 /// assert_eq!(age_value(Duration::from_millis(61_900)), "61");
 /// ```
 #[must_use]
@@ -28,7 +28,7 @@ pub fn age_value(age: Duration) -> HeaderValue {
 /// Why the request went forward to the origin (RFC 9211 §2.2).
 ///
 /// ```
-/// use protothrive::cache::{CacheStatus, Forward};
+/// use protothrive::cache::policy::{CacheStatus, Forward};
 /// assert_eq!(CacheStatus::forward(Forward::Method).to_string(), "protothrive; fwd=method");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +64,7 @@ impl Forward {
 /// One `Cache-Status` member for this cache (RFC 9211 §2).
 ///
 /// ```
-/// use protothrive::cache::{CacheStatus, Forward};
+/// use protothrive::cache::policy::{CacheStatus, Forward};
 ///
 /// assert_eq!(CacheStatus::hit(Some(42)).to_string(), "protothrive; hit; ttl=42");
 /// let miss = CacheStatus::forward(Forward::UriMiss).stored(true);

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use http::header::HOST;
 use http::{HeaderMap, HeaderName, Method, Uri};
 
-use super::policy::vary_value;
+use super::vary::vary_value;
 
 const SEP: char = '\u{1f}';
 const VSEP: char = '\u{1e}';
@@ -81,7 +81,7 @@ fn push_normalized_escapes(out: &mut String, s: &str) {
 ///   resource; an empty `?` dropped, an empty path read as `/`.
 ///
 /// ```
-/// use protothrive::cache::normalize_uri;
+/// use protothrive::cache::policy::normalize_uri;
 ///
 /// let uri = "HTTPS://User@API.Example.COM:443/a/%7euser/%2f?q=%41&b".parse().unwrap();
 /// assert_eq!(
@@ -203,7 +203,7 @@ fn host_field(v: &[u8]) -> Option<(&str, Option<u16>)> {
 /// [`normalize_uri`] of a string: an absolute URI, or origin-form with `host`.
 ///
 /// ```
-/// use protothrive::cache::normalize_uri_str;
+/// use protothrive::cache::policy::normalize_uri_str;
 /// assert_eq!(
 ///     normalize_uri_str("/a?b", Some("H.example"), "https").as_deref(),
 ///     Some("https://h.example/a?b"),
@@ -243,7 +243,7 @@ fn push_escaped_with(out: &mut String, s: &str, percent: bool) {
 ///
 /// ```
 /// use http::{Method, HeaderMap};
-/// use protothrive::cache::CacheKey;
+/// use protothrive::cache::policy::CacheKey;
 ///
 /// let key = CacheKey::new(&Method::GET, "https://api.example.com/a?x=1", Some("user-1"));
 /// assert_eq!(key.uri(), "https://api.example.com/a?x=1");
@@ -330,7 +330,7 @@ impl CacheKey {
         Self { key }
     }
 
-    /// Reads a key back from its string form (as a [`CacheTier`](super::CacheTier) stores it).
+    /// Reads a key back from its string form (as a [`CacheTier`](crate::cache::CacheTier) stores it).
     #[must_use]
     pub fn from_string(key: String) -> Self {
         Self { key }

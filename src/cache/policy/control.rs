@@ -43,7 +43,7 @@ pub enum MaxStale {
 /// gives back the same value.
 ///
 /// ```
-/// use protothrive::cache::CacheControl;
+/// use protothrive::cache::policy::CacheControl;
 ///
 /// let cc = CacheControl::parse(r#"Public, MAX-AGE="60", s-maxage=30, stale-while-revalidate=10"#);
 /// assert!(cc.public);
@@ -361,7 +361,7 @@ impl CacheControl {
     /// §5.2.2.7).
     ///
     /// ```
-    /// use protothrive::cache::CacheControl;
+    /// use protothrive::cache::policy::CacheControl;
     /// let cc = CacheControl::parse(r#"max-age=60, private="Set-Cookie""#);
     /// assert!(cc.lists(&http::header::SET_COOKIE));
     /// assert!(!cc.private);

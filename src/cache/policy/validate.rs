@@ -10,7 +10,8 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue, Response};
 
-use super::{CacheControl, Scope};
+use super::control::CacheControl;
+use super::storable::Scope;
 
 /// `Surrogate-Key`: space-separated tags a handler sets; recorded, then stripped.
 pub static SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
@@ -31,7 +32,7 @@ fn etag(headers: &HeaderMap) -> Option<&str> {
 ///
 /// ```
 /// use http::HeaderMap;
-/// use protothrive::cache::conditional_headers;
+/// use protothrive::cache::policy::conditional_headers;
 ///
 /// let mut stored = HeaderMap::new();
 /// stored.insert("etag", "\"v1\"".parse().unwrap());
@@ -57,7 +58,7 @@ pub fn conditional_headers(stored: &HeaderMap) -> HeaderMap {
 ///
 /// ```
 /// use http::HeaderMap;
-/// use protothrive::cache::not_modified;
+/// use protothrive::cache::policy::not_modified;
 ///
 /// let mut stored = HeaderMap::new();
 /// stored.insert("etag", "W/\"v1\"".parse().unwrap());
@@ -89,7 +90,7 @@ pub fn not_modified(req: &HeaderMap, stored: &HeaderMap) -> bool {
 ///
 /// ```
 /// use http::HeaderMap;
-/// use protothrive::cache::validates;
+/// use protothrive::cache::policy::validates;
 /// let mut stored = HeaderMap::new();
 /// stored.insert("etag", "\"v1\"".parse().unwrap());
 /// let mut other = HeaderMap::new();
@@ -122,7 +123,7 @@ pub fn validates(stored: &HeaderMap, not_modified: &HeaderMap) -> bool {
 ///
 /// ```
 /// use http::HeaderMap;
-/// use protothrive::cache::merge_not_modified;
+/// use protothrive::cache::policy::merge_not_modified;
 ///
 /// let mut stored = HeaderMap::new();
 /// stored.insert("cache-control", "max-age=1".parse().unwrap());
@@ -157,7 +158,7 @@ pub fn merge_not_modified(stored: &mut HeaderMap, not_modified: &HeaderMap) {
 ///
 /// ```
 /// use http::HeaderMap;
-/// use protothrive::cache::{strip_listed, CacheControl, Scope};
+/// use protothrive::cache::policy::{strip_listed, CacheControl, Scope};
 ///
 /// let cc = CacheControl::parse(r#"max-age=60, no-cache="x-a", private="x-b""#);
 /// let mut h = HeaderMap::new();
@@ -189,7 +190,7 @@ pub fn strip_listed(headers: &mut HeaderMap, cc: &CacheControl, scope: Scope) ->
 ///
 /// ```
 /// use http::HeaderMap;
-/// use protothrive::cache::head_matches;
+/// use protothrive::cache::policy::head_matches;
 ///
 /// let mut stored = HeaderMap::new();
 /// stored.insert("etag", "\"v1\"".parse().unwrap());
@@ -231,7 +232,7 @@ pub fn head_matches(stored: &HeaderMap, stored_len: usize, head: &HeaderMap) -> 
 ///
 /// ```
 /// use http::HeaderMap;
-/// use protothrive::cache::strip_unstorable;
+/// use protothrive::cache::policy::strip_unstorable;
 /// let mut h = HeaderMap::new();
 /// h.insert("connection", "x-hop".parse().unwrap());
 /// h.insert("x-hop", "1".parse().unwrap());
@@ -268,7 +269,7 @@ pub fn strip_unstorable(headers: &mut HeaderMap) {
 ///
 /// ```
 /// use http::HeaderMap;
-/// use protothrive::cache::surrogate_keys;
+/// use protothrive::cache::policy::surrogate_keys;
 /// let mut h = HeaderMap::new();
 /// h.append("surrogate-key", "snippets  snippet:7".parse().unwrap());
 /// h.append("surrogate-key", "snippets".parse().unwrap());
@@ -290,7 +291,10 @@ pub fn surrogate_keys(headers: &HeaderMap) -> Vec<String> {
 
 /// The fields of an origin's response that the stored copy goes without but the client whose
 /// request fetched it gets: `Set-Cookie`, and those a qualified `no-cache`/`private` lists.
-pub(super) fn withheld(origin: &HeaderMap, cc: &CacheControl) -> Vec<(HeaderName, HeaderValue)> {
+pub(in crate::cache) fn withheld(
+    origin: &HeaderMap,
+    cc: &CacheControl,
+) -> Vec<(HeaderName, HeaderValue)> {
     if !origin.contains_key(SET_COOKIE)
         && cc.no_cache_fields.is_empty()
         && cc.private_fields.is_empty()
@@ -305,7 +309,10 @@ pub(super) fn withheld(origin: &HeaderMap, cc: &CacheControl) -> Vec<(HeaderName
 }
 
 /// Gives the withheld fields back to the answer (those it lacks).
-pub(super) fn give_back<B>(res: &mut Response<B>, withheld: Vec<(HeaderName, HeaderValue)>) {
+pub(in crate::cache) fn give_back<B>(
+    res: &mut Response<B>,
+    withheld: Vec<(HeaderName, HeaderValue)>,
+) {
     let missing: Vec<_> = withheld
         .into_iter()
         .filter(|(n, _)| !res.headers().contains_key(n))

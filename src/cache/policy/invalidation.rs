@@ -31,7 +31,7 @@ fn origin_authority(authority: &str, scheme: Option<&str>) -> String {
 ///
 /// ```
 /// use http::{Request, StatusCode, HeaderMap};
-/// use protothrive::cache::invalidation_targets;
+/// use protothrive::cache::policy::invalidation_targets;
 ///
 /// let (req, _) = Request::post("/roadmaps").header("host", "api.example.com").body(()).unwrap().into_parts();
 /// let mut res = HeaderMap::new();

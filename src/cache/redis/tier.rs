@@ -1,4 +1,4 @@
-//! The Redis tier of the cache and the invalidation broadcast ([`RedisTier`] says what it guarantees and costs).
+//! The Redis tier of the cache ([`RedisTier`] says what it guarantees and costs).
 
 use std::fmt;
 use std::sync::Arc;
@@ -8,9 +8,9 @@ use bytes::Bytes;
 use redis::aio::ConnectionManager;
 use redis::{Client, Script};
 
-use super::key::{key_uri, path_and_query};
-use super::store::{BoxFuture, CacheEntry, CacheTier, Purge};
 use super::wire::encode_purge;
+use crate::cache::policy::key::{key_uri, path_and_query};
+use crate::cache::store::{BoxFuture, CacheEntry, CacheTier, Purge};
 use crate::error::ConfigError;
 use crate::redis_handle::{RedisHandle, Source};
 use crate::resilience::{CircuitBreaker, Outcome};
