@@ -357,7 +357,7 @@ impl CacheLayerBuilder {
 /// ```
 #[derive(Debug, Clone)]
 pub struct CacheHandle {
-    config: Arc<Config>,
+    pub(super) config: Arc<Config>,
 }
 
 impl CacheHandle {

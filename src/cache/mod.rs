@@ -173,6 +173,7 @@ mod origin;
 mod policy;
 #[cfg(test)]
 mod policy_tests;
+mod put;
 mod range;
 #[cfg(feature = "redis")]
 mod redis;
@@ -203,6 +204,7 @@ pub use policy::{
     freshness_lifetime_with, heuristically_cacheable, initial_age, reuse, storable, storable_with,
     vary, vary_matches, vary_value,
 };
+pub use put::{Ticket, WriteThrough, Written};
 pub use range::{ByteRange, byte_range, if_range_holds};
 #[cfg(feature = "redis")]
 pub use redis::{RedisTier, RedisTierBuilder, TierError};

@@ -66,7 +66,7 @@ return #members
 
 /// How long a purge's tombstone refuses writes of responses requested before it: longer than
 /// any request takes.
-const TOMBSTONE_MS: u64 = 60_000;
+pub(super) const TOMBSTONE_MS: u64 = 60_000;
 
 /// The Redis tier of the cache, and the invalidation broadcast between instances
 /// ([`RedisTier::subscribe`], in `broadcast.rs`).
@@ -99,7 +99,7 @@ const TOMBSTONE_MS: u64 = 60_000;
 #[derive(Clone)]
 pub struct RedisTier {
     pub(super) client: Client,
-    conn: ConnectionManager,
+    pub(super) conn: ConnectionManager,
     put: Arc<Script>,
     drop_tag: Arc<Script>,
     prefix: Arc<str>,
@@ -220,7 +220,7 @@ impl RedisTier {
         crate::redis_handle::ping(&self.conn, self.timeout, &self.breaker).await
     }
 
-    async fn bounded<T>(
+    pub(super) async fn bounded<T>(
         &self,
         op: &'static str,
         limit: Duration,
@@ -255,18 +255,18 @@ impl RedisTier {
         Err(outcome)
     }
 
-    fn key(&self, key: &str) -> String {
+    pub(super) fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
 
-    fn tag_key(&self, tag: &str) -> String {
+    pub(super) fn tag_key(&self, tag: &str) -> String {
         format!("{}tag:{tag}", self.prefix)
     }
 
     /// A tag's tombstone, in a keyspace of its own: under the tags' (`tag:<tag>:purged`), the
     /// tombstone of one tag was the set of another (a tag `<tag>:purged`), and writing that tag
     /// failed with `WRONGTYPE`.
-    fn tombstone_key(&self, tag: &str) -> String {
+    pub(super) fn tombstone_key(&self, tag: &str) -> String {
         format!("{}purged:{tag}", self.prefix)
     }
 
@@ -456,7 +456,7 @@ impl RedisTier {
 /// The tags every HTTP entry carries besides its own: its URI (every method, partition and
 /// `Vary` variant of it) and its path and query (every host), so that key and URI purges are one
 /// tag drop rather than a scan.
-fn implicit_tags(key: &str) -> [String; 2] {
+pub(super) fn implicit_tags(key: &str) -> [String; 2] {
     let uri = key_uri(key);
     [
         format!("uri:{uri}"),
@@ -490,6 +490,15 @@ impl CacheTier for RedisTier {
                 .put_since(key, &entry.encode(), ttl, &tags, requested)
                 .await;
         })
+    }
+
+    fn write_through<'a>(
+        &'a self,
+        since: std::time::SystemTime,
+        purges: &'a [Purge],
+        puts: &'a [(String, CacheEntry, Duration)],
+    ) -> BoxFuture<'a, Vec<bool>> {
+        Box::pin(super::put::redis_write_through(self, since, purges, puts))
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()> {
