@@ -8,3 +8,4 @@ mod rate_limit;
 mod revocation;
 mod server;
 mod stack;
+mod write_through;
