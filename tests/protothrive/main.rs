@@ -28,3 +28,4 @@ mod status;
 #[allow(unreachable_pub)]
 mod support;
 mod versions;
+mod write_through;

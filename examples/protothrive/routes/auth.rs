@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use sqlx::SqliteConnection;
 use validator::{Validate, ValidationError};
 
+use crate::cache;
 use crate::db::{self, Counted, rfc3339};
 use crate::http::{ApiResult, AppError, created, envelope};
 use crate::passwords;
@@ -20,13 +21,20 @@ use crate::state::AppState;
 const MAX_FAILURES: i64 = 5;
 const LOCK_SECONDS: i64 = 30 * 60;
 
-pub fn router() -> Router<AppState> {
+/// `/auth/me` is cached per user (tag `user:<id>`; a login, which changes `last_login`, purges
+/// it), inside the user check like every cached route.
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/api/auth/register", post(register))
         .route("/api/auth/login", post(login))
         .route("/api/auth/refresh", post(refresh))
         .route("/api/auth/logout", post(logout).route_layer(super::user()))
-        .route("/api/auth/me", get(me).route_layer(super::user()))
+        .route(
+            "/api/auth/me",
+            get(me)
+                .route_layer(cache::cached(state))
+                .route_layer(super::user()),
+        )
 }
 
 fn strong_password(p: &str) -> Result<(), ValidationError> {
@@ -248,6 +256,8 @@ async fn login(
     };
     let pair = issue_new(&s, &mut tx, &id).await?;
     tx.commit().await?;
+    // `last_login` changed: the cached `/auth/me` goes.
+    cache::purge(&s, &[format!("user:{id}")]).await;
     crate::revocations::prune_now_and_then(&s.db, now).await;
     Ok(envelope(
         v,
@@ -394,5 +404,9 @@ async fn me(
     .fetch_optional(s.db.reader())
     .await?;
     let user = user.ok_or(AppError::NotFound("User"))?;
-    Ok(envelope(v, s.now(), user_json(&user), json!({})).into_response())
+    Ok(cache::tag(
+        envelope(v, s.now(), user_json(&user), json!({})).into_response(),
+        cache::per_user(),
+        &format!("user:{}", p.subject()),
+    ))
 }

@@ -62,7 +62,7 @@ async fn no_method() -> AppError {
 pub fn router(state: AppState) -> Router {
     let limits = state.config.resilience;
     Router::new()
-        .merge(auth::router())
+        .merge(auth::router(&state))
         .merge(snippets::router(&state))
         .merge(logs::router())
         .merge(agent::router(shed(limits.agent_max_in_flight)))
