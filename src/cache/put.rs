@@ -277,7 +277,10 @@ pub(super) async fn apply(
     // A response is stored when all of its entries are.
     let mut kept = vec![true; through.puts.len()];
     for ((i, (key, entry, _)), taken) in puts.iter().zip(taken) {
-        let ok = taken && cfg.purges.insert_except(&cfg.l1, ticket.since, &own, key, entry);
+        let ok = taken
+            && cfg
+                .purges
+                .insert_except(&cfg.l1, ticket.since, &own, key, entry);
         kept[*i] &= ok;
     }
     for (i, put) in through.puts.iter().enumerate() {
@@ -389,8 +392,9 @@ pub(super) async fn redis_write_through(
     let started = since
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
-    let script = redis::Script::new(WRITE_THROUGH);
-    let mut call = script.prepare_invoke();
+    static SCRIPT: std::sync::LazyLock<redis::Script> =
+        std::sync::LazyLock::new(|| redis::Script::new(WRITE_THROUGH));
+    let mut call = SCRIPT.prepare_invoke();
     call.arg(started)
         .arg(super::redis::TOMBSTONE_MS)
         .arg(tags.len())

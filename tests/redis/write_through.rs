@@ -47,7 +47,9 @@ async fn interleave(n: u64) {
 /// `GET /items/{i}` reads the item's version (then yields before answering: a read that races a
 /// write answers the old version); `PATCH /items/{i}` bumps it (the write), yields, and answers
 /// with the new representation as a write-through that also purges the list tag.
-fn origin(data: Arc<Data>) -> impl tower::Service<
+fn origin(
+    data: Arc<Data>,
+) -> impl tower::Service<
     Request<Full<Bytes>>,
     Response = Response<Full<Bytes>>,
     Error = Infallible,
@@ -59,7 +61,14 @@ fn origin(data: Arc<Data>) -> impl tower::Service<
     service_fn(move |req: Request<Full<Bytes>>| {
         let data = data.clone();
         async move {
-            let item: usize = req.uri().path().rsplit('/').next().unwrap().parse().unwrap();
+            let item: usize = req
+                .uri()
+                .path()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
             let host = req.headers().get("host").cloned();
             if req.method() == http::Method::GET {
                 let v = data.versions[item].load(Ordering::SeqCst);
@@ -73,9 +82,10 @@ fn origin(data: Arc<Data>) -> impl tower::Service<
             if let Some(h) = host {
                 get = get.header("host", h);
             }
-            let through = WriteThrough::new()
-                .purge(Purge::Tag("items".into()))
-                .put(get.body(()).unwrap(), representation(item, v).map(|_| format!("v{v}")));
+            let through = WriteThrough::new().purge(Purge::Tag("items".into())).put(
+                get.body(()).unwrap(),
+                representation(item, v).map(|_| format!("v{v}")),
+            );
             let mut res = Response::new(Full::new(Bytes::from(format!("v{v}"))));
             res.extensions_mut().insert(through);
             Ok(res)
@@ -178,8 +188,130 @@ async fn two_instances_on_one_redis_never_answer_older_than_an_acknowledged_writ
         let t = RedisTier::builder(server.url()).key_prefix("fresh:");
         (t.build().unwrap(), 1)
     };
-    let (a, b) = (instance(&fresh, Some(tier())), instance(&fresh, Some(tier())));
+    let (a, b) = (
+        instance(&fresh, Some(tier())),
+        instance(&fresh, Some(tier())),
+    );
     let (v, _) = send(&a, "PATCH", 3).await;
     assert_eq!(send(&b, "GET", 3).await, (v, true));
     assert_eq!(fresh.reads.load(Ordering::SeqCst), 0);
+}
+
+/// One step of a schedule: writer `w` takes its ticket, writes (the version goes up), or applies
+/// its write-through; or a reader fills the cache from the origin.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Writer(usize),
+    Fill,
+}
+
+/// Runs `schedule` (each writer's three steps in order, interleaved as given) against one cache
+/// over one item, checking after every step that what the cache holds is never older than an
+/// applied write, and that a write-through with no other write between its ticket and its
+/// application is stored.
+async fn run_schedule(writers: usize, schedule: &[Step]) {
+    let data = Arc::new(Data::default());
+    let layer = CacheLayer::builder().build().unwrap();
+    let cache = layer.handle();
+    let svc: Svc = tower::util::BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(layer)
+            .service(origin(data.clone())),
+    );
+    let cached = || async {
+        let req = Request::get("http://api.test/items/0")
+            .header("cache-control", "only-if-cached")
+            .body(Full::default())
+            .unwrap();
+        let res = svc.clone().oneshot(req).await.unwrap();
+        if res.status() == 504 {
+            return None;
+        }
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        Some(
+            std::str::from_utf8(&body).unwrap()[1..]
+                .parse::<u64>()
+                .unwrap(),
+        )
+    };
+    let mut next = vec![0; writers];
+    let mut tickets = vec![None; writers];
+    let mut versions = vec![0; writers];
+    let mut applied = 0;
+    let mut writes_since: Vec<usize> = vec![0; writers];
+    for step in schedule {
+        match *step {
+            Step::Fill => {
+                let _ = send(&svc, "GET", 0).await;
+            }
+            Step::Writer(w) => {
+                match next[w] {
+                    0 => {
+                        tickets[w] = Some(cache.ticket());
+                        writes_since[w] = 0;
+                    }
+                    1 => {
+                        versions[w] = data.versions[0].fetch_add(1, Ordering::SeqCst) + 1;
+                        for (o, n) in writes_since.iter_mut().enumerate() {
+                            *n += usize::from(o != w);
+                        }
+                    }
+                    _ => {
+                        let v = versions[w];
+                        let get = Request::get("http://api.test/items/0").body(()).unwrap();
+                        let through = WriteThrough::new()
+                            .purge(Purge::Tag("items".into()))
+                            .put(get, representation(0, v).map(|_| format!("v{v}")));
+                        let done = cache.write_through(tickets[w].unwrap(), through).await;
+                        applied = applied.max(v);
+                        for (o, n) in writes_since.iter_mut().enumerate() {
+                            *n += usize::from(o != w);
+                        }
+                        if writes_since[w] == 0 {
+                            assert_eq!(done.stored, 1, "alone since its ticket: stored");
+                        }
+                    }
+                }
+                next[w] += 1;
+            }
+        }
+        if let Some(v) = cached().await {
+            assert!(v >= applied, "holds v{v} after v{applied} was applied");
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(200))]
+
+    /// Writers' tickets, writes and write-throughs interleaved in any order, with fills from the
+    /// origin between them: the cache never holds a value older than an applied write.
+    #[test]
+    fn no_interleaving_leaves_an_older_value(
+        writers in 1usize..5,
+        picks in proptest::collection::vec(0usize..64, 0..40),
+    ) {
+        // Each pick chooses among the writers with steps left (or a fill, one choice more).
+        let mut left = vec![3usize; writers];
+        let mut schedule = Vec::new();
+        for pick in picks.into_iter().chain(std::iter::repeat(0).take(3 * writers)) {
+            let open: Vec<usize> = (0..writers).filter(|&w| left[w] > 0).collect();
+            if open.is_empty() {
+                break;
+            }
+            match pick % (open.len() + 1) {
+                0 if schedule.len() % 2 == 1 => schedule.push(Step::Fill),
+                i => {
+                    let w = open[i.max(1) - 1];
+                    left[w] -= 1;
+                    schedule.push(Step::Writer(w));
+                }
+            }
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(run_schedule(writers, &schedule));
+    }
 }
