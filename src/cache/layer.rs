@@ -357,7 +357,7 @@ impl CacheLayerBuilder {
 /// ```
 #[derive(Debug, Clone)]
 pub struct CacheHandle {
-    pub(super) config: Arc<Config>,
+    config: Arc<Config>,
 }
 
 impl CacheHandle {
@@ -371,6 +371,22 @@ impl CacheHandle {
             tier.invalidate(&what).await;
             self.invalidate_local(&what);
         }
+    }
+
+    /// A [`Ticket`](super::Ticket) for a write about to reach the origin's data.
+    #[must_use]
+    pub fn ticket(&self) -> super::Ticket {
+        super::put::Ticket::now(&self.config)
+    }
+
+    /// Applies `through`, judged against `ticket` (see [`WriteThrough`](super::WriteThrough));
+    /// the other instances hear of its purges through the tier.
+    pub async fn write_through(
+        &self,
+        ticket: super::Ticket,
+        through: super::WriteThrough,
+    ) -> super::Written {
+        super::put::apply(&self.config, ticket, Vec::new(), through).await
     }
 
     /// Invalidates in this instance's L1 only: for a tier relaying another instance's

@@ -29,7 +29,6 @@ use http::{HeaderValue, Method, Request, Response, request};
 
 use super::config::Config;
 use super::key::CacheKey;
-use super::layer::CacheHandle;
 use super::store::{CacheEntry, Purge, StoredResponse};
 use super::{
     Directives, SURROGATE_KEY, Scope, Vary, storable_with, strip_listed, strip_unstorable,
@@ -37,7 +36,8 @@ use super::{
 };
 
 /// When a write started, as the cache counts: the purge log's number and the clock's time. Take
-/// it ([`CacheHandle::ticket`]) before the write reaches the origin's data.
+/// it ([`CacheHandle::ticket`](super::CacheHandle::ticket)) before the write reaches the
+/// origin's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket {
     pub(super) since: u64,
@@ -67,7 +67,7 @@ struct Put {
 /// response to an unsafe request; the layer applies it with the ticket it took before calling
 /// the handler, after its own RFC 9111 §4.4 invalidations (purges count as the write's own), and
 /// removes it from the response. A response that is not a 2xx only gets the purges. Elsewhere,
-/// [`CacheHandle::write_through`] applies one.
+/// [`CacheHandle::write_through`](super::CacheHandle::write_through) applies one.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -160,20 +160,6 @@ pub struct Written {
     /// Responses the cache would not store from the origin either (`no-store`, no freshness,
     /// `private` without a partition, too large, ...).
     pub not_storable: usize,
-}
-
-impl CacheHandle {
-    /// A [`Ticket`] for a write about to reach the origin's data.
-    #[must_use]
-    pub fn ticket(&self) -> Ticket {
-        Ticket::now(&self.config)
-    }
-
-    /// Applies `through`, judged against `ticket` (see [`WriteThrough`]); the other instances
-    /// hear of its purges through the tier.
-    pub async fn write_through(&self, ticket: Ticket, through: WriteThrough) -> Written {
-        apply(&self.config, ticket, Vec::new(), through).await
-    }
 }
 
 /// One entry to store: key, entry, TTL for the tier.
@@ -357,12 +343,27 @@ end
 return ok
 ";
 
-/// The tag a purge drops in Redis (as [`RedisTier`](super::RedisTier)'s `invalidate` maps it),
-/// `None` for the purges that scan.
+/// How a Redis tier names what the write-through script touches.
 #[cfg(feature = "redis")]
-fn purge_tag(what: &Purge) -> Option<String> {
+pub(super) struct RedisNames<'a> {
+    /// An entry's key.
+    pub(super) key: &'a dyn Fn(&str) -> String,
+    /// A tag's set.
+    pub(super) tag: &'a dyn Fn(&str) -> String,
+    /// A tag's tombstone.
+    pub(super) tombstone: &'a dyn Fn(&str) -> String,
+    /// The tags every entry carries besides its own, by its key.
+    pub(super) implicit: fn(&str) -> [String; 2],
+    /// How long a tombstone refuses older writes.
+    pub(super) tombstone_ms: u64,
+}
+
+/// The tag a purge drops in Redis (as the Redis tier's `invalidate` maps it), `None` for the
+/// purges that scan (the tier applies those first, by itself).
+#[cfg(feature = "redis")]
+pub(super) fn purge_tag(what: &Purge, implicit: fn(&str) -> [String; 2]) -> Option<String> {
     match what {
-        Purge::Key(k) => Some(super::redis::implicit_tags(k)[0].clone()),
+        Purge::Key(k) => implicit(k).into_iter().next(),
         Purge::Uri(u) if u.starts_with('/') => Some(format!("path:{u}")),
         Purge::Uri(u) => Some(format!("uri:{u}")),
         Purge::Tag(t) => Some(t.clone()),
@@ -370,68 +371,42 @@ fn purge_tag(what: &Purge) -> Option<String> {
     }
 }
 
-/// [`CacheTier::write_through`](super::CacheTier::write_through) for Redis: the purges that scan
-/// first, then one script for the tag purges and the puts, then every purge published. When the
-/// script fails, nothing is stored and every instance is told to drop everything (as a failed
-/// invalidation does).
+/// The script call of a write-through on Redis ([`WRITE_THROUGH`]): the tag purges `tags` and the
+/// puts, judged against `since`. The tier runs it, then publishes the purges; when it fails,
+/// nothing is stored (and every instance should drop everything, as after a failed invalidation).
 #[cfg(feature = "redis")]
-pub(super) async fn redis_write_through(
-    tier: &super::RedisTier,
+pub(super) fn redis_invocation(
+    names: &RedisNames<'_>,
     since: SystemTime,
-    purges: &[Purge],
+    tags: &[String],
     puts: &[Entry],
-) -> Vec<bool> {
-    use super::CacheTier as _;
-    let mut tags = Vec::new();
-    for p in purges {
-        match purge_tag(p) {
-            Some(tag) => tags.push(tag),
-            None => tier.invalidate(p).await,
-        }
-    }
+) -> redis::ScriptInvocation<'static> {
+    static SCRIPT: std::sync::LazyLock<redis::Script> =
+        std::sync::LazyLock::new(|| redis::Script::new(WRITE_THROUGH));
     let started = since
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
-    static SCRIPT: std::sync::LazyLock<redis::Script> =
-        std::sync::LazyLock::new(|| redis::Script::new(WRITE_THROUGH));
     let mut call = SCRIPT.prepare_invoke();
     call.arg(started)
-        .arg(super::redis::TOMBSTONE_MS)
+        .arg(names.tombstone_ms)
         .arg(tags.len())
         .arg(puts.len());
-    for tag in &tags {
-        call.key(tier.tag_key(tag)).key(tier.tombstone_key(tag));
+    for tag in tags {
+        call.key((names.tag)(tag)).key((names.tombstone)(tag));
     }
     for (key, entry, ttl) in puts {
         let own: &[String] = match entry {
             CacheEntry::Response(r) => r.tags(),
             CacheEntry::Vary(_) => &[],
         };
-        let all: Vec<String> = own
-            .iter()
-            .cloned()
-            .chain(super::redis::implicit_tags(key))
-            .collect();
-        call.key(tier.key(key));
+        let all: Vec<String> = own.iter().cloned().chain((names.implicit)(key)).collect();
+        call.key((names.key)(key));
         for tag in &all {
-            call.key(tier.tag_key(tag)).key(tier.tombstone_key(tag));
+            call.key((names.tag)(tag)).key((names.tombstone)(tag));
         }
         call.arg(entry.encode())
             .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
             .arg(all.len());
     }
-    let mut conn = tier.conn.clone();
-    let stored: Result<Vec<i64>, _> = tier
-        .bounded("write_through", tier.timeout, call.invoke_async(&mut conn))
-        .await;
-    let Ok(stored) = stored else {
-        let _ = tier.publish(&Purge::All).await;
-        return vec![false; puts.len()];
-    };
-    for p in purges.iter().filter(|p| purge_tag(p).is_some()) {
-        let _ = tier.publish(p).await;
-    }
-    let mut out: Vec<bool> = stored.into_iter().map(|s| s == 1).collect();
-    out.resize(puts.len(), false);
-    out
+    call
 }

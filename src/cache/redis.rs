@@ -66,7 +66,7 @@ return #members
 
 /// How long a purge's tombstone refuses writes of responses requested before it: longer than
 /// any request takes.
-pub(super) const TOMBSTONE_MS: u64 = 60_000;
+const TOMBSTONE_MS: u64 = 60_000;
 
 /// The Redis tier of the cache, and the invalidation broadcast between instances
 /// ([`RedisTier::subscribe`], in `broadcast.rs`).
@@ -99,7 +99,7 @@ pub(super) const TOMBSTONE_MS: u64 = 60_000;
 #[derive(Clone)]
 pub struct RedisTier {
     pub(super) client: Client,
-    pub(super) conn: ConnectionManager,
+    conn: ConnectionManager,
     put: Arc<Script>,
     drop_tag: Arc<Script>,
     prefix: Arc<str>,
@@ -220,7 +220,7 @@ impl RedisTier {
         crate::redis_handle::ping(&self.conn, self.timeout, &self.breaker).await
     }
 
-    pub(super) async fn bounded<T>(
+    async fn bounded<T>(
         &self,
         op: &'static str,
         limit: Duration,
@@ -255,18 +255,18 @@ impl RedisTier {
         Err(outcome)
     }
 
-    pub(super) fn key(&self, key: &str) -> String {
+    fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
 
-    pub(super) fn tag_key(&self, tag: &str) -> String {
+    fn tag_key(&self, tag: &str) -> String {
         format!("{}tag:{tag}", self.prefix)
     }
 
     /// A tag's tombstone, in a keyspace of its own: under the tags' (`tag:<tag>:purged`), the
     /// tombstone of one tag was the set of another (a tag `<tag>:purged`), and writing that tag
     /// failed with `WRONGTYPE`.
-    pub(super) fn tombstone_key(&self, tag: &str) -> String {
+    fn tombstone_key(&self, tag: &str) -> String {
         format!("{}purged:{tag}", self.prefix)
     }
 
@@ -456,7 +456,7 @@ impl RedisTier {
 /// The tags every HTTP entry carries besides its own: its URI (every method, partition and
 /// `Vary` variant of it) and its path and query (every host), so that key and URI purges are one
 /// tag drop rather than a scan.
-pub(super) fn implicit_tags(key: &str) -> [String; 2] {
+fn implicit_tags(key: &str) -> [String; 2] {
     let uri = key_uri(key);
     [
         format!("uri:{uri}"),
@@ -498,7 +498,42 @@ impl CacheTier for RedisTier {
         purges: &'a [Purge],
         puts: &'a [(String, CacheEntry, Duration)],
     ) -> BoxFuture<'a, Vec<bool>> {
-        Box::pin(super::put::redis_write_through(self, since, purges, puts))
+        use super::put::{RedisNames, purge_tag, redis_invocation};
+        Box::pin(async move {
+            let mut tags = Vec::new();
+            for p in purges {
+                match purge_tag(p, implicit_tags) {
+                    Some(tag) => tags.push(tag),
+                    None => self.invalidate(p).await,
+                }
+            }
+            // The names borrow this tier; none is held across an await.
+            let call = {
+                let names = RedisNames {
+                    key: &|k| self.key(k),
+                    tag: &|t| self.tag_key(t),
+                    tombstone: &|t| self.tombstone_key(t),
+                    implicit: implicit_tags,
+                    tombstone_ms: TOMBSTONE_MS,
+                };
+                redis_invocation(&names, since, &tags, puts)
+            };
+            let mut conn = self.conn.clone();
+            let run = call.invoke_async::<Vec<i64>>(&mut conn);
+            let Ok(stored) = self.bounded("write_through", self.timeout, run).await else {
+                let _ = self.publish(&Purge::All).await;
+                return vec![false; puts.len()];
+            };
+            for p in purges
+                .iter()
+                .filter(|p| purge_tag(p, implicit_tags).is_some())
+            {
+                let _ = self.publish(p).await;
+            }
+            let mut out: Vec<bool> = stored.into_iter().map(|s| s == 1).collect();
+            out.resize(puts.len(), false);
+            out
+        })
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()> {

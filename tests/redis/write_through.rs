@@ -294,7 +294,7 @@ proptest::proptest! {
         // Each pick chooses among the writers with steps left (or a fill, one choice more).
         let mut left = vec![3usize; writers];
         let mut schedule = Vec::new();
-        for pick in picks.into_iter().chain(std::iter::repeat(0).take(3 * writers)) {
+        for pick in picks.into_iter().chain(std::iter::repeat_n(0, 3 * writers)) {
             let open: Vec<usize> = (0..writers).filter(|&w| left[w] > 0).collect();
             if open.is_empty() {
                 break;
