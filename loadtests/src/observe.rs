@@ -211,7 +211,7 @@ mod tests {
         observed.record("POST /a", (6, 700, true), Some(0), None);
         let a = observed.headers["GET /a"];
         assert_eq!(a.mean_queries(), Some(1.0));
-        assert_eq!(a.hit_rate(), Some(0.75));
+        assert_eq!(a.hit_rate(), Some(0.5));
         assert_eq!(
             (a.reads, a.reads_without_db),
             (4, 2),
