@@ -43,7 +43,15 @@ impl PurgeLog {
 
     /// Records `what`, then applies it to `l1`; returns its number.
     pub(crate) fn purge(&self, l1: &L1, what: &Purge) -> u64 {
-        let n = {
+        let n = self.record(what);
+        invalidate_l1(l1, what);
+        n
+    }
+
+    /// Records `what` without applying it (apply it after, as [`invalidate_l1_all`] does for
+    /// several at once); returns its number.
+    pub(crate) fn record(&self, what: &Purge) -> u64 {
+        {
             let mut recent = self
                 .recent
                 .lock()
@@ -54,9 +62,7 @@ impl PurgeLog {
                 recent.pop_front();
             }
             n
-        };
-        invalidate_l1(l1, what);
-        n
+        }
     }
 
     /// Whether a purge recorded after `since` covers `key` (or the log no longer reaches back).
@@ -127,5 +133,20 @@ pub(crate) fn invalidate_l1(l1: &L1, what: &Purge) {
         }
         Purge::All => l1.clear(),
         _ => l1.retain(|k, e| !what.matches(k, e)),
+    }
+}
+
+/// Applies every purge of `what` to `l1` with one scan for those that scan (a write's purges
+/// together cost one pass over L1, not one each).
+pub(crate) fn invalidate_l1_all(l1: &L1, what: &[Purge]) {
+    let mut scan = Vec::with_capacity(what.len());
+    for w in what {
+        match w {
+            Purge::Key(_) | Purge::All => invalidate_l1(l1, w),
+            _ => scan.push(w),
+        }
+    }
+    if !scan.is_empty() {
+        l1.retain(|k, e| !scan.iter().any(|w| w.matches(k, e)));
     }
 }

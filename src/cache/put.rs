@@ -29,6 +29,7 @@ use http::{HeaderValue, Method, Request, Response, request};
 
 use super::config::Config;
 use super::key::CacheKey;
+use super::l1::invalidate_l1_all;
 use super::store::{CacheEntry, Purge, StoredResponse};
 use super::{
     Directives, SURROGATE_KEY, Scope, Vary, storable_with, strip_listed, strip_unstorable,
@@ -246,16 +247,17 @@ pub(super) async fn apply(
             None => done.not_storable += 1,
         }
     }
-    let mut own: Vec<u64> = purges
-        .iter()
-        .map(|p| cfg.purges.purge(&cfg.l1, p))
-        .collect();
+    // Each purge is recorded before L1 is cleared (so an insert either sees it or is cleared),
+    // and L1 is scanned once for all of them.
+    let mut own: Vec<u64> = purges.iter().map(|p| cfg.purges.record(p)).collect();
+    invalidate_l1_all(&cfg.l1, &purges);
     let entries: Vec<Entry> = puts.iter().map(|(_, e)| e.clone()).collect();
     let taken = match &cfg.tier {
         Some(tier) => {
             let taken = tier.write_through(ticket.at, &purges, &entries).await;
             // A reader may have promoted what the tier held before its purges into L1.
-            own.extend(purges.iter().map(|p| cfg.purges.purge(&cfg.l1, p)));
+            own.extend(purges.iter().map(|p| cfg.purges.record(p)));
+            invalidate_l1_all(&cfg.l1, &purges);
             taken
         }
         None => vec![true; entries.len()],
