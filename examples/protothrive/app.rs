@@ -94,13 +94,15 @@ pub async fn state(
         config.jwt_audience.clone(),
     )
     .clock(clock.clone());
+    let (data, data_purges) = crate::loaders::data_cache(clock.clone(), redis.as_ref())?;
     let stack = stack(&config, &clock, &auth, redis)?;
     let cache = stack
         .cache()
         .cloned()
         .ok_or("the stack is built with the read cache")?;
     Ok(AppState {
-        nested: crate::loaders::factory(db.clone(), clock.clone()),
+        nested: crate::loaders::factory(db.clone(), clock.clone(), data),
+        data_purges,
         db,
         auth,
         issuer,

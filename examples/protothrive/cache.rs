@@ -21,8 +21,10 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::Route;
+use bytes::Bytes;
 use protothrive::auth::Principal;
-use protothrive::cache::{CacheBody, CacheLayer, CacheLayerBuilder, Purge};
+use protothrive::cache::{CacheBody, CacheLayer, CacheLayerBuilder, Purge, WriteThrough};
+use protothrive::gateway::{API_VERSION, ApiVersion};
 use tower::{Layer, Service, ServiceBuilder};
 
 use crate::state::AppState;
@@ -106,4 +108,41 @@ pub async fn purge(state: &AppState, tags: &[String]) {
     for t in tags {
         handle.invalidate(Purge::Tag(t.clone())).await;
     }
+}
+
+/// The `GET` of `path` (unversioned) as the cache sees it from `principal` asking for version
+/// `v` on `host`: the key a write-through stores under, so that the reader's next `GET` finds it
+/// (same URI and `Host`, the principal's partition, `API-Version` for `Vary`).
+pub fn read_request(
+    host: Option<&HeaderValue>,
+    path: &str,
+    v: ApiVersion,
+    principal: &Principal,
+) -> axum::http::Request<()> {
+    let mut req = axum::http::Request::new(());
+    if let Ok(uri) = path.parse() {
+        *req.uri_mut() = uri;
+    }
+    if let Some(host) = host {
+        req.headers_mut().insert(header::HOST, host.clone());
+    }
+    if let Ok(name) = HeaderValue::try_from(v.name()) {
+        req.headers_mut().insert(API_VERSION.clone(), name);
+    }
+    req.extensions_mut().insert(principal.clone());
+    req
+}
+
+/// A handler's answer with its body read (a write-through stores it as it is).
+pub async fn buffered(res: Response) -> Result<axum::http::Response<Bytes>, axum::Error> {
+    let (parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await?;
+    Ok(axum::http::Response::from_parts(parts, bytes))
+}
+
+/// `res` carrying `through`: the cache layer around the route applies it (its purges, then its
+/// puts) before the answer leaves, judged against the purges of concurrent writes.
+pub fn with_write_through(mut res: Response, through: WriteThrough) -> Response {
+    res.extensions_mut().insert(through);
+    res
 }

@@ -31,7 +31,9 @@ pub struct AppState {
     /// The stack's read cache (cloned into the cached routes; its handle purges).
     pub cache: protothrive::cache::CacheLayer,
     /// Makes each request's loader of nested data (`crate::loaders`).
-    pub nested: protothrive::batch::LoaderFactory<crate::loaders::NestedData>,
+    pub nested: protothrive::batch::LoaderFactory<crate::loaders::Shared>,
+    /// Other instances' forgets of nested values, applied to ours (with Redis).
+    pub data_purges: Option<Arc<protothrive::cache::redis::Subscription>>,
 }
 
 impl AppState {

@@ -23,6 +23,11 @@ pub(crate) struct HeaderCounts {
     pub(crate) cache_counted: u64,
     /// Those whose `Cache-Status` says a cache served it (`hit`).
     pub(crate) cache_hits: u64,
+    /// Successful `GET`s (reads).
+    pub(crate) reads: u64,
+    /// Reads answered without a database statement: `X-Query-Count: 0`, or a cache hit where
+    /// the count is missing.
+    pub(crate) reads_without_db: u64,
 }
 
 impl HeaderCounts {
@@ -36,6 +41,11 @@ impl HeaderCounts {
         (self.cache_counted > 0).then(|| self.cache_hits as f64 / self.cache_counted as f64)
     }
 
+    /// Share of reads answered without the database, or `None` when there was no read.
+    pub(crate) fn without_db(&self) -> Option<f64> {
+        (self.reads > 0).then(|| self.reads_without_db as f64 / self.reads as f64)
+    }
+
     /// Adds `other` into `self`.
     pub(crate) fn add(&mut self, other: &Self) {
         self.responses += other.responses;
@@ -43,6 +53,8 @@ impl HeaderCounts {
         self.query_sum += other.query_sum;
         self.cache_counted += other.cache_counted;
         self.cache_hits += other.cache_hits;
+        self.reads += other.reads;
+        self.reads_without_db += other.reads_without_db;
     }
 }
 
@@ -103,6 +115,14 @@ impl Observed {
         if let Some(hit) = cache_hit {
             counts.cache_counted += 1;
             counts.cache_hits += u64::from(hit);
+        }
+        if success && name.starts_with("GET ") {
+            counts.reads += 1;
+            let without = match query_count {
+                Some(q) => q == 0,
+                None => cache_hit == Some(true),
+            };
+            counts.reads_without_db += u64::from(without);
         }
     }
 }
@@ -186,15 +206,25 @@ mod tests {
         observed.record("GET /a", (1, 900, true), Some(2), Some(true));
         observed.record("GET /a", (2, 1100, true), Some(1), Some(false));
         observed.record("GET /b", (3, 500, false), None, None);
+        observed.record("GET /a", (4, 800, true), Some(0), Some(false));
+        observed.record("GET /a", (5, 700, true), None, Some(true));
+        observed.record("POST /a", (6, 700, true), Some(0), None);
         let a = observed.headers["GET /a"];
-        assert_eq!(a.mean_queries(), Some(1.5));
+        assert_eq!(a.mean_queries(), Some(1.0));
         assert_eq!(a.hit_rate(), Some(0.5));
+        assert_eq!(
+            (a.reads, a.reads_without_db),
+            (4, 2),
+            "a 0 count or a hit without one"
+        );
+        assert_eq!(a.without_db(), Some(0.5));
+        assert_eq!(observed.headers["POST /a"].without_db(), None, "not a read");
         let b = observed.headers["GET /b"];
         assert_eq!(
             (b.responses, b.mean_queries(), b.hit_rate()),
             (1, None, None)
         );
-        assert_eq!(observed.names, ["GET /a", "GET /b"]);
+        assert_eq!(observed.names, ["GET /a", "GET /b", "POST /a"]);
         assert_eq!(
             observed.samples[2],
             Sample {

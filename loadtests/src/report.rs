@@ -294,7 +294,7 @@ fn row_line(out: &mut String, row: &Row, duration_s: usize) {
     let rate = row.requests as f64 / duration_s.max(1) as f64;
     let _ = writeln!(
         out,
-        "{:<34} {:>7} {:>6} {:>7.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>6} {:>6}",
+        "{:<34} {:>7} {:>6} {:>7.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>6} {:>6} {:>6}",
         row.name,
         row.requests,
         row.failures,
@@ -305,6 +305,7 @@ fn row_line(out: &mut String, row: &Row, duration_s: usize) {
         ms(row.max_us),
         optional(row.headers.mean_queries(), |q| format!("{q:.2}")),
         optional(row.headers.hit_rate(), |h| format!("{:.0}%", h * 100.0)),
+        optional(row.headers.without_db(), |h| format!("{:.0}%", h * 100.0)),
     );
 }
 
@@ -331,7 +332,12 @@ pub(crate) fn render(summary: &Summary) -> String {
     );
     let _ = writeln!(
         out,
-        "\n{:<34} {:>7} {:>6} {:>7} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6}",
+        "reads served without the database: {}",
+        optional(t.headers.without_db(), |h| format!("{:.1}%", h * 100.0)),
+    );
+    let _ = writeln!(
+        out,
+        "\n{:<34} {:>7} {:>6} {:>7} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>6}",
         "request",
         "count",
         "errors",
@@ -341,12 +347,13 @@ pub(crate) fn render(summary: &Summary) -> String {
         "p99 ms",
         "max ms",
         "stmts",
-        "cache"
+        "cache",
+        "no-db"
     );
     for row in &summary.endpoints {
         row_line(&mut out, row, summary.duration_s);
     }
-    let _ = writeln!(out, "{}", "-".repeat(112));
+    let _ = writeln!(out, "{}", "-".repeat(119));
     row_line(&mut out, &summary.without_argon2, summary.duration_s);
     row_line(&mut out, t, summary.duration_s);
     let unusual: Vec<String> = summary

@@ -125,10 +125,14 @@ fn tail(path: &Path, max: u64) -> String {
 }
 
 impl Server {
-    /// Builds and starts the example, and waits until `/api/v1/health/ready` answers 200.
+    /// Builds and starts the example (or runs `LOADTEST_SERVER_BIN`), and waits until `/api/v1/health/ready` answers 200.
     /// `extra_env` (`KEY=VALUE`) is applied last, over the defaults.
     pub(crate) async fn start(profile: Build, extra_env: &[String]) -> Result<Self, String> {
-        let executable = build(profile)?;
+        // A prebuilt executable (say, another revision's, to compare): no build.
+        let executable = match std::env::var_os("LOADTEST_SERVER_BIN") {
+            Some(path) => PathBuf::from(path),
+            None => build(profile)?,
+        };
         let dir =
             std::env::temp_dir().join(format!("protothrive-loadtest-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir)

@@ -41,8 +41,16 @@ impl PurgeLog {
         self.seq.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Records `what`, then applies it to `l1`.
-    pub(crate) fn purge(&self, l1: &L1, what: &Purge) {
+    /// Records `what`, then applies it to `l1`; returns its number.
+    pub(crate) fn purge(&self, l1: &L1, what: &Purge) -> u64 {
+        let n = self.record(what);
+        invalidate_l1(l1, what);
+        n
+    }
+
+    /// Records `what` without applying it (apply it after, as [`invalidate_l1_all`] does for
+    /// several at once); returns its number.
+    pub(crate) fn record(&self, what: &Purge) -> u64 {
         {
             let mut recent = self
                 .recent
@@ -53,12 +61,24 @@ impl PurgeLog {
             if recent.len() > PURGE_LOG {
                 recent.pop_front();
             }
+            n
         }
-        invalidate_l1(l1, what);
     }
 
     /// Whether a purge recorded after `since` covers `key` (or the log no longer reaches back).
     pub(crate) fn purged_since(&self, since: u64, key: &str, entry: &CacheEntry) -> bool {
+        self.purged_since_except(since, &[], key, entry)
+    }
+
+    /// [`purged_since`](Self::purged_since), leaving out the purges numbered in `own` (a
+    /// write-through's own).
+    pub(crate) fn purged_since_except(
+        &self,
+        since: u64,
+        own: &[u64],
+        key: &str,
+        entry: &CacheEntry,
+    ) -> bool {
         if self.seq() == since {
             return false;
         }
@@ -71,6 +91,7 @@ impl PurgeLog {
         }
         recent.iter().any(|(n, p)| {
             *n > since
+                && !own.contains(n)
                 && (p.matches(key, entry) || matches!(p, Purge::Key(k) if is_variant_key(key, k)))
         })
     }
@@ -79,11 +100,23 @@ impl PurgeLog {
     /// insert too: a purge records itself before it clears, so either this sees it or it clears
     /// what was inserted. Returns whether the entry stayed.
     pub(crate) fn insert(&self, l1: &L1, since: u64, key: &str, entry: &CacheEntry) -> bool {
-        if self.purged_since(since, key, entry) {
+        self.insert_except(l1, since, &[], key, entry)
+    }
+
+    /// [`insert`](Self::insert), leaving out the purges numbered in `own`.
+    pub(crate) fn insert_except(
+        &self,
+        l1: &L1,
+        since: u64,
+        own: &[u64],
+        key: &str,
+        entry: &CacheEntry,
+    ) -> bool {
+        if self.purged_since_except(since, own, key, entry) {
             return false;
         }
         l1.insert(key.to_owned(), entry.clone());
-        if self.purged_since(since, key, entry) {
+        if self.purged_since_except(since, own, key, entry) {
             l1.remove(key);
             return false;
         }
@@ -100,5 +133,20 @@ pub(crate) fn invalidate_l1(l1: &L1, what: &Purge) {
         }
         Purge::All => l1.clear(),
         _ => l1.retain(|k, e| !what.matches(k, e)),
+    }
+}
+
+/// Applies every purge of `what` to `l1` with one scan for those that scan (a write's purges
+/// together cost one pass over L1, not one each).
+pub(crate) fn invalidate_l1_all(l1: &L1, what: &[Purge]) {
+    let mut scan = Vec::with_capacity(what.len());
+    for w in what {
+        match w {
+            Purge::Key(_) | Purge::All => invalidate_l1(l1, w),
+            _ => scan.push(w),
+        }
+    }
+    if !scan.is_empty() {
+        l1.retain(|k, e| !scan.iter().any(|w| w.matches(k, e)));
     }
 }

@@ -379,6 +379,22 @@ impl CacheHandle {
         }
     }
 
+    /// A [`Ticket`](super::Ticket) for a write about to reach the origin's data.
+    #[must_use]
+    pub fn ticket(&self) -> super::Ticket {
+        super::put::Ticket::now(&self.shared)
+    }
+
+    /// Applies `through`, judged against `ticket` (see [`WriteThrough`](super::WriteThrough));
+    /// the other instances hear of its purges through the tier.
+    pub async fn write_through(
+        &self,
+        ticket: super::Ticket,
+        through: super::WriteThrough,
+    ) -> super::Written {
+        super::put::apply(&self.shared, ticket, Vec::new(), through).await
+    }
+
     /// Invalidates in this instance's L1 only: for a tier relaying another instance's
     /// invalidation.
     pub fn invalidate_local(&self, what: &Purge) {

@@ -178,6 +178,7 @@ mod layer;
 mod memory_tier;
 mod origin;
 pub mod policy;
+mod put;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
@@ -196,6 +197,7 @@ pub use layer::{
 };
 pub use memory_tier::MemoryTier;
 pub use policy::validate::SURROGATE_KEY;
+pub use put::{Ticket, WriteThrough, Written};
 #[cfg(feature = "redis")]
 pub use redis::RedisTier;
 pub use service::{Cache, ResponseFuture};

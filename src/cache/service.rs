@@ -305,7 +305,9 @@ where
         }
         m
     });
-    let res = call(&mut inner, Request::from_parts(parts, body)).await?;
+    let ticket = super::put::Ticket::now(shared);
+    let mut res = call(&mut inner, Request::from_parts(parts, body)).await?;
+    let through = res.extensions_mut().remove::<super::WriteThrough>();
     if let Some(meta) = meta {
         let targets = invalidation_targets(&meta, res.status(), res.headers());
         let host = meta.headers.get(HOST);
@@ -314,6 +316,11 @@ where
             .filter_map(|t| normalize_uri(t, host, &shared.config.scheme))
             .map(Purge::Uri)
             .collect();
+        if let Some(through) = through {
+            let through = through.only_purges_unless(res.status().is_success());
+            super::put::apply(shared, ticket, what, through).await;
+            return Ok(pass_through(res, &CacheStatus::forward(Forward::Method)));
+        }
         for w in &what {
             shared.state.purges.purge(&shared.state.l1, w);
         }

@@ -481,4 +481,24 @@ pub trait CacheTier: Send + Sync + fmt::Debug + 'static {
             _ => Box::pin(std::future::ready(())),
         }
     }
+    /// A write-through ([`WriteThrough`](super::WriteThrough)): applies `purges`, then stores each
+    /// of `puts` (key, entry, TTL) unless a purge of one of its keys or tags recorded since
+    /// `since` (before the write reached the origin's data), other than these, says a newer
+    /// write may have happened — the judging and the storing in one step no other purge can
+    /// come between. Returns which it stored. The default applies the purges and stores
+    /// nothing: a tier that cannot judge must not take them.
+    fn write_through<'a>(
+        &'a self,
+        since: std::time::SystemTime,
+        purges: &'a [Purge],
+        puts: &'a [(String, CacheEntry, Duration)],
+    ) -> BoxFuture<'a, Vec<bool>> {
+        let _ = since;
+        Box::pin(async move {
+            for p in purges {
+                self.invalidate(p).await;
+            }
+            vec![false; puts.len()]
+        })
+    }
 }

@@ -33,3 +33,4 @@ use example::api::{
     agent, app, cache, config, db, http, loaders, passwords, revocations, routes, state,
 };
 mod versions;
+mod write_through;

@@ -127,10 +127,11 @@ async fn the_dashboard_aggregates_in_a_fixed_number_of_statements() {
     }
     let after = get(&server, "/api/v2/analytics/dashboard", &admin).await;
     assert_eq!(after.status, 200, "{}", after.body);
-    assert_eq!(
-        query_count(&after, "dashboard"),
-        n_before,
-        "the dashboard's cost grew with the data"
+    // No more than before (less when the data cache holds the nested values).
+    let n_after = query_count(&after, "dashboard");
+    assert!(
+        (1..=n_before).contains(&n_after),
+        "the dashboard's cost grew with the data: {n_before} → {n_after}"
     );
     let runs = |a: &crate::support::Answer| {
         a.body["data"]["agents"]["runs"]
@@ -335,14 +336,12 @@ async fn every_list_and_detail_view_costs_at_most_two_statements() {
     ));
     for (path, n) in &table {
         println!("statements {n}  {path}");
-        // The views with nested data cost their rows and one batch, whatever the page size.
-        let nested =
-            !path.contains("/logs") && !path.contains("/insights") && !path.contains("/me");
-        if nested {
-            assert_eq!(*n, MAX_STATEMENTS, "{path}: rows and one batch");
-        } else {
-            assert!((1..=MAX_STATEMENTS).contains(n), "{path}: {n} statements");
-        }
+        // The views with nested data cost their rows and at most one batch, whatever the page
+        // size (none when the data cache holds every nested value: the loaders' `SharedCache`).
+        assert!(
+            (1..=MAX_STATEMENTS).contains(n),
+            "{path}: {n} statements, rows and at most one batch"
+        );
     }
 }
 

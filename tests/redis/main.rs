@@ -9,3 +9,4 @@ mod revocation;
 mod stack;
 #[path = "../support/mod.rs"]
 mod support;
+mod write_through;

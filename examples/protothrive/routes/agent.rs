@@ -222,6 +222,7 @@ async fn run(
     .await?;
     tx.commit().await?;
     // The roadmap's logs, the list pages it is on and the dashboard changed.
+    crate::loaders::forget_roadmap(&s.nested, &body.roadmap_id).await;
     crate::cache::purge(
         &s,
         &[

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use sqlx::SqliteConnection;
 use validator::{Validate, ValidationError};
 
+use crate::cache;
 use crate::db::{self, Counted, rfc3339};
 use crate::http::{ApiResult, AppError, created, envelope};
 use crate::passwords;
@@ -76,10 +77,13 @@ pub fn routes() -> Vec<Route> {
             .optional_body(logout_schema),
             logout,
         ),
+        // Cached per user (tag `user:<id>`; a login, which changes `last_login`, purges it),
+        // inside the user check like every cached route.
         Route::to(
             ep("GET", "/api/auth/me", "The caller's profile", User, "auth").extra(&[404]),
             me,
-        ),
+        )
+        .wrap(|r, state| r.route_layer(cache::cached(state))),
     ]
 }
 
@@ -302,6 +306,8 @@ async fn login(
     };
     let pair = issue_new(&s, &mut tx, &id).await?;
     tx.commit().await?;
+    // `last_login` changed: the cached `/auth/me` goes.
+    cache::purge(&s, &[format!("user:{id}")]).await;
     crate::revocations::prune_now_and_then(&s.db, now).await;
     Ok(envelope(
         v,
@@ -449,5 +455,9 @@ async fn me(
     .fetch_optional(s.db.reader())
     .await?;
     let user = user.ok_or(AppError::NotFound("User"))?;
-    Ok(envelope(v, s.now(), user_json(&user), json!({})).into_response())
+    Ok(cache::tag(
+        envelope(v, s.now(), user_json(&user), json!({})).into_response(),
+        cache::per_user(),
+        &format!("user:{}", p.subject()),
+    ))
 }

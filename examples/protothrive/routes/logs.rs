@@ -57,6 +57,7 @@ pub fn routes() -> Vec<Route> {
 /// A log or an insight changed what reads of its roadmap (and the list pages it is on, and the
 /// dashboard) answer.
 async fn purge_roadmap(s: &AppState, roadmap_id: &str) {
+    crate::loaders::forget_roadmap(&s.nested, roadmap_id).await;
     crate::cache::purge(
         s,
         &[format!("roadmap:{roadmap_id}"), "dashboard".to_owned()],

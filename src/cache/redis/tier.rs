@@ -496,6 +496,50 @@ impl CacheTier for RedisTier {
         })
     }
 
+    fn write_through<'a>(
+        &'a self,
+        since: std::time::SystemTime,
+        purges: &'a [Purge],
+        puts: &'a [(String, CacheEntry, Duration)],
+    ) -> BoxFuture<'a, Vec<bool>> {
+        use crate::cache::put::{RedisNames, purge_tag, redis_invocation};
+        Box::pin(async move {
+            let mut tags = Vec::new();
+            for p in purges {
+                match purge_tag(p, implicit_tags) {
+                    Some(tag) => tags.push(tag),
+                    None => self.invalidate(p).await,
+                }
+            }
+            // The names borrow this tier; none is held across an await.
+            let call = {
+                let names = RedisNames {
+                    key: &|k| self.key(k),
+                    tag: &|t| self.tag_key(t),
+                    tombstone: &|t| self.tombstone_key(t),
+                    implicit: implicit_tags,
+                    tombstone_ms: TOMBSTONE_MS,
+                };
+                redis_invocation(&names, since, &tags, puts)
+            };
+            let mut conn = self.conn.clone();
+            let run = call.invoke_async::<Vec<i64>>(&mut conn);
+            let Ok(stored) = self.bounded("write_through", self.timeout, run).await else {
+                let _ = self.publish(&Purge::All).await;
+                return vec![false; puts.len()];
+            };
+            for p in purges
+                .iter()
+                .filter(|p| purge_tag(p, implicit_tags).is_some())
+            {
+                let _ = self.publish(p).await;
+            }
+            let mut out: Vec<bool> = stored.into_iter().map(|s| s == 1).collect();
+            out.resize(puts.len(), false);
+            out
+        })
+    }
+
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let _ = RedisTier::delete(self, key).await;

@@ -141,19 +141,21 @@ pub fn routes() -> Vec<Route> {
     .collect()
 }
 
+/// The tags of what a write of roadmap `id` (or a list page of `owner`) changes: the roadmap's
+/// reads (its entry, its logs and insights, and every list page it is on), the owner's list pages
+/// and the dashboard.
+fn tags(id: &str, owner: &str) -> [String; 3] {
+    [
+        format!("roadmap:{id}"),
+        format!("roadmaps:{owner}"),
+        "dashboard".to_owned(),
+    ]
+}
+
 /// Called by every write that changes what a read of roadmap `id` (or a list page of `owner`)
-/// answers, before the write answers: purges the roadmap's reads (its entry, its logs and
-/// insights, and every list page it is on), the owner's list pages and the dashboard, in every
-/// tier and on every instance.
+/// answers and does not hand the cache its new state (`write::through`), before the write
+/// answers: purges [`tags`] in every tier and on every instance.
 pub async fn invalidate_roadmap(state: &AppState, id: &str, owner: &str) {
     metrics::counter!("protothrive_roadmap_invalidations_total").increment(1);
-    cache::purge(
-        state,
-        &[
-            format!("roadmap:{id}"),
-            format!("roadmaps:{owner}"),
-            "dashboard".to_owned(),
-        ],
-    )
-    .await;
+    cache::purge(state, &tags(id, owner)).await;
 }

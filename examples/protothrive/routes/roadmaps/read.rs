@@ -145,11 +145,17 @@ pub async fn get_one(
         .await?
         .ok_or(AppError::NotFound("Roadmap"))?;
     let data = repr::one(&loader, &row, v, p.subject(), true).await?;
-    Ok(cache::tag(
+    Ok(detail(&s, v, data, &id))
+}
+
+/// One roadmap's answer, `data` its detail view: what [`get_one`] answers and what a write
+/// stores in its place (`write::through`).
+pub fn detail(s: &AppState, v: ApiVersion, data: Value, id: &str) -> Response {
+    cache::tag(
         envelope(v, s.now(), data, serde_json::json!({})).into_response(),
         cache::per_user(),
         &format!("roadmap:{id}"),
-    ))
+    )
 }
 
 /// A child list of a roadmap: its sort-time column (also the time to show as RFC 3339) and SQL.

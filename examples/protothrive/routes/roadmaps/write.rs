@@ -7,17 +7,19 @@ use std::sync::LazyLock;
 
 use axum::Extension;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use protothrive::auth::Principal;
+use protothrive::cache::{Purge, WriteThrough};
 use protothrive::gateway::{ApiVersion, ValidJson};
 use serde_json::json;
 use sqlx::sqlite::SqliteRow;
 
 use super::input::RoadmapBody;
-use super::invalidate_roadmap;
-use super::read::{Id, roadmap_id};
+use super::read::{self, Id, roadmap_id};
 use super::repr::{self, COLUMNS};
+use super::{invalidate_roadmap, tags};
+use crate::cache;
 use crate::db;
 use crate::http::{ApiResult, AppError, created, envelope};
 use crate::loaders::NestedLoader;
@@ -38,18 +40,47 @@ async fn refused(s: &AppState, id: &str) -> AppError {
     }
 }
 
-/// The answer of a write that returned `row`, after invalidating cached reads of it.
+/// What a write of `row` changes in the read cache, for the cache layer to apply before the
+/// answer leaves: the purges of [`invalidate_roadmap`], and in their place the roadmap's detail
+/// view in both versions, stored in the writer's partition under the `Host` it wrote through,
+/// so the writer's next read of it is a hit. The nested data come from the request's loader,
+/// in the batch that also answers the write.
+async fn through(
+    s: &AppState,
+    p: &Principal,
+    headers: &HeaderMap,
+    loader: &NestedLoader,
+    row: &SqliteRow,
+) -> ApiResult<WriteThrough> {
+    let id: String = sqlx::Row::try_get(row, "id")?;
+    metrics::counter!("protothrive_roadmap_invalidations_total").increment(1);
+    let mut through = WriteThrough::new();
+    for tag in tags(&id, p.subject()) {
+        through = through.purge(Purge::Tag(tag));
+    }
+    let path = format!("/api/roadmaps/{id}");
+    for v in [ApiVersion(1), ApiVersion(2)] {
+        let data = repr::one(loader, row, v, p.subject(), true).await?;
+        let res = cache::buffered(read::detail(s, v, data, &id))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let get = cache::read_request(headers.get(header::HOST), &path, v, p);
+        through = through.put(get, res);
+    }
+    Ok(through)
+}
+
+/// The answer of a write that returned `row`, with what it changes in the read cache.
 async fn written(
     s: &AppState,
-    v: ApiVersion,
-    p: &Principal,
+    (v, p, headers): (ApiVersion, &Principal, &HeaderMap),
     loader: &NestedLoader,
-    id: &str,
     row: &SqliteRow,
 ) -> ApiResult<Response> {
-    invalidate_roadmap(s, id, p.subject()).await;
+    let through = through(s, p, headers, loader, row).await?;
     let data = repr::one(loader, row, v, p.subject(), false).await?;
-    Ok(envelope(v, s.now(), data, json!({})).into_response())
+    let res = envelope(v, s.now(), data, json!({})).into_response();
+    Ok(cache::with_write_through(res, through))
 }
 
 static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
@@ -85,6 +116,7 @@ pub async fn create(
     v: ApiVersion,
     Extension(p): Extension<Principal>,
     loader: NestedLoader,
+    headers: HeaderMap,
     ValidJson(body): ValidJson<RoadmapBody>,
 ) -> ApiResult<Response> {
     let r = body.full(v)?;
@@ -104,10 +136,11 @@ pub async fn create(
         .bind(now)
         .fetch_one(s.db.writer())
         .await?;
-    invalidate_roadmap(&s, &id, p.subject()).await;
+    let through = through(&s, &p, &headers, &loader, &row).await?;
     let data = repr::one(&loader, &row, v, p.subject(), false).await?;
     let body = envelope(v, now, data, json!({}));
-    Ok(created(&format!("/api/{}/roadmaps/{id}", v.name()), body))
+    let res = created(&format!("/api/{}/roadmaps/{id}", v.name()), body);
+    Ok(cache::with_write_through(res, through))
 }
 
 /// PUT: every field replaced (absent optional ones back to their defaults).
@@ -117,6 +150,7 @@ pub async fn replace(
     Extension(p): Extension<Principal>,
     loader: NestedLoader,
     id: Id,
+    headers: HeaderMap,
     ValidJson(body): ValidJson<RoadmapBody>,
 ) -> ApiResult<Response> {
     let id = roadmap_id(id)?;
@@ -135,7 +169,7 @@ pub async fn replace(
         .fetch_optional(s.db.writer())
         .await?;
     match row {
-        Some(row) => written(&s, v, &p, &loader, &id, &row).await,
+        Some(row) => written(&s, (v, &p, &headers), &loader, &row).await,
         None => Err(refused(&s, &id).await),
     }
 }
@@ -147,6 +181,7 @@ pub async fn patch(
     Extension(p): Extension<Principal>,
     loader: NestedLoader,
     id: Id,
+    headers: HeaderMap,
     ValidJson(body): ValidJson<RoadmapBody>,
 ) -> ApiResult<Response> {
     let id = roadmap_id(id)?;
@@ -165,7 +200,7 @@ pub async fn patch(
         .fetch_optional(s.db.writer())
         .await?;
     match row {
-        Some(row) => written(&s, v, &p, &loader, &id, &row).await,
+        Some(row) => written(&s, (v, &p, &headers), &loader, &row).await,
         None => Err(refused(&s, &id).await),
     }
 }
@@ -215,6 +250,7 @@ pub async fn thrive_score(
     Extension(p): Extension<Principal>,
     loader: NestedLoader,
     id: Id,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let id = roadmap_id(id)?;
     let row = sqlx::query(&SCORE_SQL)
@@ -224,7 +260,7 @@ pub async fn thrive_score(
         .fetch_optional(s.db.writer())
         .await?;
     match row {
-        Some(row) => written(&s, v, &p, &loader, &id, &row).await,
+        Some(row) => written(&s, (v, &p, &headers), &loader, &row).await,
         None => Err(refused(&s, &id).await),
     }
 }
