@@ -30,6 +30,8 @@ use metrics::{Counter, Gauge, Histogram};
 /// | `protothrive_shed_total` | — | requests shed by the load-shedding layer |
 /// | `protothrive_shed_limit` | — | gauge: an adaptive load-shedding limit, when it moves |
 /// | `protothrive_fallbacks_total` | reason | answers replaced by the fallback layer |
+/// | `protothrive_upstream_healthy` | upstream | gauge: 1 while an upstream instance passes its health checks, 0 while it fails them |
+/// | `protothrive_upstream_retries_total` | — | requests retried on another upstream instance |
 /// | `protothrive_batch_items` | — | histogram: items per HTTP batch |
 /// | `protothrive_batch_loader_size` | loader | histogram: keys per loader batch |
 /// | `protothrive_batch_loader_wait_seconds` | loader | histogram: a batch's window, seconds |
@@ -129,6 +131,16 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "protothrive_fallbacks_total",
         "reason",
         "answers replaced by the fallback layer",
+    ),
+    (
+        "protothrive_upstream_healthy",
+        "upstream",
+        "gauge: 1 while an upstream instance passes its health checks, 0 while it fails them",
+    ),
+    (
+        "protothrive_upstream_retries_total",
+        "",
+        "requests retried on another upstream instance",
     ),
     (
         "protothrive_batch_items",
