@@ -10,7 +10,7 @@ use http::header::{
     CACHE_CONTROL, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_RANGE, DATE, ETAG, EXPIRES,
     LAST_MODIFIED, RANGE, VARY,
 };
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, request};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, request};
 use tower_service::Service;
 
 use super::body::CacheBody;
@@ -32,6 +32,23 @@ pub(super) struct Keys {
 }
 
 impl Keys {
+    /// The keys of `parts` (its unkeyed headers already removed), read as a `GET`; `None` when
+    /// its URI cannot be a key.
+    pub(super) fn for_request(shared: &Shared, parts: &request::Parts) -> Option<Self> {
+        let key = CacheKey::for_request(
+            &Method::GET,
+            &parts.uri,
+            &parts.headers,
+            &shared.config.scheme,
+            None,
+        )?;
+        let partition = shared.config.partition.as_ref().and_then(|f| f(parts));
+        Some(Self {
+            partition: partition.map(|p| key.in_partition(&p)),
+            shared: key,
+        })
+    }
+
     /// The key concurrent misses coalesce on.
     pub(super) fn flight(&self) -> &CacheKey {
         self.partition.as_ref().unwrap_or(&self.shared)

@@ -27,8 +27,8 @@ use bytes::Bytes;
 use http::header::DATE;
 use http::{HeaderValue, Method, Request, Response, request};
 
+use super::hit::Keys;
 use super::l1::invalidate_l1_all;
-use super::policy::key::CacheKey;
 use super::policy::storable::{Scope, storable_with};
 use super::policy::targeted::Directives;
 use super::policy::validate::{SURROGATE_KEY, strip_listed, strip_unstorable, surrogate_keys};
@@ -174,14 +174,7 @@ fn entries(cfg: &Shared, put: &Put, request_time: SystemTime) -> Option<Vec<Entr
     for name in &cfg.config.unkeyed {
         req.headers.remove(name);
     }
-    let shared = CacheKey::for_request(
-        &Method::GET,
-        &req.uri,
-        &req.headers,
-        &cfg.config.scheme,
-        None,
-    )?;
-    let partition = cfg.config.partition.as_ref().and_then(|f| f(&req));
+    let keys = Keys::for_request(cfg, &req)?;
     let (mut rp, ()) = {
         let mut r = Response::new(());
         *r.status_mut() = put.res.status();
@@ -195,7 +188,7 @@ fn entries(cfg: &Shared, put: &Put, request_time: SystemTime) -> Option<Vec<Entr
     let tags = surrogate_keys(&rp.headers);
     rp.headers.remove(&SURROGATE_KEY);
     let directives = Directives::of(&rp.headers, &cfg.config.targets);
-    let scope = storable_with(&req, &rp, partition.is_some(), &directives).ok()?;
+    let scope = storable_with(&req, &rp, keys.partition.is_some(), &directives).ok()?;
     let now = cfg.config.clock.now();
     let mut headers = rp.headers.clone();
     strip_unstorable(&mut headers);
@@ -220,9 +213,9 @@ fn entries(cfg: &Shared, put: &Put, request_time: SystemTime) -> Option<Vec<Entr
     let ttl = stored
         .useful_for(now, cfg.config.grace)
         .max(Duration::from_secs(1));
-    let key = match (scope, partition) {
-        (Scope::Partition, Some(p)) => shared.in_partition(&p),
-        _ => shared,
+    let key = match scope {
+        Scope::Partition => keys.flight().clone(),
+        Scope::Shared => keys.shared,
     };
     let stored = CacheEntry::Response(Arc::new(stored));
     Some(match vary(&rp.headers) {
@@ -285,7 +278,8 @@ pub(super) async fn apply(
         if kept[i] {
             done.stored += 1;
             cfg.state.stats.stored.fetch_add(1, Ordering::Relaxed);
-            if let Some(key) = flight_key(cfg, &put.req) {
+            if let Some(keys) = Keys::for_request(cfg, &put.req) {
+                let key = keys.flight();
                 cfg.state.pass.remove(key.as_str());
             }
         } else {
@@ -293,21 +287,6 @@ pub(super) async fn apply(
         }
     }
     done
-}
-
-/// The key concurrent misses of `req` coalesce on (and hit-for-pass remembers).
-fn flight_key(cfg: &Shared, req: &request::Parts) -> Option<CacheKey> {
-    let shared = CacheKey::for_request(
-        &Method::GET,
-        &req.uri,
-        &req.headers,
-        &cfg.config.scheme,
-        None,
-    )?;
-    Some(match cfg.config.partition.as_ref().and_then(|f| f(req)) {
-        Some(p) => shared.in_partition(&p),
-        None => shared,
-    })
 }
 
 /// `ARGV`: the ticket's time (Unix ms), the tombstones' lifetime (ms), `p` tag purges, `n` puts,

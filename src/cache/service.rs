@@ -15,7 +15,7 @@ use super::hit::{
 use super::origin::{Origin, miss, spawn_refresh};
 use super::policy::control::CacheControl;
 use super::policy::invalidation::invalidation_targets;
-use super::policy::key::{CacheKey, normalize_uri};
+use super::policy::key::normalize_uri;
 use super::policy::reuse::{Reuse, reuse};
 use super::policy::status::{CacheStatus, Forward};
 use super::state::Shared;
@@ -133,22 +133,11 @@ fn prepare(shared: &Shared, parts: &mut request::Parts) -> Step {
             parts.headers.remove(name);
         }
     }
-    let Some(key) = CacheKey::for_request(
-        &Method::GET,
-        &parts.uri,
-        &parts.headers,
-        &shared.config.scheme,
-        None,
-    ) else {
+    let Some(keys) = Keys::for_request(shared, parts) else {
         return Step::Bypass;
     };
     // Range is defined for `GET` alone (RFC 9110 §14.2): a `HEAD` ignores it.
     let range = !head && parts.headers.contains_key(RANGE);
-    let partition = shared.config.partition.as_ref().and_then(|f| f(parts));
-    let keys = Keys {
-        partition: partition.map(|p| key.in_partition(&p)),
-        shared: key,
-    };
     let found = lookup_l1(shared, &keys, &parts.headers);
     Step::Lookup { keys, found, range }
 }
