@@ -100,18 +100,18 @@ pub(crate) fn scope<R>(cur: &Arc<Current>, f: impl FnOnce() -> R) -> R {
 /// Counts a request in flight until dropped: on `unmatched` until the router names its route.
 #[derive(Debug)]
 pub(super) struct Guard {
-    pub(super) config: Arc<Config>,
+    /// The request counted; its `config` is the layer's.
     pub(super) current: Arc<Current>,
 }
 
 impl Guard {
-    pub(super) fn enter(config: &Arc<Config>, current: &Arc<Current>) -> Self {
+    pub(super) fn enter(current: &Arc<Current>) -> Self {
+        let config = &current.config;
         config.in_flight.0.fetch_add(1, Ordering::Relaxed);
         if config.metrics {
             current.handles().in_flight(current.method).increment(1.0);
         }
         Self {
-            config: config.clone(),
             current: current.clone(),
         }
     }
@@ -119,9 +119,9 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        self.config.in_flight.0.fetch_sub(1, Ordering::Relaxed);
-        if self.config.metrics {
-            let cur = &self.current;
+        let cur = &self.current;
+        cur.config.in_flight.0.fetch_sub(1, Ordering::Relaxed);
+        if cur.config.metrics {
             cur.handles().in_flight(cur.method).decrement(1.0);
         }
     }

@@ -317,7 +317,7 @@ where
             method,
             route: std::sync::OnceLock::new(),
         });
-        let guard = Guard::enter(c, &current);
+        let guard = Guard::enter(&current);
         let inner = &mut self.inner;
         let (future, panic) = if c.catch_panics {
             match scope(&current, || {
