@@ -7,8 +7,9 @@
 //! them with one `load_many`. The loader deduplicates them (the owner of a hundred roadmaps is one
 //! key) and its batch function answers every kind in one `UNION ALL` statement, the ids of each
 //! kind bound as one JSON array — so a page costs two statements whatever its size. The batch
-//! runs on the loader's own task: the factory carries the request's statement counter into it
-//! (`db::carry_count`), so `X-Query-Count` counts it where the request is.
+//! runs in the request's task, so `X-Query-Count` counts it; should the load that drives it be
+//! dropped first, it carries on in a task of its own, and the factory carries the request's
+//! statement counter there (`db::carry_count`).
 //!
 //! The values outlive the request: the batch function is wrapped in a `SharedCache` over a
 //! `DataCache` (in process; with Redis as its second tier and the purges of other instances when

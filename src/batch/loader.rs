@@ -5,14 +5,14 @@ use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use tracing::Instrument as _;
 
-use crate::clock::{self, SharedClock};
+use super::config::{BatchTask, Carry, Config};
 
 /// The user's batch lookup: all values for a set of distinct keys, in one call.
 ///
@@ -62,63 +62,14 @@ enum Entry<F: BatchFn> {
 }
 
 struct State<F: BatchFn> {
-    entries: HashMap<F::Key, Entry<F>>,
+    /// Keyed by foldhash, seeded per map: a fifth of SipHash's cost on small keys.
+    entries: HashMap<F::Key, Entry<F>, foldhash::fast::RandomState>,
     /// Keys of the batch being gathered, each once.
     queued: Vec<F::Key>,
     /// Bumped whenever a batch is taken, so a window that ends late takes nothing.
     generation: u64,
     /// When the batch being gathered got its first key.
     opened: Option<Instant>,
-}
-
-/// A batch task's future, as the wrapper of [`LoaderFactory::carry`] gets and returns it.
-pub type BatchTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
-
-/// Captures, in the task that opens a batch, what its batch task should run in, and returns the
-/// wrapper that puts it around the task (see [`LoaderFactory::carry`]).
-type Carry = Arc<dyn Fn() -> Box<dyn FnOnce(BatchTask) -> BatchTask + Send> + Send + Sync>;
-
-/// How a loader gathers and caches (shared by every loader of a [`LoaderFactory`]).
-#[derive(Clone)]
-struct Config {
-    name: &'static str,
-    max_batch_size: usize,
-    yields: u32,
-    max_wait: Duration,
-    cache: bool,
-    clock: SharedClock,
-    carry: Option<Carry>,
-    /// The metric handles, resolved on the first batch (against the recorder installed then).
-    metrics: OnceLock<Handles>,
-}
-
-/// A loader's metric handles: labels built and looked up once, not per batch.
-#[derive(Clone)]
-struct Handles {
-    size: metrics::Histogram,
-    wait: metrics::Histogram,
-    duration: metrics::Histogram,
-    failures: metrics::Counter,
-}
-
-impl Config {
-    fn handles(&self) -> &Handles {
-        self.metrics.get_or_init(|| {
-            let name = self.name;
-            Handles {
-                size: metrics::histogram!("protothrive_batch_loader_size", "loader" => name),
-                wait: metrics::histogram!("protothrive_batch_loader_wait_seconds", "loader" => name),
-                duration: metrics::histogram!(
-                    "protothrive_batch_loader_duration_seconds",
-                    "loader" => name
-                ),
-                failures: metrics::counter!(
-                    "protothrive_batch_loader_failures_total",
-                    "loader" => name
-                ),
-            }
-        })
-    }
 }
 
 struct Shared<F: BatchFn> {
@@ -138,9 +89,13 @@ struct Shared<F: BatchFn> {
 ///   afterwards. A failed batch is not cached: its callers get the error, later loads call again.
 /// * The keys of one [`load_many`](Loader::load_many) are queued at once: one batch when they
 ///   fit, whatever the scheduler does meanwhile.
-/// * The batch runs on its own task, so a caller that gives up does not strand the others; that
-///   task runs in the span of the load that opened the batch, and in whatever context the
-///   factory [carries](LoaderFactory::carry) (task-locals).
+/// * The batch runs inside the load that opened it (the first key's), in that load's task: in
+///   its span and task-locals, with no task spawned. A caller that gives up does not strand the
+///   others: a batch whose opening load is dropped before the batch ends carries on in a spawned
+///   task, in the span current where the load was dropped and in whatever context the factory
+///   [carries](super::LoaderFactory::carry) (task-locals). Like `dataloader`'s, the window only ends
+///   while that load is polled: await the loads you start (`join!`, `join_all`, `load_many`),
+///   do not park one and wait on another.
 /// * Each batch is a `batch.load` span (loader name, size) and records the
 ///   `protothrive_batch_loader_size`, `protothrive_batch_loader_wait_seconds` and
 ///   `protothrive_batch_loader_duration_seconds` histograms and the
@@ -149,8 +104,8 @@ struct Shared<F: BatchFn> {
 ///   installed then: install the recorder before serving.
 ///
 /// **Cost.** A load is one mutex lock and a hash lookup; a miss adds a oneshot channel, and the
-/// first key of a batch one task spawn. Memory: the cache holds every value the loader loaded —
-/// make one loader per request (from a [`LoaderFactory`]), not one per process.
+/// first key of a batch one boxed future (the window and the batch call it drives). Memory: the cache holds every value the loader loaded —
+/// make one loader per request (from a [`LoaderFactory`](super::LoaderFactory)), not one per process.
 ///
 /// ```
 /// use std::collections::HashMap;
@@ -200,10 +155,27 @@ impl<F: BatchFn> fmt::Debug for Loader<F> {
 }
 
 impl<F: BatchFn> Loader<F> {
+    /// A loader with an empty cache over `batch_fn` (what [`LoaderFactory::loader`](super::LoaderFactory::loader) makes).
+    pub(super) fn new(batch_fn: Arc<F>, config: Arc<Config>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                batch_fn,
+                config,
+                state: Mutex::new(State {
+                    entries: HashMap::default(),
+                    queued: Vec::new(),
+                    generation: 0,
+                    opened: None,
+                }),
+            }),
+        }
+    }
+
     /// The value of `key`: `Ok(None)` when the batch function has none, `Err` when its batch
     /// failed.
     ///
-    /// Must be called within a tokio runtime (the batch runs on a spawned task).
+    /// Must be called within a tokio runtime (the window yields to it, and a batch whose opening
+    /// load is dropped carries on in a spawned task).
     pub async fn load(&self, key: F::Key) -> Answer<F> {
         let pending = self.enqueue(&mut self.lock(), key);
         pending.await
@@ -232,14 +204,13 @@ impl<F: BatchFn> Loader<F> {
             Some(Entry::Waiting(waiters)) => {
                 let (tx, rx) = oneshot::channel();
                 waiters.push(tx);
-                Pending::Waiting(rx)
+                Pending::Waiting(rx, None)
             }
             None => {
                 let (tx, rx) = oneshot::channel();
                 state.entries.insert(key.clone(), Entry::Waiting(vec![tx]));
                 state.queued.push(key);
-                self.after_queue(state);
-                Pending::Waiting(rx)
+                Pending::Waiting(rx, self.after_queue(state))
             }
         }
     }
@@ -270,18 +241,19 @@ impl<F: BatchFn> Loader<F> {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts the window for a new batch, or sends a full one now.
-    fn after_queue(&self, state: &mut State<F>) {
+    /// Opens the window for a new batch, or takes a full one: what the load that queued the key
+    /// must drive (see [`Drive`]).
+    fn after_queue(&self, state: &mut State<F>) -> Option<Drive> {
         let config = &self.shared.config;
         if state.queued.len() >= config.max_batch_size {
             let keys = take(state);
             let opened = state.opened.take();
-            spawn(config, run(self.shared.clone(), keys, opened));
+            Some(Drive::new(config, run(self.shared.clone(), keys, opened)))
         } else if state.queued.len() == 1 {
             state.opened = Some(config.clock.instant());
             let generation = state.generation;
             let shared = self.shared.clone();
-            spawn(config, async move {
+            Some(Drive::new(config, async move {
                 for _ in 0..shared.config.yields {
                     tokio::task::yield_now().await;
                 }
@@ -296,18 +268,68 @@ impl<F: BatchFn> Loader<F> {
                 if let Some((keys, opened)) = taken {
                     run(shared, keys, opened).await;
                 }
-            });
+            }))
+        } else {
+            None
         }
     }
 }
 
-/// The answer of one load: known at once, or from its batch.
-enum Pending<F: BatchFn> {
-    Ready(Option<Answer<F>>),
-    Waiting(oneshot::Receiver<Answer<F>>),
+/// A batch's window and call, driven by the load that opened it (polled inside that load, in its
+/// task). Dropped before it ends — its load given up on, or answered by a full batch another
+/// load sent before this window ended — it carries on in a spawned task, so the batch's other
+/// callers still get their answers.
+struct Drive {
+    task: Option<BatchTask>,
+    carry: Option<Carry>,
 }
 
-// Neither variant is ever pinned in place: the answer is moved out, the receiver is `Unpin`.
+impl Drive {
+    fn new(config: &Config, task: impl Future<Output = ()> + Send + 'static) -> Self {
+        Self {
+            task: Some(Box::pin(task)),
+            carry: config.carry.clone(),
+        }
+    }
+
+    /// Polls the batch on; ready once it has answered its callers.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.task {
+            Some(task) => {
+                let done = task.as_mut().poll(cx);
+                if done.is_ready() {
+                    self.task = None;
+                }
+                done
+            }
+            None => Poll::Ready(()),
+        }
+    }
+}
+
+impl Drop for Drive {
+    fn drop(&mut self) {
+        let Some(task) = self.task.take() else { return };
+        // With no runtime left the batch is dropped, and its callers get `Ok(None)`.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let task: BatchTask = Box::pin(task.instrument(tracing::Span::current()));
+            let task = match &self.carry {
+                Some(capture) => capture()(task),
+                None => task,
+            };
+            drop(runtime.spawn(task));
+        }
+    }
+}
+
+/// The answer of one load: known at once, or from its batch (which this load may drive).
+enum Pending<F: BatchFn> {
+    Ready(Option<Answer<F>>),
+    Waiting(oneshot::Receiver<Answer<F>>, Option<Drive>),
+}
+
+// Neither variant is ever pinned in place: the answer is moved out, the receiver is `Unpin`,
+// the batch is boxed.
 impl<F: BatchFn> Unpin for Pending<F> {}
 
 impl<F: BatchFn> Future for Pending<F> {
@@ -316,26 +338,18 @@ impl<F: BatchFn> Future for Pending<F> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer<F>> {
         match &mut *self {
             Self::Ready(answer) => Poll::Ready(answer.take().unwrap_or(Ok(None))),
-            // The batch task always answers or drops every waiter; a dropped one means the
-            // runtime is shutting down, and there is nothing better to say than "none".
-            Self::Waiting(rx) => Pin::new(rx).poll(cx).map(|r| r.unwrap_or(Ok(None))),
+            Self::Waiting(rx, drive) => {
+                if let Some(d) = drive {
+                    // Ready once the batch answered; this load's answer is then in `rx`.
+                    let _ = d.poll(cx);
+                }
+                // The batch always answers or drops every waiter; a dropped one means the
+                // runtime is shutting down, and there is nothing better to say than "none".
+                Pin::new(rx).poll(cx).map(|r| r.unwrap_or(Ok(None)))
+            }
         }
     }
 }
-
-/// Runs a batch task: inside the span of the task that opened the batch (so `batch.load` is a
-/// child of the request's span) and the context the factory [carries](LoaderFactory::carry).
-fn spawn(config: &Config, task: impl Future<Output = ()> + Send + 'static) {
-    let task = task.instrument(tracing::Span::current());
-    match &config.carry {
-        Some(capture) => {
-            let wrap = capture();
-            drop(tokio::spawn(wrap(Box::pin(task))));
-        }
-        None => drop(tokio::spawn(task)),
-    }
-}
-
 /// Takes the batch being gathered and starts the next one.
 fn take<F: BatchFn>(state: &mut State<F>) -> Vec<F::Key> {
     state.generation = state.generation.wrapping_add(1);
@@ -382,189 +396,6 @@ async fn run<F: BatchFn>(shared: Arc<Shared<F>>, keys: Vec<F::Key>, opened: Opti
                     }
                 }
             }
-        }
-    }
-}
-
-/// Makes cheap per-request [`Loader`]s over one shared [`BatchFn`] and configuration.
-///
-/// ```
-/// use std::collections::HashMap;
-/// use std::time::Duration;
-/// use protothrive::batch::{BatchFn, LoaderFactory};
-///
-/// struct Echo;
-/// impl BatchFn for Echo {
-///     type Key = u8;
-///     type Value = u8;
-///     type Error = ();
-///     async fn load(&self, keys: &[u8]) -> Result<HashMap<u8, u8>, ()> {
-///         Ok(keys.iter().map(|&k| (k, k)).collect())
-///     }
-/// }
-///
-/// let factory = LoaderFactory::new(Echo)
-///     .name("echo")
-///     .max_batch_size(100)
-///     .max_wait(Duration::from_millis(1));
-/// let one_request = factory.loader();
-/// # let _ = one_request;
-/// ```
-pub struct LoaderFactory<F: BatchFn> {
-    batch_fn: Arc<F>,
-    config: Arc<Config>,
-}
-
-impl<F: BatchFn> Clone for LoaderFactory<F> {
-    fn clone(&self) -> Self {
-        Self {
-            batch_fn: self.batch_fn.clone(),
-            config: self.config.clone(),
-        }
-    }
-}
-
-impl<F: BatchFn> fmt::Debug for LoaderFactory<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoaderFactory")
-            .field("name", &self.config.name)
-            .field("max_batch_size", &self.config.max_batch_size)
-            .field("yields", &self.config.yields)
-            .field("max_wait", &self.config.max_wait)
-            .field("cache", &self.config.cache)
-            .field("carry", &self.config.carry.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<F: BatchFn> LoaderFactory<F> {
-    /// A factory over `batch_fn`: batches of up to 1000 keys, a window of one task yield (the
-    /// loads a handler starts together, as `join!` does), the per-request cache on.
-    pub fn new(batch_fn: F) -> Self {
-        Self {
-            batch_fn: Arc::new(batch_fn),
-            config: Arc::new(Config {
-                name: "loader",
-                max_batch_size: 1000,
-                yields: 1,
-                max_wait: Duration::ZERO,
-                cache: true,
-                clock: clock::system(),
-                carry: None,
-                metrics: OnceLock::new(),
-            }),
-        }
-    }
-
-    /// The name in spans and metric labels.
-    #[must_use]
-    pub fn name(mut self, name: &'static str) -> Self {
-        let config = Arc::make_mut(&mut self.config);
-        config.name = name;
-        config.metrics = OnceLock::new();
-        self
-    }
-
-    /// The most keys in one batch call (at least 1); a batch that reaches it is sent at once.
-    #[must_use]
-    pub fn max_batch_size(mut self, n: usize) -> Self {
-        Arc::make_mut(&mut self.config).max_batch_size = n.max(1);
-        self
-    }
-
-    /// How many times the window task yields to the scheduler before sending the batch.
-    #[must_use]
-    pub fn yields(mut self, n: u32) -> Self {
-        Arc::make_mut(&mut self.config).yields = n;
-        self
-    }
-
-    /// How long the window stays open after its first key (after the yields); zero by default.
-    #[must_use]
-    pub fn max_wait(mut self, wait: Duration) -> Self {
-        Arc::make_mut(&mut self.config).max_wait = wait;
-        self
-    }
-
-    /// Whether loaded values are kept for the loader's lifetime (on by default).
-    #[must_use]
-    pub fn cache(mut self, on: bool) -> Self {
-        Arc::make_mut(&mut self.config).cache = on;
-        self
-    }
-
-    /// The clock that measures batch wait and duration (the system clock by default).
-    #[must_use]
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        Arc::make_mut(&mut self.config).clock = clock;
-        self
-    }
-
-    /// Carries the opening task's context into each batch task: `capture` runs in the task
-    /// whose load opens a batch, and the wrapper it returns runs the batch task. For task-local
-    /// values (tokio's `task_local!`), which a spawned task does not inherit. The current
-    /// `tracing` span is carried without this. Costs one boxed future per batch.
-    ///
-    /// ```
-    /// use std::collections::HashMap;
-    /// use protothrive::batch::{BatchFn, BatchTask, LoaderFactory};
-    ///
-    /// tokio::task_local! { static TENANT: u32; }
-    ///
-    /// struct Tenanted;
-    /// impl BatchFn for Tenanted {
-    ///     type Key = u8;
-    ///     type Value = u32;
-    ///     type Error = ();
-    ///     async fn load(&self, keys: &[u8]) -> Result<HashMap<u8, u32>, ()> {
-    ///         let tenant = TENANT.try_with(|t| *t).unwrap_or(0);
-    ///         Ok(keys.iter().map(|&k| (k, tenant)).collect())
-    ///     }
-    /// }
-    ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let factory = LoaderFactory::new(Tenanted).carry(|| {
-    ///     let tenant = TENANT.try_with(|t| *t).ok();
-    ///     Box::new(move |task: BatchTask| -> BatchTask {
-    ///         match tenant {
-    ///             Some(t) => Box::pin(TENANT.scope(t, task)),
-    ///             None => task,
-    ///         }
-    ///     })
-    /// });
-    /// let loader = factory.loader();
-    /// assert_eq!(TENANT.scope(7, loader.load(1)).await, Ok(Some(7)));
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn carry<C>(mut self, capture: C) -> Self
-    where
-        C: Fn() -> Box<dyn FnOnce(BatchTask) -> BatchTask + Send> + Send + Sync + 'static,
-    {
-        Arc::make_mut(&mut self.config).carry = Some(Arc::new(capture));
-        self
-    }
-
-    /// The shared batch function.
-    #[must_use]
-    pub fn batch_fn(&self) -> &F {
-        &self.batch_fn
-    }
-
-    /// A new loader with an empty cache (one per request).
-    #[must_use]
-    pub fn loader(&self) -> Loader<F> {
-        Loader {
-            shared: Arc::new(Shared {
-                batch_fn: self.batch_fn.clone(),
-                config: self.config.clone(),
-                state: Mutex::new(State {
-                    entries: HashMap::new(),
-                    queued: Vec::new(),
-                    generation: 0,
-                    opened: None,
-                }),
-            }),
         }
     }
 }

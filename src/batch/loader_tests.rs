@@ -2,6 +2,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use proptest::prelude::*;
 
 use super::{BatchFn, BatchTask, LoaderFactory};
@@ -156,14 +157,41 @@ impl BatchFn for WhichRequest {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn carry_runs_each_batch_in_the_context_of_the_task_that_opened_it() {
+async fn a_batch_runs_in_the_task_of_the_load_that_opened_it() {
+    let plain = LoaderFactory::new(WhichRequest);
+    let (seven, eight) = (plain.loader(), plain.loader());
+    let (a, b) = tokio::join!(
+        REQUEST.scope(7, seven.load(1)),
+        REQUEST.scope(8, eight.load_many([1, 2])),
+    );
+    assert_eq!(a, Ok(Some(7)));
+    assert_eq!(b, vec![Ok(Some(8)), Ok(Some(8))]);
+    // A full batch (sent at once, without a window) runs in the load that filled it.
+    let full = plain.clone().max_batch_size(1).loader();
+    assert_eq!(REQUEST.scope(9, full.load(3)).await, Ok(Some(9)));
+}
+
+/// A loader whose opening load is dropped once its window is open; `load(2)` joined that window.
+async fn hand_off(factory: &LoaderFactory<WhichRequest>) -> Result<Option<u32>, ()> {
+    let loader = factory.loader();
+    let mut opener = Box::pin(REQUEST.scope(7, loader.load(1)));
+    assert_eq!((&mut opener).now_or_never(), None, "the window is open");
+    let other = loader.load(2);
+    drop(opener);
+    tokio::time::timeout(Duration::from_secs(10), other)
+        .await
+        .expect("the batch was handed on, not dropped")
+}
+
+#[tokio::test]
+async fn a_dropped_opening_load_hands_its_batch_on_in_the_carried_context() {
     let plain = LoaderFactory::new(WhichRequest);
     assert_eq!(
-        REQUEST.scope(7, plain.loader().load(1)).await,
+        hand_off(&plain).await,
         Ok(Some(0)),
         "a spawned task inherits no task-local"
     );
-    let carried = LoaderFactory::new(WhichRequest).carry(|| {
+    let carried = plain.carry(|| {
         let request = REQUEST.try_with(|r| *r).ok();
         Box::new(move |task: BatchTask| -> BatchTask {
             match request {
@@ -172,16 +200,7 @@ async fn carry_runs_each_batch_in_the_context_of_the_task_that_opened_it() {
             }
         })
     });
-    let (seven, eight) = (carried.loader(), carried.loader());
-    let (a, b) = tokio::join!(
-        REQUEST.scope(7, seven.load(1)),
-        REQUEST.scope(8, eight.load_many([1, 2])),
-    );
-    assert_eq!(a, Ok(Some(7)));
-    assert_eq!(b, vec![Ok(Some(8)), Ok(Some(8))]);
-    // A full batch (sent at once, without the window task) is carried too.
-    let full = carried.clone().max_batch_size(1).loader();
-    assert_eq!(REQUEST.scope(9, full.load(3)).await, Ok(Some(9)));
+    assert_eq!(hand_off(&carried).await, Ok(Some(7)));
 }
 
 proptest! {

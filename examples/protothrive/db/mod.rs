@@ -4,7 +4,8 @@
 //! Every statement a handler runs goes through a [`Counted`] executor ([`Db::reader`],
 //! [`Db::writer`], or `Counted(&mut *tx)` in a transaction), which counts it for the current
 //! request (see `app::count_statements`): counting lives here, not at the call sites. A loader's batch runs
-//! on a task of its own; [`carry_count`] carries the request's counter into it. The count is exposed
+//! in the request's task, or in a task of its own once the load driving it is dropped;
+//! [`carry_count`] carries the request's counter there. The count is exposed
 //! as `X-Query-Count` and a test asserts it. The authentication lookups (the user's role, cached
 //! for 5 s per user, and API keys) use the pools directly and are not counted: the header measures
 //! what the endpoint itself costs, which is what "no N+1" is about.
