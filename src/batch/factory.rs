@@ -95,7 +95,10 @@ impl<F: BatchFn> LoaderFactory<F> {
         self
     }
 
-    /// How many times the window task yields to the scheduler before sending the batch.
+    /// How many times the load that opened a batch yields to the scheduler before sending it
+    /// (one by default: the loads a handler starts together, as `join!` does, are all queued
+    /// by then). With none, the batch goes out at that load's first poll, holding the keys
+    /// queued so far: a [`load_many`](super::Loader::load_many)'s all, one `join!` branch's own.
     #[must_use]
     pub fn yields(mut self, n: u32) -> Self {
         Arc::make_mut(&mut self.config).yields = n;

@@ -51,7 +51,8 @@ pub trait BatchFn: Send + Sync + 'static {
 }
 
 type Answer<F> = Result<Option<<F as BatchFn>::Value>, <F as BatchFn>::Error>;
-type Waiters<F> = Vec<oneshot::Sender<Answer<F>>>;
+/// A key's callers: one, as a rule, kept without an allocation of its own.
+type Waiters<F> = smallvec::SmallVec<[oneshot::Sender<Answer<F>>; 1]>;
 
 /// What the loader knows of a key.
 enum Entry<F: BatchFn> {
@@ -208,7 +209,9 @@ impl<F: BatchFn> Loader<F> {
             }
             None => {
                 let (tx, rx) = oneshot::channel();
-                state.entries.insert(key.clone(), Entry::Waiting(vec![tx]));
+                state
+                    .entries
+                    .insert(key.clone(), Entry::Waiting(smallvec::smallvec![tx]));
                 state.queued.push(key);
                 Pending::Waiting(rx, self.after_queue(state))
             }
