@@ -268,7 +268,7 @@ where
         } else {
             context.flags &= !super::SAMPLED;
         }
-        // Hex on the stack, then one allocation for the shared text.
+        // Hex on the stack, kept there by the id: no allocation.
         let mut hex = [0u8; 32];
         encode_hex(&context.trace_id, &mut hex);
         let trace_id = TraceId::from_hex(hex);
