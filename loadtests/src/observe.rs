@@ -75,6 +75,9 @@ pub(crate) struct Observed {
     pub(crate) names: Vec<String>,
     pub(crate) headers: HashMap<String, HeaderCounts>,
     pub(crate) samples: Vec<Sample>,
+    /// The moment goose's clock started (what [`Sample::elapsed_ms`] counts from), estimated
+    /// from the first response: now, less its duration and its start.
+    pub(crate) origin: Option<std::time::Instant>,
 }
 
 impl Observed {
@@ -159,7 +162,14 @@ pub(crate) fn record(name: &str, goose: &GooseResponse) {
         }
         Err(_) => (None, None),
     };
-    lock().record(name, sample, queries, cache);
+    let mut observed = lock();
+    if observed.origin.is_none() {
+        let since = std::time::Duration::from_micros(
+            sample.1.saturating_add(sample.0.saturating_mul(1000)),
+        );
+        observed.origin = std::time::Instant::now().checked_sub(since);
+    }
+    observed.record(name, sample, queries, cache);
 }
 
 /// Takes everything recorded so far, leaving the recorder empty.

@@ -1,0 +1,510 @@
+//! The multi-instance run's own checks (`scripts/multi-instance` starts the processes):
+//!
+//! * [`checks`] (`--check-instances A,B`): against two API instances directly, so each request's
+//!   instance is known — a per-user quota holds across both (a user alternating between them gets
+//!   exactly its quota), a write on one is never served stale by the other (its cache tiers), a
+//!   logout on one is refused by the other from the next request on.
+//! * [`Kill`] (`--kill-pid PID`): during the goose run through the gateway, `kill -9` of one
+//!   instance at a planned moment; afterwards every acknowledged roadmap write is read back, and
+//!   the run's failed requests are placed against the kill: in flight on it, sent after it (before
+//!   the gateway ejected the instance), or unrelated.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::observe::Observed;
+use crate::plot::Mark;
+
+/// Whether roadmap writes are being recorded (only a run with `--kill-pid` reads them back).
+static RECORDING: AtomicBool = AtomicBool::new(false);
+
+/// One roadmap's writes, in the order its owner sent them: each title and whether the API
+/// acknowledged it.
+#[derive(Debug, Default)]
+struct Writes {
+    token: String,
+    titles: Vec<(String, bool)>,
+}
+
+static WRITES: LazyLock<Mutex<HashMap<String, Writes>>> = LazyLock::new(Mutex::default);
+
+/// Records a roadmap write (its create or an update) when a run reads writes back.
+pub(crate) fn record_write(id: &str, title: &str, token: &str, acknowledged: bool) {
+    if !RECORDING.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut writes = WRITES.lock().unwrap_or_else(PoisonError::into_inner);
+    let entry = writes.entry(id.to_owned()).or_default();
+    token.clone_into(&mut entry.token);
+    entry.titles.push((title.to_owned(), acknowledged));
+}
+
+/// Whether `found` may be the roadmap's title: the last acknowledged one, or one sent after it
+/// (an update whose answer was lost may have been committed). `None` when nothing was
+/// acknowledged (no claim to check).
+pub(crate) fn title_allowed(titles: &[(String, bool)], found: &str) -> Option<bool> {
+    let last = titles.iter().rposition(|(_, acked)| *acked)?;
+    Some(titles[last..].iter().any(|(t, _)| t == found))
+}
+
+/// How failed requests fall around the kill, from their start and end (ms on goose's clock).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AroundKill {
+    /// Failed requests started before the kill and ended after it.
+    pub(crate) in_flight: u64,
+    /// Failed requests started after the kill.
+    pub(crate) after: u64,
+    /// The latest start of those, ms after the kill.
+    pub(crate) last_after_ms: u64,
+    /// Failed requests that ended before the kill.
+    pub(crate) before: u64,
+    /// All requests (failed or not) in flight at the kill, through either instance.
+    pub(crate) all_in_flight: u64,
+}
+
+/// Places every sample against the kill at `kill_ms`.
+pub(crate) fn around_kill(observed: &Observed, kill_ms: u64) -> AroundKill {
+    let mut out = AroundKill::default();
+    for s in &observed.samples {
+        let end_ms = s.elapsed_ms.saturating_add(s.micros.div_ceil(1000));
+        let spans = s.elapsed_ms <= kill_ms && end_ms >= kill_ms;
+        out.all_in_flight += u64::from(spans);
+        if s.success {
+            continue;
+        }
+        if spans {
+            out.in_flight += 1;
+        } else if s.elapsed_ms > kill_ms {
+            out.after += 1;
+            out.last_after_ms = out.last_after_ms.max(s.elapsed_ms - kill_ms);
+        } else {
+            out.before += 1;
+        }
+    }
+    out
+}
+
+/// A planned `kill -9` of one API instance during the run.
+#[derive(Debug)]
+pub(crate) struct Kill {
+    pid: u32,
+    window: Duration,
+    at: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Kill {
+    /// Starts recording writes and kills `pid` `after` from now.
+    pub(crate) fn arm(pid: u32, after: Duration, window: Duration) -> Self {
+        RECORDING.store(true, Ordering::Relaxed);
+        let at = Arc::new(Mutex::new(None));
+        let slot = Arc::clone(&at);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let now = Instant::now();
+            let killed = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            eprintln!(
+                "loadtest: kill -9 {pid}: {}",
+                if killed { "done" } else { "FAILED" }
+            );
+            if killed {
+                *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(now);
+            }
+        });
+        Self { pid, window, at }
+    }
+
+    /// The report's lines, the plot's mark and the failed checks, after the run: the errors
+    /// around the kill and the read-back of every acknowledged write through `host`.
+    pub(crate) async fn finish(
+        &self,
+        observed: &Observed,
+        host: &str,
+    ) -> (String, Option<Mark>, Vec<String>) {
+        let mut out = String::from("\nfailover (kill -9 of one API instance mid-run):\n");
+        let mut failed = Vec::new();
+        let killed = *self.at.lock().unwrap_or_else(PoisonError::into_inner);
+        let (Some(killed), Some(origin)) = (killed, observed.origin) else {
+            failed.push(format!(
+                "process {} was not killed during the run",
+                self.pid
+            ));
+            return (out, None, failed);
+        };
+        let kill_ms =
+            u64::try_from(killed.saturating_duration_since(origin).as_millis()).unwrap_or(u64::MAX);
+        let a = around_kill(observed, kill_ms);
+        let _ = writeln!(
+            out,
+            "  killed at {:.1} s; requests in flight then (both instances): {}",
+            kill_ms as f64 / 1000.0,
+            a.all_in_flight
+        );
+        let _ = writeln!(
+            out,
+            "  failed requests: {} in flight at the kill, {} sent after it (the last {} ms after), {} before it",
+            a.in_flight, a.after, a.last_after_ms, a.before
+        );
+        let window_ms = u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX);
+        let _ = writeln!(
+            out,
+            "  the gateway stopped sending to it within {} ms (last failure of a request sent after the kill; window {} ms)",
+            a.last_after_ms, window_ms
+        );
+        if a.last_after_ms > window_ms {
+            failed.push(format!(
+                "a request sent {} ms after the kill failed (ejection window {window_ms} ms)",
+                a.last_after_ms
+            ));
+        }
+        match read_back(host).await {
+            Ok((checked, lost)) => {
+                let _ = writeln!(
+                    out,
+                    "  acknowledged writes read back: {checked} roadmaps, {} lost or stale",
+                    lost.len()
+                );
+                for l in lost.iter().take(5) {
+                    let _ = writeln!(out, "    {l}");
+                }
+                if !lost.is_empty() {
+                    failed.push(format!("{} acknowledged write(s) lost", lost.len()));
+                }
+                if checked == 0 {
+                    failed.push("no acknowledged write to read back".to_owned());
+                }
+            }
+            Err(e) => failed.push(format!("read-back: {e}")),
+        }
+        let mark = Mark {
+            at_s: kill_ms as f64 / 1000.0,
+            label: format!("kill -9 of an API instance (pid {})", self.pid),
+        };
+        (out, Some(mark), failed)
+    }
+}
+
+/// Reads every recorded roadmap back through `host`: how many had an acknowledged write, and a
+/// line for each lost (missing, or an older title than acknowledged).
+async fn read_back(host: &str) -> Result<(usize, Vec<String>), String> {
+    let writes = std::mem::take(&mut *WRITES.lock().unwrap_or_else(PoisonError::into_inner));
+    let client = client()?;
+    let base = host.trim_end_matches('/');
+    let (mut checked, mut lost) = (0, Vec::new());
+    for (id, w) in &writes {
+        if title_allowed(&w.titles, "").is_none() {
+            continue;
+        }
+        checked += 1;
+        let url = format!("{base}/api/v1/roadmaps/{id}");
+        let (status, body) = call(&client, Method::GET, &url, Some(&w.token), None).await?;
+        let title = body["data"]["title"].as_str().unwrap_or_default();
+        if status != StatusCode::OK || title_allowed(&w.titles, title) != Some(true) {
+            lost.push(format!("{id}: {status}, title {title:?}"));
+        }
+    }
+    Ok((checked, lost))
+}
+
+fn client() -> Result<Client, String> {
+    Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| format!("http client: {e}"))
+}
+
+/// One request: the status and the JSON body (`Null` when there is none).
+async fn call(
+    client: &Client,
+    method: Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Result<(StatusCode, Value), String> {
+    let mut request = client.request(method, url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+/// A fresh account on `base`: (email, password, access token).
+async fn register(client: &Client, base: &str) -> Result<(String, String, String), String> {
+    let email = format!(
+        "mi-{}@loadtest.protothrive.dev",
+        uuid::Uuid::new_v4().simple()
+    );
+    let password = format!("Mi-{}-9aZ!", uuid::Uuid::new_v4().simple());
+    let body = json!({"email": email, "password": password, "name": "Multi Instance"});
+    let url = format!("{base}/api/v1/auth/register");
+    let (status, body) = call(client, Method::POST, &url, None, Some(&body)).await?;
+    let access = body["data"]["tokens"]["access_token"]
+        .as_str()
+        .ok_or_else(|| format!("register on {base}: {status} {body}"))?;
+    Ok((email, password, access.to_owned()))
+}
+
+/// The outcome of one cross-instance check.
+#[derive(Debug)]
+pub(crate) struct Check {
+    pub(crate) name: &'static str,
+    pub(crate) passed: bool,
+    pub(crate) detail: String,
+}
+
+/// A user alternating between the instances gets exactly `quota` of `3 × quota` requests, and
+/// both instances refuse some (so both consulted the shared count).
+async fn quota_check(client: &Client, urls: [&str; 2], quota: u32) -> Result<Check, String> {
+    let (_, _, token) = register(client, urls[0]).await?;
+    let mut ok = [0u32; 2];
+    let mut refused = [0u32; 2];
+    let mut other = 0;
+    for i in 0..quota * 3 {
+        let at = (i % 2) as usize;
+        let url = format!("{}/api/v1/auth/me", urls[at]);
+        match call(client, Method::GET, &url, Some(&token), None).await?.0 {
+            StatusCode::OK => ok[at] += 1,
+            StatusCode::TOO_MANY_REQUESTS => refused[at] += 1,
+            _ => other += 1,
+        }
+    }
+    let allowed = ok[0] + ok[1];
+    Ok(Check {
+        name: "per-user quota across instances",
+        passed: allowed == quota && other == 0 && refused.iter().all(|r| *r > 0),
+        detail: format!(
+            "{allowed} of {} requests allowed for a quota of {quota} (A {} + B {}); 429: A {}, B {}; other {other}",
+            quota * 3,
+            ok[0],
+            ok[1],
+            refused[0],
+            refused[1]
+        ),
+    })
+}
+
+/// `rounds` times: both instances read a roadmap (so both cache it), one updates it, and the
+/// other's next read (the item and the list) must show the update.
+async fn cache_check(client: &Client, urls: [&str; 2], rounds: usize) -> Result<Check, String> {
+    let (mut stale, mut hits) = (0, 0);
+    for round in 0..rounds {
+        let (w, r) = (urls[round % 2], urls[(round + 1) % 2]);
+        let (_, _, token) = register(client, r).await?;
+        let graph = json!({"nodes": [{"id": "a"}], "edges": []}).to_string();
+        let body = json!({"title": "before", "json_graph": graph});
+        let url = format!("{w}/api/v1/roadmaps");
+        let (status, created) = call(client, Method::POST, &url, Some(&token), Some(&body)).await?;
+        let id = created["data"]["id"]
+            .as_str()
+            .ok_or_else(|| format!("create on {w}: {status} {created}"))?
+            .to_owned();
+        for base in [w, r, w, r] {
+            let response = client
+                .get(format!("{base}/api/v1/roadmaps/{id}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            hits += u32::from(
+                response
+                    .headers()
+                    .get_all("cache-status")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .any(crate::observe::cache_status_is_hit),
+            );
+        }
+        let title = format!("after {round}");
+        let url = format!("{w}/api/v1/roadmaps/{id}");
+        let body = json!({ "title": title });
+        let (status, _) = call(client, Method::PATCH, &url, Some(&token), Some(&body)).await?;
+        if !status.is_success() {
+            return Err(format!("update on {w}: {status}"));
+        }
+        let (_, item) = call(
+            client,
+            Method::GET,
+            &format!("{r}/api/v1/roadmaps/{id}"),
+            Some(&token),
+            None,
+        )
+        .await?;
+        stale += u32::from(item["data"]["title"] != title.as_str());
+        let (_, list) = call(
+            client,
+            Method::GET,
+            &format!("{r}/api/v1/roadmaps?limit=20"),
+            Some(&token),
+            None,
+        )
+        .await?;
+        let listed = list["data"]
+            .as_array()
+            .or_else(|| list["data"]["items"].as_array())
+            .is_some_and(|items| {
+                items
+                    .iter()
+                    .any(|i| i["id"] == id.as_str() && i["title"] == title.as_str())
+            });
+        stale += u32::from(!listed);
+    }
+    Ok(Check {
+        name: "a write on one instance is never stale on the other",
+        passed: stale == 0,
+        detail: format!(
+            "{rounds} updates, each read at once on the other instance (item and list): {stale} stale; cache hits while warming: {hits}"
+        ),
+    })
+}
+
+/// `rounds` times: a session used on both instances, logged out on one; the other refuses its
+/// access token from the next request on.
+async fn logout_check(client: &Client, urls: [&str; 2], rounds: usize) -> Result<Check, String> {
+    let (email, password, _) = register(client, urls[0]).await?;
+    let mut honoured = 0;
+    for round in 0..rounds {
+        let (a, b) = (urls[round % 2], urls[(round + 1) % 2]);
+        let body = json!({"email": email, "password": password});
+        let (status, login) = call(
+            client,
+            Method::POST,
+            &format!("{a}/api/v1/auth/login"),
+            None,
+            Some(&body),
+        )
+        .await?;
+        let token = login["data"]["tokens"]["access_token"]
+            .as_str()
+            .ok_or_else(|| format!("login on {a}: {status}"))?
+            .to_owned();
+        let me = |base: &str| format!("{base}/api/v1/auth/me");
+        let before = call(client, Method::GET, &me(b), Some(&token), None)
+            .await?
+            .0;
+        let out = call(
+            client,
+            Method::POST,
+            &format!("{a}/api/v1/auth/logout"),
+            Some(&token),
+            None,
+        )
+        .await?
+        .0;
+        let after_b = call(client, Method::GET, &me(b), Some(&token), None)
+            .await?
+            .0;
+        let after_a = call(client, Method::GET, &me(a), Some(&token), None)
+            .await?
+            .0;
+        honoured += u32::from(
+            before == StatusCode::OK
+                && out.is_success()
+                && after_b == StatusCode::UNAUTHORIZED
+                && after_a == StatusCode::UNAUTHORIZED,
+        );
+    }
+    Ok(Check {
+        name: "a logout on one instance is honoured by the other",
+        passed: honoured as usize == rounds,
+        detail: format!("{honoured} of {rounds} logouts refused at once by both instances"),
+    })
+}
+
+/// Runs the three checks against `urls` (two instances) and prints them; whether all passed.
+pub(crate) async fn checks(urls: &[String], quota: u32) -> Result<bool, String> {
+    let [a, b] = urls else {
+        return Err("--check-instances takes two URLs: A,B".to_owned());
+    };
+    let urls = [a.trim_end_matches('/'), b.trim_end_matches('/')];
+    let client = client()?;
+    let started = Instant::now();
+    let all = [
+        quota_check(&client, urls, quota).await?,
+        cache_check(&client, urls, 10).await?,
+        logout_check(&client, urls, 6).await?,
+    ];
+    println!("cross-instance checks (A = {}, B = {}):", urls[0], urls[1]);
+    for c in &all {
+        println!(
+            "  {} {}: {}",
+            if c.passed { "PASS" } else { "FAIL" },
+            c.name,
+            c.detail
+        );
+    }
+    println!("  ({:.1} s)", started.elapsed().as_secs_f64());
+    Ok(all.iter().all(|c| c.passed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::Sample;
+
+    fn titles(list: &[(&str, bool)]) -> Vec<(String, bool)> {
+        list.iter().map(|(t, a)| ((*t).to_owned(), *a)).collect()
+    }
+
+    #[test]
+    fn the_last_acknowledged_title_or_a_later_attempt() {
+        let t = titles(&[("a", true), ("b", true), ("c", false)]);
+        assert_eq!(title_allowed(&t, "b"), Some(true));
+        assert_eq!(
+            title_allowed(&t, "c"),
+            Some(true),
+            "sent after, answer lost"
+        );
+        assert_eq!(
+            title_allowed(&t, "a"),
+            Some(false),
+            "an acknowledged write lost"
+        );
+        assert_eq!(title_allowed(&titles(&[("x", false)]), "x"), None);
+        assert_eq!(title_allowed(&[], ""), None);
+    }
+
+    #[test]
+    fn failures_are_placed_against_the_kill() {
+        let mut observed = Observed::default();
+        let s = |elapsed_ms, micros, success| Sample {
+            elapsed_ms,
+            micros,
+            success,
+            name: 0,
+        };
+        observed.samples = vec![
+            s(100, 1_000, false),  // before
+            s(990, 20_000, false), // in flight at 1000
+            s(995, 20_000, true),  // in flight, fine
+            s(1_200, 500, false),  // after, 200 ms
+            s(1_050, 500, false),  // after, 50 ms
+            s(3_000, 500, true),
+        ];
+        assert_eq!(
+            around_kill(&observed, 1_000),
+            AroundKill {
+                in_flight: 1,
+                after: 2,
+                last_after_ms: 200,
+                before: 1,
+                all_in_flight: 2
+            }
+        );
+    }
+}
