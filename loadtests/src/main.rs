@@ -57,7 +57,7 @@ use crate::server::{Build, Server};
 #[command(name = "loadtest")]
 struct Cli {
     /// Load shape: `quick` (45 s, spike to 300 req/s; what CI runs), `full` (140 s, spike to
-    /// 500 req/s) or `short` (13 s at 40 req/s; the short multi-instance run).
+    /// 500 req/s) or `short` (15 s at 60 req/s; the short multi-instance run).
     #[arg(
         long,
         value_enum,
@@ -96,6 +96,18 @@ struct Cli {
         help_heading = "ProtoThrive"
     )]
     eject_window: f64,
+    /// The gateway's log, read after a --kill-pid run for when it took the instance out of
+    /// rotation.
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "killed_upstream",
+        help_heading = "ProtoThrive"
+    )]
+    gateway_log: Option<PathBuf>,
+    /// The killed instance's `host:port/` as the gateway's log names it (with --gateway-log).
+    #[arg(long, value_name = "HOST:PORT/", help_heading = "ProtoThrive")]
+    killed_upstream: Option<String>,
     /// Runs the cross-instance checks against two API instances (A,B) instead of a load test.
     #[arg(
         long,
@@ -210,7 +222,8 @@ async fn run(cli: Cli) -> Result<bool, String> {
     }
     let kill = cli.kill_pid.map(|pid| {
         let secs = |s: f64| Duration::try_from_secs_f64(s).unwrap_or_default();
-        multi::Kill::arm(pid, secs(cli.kill_after), secs(cli.eject_window))
+        let gateway = cli.gateway_log.clone().zip(cli.killed_upstream.clone());
+        multi::Kill::arm(pid, secs(cli.kill_after), secs(cli.eject_window), gateway)
     });
     let mut failures = Vec::new();
     let before = machine();

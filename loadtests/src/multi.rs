@@ -95,18 +95,27 @@ pub(crate) fn around_kill(observed: &Observed, kill_ms: u64) -> AroundKill {
 pub(crate) struct Kill {
     pid: u32,
     window: Duration,
-    at: Arc<Mutex<Option<Instant>>>,
+    /// The gateway's log and the killed instance's `host:port` in it, to read when the gateway
+    /// took it out of rotation.
+    gateway: Option<(std::path::PathBuf, String)>,
+    /// When the kill was sent: on the monotonic clock, and in UNIX microseconds (the log's).
+    at: Arc<Mutex<Option<(Instant, i64)>>>,
 }
 
 impl Kill {
     /// Starts recording writes and kills `pid` `after` from now.
-    pub(crate) fn arm(pid: u32, after: Duration, window: Duration) -> Self {
+    pub(crate) fn arm(
+        pid: u32,
+        after: Duration,
+        window: Duration,
+        gateway: Option<(std::path::PathBuf, String)>,
+    ) -> Self {
         RECORDING.store(true, Ordering::Relaxed);
         let at = Arc::new(Mutex::new(None));
         let slot = Arc::clone(&at);
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            let now = Instant::now();
+            let now = (crate::observe::now(), crate::observe::unix_micros_now());
             let killed = std::process::Command::new("kill")
                 .args(["-9", &pid.to_string()])
                 .status()
@@ -119,7 +128,12 @@ impl Kill {
                 *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(now);
             }
         });
-        Self { pid, window, at }
+        Self {
+            pid,
+            window,
+            gateway,
+            at,
+        }
     }
 
     /// The report's lines, the plot's mark and the failed checks, after the run: the errors
@@ -132,7 +146,7 @@ impl Kill {
         let mut out = String::from("\nfailover (kill -9 of one API instance mid-run):\n");
         let mut failed = Vec::new();
         let killed = *self.at.lock().unwrap_or_else(PoisonError::into_inner);
-        let (Some(killed), Some(origin)) = (killed, observed.origin) else {
+        let (Some((killed, killed_us)), Some(origin)) = (killed, observed.origin) else {
             failed.push(format!(
                 "process {} was not killed during the run",
                 self.pid
@@ -154,16 +168,32 @@ impl Kill {
             a.in_flight, a.after, a.last_after_ms, a.before
         );
         let window_ms = u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX);
-        let _ = writeln!(
-            out,
-            "  the gateway stopped sending to it within {} ms (last failure of a request sent after the kill; window {} ms)",
-            a.last_after_ms, window_ms
-        );
         if a.last_after_ms > window_ms {
             failed.push(format!(
                 "a request sent {} ms after the kill failed (ejection window {window_ms} ms)",
                 a.last_after_ms
             ));
+        }
+        if let Some((log, authority)) = &self.gateway {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            match ejected_at(&text, authority, killed_us) {
+                Some((at_us, how)) => {
+                    let ms = (at_us - killed_us) / 1000;
+                    let _ = writeln!(
+                        out,
+                        "  the gateway took it out of rotation {ms} ms after the kill ({how}; window {window_ms} ms)"
+                    );
+                    if u64::try_from(ms).unwrap_or(u64::MAX) > window_ms {
+                        failed.push(format!(
+                            "the gateway took {ms} ms to stop sending to the killed instance (window {window_ms} ms)"
+                        ));
+                    }
+                }
+                None => failed.push(format!(
+                    "{} says nothing of {authority} leaving the rotation",
+                    log.display()
+                )),
+            }
         }
         match read_back(host).await {
             Ok((checked, lost)) => {
@@ -190,6 +220,59 @@ impl Kill {
         };
         (out, Some(mark), failed)
     }
+}
+
+/// UNIX microseconds of an RFC 3339 UTC timestamp as `tracing-subscriber` writes them
+/// (`2026-12-07T00:44:27.640953Z`; fewer fraction digits allowed), or `None`.
+pub(crate) fn unix_micros(ts: &str) -> Option<i64> {
+    let (date, time) = ts.strip_suffix('Z')?.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(str::parse::<i64>);
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let (hms, fraction) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.splitn(3, ':').map(str::parse::<i64>);
+    let (h, min, sec) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || fraction.len() > 9 {
+        return None;
+    }
+    let digits: String = fraction.chars().chain("000000".chars()).take(6).collect();
+    let micros: i64 = digits.parse().ok()?;
+    // Days from the civil date (H. Hinnant's algorithm), March-based years.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + h) * 60 + min) * 60_000_000 + sec * 1_000_000 + micros)
+}
+
+/// When the gateway took the instance at `authority` out of rotation, from its log: the first
+/// line at or after `since_us` that ejects it (its breaker opened: passive health) or drops it
+/// (its health checks failed: active health), with which.
+pub(crate) fn ejected_at(log: &str, authority: &str, since_us: i64) -> Option<(i64, &'static str)> {
+    log.lines().find_map(|line| {
+        if !line.contains(authority) {
+            return None;
+        }
+        let how = if line.contains("fails its health checks") {
+            "failed health checks"
+        } else if line.contains("circuit breaker state changed")
+            && (line.contains("to=\"open\"") || line.contains("to=open"))
+        {
+            "ejected after failures in a row"
+        } else {
+            return None;
+        };
+        // The first word, without the colour codes a terminal log may carry.
+        let word = line.split_whitespace().next()?;
+        let start = word.find(|c: char| c.is_ascii_digit())?;
+        let stamp: String = word[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || "-T:.Z".contains(*c))
+            .collect();
+        let at = unix_micros(&stamp)?;
+        (at >= since_us).then_some((at, how))
+    })
 }
 
 /// Reads every recorded roadmap back through `host`: how many had an acknowledged write, and a
@@ -433,7 +516,7 @@ pub(crate) async fn checks(urls: &[String], quota: u32) -> Result<bool, String> 
     };
     let urls = [a.trim_end_matches('/'), b.trim_end_matches('/')];
     let client = client()?;
-    let started = Instant::now();
+    let started = crate::observe::now();
     let all = [
         quota_check(&client, urls, quota).await?,
         cache_check(&client, urls, 10).await?,
@@ -477,6 +560,42 @@ mod tests {
         );
         assert_eq!(title_allowed(&titles(&[("x", false)]), "x"), None);
         assert_eq!(title_allowed(&[], ""), None);
+    }
+
+    #[test]
+    fn log_timestamps_and_the_ejection_line() {
+        assert_eq!(
+            unix_micros("2026-12-07T00:44:27.640953Z"),
+            Some(1_796_604_267_640_953)
+        );
+        assert_eq!(
+            unix_micros("2000-02-29T23:59:59Z"),
+            Some(951_868_799_000_000)
+        );
+        assert_eq!(unix_micros("1970-01-01T00:00:00.5Z"), Some(500_000));
+        for bad in [
+            "",
+            "2026-12-07",
+            "2026-13-01T00:00:00Z",
+            "x-y-zT1:2:3Z",
+            "2026-12-07T00:00:00",
+        ] {
+            assert_eq!(unix_micros(bad), None, "{bad}");
+        }
+        let log = "2026-12-07T00:00:01.000000Z  WARN m: upstream fails its health checks upstream=http://127.0.0.1:9/\n\
+                   2026-12-07T00:00:02.000000Z  INFO b: circuit breaker state changed breaker=upstream http://127.0.0.1:8/ from=\"closed\" to=\"open\"\n\
+                   2026-12-07T00:00:03.000000Z  WARN m: upstream fails its health checks upstream=http://127.0.0.1:8/";
+        let t0 = unix_micros("2026-12-07T00:00:00Z").unwrap_or_default();
+        assert_eq!(
+            ejected_at(log, "127.0.0.1:8/", t0),
+            Some((t0 + 2_000_000, "ejected after failures in a row"))
+        );
+        assert_eq!(
+            ejected_at(log, "127.0.0.1:8/", t0 + 2_500_000),
+            Some((t0 + 3_000_000, "failed health checks")),
+            "only after the kill"
+        );
+        assert_eq!(ejected_at(log, "127.0.0.1:7/", t0), None);
     }
 
     #[test]
