@@ -196,19 +196,27 @@ impl Kill {
             }
         }
         match read_back(host).await {
-            Ok((checked, lost)) => {
+            Ok(r) => {
                 let _ = writeln!(
                     out,
-                    "  acknowledged writes read back: {checked} roadmaps, {} lost or stale",
-                    lost.len()
+                    "  acknowledged writes read back: {} roadmaps; {} lost (not in the database); {} served stale by a cache (in the database)",
+                    r.checked,
+                    r.lost.len(),
+                    r.stale.len()
                 );
-                for l in lost.iter().take(5) {
+                for l in r.lost.iter().chain(&r.stale).take(6) {
                     let _ = writeln!(out, "    {l}");
                 }
-                if !lost.is_empty() {
-                    failed.push(format!("{} acknowledged write(s) lost", lost.len()));
+                if !r.lost.is_empty() {
+                    failed.push(format!("{} acknowledged write(s) lost", r.lost.len()));
                 }
-                if checked == 0 {
+                if !r.stale.is_empty() {
+                    failed.push(format!(
+                        "{} acknowledged write(s) served stale after the run",
+                        r.stale.len()
+                    ));
+                }
+                if r.checked == 0 {
                     failed.push("no acknowledged write to read back".to_owned());
                 }
             }
@@ -275,26 +283,63 @@ pub(crate) fn ejected_at(log: &str, authority: &str, since_us: i64) -> Option<(i
     })
 }
 
-/// Reads every recorded roadmap back through `host`: how many had an acknowledged write, and a
-/// line for each lost (missing, or an older title than acknowledged).
-async fn read_back(host: &str) -> Result<(usize, Vec<String>), String> {
+/// What the read-back found.
+#[derive(Debug, Default)]
+struct ReadBack {
+    /// Roadmaps with an acknowledged write.
+    checked: usize,
+    /// Acknowledged writes the database does not have (a `no-cache` read misses them too).
+    lost: Vec<String>,
+    /// Acknowledged writes a cache answered an older version of while the database has them.
+    stale: Vec<String>,
+}
+
+/// Reads every recorded roadmap back through `host`, as a client would; a read that misses the
+/// last acknowledged write is read again with `Cache-Control: no-cache` (the API's cache then
+/// asks the database) to tell a lost write from a stale cache entry.
+async fn read_back(host: &str) -> Result<ReadBack, String> {
     let writes = std::mem::take(&mut *WRITES.lock().unwrap_or_else(PoisonError::into_inner));
     let client = client()?;
     let base = host.trim_end_matches('/');
-    let (mut checked, mut lost) = (0, Vec::new());
+    let mut out = ReadBack::default();
     for (id, w) in &writes {
         if title_allowed(&w.titles, "").is_none() {
             continue;
         }
-        checked += 1;
+        out.checked += 1;
         let url = format!("{base}/api/v1/roadmaps/{id}");
         let (status, body) = call(&client, Method::GET, &url, Some(&w.token), None).await?;
         let title = body["data"]["title"].as_str().unwrap_or_default();
-        if status != StatusCode::OK || title_allowed(&w.titles, title) != Some(true) {
-            lost.push(format!("{id}: {status}, title {title:?}"));
+        if status == StatusCode::OK && title_allowed(&w.titles, title) == Some(true) {
+            continue;
+        }
+        let fresh = client
+            .get(&url)
+            .bearer_auth(&w.token)
+            .header("cache-control", "no-cache")
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        let fresh_status = fresh.status();
+        let fresh: Value =
+            serde_json::from_str(&fresh.text().await.unwrap_or_default()).unwrap_or(Value::Null);
+        let fresh_title = fresh["data"]["title"].as_str().unwrap_or_default();
+        let acked: Vec<&str> = w
+            .titles
+            .iter()
+            .filter(|t| t.1)
+            .map(|t| t.0.as_str())
+            .collect();
+        let line = format!(
+            "{id}: {status} {title:?}, no-cache {fresh_status} {fresh_title:?}; acknowledged {acked:?}"
+        );
+        if fresh_status == StatusCode::OK && title_allowed(&w.titles, fresh_title) == Some(true) {
+            out.stale.push(line);
+        } else {
+            out.lost.push(line);
         }
     }
-    Ok((checked, lost))
+    Ok(out)
 }
 
 fn client() -> Result<Client, String> {
