@@ -30,6 +30,7 @@
 //! Every goose option works too (`--help` lists them); `--test-plan`, `--throttle-requests` and
 //! `--report-file` override what the profile sets.
 
+mod checks;
 mod multi;
 mod observe;
 mod plot;
@@ -153,7 +154,7 @@ fn default_report(profile: Profile) -> PathBuf {
 
 async fn run(cli: Cli) -> Result<bool, String> {
     if !cli.check_instances.is_empty() {
-        return multi::checks(&cli.check_instances, cli.user_quota).await;
+        return checks::checks(&cli.check_instances, cli.user_quota).await;
     }
     let profile = cli.profile;
     let mut configuration = cli.goose;
