@@ -162,10 +162,15 @@ impl Kill {
             kill_ms as f64 / 1000.0,
             a.all_in_flight
         );
+        let last = if a.after == 0 {
+            String::new()
+        } else {
+            format!(" (the last {} ms after)", a.last_after_ms)
+        };
         let _ = writeln!(
             out,
-            "  failed requests: {} in flight at the kill, {} sent after it (the last {} ms after), {} before it",
-            a.in_flight, a.after, a.last_after_ms, a.before
+            "  failed requests: {} in flight at the kill, {} sent after it{last}, {} before it",
+            a.in_flight, a.after, a.before
         );
         let window_ms = u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX);
         if a.last_after_ms > window_ms {
