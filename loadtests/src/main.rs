@@ -17,17 +17,32 @@
 //! agent runs to the mix, and holds them to what the API's breaker and retry budget promise
 //! (`report::AGENT_ERRORS`) while the usual limits apply to the rest.
 //!
+//! Every run also writes self-contained plots (throughput, P50/P99 and errors per second, the
+//! phases marked; inline SVG, no script) to `<report>-plots.html` beside goose's report
+//! ([`plot`]).
+//!
+//! The multi-instance run (`scripts/multi-instance`) uses two more modes ([`multi`]):
+//! `--check-instances A,B` runs the cross-instance checks against two API instances instead of a
+//! load test, and `--kill-pid PID --kill-after SECONDS` kills one instance behind `--host` with
+//! `kill -9` mid-run, then reads every acknowledged write back and places the errors against
+//! the kill.
+//!
 //! Every goose option works too (`--help` lists them); `--test-plan`, `--throttle-requests` and
 //! `--report-file` override what the profile sets.
 
+mod checks;
+mod multi;
 mod observe;
+mod plot;
 mod profile;
 mod report;
 mod scenarios;
 mod server;
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use goose::config::GooseConfiguration;
@@ -42,8 +57,8 @@ use crate::server::{Build, Server};
 #[derive(Parser)]
 #[command(name = "loadtest")]
 struct Cli {
-    /// Load shape: `quick` (45 s, spike to 300 req/s; what CI runs) or `full` (140 s, spike to
-    /// 500 req/s).
+    /// Load shape: `quick` (45 s, spike to 300 req/s; what CI runs), `full` (140 s, spike to
+    /// 500 req/s) or `short` (15 s at 60 req/s; the short multi-instance run).
     #[arg(
         long,
         value_enum,
@@ -61,6 +76,55 @@ struct Cli {
     /// runs join the mix (1 in 6 users), held to what the breaker and retry budget promise.
     #[arg(long, help_heading = "ProtoThrive")]
     agent_faults: bool,
+    /// Multi-instance run: `kill -9` this process (an API instance behind --host) during the
+    /// run, then read every acknowledged roadmap write back and place the errors against the kill.
+    #[arg(long, value_name = "PID", help_heading = "ProtoThrive")]
+    kill_pid: Option<u32>,
+    /// Seconds into the run at which --kill-pid is killed.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value = "20",
+        help_heading = "ProtoThrive"
+    )]
+    kill_after: f64,
+    /// The gateway's ejection window in seconds: no request sent later than this after the kill
+    /// may fail.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value = "5",
+        help_heading = "ProtoThrive"
+    )]
+    eject_window: f64,
+    /// The gateway's log, read after a --kill-pid run for when it took the instance out of
+    /// rotation.
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "killed_upstream",
+        help_heading = "ProtoThrive"
+    )]
+    gateway_log: Option<PathBuf>,
+    /// The killed instance's `host:port/` as the gateway's log names it (with --gateway-log).
+    #[arg(long, value_name = "HOST:PORT/", help_heading = "ProtoThrive")]
+    killed_upstream: Option<String>,
+    /// Runs the cross-instance checks against two API instances (A,B) instead of a load test.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "URL,URL",
+        help_heading = "ProtoThrive"
+    )]
+    check_instances: Vec<String>,
+    /// The per-user burst the instances of --check-instances were started with.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "30",
+        help_heading = "ProtoThrive"
+    )]
+    user_quota: u32,
     #[command(flatten)]
     goose: GooseConfiguration,
 }
@@ -89,6 +153,9 @@ fn default_report(profile: Profile) -> PathBuf {
 }
 
 async fn run(cli: Cli) -> Result<bool, String> {
+    if !cli.check_instances.is_empty() {
+        return checks::checks(&cli.check_instances, cli.user_quota).await;
+    }
     let profile = cli.profile;
     let mut configuration = cli.goose;
     // goose keeps its test plan private: a plan of the caller's own is seen on the command line.
@@ -129,6 +196,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
         }
     };
 
+    let host = configuration.host.clone().unwrap_or_default();
     let mut attack = GooseAttack::initialize_with_config(configuration)
         .map_err(|e| e.to_string())?
         .set_scheduler(GooseScheduler::RoundRobin);
@@ -153,6 +221,12 @@ async fn run(cli: Cli) -> Result<bool, String> {
             profile.test_plan()
         );
     }
+    let kill = cli.kill_pid.map(|pid| {
+        let secs = |s: f64| Duration::try_from_secs_f64(s).unwrap_or_default();
+        let gateway = cli.gateway_log.clone().zip(cli.killed_upstream.clone());
+        multi::Kill::arm(pid, secs(cli.kill_after), secs(cli.eject_window), gateway)
+    });
+    let mut failures = Vec::new();
     let before = machine();
     let metrics = attack.execute().await.map_err(|e| format!("goose: {e}"))?;
     let after = machine();
@@ -168,14 +242,36 @@ async fn run(cli: Cli) -> Result<bool, String> {
 
     let observed = observe::take();
     let summary = report::summarize(&metrics, &observed, (!own_plan).then(|| profile.phases()));
-    print!("{}", report::render(&summary));
-    println!("\nmachine: {before} at the start; {after} at the end (1 min). {cpu}");
+    let mut text = report::render(&summary);
+    let _ = writeln!(
+        text,
+        "\nmachine: {before} at the start; {after} at the end (1 min). {cpu}"
+    );
+    let mut marks = Vec::new();
+    if let Some(kill) = kill {
+        let (lines, mark, failed) = kill.finish(&observed, &host).await;
+        text.push_str(&lines);
+        marks.extend(mark);
+        failures.extend(failed);
+    }
+    print!("{text}");
     println!("\nHTML report: {}", reports.join(", "));
-    let failed = if cli.agent_faults {
+    let phases = if own_plan { &[][..] } else { profile.phases() };
+    let svg = plot::svg(&observed.samples, phases, &marks);
+    for report in &reports {
+        let path = plot::path_beside(report);
+        let title = format!("ProtoThrive load test, profile {}", profile.name());
+        match std::fs::write(&path, plot::page(&title, &text, &svg)) {
+            Ok(()) => println!("plots (self-contained): {}", path.display()),
+            Err(e) => eprintln!("loadtest: cannot write {}: {e}", path.display()),
+        }
+    }
+    let mut failed = if cli.agent_faults {
         report::agent_verdict(&summary, report::LIMITS)
     } else {
         report::verdict(&summary, report::LIMITS)
     };
+    failed.extend(failures);
     if failed.is_empty() {
         println!(
             "PASS: P50 < {} ms, P99 < {} ms, errors < {}%{}",

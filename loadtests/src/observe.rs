@@ -75,6 +75,9 @@ pub(crate) struct Observed {
     pub(crate) names: Vec<String>,
     pub(crate) headers: HashMap<String, HeaderCounts>,
     pub(crate) samples: Vec<Sample>,
+    /// The moment goose's clock started (what [`Sample::elapsed_ms`] counts from), estimated
+    /// from the first response: now, less its duration and its start.
+    pub(crate) origin: Option<std::time::Instant>,
 }
 
 impl Observed {
@@ -134,6 +137,21 @@ fn lock() -> MutexGuard<'static, Observed> {
     OBSERVED.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Now, on the monotonic clock. The load test's one reading of it besides goose's own: what it
+/// measures is the time clients see, not an injected clock's.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+/// Now, in UNIX microseconds (to compare with the timestamps of a server's log).
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn unix_micros_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
 /// Records a goose response under `name` (the request name goose files it under).
 pub(crate) fn record(name: &str, goose: &GooseResponse) {
     let request = &goose.request;
@@ -159,7 +177,14 @@ pub(crate) fn record(name: &str, goose: &GooseResponse) {
         }
         Err(_) => (None, None),
     };
-    lock().record(name, sample, queries, cache);
+    let mut observed = lock();
+    if observed.origin.is_none() {
+        let since = std::time::Duration::from_micros(
+            sample.1.saturating_add(sample.0.saturating_mul(1000)),
+        );
+        observed.origin = now().checked_sub(since);
+    }
+    observed.record(name, sample, queries, cache);
 }
 
 /// Takes everything recorded so far, leaving the recorder empty.

@@ -15,6 +15,9 @@
 //! | spike | `250,10s` + `250,20s` | 50 → 250, held | 100 → 500 | `150,5s` + `150,10s` | 50 → 150, held | 100 → 300 |
 //! | cool-down | `0,10s` | 250 → 0 | 500 → 0 | `0,5s` | 150 → 0 | 300 → 0 |
 //!
+//! `short` (3 s to 30 users, 10 s held, 2 s down: 60 req/s, ≈ 750 requests) is the short
+//! multi-instance run's, in `./scripts/test`.
+//!
 //! `full` lasts 140 s (≈ 23,400 requests: 11,700 user-seconds × 2), `quick` 45 s (≈ 5,000), well
 //! inside the 60 s CI can spend. `--throttle-requests` caps the total at 20% over the peak, so a
 //! server that answers faster than planned never turns the test into an unbounded flood; it does
@@ -62,6 +65,13 @@ const QUICK: &[Phase] = &[
     phase("cool-down", 0, 5),
 ];
 
+/// A few seconds of load, for the short multi-instance run of `./scripts/test`.
+const SHORT: &[Phase] = &[
+    phase("warm-up", 30, 3),
+    phase("sustained", 30, 10),
+    phase("cool-down", 0, 2),
+];
+
 const FULL: &[Phase] = &[
     phase("warm-up", 10, 10),
     phase("ramp", 50, 30),
@@ -78,6 +88,8 @@ pub(crate) enum Profile {
     Quick,
     /// 140 s: warm-up, ramp to 100 req/s, sustained 60 s, spike to 500 req/s, cool-down.
     Full,
+    /// 15 s: warm-up to 60 req/s, sustained, cool-down (the short multi-instance run).
+    Short,
 }
 
 impl Profile {
@@ -85,6 +97,7 @@ impl Profile {
         match self {
             Self::Quick => "quick",
             Self::Full => "full",
+            Self::Short => "short",
         }
     }
 
@@ -92,6 +105,7 @@ impl Profile {
         match self {
             Self::Quick => QUICK,
             Self::Full => FULL,
+            Self::Short => SHORT,
         }
     }
 
@@ -158,6 +172,7 @@ mod tests {
             Profile::Quick.test_plan(),
             "10,5s;50,5s;50,15s;150,5s;150,10s;0,5s"
         );
+        assert_eq!(Profile::Short.test_plan(), "30,3s;30,10s;0,2s");
         let total = |p: Profile| p.phases().iter().map(|p| p.secs).sum::<u64>();
         assert_eq!(total(Profile::Full), 140);
         assert!(

@@ -107,7 +107,7 @@ fn merge(into: &mut GooseRequestMetricTimingData, from: &GooseRequestMetricTimin
 }
 
 /// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[u64], p: f64) -> u64 {
+pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }

@@ -306,8 +306,12 @@ async fn create_roadmap(user: &mut GooseUser) -> TransactionResult {
     ensure_account(user).await?;
     // v1 carries the graph as a JSON string.
     let graph = json!({"nodes": [{"id": "a"}, {"id": "b"}], "edges": [{"from": "a", "to": "b"}]});
+    let title = format!(
+        "Load test {}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     let body = json!({
-        "title": format!("Load test {}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        "title": title,
         "description": "created by the goose load test",
         "json_graph": graph.to_string(),
     });
@@ -322,6 +326,7 @@ async fn create_roadmap(user: &mut GooseUser) -> TransactionResult {
     .await?;
     if let Some(id) = data(user, response).await?.and_then(|d| string(&d["id"])) {
         let mut s = session(user);
+        crate::multi::record_write(&id, &title, &s.access, true);
         s.roadmaps.push(id);
         if s.roadmaps.len() > KEEP_ROADMAPS {
             s.roadmaps.remove(0);
@@ -358,8 +363,12 @@ async fn read_roadmap(user: &mut GooseUser) -> TransactionResult {
 async fn update_roadmap(user: &mut GooseUser) -> TransactionResult {
     ensure_account(user).await?;
     if let Some(id) = some_roadmap(user).await? {
-        let body = json!({"title": format!("Renamed {}", &uuid::Uuid::new_v4().simple().to_string()[..8])});
-        send(
+        let title = format!(
+            "Renamed {}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let body = json!({ "title": title });
+        let response = send(
             user,
             GooseMethod::Patch,
             &format!("/roadmaps/{id}"),
@@ -368,6 +377,8 @@ async fn update_roadmap(user: &mut GooseUser) -> TransactionResult {
             true,
         )
         .await?;
+        let acked = response.request.success;
+        crate::multi::record_write(&id, &title, &session(user).access, acked);
     }
     Ok(())
 }
