@@ -95,7 +95,8 @@ mod tests;
 pub use envelope::{Envelope, Item, canonical_path, parse_envelope};
 pub use layer::{BatchLayer, BatchLayerBuilder, DEFAULT_ALLOWED_HEADERS};
 pub use loader::{BatchFn, BatchTask, Loader, LoaderFactory};
-pub use loader_layer::{LoaderLayer, LoaderService};
+#[allow(deprecated)]
+pub use loader_layer::{AddLoader, LoaderLayer, LoaderService};
 pub use service::{Batch, BatchItem};
 #[cfg(feature = "cache")]
 pub use shared::SharedCache;

@@ -75,7 +75,8 @@ use http::{HeaderValue, Response, StatusCode, header};
 pub use crate::backoff::backoff;
 pub use breaker::{BreakerOpen, BreakerState, CircuitBreaker, CircuitBreakerBuilder, Permit};
 pub use fallback::{FALLBACK, Fallback, FallbackFuture, FallbackLayer};
-pub use layer::{BreakerFuture, CircuitBreakerLayer, CircuitBreakerService};
+#[allow(deprecated)]
+pub use layer::{Breaker, BreakerFuture, CircuitBreakerLayer, CircuitBreakerService};
 pub use retry::{Retry, RetryBudget, RetryLayer};
 pub use shed::{LoadShed, LoadShedBuilder, LoadShedLayer, Priority, ShedFuture};
 pub use timeout::{Timeout, TimeoutFuture, TimeoutLayer};

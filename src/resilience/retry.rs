@@ -225,6 +225,10 @@ pub struct Retry<S> {
     config: Arc<Config>,
 }
 
+impl<S> Retry<S> {
+    crate::macros::inner_service_accessors!();
+}
+
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl<S, B, ResBody> Service<Request<B>> for Retry<S>
