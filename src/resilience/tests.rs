@@ -12,6 +12,7 @@ use tower::{Layer, Service, ServiceExt, service_fn};
 
 use super::*;
 use crate::clock::ManualClock;
+use crate::error::ConfigError;
 
 fn breaker(clock: &ManualClock) -> CircuitBreakerBuilder {
     CircuitBreaker::builder("test")
@@ -105,7 +106,14 @@ fn half_open_admits_bounded_probes_and_a_success_closes_it() {
     let p1 = b.try_acquire().unwrap();
     let p2 = b.try_acquire().unwrap();
     assert!(p1.is_probe() && p2.is_probe());
-    assert!(b.try_acquire().is_err(), "no herd: two probes at most");
+    let open = BreakerOpen {
+        retry_after: Duration::from_secs(2),
+    };
+    assert_eq!(
+        b.try_acquire().err(),
+        Some(open),
+        "no herd: two probes at most"
+    );
     assert_eq!(b.state(), BreakerState::HalfOpen);
     p1.record(Outcome::Success);
     assert_eq!(b.state(), BreakerState::HalfOpen);
@@ -160,7 +168,10 @@ fn clones_share_one_state_and_reset_closes() {
     for _ in 0..4 {
         call(&b, Outcome::Failure).unwrap();
     }
-    assert!(other.try_acquire().is_err());
+    let open = BreakerOpen {
+        retry_after: Duration::from_secs(2),
+    };
+    assert_eq!(other.try_acquire().err(), Some(open));
     other.reset();
     assert_eq!(b.state(), BreakerState::Closed);
 }
@@ -471,14 +482,16 @@ async fn load_shedding_refuses_anonymous_first_and_admins_last() {
         assert_eq!(f.await.unwrap().status(), 200);
     }
     assert_eq!(layer.in_flight(), 0);
-    assert!(LoadShedLayer::builder(0).build().is_err());
-    assert!(
-        LoadShedLayer::builder(5)
-            .anonymous_share(80)
-            .authenticated_share(50)
-            .build()
-            .is_err()
-    );
+    let shares = "load shedding: the limit must be above zero and 0 ≤ anonymous share ≤ \
+                  authenticated share ≤ 100";
+    let err = LoadShedLayer::builder(0).build().err();
+    assert_eq!(err.as_ref().map(ConfigError::message), Some(shares));
+    let err = LoadShedLayer::builder(5)
+        .anonymous_share(80)
+        .authenticated_share(50)
+        .build()
+        .err();
+    assert_eq!(err.as_ref().map(ConfigError::message), Some(shares));
 }
 
 /// A breaker inside a cached route: once it opens, the cache answers its 503 from the stale
