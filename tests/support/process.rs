@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::client::Url;
 
 /// The binary of example `name`, built on demand once per test process (a no-op when
-/// `cargo test --all-targets` built it).
+/// `cargo test` built it).
 pub fn example_binary(name: &str) -> PathBuf {
     static BUILT: Mutex<Option<HashSet<String>>> = Mutex::new(None);
     let exe = std::env::current_exe().expect("test executable path");
