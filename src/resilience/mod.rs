@@ -58,6 +58,7 @@
 //! uncontended lock per answer.
 
 mod adaptive;
+mod bounds;
 mod breaker;
 mod fallback;
 mod layer;
@@ -73,6 +74,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 pub use crate::backoff::backoff;
+pub use bounds::{ReplayBody, ReplayService};
 pub use breaker::{BreakerOpen, BreakerState, CircuitBreaker, CircuitBreakerBuilder, Permit};
 pub use fallback::{FALLBACK, Fallback, FallbackFuture, FallbackLayer};
 #[allow(deprecated)]
