@@ -5,14 +5,14 @@ use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use tracing::Instrument as _;
 
-use crate::clock::{self, SharedClock};
+use super::config::Config;
 
 /// The user's batch lookup: all values for a set of distinct keys, in one call.
 ///
@@ -71,56 +71,6 @@ struct State<F: BatchFn> {
     opened: Option<Instant>,
 }
 
-/// A batch task's future, as the wrapper of [`LoaderFactory::carry`] gets and returns it.
-pub type BatchTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
-
-/// Captures, in the task that opens a batch, what its batch task should run in, and returns the
-/// wrapper that puts it around the task (see [`LoaderFactory::carry`]).
-type Carry = Arc<dyn Fn() -> Box<dyn FnOnce(BatchTask) -> BatchTask + Send> + Send + Sync>;
-
-/// How a loader gathers and caches (shared by every loader of a [`LoaderFactory`]).
-#[derive(Clone)]
-struct Config {
-    name: &'static str,
-    max_batch_size: usize,
-    yields: u32,
-    max_wait: Duration,
-    cache: bool,
-    clock: SharedClock,
-    carry: Option<Carry>,
-    /// The metric handles, resolved on the first batch (against the recorder installed then).
-    metrics: OnceLock<Handles>,
-}
-
-/// A loader's metric handles: labels built and looked up once, not per batch.
-#[derive(Clone)]
-struct Handles {
-    size: metrics::Histogram,
-    wait: metrics::Histogram,
-    duration: metrics::Histogram,
-    failures: metrics::Counter,
-}
-
-impl Config {
-    fn handles(&self) -> &Handles {
-        self.metrics.get_or_init(|| {
-            let name = self.name;
-            Handles {
-                size: metrics::histogram!("protothrive_batch_loader_size", "loader" => name),
-                wait: metrics::histogram!("protothrive_batch_loader_wait_seconds", "loader" => name),
-                duration: metrics::histogram!(
-                    "protothrive_batch_loader_duration_seconds",
-                    "loader" => name
-                ),
-                failures: metrics::counter!(
-                    "protothrive_batch_loader_failures_total",
-                    "loader" => name
-                ),
-            }
-        })
-    }
-}
-
 struct Shared<F: BatchFn> {
     batch_fn: Arc<F>,
     config: Arc<Config>,
@@ -140,7 +90,7 @@ struct Shared<F: BatchFn> {
 ///   fit, whatever the scheduler does meanwhile.
 /// * The batch runs on its own task, so a caller that gives up does not strand the others; that
 ///   task runs in the span of the load that opened the batch, and in whatever context the
-///   factory [carries](LoaderFactory::carry) (task-locals).
+///   factory [carries](super::LoaderFactory::carry) (task-locals).
 /// * Each batch is a `batch.load` span (loader name, size) and records the
 ///   `protothrive_batch_loader_size`, `protothrive_batch_loader_wait_seconds` and
 ///   `protothrive_batch_loader_duration_seconds` histograms and the
@@ -150,7 +100,8 @@ struct Shared<F: BatchFn> {
 ///
 /// **Cost.** A load is one mutex lock and a hash lookup; a miss adds a oneshot channel, and the
 /// first key of a batch one task spawn. Memory: the cache holds every value the loader loaded —
-/// make one loader per request (from a [`LoaderFactory`]), not one per process.
+/// make one loader per request (from a [`LoaderFactory`](super::LoaderFactory)), not one per
+/// process.
 ///
 /// ```
 /// use std::collections::HashMap;
@@ -200,6 +151,22 @@ impl<F: BatchFn> fmt::Debug for Loader<F> {
 }
 
 impl<F: BatchFn> Loader<F> {
+    /// A loader with an empty cache over `batch_fn` and `config`.
+    pub(super) fn new(batch_fn: Arc<F>, config: Arc<Config>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                batch_fn,
+                config,
+                state: Mutex::new(State {
+                    entries: HashMap::new(),
+                    queued: Vec::new(),
+                    generation: 0,
+                    opened: None,
+                }),
+            }),
+        }
+    }
+
     /// The value of `key`: `Ok(None)` when the batch function has none, `Err` when its batch
     /// failed.
     ///
@@ -324,7 +291,7 @@ impl<F: BatchFn> Future for Pending<F> {
 }
 
 /// Runs a batch task: inside the span of the task that opened the batch (so `batch.load` is a
-/// child of the request's span) and the context the factory [carries](LoaderFactory::carry).
+/// child of the request's span) and the context the factory [carries](super::LoaderFactory::carry).
 fn spawn(config: &Config, task: impl Future<Output = ()> + Send + 'static) {
     let task = task.instrument(tracing::Span::current());
     match &config.carry {
@@ -382,189 +349,6 @@ async fn run<F: BatchFn>(shared: Arc<Shared<F>>, keys: Vec<F::Key>, opened: Opti
                     }
                 }
             }
-        }
-    }
-}
-
-/// Makes cheap per-request [`Loader`]s over one shared [`BatchFn`] and configuration.
-///
-/// ```
-/// use std::collections::HashMap;
-/// use std::time::Duration;
-/// use protothrive::batch::{BatchFn, LoaderFactory};
-///
-/// struct Echo;
-/// impl BatchFn for Echo {
-///     type Key = u8;
-///     type Value = u8;
-///     type Error = ();
-///     async fn load(&self, keys: &[u8]) -> Result<HashMap<u8, u8>, ()> {
-///         Ok(keys.iter().map(|&k| (k, k)).collect())
-///     }
-/// }
-///
-/// let factory = LoaderFactory::new(Echo)
-///     .name("echo")
-///     .max_batch_size(100)
-///     .max_wait(Duration::from_millis(1));
-/// let one_request = factory.loader();
-/// # let _ = one_request;
-/// ```
-pub struct LoaderFactory<F: BatchFn> {
-    batch_fn: Arc<F>,
-    config: Arc<Config>,
-}
-
-impl<F: BatchFn> Clone for LoaderFactory<F> {
-    fn clone(&self) -> Self {
-        Self {
-            batch_fn: self.batch_fn.clone(),
-            config: self.config.clone(),
-        }
-    }
-}
-
-impl<F: BatchFn> fmt::Debug for LoaderFactory<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoaderFactory")
-            .field("name", &self.config.name)
-            .field("max_batch_size", &self.config.max_batch_size)
-            .field("yields", &self.config.yields)
-            .field("max_wait", &self.config.max_wait)
-            .field("cache", &self.config.cache)
-            .field("carry", &self.config.carry.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<F: BatchFn> LoaderFactory<F> {
-    /// A factory over `batch_fn`: batches of up to 1000 keys, a window of one task yield (the
-    /// loads a handler starts together, as `join!` does), the per-request cache on.
-    pub fn new(batch_fn: F) -> Self {
-        Self {
-            batch_fn: Arc::new(batch_fn),
-            config: Arc::new(Config {
-                name: "loader",
-                max_batch_size: 1000,
-                yields: 1,
-                max_wait: Duration::ZERO,
-                cache: true,
-                clock: clock::system(),
-                carry: None,
-                metrics: OnceLock::new(),
-            }),
-        }
-    }
-
-    /// The name in spans and metric labels.
-    #[must_use]
-    pub fn name(mut self, name: &'static str) -> Self {
-        let config = Arc::make_mut(&mut self.config);
-        config.name = name;
-        config.metrics = OnceLock::new();
-        self
-    }
-
-    /// The most keys in one batch call (at least 1); a batch that reaches it is sent at once.
-    #[must_use]
-    pub fn max_batch_size(mut self, n: usize) -> Self {
-        Arc::make_mut(&mut self.config).max_batch_size = n.max(1);
-        self
-    }
-
-    /// How many times the window task yields to the scheduler before sending the batch.
-    #[must_use]
-    pub fn yields(mut self, n: u32) -> Self {
-        Arc::make_mut(&mut self.config).yields = n;
-        self
-    }
-
-    /// How long the window stays open after its first key (after the yields); zero by default.
-    #[must_use]
-    pub fn max_wait(mut self, wait: Duration) -> Self {
-        Arc::make_mut(&mut self.config).max_wait = wait;
-        self
-    }
-
-    /// Whether loaded values are kept for the loader's lifetime (on by default).
-    #[must_use]
-    pub fn cache(mut self, on: bool) -> Self {
-        Arc::make_mut(&mut self.config).cache = on;
-        self
-    }
-
-    /// The clock that measures batch wait and duration (the system clock by default).
-    #[must_use]
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        Arc::make_mut(&mut self.config).clock = clock;
-        self
-    }
-
-    /// Carries the opening task's context into each batch task: `capture` runs in the task
-    /// whose load opens a batch, and the wrapper it returns runs the batch task. For task-local
-    /// values (tokio's `task_local!`), which a spawned task does not inherit. The current
-    /// `tracing` span is carried without this. Costs one boxed future per batch.
-    ///
-    /// ```
-    /// use std::collections::HashMap;
-    /// use protothrive::batch::{BatchFn, BatchTask, LoaderFactory};
-    ///
-    /// tokio::task_local! { static TENANT: u32; }
-    ///
-    /// struct Tenanted;
-    /// impl BatchFn for Tenanted {
-    ///     type Key = u8;
-    ///     type Value = u32;
-    ///     type Error = ();
-    ///     async fn load(&self, keys: &[u8]) -> Result<HashMap<u8, u32>, ()> {
-    ///         let tenant = TENANT.try_with(|t| *t).unwrap_or(0);
-    ///         Ok(keys.iter().map(|&k| (k, tenant)).collect())
-    ///     }
-    /// }
-    ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let factory = LoaderFactory::new(Tenanted).carry(|| {
-    ///     let tenant = TENANT.try_with(|t| *t).ok();
-    ///     Box::new(move |task: BatchTask| -> BatchTask {
-    ///         match tenant {
-    ///             Some(t) => Box::pin(TENANT.scope(t, task)),
-    ///             None => task,
-    ///         }
-    ///     })
-    /// });
-    /// let loader = factory.loader();
-    /// assert_eq!(TENANT.scope(7, loader.load(1)).await, Ok(Some(7)));
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn carry<C>(mut self, capture: C) -> Self
-    where
-        C: Fn() -> Box<dyn FnOnce(BatchTask) -> BatchTask + Send> + Send + Sync + 'static,
-    {
-        Arc::make_mut(&mut self.config).carry = Some(Arc::new(capture));
-        self
-    }
-
-    /// The shared batch function.
-    #[must_use]
-    pub fn batch_fn(&self) -> &F {
-        &self.batch_fn
-    }
-
-    /// A new loader with an empty cache (one per request).
-    #[must_use]
-    pub fn loader(&self) -> Loader<F> {
-        Loader {
-            shared: Arc::new(Shared {
-                batch_fn: self.batch_fn.clone(),
-                config: self.config.clone(),
-                state: Mutex::new(State {
-                    entries: HashMap::new(),
-                    queued: Vec::new(),
-                    generation: 0,
-                    opened: None,
-                }),
-            }),
         }
     }
 }

@@ -79,7 +79,9 @@
 //! # Ok(()) }
 //! ```
 
+mod config;
 mod envelope;
+mod factory;
 mod layer;
 mod loader;
 mod loader_layer;
@@ -92,9 +94,11 @@ mod loader_tests;
 #[cfg(test)]
 mod tests;
 
+pub use config::BatchTask;
 pub use envelope::{Envelope, Item, canonical_path, parse_envelope};
+pub use factory::LoaderFactory;
 pub use layer::{BatchLayer, BatchLayerBuilder, DEFAULT_ALLOWED_HEADERS};
-pub use loader::{BatchFn, BatchTask, Loader, LoaderFactory};
+pub use loader::{BatchFn, Loader};
 #[allow(deprecated)]
 pub use loader_layer::{AddLoader, LoaderLayer, LoaderService};
 pub use service::{Batch, BatchItem};

@@ -228,4 +228,6 @@ fn refusal(
 }
 
 #[cfg(test)]
+mod breaker_tests;
+#[cfg(test)]
 mod tests;
