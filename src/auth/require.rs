@@ -41,7 +41,8 @@ impl Rules {
 /// let engineers = RequireLayer::role_at_least(&roles, "engineer")?;
 /// let writers = RequireLayer::scopes(["roadmaps:write"]);
 /// let anyone_signed_in = RequireLayer::authenticated();
-/// assert!(RequireLayer::role_at_least(&roles, "ceo").is_err());
+/// let err = RequireLayer::role_at_least(&roles, "ceo").err().unwrap();
+/// assert_eq!(err.message(), "the role `ceo` is not in the hierarchy");
 /// # let _ = (engineers, writers, anyone_signed_in);
 /// # Ok::<(), protothrive::auth::ConfigError>(())
 /// ```
