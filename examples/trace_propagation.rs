@@ -144,7 +144,13 @@ mod tests {
                 .to_string(),
             "127.0.0.1:7001"
         );
-        assert!(listen_addr(args(&["--listen"])).is_err());
-        assert!(listen_addr(args(&["--port", "1"])).is_err());
+        assert_eq!(
+            listen_addr(args(&["--listen"])),
+            Err("--listen needs a value".to_owned())
+        );
+        assert_eq!(
+            listen_addr(args(&["--port", "1"])),
+            Err("unknown option --port\nusage: trace_propagation [--listen ADDR]".to_owned())
+        );
     }
 }

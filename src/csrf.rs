@@ -163,20 +163,7 @@ pub struct Csrf<S> {
 }
 
 impl<S> Csrf<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes the layer, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!();
 }
 
 /// The values of cookie `name` across every `Cookie` header (RFC 6265 §5.4).

@@ -75,6 +75,7 @@ mod headers;
 #[cfg(feature = "health")]
 pub mod health;
 pub mod identity;
+mod macros;
 #[cfg(feature = "rate-limit")]
 pub mod rate_limit;
 #[cfg(feature = "redis")]

@@ -127,46 +127,40 @@ impl RequestIdLayer {
 }
 
 impl<S> Layer<S> for RequestIdLayer {
-    type Service = RequestIdService<S>;
+    type Service = SetRequestId<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequestIdService {
+        SetRequestId {
             inner,
             layer: self.clone(),
         }
     }
 }
 
-/// The service of [`RequestIdLayer`].
+/// The service of [`RequestIdLayer`]: sets each request's id (extension and header) and echoes it
+/// on the response.
+///
+/// Named for what it does, as tower-http's `SetRequestId<S>` is: [`RequestId`] is the id itself.
 ///
 /// ```
-/// use protothrive::request_id::{RequestIdLayer, RequestIdService};
+/// use protothrive::request_id::{RequestIdLayer, SetRequestId};
 /// use tower::Layer;
-/// let svc: RequestIdService<()> = RequestIdLayer::new().layer(());
+/// let svc: SetRequestId<()> = RequestIdLayer::new().layer(());
 /// let () = svc.into_inner();
 /// ```
 #[derive(Debug, Clone)]
-pub struct RequestIdService<S> {
+pub struct SetRequestId<S> {
     inner: S,
     layer: RequestIdLayer,
 }
 
-impl<S> RequestIdService<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes the layer, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+impl<S> SetRequestId<S> {
+    crate::macros::inner_service_accessors!();
 }
+
+/// The former name of [`SetRequestId`].
+#[deprecated(since = "0.1.0", note = "renamed `SetRequestId`")]
+pub type RequestIdService<S> = SetRequestId<S>;
 
 /// Whether an incoming id is kept: 1 to [`MAX_INCOMING_LEN`] visible ASCII characters.
 ///
@@ -254,7 +248,7 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequestIdService<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SetRequestId<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
@@ -276,7 +270,7 @@ where
 }
 
 pin_project! {
-    /// The response future of [`RequestIdService`]: the inner future, its response given the id.
+    /// The response future of [`SetRequestId`]: the inner future, its response given the id.
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,

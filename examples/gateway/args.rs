@@ -223,7 +223,11 @@ mod tests {
                 .contains("--upstream")
         );
         assert!(args("--upstream ftp://x").unwrap_err().contains("http://"));
-        assert!(args("--upstream http://x --rate lots").is_err());
+        assert_eq!(
+            args("--upstream http://x --rate lots").unwrap_err(),
+            "--rate lots: rate-limit quota `lots`: write `count/period` or `count per period` \
+             (e.g. `100/min burst 10`, `10 per 5 min`, `60/s`)"
+        );
         assert!(
             args("--upstream http://x --bogus")
                 .unwrap_err()
@@ -243,13 +247,25 @@ mod tests {
         assert_eq!(a.health_interval, Duration::from_millis(500));
         assert_eq!(a.health_timeout, Duration::from_secs(1));
         assert_eq!((a.eject_after, a.eject_for), (3, Duration::from_secs(10)));
-        for bad in [
-            "--upstream http://a:1 --upstream http://a:1",
-            "--upstream http://a:1 --health-interval 0",
-            "--upstream http://a:1 --health-timeout soon",
-            "--upstream http://a:1 --eject-after 0",
+        for (bad, error) in [
+            (
+                "--upstream http://a:1 --upstream http://a:1",
+                "--upstream http://a:1: given twice",
+            ),
+            (
+                "--upstream http://a:1 --health-interval 0",
+                "--health-interval 0: a number of seconds above zero",
+            ),
+            (
+                "--upstream http://a:1 --health-timeout soon",
+                "--health-timeout soon: a number of seconds above zero",
+            ),
+            (
+                "--upstream http://a:1 --eject-after 0",
+                "--eject-after 0: a count above zero",
+            ),
         ] {
-            assert!(args(bad).is_err(), "{bad}");
+            assert_eq!(args(bad).unwrap_err(), error, "{bad}");
         }
     }
 

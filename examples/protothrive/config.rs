@@ -322,7 +322,11 @@ mod tests {
     #[test]
     fn production_refuses_a_missing_or_placeholder_secret_and_wildcard_origins() {
         let strong = "0123456789abcdef0123456789abcdef-strong";
-        assert!(Config::from_vars(&vars(&[("PROTOTHRIVE_ENV", "production")])).is_err());
+        let refused = |v: &HashMap<String, String>| Config::from_vars(v).err().map(|e| e.0);
+        assert_eq!(
+            refused(&vars(&[("PROTOTHRIVE_ENV", "production")])).as_deref(),
+            Some("production needs PROTOTHRIVE_JWT_SECRET (32+ random bytes); refusing a default")
+        );
         for weak in [
             "short",
             "change-me-change-me-change-me-change-me",
@@ -332,14 +336,21 @@ mod tests {
                 ("PROTOTHRIVE_ENV", "production"),
                 ("PROTOTHRIVE_JWT_SECRET", weak),
             ]);
-            assert!(Config::from_vars(&v).is_err(), "{weak}");
+            assert_eq!(
+                refused(&v).as_deref(),
+                Some("PROTOTHRIVE_JWT_SECRET is too short or a placeholder; use 32+ random bytes"),
+                "{weak}"
+            );
         }
         let v = vars(&[
             ("PROTOTHRIVE_ENV", "production"),
             ("PROTOTHRIVE_JWT_SECRET", strong),
             ("PROTOTHRIVE_CORS_ORIGINS", "https://*.example.com"),
         ]);
-        assert!(Config::from_vars(&v).is_err());
+        assert_eq!(
+            refused(&v).as_deref(),
+            Some("production refuses a wildcard in PROTOTHRIVE_CORS_ORIGINS; list exact origins")
+        );
         let v = vars(&[
             ("PROTOTHRIVE_ENV", "production"),
             ("PROTOTHRIVE_JWT_SECRET", strong),

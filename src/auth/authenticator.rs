@@ -44,7 +44,8 @@ pub trait ResolvePrincipal: Send + Sync + fmt::Debug + 'static {
 /// let who = auth.verify(&pair.access.token, TokenKind::Access).await.unwrap();
 /// assert_eq!(who.subject(), "user-1");
 /// // A refresh token is not an access token.
-/// assert!(auth.verify(&pair.refresh.token, TokenKind::Access).await.is_err());
+/// let refused = auth.verify(&pair.refresh.token, TokenKind::Access).await.unwrap_err();
+/// assert_eq!(refused.reason(), protothrive::auth::Reason::WrongTokenType);
 /// # });
 /// # Ok::<(), protothrive::auth::ConfigError>(())
 /// ```

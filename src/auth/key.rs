@@ -34,9 +34,17 @@ pub const MIN_RSA_BITS: usize = 2048;
 /// assert_eq!(key.kid(), Some("v1"));
 ///
 /// // Too short for HS256: refused at build time, with a message saying why.
-/// assert!(VerifyingKey::hmac(Algorithm::HS256, b"short").is_err());
+/// let err = VerifyingKey::hmac(Algorithm::HS256, b"short").err().unwrap();
+/// assert_eq!(
+///     err.message(),
+///     "the HS256 secret is 5 bytes; it must be at least 32 bytes of random data (RFC 7518 §3.2)"
+/// );
 /// // An algorithm of another family: refused.
-/// assert!(VerifyingKey::hmac(Algorithm::RS256, [0u8; 64]).is_err());
+/// let err = VerifyingKey::hmac(Algorithm::RS256, [0u8; 64]).err().unwrap();
+/// assert_eq!(
+///     err.message(),
+///     "RS256 is not an HMAC algorithm; use VerifyingKey::from_pem or from_jwk for public keys"
+/// );
 /// # Ok::<(), protothrive::auth::ConfigError>(())
 /// ```
 #[derive(Clone)]

@@ -41,7 +41,8 @@ impl Rules {
 /// let engineers = RequireLayer::role_at_least(&roles, "engineer")?;
 /// let writers = RequireLayer::scopes(["roadmaps:write"]);
 /// let anyone_signed_in = RequireLayer::authenticated();
-/// assert!(RequireLayer::role_at_least(&roles, "ceo").is_err());
+/// let err = RequireLayer::role_at_least(&roles, "ceo").err().unwrap();
+/// assert_eq!(err.message(), "the role `ceo` is not in the hierarchy");
 /// # let _ = (engineers, writers, anyone_signed_in);
 /// # Ok::<(), protothrive::auth::ConfigError>(())
 /// ```
@@ -180,20 +181,7 @@ pub struct Require<S> {
 }
 
 impl<S> Require<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes the layer, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!();
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Require<S>

@@ -54,8 +54,13 @@ const KEPT: [&str; 6] = [
 ///     .build()
 ///     .unwrap();
 /// # let _ = layer;
-/// assert!(BatchLayer::builder("api/batch").build().is_err());
-/// assert!(BatchLayer::builder("/api/batch").concurrency(0).build().is_err());
+/// let err = BatchLayer::builder("api/batch").build().unwrap_err();
+/// assert_eq!(
+///     err.message(),
+///     r#"batch path must be an absolute path such as /api/batch, not "api/batch""#
+/// );
+/// let err = BatchLayer::builder("/api/batch").concurrency(0).build().unwrap_err();
+/// assert!(err.message().ends_with("must be above zero"));
 /// ```
 #[derive(Debug, Clone)]
 #[must_use]

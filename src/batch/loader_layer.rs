@@ -75,24 +75,31 @@ impl<F: BatchFn> fmt::Debug for LoaderLayer<F> {
     }
 }
 
-impl<F: BatchFn, S> Layer<S> for LoaderLayer<F> {
-    type Service = LoaderService<F, S>;
+impl<S, F: BatchFn> Layer<S> for LoaderLayer<F> {
+    type Service = AddLoader<S, F>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        LoaderService {
+        AddLoader {
             inner,
             factory: self.factory.clone(),
         }
     }
 }
 
-/// The service of [`LoaderLayer`].
-pub struct LoaderService<F: BatchFn, S> {
+/// The service of [`LoaderLayer`]: adds a fresh [`Loader`](super::Loader) to each request's
+/// extensions, then calls the inner service.
+///
+/// Named for what it does, as tower-http's `AddExtension<S, T>` is: `Loader` is what it adds.
+pub struct AddLoader<S, F: BatchFn> {
     inner: S,
     factory: LoaderFactory<F>,
 }
 
-impl<F: BatchFn, S: Clone> Clone for LoaderService<F, S> {
+impl<S, F: BatchFn> AddLoader<S, F> {
+    crate::macros::inner_service_accessors!();
+}
+
+impl<S: Clone, F: BatchFn> Clone for AddLoader<S, F> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -101,16 +108,16 @@ impl<F: BatchFn, S: Clone> Clone for LoaderService<F, S> {
     }
 }
 
-impl<F: BatchFn, S: fmt::Debug> fmt::Debug for LoaderService<F, S> {
+impl<S: fmt::Debug, F: BatchFn> fmt::Debug for AddLoader<S, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoaderService")
+        f.debug_struct("AddLoader")
             .field("inner", &self.inner)
             .field("factory", &self.factory)
             .finish()
     }
 }
 
-impl<F: BatchFn, S, B> Service<Request<B>> for LoaderService<F, S>
+impl<S, F: BatchFn, B> Service<Request<B>> for AddLoader<S, F>
 where
     S: Service<Request<B>>,
 {
@@ -127,6 +134,10 @@ where
         self.inner.call(req)
     }
 }
+
+/// The former name of [`AddLoader`] (its type parameters were `<F, S>`).
+#[deprecated(since = "0.1.0", note = "renamed `AddLoader<S, F>`")]
+pub type LoaderService<F, S> = AddLoader<S, F>;
 
 /// `Loader<F>` as an axum extractor: a 500 problem when no [`LoaderLayer`] of `F` is installed
 /// (a wiring mistake of the application, never the client's).

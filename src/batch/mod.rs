@@ -99,7 +99,8 @@ pub use envelope::{Envelope, Item, canonical_path, parse_envelope};
 pub use factory::LoaderFactory;
 pub use layer::{BatchLayer, BatchLayerBuilder, DEFAULT_ALLOWED_HEADERS};
 pub use loader::{BatchFn, Loader};
-pub use loader_layer::{LoaderLayer, LoaderService};
+#[allow(deprecated)]
+pub use loader_layer::{AddLoader, LoaderLayer, LoaderService};
 pub use service::{Batch, BatchItem};
 #[cfg(feature = "cache")]
 pub use shared::SharedCache;

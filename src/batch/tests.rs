@@ -15,6 +15,7 @@ use tower::{ServiceBuilder, ServiceExt as _};
 
 use super::{BatchItem, BatchLayer, BatchLayerBuilder};
 use crate::client_ip::{ClientIp, ClientIpLayer};
+use crate::error::ConfigError;
 use crate::rate_limit::{KeyBy, Limit, RateLimitLayer};
 
 async fn echo(req: Request) -> axum::Json<Value> {
@@ -357,13 +358,30 @@ async fn sequential_items_run_in_order_and_admission_answers_first() {
 
 #[test]
 fn bad_settings_are_build_errors() {
-    for b in [
-        BatchLayer::builder("batch"),
-        BatchLayer::builder("/api/batch").items_under("api"),
-        BatchLayer::builder("/api/batch").max_items(0),
-        BatchLayer::builder("/api/batch").deadline(Duration::ZERO),
-        BatchLayer::builder("/api/batch").max_response_bytes(10, 20),
+    let zero = "batch max_items, max_request_bytes, max_response_bytes, concurrency and deadline \
+                must be above zero";
+    for (b, message) in [
+        (
+            BatchLayer::builder("batch"),
+            r#"batch path must be an absolute path such as /api/batch, not "batch""#,
+        ),
+        (
+            BatchLayer::builder("/api/batch").items_under("api"),
+            r#"batch items_under prefix must be an absolute path such as /api/batch, not "api""#,
+        ),
+        (BatchLayer::builder("/api/batch").max_items(0), zero),
+        (
+            BatchLayer::builder("/api/batch").deadline(Duration::ZERO),
+            zero,
+        ),
+        (
+            BatchLayer::builder("/api/batch").max_response_bytes(10, 20),
+            "the per-item answer limit of a batch cannot exceed its total answer limit",
+        ),
     ] {
-        assert!(b.build().is_err());
+        assert_eq!(
+            b.build().err().as_ref().map(ConfigError::message),
+            Some(message)
+        );
     }
 }

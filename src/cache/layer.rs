@@ -138,7 +138,8 @@ impl<S> Layer<S> for CacheLayer {
 ///     .build()
 ///     .unwrap();
 /// # let _ = layer;
-/// assert!(CacheLayer::builder().max_bytes(0).build().is_err());
+/// let err = CacheLayer::builder().max_bytes(0).build().unwrap_err();
+/// assert_eq!(err.message(), "a cache needs room: give `.max_bytes(...)` a size above 0");
 /// ```
 #[must_use]
 pub struct CacheLayerBuilder {
@@ -272,7 +273,11 @@ impl CacheLayerBuilder {
     ///     .build()
     ///     .unwrap();
     /// # let _ = layer;
-    /// assert!(CacheLayer::builder().targets(["cache-control"]).build().is_err());
+    /// let err = CacheLayer::builder().targets(["cache-control"]).build().unwrap_err();
+    /// assert_eq!(
+    ///     err.message(),
+    ///     "cache target `cache-control`: name a targeted field such as `CDN-Cache-Control`"
+    /// );
     /// ```
     pub fn targets<I, T>(mut self, names: I) -> Self
     where

@@ -18,7 +18,8 @@ use crate::error::ConfigError;
 /// assert!(trusted.contains("::ffff:10.1.2.3".parse().unwrap()));
 /// assert!(trusted.contains("192.0.2.7".parse().unwrap()));
 /// assert!(!trusted.contains("192.0.2.8".parse().unwrap()));
-/// assert!(TrustedProxies::parse(["not-a-network"]).is_err());
+/// let err = TrustedProxies::parse(["not-a-network"]).unwrap_err();
+/// assert!(err.message().starts_with(r#"trusted proxy "not-a-network" is not a network"#));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies {

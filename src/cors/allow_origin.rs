@@ -169,12 +169,13 @@ impl AllowOrigin {
     /// The first configuration mistake, if any.
     pub(crate) fn error(&self) -> Option<&str> {
         match &self.kind {
+            // A list whose only entries are mistakes is empty too: name the mistake.
+            Kind::List(list) if !list.errors.is_empty() => list.errors.first().map(String::as_str),
             Kind::List(list) if list.exact.is_empty() && list.patterns.is_empty() && !list.null => {
                 Some(
                     "the origin list is empty; list at least one origin such as https://app.example.com",
                 )
             }
-            Kind::List(list) => list.errors.first().map(String::as_str),
             _ => None,
         }
     }
@@ -334,18 +335,41 @@ mod tests {
 
     #[test]
     fn configuration_mistakes_are_reported() {
-        for bad in [
-            "https://example.com/",
-            "example.com",
-            "*",
-            "https://*.com",
-            "https://*.*.example.com",
-            "https://*example.com",
-            "https://*.10.0.0",
-            "https://a.*.example.com",
+        let origin = |bad: &str| {
+            format!(
+                "`{bad}` is not an origin; write `scheme://host[:port]` with no path or trailing \
+                 slash, such as https://app.example.com"
+            )
+        };
+        let pattern = |bad: &str| {
+            format!(
+                "`{bad}` is not a host pattern; write `https://*.example.com` (a wildcard label in \
+                 front of a domain of at least two labels, no path)"
+            )
+        };
+        for (bad, expected) in [
+            ("https://example.com/", origin("https://example.com/")),
+            ("example.com", origin("example.com")),
+            (
+                "*",
+                "`*` in an origin list; use AllowOrigin::any() (never with credentials)".to_owned(),
+            ),
+            ("https://*.com", pattern("https://*.com")),
+            (
+                "https://*.*.example.com",
+                pattern("https://*.*.example.com"),
+            ),
+            ("https://*example.com", origin("https://*example.com")),
+            ("https://*.10.0.0", pattern("https://*.10.0.0")),
+            ("https://a.*.example.com", origin("https://a.*.example.com")),
         ] {
-            assert!(AllowOrigin::list([bad]).error().is_some(), "{bad}");
+            assert_eq!(AllowOrigin::list([bad]).error(), Some(&*expected), "{bad}");
         }
-        assert!(AllowOrigin::list(Vec::<String>::new()).error().is_some());
+        assert_eq!(
+            AllowOrigin::list(Vec::<String>::new()).error(),
+            Some(
+                "the origin list is empty; list at least one origin such as https://app.example.com"
+            )
+        );
     }
 }

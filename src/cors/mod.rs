@@ -84,7 +84,10 @@
 //! assert_eq!(res.headers()["vary"], "Origin");
 //!
 //! // Credentials with a wildcard is a build error, not a panic.
-//! assert!(CorsLayer::builder().allow_origin(AllowOrigin::any()).allow_credentials(true).build().is_err());
+//! let err = CorsLayer::builder().allow_origin(AllowOrigin::any()).allow_credentials(true).build();
+//! assert!(err.unwrap_err().message().starts_with(
+//!     "CORS: credentials cannot be combined with an origin wildcard or a mirrored origin"
+//! ));
 //! # Ok(())
 //! # }
 //! ```

@@ -10,6 +10,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::*;
+use crate::error::ConfigError;
 use crate::response::ResponseBody;
 
 /// The inner service: answers with the status in `x-status` (default 200) and its own `Vary`, and
@@ -388,77 +389,109 @@ fn private_network_access_only_when_configured() {
 #[test]
 fn build_errors_table() {
     let base = || CorsLayer::builder().allow_origin("https://app.example.com");
-    let cases: Vec<(&str, CorsLayerBuilder)> = vec![
-        ("no origin", CorsLayer::builder()),
+    let cred = |w: &str| {
+        format!(
+            "CORS: credentials cannot be combined with {w} (browsers refuse `*` with credentials, \
+             and a mirrored origin lets every site read every user's data); list exact values"
+        )
+    };
+    let expose = |h: &str| {
+        format!("CORS: never expose `{h}` to other origins; remove it from expose_headers")
+    };
+    let cases: Vec<(&str, CorsLayerBuilder, String)> = vec![
+        (
+            "no origin",
+            CorsLayer::builder(),
+            "CORS: set allow_origin (an exact origin, a list, a pattern or a predicate)".to_owned(),
+        ),
         (
             "any + credentials",
             CorsLayer::builder()
                 .allow_origin(AllowOrigin::any())
                 .allow_credentials(true),
+            cred("an origin wildcard or a mirrored origin"),
         ),
         (
             "mirror + credentials",
             CorsLayer::builder()
                 .allow_origin(AllowOrigin::mirror_request())
                 .allow_credentials(true),
+            cred("an origin wildcard or a mirrored origin"),
         ),
         (
             "any method + credentials",
             base().allow_any_method().allow_credentials(true),
+            cred("allow_any_method"),
         ),
         (
             "any header + credentials",
             base().allow_any_header().allow_credentials(true),
+            cred("allow_any_header"),
         ),
         (
             "star header + credentials",
             base().allow_headers(["*"]).allow_credentials(true),
+            cred("allow_any_header"),
         ),
         (
             "any expose + credentials",
             base().expose_any_header().allow_credentials(true),
+            cred("expose_any_header"),
         ),
         (
             "star expose + credentials",
             base().expose_headers(["*"]).allow_credentials(true),
+            cred("expose_any_header"),
         ),
         (
             "expose set-cookie",
             base().expose_headers(["x-request-id", "Set-Cookie"]),
+            expose("set-cookie"),
         ),
         (
             "expose authorization",
             base().expose_headers(["authorization"]),
+            expose("authorization"),
         ),
-        ("bad header", base().allow_headers(["bad header"])),
+        (
+            "bad header",
+            base().allow_headers(["bad header"]),
+            "CORS: `bad header` is not a header name".to_owned(),
+        ),
         (
             "bad origin",
             CorsLayer::builder().allow_origin("https://app.example.com/"),
+            "CORS: `https://app.example.com/` is not an origin; write `scheme://host[:port]` with \
+             no path or trailing slash, such as https://app.example.com"
+                .to_owned(),
         ),
         (
             "star in list",
             CorsLayer::builder().allow_origin(AllowOrigin::list(["*"])),
+            "CORS: `*` in an origin list; use AllowOrigin::any() (never with credentials)"
+                .to_owned(),
         ),
     ];
-    for (what, builder) in cases {
+    for (what, builder, message) in cases {
         let err = builder.build().err();
-        assert!(err.is_some(), "{what}");
+        assert_eq!(
+            err.as_ref().map(ConfigError::message),
+            Some(&*message),
+            "{what}"
+        );
     }
-    assert!(
-        CorsLayer::builder()
-            .allow_origin(AllowOrigin::any())
-            .allow_any_header()
-            .allow_any_method()
-            .expose_any_header()
-            .build()
-            .is_ok()
-    );
-    assert!(
-        CorsLayer::builder()
-            .allow_origin(AllowOrigin::mirror_request())
-            .build()
-            .is_ok()
-    );
+    // Wildcards without credentials, and a mirrored origin, are fine.
+    let _any = CorsLayer::builder()
+        .allow_origin(AllowOrigin::any())
+        .allow_any_header()
+        .allow_any_method()
+        .expose_any_header()
+        .build()
+        .unwrap();
+    let _mirror = CorsLayer::builder()
+        .allow_origin(AllowOrigin::mirror_request())
+        .build()
+        .unwrap();
 }
 
 /// The reference matcher: plain string operations on normalised text, no shared code.

@@ -47,4 +47,7 @@ mod render;
 pub use config::ConfigError;
 pub use ids::{RequestId, TraceId};
 pub use problem::Problem;
-pub use render::{JsonRenderer, RenderProblem, Renderer, RendererLayer, RendererService};
+#[allow(deprecated)]
+pub use render::{
+    JsonRenderer, RenderProblem, Renderer, RendererLayer, RendererService, SetRenderer,
+};

@@ -135,24 +135,36 @@ impl RendererLayer {
 }
 
 impl<S> Layer<S> for RendererLayer {
-    type Service = RendererService<S>;
+    type Service = SetRenderer<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RendererService {
+        SetRenderer {
             inner,
             renderer: self.renderer.clone(),
         }
     }
 }
 
-/// The service of [`RendererLayer`].
+/// The service of [`RendererLayer`]: sets the [`Renderer`] in each request's extensions, then
+/// calls the inner service.
+///
+/// Named for what it does, as tower-http's `SetRequestId<S>` is: [`Renderer`] is the value it
+/// sets.
 #[derive(Clone, Debug)]
-pub struct RendererService<S> {
+pub struct SetRenderer<S> {
     inner: S,
     renderer: Renderer,
 }
 
-impl<S, B> Service<Request<B>> for RendererService<S>
+impl<S> SetRenderer<S> {
+    crate::macros::inner_service_accessors!();
+}
+
+/// The former name of [`SetRenderer`].
+#[deprecated(since = "0.1.0", note = "renamed `SetRenderer`")]
+pub type RendererService<S> = SetRenderer<S>;
+
+impl<S, B> Service<Request<B>> for SetRenderer<S>
 where
     S: Service<Request<B>>,
 {

@@ -176,7 +176,7 @@ fn flatten(prefix: &str, errors: &ValidationErrors, out: &mut Vec<FieldError>) {
 ///     fn validate(&self) -> Result<(), validator::ValidationErrors> { Ok(()) }
 /// }
 ///
-/// assert!(parse_json::<Login>(br#"{"email":"a@b.c"}"#, 32).is_ok());
+/// assert_eq!(parse_json::<Login>(br#"{"email":"a@b.c"}"#, 32).unwrap().email, "a@b.c");
 /// let p = parse_json::<Login>(br#"{"email":7}"#, 32).unwrap_err();
 /// assert_eq!(p.to_json()["errors"][0]["field"], "email");
 /// let p = parse_json::<Login>(br#"{}"#, 32).unwrap_err();

@@ -97,20 +97,7 @@ pub struct RequestLimits<S> {
 }
 
 impl<S> RequestLimits<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes the layer, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!();
 }
 
 /// Whether `content_type` is one of `allowed` (parameters ignored; `+json` counts as JSON).

@@ -239,20 +239,7 @@ pub struct Versioning<S> {
 }
 
 impl<S> Versioning<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes the layer, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!();
 }
 
 /// What version negotiation adds to the response (`API-Version`, deprecation headers, `Vary`).

@@ -274,7 +274,9 @@ impl PrincipalBuilder {
 /// let exec = Principal::builder("u").roles(["exec"]).build();
 /// assert!(h.satisfies(&exec, "engineer")?);
 /// assert!(!h.satisfies(&exec, "super_admin")?);
-/// assert!(h.satisfies(&exec, "root").is_err()); // unknown role: a configuration error
+/// // An unknown role: a configuration error.
+/// let err = h.satisfies(&exec, "root").unwrap_err();
+/// assert_eq!(err.message(), "the role `root` is not in the hierarchy");
 /// # Ok::<(), protothrive::error::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]

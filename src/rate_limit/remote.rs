@@ -154,7 +154,11 @@ impl std::str::FromStr for OnStoreError {
     /// ```
     /// use protothrive::rate_limit::OnStoreError;
     /// assert_eq!("closed".parse::<OnStoreError>().unwrap(), OnStoreError::FailClosed);
-    /// assert!("sometimes".parse::<OnStoreError>().is_err());
+    /// let err = "sometimes".parse::<OnStoreError>().unwrap_err();
+    /// assert_eq!(
+    ///     err.message(),
+    ///     "rate-limit store policy `sometimes`: use `local`, `open` or `closed`"
+    /// );
     /// ```
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {

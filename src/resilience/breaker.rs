@@ -60,7 +60,7 @@ pub struct BreakerOpen {
 /// ```
 /// use std::time::Duration;
 /// use protothrive::clock::ManualClock;
-/// use protothrive::resilience::{CircuitBreaker, Outcome, Window};
+/// use protothrive::resilience::{BreakerOpen, BreakerState, CircuitBreaker, Outcome, Window};
 ///
 /// let clock = ManualClock::default();
 /// let breaker = CircuitBreaker::builder("agent")
@@ -78,9 +78,10 @@ pub struct BreakerOpen {
 /// assert_eq!(open.retry_after, Duration::from_secs(5));
 /// clock.advance(Duration::from_secs(5));
 /// let probe = breaker.try_acquire().unwrap();
-/// assert!(breaker.try_acquire().is_err(), "one probe at a time");
+/// let busy = BreakerOpen { retry_after: Duration::from_secs(5) };
+/// assert_eq!(breaker.try_acquire().err(), Some(busy), "one probe at a time");
 /// probe.record(Outcome::Success);
-/// assert!(breaker.try_acquire().is_ok(), "closed again");
+/// assert_eq!(breaker.state(), BreakerState::Closed, "closed again");
 /// # Ok::<(), protothrive::error::ConfigError>(())
 /// ```
 #[derive(Clone)]

@@ -78,6 +78,10 @@ pub struct Fallback<S, F> {
     fallback: F,
 }
 
+impl<S, F> Fallback<S, F> {
+    crate::macros::inner_service_accessors!();
+}
+
 impl<S, F, ReqBody, ResBody> Service<Request<ReqBody>> for Fallback<S, F>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,

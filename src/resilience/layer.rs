@@ -65,10 +65,10 @@ impl<C> CircuitBreakerLayer<C> {
 }
 
 impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
-    type Service = CircuitBreakerService<S, C>;
+    type Service = Breaker<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CircuitBreakerService {
+        Breaker {
             inner,
             breaker: self.breaker.clone(),
             classify: self.classify.clone(),
@@ -76,15 +76,27 @@ impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
     }
 }
 
-/// The service of [`CircuitBreakerLayer`].
+/// The service of [`CircuitBreakerLayer`]: calls the inner service while its [`CircuitBreaker`]
+/// lets the call through, and answers 503 itself while it does not.
+///
+/// Named `Breaker` (as its [`BreakerFuture`] is) because [`CircuitBreaker`] is the shared state
+/// machine it consults.
 #[derive(Debug, Clone)]
-pub struct CircuitBreakerService<S, C = ServerErrors> {
+pub struct Breaker<S, C = ServerErrors> {
     inner: S,
     breaker: CircuitBreaker,
     classify: C,
 }
 
-impl<S, C, ReqBody, ResBody> Service<Request<ReqBody>> for CircuitBreakerService<S, C>
+impl<S, C> Breaker<S, C> {
+    crate::macros::inner_service_accessors!();
+}
+
+/// The former name of [`Breaker`].
+#[deprecated(since = "0.1.0", note = "renamed `Breaker`")]
+pub type CircuitBreakerService<S, C = ServerErrors> = Breaker<S, C>;
+
+impl<S, C, ReqBody, ResBody> Service<Request<ReqBody>> for Breaker<S, C>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     C: Classify<ResBody, S::Error> + Clone,
@@ -131,7 +143,7 @@ where
 }
 
 pin_project! {
-    /// The response future of [`CircuitBreakerService`]: records the outcome when the inner
+    /// The response future of [`Breaker`]: records the outcome when the inner
     /// future completes (a future dropped before then records nothing).
     pub struct BreakerFuture<F, B, C> {
         #[pin]

@@ -58,6 +58,7 @@
 //! uncontended lock per answer.
 
 mod adaptive;
+mod bounds;
 mod breaker;
 mod fallback;
 mod layer;
@@ -73,9 +74,11 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 pub use crate::backoff::backoff;
+pub use bounds::{ReplayBody, ReplayService};
 pub use breaker::{BreakerOpen, BreakerState, CircuitBreaker, CircuitBreakerBuilder, Permit};
 pub use fallback::{FALLBACK, Fallback, FallbackFuture, FallbackLayer};
-pub use layer::{BreakerFuture, CircuitBreakerLayer, CircuitBreakerService};
+#[allow(deprecated)]
+pub use layer::{Breaker, BreakerFuture, CircuitBreakerLayer, CircuitBreakerService};
 pub use retry::{Retry, RetryBudget, RetryLayer};
 pub use shed::{LoadShed, LoadShedBuilder, LoadShedLayer, Priority, ShedFuture};
 pub use timeout::{Timeout, TimeoutFuture, TimeoutLayer};
@@ -224,5 +227,7 @@ fn refusal(
     res
 }
 
+#[cfg(test)]
+mod breaker_tests;
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,6 @@
 //! Budgeted retries: a retry budget on the injected clock, full-jitter backoff, and the layer.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -14,6 +12,7 @@ use http_body_util::{BodyExt, Either, Full};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::bounds::{BoxFuture, ReplayBody, ReplayService};
 use super::{Deadline, Reason, Refused};
 use crate::backoff::{backoff, random_u64, retry_after};
 use crate::clock::SharedClock;
@@ -225,21 +224,16 @@ pub struct Retry<S> {
     config: Arc<Config>,
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+impl<S> Retry<S> {
+    crate::macros::inner_service_accessors!();
+}
 
-impl<S, B, ResBody> Service<Request<B>> for Retry<S>
+impl<S, B> Service<Request<B>> for Retry<S>
 where
-    S: Service<Request<Either<Full<Bytes>, B>>, Response = Response<ResBody>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-    S::Error: Send,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Send,
-    ResBody: Send + 'static,
+    S: ReplayService<B>,
+    B: ReplayBody,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = Response<ResponseBody<S::ResBody>>;
     type Error = S::Error;
     type Future = BoxFuture<Result<Self::Response, S::Error>>;
 

@@ -273,6 +273,10 @@ pub struct LoadShed<S> {
     state: Arc<State>,
 }
 
+impl<S> LoadShed<S> {
+    crate::macros::inner_service_accessors!();
+}
+
 /// The priority of a request, from its [`Principal`] extension.
 fn priority(extensions: &http::Extensions, admin_role: &str) -> Priority {
     match extensions.get::<Principal>() {

@@ -1,5 +1,5 @@
-//! The breaker's state machine and the layers, on a manual clock (tokio's paused time for the
-//! timers).
+//! The layers, on a manual clock (tokio's paused time for the timers); the breaker's state
+//! machine alone is in `breaker_tests.rs`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -12,8 +12,9 @@ use tower::{Layer, Service, ServiceExt, service_fn};
 
 use super::*;
 use crate::clock::ManualClock;
+use crate::error::ConfigError;
 
-fn breaker(clock: &ManualClock) -> CircuitBreakerBuilder {
+pub(super) fn breaker(clock: &ManualClock) -> CircuitBreakerBuilder {
     CircuitBreaker::builder("test")
         .window(Window::Count(10))
         .min_calls(4)
@@ -23,165 +24,9 @@ fn breaker(clock: &ManualClock) -> CircuitBreakerBuilder {
         .clock(Arc::new(clock.clone()))
 }
 
-fn call(b: &CircuitBreaker, outcome: Outcome) -> Result<(), BreakerOpen> {
+pub(super) fn call(b: &CircuitBreaker, outcome: Outcome) -> Result<(), BreakerOpen> {
     b.try_acquire()?.record(outcome);
     Ok(())
-}
-
-#[test]
-fn opens_on_the_failure_rate_once_min_calls_are_in() {
-    let clock = ManualClock::default();
-    let b = breaker(&clock).build().unwrap();
-    call(&b, Outcome::Failure).unwrap();
-    call(&b, Outcome::Failure).unwrap();
-    call(&b, Outcome::Failure).unwrap();
-    assert_eq!(
-        b.state(),
-        BreakerState::Closed,
-        "3 calls are fewer than min_calls"
-    );
-    call(&b, Outcome::Success).unwrap();
-    assert_eq!(b.state(), BreakerState::Open);
-    assert_eq!(
-        b.try_acquire().unwrap_err().retry_after,
-        Duration::from_secs(2)
-    );
-}
-
-#[test]
-fn ignored_calls_and_successes_do_not_open_it() {
-    let clock = ManualClock::default();
-    let b = breaker(&clock).build().unwrap();
-    for _ in 0..20 {
-        call(&b, Outcome::Ignored).unwrap();
-        call(&b, Outcome::Success).unwrap();
-    }
-    call(&b, Outcome::Failure).unwrap();
-    assert_eq!(b.state(), BreakerState::Closed);
-}
-
-#[test]
-fn opens_on_the_slow_call_rate() {
-    let clock = ManualClock::default();
-    let b = breaker(&clock)
-        .slow_calls(Duration::from_millis(500), 75)
-        .build()
-        .unwrap();
-    for _ in 0..3 {
-        let p = b.try_acquire().unwrap();
-        clock.advance(Duration::from_millis(600));
-        p.record(Outcome::Success);
-    }
-    assert_eq!(b.state(), BreakerState::Closed);
-    let p = b.try_acquire().unwrap();
-    clock.advance(Duration::from_millis(500));
-    p.record(Outcome::Success);
-    assert_eq!(b.state(), BreakerState::Open, "4 of 4 calls slow");
-}
-
-#[test]
-fn a_time_window_forgets_old_failures() {
-    let clock = ManualClock::default();
-    let b = breaker(&clock)
-        .window(Window::Time(Duration::from_secs(10)))
-        .build()
-        .unwrap();
-    for _ in 0..3 {
-        call(&b, Outcome::Failure).unwrap();
-    }
-    clock.advance(Duration::from_secs(11));
-    call(&b, Outcome::Failure).unwrap();
-    assert_eq!(b.state(), BreakerState::Closed, "only 1 call in the window");
-}
-
-#[test]
-fn half_open_admits_bounded_probes_and_a_success_closes_it() {
-    let clock = ManualClock::default();
-    let b = breaker(&clock).probes(2).build().unwrap();
-    for _ in 0..4 {
-        call(&b, Outcome::Failure).unwrap();
-    }
-    clock.advance(Duration::from_secs(2));
-    let p1 = b.try_acquire().unwrap();
-    let p2 = b.try_acquire().unwrap();
-    assert!(p1.is_probe() && p2.is_probe());
-    assert!(b.try_acquire().is_err(), "no herd: two probes at most");
-    assert_eq!(b.state(), BreakerState::HalfOpen);
-    p1.record(Outcome::Success);
-    assert_eq!(b.state(), BreakerState::HalfOpen);
-    p2.record(Outcome::Success);
-    assert_eq!(b.state(), BreakerState::Closed);
-}
-
-#[test]
-fn failed_probes_grow_the_wait_up_to_the_cap() {
-    let clock = ManualClock::default();
-    let b = breaker(&clock).build().unwrap();
-    for _ in 0..4 {
-        call(&b, Outcome::Failure).unwrap();
-    }
-    let mut waits = Vec::new();
-    for _ in 0..3 {
-        let wait = b.try_acquire().unwrap_err().retry_after;
-        waits.push(wait.as_secs());
-        clock.advance(wait);
-        call(&b, Outcome::Failure).unwrap();
-    }
-    assert_eq!(waits, [2, 4, 7]);
-    // A success resets the growth.
-    clock.advance(Duration::from_secs(7));
-    call(&b, Outcome::Success).unwrap();
-    for _ in 0..4 {
-        call(&b, Outcome::Failure).unwrap();
-    }
-    assert_eq!(b.try_acquire().unwrap_err().retry_after.as_secs(), 2);
-}
-
-#[test]
-fn a_dropped_probe_frees_its_slot_and_late_results_are_ignored() {
-    let clock = ManualClock::default();
-    let b = breaker(&clock).build().unwrap();
-    let late = b.try_acquire().unwrap();
-    for _ in 0..4 {
-        call(&b, Outcome::Failure).unwrap();
-    }
-    late.record(Outcome::Success);
-    assert_eq!(b.state(), BreakerState::Open);
-    clock.advance(Duration::from_secs(2));
-    drop(b.try_acquire().unwrap());
-    assert!(b.try_acquire().unwrap().is_probe(), "the slot came back");
-}
-
-#[test]
-fn clones_share_one_state_and_reset_closes() {
-    let clock = ManualClock::default();
-    let b = breaker(&clock).build().unwrap();
-    let other = b.clone();
-    for _ in 0..4 {
-        call(&b, Outcome::Failure).unwrap();
-    }
-    assert!(other.try_acquire().is_err());
-    other.reset();
-    assert_eq!(b.state(), BreakerState::Closed);
-}
-
-#[test]
-fn bad_settings_are_config_errors() {
-    let clock = ManualClock::default();
-    for bad in [
-        breaker(&clock).failure_rate(0),
-        breaker(&clock).failure_rate(101),
-        breaker(&clock).slow_calls(Duration::from_secs(1), 0),
-        breaker(&clock).min_calls(0),
-        breaker(&clock).probes(0),
-        breaker(&clock).window(Window::Count(0)),
-        breaker(&clock).window(Window::Time(Duration::ZERO)),
-        breaker(&clock).open_wait(Duration::ZERO),
-        breaker(&clock).max_open_wait(Duration::from_secs(1)),
-    ] {
-        let err = bad.build().unwrap_err();
-        assert!(err.message().starts_with("circuit breaker test"), "{err}");
-    }
 }
 
 fn status_service(
@@ -471,14 +316,16 @@ async fn load_shedding_refuses_anonymous_first_and_admins_last() {
         assert_eq!(f.await.unwrap().status(), 200);
     }
     assert_eq!(layer.in_flight(), 0);
-    assert!(LoadShedLayer::builder(0).build().is_err());
-    assert!(
-        LoadShedLayer::builder(5)
-            .anonymous_share(80)
-            .authenticated_share(50)
-            .build()
-            .is_err()
-    );
+    let shares = "load shedding: the limit must be above zero and 0 ≤ anonymous share ≤ \
+                  authenticated share ≤ 100";
+    let err = LoadShedLayer::builder(0).build().err();
+    assert_eq!(err.as_ref().map(ConfigError::message), Some(shares));
+    let err = LoadShedLayer::builder(5)
+        .anonymous_share(80)
+        .authenticated_share(50)
+        .build()
+        .err();
+    assert_eq!(err.as_ref().map(ConfigError::message), Some(shares));
 }
 
 /// A breaker inside a cached route: once it opens, the cache answers its 503 from the stale

@@ -95,6 +95,10 @@ pub struct Timeout<S> {
     layer: TimeoutLayer,
 }
 
+impl<S> Timeout<S> {
+    crate::macros::inner_service_accessors!();
+}
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Timeout<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,

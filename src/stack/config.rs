@@ -107,7 +107,8 @@ impl Settings {
     /// let s = Settings::from_toml("APP_", "jwt_leeway = 30\ncors_origins = [\"https://a.example\"]")?;
     /// assert_eq!(s.get("jwt_leeway"), Some("30"));
     /// assert_eq!(s.list("cors_origins"), ["https://a.example"]);
-    /// assert!(Settings::from_toml("APP_", "[table]\nx = 1").is_err());
+    /// let err = Settings::from_toml("APP_", "[table]\nx = 1").unwrap_err();
+    /// assert_eq!(err.message(), "`table`: nested arrays and tables are not settings");
     /// # Ok::<(), protothrive::error::ConfigError>(())
     /// ```
     ///

@@ -5,7 +5,7 @@ use tower_layer::Layer;
 use super::builder::Stack;
 #[allow(unused_imports)]
 use super::slot::{Same, Slot, Wrap};
-use crate::request_id::RequestIdService;
+use crate::request_id::SetRequestId;
 
 #[cfg(feature = "auth")]
 use crate::auth::Auth;
@@ -72,7 +72,7 @@ type TraceAt<X> = crate::trace::Trace<X>;
 #[cfg(not(feature = "trace"))]
 type TraceAt<X> = X;
 
-type RequestIdAt<X> = Slot<RequestIdService<TraceAt<X>>, TraceAt<X>, Same>;
+type RequestIdAt<X> = Slot<SetRequestId<TraceAt<X>>, TraceAt<X>, Same>;
 
 #[cfg(feature = "client-ip")]
 type ClientIpAt<X> = Slot<ResolveClientIp<RequestIdAt<X>>, RequestIdAt<X>, Same>;

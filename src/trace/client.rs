@@ -72,10 +72,7 @@ pub struct TraceClient<S> {
 }
 
 impl<S> TraceClient<S> {
-    /// The wrapped service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!();
 }
 
 /// The context of a new outbound call: a child of `parent`, else of the request being served on

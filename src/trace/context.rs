@@ -90,7 +90,8 @@ impl std::error::Error for ParseError {}
 /// let tp = TraceParent::parse(b"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more")?;
 /// assert_eq!(tp.to_string(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
 ///
-/// assert!(TraceParent::parse(b"00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_err());
+/// let zero = TraceParent::parse(b"00-00000000000000000000000000000000-00f067aa0ba902b7-01");
+/// assert_eq!(zero, Err(protothrive::trace::ParseError::Zero));
 /// # Ok::<(), protothrive::trace::ParseError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -191,7 +192,8 @@ impl fmt::Display for TraceParent {
 /// let ts = ts.with("congo", "ours")?;
 /// assert_eq!(ts.as_str(), "congo=ours,rojo=00f067aa0ba902b7");
 ///
-/// assert!(TraceState::parse([&b"foo=1,foo=2"[..]]).is_err());
+/// let twice = TraceState::parse([&b"foo=1,foo=2"[..]]);
+/// assert_eq!(twice.err(), Some(protothrive::trace::ParseError::DuplicateKey));
 /// # Ok::<(), protothrive::trace::ParseError>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]

@@ -217,10 +217,7 @@ pub struct Trace<S> {
 }
 
 impl<S> Trace<S> {
-    /// The wrapped service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!();
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Trace<S>

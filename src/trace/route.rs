@@ -60,10 +60,7 @@ pub struct MatchedRoute<S> {
 }
 
 impl<S> MatchedRoute<S> {
-    /// The wrapped service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::macros::inner_service_accessors!();
 }
 
 /// What is copied: a `Route`, or axum's `MatchedPath` (an `Arc<str>` inside, so no copy of the

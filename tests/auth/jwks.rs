@@ -158,7 +158,10 @@ async fn rotation_accepts_new_kids_after_a_refetch_and_keeps_old_ones_until_repl
     // The refresh has its answer; the server now fails, so the refresh below (which waits for the
     // background one) keeps what the background refresh installed.
     server.set_status(StatusCode::SERVICE_UNAVAILABLE);
-    assert!(jwks.refresh().await.is_err());
+    assert_eq!(
+        jwks.refresh().await.map_err(|e| e.to_string()),
+        Err("JWKS: answered 503 Service Unavailable".to_owned())
+    );
     assert_eq!(server.jwks_hits(), 4);
     let kids: Vec<_> = jwks
         .keys()
@@ -234,7 +237,9 @@ async fn stale_keys_keep_working_while_the_server_is_down() {
     for _ in 0..3 {
         clock.advance(Duration::from_secs(301));
         assert_eq!(check(&auth, &a.token()).await, Ok(()));
-        assert!(jwks.refresh().await.is_err());
+        let err = jwks.refresh().await.unwrap_err().to_string();
+        // The rest is the HTTP client's account of the refused connection.
+        assert!(err.starts_with("JWKS: request failed: "), "{err}");
         assert_eq!(jwks.keys().len(), 1);
         assert_eq!(check(&auth, &a.token()).await, Ok(()));
     }
@@ -254,22 +259,39 @@ async fn failed_fetches_and_empty_or_oversized_sets_keep_the_current_keys() {
     let auth = auth(&jwks, &clock);
     jwks.refresh().await.unwrap();
     let big = format!(r#"{{"keys":[],"pad":"{}"}}"#, "x".repeat(2 * 1024 * 1024));
-    for (name, set) in [
-        ("500", None),
-        ("not JSON", Some("<html>".to_owned())),
-        ("no keys array", Some(r#"{"keys":{}}"#.to_owned())),
+    for (name, set, error) in [
+        ("500", None, "answered 500 Internal Server Error"),
+        (
+            "not JSON",
+            Some("<html>".to_owned()),
+            "not JSON: expected value at line 1 column 1",
+        ),
+        (
+            "no keys array",
+            Some(r#"{"keys":{}}"#.to_owned()),
+            "the document has no `keys` array",
+        ),
         (
             "no usable key",
             Some(crate::keys::jwks_doc(&[json!({"kty": "XYZ"})])),
+            "the set has no usable key",
         ),
-        ("empty set", Some(crate::keys::jwks_doc(&[]))),
-        ("over 1 MiB", Some(big.clone())),
+        (
+            "empty set",
+            Some(crate::keys::jwks_doc(&[])),
+            "the set has no usable key",
+        ),
+        ("over 1 MiB", Some(big.clone()), "the document is too large"),
     ] {
         match set {
             Some(doc) => server.set_document(doc),
             None => server.set_status(StatusCode::INTERNAL_SERVER_ERROR),
         }
-        assert!(jwks.refresh().await.is_err(), "{name}");
+        assert_eq!(
+            jwks.refresh().await.map_err(|e| e.to_string()),
+            Err(format!("JWKS: {error}")),
+            "{name}"
+        );
         assert_eq!(jwks.keys().len(), 1, "{name}");
         assert_eq!(check(&auth, &a.token()).await, Ok(()), "{name}");
     }

@@ -7,8 +7,6 @@
 mod cache_rfc;
 mod upstreams;
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,22 +15,13 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, Uri};
 use serde_json::{Value, json};
 
-/// The example's binary, built on demand (a no-op when `cargo test --all-targets` built it).
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    BUILT.call_once(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", "gateway"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo build --example gateway");
-        assert!(status.success(), "building the gateway failed");
-    });
-    profile_dir.join("examples").join("gateway")
-}
+#[path = "../support/mod.rs"]
+mod support;
 
+use support::client;
+use support::process::{example_binary, listening};
+
+/// The gateway example as a process, killed when this drops.
 struct Gateway {
     child: Child,
     base: String,
@@ -40,21 +29,14 @@ struct Gateway {
 
 impl Gateway {
     fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(binary())
+        let mut child = Command::new(example_binary("gateway"))
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn the gateway");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let base = loop {
-            let line = lines.next().expect("the gateway exited").unwrap();
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
+        let base = listening(&mut child);
         Self { child, base }
     }
 
@@ -140,18 +122,8 @@ async fn origin() -> (String, Arc<AtomicUsize>) {
                 }
             },
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let addr = support::serve(app).await;
     (format!("http://{addr}"), calls)
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(std::time::Duration::from_secs(20))
-        .build()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,7 +25,8 @@ mod sessions;
 mod status;
 #[path = "../support/mod.rs"]
 mod support;
-// The example compiled in; its modules name each other `crate::…`, so they are named here.
+// The example compiled in; its modules name each other `crate::…`, so they are named here. Its
+// unit tests run here, once: the example target is not tested (`test = true` is off).
 #[path = "../support/example.rs"]
 mod example;
 #[allow(unused_imports)]

@@ -54,8 +54,10 @@ pub fn fresh_dir() -> PathBuf {
     dir
 }
 
+/// An HTTP client for loopback servers (no proxy from the environment).
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
+        .no_proxy()
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")

@@ -1,31 +1,60 @@
-//! The ProtoThrive example as a real process on a loopback port, with its own SQLite file: for
-//! the tests where the process is the point (shutdown on SIGTERM, `kill -9`, two instances on one
-//! Redis, faults under load, a browser). Everything else runs the app in process
+//! An example as a real process on a loopback port ([`example_binary`], [`listening`]), and the
+//! ProtoThrive example so, with its own SQLite file ([`Server`]): for the tests where the process
+//! is the point (shutdown on SIGTERM, `kill -9`, two instances on one Redis, faults under load, a
+//! browser, the gateway's command line). Everything else runs the app in process
 //! (`tests/support/example.rs`).
 
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use super::client::Url;
 
-/// The example's binary, built on demand (a no-op when `cargo test --all-targets` built it).
-fn binary() -> PathBuf {
+/// The binary of example `name`, built on demand once per test process (a no-op when
+/// `cargo test` built it).
+pub fn example_binary(name: &str) -> PathBuf {
+    static BUILT: Mutex<Option<HashSet<String>>> = Mutex::new(None);
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> → target/<profile>/examples/protothrive
+    // target/<profile>/deps/<test> → target/<profile>/examples/<name>
     let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = profile_dir.join("examples").join("protothrive");
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    BUILT.call_once(|| {
+    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    if built
+        .get_or_insert_with(HashSet::new)
+        .insert(name.to_owned())
+    {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", "protothrive"])
+            .args(["build", "--quiet", "--example", name])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
-            .expect("cargo build --example protothrive");
-        assert!(status.success(), "building the example failed");
-    });
-    bin
+            .unwrap_or_else(|e| panic!("cargo build --example {name}: {e}"));
+        assert!(status.success(), "building the {name} example failed");
+    }
+    profile_dir.join("examples").join(name)
+}
+
+/// Waits for the `listening on URL` line a spawned example prints on stdout (its stdout piped)
+/// and returns the URL; stdout is drained from then on, so the child never blocks on a full pipe.
+pub fn listening(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the example exited before listening")
+            .expect("read stdout");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    base
 }
 
 pub struct Server {
@@ -64,7 +93,7 @@ impl Server {
     /// The example's command line: loopback, this server's database, the test secrets.
     fn command(&self) -> Command {
         let db = format!("sqlite://{}", self.dir.join("api.db").display());
-        let mut cmd = Command::new(binary());
+        let mut cmd = Command::new(example_binary("protothrive"));
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(super::client::base_env(&db))
@@ -79,24 +108,7 @@ impl Server {
 
     fn spawn(&mut self) {
         let mut child = self.command().spawn().expect("spawn the example");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("the example exited before listening")
-                .expect("read stdout");
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-            }
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        self.base = base;
+        self.base = listening(&mut child);
         self.child = Some(child);
     }
 

@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The example compiled in: its unit tests run here (the example target is not tested).
 #[allow(dead_code)]
 #[path = "../../examples/trace_propagation.rs"]
 mod example;

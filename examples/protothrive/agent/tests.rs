@@ -82,7 +82,12 @@ async fn a_failed_attempt_is_retried_and_logged() {
     let clock = ManualClock::default();
     // Calls 0, 2, 4, ... succeed; 1, 3, ... fail.
     let (client, calls) = client(0.5, &clock).await;
-    assert!(client.run(&task()).await.result.is_ok());
+    let first = client.run(&task()).await.result.unwrap();
+    assert_eq!(first.model, "sim-agent-1");
+    assert!(
+        first.output.starts_with("[plan] plan for roadmap r: step "),
+        "{first:?}"
+    );
     let run = client.run(&task()).await;
     let statuses: Vec<_> = run.attempts.iter().map(|a| a.status).collect();
     assert_eq!(statuses, [AttemptStatus::Error, AttemptStatus::Success]);

@@ -422,13 +422,16 @@ mod tests {
     #[test]
     fn scopes_are_short_distinct_and_plain() {
         let v = |s: &[&str]| scopes(&s.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>());
-        assert!(v(&[]).is_ok() && v(&["snippets:read", "roadmaps:write"]).is_ok());
-        assert!(v(&["auth:read", "auth:read"]).is_err());
-        assert!(
-            v(&["roadmaps.write"]).is_err() && v(&[""]).is_err() && v(&["everything"]).is_err()
-        );
+        let code = |r: Result<(), ValidationError>| r.map_err(|e| e.code.into_owned());
+        let refused = Err("scopes".to_owned());
+        assert_eq!(code(v(&[])), Ok(()));
+        assert_eq!(code(v(&["snippets:read", "roadmaps:write"])), Ok(()));
+        assert_eq!(code(v(&["auth:read", "auth:read"])), refused);
+        assert_eq!(code(v(&["roadmaps.write"])), refused);
+        assert_eq!(code(v(&[""])), refused);
+        assert_eq!(code(v(&["everything"])), refused);
         let many: Vec<String> = (0..21).map(|i| format!("s{i}:read")).collect();
-        assert!(scopes(&many).is_err());
+        assert_eq!(code(scopes(&many)), refused);
     }
 
     #[test]

@@ -194,6 +194,20 @@ mod tests {
             .collect()
     }
 
+    /// The `(field, code)` of each field error a refused query gets.
+    fn refused(page: Result<Page, AppError>) -> Vec<(String, String)> {
+        match page {
+            Err(AppError::Validation(errors)) => {
+                errors.into_iter().map(|e| (e.field, e.code)).collect()
+            }
+            other => panic!("not a validation error: {other:?}"),
+        }
+    }
+
+    fn field(field: &str, code: &str) -> Vec<(String, String)> {
+        vec![(field.to_owned(), code.to_owned())]
+    }
+
     #[test]
     fn cursors_round_trip_and_forgeries_are_refused() {
         let id = "00000000-0000-4000-8000-000000000001";
@@ -216,8 +230,12 @@ mod tests {
             &hex(&format!("1234567890123456789.{id}")),
             &hex(&format!("5.{id}")).to_uppercase(),
         ] {
-            assert!(
-                Page::from_query(ApiVersion(2), &query(&[("cursor", forged)])).is_err(),
+            assert_eq!(
+                refused(Page::from_query(
+                    ApiVersion(2),
+                    &query(&[("cursor", forged)])
+                )),
+                field("cursor", "invalid"),
                 "{forged}"
             );
         }
@@ -225,8 +243,17 @@ mod tests {
 
     #[test]
     fn each_version_refuses_the_other_versions_parameter() {
-        assert!(Page::from_query(ApiVersion(1), &query(&[("cursor", "abc")])).is_err());
-        assert!(Page::from_query(ApiVersion(2), &query(&[("offset", "0")])).is_err());
+        assert_eq!(
+            refused(Page::from_query(
+                ApiVersion(1),
+                &query(&[("cursor", "abc")])
+            )),
+            field("cursor", "unsupported")
+        );
+        assert_eq!(
+            refused(Page::from_query(ApiVersion(2), &query(&[("offset", "0")]))),
+            field("offset", "unsupported")
+        );
         assert_eq!(
             Page::from_query(ApiVersion(1), &query(&[("limit", "5"), ("offset", "10")])).unwrap(),
             Page::Offset {

@@ -319,28 +319,61 @@ mod tests {
         }
     }
 
+    /// The `(field, code)` of each error, or none when valid.
+    fn refused(insight: &NewInsight) -> Vec<(String, String)> {
+        let Err(errors) = insight.validate() else {
+            return Vec::new();
+        };
+        let mut found: Vec<_> = errors
+            .field_errors()
+            .into_iter()
+            .flat_map(|(field, list)| {
+                list.iter()
+                    .map(move |e| (field.to_string(), e.code.to_string()))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    fn field(field: &str, code: &str) -> Vec<(String, String)> {
+        vec![(field.to_owned(), code.to_owned())]
+    }
+
+    /// The code of a single value's error.
+    fn code(r: Result<(), ValidationError>) -> Result<(), String> {
+        r.map_err(|e| e.code.into_owned())
+    }
+
     #[test]
     fn insight_data_must_be_a_small_object_and_score_in_0_1() {
-        assert!(insight(json!({"a": 1}), 0.5).validate().is_ok());
-        assert!(insight(json!([1, 2]), 0.5).validate().is_err());
-        assert!(insight(json!("x"), 0.5).validate().is_err());
-        assert!(
-            insight(json!({"a": "x".repeat(MAX_DATA_BYTES)}), 0.5)
-                .validate()
-                .is_err()
+        assert_eq!(refused(&insight(json!({"a": 1}), 0.5)), []);
+        assert_eq!(refused(&insight(json!([1, 2]), 0.5)), field("data", "type"));
+        assert_eq!(refused(&insight(json!("x"), 0.5)), field("data", "type"));
+        assert_eq!(
+            refused(&insight(json!({"a": "x".repeat(MAX_DATA_BYTES)}), 0.5)),
+            field("data", "length")
         );
-        assert!(insight(json!({}), 1.01).validate().is_err());
-        assert!(insight(json!({}), -0.01).validate().is_err());
+        assert_eq!(refused(&insight(json!({}), 1.01)), field("score", "range"));
+        assert_eq!(refused(&insight(json!({}), -0.01)), field("score", "range"));
     }
 
     #[test]
     fn enums_are_the_schemas() {
-        assert!(
-            log_status("retry").is_ok() && log_status("RETRY").is_err() && log_status("").is_err()
-        );
+        assert_eq!(code(log_status("retry")), Ok(()));
+        assert_eq!(code(log_status("RETRY")), Err("enum".to_owned()));
+        assert_eq!(code(log_status("")), Err("enum".to_owned()));
         assert_eq!(InsightType::Collaboration.as_str(), "collaboration");
         assert_eq!(InsightType::Performance.as_str(), "performance");
-        assert!(serde_json::from_str::<InsightType>("\"speed\"").is_err());
-        assert!(trend("declining").is_ok() && trend("up").is_err());
+        assert_eq!(
+            serde_json::from_str::<InsightType>("\"speed\"").map_err(|e| e.to_string()),
+            Err(
+                "unknown variant `speed`, expected one of `performance`, `usage`, `quality`, \
+                 `cost`, `collaboration` at line 1 column 7"
+                    .to_owned()
+            )
+        );
+        assert_eq!(code(trend("declining")), Ok(()));
+        assert_eq!(code(trend("up")), Err("enum".to_owned()));
     }
 }

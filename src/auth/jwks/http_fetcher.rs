@@ -16,10 +16,16 @@ pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 ///
 /// ```
 /// use protothrive::auth::HttpJwksFetcher;
-/// assert!(HttpJwksFetcher::new("https://idp.example.com/.well-known/jwks.json").is_ok());
-/// assert!(HttpJwksFetcher::new("http://127.0.0.1:8080/jwks").is_ok());
+/// let _idp = HttpJwksFetcher::new("https://idp.example.com/.well-known/jwks.json")?;
+/// let _local = HttpJwksFetcher::new("http://127.0.0.1:8080/jwks")?;
 /// // Keys over plain HTTP from the network could be swapped in transit: refused.
-/// assert!(HttpJwksFetcher::new("http://idp.example.com/jwks").is_err());
+/// let err = HttpJwksFetcher::new("http://idp.example.com/jwks").err().unwrap();
+/// assert_eq!(
+///     err.message(),
+///     "the JWKS URL `http://idp.example.com/jwks` must be https \
+///      (plain http is allowed only to loopback)"
+/// );
+/// # Ok::<(), protothrive::auth::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct HttpJwksFetcher {

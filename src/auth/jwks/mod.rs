@@ -78,7 +78,10 @@ where
 /// use protothrive::auth::parse_jwks;
 /// let keys = parse_jwks(br#"{"keys":[{"kty":"oct","k":"c2VjcmV0"},{"kty":"XYZ"}]}"#, None)?;
 /// assert!(keys.is_empty()); // both skipped: symmetric, and unknown
-/// assert!(parse_jwks(b"[]", None).is_err());
+/// assert_eq!(
+///     parse_jwks(b"[]", None).unwrap_err().to_string(),
+///     "JWKS: the document has no `keys` array"
+/// );
 /// # Ok::<(), protothrive::auth::JwksError>(())
 /// ```
 ///
@@ -123,7 +126,7 @@ pub fn parse_jwks(
 /// let jwks = Jwks::builder(|| async { Ok::<_, JwksError>(Bytes::from_static(br#"{"keys":[]}"#)) })
 ///     .build();
 /// // A set with no usable key is an error and keeps whatever was there before.
-/// assert!(jwks.refresh().await.is_err());
+/// assert_eq!(jwks.refresh().await, Err(JwksError::new("the set has no usable key")));
 /// assert_eq!(jwks.fetch_count(), 1);
 /// # });
 /// # }

@@ -209,7 +209,7 @@ impl Directives {
 
 #[cfg(test)]
 mod tests {
-    use super::super::control::tests::any_cc;
+    use super::super::tests::control::any_cc;
     use super::*;
     use proptest::prelude::*;
 

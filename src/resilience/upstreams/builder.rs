@@ -24,11 +24,18 @@ use crate::resilience::{CircuitBreaker, RetryBudget, Window};
 ///     Ok::<_, Infallible>(Response::new(String::new()))
 /// });
 /// let twice = Upstreams::builder().member("a", instance).member("a", instance);
-/// assert!(twice.build::<String>().is_err(), "names are unique");
+/// let err = twice.build::<String>().err().unwrap();
+/// assert_eq!(err.message(), r#"upstreams: two members are named "a"; names are unique"#);
 /// let bad_path = Upstreams::builder()
 ///     .member("a", instance)
 ///     .health_check(HealthCheck::new("http://elsewhere/health"));
-/// assert!(bad_path.build::<String>().is_err(), "a path, not a URL");
+/// let err = bad_path.build::<String>().err().unwrap();
+/// assert_eq!(
+///     err.message(),
+///     "health check \"http://elsewhere/health\": \
+///      the path is an origin-form target, starting with `/`",
+///     "a path, not a URL"
+/// );
 /// ```
 #[derive(Debug)]
 #[must_use]

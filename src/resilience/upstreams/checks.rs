@@ -9,6 +9,7 @@ use tower_service::Service;
 
 use super::health::HealthCheck;
 use super::service::{Shared, Upstreams};
+use crate::resilience::bounds::{ReplayBody, ReplayService};
 
 /// The task running an [`Upstreams`] set's health checks: stopped when dropped.
 ///
@@ -45,16 +46,10 @@ impl Drop for HealthChecks {
     }
 }
 
-impl<S, B, ResBody> Upstreams<S, B>
+impl<S, B> Upstreams<S, B>
 where
-    S: Service<Request<Either<Full<Bytes>, B>>, Response = Response<ResBody>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
-    B: Send + 'static,
-    ResBody: Send + 'static,
+    S: ReplayService<B> + Sync,
+    B: ReplayBody,
 {
     /// Runs one round of health checks, every member at once, and counts each result; returns
     /// whether each member passed, in the order they were added (empty without a

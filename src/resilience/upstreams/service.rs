@@ -1,9 +1,7 @@
 //! The upstream set as a tower service: choose, call, record, retry elsewhere.
 
 use std::fmt;
-use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -19,6 +17,7 @@ use super::member::{Member, MemberStatus};
 use super::select::pick;
 use crate::backoff::random_u64;
 use crate::error::code;
+use crate::resilience::bounds::{BoxFuture, ReplayBody, ReplayService};
 use crate::resilience::retry::{buffer, replay, replays, retryable};
 use crate::resilience::{Classify, Deadline, Permit, Reason, RetryBudget, ServerErrors, refusal};
 use crate::response::ResponseBody;
@@ -123,22 +122,12 @@ impl<S> Shared<S> {
     }
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-impl<S, B, ResBody> Service<Request<B>> for Upstreams<S, B>
+impl<S, B> Service<Request<B>> for Upstreams<S, B>
 where
-    S: Service<Request<Either<Full<Bytes>, B>>, Response = Response<ResBody>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
-    S::Error: Send,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Send,
-    ResBody: Send + 'static,
+    S: ReplayService<B> + Sync,
+    B: ReplayBody,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = Response<ResponseBody<S::ResBody>>;
     type Error = S::Error;
     type Future = BoxFuture<Result<Self::Response, S::Error>>;
 

@@ -200,7 +200,8 @@ impl OtlpExporterBuilder {
     /// use protothrive::trace::otel::OtlpExporter;
     /// let err = OtlpExporter::builder("127.0.0.1:4318").build().unwrap_err();
     /// assert!(err.message().contains("http://"));
-    /// assert!(OtlpExporter::builder("http://c:4318").max_batch(0).build().is_err());
+    /// let err = OtlpExporter::builder("http://c:4318").max_batch(0).build().unwrap_err();
+    /// assert_eq!(err.message(), "the OTLP queue capacity and batch size must be at least 1");
     /// ```
     pub fn build(self) -> Result<OtlpExporter, ConfigError> {
         let url = traces_url(&self.endpoint)?;

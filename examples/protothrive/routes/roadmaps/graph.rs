@@ -292,7 +292,7 @@ mod tests {
         let errors = canonical("graph", &g).unwrap_err();
         assert_eq!(fields(&errors), vec![("graph", "too_large")]);
         let small = json!({"nodes": [{"id": "a", "label": "x".repeat(MAX_GRAPH_BYTES - 100)}], "edges": []});
-        assert!(canonical("graph", &small).is_ok());
+        assert_eq!(canonical("graph", &small), Ok(small.to_string()));
         assert_eq!(
             parse_text("json_graph", &"x".repeat(MAX_GRAPH_BYTES + 1))
                 .unwrap_err()
@@ -317,7 +317,10 @@ mod tests {
 
     #[test]
     fn v1_text() {
-        assert!(parse_text("json_graph", r#"{"nodes":[],"edges":[]}"#).is_ok());
+        assert_eq!(
+            parse_text("json_graph", r#"{"nodes":[],"edges":[]}"#),
+            Ok(json!({"nodes": [], "edges": []}))
+        );
         let e = parse_text("json_graph", "{nodes").unwrap_err();
         assert_eq!(
             (e.field.as_str(), e.code.as_str()),
@@ -325,6 +328,10 @@ mod tests {
         );
         // Deep nesting is an error, not a stack overflow.
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        assert!(parse_text("json_graph", &deep[..MAX_GRAPH_BYTES.min(deep.len())]).is_err());
+        let e = parse_text("json_graph", &deep[..MAX_GRAPH_BYTES.min(deep.len())]).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.code.as_str()),
+            ("json_graph", "invalid_json")
+        );
     }
 }

@@ -39,6 +39,7 @@ fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
+pub(super) mod control;
 mod freshness;
 mod properties;
 mod reuse;
