@@ -7,7 +7,7 @@
 //! and costs a copy of each row into its own value type (microseconds, beside the statement
 //! itself). The SQL is the part of both dialects that is the same: `$1` placeholders (SQLite reads
 //! them too), `ON CONFLICT`, `RETURNING`, `COUNT(*) FILTER (…)`, `CASE` for two-value `MIN`/`MAX`,
-//! integers for flags. What differs is in [`Dialect`] alone — building JSON in SQL, a JSON array
+//! integers for flags. What differs is in [`Dialect`] alone (`dialect.rs`) — building JSON in SQL, a JSON array
 //! of ids as a table, the migrations' bookkeeping, and [`Db::begin_write`] — and the schema, kept
 //! side by side: `schema.sql` and `schema.postgres.sql`.
 //!
@@ -37,6 +37,7 @@
 
 pub mod agent;
 pub mod analytics;
+mod dialect;
 pub mod keys;
 pub mod logs;
 pub mod nested;
@@ -47,7 +48,6 @@ pub mod tokens;
 pub mod users;
 
 use std::sync::Arc;
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -60,6 +60,8 @@ use sqlx::{
     Any, AnyPool, Arguments, Describe, Either, Encode, Execute, Executor, Transaction, Type,
 };
 
+pub use dialect::{Dialect, Sql};
+
 const SCHEMA: &str = include_str!("schema.sql");
 const SCHEMA_POSTGRES: &str = include_str!("schema.postgres.sql");
 const SCHEMA_VERSION: i64 = 1;
@@ -67,86 +69,6 @@ const SCHEMA_VERSION: i64 = 1;
 /// A page window's binds: the keyset cursor's time and id (`None` for the first page or with
 /// offsets), the `LIMIT` and the `OFFSET`.
 pub type Window<'a> = (Option<i64>, Option<&'a str>, i64, i64);
-
-/// Which database a [`Db`] speaks to: what its SQL may differ in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite = 0,
-    Postgres = 1,
-}
-
-impl Dialect {
-    /// Both, in the order [`Sql`] keeps their texts.
-    pub const BOTH: [Self; 2] = [Self::Sqlite, Self::Postgres];
-
-    /// The dialect of a database URL: `postgres://` or `postgresql://` is PostgreSQL.
-    pub fn of(url: &str) -> Self {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Self::Postgres
-        } else {
-            Self::Sqlite
-        }
-    }
-
-    /// A JSON object of `pairs` (`'key', expr, …`), as JSON.
-    pub fn object(self, pairs: &str) -> String {
-        match self {
-            Self::Sqlite => format!("json_object({pairs})"),
-            Self::Postgres => format!("json_build_object({pairs})"),
-        }
-    }
-
-    /// The JSON text in column `expr`, as JSON (not as a string) inside [`Self::object`].
-    pub fn json(self, expr: &str) -> String {
-        match self {
-            Self::Sqlite => format!("json({expr})"),
-            Self::Postgres => format!("CAST({expr} AS JSON)"),
-        }
-    }
-
-    /// A JSON value as text (what the rows carry: both drivers decode text).
-    pub fn text(self, json: &str) -> String {
-        match self {
-            Self::Sqlite => json.to_owned(),
-            Self::Postgres => format!("CAST({json} AS TEXT)"),
-        }
-    }
-
-    /// The aggregate of the JSON values `item` in the order `order` (of the rows of a subquery
-    /// that names `item` and the columns of `order`), as JSON text: `[]` when there are none.
-    pub fn array(self, item: &str, order: &str) -> String {
-        match self {
-            // SQLite aggregates in the order of the subquery's rows.
-            Self::Sqlite => format!("json_group_array(json({item}))"),
-            Self::Postgres => {
-                format!("CAST(COALESCE(json_agg({item} ORDER BY {order}), '[]') AS TEXT)")
-            }
-        }
-    }
-
-    /// A table `k` with one text column `value`: the strings of the JSON array bound at `$n`.
-    pub fn each(self, n: usize) -> String {
-        match self {
-            Self::Sqlite => format!("json_each(${n}) k"),
-            Self::Postgres => format!("json_array_elements_text(CAST(${n} AS JSON)) AS k(value)"),
-        }
-    }
-}
-
-/// A statement whose text differs between the dialects, built once per dialect on first use.
-pub struct Sql(LazyLock<[String; 2]>);
-
-impl Sql {
-    /// The texts `build` makes for each dialect (`|| Dialect::BOTH.map(text)`).
-    pub const fn new(build: fn() -> [String; 2]) -> Self {
-        Self(LazyLock::new(build))
-    }
-
-    /// The text for `db`'s dialect.
-    pub fn get(&self, db: &Db) -> &str {
-        &self.0[db.dialect as usize]
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct Db {
