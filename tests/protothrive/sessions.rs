@@ -12,8 +12,9 @@ use sqlx::{AnyConnection, Connection};
 use crate::api::{
     Auth, LOOSE_LIMITS, Slot, assert_problem, fresh_email, register, req, shared, slot, text,
 };
-use crate::example::{Server, on_postgres};
+use crate::example::Server;
 use crate::support::Url;
+use crate::support::postgres::on_postgres;
 use crate::support::{Answer, PASSWORD, send};
 
 static SERVER: Slot = slot();

@@ -47,12 +47,6 @@ fn metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
         .clone()
 }
 
-/// Whether the servers run on PostgreSQL (`PROTOTHRIVE_TEST_DATABASE=postgres`) rather than
-/// SQLite (the default).
-pub fn on_postgres() -> bool {
-    std::env::var("PROTOTHRIVE_TEST_DATABASE").is_ok_and(|v| v == "postgres")
-}
-
 /// A running app: its thread and runtime, stopped when this drops.
 struct Running {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -95,11 +89,7 @@ impl Server {
 
     fn unstarted(env: &[(&str, &str)]) -> Self {
         let dir = fresh_dir();
-        let database_url = if on_postgres() {
-            crate::support::postgres::shared().create_database()
-        } else {
-            format!("sqlite://{}", dir.join("api.db").display())
-        };
+        let database_url = crate::support::postgres::database_for(&dir);
         Self {
             base: String::new(),
             dir,
@@ -207,9 +197,7 @@ impl Url for Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.running = None;
-        if on_postgres() {
-            crate::support::postgres::shared().drop_database(&self.database_url);
-        }
+        crate::support::postgres::forget(&self.database_url);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -26,6 +26,29 @@ pub struct Postgres {
     holder: Mutex<Option<(Child, ChildStdin)>>,
 }
 
+/// Whether the API under test runs on PostgreSQL (`PROTOTHRIVE_TEST_DATABASE=postgres`) rather
+/// than SQLite (the default).
+pub fn on_postgres() -> bool {
+    std::env::var("PROTOTHRIVE_TEST_DATABASE").is_ok_and(|v| v == "postgres")
+}
+
+/// A database of its own for one server of the API: a new database on the [`shared`] server
+/// when [`on_postgres`], else a SQLite file in `dir`. [`forget`] drops it.
+pub fn database_for(dir: &Path) -> String {
+    if on_postgres() {
+        shared().create_database()
+    } else {
+        format!("sqlite://{}", dir.join("api.db").display())
+    }
+}
+
+/// Drops a database [`database_for`] made on PostgreSQL (a SQLite file goes with its directory).
+pub fn forget(url: &str) {
+    if url.starts_with("postgres://") {
+        shared().drop_database(url);
+    }
+}
+
 /// The server a test binary shares, started on first use; it ends with the test process.
 pub fn shared() -> &'static Postgres {
     static SHARED: OnceLock<Postgres> = OnceLock::new();
@@ -160,40 +183,40 @@ impl Postgres {
         }
     }
 
-    /// Runs one of the client programs (`createdb`, `dropdb`) against this server.
-    fn client(&self, program: &str, database: &str, extra: &[&str]) {
+    /// Runs one of the client programs (`createdb`, `dropdb`) against this server; returns why
+    /// it failed, if it did.
+    fn client(&self, program: &str, database: &str, extra: &[&str]) -> Result<(), String> {
+        let port = self.port.to_string();
         let out = Command::new(self.bin.join(program))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-            ])
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres"])
             .args(extra)
             .arg(database)
             .output()
-            .unwrap_or_else(|e| panic!("run {program}: {e}"));
-        assert!(
-            out.status.success(),
-            "{program} {database}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .map_err(|e| format!("run {program}: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let why = String::from_utf8_lossy(&out.stderr);
+        Err(format!("{program} {database}: {why}"))
     }
 
     /// A new empty database; returns its URL.
     pub fn create_database(&self) -> String {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!("t{}", NEXT.fetch_add(1, Ordering::SeqCst));
-        self.client("createdb", &name, &[]);
+        if let Err(e) = self.client("createdb", &name, &[]) {
+            panic!("{e}");
+        }
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }
 
-    /// Drops the database of `url` (its connections closed by force).
+    /// Drops the database of `url` (its connections closed by force). Servers call it as they
+    /// drop: a failure is told on stderr, not a panic (the whole cluster goes at the end anyway).
     pub fn drop_database(&self, url: &str) {
-        if let Some(name) = url.rsplit('/').next() {
-            self.client("dropdb", name, &["--force", "--if-exists"]);
+        if let Some(name) = url.rsplit('/').next()
+            && let Err(e) = self.client("dropdb", name, &["--force", "--if-exists"])
+        {
+            eprintln!("{e}");
         }
     }
 }
