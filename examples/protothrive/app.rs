@@ -35,7 +35,7 @@ use crate::agent::AgentClient;
 use crate::config::Config;
 use crate::db::{self, Db};
 use crate::routes;
-use crate::state::{AppState, SqliteApiKeys, UserResolver};
+use crate::state::{AppState, DbApiKeys, UserResolver};
 
 /// The largest request body: a 50 KB graph plus the rest of a roadmap fits.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -68,7 +68,7 @@ pub async fn state(
         .leeway(std::time::Duration::from_secs(config.jwt_leeway))
         .require_claim("jti")
         .resolver(users)
-        .api_keys(SqliteApiKeys {
+        .api_keys(DbApiKeys {
             db: db.clone(),
             metrics: config.metrics_token.as_deref().map(ApiKeyHash::of),
         })

@@ -25,6 +25,9 @@ pub enum Environment {
 pub struct Config {
     pub addr: SocketAddr,
     pub env: Environment,
+    /// The database (`PROTOTHRIVE_DATABASE_URL`): `sqlite://FILE` (default
+    /// `sqlite://protothrive.db`, created when missing) or `postgres://USER@HOST:PORT/DB` (an
+    /// existing database; the schema is applied on first start). See `db/mod.rs`.
     pub database_url: String,
     pub redis_url: Option<String>,
     /// What the rate limiter does when Redis is down or slow (`PROTOTHRIVE_RATE_LIMIT_ON_REDIS_ERROR`:

@@ -129,9 +129,7 @@ impl From<&sqlx::Error> for AppError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 Self::Unavailable(e.to_string())
             }
-            sqlx::Error::Database(db)
-                if db.message().contains("locked") || db.message().contains("busy") =>
-            {
+            sqlx::Error::Database(db) if crate::db::is_busy(db.as_ref()) => {
                 Self::Unavailable(db.to_string())
             }
             other => Self::Internal(other.to_string()),

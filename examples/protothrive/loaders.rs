@@ -28,85 +28,10 @@ use protothrive::cache::DataCache;
 use protothrive::clock::SharedClock;
 use serde_json::Value;
 
+pub use crate::db::nested::Kind;
+use crate::db::nested::{self, KINDS};
 use crate::db::{self, Db};
 use crate::http::AppError;
-
-/// An agent log as JSON (from a row of `agent_logs`).
-pub const LOG_ITEM: &str = "json_object('id', id, 'task_type', task_type, 'output', output, \
-     'status', status, 'model_used', model_used, 'token_count', token_count, 'cost_usd', cost_usd, \
-     'duration_ms', duration_ms, 'timestamp', timestamp)";
-
-/// An insight as JSON (from a row of `insights`).
-pub const INSIGHT_ITEM: &str = "json_object('id', id, 'type', type, 'data', json(data), \
-     'score', score, 'trend', trend, 'created_at', created_at)";
-
-/// How many recent logs and insights a roadmap's detail view shows.
-pub const RECENT: u32 = 10;
-
-/// What a key asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// A user's summary, `{id, name, email}` (callers drop the email where it is not shown).
-    User,
-    /// The number of a roadmap's agent logs.
-    LogCount,
-    /// A roadmap's newest insight.
-    LatestInsight,
-    /// A roadmap's newest [`RECENT`] agent logs, newest first.
-    RecentLogs,
-    /// A roadmap's newest [`RECENT`] insights, newest first.
-    RecentInsights,
-}
-
-const KINDS: [Kind; 5] = [
-    Kind::User,
-    Kind::LogCount,
-    Kind::LatestInsight,
-    Kind::RecentLogs,
-    Kind::RecentInsights,
-];
-
-impl Kind {
-    /// The `SELECT` answering this kind for the ids in the JSON array bound at `?{param}`: rows
-    /// of (kind, id, JSON text), none for an id that has no value.
-    fn select(self, param: usize) -> String {
-        let tag = self as u8;
-        let each = format!("json_each(?{param}) k");
-        match self {
-            Self::User => format!(
-                "SELECT {tag}, u.id, json_object('id', u.id, 'name', u.name, 'email', u.email) \
-                 FROM users u WHERE u.id IN (SELECT value FROM json_each(?{param}))"
-            ),
-            Self::LogCount => format!(
-                "SELECT {tag}, k.value, CAST((SELECT COUNT(*) FROM agent_logs l \
-                 WHERE l.roadmap_id = k.value) AS TEXT) FROM {each}"
-            ),
-            Self::LatestInsight => format!(
-                "SELECT {tag}, k.value, (SELECT {INSIGHT_ITEM} FROM insights \
-                 WHERE roadmap_id = k.value ORDER BY created_at DESC, id DESC LIMIT 1) FROM {each}"
-            ),
-            Self::RecentLogs => format!(
-                "SELECT {tag}, k.value, (SELECT json_group_array(json(item)) FROM (SELECT \
-                 {LOG_ITEM} AS item FROM agent_logs WHERE roadmap_id = k.value \
-                 ORDER BY timestamp DESC, id DESC LIMIT {RECENT})) FROM {each}"
-            ),
-            Self::RecentInsights => format!(
-                "SELECT {tag}, k.value, (SELECT json_group_array(json(item)) FROM (SELECT \
-                 {INSIGHT_ITEM} AS item FROM insights WHERE roadmap_id = k.value \
-                 ORDER BY created_at DESC, id DESC LIMIT {RECENT})) FROM {each}"
-            ),
-        }
-    }
-
-    /// The UNIX-time members of this kind's JSON, shown as RFC 3339.
-    fn times(self) -> &'static [&'static str] {
-        match self {
-            Self::User | Self::LogCount => &[],
-            Self::LatestInsight | Self::RecentInsights => &["created_at"],
-            Self::RecentLogs => &["timestamp"],
-        }
-    }
-}
 
 /// One piece of nested data: a kind and the id it is of (a user's or a roadmap's).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -145,29 +70,13 @@ impl BatchFn for NestedData {
         for Nested(kind, id) in keys {
             ids[*kind as usize].push(id);
         }
-        let mut sql = String::new();
-        let mut binds = Vec::new();
-        for (kind, ids) in KINDS.iter().zip(&ids) {
-            if ids.is_empty() {
-                continue;
-            }
-            if !sql.is_empty() {
-                sql.push_str(" UNION ALL ");
-            }
-            binds.push(serde_json::to_string(ids).unwrap_or_default());
-            sql.push_str(&kind.select(binds.len()));
-        }
-        let mut query = sqlx::query_as::<_, (u8, String, Option<String>)>(&sql);
-        for b in binds {
-            query = query.bind(b);
-        }
-        let rows = query.fetch_all(self.db.reader()).await.map_err(Arc::new)?;
+        let rows = nested::load(&self.db, &ids).await.map_err(Arc::new)?;
         let mut values = HashMap::with_capacity(rows.len());
         for (tag, id, text) in rows {
-            let (Some(&kind), Some(text)) = (KINDS.get(usize::from(tag)), text) else {
+            let (Some(kind), Some(text)) = (Kind::of(tag), text) else {
                 continue;
             };
-            // SQLite built this text as JSON: it parses; a value that does not is left out.
+            // The database built this text as JSON: it parses; a value that does not is left out.
             if let Ok(mut value) = serde_json::from_str::<Value>(&text) {
                 db::times(&mut value, kind.times());
                 values.insert(Nested(kind, id), value);
@@ -253,19 +162,4 @@ pub fn public_user(mut user: Value) -> Value {
         u.remove("email");
     }
     user
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_kind_selects_its_tag_and_binds_its_own_parameter() {
-        for (i, kind) in KINDS.iter().enumerate() {
-            assert_eq!(*kind as usize, i, "KINDS is in tag order");
-            let sql = kind.select(i + 1);
-            assert!(sql.starts_with(&format!("SELECT {i}, ")), "{sql}");
-            assert!(sql.contains(&format!("json_each(?{})", i + 1)), "{sql}");
-        }
-    }
 }

@@ -1,7 +1,8 @@
 //! Run with: cargo run --example protothrive
 //!
 //! The ProtoThrive API (contract: `shared/docs/protothrive-api.md`) on the crate's layers: users,
-//! roadmaps, snippets, agent runs, insights and analytics on SQLite.
+//! roadmaps, snippets, agent runs, insights and analytics on SQLite (the default, no setup) or
+//! PostgreSQL (`PROTOTHRIVE_DATABASE_URL=postgres://…`; see `db/mod.rs`).
 
 // A binary: `pub` marks what its modules share (and what the fuzz target compiles in), not a
 // public API, so the library lints on public items do not apply.

@@ -80,11 +80,7 @@ async fn load_list(db: &Db, clock: SharedClock) -> Result<RevocationList, sqlx::
     let now = i64::try_from(clock.unix_seconds()).unwrap_or(i64::MAX);
     prune(db, now).await?;
     let list = RevocationList::new(clock);
-    let revoked: Vec<(String, i64)> =
-        sqlx::query_as("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > ?")
-            .bind(horizon(now))
-            .fetch_all(&db.read)
-            .await?;
+    let revoked = crate::db::tokens::revoked_after(db, horizon(now)).await?;
     for (jti, exp) in revoked {
         list.revoke(&jti, u64::try_from(exp).unwrap_or(0));
     }
@@ -94,15 +90,7 @@ async fn load_list(db: &Db, clock: SharedClock) -> Result<RevocationList, sqlx::
 /// Deletes revoked-token and refresh-token rows whose tokens nobody can use any more.
 pub async fn prune(db: &Db, now: i64) -> Result<(), sqlx::Error> {
     NEXT_PRUNE.store(now.saturating_add(PRUNE_EVERY_SECONDS), Ordering::Relaxed);
-    let before = horizon(now);
-    let mut tx = db.write.begin().await?;
-    for table in ["revoked_tokens", "refresh_tokens"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= ?"))
-            .bind(before)
-            .execute(crate::db::Counted(&mut *tx))
-            .await?;
-    }
-    tx.commit().await
+    crate::db::tokens::prune(db, horizon(now)).await
 }
 
 /// [`prune`] when the last one is an hour old (the writes that add rows call this after theirs,

@@ -69,12 +69,9 @@ impl UserResolver {
         {
             return Ok(role);
         }
-        let role: Option<String> =
-            sqlx::query_scalar("SELECT role FROM users WHERE id = ? AND deleted_at IS NULL")
-                .bind(user_id)
-                .fetch_optional(&self.db.read)
-                .await
-                .map_err(|_| AuthError::new(Reason::Unavailable))?;
+        let role = crate::db::users::role(&self.db, user_id)
+            .await
+            .map_err(|_| AuthError::new(Reason::Unavailable))?;
         self.cache.insert(user_id.to_owned(), (role.clone(), now));
         Ok(role)
     }
@@ -95,12 +92,9 @@ impl ResolvePrincipal for UserResolver {
     }
 }
 
-/// id, user id, scopes (JSON), expiry, revocation time.
-type ApiKeyRow = (String, String, String, Option<i64>, Option<i64>);
-
 /// API keys in the `api_keys` table (hashes only).
 #[derive(Clone, Debug)]
-pub struct SqliteApiKeys {
+pub struct DbApiKeys {
     pub db: Db,
     /// The hash of `PROTOTHRIVE_METRICS_TOKEN`: a scraper's static bearer token, an API key of
     /// [`METRICS_SUBJECT`] with only `metrics:read`.
@@ -110,7 +104,7 @@ pub struct SqliteApiKeys {
 /// The subject of the metrics token (not a user).
 pub const METRICS_SUBJECT: &str = "metrics-scraper";
 
-impl ApiKeyStore for SqliteApiKeys {
+impl ApiKeyStore for DbApiKeys {
     fn find<'a>(
         &'a self,
         hash: &'a ApiKeyHash,
@@ -121,13 +115,9 @@ impl ApiKeyStore for SqliteApiKeys {
                     .scopes(["metrics:read"]);
                 return Ok(Some(rec));
             }
-            let row: Option<ApiKeyRow> = sqlx::query_as(
-                "SELECT id, user_id, scopes, expires_at, revoked_at FROM api_keys WHERE key_hash = ?",
-            )
-            .bind(hash.to_hex())
-            .fetch_optional(&self.db.read)
-            .await
-            .map_err(|_| AuthError::new(Reason::Unavailable))?;
+            let row = crate::db::keys::by_hash(&self.db, &hash.to_hex())
+                .await
+                .map_err(|_| AuthError::new(Reason::Unavailable))?;
             Ok(row.map(|(id, user, scopes, expires, revoked)| {
                 let scopes: Vec<String> = serde_json::from_str(&scopes).unwrap_or_default();
                 let mut rec = ApiKeyRecord::new(id, user, *hash)

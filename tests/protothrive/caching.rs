@@ -186,12 +186,12 @@ async fn roadmaps_are_per_user_entries_purged_by_every_write() {
 async fn a_write_on_one_instance_purges_the_others_l1_through_redis() {
     let redis = RedisServer::start();
     let url = redis.url();
-    // Two instances of one deployment: one database (SQLite in WAL mode takes two processes), one
-    // Redis. The first seeds it; the second finds it seeded.
+    // Two instances of one deployment: one database (SQLite in WAL mode takes two processes, as
+    // does PostgreSQL), one Redis. The first seeds it; the second finds it seeded.
     let dir = std::env::temp_dir().join(format!("protothrive-e2e-shared-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let db = format!("sqlite://{}", dir.join("api.db").display());
+    let db = crate::support::postgres::database_for(&dir);
     let env = [
         ("PROTOTHRIVE_RATE_LIMITS", LOOSE_LIMITS),
         ("PROTOTHRIVE_REDIS_URL", url.as_str()),

@@ -1,6 +1,7 @@
 //! End-to-end tests of the ProtoThrive API: the example's app runs in this process
-//! (`tests/support/example.rs`), served on a loopback port with its own SQLite file, and every
-//! request goes over HTTP. Tests where the process is the point (shutdown, `kill -9`, two
+//! (`tests/support/example.rs`), served on a loopback port with its own SQLite file — or, with
+//! `PROTOTHRIVE_TEST_DATABASE=postgres`, its own database on a throw-away PostgreSQL server
+//! (`tests/support/postgres.rs`) — and every request goes over HTTP. Tests where the process is the point (shutdown, `kill -9`, two
 //! instances on one Redis) run the example's binary (`tests/support/process.rs`).
 // Tests fail by panicking: `expect` on a test's own setup is the clearest way to say so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -87,7 +87,7 @@ async fn a_logout_on_one_instance_is_refused_by_the_other() {
         ("PROTOTHRIVE_RATE_LIMITS", limits),
         ("PROTOTHRIVE_REDIS_URL", url.as_str()),
     ]);
-    let shared_db = format!("sqlite://{}", a.dir.join("api.db").display());
+    let shared_db = a.database_url.clone();
     let mut b = Process::start_with(&[
         ("PROTOTHRIVE_RATE_LIMITS", limits),
         ("PROTOTHRIVE_REDIS_URL", url.as_str()),

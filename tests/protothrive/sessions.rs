@@ -1,4 +1,5 @@
-//! Sessions under concurrency and faults, over HTTP against the real process and its SQLite file:
+//! Sessions under concurrency and faults, over HTTP against the app and its database (SQLite, or
+//! PostgreSQL with `PROTOTHRIVE_TEST_DATABASE=postgres`):
 //! parallel wrong passwords each count toward the lockout, parallel refreshes of one token leave
 //! no live token once the family is revoked, registration commits the account with its tokens,
 //! and expired token rows are pruned.
@@ -6,14 +7,14 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, SqliteConnection};
+use sqlx::{AnyConnection, Connection};
 
 use crate::api::{
     Auth, LOOSE_LIMITS, Slot, assert_problem, fresh_email, register, req, shared, slot, text,
 };
 use crate::example::Server;
 use crate::support::Url;
+use crate::support::postgres::on_postgres;
 use crate::support::{Answer, PASSWORD, send};
 
 static SERVER: Slot = slot();
@@ -22,28 +23,35 @@ async fn post(server: &impl Url, path: &str, body: &Value) -> Answer {
     send(req(server, "POST", path, Auth::None).json(body)).await
 }
 
-/// A connection of the test's own to the server's SQLite file (the server keeps running).
-async fn database(server: &Server) -> SqliteConnection {
-    SqliteConnectOptions::new()
-        .filename(server.dir.join("api.db"))
-        .connect()
+/// A connection of the test's own to the server's database (the server keeps running).
+async fn database(server: &Server) -> AnyConnection {
+    sqlx::any::install_default_drivers();
+    AnyConnection::connect(&server.database_url)
         .await
         .expect("open the server's database")
 }
 
 /// Makes inserting a refresh token fail when `when` (an SQL condition on `NEW`) holds, or, with
 /// `None`, stops doing so; `name` tells concurrent tests' faults apart.
-async fn set_fault(db: &mut SqliteConnection, name: &str, when: Option<&str>) {
-    let sql = when.map_or_else(
-        || format!("DROP TRIGGER {name}"),
-        |when| {
-            format!(
-                "CREATE TRIGGER {name} BEFORE INSERT ON refresh_tokens WHEN {when} \
-                 BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
-            )
-        },
-    );
-    sqlx::query(&sql).execute(db).await.expect("set the fault");
+async fn set_fault(db: &mut AnyConnection, name: &str, when: Option<&str>) {
+    let sql = match (when, on_postgres()) {
+        (None, false) => format!("DROP TRIGGER {name}"),
+        (None, true) => format!("DROP TRIGGER {name} ON refresh_tokens; DROP FUNCTION {name}"),
+        (Some(when), false) => format!(
+            "CREATE TRIGGER {name} BEFORE INSERT ON refresh_tokens WHEN {when} \
+             BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+        ),
+        (Some(when), true) => format!(
+            "CREATE FUNCTION {name}() RETURNS TRIGGER LANGUAGE plpgsql AS $$ BEGIN \
+             IF {when} THEN RAISE EXCEPTION 'injected fault'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER {name} BEFORE INSERT ON refresh_tokens \
+             FOR EACH ROW EXECUTE FUNCTION {name}()"
+        ),
+    };
+    sqlx::raw_sql(&sql)
+        .execute(db)
+        .await
+        .expect("set the fault");
 }
 
 /// 20 wrong passwords sent at once for one account all count: the account locks (5 failures)
@@ -165,18 +173,17 @@ async fn expired_token_rows_are_pruned() {
         ("refresh_tokens", "old-refresh"),
     ] {
         let sql = if table == "revoked_tokens" {
-            "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, 1000)".to_owned()
+            "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, 1000)".to_owned()
         } else {
             "INSERT INTO refresh_tokens (jti, family_id, user_id, expires_at, created_at) \
-             VALUES (?, 'old-family', ?, 1000, 900)"
+             VALUES ($1, 'old-family', $2, 1000, 900)"
                 .to_owned()
         };
-        sqlx::query(&sql)
-            .bind(jti)
-            .bind(&user.id)
-            .execute(&mut db)
-            .await
-            .unwrap();
+        let mut insert = sqlx::query(&sql).bind(jti);
+        if table == "refresh_tokens" {
+            insert = insert.bind(&user.id);
+        }
+        insert.execute(&mut db).await.unwrap();
     }
     drop(db);
     server.restart();

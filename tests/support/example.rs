@@ -64,11 +64,15 @@ impl Drop for Running {
     }
 }
 
-/// The API served in process on a free loopback port, with a directory (and SQLite file) of its
-/// own. Its runtime runs on a thread of its own, so it serves whatever runtime the test uses.
+/// The API served in process on a free loopback port, with a directory and a database of its own:
+/// a SQLite file in the directory, or with `PROTOTHRIVE_TEST_DATABASE=postgres` a database of
+/// the test binary's throw-away PostgreSQL server (`support::postgres`). Its runtime runs on a
+/// thread of its own, so it serves whatever runtime the test uses.
 pub struct Server {
     pub base: String,
     pub dir: PathBuf,
+    /// `sqlite://DIR/api.db` or `postgres://…`, kept across restarts.
+    pub database_url: String,
     env: Vec<(String, String)>,
     running: Option<Running>,
 }
@@ -84,9 +88,12 @@ impl Server {
     }
 
     fn unstarted(env: &[(&str, &str)]) -> Self {
+        let dir = fresh_dir();
+        let database_url = crate::support::postgres::database_for(&dir);
         Self {
             base: String::new(),
-            dir: fresh_dir(),
+            dir,
+            database_url,
             env: env
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -97,8 +104,7 @@ impl Server {
 
     /// The configuration variables: the test defaults, then the test's own.
     fn vars(&self) -> HashMap<String, String> {
-        let db = format!("sqlite://{}", self.dir.join("api.db").display());
-        base_env(&db)
+        base_env(&self.database_url)
             .into_iter()
             .chain(self.env.iter().cloned())
             .collect()
@@ -191,6 +197,7 @@ impl Url for Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.running = None;
+        crate::support::postgres::forget(&self.database_url);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -61,6 +61,8 @@ pub struct Server {
     child: Option<Child>,
     pub base: String,
     pub dir: PathBuf,
+    /// `sqlite://DIR/api.db`, or a PostgreSQL database (`support::postgres::database_for`).
+    pub database_url: String,
     env: Vec<(String, String)>,
 }
 
@@ -74,10 +76,12 @@ impl Server {
 
     /// A server not started yet, with a directory of its own.
     fn unstarted(env: &[(&str, &str)]) -> Self {
+        let dir = Self::fresh_dir();
         Self {
             child: None,
             base: String::new(),
-            dir: Self::fresh_dir(),
+            database_url: super::postgres::database_for(&dir),
+            dir,
             env: env
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -92,11 +96,10 @@ impl Server {
 
     /// The example's command line: loopback, this server's database, the test secrets.
     fn command(&self) -> Command {
-        let db = format!("sqlite://{}", self.dir.join("api.db").display());
         let mut cmd = Command::new(example_binary("protothrive"));
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(super::client::base_env(&db))
+            .envs(super::client::base_env(&self.database_url))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -173,6 +176,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+        super::postgres::forget(&self.database_url);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -29,17 +29,18 @@ pub const DEMO_USERS: [(&str, &str, &str, &str); 3] = [
 
 /// Seeds the demo data when there are no users yet; returns whether it did.
 pub async fn seed(db: &Db, password: &str, now: i64) -> Result<bool, Box<dyn std::error::Error>> {
+    let hash = passwords::hash(password).map_err(|e| e.to_string())?;
+    // Instances starting together on one PostgreSQL database seed once.
+    let mut tx = db.begin_write("seed").await?;
     let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-        .fetch_one(&db.write)
+        .fetch_one(&mut *tx)
         .await?;
     if users > 0 {
         return Ok(false);
     }
-    let hash = passwords::hash(password).map_err(|e| e.to_string())?;
-    let mut tx = db.write.begin().await?;
     for (id, email, name, role) in DEMO_USERS {
         sqlx::query(
-            "INSERT INTO users (id, email, password_hash, name, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO users (id, email, password_hash, name, role, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(id)
         .bind(email)
@@ -92,7 +93,7 @@ pub async fn seed(db: &Db, password: &str, now: i64) -> Result<bool, Box<dyn std
         let at = now - 3600 * (10 - i64::try_from(i).unwrap_or(0));
         sqlx::query(
             "INSERT INTO roadmaps (id, user_id, title, description, json_graph, status, vibe_mode, thrive_score, visibility, tags, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&id)
         .bind(owner)
@@ -100,7 +101,7 @@ pub async fn seed(db: &Db, password: &str, now: i64) -> Result<bool, Box<dyn std
         .bind(format!("Demo roadmap: {title}"))
         .bind(graph.to_string())
         .bind(status)
-        .bind(i % 2 == 0)
+        .bind(i64::from(i % 2 == 0))
         .bind(score)
         .bind(visibility)
         .bind(json!(["demo"]).to_string())
@@ -118,7 +119,7 @@ pub async fn seed(db: &Db, password: &str, now: i64) -> Result<bool, Box<dyn std
         {
             sqlx::query(
                 "INSERT INTO agent_logs (id, roadmap_id, task_type, output, status, model_used, token_count, cost_usd, duration_ms, timestamp) \
-                 VALUES (?, ?, ?, ?, ?, 'sim-1', ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, 'sim-1', $6, $7, $8, $9)",
             )
             .bind(new_id())
             .bind(&id)
@@ -134,7 +135,7 @@ pub async fn seed(db: &Db, password: &str, now: i64) -> Result<bool, Box<dyn std
         }
         for (kind, trend, s) in [("quality", "improving", score), ("cost", "stable", 0.5)] {
             sqlx::query(
-                "INSERT INTO insights (id, roadmap_id, type, data, score, trend, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO insights (id, roadmap_id, type, data, score, trend, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(new_id())
             .bind(&id)
@@ -187,7 +188,7 @@ pub async fn seed(db: &Db, password: &str, now: i64) -> Result<bool, Box<dyn std
     ];
     for (category, title, language, code) in snippets {
         sqlx::query(
-            "INSERT INTO snippets (id, category, title, code, language, version, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
+            "INSERT INTO snippets (id, category, title, code, language, version, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8)",
         )
         .bind(new_id())
         .bind(category)

@@ -17,11 +17,12 @@ use protothrive::auth::{Principal, Scheme, generate_api_key};
 use protothrive::gateway::{ApiVersion, ValidJson};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::AnyConnection;
 use validator::{Validate, ValidationError};
 
 use super::cursor::{Page, params};
-use crate::db::{self, Counted, is_uuid, rfc3339};
+use crate::db::keys::{self, KeyRow};
+use crate::db::{is_uuid, rfc3339};
 use crate::http::{ApiResult, AppError, envelope};
 use crate::loaders::{self, Kind, Nested, NestedLoader};
 use crate::state::AppState;
@@ -157,20 +158,6 @@ pub fn new_key_schema(_v: u8) -> Value {
     })
 }
 
-/// id, user_id, name, key_prefix, scopes, created_at, expires_at, revoked_at.
-type KeyRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    Option<i64>,
-    Option<i64>,
-);
-
-const COLUMNS: &str = "id, user_id, name, key_prefix, scopes, created_at, expires_at, revoked_at";
-
 /// A key as lists show it: masked.
 fn key_json(r: &KeyRow, now: i64) -> Value {
     let status = match (r.7, r.6) {
@@ -207,31 +194,9 @@ fn shown_once(
     res
 }
 
-async fn audit(
-    conn: &mut SqliteConnection,
-    actor: &str,
-    action: &str,
-    key_id: &str,
-    detail: &Value,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO audit_logs (id, actor_id, action, entity, entity_id, detail, created_at) VALUES (?, ?, ?, 'api_key', ?, ?, ?)",
-    )
-    .bind(db::new_id())
-    .bind(actor)
-    .bind(action)
-    .bind(key_id)
-    .bind(detail.to_string())
-    .bind(now)
-    .execute(Counted(&mut *conn))
-    .await
-    .map(|_| ())
-}
-
 /// Inserts a new key for a live user; `None` when there is no such user.
 async fn insert_key(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     user_id: &str,
     name: &str,
     scopes: &str,
@@ -240,22 +205,16 @@ async fn insert_key(
 ) -> Result<Option<(KeyRow, String)>, sqlx::Error> {
     let (key, hash) = generate_api_key("pt");
     let prefix: String = key.chars().take(PREFIX_CHARS).collect();
-    let row: Option<KeyRow> = sqlx::query_as(&format!(
-        "INSERT INTO api_keys (id, user_id, name, key_hash, key_prefix, scopes, created_at, expires_at) \
-         SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM users WHERE id = ? AND deleted_at IS NULL) \
-         RETURNING {COLUMNS}"
-    ))
-    .bind(db::new_id())
-    .bind(user_id)
-    .bind(name)
-    .bind(hash.to_hex())
-    .bind(&prefix)
-    .bind(scopes)
-    .bind(now)
-    .bind(expires_at)
-    .bind(user_id)
-    .fetch_optional(Counted(&mut *conn))
-    .await?;
+    let new = keys::NewKey {
+        user_id,
+        name,
+        hash_hex: &hash.to_hex(),
+        prefix: &prefix,
+        scopes,
+        expires_at,
+        now,
+    };
+    let row = keys::insert(conn, &new).await?;
     Ok(row.map(|r| (r, key)))
 }
 
@@ -271,39 +230,7 @@ async fn list(
         return Err(AppError::field("user_id", "uuid", "a UUID"));
     }
     let page = Page::from_query(v, &q)?;
-    let filter = |qb: &mut QueryBuilder<'_, Sqlite>| {
-        qb.push(" WHERE 1 = 1");
-        if let Some(u) = user {
-            qb.push(" AND user_id = ").push_bind(u.to_owned());
-        }
-    };
-    let mut qb = QueryBuilder::<Sqlite>::new(
-        "SELECT t.total, k.* FROM (SELECT COUNT(*) AS total FROM api_keys",
-    );
-    filter(&mut qb);
-    qb.push(") AS t LEFT JOIN (SELECT ")
-        .push(COLUMNS)
-        .push(" FROM api_keys");
-    filter(&mut qb);
-    page.push_window(&mut qb);
-    qb.push(") AS k ON 1 ORDER BY k.created_at DESC, k.id DESC");
-    type Row = (
-        i64,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<i64>,
-        Option<i64>,
-        Option<i64>,
-    );
-    let rows: Vec<Row> = qb.build_query_as().fetch_all(s.db.reader()).await?;
-    let total = rows.first().map_or(0, |r| r.0);
-    let keys: Vec<KeyRow> = rows
-        .into_iter()
-        .filter_map(|r| Some((r.1?, r.2?, r.3?, r.4?, r.5?, r.6?, r.7, r.8)))
-        .collect();
+    let (total, keys) = keys::list(&s.db, user, page.window()).await?;
     let now = s.now();
     let meta = page.meta(total, keys.len(), keys.last().map(|k| (k.5, k.0.as_str())));
     // Each key with its user (id, name, email), one batch of the request's loader for the page.
@@ -343,7 +270,7 @@ async fn create(
         .await?
         .ok_or(AppError::NotFound("User"))?;
     let detail = json!({"name": row.2, "user_id": row.1, "scopes": body.scopes, "expires_at": expires_at, "key_prefix": row.3});
-    audit(&mut tx, p.subject(), "api_key.create", &row.0, &detail, now).await?;
+    keys::audit(&mut tx, p.subject(), "api_key.create", &row.0, &detail, now).await?;
     tx.commit().await?;
     Ok(shown_once(v, now, &row, &key, None))
 }
@@ -359,13 +286,7 @@ async fn rotate(
     }
     let now = s.now();
     let mut tx = s.db.write.begin().await?;
-    let old: Option<KeyRow> = sqlx::query_as(&format!(
-        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING {COLUMNS}"
-    ))
-    .bind(now)
-    .bind(&id)
-    .fetch_optional(Counted(&mut *tx))
-    .await?;
+    let old: Option<KeyRow> = keys::revoke(&mut tx, &id, now).await?;
     let old = old.ok_or(AppError::NotFound("API key"))?;
     let old_scopes: Vec<String> = serde_json::from_str(&old.4).unwrap_or_default();
     within_callers_scopes(&p, &old_scopes)?;
@@ -375,7 +296,7 @@ async fn rotate(
         .await?
         .ok_or(AppError::NotFound("API key owner"))?;
     let detail = json!({"rotated_from": old.0, "key_prefix": row.3, "old_key_prefix": old.3});
-    audit(&mut tx, p.subject(), "api_key.rotate", &row.0, &detail, now).await?;
+    keys::audit(&mut tx, p.subject(), "api_key.rotate", &row.0, &detail, now).await?;
     tx.commit().await?;
     Ok(shown_once(v, now, &row, &key, Some(&old.0)))
 }
@@ -391,15 +312,9 @@ async fn revoke(
     }
     let now = s.now();
     let mut tx = s.db.write.begin().await?;
-    let row: Option<KeyRow> = sqlx::query_as(&format!(
-        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING {COLUMNS}"
-    ))
-    .bind(now)
-    .bind(&id)
-    .fetch_optional(Counted(&mut *tx))
-    .await?;
+    let row: Option<KeyRow> = keys::revoke(&mut tx, &id, now).await?;
     let row = row.ok_or(AppError::NotFound("API key"))?;
-    audit(
+    keys::audit(
         &mut tx,
         p.subject(),
         "api_key.revoke",

@@ -111,14 +111,7 @@ async fn run(
             "budget_usd must be more than 0 and at most {MAX_BUDGET_USD:.2} USD."
         )));
     }
-    let allowed: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM roadmaps WHERE id = ? AND deleted_at IS NULL AND user_id = ?",
-    )
-    .bind(&body.roadmap_id)
-    .bind(p.subject())
-    .fetch_optional(s.db.reader())
-    .await?;
-    if allowed.is_none() {
+    if !db::roadmaps::is_owned(&s.db, &body.roadmap_id, p.subject()).await? {
         return Err(AppError::NotFound("Roadmap"));
     }
 
@@ -173,53 +166,31 @@ async fn run(
     };
 
     let mut tx = s.db.write.begin().await?;
-    sqlx::query(
-        "INSERT INTO agent_runs (id, roadmap_id, user_id, task_type, status, budget_usd, cost_usd, created_at, finished_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&run_id)
-    .bind(&body.roadmap_id)
-    .bind(p.subject())
-    .bind(&body.task_type)
-    .bind(run_status)
-    .bind(body.budget_usd)
-    .bind(cost)
-    .bind(started_at)
-    .bind(finished_at)
-    .execute(Counted(&mut *tx))
-    .await?;
-    if !run.attempts.is_empty() {
-        let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO agent_run_traces (id, run_id, attempt, agent, status, duration_ms, error, created_at) ",
-        );
-        qb.push_values(&run.attempts, |mut row, a| {
-            row.push_bind(db::new_id())
-                .push_bind(&run_id)
-                .push_bind(i64::from(a.number))
-                .push_bind(&a.agent)
-                .push_bind(a.status.as_str())
-                .push_bind(a.duration_ms)
-                .push_bind(&a.error)
-                .push_bind(finished_at);
-        });
-        qb.build().execute(Counted(&mut *tx)).await?;
-    }
-    sqlx::query(
-        "INSERT INTO agent_logs (id, roadmap_id, task_type, output, status, model_used, token_count, cost_usd, duration_ms, timestamp) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&log_id)
-    .bind(&body.roadmap_id)
-    .bind(&body.task_type)
-    .bind(&output)
-    .bind(status)
-    .bind(&model)
-    .bind(tokens)
-    .bind(cost)
-    .bind(duration_ms)
-    .bind(finished_at)
-    .execute(Counted(&mut *tx))
-    .await?;
+    let new_run = db::agent::NewRun {
+        id: &run_id,
+        roadmap_id: &body.roadmap_id,
+        user_id: p.subject(),
+        task_type: &body.task_type,
+        status: run_status,
+        budget_usd: body.budget_usd,
+        cost_usd: cost,
+        created_at: started_at,
+        finished_at,
+    };
+    db::agent::insert_run(&mut tx, &new_run, &run.attempts).await?;
+    let log = db::logs::NewLog {
+        id: &log_id,
+        roadmap_id: &body.roadmap_id,
+        task_type: &body.task_type,
+        output: &output,
+        status,
+        model_used: &model,
+        token_count: tokens,
+        cost_usd: cost,
+        duration_ms,
+        timestamp: finished_at,
+    };
+    db::logs::insert_log(Counted(&mut *tx), &log).await?;
     tx.commit().await?;
     // The roadmap's logs, the list pages it is on and the dashboard changed.
     crate::loaders::forget_roadmap(&s.nested, &body.roadmap_id).await;

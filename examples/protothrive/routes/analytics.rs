@@ -1,10 +1,9 @@
-//! `GET /analytics/dashboard` (exec and above): platform totals, aggregated by SQLite in one
+//! `GET /analytics/dashboard` (exec and above): platform totals, aggregated by the database in one
 //! statement (never by loading rows), and the top public roadmaps by thrive score with their
 //! owner, log count and latest insight from one batch of the request's loader: two statements.
 
 use axum::extract::State;
 use axum::response::IntoResponse;
-use std::sync::LazyLock;
 
 use protothrive::gateway::ApiVersion;
 use serde_json::{Value, json};
@@ -24,39 +23,6 @@ pub fn routes() -> Vec<Route> {
     )
     .wrap(|r, state| r.route_layer(crate::cache::cached(state)))]
 }
-
-/// How many roadmaps `top_roadmaps` shows.
-const TOP: u32 = 5;
-
-/// Every total in one row: three one-row aggregates cross-joined, and the top public roadmaps by
-/// thrive score as a JSON array (the dashboard is shared by every exec: private titles stay out).
-static TOTALS_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT r.*, l.*, i.*, (SELECT json_group_array(json_object('id', id, 'title', title, \
-                'status', status, 'thrive_score', thrive_score, 'user_id', user_id)) \
-           FROM (SELECT id, title, status, thrive_score, user_id FROM roadmaps \
-                 WHERE deleted_at IS NULL AND visibility = 'public' \
-                 ORDER BY thrive_score DESC, updated_at DESC, id DESC LIMIT {TOP})) AS top \
-         FROM (SELECT COUNT(*) AS roadmaps, \
-                 COALESCE(SUM(status = 'draft'), 0) AS draft, \
-                 COALESCE(SUM(status = 'active'), 0) AS active, \
-                 COALESCE(SUM(status = 'completed'), 0) AS completed, \
-                 COALESCE(SUM(status = 'archived'), 0) AS archived, \
-                 AVG(thrive_score) AS score_avg, MIN(thrive_score) AS score_min, \
-                 MAX(thrive_score) AS score_max \
-               FROM roadmaps WHERE deleted_at IS NULL) AS r, \
-              (SELECT COUNT(*) AS runs, COALESCE(SUM(status IN ('success', 'retry')), 0) AS successes, \
-                 COALESCE(SUM(cost_usd), 0.0) AS cost, COALESCE(SUM(token_count), 0) AS tokens \
-               FROM agent_logs) AS l, \
-              (SELECT COUNT(*) AS insights, \
-                 COALESCE(SUM(type = 'performance'), 0) AS performance, \
-                 COALESCE(SUM(type = 'usage'), 0) AS usage, \
-                 COALESCE(SUM(type = 'quality'), 0) AS quality, \
-                 COALESCE(SUM(type = 'cost'), 0) AS cost_n, \
-                 COALESCE(SUM(type = 'collaboration'), 0) AS collaboration \
-               FROM insights) AS i"
-    )
-});
 
 /// Rounds to 4 decimals (scores and rates), 6 for money.
 fn round(x: f64, places: i32) -> f64 {
@@ -88,7 +54,7 @@ async fn top_roadmaps(loader: &NestedLoader, top: &str) -> ApiResult<Vec<Value>>
 }
 
 async fn dashboard(State(s): State<AppState>, v: ApiVersion, loader: NestedLoader) -> ApiResult {
-    let t = sqlx::query(&TOTALS_SQL).fetch_one(s.db.reader()).await?;
+    let t = crate::db::analytics::totals(&s.db).await?;
     let n = |column: &str| t.try_get::<i64, _>(column);
     let runs = n("runs")?;
     let successes = n("successes")?;

@@ -7,11 +7,12 @@ use protothrive::auth::{Principal, TokenKind, TokenPair};
 use protothrive::gateway::{ApiVersion, ValidJson};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use validator::{Validate, ValidationError};
 
 use crate::cache;
-use crate::db::{self, Counted, rfc3339};
+use crate::db::users::{self, UserRow};
+use crate::db::{self, rfc3339, tokens};
 use crate::http::{ApiResult, AppError, created, envelope};
 use crate::passwords;
 use crate::state::AppState;
@@ -132,10 +133,6 @@ pub struct Logout {
     refresh_token: Option<String>,
 }
 
-type UserRow = (String, String, String, String, i64, i64, Option<i64>);
-
-const USER_COLUMNS: &str = "id, email, name, role, created_at, updated_at, last_login";
-
 fn user_json(u: &UserRow) -> Value {
     json!({
         "id": u.0, "email": u.1, "name": u.2, "role": u.3,
@@ -158,7 +155,7 @@ fn tokens_json(pair: &TokenPair) -> Value {
 /// the family has been revoked meanwhile: no token is recorded, and the caller must refuse.
 async fn issue(
     s: &AppState,
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     user_id: &str,
     family: Option<String>,
 ) -> ApiResult<Option<TokenPair>> {
@@ -169,31 +166,34 @@ async fn issue(
         .issuer
         .issue_pair(user_id, &extra)
         .map_err(|e| AppError::Internal(e.to_string()))?;
-    let recorded = sqlx::query(
-        "INSERT INTO refresh_tokens (jti, family_id, user_id, expires_at, created_at) \
-         SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS \
-         (SELECT 1 FROM refresh_tokens WHERE family_id = ? AND revoked_at IS NOT NULL)",
+    let expires_at = i64::try_from(pair.refresh.expires_at).unwrap_or(i64::MAX);
+    let recorded = tokens::record_refresh(
+        conn,
+        &pair.refresh.jti,
+        &family,
+        user_id,
+        expires_at,
+        s.now(),
     )
-    .bind(&pair.refresh.jti)
-    .bind(&family)
-    .bind(user_id)
-    .bind(i64::try_from(pair.refresh.expires_at).unwrap_or(i64::MAX))
-    .bind(s.now())
-    .bind(&family)
-    .execute(&mut *conn)
     .await?;
-    Ok((recorded.rows_affected() == 1).then_some(pair))
+    Ok(recorded.then_some(pair))
 }
 
 /// Issues a pair in a new family on `conn` (a new family is never revoked).
-async fn issue_new(
-    s: &AppState,
-    conn: &mut SqliteConnection,
-    user_id: &str,
-) -> ApiResult<TokenPair> {
+async fn issue_new(s: &AppState, conn: &mut AnyConnection, user_id: &str) -> ApiResult<TokenPair> {
     issue(s, conn, user_id, None)
         .await?
         .ok_or_else(|| AppError::Internal("a new token family was already revoked".into()))
+}
+
+/// What a refresh token's rotations and revocations serialize on: its family (the `fam` claim),
+/// or the token itself when it has none.
+fn family_key<'a>(principal: &'a Principal, jti: &'a str) -> &'a str {
+    principal
+        .claims()
+        .get("fam")
+        .and_then(Value::as_str)
+        .unwrap_or(jti)
 }
 
 async fn register(
@@ -210,19 +210,16 @@ async fn register(
     // The account and its first tokens commit together: a failure in between must not leave an
     // account whose owner never got tokens (and would get 409 on retrying).
     let mut tx = s.db.write.begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO users (id, email, password_hash, name, role, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, 'vibe_coder', ?, ?) ON CONFLICT(email) DO NOTHING",
+    let inserted = users::insert(
+        &mut tx,
+        &id,
+        body.email.trim(),
+        &hash,
+        body.name.trim(),
+        now,
     )
-    .bind(&id)
-    .bind(body.email.trim())
-    .bind(&hash)
-    .bind(body.name.trim())
-    .bind(now)
-    .bind(now)
-    .execute(Counted(&mut *tx))
     .await?;
-    if inserted.rows_affected() == 0 {
+    if !inserted {
         return Err(AppError::Conflict(
             "An account with this email exists.".into(),
         ));
@@ -253,13 +250,7 @@ async fn login(
     ValidJson(body): ValidJson<Login>,
 ) -> ApiResult {
     let now = s.now();
-    let row: Option<(String, String, i64, Option<i64>)> = sqlx::query_as(
-        "SELECT id, password_hash, failed_logins, locked_until FROM users \
-         WHERE email = ? AND deleted_at IS NULL",
-    )
-    .bind(body.email.trim())
-    .fetch_optional(s.db.reader())
-    .await?;
+    let row = users::for_login(&s.db, body.email.trim()).await?;
     let stored = row
         .as_ref()
         .map_or_else(|| passwords::dummy_hash().to_owned(), |r| r.1.clone());
@@ -275,31 +266,13 @@ async fn login(
         return Err(AppError::Unauthorized);
     }
     if !matches {
-        // One statement on the writer counts the failure and locks at the limit: parallel wrong
-        // guesses each count, whatever the read above saw.
-        sqlx::query(
-            "UPDATE users SET \
-             failed_logins = CASE WHEN failed_logins + 1 >= ?1 THEN 0 ELSE failed_logins + 1 END, \
-             locked_until = CASE WHEN failed_logins + 1 >= ?1 THEN ?2 ELSE locked_until END \
-             WHERE id = ?3",
-        )
-        .bind(MAX_FAILURES)
-        .bind(now + LOCK_SECONDS)
-        .bind(&id)
-        .execute(s.db.writer())
-        .await?;
+        // Counts however many guesses run in parallel (one conditional statement).
+        users::count_failure(&s.db, &id, MAX_FAILURES, now + LOCK_SECONDS).await?;
         return Err(AppError::Unauthorized);
     }
     let mut tx = s.db.write.begin().await?;
     // Only if no parallel failure has locked the account since the read above.
-    let user: Option<UserRow> = sqlx::query_as(&format!(
-        "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login = ?1 \
-         WHERE id = ?2 AND (locked_until IS NULL OR locked_until <= ?1) RETURNING {USER_COLUMNS}"
-    ))
-    .bind(now)
-    .bind(&id)
-    .fetch_optional(Counted(&mut *tx))
-    .await?;
+    let user = users::logged_in(&mut tx, &id, now).await?;
     let Some(user) = user else {
         tracing::info!(user = %id, "login refused: account locked");
         return Err(AppError::Unauthorized);
@@ -334,31 +307,16 @@ async fn refresh(
         .to_owned();
     let now = s.now();
     // Claim and issue in one transaction: a crash in between rolls the claim back instead of
-    // burning the token, and a reuse that revokes the family cannot slip between them.
-    let mut tx = s.db.write.begin().await?;
+    // burning the token, and a reuse that revokes the family cannot slip between them (it runs
+    // alone among the family's rotations and revocations: `begin_write` on the family).
+    let mut tx = s.db.begin_write(family_key(&principal, &jti)).await?;
     // Claim the token: only one request can move it from unused to used.
-    let claimed: Option<(String, String)> = sqlx::query_as(
-        "UPDATE refresh_tokens SET used_at = ? \
-         WHERE jti = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ? \
-         RETURNING family_id, user_id",
-    )
-    .bind(now)
-    .bind(&jti)
-    .bind(now)
-    .fetch_optional(Counted(&mut *tx))
-    .await?;
+    let claimed = tokens::claim_refresh(&mut tx, &jti, now).await?;
     let Some((family, user_id)) = claimed else {
         // Reuse of a rotated (or revoked) token: someone else may hold the family. Revoke it all.
-        let revoked = sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = ? WHERE revoked_at IS NULL AND family_id = \
-             (SELECT family_id FROM refresh_tokens WHERE jti = ?)",
-        )
-        .bind(now)
-        .bind(&jti)
-        .execute(Counted(&mut *tx))
-        .await?;
+        let revoked = tokens::revoke_family_of(&mut tx, &jti, now).await?;
         tx.commit().await?;
-        if revoked.rows_affected() > 0 {
+        if revoked > 0 {
             tracing::warn!(jti = %jti, "refresh token reused: family revoked");
         }
         return Err(AppError::Unauthorized);
@@ -366,12 +324,7 @@ async fn refresh(
     if user_id != principal.subject() {
         return Err(AppError::Unauthorized);
     }
-    let alive: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM users WHERE id = ? AND deleted_at IS NULL")
-            .bind(&user_id)
-            .fetch_optional(Counted(&mut *tx))
-            .await?;
-    if alive.is_none() {
+    if !users::is_live(&mut tx, &user_id).await? {
         return Err(AppError::Unauthorized);
     }
     // `None`: the family was revoked (a reuse elsewhere) after this token was issued.
@@ -401,11 +354,7 @@ async fn logout(
     {
         // The database first: a restart reloads from it, and a retried logout after a failure
         // to tell the other instances finds the row there already.
-        sqlx::query("INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)")
-            .bind(jti)
-            .bind(i64::try_from(exp).unwrap_or(i64::MAX))
-            .execute(s.db.writer())
-            .await?;
+        tokens::revoke_access(&s.db, jti, i64::try_from(exp).unwrap_or(i64::MAX)).await?;
         if let Err(e) = s.revocations.revoke(jti, exp).await {
             tracing::warn!(error = %e, "logout not shared with the other instances");
             return Err(AppError::Unavailable(
@@ -430,14 +379,11 @@ async fn logout(
             .map(str::to_owned);
     }
     if let Some(family) = family {
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND user_id = ? AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(&family)
-        .bind(p.subject())
-        .execute(s.db.writer())
-        .await?;
+        // Alone among the family's rotations: a refresh committing meanwhile cannot leave a
+        // token of the family this revocation did not see.
+        let mut tx = s.db.begin_write(&family).await?;
+        tokens::revoke_family(&mut tx, &family, p.subject(), now).await?;
+        tx.commit().await?;
     }
     crate::revocations::prune_now_and_then(&s.db, now).await;
     Ok(envelope(v, now, json!({"logged_out": true}), json!({})).into_response())
@@ -448,13 +394,9 @@ async fn me(
     v: ApiVersion,
     Extension(p): Extension<Principal>,
 ) -> ApiResult<Response> {
-    let user: Option<UserRow> = sqlx::query_as(&format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE id = ? AND deleted_at IS NULL"
-    ))
-    .bind(p.subject())
-    .fetch_optional(s.db.reader())
-    .await?;
-    let user = user.ok_or(AppError::NotFound("User"))?;
+    let user = users::profile(&s.db, p.subject())
+        .await?
+        .ok_or(AppError::NotFound("User"))?;
     Ok(cache::tag(
         envelope(v, s.now(), user_json(&user), json!({})).into_response(),
         cache::per_user(),

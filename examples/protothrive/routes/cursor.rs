@@ -60,26 +60,16 @@ impl Page {
         }
     }
 
-    /// Appends the page window to a query over a table with `created_at` and `id`: the keyset
-    /// condition (`AND ...`, after a `WHERE`), newest first, `LIMIT`, and `OFFSET` in v1.
-    pub fn push_window(&self, qb: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>) {
-        if let Page::Cursor {
-            after: Some((at, id)),
-            ..
-        } = self
-        {
-            qb.push(" AND (created_at < ")
-                .push_bind(*at)
-                .push(" OR (created_at = ")
-                .push_bind(*at)
-                .push(" AND id < ")
-                .push_bind(id.clone())
-                .push("))");
-        }
-        qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
-            .push_bind(self.limit());
-        if let Page::Offset { offset, .. } = self {
-            qb.push(" OFFSET ").push_bind(*offset);
+    /// The window's binds for `db::Builder::window`: the row to start after, the limit, and the
+    /// offset (v1).
+    pub fn window(&self) -> (Option<(i64, &str)>, i64, Option<i64>) {
+        match self {
+            Self::Offset { limit, offset } => (None, *limit, Some(*offset)),
+            Self::Cursor { limit, after } => (
+                after.as_ref().map(|(at, id)| (*at, id.as_str())),
+                *limit,
+                None,
+            ),
         }
     }
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use validator::{Validate, ValidationError};
 
-use crate::db::{self, is_uuid, rfc3339};
+use crate::db::{self, is_uuid, logs, rfc3339};
 use crate::http::{ApiResult, AppError, envelope};
 use crate::state::AppState;
 
@@ -218,46 +218,25 @@ fn created(v: ApiVersion, now: i64, data: Value) -> Response {
     res
 }
 
-const LIVE_ROADMAP: &str =
-    "WHERE EXISTS (SELECT 1 FROM roadmaps WHERE id = ? AND deleted_at IS NULL)";
-
-type LogRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    f64,
-    i64,
-    i64,
-);
-
 async fn create_log(
     State(s): State<AppState>,
     v: ApiVersion,
     ValidJson(body): ValidJson<NewLog>,
 ) -> ApiResult {
     let now = s.now();
-    let row: Option<LogRow> = sqlx::query_as(&format!(
-        "INSERT INTO agent_logs (id, roadmap_id, task_type, output, status, model_used, token_count, cost_usd, duration_ms, timestamp) \
-         SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? {LIVE_ROADMAP} \
-         RETURNING id, roadmap_id, task_type, output, status, model_used, token_count, cost_usd, duration_ms, timestamp"
-    ))
-    .bind(db::new_id())
-    .bind(&body.roadmap_id)
-    .bind(&body.task_type)
-    .bind(&body.output)
-    .bind(&body.status)
-    .bind(body.model_used.trim())
-    .bind(body.token_count)
-    .bind(body.cost_usd)
-    .bind(body.duration_ms)
-    .bind(now)
-    .bind(&body.roadmap_id)
-    .fetch_optional(s.db.writer())
-    .await?;
+    let log = logs::NewLog {
+        id: &db::new_id(),
+        roadmap_id: &body.roadmap_id,
+        task_type: &body.task_type,
+        output: &body.output,
+        status: &body.status,
+        model_used: body.model_used.trim(),
+        token_count: body.token_count,
+        cost_usd: body.cost_usd,
+        duration_ms: body.duration_ms,
+        timestamp: now,
+    };
+    let row = logs::insert_log(s.db.writer(), &log).await?;
     let r = row.ok_or(AppError::NotFound("Roadmap"))?;
     purge_roadmap(&s, &r.1).await;
     Ok(created(
@@ -277,21 +256,15 @@ async fn create_insight(
     ValidJson(body): ValidJson<NewInsight>,
 ) -> ApiResult {
     let now = s.now();
-    let row: Option<(String, String, String, String, f64, String, i64)> = sqlx::query_as(&format!(
-        "INSERT INTO insights (id, roadmap_id, type, data, score, trend, created_at) \
-         SELECT ?, ?, ?, ?, ?, ?, ? {LIVE_ROADMAP} \
-         RETURNING id, roadmap_id, type, data, score, trend, created_at"
-    ))
-    .bind(db::new_id())
-    .bind(&body.roadmap_id)
-    .bind(body.kind.as_str())
-    .bind(body.data.to_string())
-    .bind(body.score)
-    .bind(&body.trend)
-    .bind(now)
-    .bind(&body.roadmap_id)
-    .fetch_optional(s.db.writer())
-    .await?;
+    let insight = logs::NewInsight {
+        roadmap_id: &body.roadmap_id,
+        kind: body.kind.as_str(),
+        data: &body.data.to_string(),
+        score: body.score,
+        trend: &body.trend,
+        created_at: now,
+    };
+    let row = logs::insert_insight(&s.db, &insight).await?;
     let r = row.ok_or(AppError::NotFound("Roadmap"))?;
     purge_roadmap(&s, &r.1).await;
     Ok(created(

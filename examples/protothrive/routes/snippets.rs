@@ -15,11 +15,11 @@ use protothrive::auth::Principal;
 use protothrive::gateway::{ApiVersion, ValidJson};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::{QueryBuilder, Sqlite};
 use validator::{Validate, ValidationError};
 
 use super::cursor::{Page, params};
-use crate::db::{self, is_uuid, rfc3339};
+use crate::db::snippets::{self, SnippetRow};
+use crate::db::{is_uuid, rfc3339};
 use crate::http::{ApiResult, AppError, created, envelope};
 use crate::loaders::{self, Kind, Nested, NestedLoader, public_user};
 use crate::state::AppState;
@@ -173,21 +173,6 @@ pub fn new_snippet_schema(_v: u8) -> Value {
     })
 }
 
-type SnippetRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    i64,
-    String,
-    i64,
-    i64,
-);
-
-const COLUMNS: &str = "id, category, title, code, language, ui_preview_url, version, created_by, created_at, updated_at";
-
 /// Snippets as shown, each with its author (one batch of `loader` for all of them).
 async fn snippets_json(loader: &NestedLoader, rows: &[SnippetRow]) -> ApiResult<Vec<Value>> {
     let keys = rows
@@ -220,35 +205,6 @@ fn cache(mut res: Response, value: HeaderValue) -> Response {
     res
 }
 
-/// `WHERE` filters shared by the count and the page.
-fn filters<'a>(
-    qb: &mut QueryBuilder<'a, Sqlite>,
-    category: Option<&'a str>,
-    language: Option<&'a str>,
-) {
-    qb.push(" WHERE 1 = 1");
-    if let Some(c) = category {
-        qb.push(" AND category = ").push_bind(c);
-    }
-    if let Some(l) = language {
-        qb.push(" AND language = ").push_bind(l);
-    }
-}
-
-type ListRow = (
-    i64,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-);
-
 async fn list(
     State(s): State<AppState>,
     v: ApiVersion,
@@ -274,22 +230,7 @@ async fn list(
     }
     let page = Page::from_query(v, &q)?;
 
-    let mut qb = QueryBuilder::<Sqlite>::new(
-        "SELECT t.total, s.* FROM (SELECT COUNT(*) AS total FROM snippets",
-    );
-    filters(&mut qb, category, language);
-    qb.push(") AS t LEFT JOIN (SELECT ")
-        .push(COLUMNS)
-        .push(" FROM snippets");
-    filters(&mut qb, category, language);
-    page.push_window(&mut qb);
-    qb.push(") AS s ON 1 ORDER BY s.created_at DESC, s.id DESC");
-    let rows: Vec<ListRow> = qb.build_query_as().fetch_all(s.db.reader()).await?;
-    let total = rows.first().map_or(0, |r| r.0);
-    let items: Vec<SnippetRow> = rows
-        .into_iter()
-        .filter_map(|r| Some((r.1?, r.2?, r.3?, r.4?, r.5?, r.6, r.7?, r.8?, r.9?, r.10?)))
-        .collect();
+    let (total, items) = snippets::list(&s.db, category, language, page.window()).await?;
     let meta = page.meta(
         total,
         items.len(),
@@ -312,12 +253,9 @@ async fn one(
     if !is_uuid(&id) {
         return Err(AppError::NotFound("Snippet"));
     }
-    let row: Option<SnippetRow> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM snippets WHERE id = ?"))
-            .bind(&id)
-            .fetch_optional(s.db.reader())
-            .await?;
-    let row = row.ok_or(AppError::NotFound("Snippet"))?;
+    let row = snippets::one(&s.db, &id)
+        .await?
+        .ok_or(AppError::NotFound("Snippet"))?;
     let tags = format!("snippets snippet:{}", row.0);
     let data = snippet_json(&loader, row).await?;
     Ok(crate::cache::tag(
@@ -335,21 +273,16 @@ async fn create(
     ValidJson(body): ValidJson<NewSnippet>,
 ) -> ApiResult {
     let now = s.now();
-    let row: SnippetRow = sqlx::query_as(&format!(
-        "INSERT INTO snippets (id, category, title, code, language, ui_preview_url, version, created_by, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?) RETURNING {COLUMNS}"
-    ))
-    .bind(db::new_id())
-    .bind(&body.category)
-    .bind(body.title.trim())
-    .bind(&body.code)
-    .bind(body.language.trim())
-    .bind(&body.ui_preview_url)
-    .bind(p.subject())
-    .bind(now)
-    .bind(now)
-    .fetch_one(s.db.writer())
-    .await?;
+    let new = snippets::NewSnippet {
+        category: &body.category,
+        title: body.title.trim(),
+        code: &body.code,
+        language: body.language.trim(),
+        ui_preview_url: body.ui_preview_url.as_deref(),
+        created_by: p.subject(),
+        now,
+    };
+    let row = snippets::insert(&s.db, &new).await?;
     crate::cache::purge(&s, &["snippets".to_owned()]).await;
     let location = format!("/api/{}/snippets/{}", v.name(), row.0);
     let data = snippet_json(&loader, row).await?;

@@ -15,6 +15,7 @@ use serde_json::Value;
 use validator::{Validate, ValidationError};
 
 use super::graph;
+use crate::db::roadmaps::{Full, Partial};
 use crate::http::AppError;
 
 pub const STATUSES: [&str; 4] = ["draft", "active", "completed", "archived"];
@@ -81,30 +82,6 @@ pub struct RoadmapBody {
         custom(function = "tag_values")
     )]
     tags: Option<Vec<String>>,
-}
-
-/// Every column of a roadmap a client sets (POST, PUT): absent optional fields take defaults.
-#[derive(Debug)]
-pub struct Full {
-    pub title: String,
-    pub description: Option<String>,
-    pub graph: String,
-    pub status: String,
-    pub vibe_mode: bool,
-    pub visibility: String,
-    pub tags: String,
-}
-
-/// The columns a PATCH changes (`None`: keep).
-#[derive(Debug)]
-pub struct Partial {
-    pub title: Option<String>,
-    pub description: Option<String>,
-    pub graph: Option<String>,
-    pub status: Option<String>,
-    pub vibe_mode: Option<bool>,
-    pub visibility: Option<String>,
-    pub tags: Option<String>,
 }
 
 fn tags_json(tags: Option<&Vec<String>>) -> Option<String> {

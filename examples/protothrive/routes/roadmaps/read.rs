@@ -3,7 +3,6 @@
 //! the request's loader for their nested data — two statements whatever the page size.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
 
 use axum::Extension;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -16,11 +15,12 @@ use sqlx::Row;
 
 use super::cursor::{Cursor, Pagination};
 use super::input::STATUSES;
-use super::repr::{self, COLUMNS};
+use super::repr;
 use crate::cache;
 use crate::db::is_uuid;
+use crate::db::roadmaps::{self, Child};
 use crate::http::{ApiResult, AppError, envelope};
-use crate::loaders::{INSIGHT_ITEM, LOG_ITEM, NestedLoader};
+use crate::loaders::NestedLoader;
 use crate::state::AppState;
 
 pub type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
@@ -39,31 +39,6 @@ pub fn roadmap_id(id: Id) -> Result<String, AppError> {
         _ => Err(AppError::NotFound("Roadmap")),
     }
 }
-
-/// The caller's roadmaps: a `total` CTE and a `page` CTE joined so that even an empty page
-/// returns one row carrying the total — one statement for the page and `meta.total`.
-const LIST: &str = "WITH total AS ( \
-       SELECT COUNT(*) AS n FROM roadmaps \
-       WHERE user_id = ?1 AND deleted_at IS NULL AND (?2 IS NULL OR status = ?2)), \
-     page AS ( \
-       SELECT {COLUMNS} FROM roadmaps \
-       WHERE roadmaps.user_id = ?1 AND roadmaps.deleted_at IS NULL \
-         AND (?2 IS NULL OR roadmaps.status = ?2) \
-         AND (?3 IS NULL OR (roadmaps.updated_at, roadmaps.id) < (?3, ?4)) \
-       ORDER BY roadmaps.updated_at DESC, roadmaps.id DESC LIMIT ?5 OFFSET ?6) \
-     SELECT total.n AS total, page.* FROM total LEFT JOIN page ON 1 \
-     ORDER BY page.updated_at DESC, page.id DESC";
-
-static LIST_SQL: LazyLock<String> = LazyLock::new(|| LIST.replace("{COLUMNS}", COLUMNS));
-
-/// One roadmap, if the caller may read it. `team` has no team model behind it yet: it reads as
-/// private (owner only).
-static ONE_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT {COLUMNS} FROM roadmaps WHERE roadmaps.id = ?1 AND roadmaps.deleted_at IS NULL \
-         AND (roadmaps.user_id = ?2 OR roadmaps.visibility = 'public')"
-    )
-});
 
 pub async fn list(
     State(s): State<AppState>,
@@ -85,16 +60,7 @@ pub async fn list(
         None => None,
     };
     let paging = Pagination::from_query(v, &q)?;
-    let (key, after, limit, offset) = paging.binds();
-    let rows = sqlx::query(&LIST_SQL)
-        .bind(p.subject())
-        .bind(status)
-        .bind(key)
-        .bind(after)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(s.db.reader())
-        .await?;
+    let rows = roadmaps::list(&s.db, p.subject(), status, paging.binds()).await?;
     let total: i64 = rows
         .first()
         .map(|r| r.try_get("total"))
@@ -138,10 +104,7 @@ pub async fn get_one(
     id: Id,
 ) -> ApiResult<Response> {
     let id = roadmap_id(id)?;
-    let row = sqlx::query(&ONE_SQL)
-        .bind(&id)
-        .bind(p.subject())
-        .fetch_optional(s.db.reader())
+    let row = roadmaps::one(&s.db, &id, p.subject())
         .await?
         .ok_or(AppError::NotFound("Roadmap"))?;
     let data = repr::one(&loader, &row, v, p.subject(), true).await?;
@@ -158,59 +121,18 @@ pub fn detail(s: &AppState, v: ApiVersion, data: Value, id: &str) -> Response {
     )
 }
 
-/// A child list of a roadmap: its sort-time column (also the time to show as RFC 3339) and SQL.
-struct Child {
-    time: &'static str,
-    sql: LazyLock<String>,
-}
-
-static LOGS: Child = Child {
-    time: "timestamp",
-    sql: LazyLock::new(|| child_sql("agent_logs", "timestamp", LOG_ITEM)),
-};
-static INSIGHTS: Child = Child {
-    time: "created_at",
-    sql: LazyLock::new(|| child_sql("insights", "created_at", INSIGHT_ITEM)),
-};
-
-/// One statement: the caller's access (`access`: 2 owner, 1 someone else's public roadmap, 0 none
-/// or deleted), the total and the page (both empty unless the caller owns the roadmap).
-fn child_sql(table: &str, time: &str, item: &str) -> String {
-    format!(
-        "WITH access AS (SELECT COALESCE((SELECT CASE WHEN user_id = ?2 THEN 2 \
-             WHEN visibility = 'public' THEN 1 ELSE 0 END \
-           FROM roadmaps WHERE id = ?1 AND deleted_at IS NULL), 0) AS level), \
-         owned AS (SELECT ?1 AS id FROM access WHERE level = 2), \
-         total AS (SELECT COUNT(*) AS n FROM {table} WHERE roadmap_id IN (SELECT id FROM owned)), \
-         page AS (SELECT {item} AS item, {time} AS k, id FROM {table} \
-           WHERE roadmap_id IN (SELECT id FROM owned) AND (?3 IS NULL OR ({time}, id) < (?3, ?4)) \
-           ORDER BY {time} DESC, id DESC LIMIT ?5 OFFSET ?6) \
-         SELECT (SELECT level FROM access) AS access, total.n AS total, page.item, page.k, page.id \
-         FROM total LEFT JOIN page ON 1 ORDER BY page.k DESC, page.id DESC"
-    )
-}
-
 async fn children(
     s: &AppState,
     v: ApiVersion,
     p: &Principal,
     id: Id,
     q: Params,
-    c: &Child,
+    c: Child,
 ) -> ApiResult<Response> {
     let id = roadmap_id(id)?;
     let q = params(q)?;
     let paging = Pagination::from_query(v, &q)?;
-    let (key, after, limit, offset) = paging.binds();
-    let rows = sqlx::query(&c.sql)
-        .bind(&id)
-        .bind(p.subject())
-        .bind(key)
-        .bind(after)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(s.db.reader())
-        .await?;
+    let rows = roadmaps::children(&s.db, c, &id, p.subject(), paging.binds()).await?;
     let Some(first) = rows.first() else {
         return Err(AppError::Internal(
             "the list statement returned no row".into(),
@@ -235,7 +157,7 @@ async fn children(
         ) else {
             continue;
         };
-        let value: Value = repr::item(Some(text), &[c.time])?;
+        let value: Value = repr::item(Some(text), &[c.time()])?;
         items.push((
             value,
             Cursor {
@@ -259,7 +181,7 @@ pub async fn logs(
     id: Id,
     q: Params,
 ) -> ApiResult<Response> {
-    children(&s, v, &p, id, q, &LOGS).await
+    children(&s, v, &p, id, q, Child::Logs).await
 }
 
 pub async fn insights(
@@ -269,5 +191,5 @@ pub async fn insights(
     id: Id,
     q: Params,
 ) -> ApiResult<Response> {
-    children(&s, v, &p, id, q, &INSIGHTS).await
+    children(&s, v, &p, id, q, Child::Insights).await
 }

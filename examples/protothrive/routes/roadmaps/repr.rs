@@ -1,25 +1,16 @@
-//! How a roadmap is read from SQL and shown to clients.
-//!
-//! [`COLUMNS`] is one select list used everywhere a roadmap is answered — the list, the single
-//! read, and the `RETURNING` clause of every write — so the representation cannot drift between
-//! endpoints and a write answers in the same statement that makes it. It names the table
-//! `roadmaps` without an alias because `RETURNING` cannot use one. The nested data (owner, log
+//! How a roadmap is read from its row (`db::roadmaps::COLUMNS`, the one select list of every
+//! read and write) and shown to clients. The nested data (owner, log
 //! count, latest insight; recent logs and insights in the detail view) come from the request's
 //! loader ([`roadmaps`]): one batch for all the rows, so any page size costs two statements.
 
 use protothrive::gateway::ApiVersion;
 use serde_json::{Value, json};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::db::{rfc3339, times};
 use crate::http::AppError;
 use crate::loaders::{self, Kind, Nested, NestedLoader, public_user};
-
-/// The select list of a roadmap.
-pub const COLUMNS: &str = "roadmaps.id, roadmaps.user_id, roadmaps.title, roadmaps.description, \
-     roadmaps.json_graph, roadmaps.status, roadmaps.vibe_mode, roadmaps.thrive_score, \
-     roadmaps.visibility, roadmaps.tags, roadmaps.created_at, roadmaps.updated_at";
 
 /// What a roadmap shows besides its columns, in the order [`roadmap`] reads them.
 const NESTED: [Kind; 3] = [Kind::User, Kind::LogCount, Kind::LatestInsight];
@@ -32,12 +23,12 @@ const DETAIL: [Kind; 5] = [
     Kind::RecentInsights,
 ];
 
-/// Rows of [`COLUMNS`] as the version's representation, with their nested data (and the recent
+/// Rows of `COLUMNS` as the version's representation, with their nested data (and the recent
 /// logs and insights when `with_recent`) loaded in one batch. `viewer` is the caller: the owner's
 /// email is shown to the owner only.
 pub async fn roadmaps(
     loader: &NestedLoader,
-    rows: &[&SqliteRow],
+    rows: &[&AnyRow],
     v: ApiVersion,
     viewer: &str,
     with_recent: bool,
@@ -65,10 +56,10 @@ pub async fn roadmaps(
         .collect()
 }
 
-/// One row of [`COLUMNS`] as [`roadmaps`] shows it.
+/// One row of `COLUMNS` as [`roadmaps`] shows it.
 pub async fn one(
     loader: &NestedLoader,
-    row: &SqliteRow,
+    row: &AnyRow,
     v: ApiVersion,
     viewer: &str,
     with_recent: bool,
@@ -94,18 +85,13 @@ pub fn item(text: Option<String>, keys: &[&str]) -> Result<Value, AppError> {
     Ok(v)
 }
 
-/// The owner's id of a row of [`COLUMNS`].
-pub fn owner_id(row: &SqliteRow) -> Result<String, AppError> {
+/// The owner's id of a row of `COLUMNS`.
+pub fn owner_id(row: &AnyRow) -> Result<String, AppError> {
     Ok(row.try_get("user_id")?)
 }
 
-/// A row of [`COLUMNS`] with its nested values (in the order of [`NESTED`] or [`DETAIL`]).
-fn roadmap(
-    row: &SqliteRow,
-    v: ApiVersion,
-    viewer: &str,
-    nested: &[Value],
-) -> Result<Value, AppError> {
+/// A row of `COLUMNS` with its nested values (in the order of [`NESTED`] or [`DETAIL`]).
+fn roadmap(row: &AnyRow, v: ApiVersion, viewer: &str, nested: &[Value]) -> Result<Value, AppError> {
     let graph_text: String = row.try_get("json_graph")?;
     let tags: String = row.try_get("tags")?;
     let value = |i: usize| nested.get(i).cloned().unwrap_or(Value::Null);
@@ -119,7 +105,7 @@ fn roadmap(
         "title": row.try_get::<String, _>("title")?,
         "description": row.try_get::<Option<String>, _>("description")?,
         "status": row.try_get::<String, _>("status")?,
-        "vibe_mode": row.try_get::<bool, _>("vibe_mode")?,
+        "vibe_mode": row.try_get::<i64, _>("vibe_mode")? != 0,
         "thrive_score": row.try_get::<f64, _>("thrive_score")?,
         "visibility": row.try_get::<String, _>("visibility")?,
         "tags": parse(&tags)?,

@@ -3,8 +3,6 @@
 //! nested data is one batch of the request's loader after it, and a refused write costs a second,
 //! read-only statement instead to tell 403 (a public roadmap someone else owns) from 404.
 
-use std::sync::LazyLock;
-
 use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -13,29 +11,23 @@ use protothrive::auth::Principal;
 use protothrive::cache::{Purge, WriteThrough};
 use protothrive::gateway::{ApiVersion, ValidJson};
 use serde_json::json;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use super::input::RoadmapBody;
 use super::read::{self, Id, roadmap_id};
-use super::repr::{self, COLUMNS};
+use super::repr;
 use super::{invalidate_roadmap, tags};
 use crate::cache;
-use crate::db;
+use crate::db::{self, roadmaps};
 use crate::http::{ApiResult, AppError, created, envelope};
 use crate::loaders::NestedLoader;
 use crate::state::AppState;
 
 /// Why a write matched no row: someone else's public roadmap (403), or none the caller may see.
 async fn refused(s: &AppState, id: &str) -> AppError {
-    let public: Result<Option<i64>, _> = sqlx::query_scalar(
-        "SELECT 1 FROM roadmaps WHERE id = ? AND deleted_at IS NULL AND visibility = 'public'",
-    )
-    .bind(id)
-    .fetch_optional(s.db.reader())
-    .await;
-    match public {
-        Ok(Some(_)) => AppError::Forbidden("Only the owner may change this roadmap.".into()),
-        Ok(None) => AppError::NotFound("Roadmap"),
+    match roadmaps::is_public(&s.db, id).await {
+        Ok(true) => AppError::Forbidden("Only the owner may change this roadmap.".into()),
+        Ok(false) => AppError::NotFound("Roadmap"),
         Err(e) => e.into(),
     }
 }
@@ -50,7 +42,7 @@ async fn through(
     p: &Principal,
     headers: &HeaderMap,
     loader: &NestedLoader,
-    row: &SqliteRow,
+    row: &AnyRow,
 ) -> ApiResult<WriteThrough> {
     let id: String = sqlx::Row::try_get(row, "id")?;
     metrics::counter!("protothrive_roadmap_invalidations_total").increment(1);
@@ -75,41 +67,13 @@ async fn written(
     s: &AppState,
     (v, p, headers): (ApiVersion, &Principal, &HeaderMap),
     loader: &NestedLoader,
-    row: &SqliteRow,
+    row: &AnyRow,
 ) -> ApiResult<Response> {
     let through = through(s, p, headers, loader, row).await?;
     let data = repr::one(loader, row, v, p.subject(), false).await?;
     let res = envelope(v, s.now(), data, json!({})).into_response();
     Ok(cache::with_write_through(res, through))
 }
-
-static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "INSERT INTO roadmaps (id, user_id, title, description, json_graph, status, vibe_mode, \
-         visibility, tags, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         RETURNING {COLUMNS}"
-    )
-});
-
-/// PUT: every column a client sets; the owner check is in the `WHERE`.
-static PUT_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE roadmaps SET title = ?, description = ?, json_graph = ?, status = ?, vibe_mode = ?, \
-         visibility = ?, tags = ?, updated_at = ? \
-         WHERE id = ? AND user_id = ? AND deleted_at IS NULL RETURNING {COLUMNS}"
-    )
-});
-
-/// PATCH: `NULL` binds keep the column.
-static PATCH_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE roadmaps SET title = COALESCE(?, title), description = COALESCE(?, description), \
-         json_graph = COALESCE(?, json_graph), status = COALESCE(?, status), \
-         vibe_mode = COALESCE(?, vibe_mode), visibility = COALESCE(?, visibility), \
-         tags = COALESCE(?, tags), updated_at = ? \
-         WHERE id = ? AND user_id = ? AND deleted_at IS NULL RETURNING {COLUMNS}"
-    )
-});
 
 pub async fn create(
     State(s): State<AppState>,
@@ -122,20 +86,7 @@ pub async fn create(
     let r = body.full(v)?;
     let id = db::new_id();
     let now = s.now();
-    let row = sqlx::query(&INSERT_SQL)
-        .bind(&id)
-        .bind(p.subject())
-        .bind(&r.title)
-        .bind(&r.description)
-        .bind(&r.graph)
-        .bind(&r.status)
-        .bind(r.vibe_mode)
-        .bind(&r.visibility)
-        .bind(&r.tags)
-        .bind(now)
-        .bind(now)
-        .fetch_one(s.db.writer())
-        .await?;
+    let row = roadmaps::insert(&s.db, &id, p.subject(), &r, now).await?;
     let through = through(&s, &p, &headers, &loader, &row).await?;
     let data = repr::one(&loader, &row, v, p.subject(), false).await?;
     let body = envelope(v, now, data, json!({}));
@@ -155,19 +106,7 @@ pub async fn replace(
 ) -> ApiResult<Response> {
     let id = roadmap_id(id)?;
     let r = body.full(v)?;
-    let row = sqlx::query(&PUT_SQL)
-        .bind(&r.title)
-        .bind(&r.description)
-        .bind(&r.graph)
-        .bind(&r.status)
-        .bind(r.vibe_mode)
-        .bind(&r.visibility)
-        .bind(&r.tags)
-        .bind(s.now())
-        .bind(&id)
-        .bind(p.subject())
-        .fetch_optional(s.db.writer())
-        .await?;
+    let row = roadmaps::put(&s.db, &id, p.subject(), &r, s.now()).await?;
     match row {
         Some(row) => written(&s, (v, &p, &headers), &loader, &row).await,
         None => Err(refused(&s, &id).await),
@@ -186,19 +125,7 @@ pub async fn patch(
 ) -> ApiResult<Response> {
     let id = roadmap_id(id)?;
     let r = body.partial(v)?;
-    let row = sqlx::query(&PATCH_SQL)
-        .bind(&r.title)
-        .bind(&r.description)
-        .bind(&r.graph)
-        .bind(&r.status)
-        .bind(r.vibe_mode)
-        .bind(&r.visibility)
-        .bind(&r.tags)
-        .bind(s.now())
-        .bind(&id)
-        .bind(p.subject())
-        .fetch_optional(s.db.writer())
-        .await?;
+    let row = roadmaps::patch(&s.db, &id, p.subject(), &r, s.now()).await?;
     match row {
         Some(row) => written(&s, (v, &p, &headers), &loader, &row).await,
         None => Err(refused(&s, &id).await),
@@ -213,36 +140,12 @@ pub async fn delete(
 ) -> ApiResult<Response> {
     let id = roadmap_id(id)?;
     let now = s.now();
-    let done = sqlx::query(
-        "UPDATE roadmaps SET deleted_at = ?, updated_at = ? \
-         WHERE id = ? AND user_id = ? AND deleted_at IS NULL",
-    )
-    .bind(now)
-    .bind(now)
-    .bind(&id)
-    .bind(p.subject())
-    .execute(s.db.writer())
-    .await?;
-    if done.rows_affected() == 0 {
+    if !roadmaps::delete(&s.db, &id, p.subject(), now).await? {
         return Err(refused(&s, &id).await);
     }
     invalidate_roadmap(&s, &id, p.subject()).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
-
-/// The score: the mean of the roadmap's insight scores, each weighted `1 / (1 + age / 30 days)`
-/// so recent insights count more (an insight 30 days old counts half as much as a new one),
-/// clamped to 0..1; no insights → 0. Plain arithmetic, so it needs no SQLite math extension.
-const THRIVE_SCORE: &str = "(SELECT COALESCE(MIN(MAX(SUM(score * w) / SUM(w), 0.0), 1.0), 0.0) \
-     FROM (SELECT score, 1.0 / (1.0 + MAX(?1 - created_at, 0) / 2592000.0) AS w \
-           FROM insights WHERE roadmap_id = roadmaps.id))";
-
-static SCORE_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE roadmaps SET thrive_score = {THRIVE_SCORE}, updated_at = ?1 \
-         WHERE id = ?2 AND user_id = ?3 AND deleted_at IS NULL RETURNING {COLUMNS}"
-    )
-});
 
 pub async fn thrive_score(
     State(s): State<AppState>,
@@ -253,12 +156,7 @@ pub async fn thrive_score(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let id = roadmap_id(id)?;
-    let row = sqlx::query(&SCORE_SQL)
-        .bind(s.now())
-        .bind(&id)
-        .bind(p.subject())
-        .fetch_optional(s.db.writer())
-        .await?;
+    let row = roadmaps::rescore(&s.db, &id, p.subject(), s.now()).await?;
     match row {
         Some(row) => written(&s, (v, &p, &headers), &loader, &row).await,
         None => Err(refused(&s, &id).await),
