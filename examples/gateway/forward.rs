@@ -13,6 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use protothrive::error::Problem;
 use protothrive::identity::ClientIp;
+use protothrive::resilience::NotSent;
 use tower_http::timeout::TimeoutBody;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): never forwarded.
@@ -168,11 +169,16 @@ impl Proxy {
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "upstream unreachable");
-                problem(
+                let mut res = problem(
                     StatusCode::BAD_GATEWAY,
                     "UPSTREAM-502",
                     "The upstream server could not be reached.",
-                )
+                );
+                // No connection, so nothing was sent: another instance may take it, POST or not.
+                if e.is_connect() {
+                    res.extensions_mut().insert(NotSent);
+                }
+                res
             }
             Err(_) => problem(
                 StatusCode::GATEWAY_TIMEOUT,

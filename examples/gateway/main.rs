@@ -12,7 +12,8 @@
 //!   path prefix is kept). With several, each request goes to the less loaded of two drawn at
 //!   random; a GET, HEAD, PUT, DELETE, OPTIONS (or a request with an `Idempotency-Key`) answered
 //!   502/503/504 or not answered is retried once on another instance, within a budget of 20% of
-//!   the requests (plus 1 a second); a POST without a key never is.
+//!   the requests (plus 1 a second); a POST without a key only when its connection was refused
+//!   (it never left, so another instance takes it, outside the budget).
 //! * `--eject-after N`, `--eject-for SECONDS`: an instance whose last N answers (default 5) were
 //!   all 5xx, refused, reset or timed out gets no traffic for SECONDS (default 30; doubled after
 //!   each failed probe, up to 300), then one probe.

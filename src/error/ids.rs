@@ -183,10 +183,7 @@ mod tests {
             kept.header_value().unwrap(),
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
-        assert_eq!(
-            kept.clone(),
-            TraceId::new("4bf92f3577b34da6a3ce929d0e0e4736")
-        );
+        assert_eq!(kept, TraceId::new("4bf92f3577b34da6a3ce929d0e0e4736"));
         assert_eq!(
             format!("{kept:?}"),
             "TraceId(\"4bf92f3577b34da6a3ce929d0e0e4736\")"

@@ -169,6 +169,22 @@ pub struct Refused {
     pub retry_after: Option<Duration>,
 }
 
+/// The response extension of an answer made without the request reaching the upstream: the
+/// connection was refused or never made, so nothing of the request was sent. Sending it
+/// elsewhere cannot repeat its effect, whatever its method: [`Upstreams`] retries such a request
+/// on another member even when it is a `POST` without an `Idempotency-Key` (Envoy's
+/// `connect-failure` retry). A client service puts it on the answer it makes for such an error.
+///
+/// ```
+/// use protothrive::resilience::NotSent;
+/// let mut refused = http::Response::new(());
+/// *refused.status_mut() = http::StatusCode::BAD_GATEWAY;
+/// refused.extensions_mut().insert(NotSent);
+/// assert!(refused.extensions().get::<NotSent>().is_some());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotSent;
+
 /// The deadline of a request, on the [`Clock`]'s monotonic time: set by [`TimeoutLayer`] (the
 /// earlier of its own and any outer one), read by the calls inside — [`RetryLayer`] never waits
 /// past it, and a handler can bound its own outbound calls by [`Deadline::remaining`].

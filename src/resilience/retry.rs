@@ -269,12 +269,15 @@ pub(super) fn retryable<B>(res: &Response<B>) -> bool {
 /// Whether a request is to be buffered for replay: more than one attempt allowed, a body known to
 /// fit in `max_body` bytes, and [`replayable`].
 pub(super) fn replays<B: Body>(req: &Request<B>, max_attempts: u32, max_body: u64) -> bool {
-    let fits = req
-        .body()
+    max_attempts > 1 && fits(req, max_body) && replayable(req.method(), req.headers())
+}
+
+/// Whether a request's body is known to fit in `max_body` bytes.
+pub(super) fn fits<B: Body>(req: &Request<B>, max_body: u64) -> bool {
+    req.body()
         .size_hint()
         .upper()
-        .is_some_and(|n| n <= max_body);
-    max_attempts > 1 && fits && replayable(req.method(), req.headers())
+        .is_some_and(|n| n <= max_body)
 }
 
 /// The request's parts and its whole body, or the `400` problem for a body that failed to arrive.

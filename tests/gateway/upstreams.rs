@@ -498,3 +498,45 @@ async fn the_gateway_balances_its_upstreams_and_routes_around_a_killed_one() {
     }
     assert_eq!(a.calls() - a0, 40);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_that_meets_a_refused_connection_is_sent_to_another_upstream() {
+    let a = Backend::start("a");
+    // An address nothing listens on: every connection to it is refused.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let gw = super::Gateway::start(&[
+        "--upstream",
+        &a.url,
+        "--upstream",
+        &dead,
+        "--rate",
+        "off",
+        "--cache-mb",
+        "0",
+        "--eject-after",
+        "1000",
+    ]);
+    let client = super::client();
+    for i in 0..20 {
+        let res = client
+            .post(gw.url("/work"))
+            .body(format!("{{\"n\":{i}}}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            200,
+            "POST {i}: never sent to the dead one, so sent to a"
+        );
+        assert_eq!(res.text().await.unwrap(), "a");
+    }
+    assert_eq!(
+        a.posts.load(Ordering::SeqCst),
+        20,
+        "each POST reached a once"
+    );
+}

@@ -18,10 +18,11 @@
 //!   member failing N checks in a row (no 2xx within the timeout) leaves the rotation, and comes
 //!   back after M passes in a row. When *every* member fails its checks the checks are ignored
 //!   (Envoy's panic routing): a broken health endpoint alone takes nothing out of service.
-//! * **Retries**: only a request that may be sent twice (an idempotent method, or an
-//!   `Idempotency-Key`; a POST without one is sent once), whose body is known to fit the replay
-//!   buffer; only on a 502, 503, 504 or an error of the member's service; each attempt on a
-//!   member not yet tried; each retry paid from the [`RetryBudget`](super::RetryBudget) (so a failing fleet sees at
+//! * **Retries**: only a request whose body is known to fit the replay buffer; one that may be
+//!   sent twice (an idempotent method, or an `Idempotency-Key`) on a 502, 503, 504 or an error
+//!   of the member's service, any other (a POST without a key) only when the answer says it never
+//!   left ([`NotSent`](super::NotSent): the connection was refused); each attempt on a
+//!   member not yet tried; each retry of a request that was sent paid from the [`RetryBudget`](super::RetryBudget) (so a failing fleet sees at
 //!   most the budget's extra load); never once the request's [`Deadline`](super::Deadline) has passed. No backoff
 //!   between attempts: the next attempt goes to another member, not the one that failed.
 //! * When no member may be called, a `503` problem `UPSTREAM-503` with `Retry-After` (the

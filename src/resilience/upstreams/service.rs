@@ -18,8 +18,10 @@ use super::select::pick;
 use crate::backoff::random_u64;
 use crate::error::code;
 use crate::resilience::bounds::{BoxFuture, ReplayBody, ReplayService};
-use crate::resilience::retry::{buffer, replay, replays, retryable};
-use crate::resilience::{Classify, Deadline, Permit, Reason, RetryBudget, ServerErrors, refusal};
+use crate::resilience::retry::{buffer, fits, replay, replayable, retryable};
+use crate::resilience::{
+    Classify, Deadline, NotSent, Permit, Reason, RetryBudget, ServerErrors, refusal,
+};
 use crate::response::ResponseBody;
 
 /// Several instances of one upstream behind one service; see the [module docs](super).
@@ -185,7 +187,9 @@ where
 {
     let s = &*shared;
     s.budget.deposit();
-    if !replays(&req, s.max_attempts, s.max_body) {
+    // A body that fits is buffered whatever the method: a request that may not be sent twice
+    // is still sent to another member when the first answer says it never left ([`NotSent`]).
+    if s.max_attempts <= 1 || !fits(&req, s.max_body) {
         return match s.choose(&[]) {
             Ok((i, permit)) => attempt(&s.members[i], permit, req.map(Either::Right))
                 .await
@@ -198,6 +202,7 @@ where
         Err(problem) => return Ok(problem),
     };
     let deadline = parts.extensions.get::<Deadline>().copied();
+    let idempotent = replayable(&parts.method, &parts.headers);
     let clock = s.budget.clock();
     let mut tried = Vec::with_capacity(s.max_attempts as usize);
     let mut next = s.choose(&tried);
@@ -208,14 +213,20 @@ where
         };
         tried.push(i);
         let result = attempt(&s.members[i], permit, replay(&parts, &bytes)).await;
-        let again = result.as_ref().map_or(true, retryable);
+        let not_sent = matches!(&result, Ok(res) if res.extensions().get::<NotSent>().is_some());
+        let again = match &result {
+            _ if not_sent => true,
+            Ok(res) => idempotent && retryable(res),
+            Err(_) => idempotent,
+        };
         let late = deadline.is_some_and(|d| d.remaining(&**clock).is_zero());
         if !again || tried.len() >= s.max_attempts as usize || late {
             return result.map(ResponseBody::map_response);
         }
-        // Another member first: the budget is spent only on a retry that can happen.
+        // Another member first: the budget is spent only on a retry that can happen, and not on
+        // a request that never left (no upstream has seen it yet: nothing is amplified).
         next = s.choose(&tried);
-        if next.is_err() || !s.budget.try_withdraw() {
+        if next.is_err() || (!not_sent && !s.budget.try_withdraw()) {
             return result.map(ResponseBody::map_response);
         }
         tracing::debug!(upstream = %s.members[i].name, "retrying on another upstream");
