@@ -26,6 +26,8 @@ pub struct Config {
     pub addr: SocketAddr,
     pub env: Environment,
     pub database_url: String,
+    /// `PROTOTHRIVE_REDIS_URL`: one Redis (`redis://host:6379`), or a Redis Cluster as a
+    /// comma-separated list of its nodes (`redis://a:6379,redis://b:6379,redis://c:6379`).
     pub redis_url: Option<String>,
     /// What the rate limiter does when Redis is down or slow (`PROTOTHRIVE_RATE_LIMIT_ON_REDIS_ERROR`:
     /// `local` (default), `open` or `closed`).

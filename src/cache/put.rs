@@ -373,7 +373,7 @@ pub(super) fn redis_invocation(
     names: &RedisNames<'_>,
     since: SystemTime,
     tags: &[String],
-    puts: &[Entry],
+    puts: &[&Entry],
 ) -> redis::ScriptInvocation<'static> {
     static SCRIPT: std::sync::LazyLock<redis::Script> =
         std::sync::LazyLock::new(|| redis::Script::new(WRITE_THROUGH));
@@ -388,7 +388,7 @@ pub(super) fn redis_invocation(
     for tag in tags {
         call.key((names.tag)(tag)).key((names.tombstone)(tag));
     }
-    for (key, entry, ttl) in puts {
+    for (key, entry, ttl) in puts.iter().copied() {
         let own: &[String] = match entry {
             CacheEntry::Response(r) => r.tags(),
             CacheEntry::Vary(_) => &[],

@@ -1,0 +1,168 @@
+//! The stores on a real Redis Cluster losing a node mid-test: a master killed with no replica
+//! (its slots fail: the stores take their outage fallback for those, the other slots keep
+//! serving, the purge subscription moves to another node), and a master killed with a replica
+//! (a real failover: the stores follow the new master once it is promoted). The suites that run
+//! on both one Redis and a cluster are in `rate_limit`, `cache`, `http_cache` and
+//! `write_through` (their `::cluster` tests).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{Request, Response, StatusCode};
+use protothrive::cache::{DataCache, Purge, RedisTier};
+use protothrive::clock::ManualClock;
+use protothrive::rate_limit::{Limit, OnStoreError, RateLimitLayer, RedisStore};
+use protothrive::redis_handle::RedisHandle;
+use tokio::sync::mpsc;
+use tower::{ServiceExt, service_fn};
+
+use crate::support::redis_cluster::RedisCluster;
+
+/// How long calls fail fast after a failure (the handle's breaker), skipped on the manual clock.
+const FAIL_FAST: Duration = Duration::from_millis(500);
+
+/// Writes `n` entries and returns, for each, its key and the node serving its slot.
+async fn spread(cluster: &RedisCluster, tier: &RedisTier, n: usize) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    let stored: Vec<String> = {
+        for i in 0..n {
+            let key = format!("GET /items/{i}");
+            tier.put(&key, b"v", Duration::from_secs(60), &["items".to_owned()])
+                .await
+                .unwrap();
+        }
+        cluster
+            .query(&["KEYS", "protothrive:cache:*GET /items/*"])
+            .await
+    };
+    for i in 0..n {
+        let key = format!("GET /items/{i}");
+        let name = stored.iter().find(|s| s.ends_with(&key)).unwrap();
+        out.push((key, cluster.master_of(name)));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_master_fails_its_slots_over_to_the_outage_policy_and_the_rest_serves() {
+    let mut cluster = RedisCluster::start();
+    let clock = ManualClock::default();
+    let handle = RedisHandle::builder(cluster.url())
+        .timeout(Duration::from_millis(100))
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let tier = RedisTier::from_handle(&handle).build().unwrap();
+    let entries = spread(&cluster, &tier, 24).await;
+    let mut masters: Vec<usize> = entries.iter().map(|e| e.1).collect();
+    masters.sort_unstable();
+    masters.dedup();
+    assert_eq!(masters, [0, 1, 2], "entries spread over every master");
+
+    // The subscription is on the first node of the list: the one killed.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let _sub = tier
+        .subscribe(move |p| {
+            let _ = tx.send(p);
+        })
+        .unwrap();
+    assert_eq!(rx.recv().await, Some(Purge::All));
+    let data = DataCache::builder()
+        .redis(RedisTier::from_handle(&handle).build().unwrap())
+        .build();
+    let limits = RateLimitLayer::builder()
+        .limit(Limit::new("all", "1000/min burst 1000".parse().unwrap()))
+        .remote_store(
+            Arc::new(RedisStore::from_handle(&handle).build().unwrap()),
+            OnStoreError::Local,
+        )
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let svc = tower::ServiceBuilder::new()
+        .layer(limits)
+        .service(service_fn(|_req: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(()))
+        }));
+
+    let victim = 0;
+    cluster.kill(victim);
+    let (dead, live): (Vec<_>, Vec<_>) = entries.iter().partition(|e| e.1 == victim);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut served = vec![false; live.len()];
+    let mut heard = false;
+    while !(served.iter().all(|s| *s) && heard) {
+        assert!(
+            Instant::now() < deadline,
+            "live slots served: {served:?}; purge heard: {heard}"
+        );
+        clock.advance(FAIL_FAST);
+        // A live slot answers (once the breaker lets calls through); a dead one never does.
+        for (i, (key, _)) in live.iter().enumerate() {
+            if let Ok(v) = tier.get(key).await {
+                assert_eq!(v.as_deref(), Some(&b"v"[..]), "{key}");
+                served[i] = true;
+            }
+        }
+        for (key, _) in &dead {
+            let started = Instant::now();
+            assert!(tier.get(key).await.is_err(), "{key} is on the dead master");
+            assert!(started.elapsed() < Duration::from_secs(1), "bounded");
+            // The data cache skips the dead tier: its loader answers.
+            let v: String = data
+                .get_or_load(&format!("q:{key}"), Duration::from_secs(60), || async {
+                    Ok::<_, std::io::Error>("loaded".to_owned())
+                })
+                .await
+                .unwrap();
+            assert_eq!(v, "loaded");
+        }
+        // Rate limits on any slot: decided by Redis or by the local fallback, never a 500.
+        let res = svc.clone().oneshot(Request::new(())).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        // The subscription moves to a live node: a purge published now is heard.
+        let _ = tier.publish(&Purge::Tag("after-kill".into())).await;
+        while let Ok(p) = rx.try_recv() {
+            heard |= p == Purge::Tag("after-kill".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_is_followed_once_the_replica_is_promoted() {
+    let mut cluster = RedisCluster::with(3, 1);
+    let clock = ManualClock::default();
+    let handle = RedisHandle::builder(cluster.url())
+        .timeout(Duration::from_millis(100))
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let tier = RedisTier::from_handle(&handle).build().unwrap();
+    let limits = RedisStore::from_handle(&handle).build().unwrap();
+    let entries = spread(&cluster, &tier, 12).await;
+    let (key, victim) = entries[0].clone();
+    cluster.kill(victim);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Meanwhile every call is bounded and the rate-limit store reports an outage, not a panic.
+    loop {
+        assert!(Instant::now() < deadline, "the failover was never followed");
+        clock.advance(FAIL_FAST);
+        let started = Instant::now();
+        let got = tier.get(&key).await;
+        assert!(started.elapsed() < Duration::from_secs(1), "bounded");
+        let put = tier.put(&key, b"w", Duration::from_secs(60), &[]).await;
+        if got.is_ok() && put.is_ok() {
+            break;
+        }
+        use protothrive::rate_limit::RemoteStore;
+        let _ = limits
+            .check_many(vec![(key.clone(), "1/s burst 5".parse().unwrap())], 0)
+            .await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(tier.get(&key).await.unwrap().as_deref(), Some(&b"w"[..]));
+    let live: Vec<usize> = (0..6).filter(|&i| i != victim).collect();
+    cluster.wait_until_ok(&live);
+}
