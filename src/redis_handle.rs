@@ -26,8 +26,15 @@
 //! let _limits = protothrive::rate_limit::RedisStore::from_handle(&handle).build()?;
 //! let _cache = rt.block_on(async { protothrive::cache::RedisTier::from_handle(&handle).build() })?;
 //!
+//! // A comma-separated list of nodes is a Redis Cluster (connected lazily too):
+//! let nodes = "redis://127.0.0.1:7000,redis://127.0.0.1:7001,redis://127.0.0.1:7002";
+//! let _cluster = rt.block_on(async { RedisHandle::builder(nodes).build() })?;
+//!
 //! let err = rt.block_on(async { RedisHandle::builder("http://nope").build() }).unwrap_err();
 //! assert!(err.message().contains("redis://"));
+//! let list = "redis://127.0.0.1:7000,http://:secret@x";
+//! let err = rt.block_on(async { RedisHandle::builder(list).build() }).unwrap_err();
+//! assert!(err.message().contains("commas") && !err.message().contains("secret"));
 //! # Ok::<(), protothrive::error::ConfigError>(())
 //! ```
 //!

@@ -5,17 +5,16 @@
 //! on both one Redis and a cluster are in `rate_limit`, `cache`, `http_cache` and
 //! `write_through` (their `::cluster` tests).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use protothrive::cache::{DataCache, Purge, RedisTier};
 use protothrive::clock::ManualClock;
-use protothrive::rate_limit::{Limit, OnStoreError, RateLimitLayer, RedisStore};
+use protothrive::rate_limit::{OnStoreError, RedisStore};
 use protothrive::redis_handle::RedisHandle;
 use tokio::sync::mpsc;
-use tower::{ServiceExt, service_fn};
+use tower::ServiceExt;
 
 use crate::support::redis_cluster::RedisCluster;
 
@@ -44,15 +43,21 @@ async fn spread(cluster: &RedisCluster, tier: &RedisTier, n: usize) -> Vec<(Stri
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_master_fails_its_slots_over_to_the_outage_policy_and_the_rest_serves() {
-    let mut cluster = RedisCluster::start();
+/// A handle on `cluster` whose breaker runs on the manual clock it returns.
+fn handle(cluster: &RedisCluster) -> (RedisHandle, ManualClock) {
     let clock = ManualClock::default();
     let handle = RedisHandle::builder(cluster.url())
         .timeout(Duration::from_millis(100))
         .clock(Arc::new(clock.clone()))
         .build()
         .unwrap();
+    (handle, clock)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_master_fails_its_slots_over_to_the_outage_policy_and_the_rest_serves() {
+    let mut cluster = RedisCluster::start();
+    let (handle, clock) = handle(&cluster);
     let tier = RedisTier::from_handle(&handle).build().unwrap();
     let entries = spread(&cluster, &tier, 24).await;
     let mut masters: Vec<usize> = entries.iter().map(|e| e.1).collect();
@@ -71,20 +76,12 @@ async fn a_killed_master_fails_its_slots_over_to_the_outage_policy_and_the_rest_
     let data = DataCache::builder()
         .redis(RedisTier::from_handle(&handle).build().unwrap())
         .build();
-    let limits = RateLimitLayer::builder()
-        .limit(Limit::new("all", "1000/min burst 1000".parse().unwrap()))
-        .remote_store(
-            Arc::new(RedisStore::from_handle(&handle).build().unwrap()),
-            OnStoreError::Local,
-        )
-        .clock(Arc::new(clock.clone()))
-        .build()
-        .unwrap();
-    let svc = tower::ServiceBuilder::new()
-        .layer(limits)
-        .service(service_fn(|_req: Request<()>| async {
-            Ok::<_, Infallible>(Response::new(()))
-        }));
+    let svc = crate::rate_limit::limited(
+        RedisStore::from_handle(&handle).build().unwrap(),
+        "1000/min burst 1000",
+        OnStoreError::Local,
+        Arc::new(clock.clone()),
+    );
 
     let victim = 0;
     cluster.kill(victim);
@@ -133,12 +130,7 @@ async fn a_killed_master_fails_its_slots_over_to_the_outage_policy_and_the_rest_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_is_followed_once_the_replica_is_promoted() {
     let mut cluster = RedisCluster::with(3, 1);
-    let clock = ManualClock::default();
-    let handle = RedisHandle::builder(cluster.url())
-        .timeout(Duration::from_millis(100))
-        .clock(Arc::new(clock.clone()))
-        .build()
-        .unwrap();
+    let (handle, clock) = handle(&cluster);
     let tier = RedisTier::from_handle(&handle).build().unwrap();
     let limits = RedisStore::from_handle(&handle).build().unwrap();
     let entries = spread(&cluster, &tier, 12).await;

@@ -34,7 +34,7 @@ async fn redis_cmd<T: redis::FromRedisValue>(url: &str, args: &[&str]) -> T {
 }
 
 /// A service with one global limit decided by `store`, under `policy`.
-fn limited(
+pub(crate) fn limited(
     store: RedisStore,
     q: &str,
     policy: OnStoreError,
