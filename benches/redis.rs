@@ -20,7 +20,7 @@ use protothrive::rate_limit::{Quota, RedisStore, RemoteStore};
 
 // The test helpers that spawn `redis-server`s; `redis_cluster` finds `RedisServer` as
 // `super::redis`, as in `tests/support` (so the client crate is `::redis` here).
-#[allow(dead_code, unreachable_pub)]
+#[allow(dead_code, unreachable_pub, clippy::module_inception)]
 #[path = "../tests/support/redis.rs"]
 mod redis;
 #[allow(dead_code, unreachable_pub, unused_imports, unused_macros)]

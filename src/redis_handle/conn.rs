@@ -62,6 +62,7 @@ impl Conn {
     /// when that fails (the master is down) to every master, succeeding when one took it:
     /// subscribers then hear it once per master that took it (a purge applied twice is
     /// harmless), rather than not at all.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
     pub(crate) async fn publish(&mut self, channel: &str, message: &str) -> RedisResult<()> {
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(channel).arg(message);
@@ -84,6 +85,7 @@ impl Conn {
     }
 
     /// The cluster's masters, as `(host, port)` (from `CLUSTER SLOTS`); on one server, none.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
     pub(crate) async fn masters(&mut self) -> RedisResult<Vec<(String, u16)>> {
         let Self::Cluster(c) = self else {
             return Ok(Vec::new());
@@ -108,6 +110,7 @@ impl Conn {
     }
 
     /// Runs `cmd` on the node at `host:port` (a cluster's `SCAN`, which has no key to route by).
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
     pub(crate) async fn on_node(&mut self, host: &str, port: u16, cmd: Cmd) -> RedisResult<Value> {
         match self {
             Self::Single(c) => cmd.query_async(c).await,
@@ -167,6 +170,7 @@ pub(crate) fn cluster(nodes: &[String], timeout: Duration) -> RedisResult<Cluste
 
 /// Groups `keys` by hash slot, keeping each key's index: the keys of one group can go to one
 /// script on a cluster.
+#[cfg_attr(not(feature = "rate-limit"), allow(dead_code))]
 pub(crate) fn by_slot<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<Vec<usize>> {
     let mut groups: HashMap<Slot, usize> = HashMap::new();
     let mut out: Vec<Vec<usize>> = Vec::new();

@@ -1,7 +1,8 @@
 //! The stores on a real Redis Cluster losing a node mid-test: a master killed with no replica
 //! (its slots fail: the stores take their outage fallback for those, the other slots keep
 //! serving, the purge subscription moves to another node), and a master killed with a replica
-//! (a real failover: the stores follow the new master once it is promoted). The suites that run
+//! (a real failover: the stores follow the new master once it is promoted), and a slot moved
+//! between masters (`ASK` while it migrates, `MOVED` after). The suites that run
 //! on both one Redis and a cluster are in `rate_limit`, `cache`, `http_cache` and
 //! `write_through` (their `::cluster` tests).
 
@@ -55,6 +56,7 @@ fn handle(cluster: &RedisCluster) -> (RedisHandle, ManualClock) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::disallowed_methods)] // what is measured is how long a call waits
 async fn a_killed_master_fails_its_slots_over_to_the_outage_policy_and_the_rest_serves() {
     let mut cluster = RedisCluster::start();
     let (handle, clock) = handle(&cluster);
@@ -128,6 +130,7 @@ async fn a_killed_master_fails_its_slots_over_to_the_outage_policy_and_the_rest_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::disallowed_methods)] // what is measured is how long a call waits
 async fn a_failover_is_followed_once_the_replica_is_promoted() {
     let mut cluster = RedisCluster::with(3, 1);
     let (handle, clock) = handle(&cluster);
@@ -157,4 +160,58 @@ async fn a_failover_is_followed_once_the_replica_is_promoted() {
     assert_eq!(tier.get(&key).await.unwrap().as_deref(), Some(&b"w"[..]));
     let live: Vec<usize> = (0..6).filter(|&i| i != victim).collect();
     cluster.wait_until_ok(&live);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_moved_to_another_master_is_followed_through_ask_then_moved() {
+    let cluster = RedisCluster::start();
+    let (handle, _clock) = handle(&cluster);
+    let tier = RedisTier::from_handle(&handle).build().unwrap();
+    let (key, src) = spread(&cluster, &tier, 1).await.remove(0);
+    let names: Vec<String> = cluster.query(&["KEYS", "protothrive:cache:*"]).await;
+    let stored = names.iter().find(|n| n.ends_with(&key)).unwrap().clone();
+    let slot = cluster
+        .cli(0, &["CLUSTER", "KEYSLOT", &stored])
+        .trim()
+        .to_owned();
+    let dst = (src + 1) % 3;
+    let id = |i: usize| cluster.cli(i, &["CLUSTER", "MYID"]).trim().to_owned();
+    let (src_id, dst_id) = (id(src), id(dst));
+    assert_eq!(
+        cluster
+            .cli(dst, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &src_id])
+            .trim(),
+        "OK"
+    );
+    assert_eq!(
+        cluster
+            .cli(src, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &dst_id])
+            .trim(),
+        "OK"
+    );
+    // Every key of the slot moves: the source now answers ASK for them.
+    let port = cluster.port(dst).to_string();
+    let keys = cluster.cli(src, &["CLUSTER", "GETKEYSINSLOT", &slot, "1000"]);
+    let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+    migrate.extend(keys.lines().filter(|k| !k.is_empty()));
+    assert_eq!(cluster.cli(src, &migrate).trim(), "OK");
+    assert_eq!(
+        tier.get(&key).await.unwrap().as_deref(),
+        Some(&b"v"[..]),
+        "followed through ASK"
+    );
+    for i in 0..3 {
+        cluster.cli(i, &["CLUSTER", "SETSLOT", &slot, "NODE", &dst_id]);
+    }
+    // The slot is the destination's now: the source answers MOVED, and the client follows.
+    assert_eq!(
+        tier.get(&key).await.unwrap().as_deref(),
+        Some(&b"v"[..]),
+        "followed through MOVED"
+    );
+    tier.put(&key, b"w", Duration::from_secs(60), &["items".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(tier.get(&key).await.unwrap().as_deref(), Some(&b"w"[..]));
+    assert_eq!(cluster.master_of(&stored), dst);
 }

@@ -12,7 +12,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::redis::RedisServer;
 
@@ -118,11 +118,14 @@ impl RedisCluster {
             .spawn()
             .expect("redis-server must be installed (./scripts/test installs it)");
         self.nodes[i].child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.cli(i, &["PING"]).trim() != "PONG" {
-            assert!(Instant::now() < deadline, "node {port} did not start");
+        // Up to 10 s, polling every 20 ms.
+        for _ in 0..500 {
+            if self.cli(i, &["PING"]).trim() == "PONG" {
+                return;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
+        panic!("node {port} did not start");
     }
 
     /// `redis-cli -p PORT ARGS...` on node `i`: its output (empty when it did not answer).
@@ -137,16 +140,20 @@ impl RedisCluster {
             .unwrap_or_default()
     }
 
-    /// Waits (polling, up to 30 s) until every node in `live` says `cluster_state:ok`.
+    /// Waits (polling every 50 ms, up to 30 s) until every node in `live` says
+    /// `cluster_state:ok`.
     pub(crate) fn wait_until_ok(&self, live: &[usize]) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !live.iter().all(|&i| {
-            self.cli(i, &["CLUSTER", "INFO"])
+        let ok = |i: &usize| {
+            self.cli(*i, &["CLUSTER", "INFO"])
                 .contains("cluster_state:ok")
-        }) {
-            assert!(Instant::now() < deadline, "the cluster did not become ok");
+        };
+        for _ in 0..600 {
+            if live.iter().all(ok) {
+                return;
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+        panic!("the cluster did not become ok");
     }
 
     /// The comma-separated node URLs, the form `PROTOTHRIVE_REDIS_URL` takes for a cluster.
@@ -268,6 +275,7 @@ impl Redis {
 
 /// Runs one test body on one Redis (`single`) and on a 3-master cluster (`cluster`): `$r` is the
 /// [`Redis`] it runs on. The test's attributes (`#[tokio::test(...)]`) go on both.
+#[allow(unused_macros)]
 macro_rules! on_single_and_cluster {
     ($(#[$attr:meta])* async fn $name:ident($r:ident) $body:block) => {
         mod $name {
@@ -288,4 +296,5 @@ macro_rules! on_single_and_cluster {
         }
     };
 }
+#[allow(unused_imports)]
 pub(crate) use on_single_and_cluster;
