@@ -89,8 +89,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError};
 
-mod conn;
-pub(crate) use conn::{Conn, by_slot};
+pub(crate) mod conn;
+pub(crate) use conn::Conn;
 
 use crate::clock::SharedClock;
 use crate::error::ConfigError;
@@ -121,9 +121,9 @@ impl fmt::Debug for RedisHandle {
 /// What a handle connects to: one server's client, or a cluster's node URLs (for the purge
 /// subscription, which holds a connection of its own).
 #[derive(Clone)]
+#[cfg_attr(not(feature = "cache"), allow(dead_code))]
 pub(crate) enum Target {
     Single(Client),
-    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
     Cluster(Arc<[String]>),
 }
 
@@ -249,6 +249,7 @@ pub(crate) fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
 
 /// The settings for a subscriber's connection: nothing calls on it to set off a reconnection,
 /// so it reconnects by itself in the background, 100 ms doubling to 2 s, forever.
+#[cfg_attr(not(feature = "cache"), allow(dead_code))]
 pub(crate) fn subscriber_config(timeout: Duration) -> ConnectionManagerConfig {
     manager_config(timeout)
         .set_min_delay(Duration::from_millis(100))
@@ -343,6 +344,7 @@ pub(crate) fn connect(
 /// outage the breaker counts — rather than a wrong answer: down, hung, refusing, or a cluster
 /// that cannot serve the slot now (`CLUSTERDOWN`, `TRYAGAIN`, `MASTERDOWN`, a redirection not
 /// settled within the retries, no connection to the slot's node).
+#[cfg_attr(not(any(feature = "cache", feature = "rate-limit")), allow(dead_code))]
 pub(crate) fn is_outage(e: &RedisError) -> bool {
     use redis::{ErrorKind, ServerErrorKind};
     e.is_io_error()

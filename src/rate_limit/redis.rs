@@ -294,7 +294,7 @@ impl RemoteStore for RedisStore {
             // One script per hash slot on a cluster (a script's keys must share one); on one
             // server, one script for the whole request.
             let groups = if conn.is_cluster() {
-                crate::redis_handle::by_slot(keys.iter().map(String::as_str))
+                crate::redis_handle::conn::by_slot(keys.iter().map(String::as_str))
             } else {
                 vec![(0..keys.len()).collect()]
             };

@@ -3,8 +3,8 @@
 //!
 //! On a Redis Cluster a `PUBLISH` reaches every node over the cluster bus, so one subscription
 //! on any node hears every purge; the subscription is made on the first node of the list that
-//! answers, and when that node is lost (its connection drops, or a `PING` each second goes
-//! unanswered) it moves to the next one, delivering [`Purge::All`] for what it may have missed.
+//! answers, and when that node is lost (its connection drops, or a `PING` after a quiet second
+//! goes unanswered) it moves to the next one, delivering [`Purge::All`] for what it may have missed.
 //! (`redis-rs`'s own cluster subscription follows the channel's slot, whose master may be the
 //! one that died with no replica to take over.)
 
@@ -150,15 +150,13 @@ async fn listen(node: ConnectionInfo, channel: &str, timeout: Duration, on: &OnM
     if conn.subscribe(channel).await.is_err() {
         return false;
     }
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
-        tokio::select! {
-            push = pushes.recv() => match push {
-                Some(p) if p.kind == PushKind::Disconnection => break,
-                Some(p) => deliver(&p, &**on),
-                None => break,
-            },
-            _ = tick.tick() => {
+        match tokio::time::timeout(Duration::from_secs(1), pushes.recv()).await {
+            Ok(Some(p)) if p.kind == PushKind::Disconnection => break,
+            Ok(Some(p)) => deliver(&p, &**on),
+            Ok(None) => break,
+            // A quiet second: make sure the node still answers.
+            Err(_) => {
                 let ping = redis::cmd("PING");
                 let ping = ping.query_async::<String>(&mut conn);
                 if !matches!(tokio::time::timeout(patience, ping).await, Ok(Ok(_))) {
