@@ -366,8 +366,9 @@ pub(super) fn purge_tag(what: &Purge, implicit: fn(&str) -> [String; 2]) -> Opti
 }
 
 /// The script call of a write-through on Redis ([`WRITE_THROUGH`]): the tag purges `tags` and the
-/// puts, judged against `since`. The tier runs it, then publishes the purges; when it fails,
-/// nothing is stored (and every instance should drop everything, as after a failed invalidation).
+/// puts, judged against `since`. The tier runs it (on a cluster, once per shard, each call with
+/// that shard's `names` and puts), then publishes the purges; when it fails, nothing is stored
+/// (and every instance should drop everything, as after a failed invalidation).
 #[cfg(feature = "redis")]
 pub(super) fn redis_invocation(
     names: &RedisNames<'_>,

@@ -69,8 +69,9 @@ pub enum TimeSource {
 ///
 /// **Guarantees.**
 /// * One round trip per request: every limit of the request goes to one `EVALSHA` of a Lua script
-///   (loaded once; `NOSCRIPT` after a server restart reloads it). The script runs atomically on the
-///   server, so instances never race between read and write.
+///   (loaded once; `NOSCRIPT` after a server restart reloads it) — on a cluster, one per hash slot
+///   of the limits' keys, sent concurrently. The script runs atomically on the server, so
+///   instances never race between read and write.
 /// * The time is the Redis server's (`TIME`), not the instances': clocks that disagree between
 ///   hosts do not change a decision. Times are kept in microseconds, exact in Lua's doubles until
 ///   the year 2255.
