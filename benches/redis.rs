@@ -3,57 +3,63 @@
 //! flight on the one multiplexed connection (pipelined: the cost per check under load), and a
 //! bare `PING` as the floor of a round trip.
 //!
-//! `cache/tiers`: the HTTP cache's L2 path (an entry read from Redis through the layer) beside an
-//! L1 hit of the same response.
+//! `rate_limit/redis_cluster`: the same checks on a 3-master Redis Cluster on loopback (spawned
+//! by the bench, `tests/support/redis_cluster.rs`), where a request's limits on several slots are
+//! one script per slot.
+//!
+//! `cache/tiers`: the HTTP cache's L2 path (an entry read from Redis, or from the cluster,
+//! through the layer) beside an L1 hit of the same response.
 //!
 //! Run with `cargo bench --bench main -- redis` and `-- cache/tiers`.
 
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group};
 use protothrive::rate_limit::{Quota, RedisStore, RemoteStore};
 
-#[allow(dead_code, unreachable_pub)]
+// The test helpers that spawn `redis-server`s; `redis_cluster` finds `RedisServer` as
+// `super::redis`, as in `tests/support` (so the client crate is `::redis` here).
+#[allow(dead_code, unreachable_pub, clippy::module_inception)]
 #[path = "../tests/support/redis.rs"]
-mod server;
+mod redis;
+#[allow(dead_code, unreachable_pub, unused_imports, unused_macros)]
+#[path = "../tests/support/redis_cluster.rs"]
+mod redis_cluster;
+use redis_cluster::RedisCluster;
 
-/// A fresh `redis-server` and a one-worker runtime to drive the client on.
-fn redis_and_runtime() -> (server::RedisServer, tokio::runtime::Runtime) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// A one-worker runtime to drive the client on.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-        .unwrap();
-    (server::RedisServer::start(), rt)
+        .unwrap()
 }
 
-fn redis(c: &mut Criterion) {
-    let (server, rt) = redis_and_runtime();
-    let store = rt.block_on(async {
-        RedisStore::builder(server.url())
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap()
-    });
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut conn = rt
-        .block_on(client.get_multiplexed_async_connection())
-        .unwrap();
+/// A fresh `redis-server` and a one-worker runtime to drive the client on.
+fn redis_and_runtime() -> (redis::RedisServer, tokio::runtime::Runtime) {
+    (redis::RedisServer::start(), runtime())
+}
+
+/// The rate-limit checks of a group on `store`: one key awaited, four keys (four limits of one
+/// request) awaited, and 32 one-key checks in flight.
+fn checks(g: &mut BenchmarkGroup<'_, WallTime>, rt: &tokio::runtime::Runtime, store: &RedisStore) {
     let quota: Quota = "1000000000/s burst 1000000000".parse().unwrap();
     let check = || store.check_many(vec![("ip|192.0.2.1".to_owned(), quota)], 0);
+    let four = || {
+        let keys = ["ip|192.0.2.1", "user|7", "key|k1", "route|GET /x"];
+        store.check_many(keys.map(|k| (k.to_owned(), quota)).to_vec(), 0)
+    };
     // Loads the script once, outside the measurement.
     rt.block_on(check()).unwrap();
-
-    let mut g = c.benchmark_group("rate_limit/redis");
+    rt.block_on(four()).unwrap();
     g.throughput(Throughput::Elements(1));
-    g.bench_function("ping_round_trip", |b| {
-        b.iter(|| {
-            rt.block_on(redis::cmd("PING").query_async::<String>(&mut conn))
-                .unwrap()
-        });
-    });
     g.bench_function("check/one_at_a_time", |b| {
         b.iter(|| rt.block_on(check()).unwrap());
+    });
+    g.bench_function("check/4_limits_one_at_a_time", |b| {
+        b.iter(|| rt.block_on(four()).unwrap());
     });
     g.throughput(Throughput::Elements(32));
     g.bench_function("check/32_in_flight_pipelined", |b| {
@@ -69,6 +75,44 @@ fn redis(c: &mut Criterion) {
             });
         });
     });
+}
+
+/// A rate-limit store on `url` with a generous timeout (a bench measures, it does not fail).
+fn store(rt: &tokio::runtime::Runtime, url: &str) -> RedisStore {
+    rt.block_on(async {
+        RedisStore::builder(url)
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    })
+}
+
+fn redis(c: &mut Criterion) {
+    let (server, rt) = redis_and_runtime();
+    let store = store(&rt, &server.url());
+    let client = ::redis::Client::open(server.url()).unwrap();
+    let mut conn = rt
+        .block_on(client.get_multiplexed_async_connection())
+        .unwrap();
+    let mut g = c.benchmark_group("rate_limit/redis");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("ping_round_trip", |b| {
+        b.iter(|| {
+            rt.block_on(::redis::cmd("PING").query_async::<String>(&mut conn))
+                .unwrap()
+        });
+    });
+    checks(&mut g, &rt, &store);
+    g.finish();
+}
+
+/// The same checks on a 3-master cluster.
+fn redis_cluster(c: &mut Criterion) {
+    let cluster = RedisCluster::start();
+    let rt = runtime();
+    let store = store(&rt, &cluster.url());
+    let mut g = c.benchmark_group("rate_limit/redis_cluster");
+    checks(&mut g, &rt, &store);
     g.finish();
 }
 
@@ -86,12 +130,16 @@ fn cache_l2(c: &mut Criterion) {
     use tower::{Layer, ServiceExt, service_fn};
 
     let (server, rt) = redis_and_runtime();
-    let tier = rt.block_on(async {
-        RedisTier::builder(server.url())
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap()
-    });
+    let cluster = RedisCluster::start();
+    let tier = |url: String| {
+        rt.block_on(async {
+            RedisTier::builder(url)
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap()
+        })
+    };
+    let (single, clustered) = (tier(server.url()), tier(cluster.url()));
     let inner = service_fn(|_req: Request<Empty<Bytes>>| async {
         Ok::<_, Infallible>(
             Response::builder()
@@ -103,7 +151,7 @@ fn cache_l2(c: &mut Criterion) {
                 .unwrap(),
         )
     });
-    let layer = |max_bytes: u64| {
+    let layer = |max_bytes: u64, tier: &RedisTier| {
         CacheLayer::builder()
             .clock(Arc::new(ManualClock::default()))
             .max_bytes(max_bytes)
@@ -112,8 +160,9 @@ fn cache_l2(c: &mut Criterion) {
             .unwrap()
             .layer(inner)
     };
-    let l2_only = layer(1);
-    let l1 = layer(64 << 20);
+    let l2_only = layer(1, &single);
+    let l2_cluster = layer(1, &clustered);
+    let l1 = layer(64 << 20, &single);
     let get = || {
         Request::get("http://api.example.com/snippets/7")
             .body(Empty::new())
@@ -132,14 +181,17 @@ fn cache_l2(c: &mut Criterion) {
     };
     let l2_only: Svc = tower::util::BoxCloneService::new(l2_only);
     let l1: Svc = tower::util::BoxCloneService::new(l1);
-    // Stores the entry in Redis (and in the big L1).
+    let l2_cluster: Svc = tower::util::BoxCloneService::new(l2_cluster);
+    // Stores the entry in Redis (and in the big L1), and in the cluster.
     once(&l1);
     once(&l2_only);
+    once(&l2_cluster);
     let mut g = c.benchmark_group("cache/tiers");
     g.throughput(Throughput::Elements(1));
     g.bench_function("l1_hit", |b| b.iter(|| once(&l1)));
     g.bench_function("l2_hit_redis", |b| b.iter(|| once(&l2_only)));
+    g.bench_function("l2_hit_redis_cluster", |b| b.iter(|| once(&l2_cluster)));
     g.finish();
 }
 
-criterion_group!(benches, redis, cache_l2);
+criterion_group!(benches, redis, redis_cluster, cache_l2);

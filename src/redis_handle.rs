@@ -26,13 +26,55 @@
 //! let _limits = protothrive::rate_limit::RedisStore::from_handle(&handle).build()?;
 //! let _cache = rt.block_on(async { protothrive::cache::RedisTier::from_handle(&handle).build() })?;
 //!
+//! // A comma-separated list of nodes is a Redis Cluster (connected lazily too):
+//! let nodes = "redis://127.0.0.1:7000,redis://127.0.0.1:7001,redis://127.0.0.1:7002";
+//! let _cluster = rt.block_on(async { RedisHandle::builder(nodes).build() })?;
+//!
 //! let err = rt.block_on(async { RedisHandle::builder("http://nope").build() }).unwrap_err();
 //! assert!(err.message().contains("redis://"));
+//! let list = "redis://127.0.0.1:7000,http://:secret@x";
+//! let err = rt.block_on(async { RedisHandle::builder(list).build() }).unwrap_err();
+//! assert!(err.message().contains("commas") && !err.message().contains("secret"));
 //! # Ok::<(), protothrive::error::ConfigError>(())
 //! ```
 //!
 //! Cost: building is free (the connection is made on first use); a clone is two reference
 //! counts.
+//!
+//! # Redis Cluster
+//!
+//! A URL that is a comma-separated list of node addresses
+//! (`redis://10.0.0.1:6379,redis://10.0.0.2:6379,...`; any reachable one finds the others) makes
+//! the handle a cluster's (`redis-rs`'s `cluster-async` connection, lazily connecting too); one
+//! URL keeps everything above unchanged. On a cluster:
+//!
+//! * **Keys and hash slots.** A script or a multi-key command must keep its keys in one slot.
+//!   The rate limiter's keys are spread by their own name and a request's limits are checked by
+//!   one script per slot, sent concurrently (each limit is atomic on its own either way). The
+//!   cache tier puts each entry in one of 16 shards by a hash of its key, the shard's tag sets
+//!   and tombstones beside it under the hash tag `{<shard>}` (`protothrive:cache:{7}GET ...`):
+//!   a read or a write is one slot, a tag purge or a write-through that purges is one script
+//!   per shard. `MGET`/`UNLINK` of keys in several slots are split per slot by `redis-rs`;
+//!   a prefix purge `SCAN`s every master. Revocations are one key per call.
+//! * **Purges.** A `PUBLISH` goes to the master of the channel's slot, or to every master when
+//!   that fails; the subscription listens on one node (a `PUBLISH` reaches every node over the
+//!   cluster bus) and moves to the next node of the list when that one is lost, reporting
+//!   [`Purge::All`](crate::cache::Purge::All) for what it may have missed.
+//! * **Redirections and failures.** `redis-rs` follows `MOVED`/`ASK` and refreshes its slot map
+//!   (two retries, 10–50 ms apart, within the call's timeout). A node that is down, a slot
+//!   without a master (`CLUSTERDOWN`) or a failover in progress fails the call like a lost
+//!   server: the breaker opens for every store and each takes its fallback for 500 ms, then
+//!   one probe goes through — so while one master of three is down, its slots keep failing
+//!   over to the fallback and the others serve between two probes' failures. The cluster
+//!   connection reconnects to a node when a command needs it (probes do not `PING` first:
+//!   on a cluster a `PING` asks every node), and [`ping`](RedisHandle::ping) is true only
+//!   when every node answers. Run the cluster with replicas (a failover takes the cluster's
+//!   node timeout plus an election), or with `cluster-require-full-coverage no` so that the
+//!   slots of the other masters keep serving while one has none.
+//! * **Cost.** One connection per node, each call on the node owning its slot; a tag purge is
+//!   16 scripts instead of one (concurrent, ~one round trip per master); a publish that finds
+//!   its master down is sent again to every master (subscribers then hear it once per master:
+//!   a purge applied twice is harmless).
 
 // With no store to use it (no `rate-limit`, `cache` or `auth`), only the handle itself is used.
 #![cfg_attr(
@@ -41,10 +83,14 @@
 )]
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use redis::Client;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, RedisError};
+
+pub(crate) mod conn;
+pub(crate) use conn::Conn;
 
 use crate::clock::SharedClock;
 use crate::error::ConfigError;
@@ -57,8 +103,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
 #[derive(Clone)]
 pub struct RedisHandle {
     #[cfg_attr(not(feature = "cache"), allow(dead_code))]
-    pub(crate) client: Client,
-    pub(crate) conn: ConnectionManager,
+    pub(crate) target: Target,
+    pub(crate) conn: Conn,
     pub(crate) breaker: CircuitBreaker,
     pub(crate) timeout: Duration,
 }
@@ -70,6 +116,15 @@ impl fmt::Debug for RedisHandle {
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
+}
+
+/// What a handle connects to: one server's client, or a cluster's node URLs (for the purge
+/// subscription, which holds a connection of its own).
+#[derive(Clone)]
+#[cfg_attr(not(feature = "cache"), allow(dead_code))]
+pub(crate) enum Target {
+    Single(Client),
+    Cluster(Arc<[String]>),
 }
 
 /// Builds a [`RedisHandle`].
@@ -89,7 +144,10 @@ impl fmt::Debug for RedisHandleBuilder {
 }
 
 impl RedisHandle {
-    /// A builder for the server at `url` (`redis://[:password@]host:port[/db]`, or `rediss://`).
+    /// A builder for the server at `url` (`redis://[:password@]host:port[/db]`, or `rediss://`),
+    /// or for a Redis Cluster: a comma-separated list of its nodes' URLs
+    /// (`redis://10.0.0.1:6379,redis://10.0.0.2:6379`; any reachable one is enough to find the
+    /// others). See the [module docs](self) for what a cluster changes.
     pub fn builder(url: impl Into<String>) -> RedisHandleBuilder {
         RedisHandleBuilder {
             url: url.into(),
@@ -112,11 +170,7 @@ impl RedisHandle {
 }
 
 /// `PING` on `conn` within `timeout` (see [`ping_twice`]); an answer closes `breaker`.
-pub(crate) async fn ping(
-    conn: &ConnectionManager,
-    timeout: Duration,
-    breaker: &CircuitBreaker,
-) -> bool {
+pub(crate) async fn ping(conn: &Conn, timeout: Duration, breaker: &CircuitBreaker) -> bool {
     let up = matches!(
         tokio::time::timeout(timeout, ping_twice(conn)).await,
         Ok(true)
@@ -130,7 +184,7 @@ pub(crate) async fn ping(
 /// Whether the server answers a `PING`, asking twice: a failed connection attempt is kept until
 /// a call fails on it, so the first `PING` may only set off a new attempt, which the second
 /// waits for.
-async fn ping_twice(conn: &ConnectionManager) -> bool {
+async fn ping_twice(conn: &Conn) -> bool {
     let mut conn = conn.clone();
     for _ in 0..2 {
         let cmd = redis::cmd("PING");
@@ -142,9 +196,11 @@ async fn ping_twice(conn: &ConnectionManager) -> bool {
 }
 
 /// Before a probe's command: makes sure of a connection (see [`ping_twice`]), so one probe is
-/// enough once the server is back. A call that is not a probe goes straight to its command.
-pub(crate) async fn connect_for_probe(conn: &ConnectionManager, permit: &Permit) {
-    if permit.is_probe() {
+/// enough once the server is back. A call that is not a probe goes straight to its command; so
+/// does a probe on a cluster, whose connection reconnects to a node when a command needs it
+/// (and whose `PING` asks every node: one dead master would fail every probe).
+pub(crate) async fn connect_for_probe(conn: &Conn, permit: &Permit) {
+    if permit.is_probe() && !conn.is_cluster() {
         ping_twice(conn).await;
     }
 }
@@ -172,9 +228,9 @@ impl RedisHandleBuilder {
 
     /// [`build`](Self::build), naming `what` in errors.
     pub(crate) fn build_for(self, what: &str) -> Result<RedisHandle, ConfigError> {
-        let (client, conn) = connect(what, &self.url, self.timeout)?;
+        let (target, conn) = connect(what, &self.url, self.timeout)?;
         Ok(RedisHandle {
-            client,
+            target,
             conn,
             breaker: outage_breaker(self.clock.unwrap_or_else(crate::clock::system))?,
             timeout: self.timeout,
@@ -193,6 +249,7 @@ pub(crate) fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
 
 /// The settings for a subscriber's connection: nothing calls on it to set off a reconnection,
 /// so it reconnects by itself in the background, 100 ms doubling to 2 s, forever.
+#[cfg_attr(not(feature = "cache"), allow(dead_code))]
 pub(crate) fn subscriber_config(timeout: Duration) -> ConnectionManagerConfig {
     manager_config(timeout)
         .set_min_delay(Duration::from_millis(100))
@@ -240,14 +297,15 @@ impl Source {
     }
 }
 
-/// A client for `url` and its lazily connecting manager. `what` names the store in errors.
+/// What `url` names and its lazily connecting connection: a manager for one server, a cluster
+/// connection for a comma-separated list of nodes. `what` names the store in errors.
 ///
 /// Errors never quote the URL: it may hold a password.
 pub(crate) fn connect(
     what: &str,
     url: &str,
     timeout: Duration,
-) -> Result<(Client, ConnectionManager), ConfigError> {
+) -> Result<(Target, Conn), ConfigError> {
     if timeout.is_zero() {
         return Err(ConfigError::new(format!(
             "the {what}'s timeout must be above zero"
@@ -258,6 +316,18 @@ pub(crate) fn connect(
             "build the {what} inside a Tokio runtime (its connection runs there)"
         )));
     }
+    if conn::is_cluster_url(url) {
+        let nodes = conn::cluster_nodes(url).ok_or_else(|| {
+            ConfigError::new(format!(
+                "the {what}'s Redis Cluster URL must be two or more redis://host:port, \
+                 separated by commas"
+            ))
+        })?;
+        let cluster = conn::cluster(&nodes, timeout).map_err(|e| {
+            ConfigError::new(format!("{what}: Redis Cluster connection: {:?}", e.kind()))
+        })?;
+        return Ok((Target::Cluster(nodes.into()), Conn::Cluster(cluster)));
+    }
     let client = Client::open(url).map_err(|_| {
         ConfigError::new(format!(
             "the {what}'s Redis URL must look like redis://[:password@]host:port[/db]"
@@ -267,7 +337,25 @@ pub(crate) fn connect(
         .map_err(|e| {
             ConfigError::new(format!("{what}: Redis connection manager: {:?}", e.kind()))
         })?;
-    Ok((client, conn))
+    Ok((Target::Single(client), Conn::Single(conn)))
+}
+
+/// Whether `e` says the server (or, on a cluster, the node owning the slot) is out of reach — an
+/// outage the breaker counts — rather than a wrong answer: down, hung, refusing, or a cluster
+/// that cannot serve the slot now (`CLUSTERDOWN`, `TRYAGAIN`, `MASTERDOWN`, a redirection not
+/// settled within the retries, no connection to the slot's node).
+#[cfg_attr(not(any(feature = "cache", feature = "rate-limit")), allow(dead_code))]
+pub(crate) fn is_outage(e: &RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.is_timeout()
+        || e.is_cluster_error()
+        || matches!(
+            e.kind(),
+            ErrorKind::ClusterConnectionNotFound | ErrorKind::Server(ServerErrorKind::MasterDown)
+        )
 }
 
 /// The outage breaker of a handle: after a call failed for want of the server (down, hung,

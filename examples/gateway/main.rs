@@ -25,7 +25,7 @@
 //! * `--rate QUOTA`: the per-client limit (default `100/s burst 200`, `off` for none).
 //! * `--trusted-proxy CIDR` (repeatable): peers whose `X-Forwarded-For` is believed.
 //! * `--redis URL`: share the rate limit and the cache (L2, and purges between instances) through
-//!   Redis.
+//!   Redis; a comma-separated list of `redis://` node addresses is a Redis Cluster.
 //! * `--cache-mb N`: the in-process cache size (default 64; `0` for no cache). The cache is an
 //!   RFC 9111 shared cache: it stores what the origin allows a shared cache to store (no
 //!   partition: `private` and §3.5 `Authorization` responses pass through) and says what it did

@@ -29,6 +29,8 @@ pub struct Config {
     /// `sqlite://protothrive.db`, created when missing) or `postgres://USER@HOST:PORT/DB` (an
     /// existing database; the schema is applied on first start). See `db/mod.rs`.
     pub database_url: String,
+    /// `PROTOTHRIVE_REDIS_URL`: one Redis (`redis://host:6379`), or a Redis Cluster as a
+    /// comma-separated list of its nodes (`redis://a:6379,redis://b:6379,redis://c:6379`).
     pub redis_url: Option<String>,
     /// What the rate limiter does when Redis is down or slow (`PROTOTHRIVE_RATE_LIMIT_ON_REDIS_ERROR`:
     /// `local` (default), `open` or `closed`).

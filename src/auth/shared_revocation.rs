@@ -23,12 +23,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-
 use super::revocation::BoxFuture;
 use super::{AuthError, MAX_LEEWAY, Principal, Reason, Revocation, RevocationList};
 use crate::error::ConfigError;
-use crate::redis_handle::{RedisHandle, Source};
+use crate::redis_handle::{Conn, RedisHandle, Source};
 use crate::resilience::{CircuitBreaker, Outcome};
 
 /// The default bound on one Redis call.
@@ -51,7 +49,7 @@ pub struct RedisRevocations {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    conn: Conn,
     local: RevocationList,
     prefix: String,
     timeout: Duration,

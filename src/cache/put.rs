@@ -366,14 +366,15 @@ pub(super) fn purge_tag(what: &Purge, implicit: fn(&str) -> [String; 2]) -> Opti
 }
 
 /// The script call of a write-through on Redis ([`WRITE_THROUGH`]): the tag purges `tags` and the
-/// puts, judged against `since`. The tier runs it, then publishes the purges; when it fails,
-/// nothing is stored (and every instance should drop everything, as after a failed invalidation).
+/// puts, judged against `since`. The tier runs it (on a cluster, once per shard, each call with
+/// that shard's `names` and puts), then publishes the purges; when it fails, nothing is stored
+/// (and every instance should drop everything, as after a failed invalidation).
 #[cfg(feature = "redis")]
 pub(super) fn redis_invocation(
     names: &RedisNames<'_>,
     since: SystemTime,
     tags: &[String],
-    puts: &[Entry],
+    puts: &[&Entry],
 ) -> redis::ScriptInvocation<'static> {
     static SCRIPT: std::sync::LazyLock<redis::Script> =
         std::sync::LazyLock::new(|| redis::Script::new(WRITE_THROUGH));
@@ -388,7 +389,7 @@ pub(super) fn redis_invocation(
     for tag in tags {
         call.key((names.tag)(tag)).key((names.tombstone)(tag));
     }
-    for (key, entry, ttl) in puts {
+    for (key, entry, ttl) in puts.iter().copied() {
         let own: &[String] = match entry {
             CacheEntry::Response(r) => r.tags(),
             CacheEntry::Vary(_) => &[],

@@ -4,13 +4,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::{RedisError, Script};
 
 use super::remote::{CheckFuture, RemoteStore, StoreError, StoreErrorKind};
 use super::{Decision, Quota};
 use crate::error::ConfigError;
-use crate::redis_handle::{RedisHandle, Source};
+use crate::redis_handle::{Conn, RedisHandle, Source};
 use crate::resilience::{CircuitBreaker, Outcome};
 
 /// GCRA over microseconds, one triple (allowed, remaining | retry-after, reset) per key.
@@ -70,8 +69,9 @@ pub enum TimeSource {
 ///
 /// **Guarantees.**
 /// * One round trip per request: every limit of the request goes to one `EVALSHA` of a Lua script
-///   (loaded once; `NOSCRIPT` after a server restart reloads it). The script runs atomically on the
-///   server, so instances never race between read and write.
+///   (loaded once; `NOSCRIPT` after a server restart reloads it) — on a cluster, one per hash slot
+///   of the limits' keys, sent concurrently. The script runs atomically on the server, so
+///   instances never race between read and write.
 /// * The time is the Redis server's (`TIME`), not the instances': clocks that disagree between
 ///   hosts do not change a decision. Times are kept in microseconds, exact in Lua's doubles until
 ///   the year 2255.
@@ -100,13 +100,15 @@ pub enum TimeSource {
 /// # Ok(()) }
 /// ```
 ///
-/// One Redis (or a cluster with every limit key in one hash slot, through a `{hash tag}` in the
-/// prefix): the script touches every limit key of a request.
+/// One Redis, or a Redis Cluster ([`RedisHandle`] with a list of nodes): there the limits of a
+/// request are checked by one script per hash slot of their keys, sent concurrently (each key is
+/// checked atomically on its own either way), so keys spread over the masters by their own
+/// name; a `{hash tag}` in the prefix puts them all in one slot (one script, one master).
 ///
 /// Cheap to clone (one multiplexed connection, shared).
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
     script: Arc<Script>,
     timeout: Duration,
     prefix: Arc<str>,
@@ -236,7 +238,7 @@ fn micros(nanos: u64) -> u64 {
 fn store_error(e: &RedisError) -> StoreError {
     let kind = if e.is_timeout() {
         StoreErrorKind::Timeout
-    } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
+    } else if crate::redis_handle::is_outage(e) {
         StoreErrorKind::Unavailable
     } else {
         StoreErrorKind::Protocol
@@ -274,7 +276,7 @@ fn decisions(raw: &[i64], n: usize) -> Result<Vec<Decision>, StoreError> {
 
 impl RemoteStore for RedisStore {
     fn check_many(&self, checks: Vec<(String, Quota)>, now: u64) -> CheckFuture {
-        let mut conn = self.conn.clone();
+        let conn = self.conn.clone();
         let script = self.script.clone();
         let timeout = self.timeout;
         let prefix = self.prefix.clone();
@@ -289,20 +291,32 @@ impl RemoteStore for RedisStore {
             TimeSource::Caller => (now / 1_000).to_string(),
         };
         Box::pin(async move {
-            let mut call = script.prepare_invoke();
-            call.arg(now);
-            for (key, quota) in &checks {
-                let t = micros(quota.interval_nanos());
-                call.key(format!("{prefix}{key}"))
-                    .arg(t)
-                    .arg(t.saturating_mul(u64::from(quota.burst())));
-            }
+            let keys: Vec<String> = checks.iter().map(|(k, _)| format!("{prefix}{k}")).collect();
+            // One script per hash slot on a cluster (a script's keys must share one); on one
+            // server, one script for the whole request.
+            let groups = if conn.is_cluster() {
+                crate::redis_handle::conn::by_slot(keys.iter().map(String::as_str))
+            } else {
+                vec![(0..keys.len()).collect()]
+            };
+            let calls = groups.iter().map(|group| {
+                let mut call = script.prepare_invoke();
+                call.arg(&now);
+                for &i in group {
+                    let t = micros(checks[i].1.interval_nanos());
+                    call.key(&keys[i])
+                        .arg(t)
+                        .arg(t.saturating_mul(u64::from(checks[i].1.burst())));
+                }
+                let mut conn = conn.clone();
+                async move { call.invoke_async::<Vec<i64>>(&mut conn).await }
+            });
             let answer = tokio::time::timeout(timeout, async {
                 crate::redis_handle::connect_for_probe(&conn, &permit).await;
-                call.invoke_async::<Vec<i64>>(&mut conn).await
+                futures_util::future::try_join_all(calls).await
             });
-            let raw = match answer.await {
-                Ok(Ok(raw)) => raw,
+            let raws = match answer.await {
+                Ok(Ok(raws)) => raws,
                 Ok(Err(e)) => {
                     let e = store_error(&e);
                     permit.record(if e.kind() == StoreErrorKind::Protocol {
@@ -321,7 +335,13 @@ impl RemoteStore for RedisStore {
                 }
             };
             permit.record(Outcome::Success);
-            decisions(&raw, checks.len())
+            let mut out = vec![None; checks.len()];
+            for (group, raw) in groups.iter().zip(raws) {
+                for (&i, d) in group.iter().zip(decisions(&raw, group.len())?) {
+                    out[i] = Some(d);
+                }
+            }
+            Ok(out.into_iter().flatten().collect())
         })
     }
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::api::{Auth, LOOSE_LIMITS, call, demo_tokens, get, register, req, shared, slot, text};
 use crate::support::process::Server as Process;
-use crate::support::redis::RedisServer;
+use crate::support::redis_cluster::on_single_and_cluster;
 use crate::support::{Answer, send};
 
 static SERVER: crate::api::Slot = slot();
@@ -182,68 +182,74 @@ async fn roadmaps_are_per_user_entries_purged_by_every_write() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_on_one_instance_purges_the_others_l1_through_redis() {
-    let redis = RedisServer::start();
-    let url = redis.url();
-    // Two instances of one deployment: one database (SQLite in WAL mode takes two processes, as
-    // does PostgreSQL), one Redis. The first seeds it; the second finds it seeded.
-    let dir = std::env::temp_dir().join(format!("protothrive-e2e-shared-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = crate::support::postgres::database_for(&dir);
-    let env = [
-        ("PROTOTHRIVE_RATE_LIMITS", LOOSE_LIMITS),
-        ("PROTOTHRIVE_REDIS_URL", url.as_str()),
-        ("PROTOTHRIVE_DATABASE_URL", db.as_str()),
-    ];
-    let a = Process::start_with(&env);
-    let b = Process::start_with(&env);
-    let [vibe, eng, _] = demo_tokens(&a).await;
-    let path = "/api/v2/snippets?category=deploy&limit=100";
-    // Behind a load balancer every instance sees one host name (it is part of the cache key).
-    let get = |server: &Process, token: &str| {
-        send(req(server, "GET", path, Auth::Bearer(token)).header("host", "api.protothrive.test"))
-    };
-    // B caches the page in its L1 (and Redis).
-    assert_eq!(get(&b, &vibe).await.status, 200);
-    assert!(hit(&get(&b, &vibe).await));
-    // A (sharing Redis) answers it from L2 without running a statement.
-    let from_l2 = get(&a, &vibe).await;
-    assert_eq!(
-        from_l2.header("x-query-count"),
-        "0",
-        "{}",
-        from_l2.header("cache-status")
-    );
+on_single_and_cluster! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_on_one_instance_purges_the_others_l1_through_redis(redis) {
+        let url = redis.url();
+        // Two instances of one deployment: one database (SQLite in WAL mode takes two processes, as
+        // does PostgreSQL), one Redis. The first seeds it; the second finds it seeded.
+        // One directory per variant: the single-server and cluster variants run side by side.
+        let kind = if url.contains(',') { "cluster" } else { "single" };
+        let dir = std::env::temp_dir().join(format!(
+            "protothrive-e2e-shared-{}-{kind}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = crate::support::postgres::database_for(&dir);
+        let env = [
+            ("PROTOTHRIVE_RATE_LIMITS", LOOSE_LIMITS),
+            ("PROTOTHRIVE_REDIS_URL", url.as_str()),
+            ("PROTOTHRIVE_DATABASE_URL", db.as_str()),
+        ];
+        let a = Process::start_with(&env);
+        let b = Process::start_with(&env);
+        let [vibe, eng, _] = demo_tokens(&a).await;
+        let path = "/api/v2/snippets?category=deploy&limit=100";
+        // Behind a load balancer every instance sees one host name (it is part of the cache key).
+        let get = |server: &Process, token: &str| {
+            send(req(server, "GET", path, Auth::Bearer(token)).header("host", "api.protothrive.test"))
+        };
+        // B caches the page in its L1 (and Redis).
+        assert_eq!(get(&b, &vibe).await.status, 200);
+        assert!(hit(&get(&b, &vibe).await));
+        // A (sharing Redis) answers it from L2 without running a statement.
+        let from_l2 = get(&a, &vibe).await;
+        assert_eq!(
+            from_l2.header("x-query-count"),
+            "0",
+            "{}",
+            from_l2.header("cache-status")
+        );
 
-    let made = call(
-        &a,
-        "POST",
-        "/api/v2/snippets",
-        &eng,
-        &json!({
-            "category": "deploy", "title": "cross-instance", "code": "x", "language": "bash",
-        }),
-    )
-    .await;
-    assert_eq!(made.status, 201, "{}", made.body);
-    let id = &made.body["data"]["id"];
-    // The purge reaches B over pub/sub: B's next reads see the snippet (pub/sub is asynchronous,
-    // so B is asked until it does, within a bound).
-    let mut seen = false;
-    for _ in 0..200 {
-        let read = get(&b, &vibe).await;
-        if read.body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| &s["id"] == id)
-        {
-            seen = true;
-            break;
+        let made = call(
+            &a,
+            "POST",
+            "/api/v2/snippets",
+            &eng,
+            &json!({
+                "category": "deploy", "title": "cross-instance", "code": "x", "language": "bash",
+            }),
+        )
+        .await;
+        assert_eq!(made.status, 201, "{}", made.body);
+        let id = &made.body["data"]["id"];
+        // The purge reaches B over pub/sub: B's next reads see the snippet (pub/sub is asynchronous,
+        // so B is asked until it does, within a bound).
+        let mut seen = false;
+        for _ in 0..200 {
+            let read = get(&b, &vibe).await;
+            if read.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| &s["id"] == id)
+            {
+                seen = true;
+                break;
+            }
         }
+        assert!(seen, "B never dropped its cached page");
+        let _ = std::fs::remove_dir_all(&dir);
     }
-    assert!(seen, "B never dropped its cached page");
-    let _ = std::fs::remove_dir_all(&dir);
 }

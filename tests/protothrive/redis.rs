@@ -1,51 +1,53 @@
-//! Two ProtoThrive API processes sharing one Redis enforce one rate limit between them, and
-//! report Redis in their readiness check; with Redis killed they follow the configured policy.
+//! Two ProtoThrive API processes sharing one Redis (or one Redis Cluster) enforce one rate limit
+//! between them, and report Redis in their readiness check; with Redis killed they follow the configured policy.
 
 use crate::example::Server;
 use crate::support::client;
 use crate::support::process::Server as Process;
 use crate::support::redis::RedisServer;
+use crate::support::redis_cluster::on_single_and_cluster;
 
 const LIMITS: &str = "ip=4/60s:4,login=1000/300s:1000,register=1000/900s:1000";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_share_one_limit_through_redis() {
-    let redis = RedisServer::start();
-    let url = redis.url();
-    let env = [
-        ("PROTOTHRIVE_RATE_LIMITS", LIMITS),
-        ("PROTOTHRIVE_REDIS_URL", url.as_str()),
-    ];
-    let a = Process::start_with(&env);
-    let b = Process::start_with(&env);
+on_single_and_cluster! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_instances_share_one_limit_through_redis(redis) {
+        let url = redis.url();
+        let env = [
+            ("PROTOTHRIVE_RATE_LIMITS", LIMITS),
+            ("PROTOTHRIVE_REDIS_URL", url.as_str()),
+        ];
+        let a = Process::start_with(&env);
+        let b = Process::start_with(&env);
 
-    let ready: serde_json::Value = client()
-        .get(a.url("/api/health/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(ready["data"]["checks"]["redis"], "up", "{ready}");
-
-    // 4 per minute for 127.0.0.1, whichever instance answers: the 5th and 6th are refused.
-    let mut statuses = Vec::new();
-    for (i, server) in [&a, &b, &a, &b, &a, &b].into_iter().enumerate() {
-        let res = client()
-            .get(server.url("/api/health/live"))
+        let ready: serde_json::Value = client()
+            .get(a.url("/api/health/ready"))
             .send()
             .await
+            .unwrap()
+            .json()
+            .await
             .unwrap();
-        statuses.push(res.status().as_u16());
-        if i == 5 {
-            assert_eq!(res.headers()["ratelimit-policy"], r#""ip";q=4;w=60"#);
-            let body: serde_json::Value = res.json().await.unwrap();
-            assert_eq!(body["code"], "RATE-429");
+        assert_eq!(ready["data"]["checks"]["redis"], "up", "{ready}");
+
+        // 4 per minute for 127.0.0.1, whichever instance answers: the 5th and 6th are refused.
+        let mut statuses = Vec::new();
+        for (i, server) in [&a, &b, &a, &b, &a, &b].into_iter().enumerate() {
+            let res = client()
+                .get(server.url("/api/health/live"))
+                .send()
+                .await
+                .unwrap();
+            statuses.push(res.status().as_u16());
+            if i == 5 {
+                assert_eq!(res.headers()["ratelimit-policy"], r#""ip";q=4;w=60"#);
+                let body: serde_json::Value = res.json().await.unwrap();
+                assert_eq!(body["code"], "RATE-429");
+            }
         }
+        // The readiness probe above counted as one.
+        assert_eq!(statuses, [200, 200, 200, 429, 429, 429]);
     }
-    // The readiness probe above counted as one.
-    assert_eq!(statuses, [200, 200, 200, 429, 429, 429]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
 use crate::support::redis::RedisServer;
+use crate::support::redis_cluster::on_single_and_cluster;
 
 type Svc = tower::util::BoxCloneSyncService<
     Request<Full<Bytes>>,
@@ -82,37 +83,38 @@ async fn get(svc: &Svc, path: &str) -> (String, String) {
     (String::from_utf8(body.to_vec()).unwrap(), status)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn instances_share_entries_and_a_purge_on_one_clears_the_others_l1() {
-    let server = RedisServer::start();
-    let mut a = instance(&server.url());
-    let mut b = instance(&server.url());
-    assert_eq!(a.purges.recv().await, Some(Purge::All));
-    assert_eq!(b.purges.recv().await, Some(Purge::All));
+on_single_and_cluster! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn instances_share_entries_and_a_purge_on_one_clears_the_others_l1(server) {
+        let mut a = instance(&server.url());
+        let mut b = instance(&server.url());
+        assert_eq!(a.purges.recv().await, Some(Purge::All));
+        assert_eq!(b.purges.recv().await, Some(Purge::All));
 
-    let (body, status) = get(&a.svc, "/snippets").await;
-    assert_eq!(body, "/snippets #1");
-    assert!(status.contains("stored"), "{status}");
-    // B has never seen it: L2 answers, B's origin is not called; then B's L1 does.
-    let (body, _) = get(&b.svc, "/snippets").await;
-    assert_eq!(body, "/snippets #1");
-    assert_eq!(b.calls.load(Ordering::SeqCst), 0);
-    let (body, status) = get(&b.svc, "/snippets").await;
-    assert_eq!(body, "/snippets #1");
-    assert!(status.contains("hit"), "{status}");
-    assert_eq!(b.handle.l1_len(), 1);
+        let (body, status) = get(&a.svc, "/snippets").await;
+        assert_eq!(body, "/snippets #1");
+        assert!(status.contains("stored"), "{status}");
+        // B has never seen it: L2 answers, B's origin is not called; then B's L1 does.
+        let (body, _) = get(&b.svc, "/snippets").await;
+        assert_eq!(body, "/snippets #1");
+        assert_eq!(b.calls.load(Ordering::SeqCst), 0);
+        let (body, status) = get(&b.svc, "/snippets").await;
+        assert_eq!(body, "/snippets #1");
+        assert!(status.contains("hit"), "{status}");
+        assert_eq!(b.handle.l1_len(), 1);
 
-    // A write on A purges the tag: Redis drops it and B's L1 hears it.
-    a.handle.invalidate(Purge::Tag("snippets".into())).await;
-    assert_eq!(b.purges.recv().await, Some(Purge::Tag("snippets".into())));
-    assert_eq!(b.handle.l1_len(), 0);
-    let (body, _) = get(&b.svc, "/snippets").await;
-    assert_eq!(
-        body, "/snippets #1",
-        "B's own origin answers anew (its first call)"
-    );
-    assert_eq!(b.calls.load(Ordering::SeqCst), 1);
-    let _ = a.purges.recv().await;
+        // A write on A purges the tag: Redis drops it and B's L1 hears it.
+        a.handle.invalidate(Purge::Tag("snippets".into())).await;
+        assert_eq!(b.purges.recv().await, Some(Purge::Tag("snippets".into())));
+        assert_eq!(b.handle.l1_len(), 0);
+        let (body, _) = get(&b.svc, "/snippets").await;
+        assert_eq!(
+            body, "/snippets #1",
+            "B's own origin answers anew (its first call)"
+        );
+        assert_eq!(b.calls.load(Ordering::SeqCst), 1);
+        let _ = a.purges.recv().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cache;
+mod cluster;
 mod http_cache;
 mod rate_limit;
 mod revocation;

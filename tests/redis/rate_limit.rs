@@ -17,6 +17,7 @@ use protothrive::rate_limit::{
 use tower::{Service, ServiceExt, service_fn};
 
 use crate::support::redis::RedisServer;
+use crate::support::redis_cluster::on_single_and_cluster;
 
 fn quota(s: &str) -> Quota {
     s.parse().unwrap()
@@ -33,7 +34,7 @@ async fn redis_cmd<T: redis::FromRedisValue>(url: &str, args: &[&str]) -> T {
 }
 
 /// A service with one global limit decided by `store`, under `policy`.
-fn limited(
+pub(crate) fn limited(
     store: RedisStore,
     q: &str,
     policy: OnStoreError,
@@ -116,85 +117,88 @@ fn the_script_decides_like_the_in_process_store() {
         .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn instances_share_one_limit_on_the_server_clock() {
-    let server = RedisServer::start();
-    // Two instances whose own clocks disagree wildly: the server's clock decides.
-    let a_clock = Arc::new(ManualClock::at_unix(1_700_000_000));
-    a_clock.advance(Duration::from_secs(86_400));
-    let a = limited(
-        RedisStore::builder(server.url()).build().unwrap(),
-        "3/min burst 3",
-        OnStoreError::FailClosed,
-        a_clock,
-    );
-    let b = limited(
-        RedisStore::builder(server.url()).build().unwrap(),
-        "3/min burst 3",
-        OnStoreError::FailClosed,
-        manual(),
-    );
-    let mut statuses = Vec::new();
-    for svc in [&a, &b, &a, &b, &a, &b] {
-        let res = svc.clone().oneshot(Request::new(())).await.unwrap();
-        statuses.push(res.status());
-    }
-    assert_eq!(
-        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
-        3,
-        "{statuses:?}"
-    );
-    let refused = b.clone().oneshot(Request::new(())).await.unwrap();
-    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(refused.headers()["ratelimit-policy"], r#""all";q=3;w=60"#);
-    let retry: u64 = refused.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=20).contains(&retry), "{retry}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_key_expires_when_it_carries_no_information() {
-    let server = RedisServer::start();
-    let store = RedisStore::builder(server.url())
-        .key_prefix("t:")
-        .build()
-        .unwrap();
-    let d = store
-        .check_many(vec![("k".into(), quota("2/s burst 4"))], 0)
-        .await
-        .unwrap()[0];
-    assert_eq!(d.remaining(), 3);
-    let pttl: i64 = redis_cmd(&server.url(), &["PTTL", "t:k"]).await;
-    // One request's worth: 500 ms, no more.
-    assert!((1..=500).contains(&pttl), "{pttl}");
-    let keys: Vec<String> = redis_cmd(&server.url(), &["KEYS", "*"]).await;
-    assert_eq!(keys, vec!["t:k".to_owned()]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_checks_on_one_key_never_pass_the_burst() {
-    let server = RedisServer::start();
-    let store = RedisStore::builder(server.url())
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let q = quota("1/min burst 7");
-    let tasks: Vec<_> = (0..200)
-        .map(|_| {
-            let store = store.clone();
-            tokio::spawn(async move { store.check_many(vec![("hot".into(), q)], 0).await })
-        })
-        .collect();
-    let mut allowed = 0;
-    for t in tasks {
-        if t.await.unwrap().unwrap()[0].is_allowed() {
-            allowed += 1;
+on_single_and_cluster! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn instances_share_one_limit_on_the_server_clock(server) {
+        // Two instances whose own clocks disagree wildly: the server's clock decides.
+        let a_clock = Arc::new(ManualClock::at_unix(1_700_000_000));
+        a_clock.advance(Duration::from_secs(86_400));
+        let a = limited(
+            RedisStore::builder(server.url()).build().unwrap(),
+            "3/min burst 3",
+            OnStoreError::FailClosed,
+            a_clock,
+        );
+        let b = limited(
+            RedisStore::builder(server.url()).build().unwrap(),
+            "3/min burst 3",
+            OnStoreError::FailClosed,
+            manual(),
+        );
+        let mut statuses = Vec::new();
+        for svc in [&a, &b, &a, &b, &a, &b] {
+            let res = svc.clone().oneshot(Request::new(())).await.unwrap();
+            statuses.push(res.status());
         }
+        assert_eq!(
+            statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+            3,
+            "{statuses:?}"
+        );
+        let refused = b.clone().oneshot(Request::new(())).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.headers()["ratelimit-policy"], r#""all";q=3;w=60"#);
+        let retry: u64 = refused.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=20).contains(&retry), "{retry}");
     }
-    assert_eq!(allowed, 7);
+}
+
+on_single_and_cluster! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_key_expires_when_it_carries_no_information(server) {
+        let store = RedisStore::builder(server.url())
+            .key_prefix("t:")
+            .build()
+            .unwrap();
+        let d = store
+            .check_many(vec![("k".into(), quota("2/s burst 4"))], 0)
+            .await
+            .unwrap()[0];
+        assert_eq!(d.remaining(), 3);
+        let pttl: i64 = server.query(&["PTTL", "t:k"]).await;
+        // One request's worth: 500 ms, no more.
+        assert!((1..=500).contains(&pttl), "{pttl}");
+        let keys: Vec<String> = server.query(&["KEYS", "*"]).await;
+        assert_eq!(keys, vec!["t:k".to_owned()]);
+    }
+}
+
+on_single_and_cluster! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_checks_on_one_key_never_pass_the_burst(server) {
+        let store = RedisStore::builder(server.url())
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let q = quota("1/min burst 7");
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.check_many(vec![("hot".into(), q)], 0).await })
+            })
+            .collect();
+        let mut allowed = 0;
+        for t in tasks {
+            if t.await.unwrap().unwrap()[0].is_allowed() {
+                allowed += 1;
+            }
+        }
+        assert_eq!(allowed, 7);
+    }
 }
 
 /// Sends one request and returns (status, has `RateLimit` headers, wall time taken).
@@ -384,46 +388,66 @@ async fn a_hung_redis_is_waited_for_once_then_calls_fail_fast() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_limits_in_one_script_call_each_keep_their_own_quota() {
-    let server = RedisServer::start();
-    let layer = RateLimitLayer::builder()
-        .limit(
-            Limit::new("ip", quota("2/min burst 2")).by(protothrive::rate_limit::KeyBy::ClientIp),
-        )
-        .limit(Limit::new("all", quota("10/min burst 10")))
-        .remote_store(
-            Arc::new(RedisStore::builder(server.url()).build().unwrap()),
-            OnStoreError::FailClosed,
-        )
-        .build()
-        .unwrap();
-    let svc = tower::ServiceBuilder::new()
-        .layer(layer)
-        .service(service_fn(|_req: Request<()>| async {
-            Ok::<_, Infallible>(Response::new(()))
-        }));
-    let req = || {
-        let mut r = Request::new(());
-        r.extensions_mut()
-            .insert(protothrive::client_ip::ClientIp(std::net::IpAddr::from([
-                192, 0, 2, 1,
-            ])));
-        r
-    };
-    let mut last = None;
-    for _ in 0..3 {
-        last = Some(svc.clone().oneshot(req()).await.unwrap());
+on_single_and_cluster! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_limits_in_one_script_call_each_keep_their_own_quota(server) {
+        let layer = RateLimitLayer::builder()
+            .limit(
+                Limit::new("ip", quota("2/min burst 2")).by(protothrive::rate_limit::KeyBy::ClientIp),
+            )
+            .limit(Limit::new("all", quota("10/min burst 10")))
+            .remote_store(
+                Arc::new(RedisStore::builder(server.url()).build().unwrap()),
+                OnStoreError::FailClosed,
+            )
+            .build()
+            .unwrap();
+        let svc = tower::ServiceBuilder::new()
+            .layer(layer)
+            .service(service_fn(|_req: Request<()>| async {
+                Ok::<_, Infallible>(Response::new(()))
+            }));
+        let req = || {
+            let mut r = Request::new(());
+            r.extensions_mut()
+                .insert(protothrive::client_ip::ClientIp(std::net::IpAddr::from([
+                    192, 0, 2, 1,
+                ])));
+            r
+        };
+        let mut last = None;
+        for _ in 0..3 {
+            last = Some(svc.clone().oneshot(req()).await.unwrap());
+        }
+        let refused = last.unwrap();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        // The per-IP limit (30 s apart) refused; the global one (6 s apart) counted all three.
+        assert_eq!(
+            refused.headers()["ratelimit"],
+            r#""ip";r=0;t=60, "all";r=7;t=18"#
+        );
+        assert_eq!(
+            refused.headers()["ratelimit-policy"],
+            r#""ip";q=2;w=60, "all";q=10;w=60"#
+        );
     }
-    let refused = last.unwrap();
-    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-    // The per-IP limit (30 s apart) refused; the global one (6 s apart) counted all three.
-    assert_eq!(
-        refused.headers()["ratelimit"],
-        r#""ip";r=0;t=60, "all";r=7;t=18"#
-    );
-    assert_eq!(
-        refused.headers()["ratelimit-policy"],
-        r#""ip";q=2;w=60, "all";q=10;w=60"#
-    );
+}
+
+on_single_and_cluster! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_limits_in_one_call_answer_in_order_across_slots(server) {
+        let store = RedisStore::builder(server.url()).build().unwrap();
+        // Burst i + 1 per key: the first check leaves i, whichever slot (and master) it is on.
+        let checks: Vec<_> = (0..12)
+            .map(|i| (format!("k{i}"), quota(&format!("1/min burst {}", i + 1))))
+            .collect();
+        let remaining: Vec<u64> = store
+            .check_many(checks, 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(Decision::remaining)
+            .collect();
+        assert_eq!(remaining, (0..12).collect::<Vec<u64>>());
+    }
 }

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use protothrive::cache::{CacheLayer, CacheTier, Purge, RedisTier, WriteThrough};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
-use crate::support::redis::RedisServer;
+use crate::support::redis_cluster::on_single_and_cluster;
 
 type Svc = tower::util::BoxCloneSyncService<
     Request<Full<Bytes>>,
@@ -171,30 +171,31 @@ async fn one_instance_never_answers_older_than_an_acknowledged_write() {
     assert_eq!(data.reads.load(Ordering::SeqCst), reads);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_on_one_redis_never_answer_older_than_an_acknowledged_write() {
-    let server = RedisServer::start();
-    let data = Arc::new(Data::default());
-    // L2 only (an entry never fits L1): every read of either instance goes through Redis, so the
-    // instances see one another's writes at once (with L1s they would see them when the purge
-    // broadcast arrives).
-    let tier = || (RedisTier::builder(server.url()).build().unwrap(), 1);
-    let instances = [instance(&data, Some(tier())), instance(&data, Some(tier()))];
-    let _ = hammer(&instances, 16, 40).await;
-    // Keys no purge touched in the last second (Redis judges by time, with a second for clock
-    // skew): written on one instance, a hit on the other.
-    let fresh = Arc::new(Data::default());
-    let tier = || {
-        let t = RedisTier::builder(server.url()).key_prefix("fresh:");
-        (t.build().unwrap(), 1)
-    };
-    let (a, b) = (
-        instance(&fresh, Some(tier())),
-        instance(&fresh, Some(tier())),
-    );
-    let (v, _) = send(&a, "PATCH", 3).await;
-    assert_eq!(send(&b, "GET", 3).await, (v, true));
-    assert_eq!(fresh.reads.load(Ordering::SeqCst), 0);
+on_single_and_cluster! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_instances_on_one_redis_never_answer_older_than_an_acknowledged_write(server) {
+        let data = Arc::new(Data::default());
+        // L2 only (an entry never fits L1): every read of either instance goes through Redis, so the
+        // instances see one another's writes at once (with L1s they would see them when the purge
+        // broadcast arrives).
+        let tier = || (RedisTier::builder(server.url()).build().unwrap(), 1);
+        let instances = [instance(&data, Some(tier())), instance(&data, Some(tier()))];
+        let _ = hammer(&instances, 16, 40).await;
+        // Keys no purge touched in the last second (Redis judges by time, with a second for clock
+        // skew): written on one instance, a hit on the other.
+        let fresh = Arc::new(Data::default());
+        let tier = || {
+            let t = RedisTier::builder(server.url()).key_prefix("fresh:");
+            (t.build().unwrap(), 1)
+        };
+        let (a, b) = (
+            instance(&fresh, Some(tier())),
+            instance(&fresh, Some(tier())),
+        );
+        let (v, _) = send(&a, "PATCH", 3).await;
+        assert_eq!(send(&b, "GET", 3).await, (v, true));
+        assert_eq!(fresh.reads.load(Ordering::SeqCst), 0);
+    }
 }
 
 /// One step of a schedule: writer `w` takes its ticket, writes (the version goes up), or applies

@@ -1,8 +1,8 @@
 //! Helpers shared by test targets: an app served on a free loopback port, and a loopback server
 //! that records every request it receives (the "harness" side of a propagation test); a real
-//! `redis-server` (`redis`); a throw-away PostgreSQL server (`postgres`); a TCP fault proxy
-//! (`fault`) and a scripted agent service (`agent`); the ProtoThrive example as a process
-//! (`process`) and what its tests share (`client`). The
+//! `redis-server` (`redis`) and a real Redis Cluster (`redis_cluster`); a throw-away PostgreSQL
+//! server (`postgres`); a TCP fault proxy (`fault`) and a scripted agent service (`agent`); the
+//! ProtoThrive example as a process (`process`) and what its tests share (`client`). The
 //! example compiled in, served in process, is `example.rs` beside this file, included on its own
 //! by the crates that run it (it brings the whole example with it).
 //!
@@ -16,6 +16,9 @@ pub mod fault;
 pub mod postgres;
 pub mod process;
 pub mod redis;
+// A real Redis Cluster, and the choice of one Redis or a cluster for suites that run on both.
+#[cfg(feature = "redis")]
+pub mod redis_cluster;
 
 // What the API tests share, at the root: `support::{login, send, DEMO, ...}`.
 #[allow(unused_imports)]

@@ -10,6 +10,8 @@
 //! ```
 
 mod broadcast;
+mod keys;
+mod scripts;
 pub(in crate::cache) mod tier;
 mod wire;
 

@@ -5,14 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::aio::ConnectionManager;
-use redis::{Client, Script};
+use redis::Script;
 
+use super::keys::{DEFAULT_SHARDS, Layout};
+use super::scripts::{DROP_TAG, PUT, TOMBSTONE_MS};
 use super::wire::encode_purge;
 use crate::cache::policy::key::{key_uri, path_and_query};
 use crate::cache::store::{BoxFuture, CacheEntry, CacheTier, Purge};
 use crate::error::ConfigError;
-use crate::redis_handle::{RedisHandle, Source};
+use crate::redis_handle::{Conn, RedisHandle, Source, Target};
 use crate::resilience::{CircuitBreaker, Outcome};
 
 /// Why a Redis tier call failed (the cache skips the tier).
@@ -26,47 +27,6 @@ impl fmt::Display for TierError {
 }
 
 impl std::error::Error for TierError {}
-
-/// `KEYS[1]` the entry, then its `n` tags (sorted sets of keys scored by expiry), then their `n`
-/// tombstones; `ARGV` value, TTL (ms), when the response was requested (Unix ms, `0`: unknown),
-/// `n`. A write whose
-/// request started before (or within a second after: clock skew) one of its tags was purged is
-/// refused: it may hold what the purge removed. Expired members are trimmed on every write, so a
-/// tag holds only live entries.
-const PUT: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local started = tonumber(ARGV[3])
-local n = tonumber(ARGV[4])
-for i = n + 2, 2 * n + 1 do
-  local purged = redis.call('GET', KEYS[i])
-  if purged and (started == 0 or tonumber(purged) >= started - 1000) then return 0 end
-end
-local ttl = tonumber(ARGV[2])
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
-for i = 2, n + 1 do
-  redis.call('ZADD', KEYS[i], now + ttl, KEYS[1])
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
-  if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
-end
-return 1
-";
-
-/// `KEYS[1]` a tag, `KEYS[2]` its tombstone: deletes the tag's live entries and the tag, and
-/// leaves the tombstone (the purge time, for `ARGV[1]` ms) that refuses older writes.
-const DROP_TAG: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local members = redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
-for _, k in ipairs(members) do redis.call('UNLINK', k) end
-redis.call('UNLINK', KEYS[1])
-redis.call('SET', KEYS[2], now, 'PX', ARGV[1])
-return #members
-";
-
-/// How long a purge's tombstone refuses writes of responses requested before it: longer than
-/// any request takes.
-const TOMBSTONE_MS: u64 = 60_000;
 
 /// The Redis tier of the cache, and the invalidation broadcast between instances
 /// ([`RedisTier::subscribe`], in `broadcast.rs`).
@@ -91,18 +51,20 @@ const TOMBSTONE_MS: u64 = 60_000;
 ///
 /// Keys are written as given after the configured prefix (default `protothrive:cache:`), tags
 /// under `<prefix>tag:` and their tombstones under `<prefix>purged:`, so no tag's name can land on
-/// another's tombstone; the Lua scripts are passed every key they touch, but an entry and its tags
-/// must share a hash slot: the tier assumes a single Redis (or a cluster with one hash slot per
-/// prefix via `{hash tags}`).
+/// another's tombstone. On a Redis Cluster ([`RedisHandle`] with a list of nodes) each entry
+/// belongs to one of 16 shards ([`cluster_shards`](RedisTierBuilder::cluster_shards)) by its own
+/// key, with the shard's tag sets and tombstones under the hash tag `{<shard>}`
+/// (`<prefix>{<shard>}<key>`): a script's keys share one slot, entries spread over the masters,
+/// and a tag purge costs one script per shard, sent concurrently.
 ///
 /// Cheap to clone.
 #[derive(Clone)]
 pub struct RedisTier {
-    pub(super) client: Client,
-    conn: ConnectionManager,
+    pub(super) target: Target,
+    pub(super) conn: Conn,
     put: Arc<Script>,
     drop_tag: Arc<Script>,
-    prefix: Arc<str>,
+    layout: Layout,
     pub(super) channel: Arc<str>,
     pub(super) timeout: Duration,
     breaker: CircuitBreaker,
@@ -112,7 +74,7 @@ impl fmt::Debug for RedisTier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The URL may hold a password: never print it.
         f.debug_struct("RedisTier")
-            .field("prefix", &self.prefix)
+            .field("prefix", &self.layout.prefix())
             .field("channel", &self.channel)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
@@ -127,6 +89,7 @@ pub struct RedisTierBuilder {
     prefix: String,
     channel: String,
     timeout: Option<Duration>,
+    shards: u16,
 }
 
 impl fmt::Debug for RedisTierBuilder {
@@ -156,36 +119,37 @@ impl RedisTierBuilder {
         self
     }
 
+    /// On a Redis Cluster, how many shards entries spread over (default 16; each shard is one
+    /// hash slot, and a tag purge is one script per shard). Ignored on one server.
+    pub fn cluster_shards(mut self, shards: u16) -> Self {
+        self.shards = shards;
+        self
+    }
+
     /// The tier; it connects lazily in the background (a server down now is not an error).
     ///
     /// # Errors
-    /// Not a Redis URL, a zero timeout, or no Tokio runtime.
+    /// Not a Redis URL, a zero timeout, zero cluster shards, or no Tokio runtime.
     pub fn build(self) -> Result<RedisTier, ConfigError> {
+        if self.shards == 0 {
+            return Err(ConfigError::new(
+                "the Redis cache tier needs at least one cluster shard",
+            ));
+        }
         let timeout = self.timeout;
         let handle = self.source.handle("Redis cache tier", timeout)?;
+        let shards = handle.conn.is_cluster().then_some(self.shards);
         Ok(RedisTier {
-            client: handle.client,
+            target: handle.target,
             conn: handle.conn,
             put: Arc::new(Script::new(PUT)),
             drop_tag: Arc::new(Script::new(DROP_TAG)),
-            prefix: self.prefix.into(),
+            layout: Layout::new(self.prefix, shards),
             channel: self.channel.into(),
             timeout: timeout.unwrap_or(handle.timeout),
             breaker: handle.breaker,
         })
     }
-}
-
-/// Escapes a glob pattern's special characters so `SCAN MATCH` reads them literally.
-fn glob_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    for c in s.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 impl RedisTier {
@@ -211,6 +175,7 @@ impl RedisTier {
             prefix: "protothrive:cache:".to_owned(),
             channel: "protothrive:cache:invalidate".to_owned(),
             timeout: None,
+            shards: DEFAULT_SHARDS,
         }
     }
 
@@ -240,13 +205,11 @@ impl RedisTier {
                 return Ok(v);
             }
             Ok(Err(e)) => {
-                permit.record(
-                    if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
-                        Outcome::Failure
-                    } else {
-                        Outcome::Ignored
-                    },
-                );
+                permit.record(if crate::redis_handle::is_outage(&e) {
+                    Outcome::Failure
+                } else {
+                    Outcome::Ignored
+                });
                 TierError(format!("{op}: {e}"))
             }
             Err(_) => {
@@ -260,18 +223,7 @@ impl RedisTier {
     }
 
     fn key(&self, key: &str) -> String {
-        format!("{}{key}", self.prefix)
-    }
-
-    fn tag_key(&self, tag: &str) -> String {
-        format!("{}tag:{tag}", self.prefix)
-    }
-
-    /// A tag's tombstone, in a keyspace of its own: under the tags' (`tag:<tag>:purged`), the
-    /// tombstone of one tag was the set of another (a tag `<tag>:purged`), and writing that tag
-    /// failed with `WRONGTYPE`.
-    fn tombstone_key(&self, tag: &str) -> String {
-        format!("{}purged:{tag}", self.prefix)
+        self.layout.key(key)
     }
 
     /// The bytes stored under `key`, if any.
@@ -342,6 +294,7 @@ impl RedisTier {
         let started_ms = requested
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
+        let shard = self.layout.shard_of(key);
         let mut call = self.put.prepare_invoke();
         call.key(self.key(key))
             .arg(value)
@@ -349,10 +302,10 @@ impl RedisTier {
             .arg(started_ms)
             .arg(tags.len());
         for tag in tags {
-            call.key(self.tag_key(tag));
+            call.key(self.layout.tag(shard, tag));
         }
         for tag in tags {
-            call.key(self.tombstone_key(tag));
+            call.key(self.layout.tombstone(shard, tag));
         }
         let stored: i64 = self
             .bounded("put", self.timeout, call.invoke_async(&mut conn))
@@ -374,18 +327,23 @@ impl RedisTier {
         Ok(())
     }
 
-    /// Deletes every key stored with `tag`; returns how many.
+    /// Deletes every key stored with `tag`; returns how many. On a cluster, one script per
+    /// shard, sent concurrently.
     ///
     /// # Errors
     /// Redis down, slow or answering something else.
     pub async fn delete_tag(&self, tag: &str) -> Result<u64, TierError> {
-        let mut conn = self.conn.clone();
-        let mut call = self.drop_tag.prepare_invoke();
-        call.key(self.tag_key(tag))
-            .key(self.tombstone_key(tag))
-            .arg(TOMBSTONE_MS);
-        self.bounded("delete_tag", self.timeout, call.invoke_async(&mut conn))
-            .await
+        let calls = self.layout.all_shards().into_iter().map(|shard| {
+            let mut call = self.drop_tag.prepare_invoke();
+            call.key(self.layout.tag(shard, tag))
+                .key(self.layout.tombstone(shard, tag))
+                .arg(TOMBSTONE_MS);
+            let mut conn = self.conn.clone();
+            async move { call.invoke_async::<u64>(&mut conn).await }
+        });
+        let all = futures_util::future::try_join_all(calls);
+        let counts = self.bounded("delete_tag", self.timeout, all).await?;
+        Ok(counts.into_iter().sum())
     }
 
     /// Deletes every key starting with `prefix` (a `SCAN`, bounded by ten timeouts in all).
@@ -396,48 +354,58 @@ impl RedisTier {
         self.delete_where(prefix, |_| true).await
     }
 
-    /// Deletes the keys starting with `prefix` for which `keep_out` says so (tag sets and
-    /// tombstones excluded), scanning in batches; bounded by ten timeouts in all.
+    /// Deletes the entries whose key starts with `prefix` and `matches` (tag sets and
+    /// tombstones excluded), scanning in batches — on a cluster, every master; bounded by ten
+    /// timeouts in all.
     async fn delete_where(
         &self,
         prefix: &str,
         matches: impl Fn(&str) -> bool + Send,
     ) -> Result<u64, TierError> {
-        let pattern = format!("{}*", glob_escape(&self.key(prefix)));
-        let own = self.prefix.clone();
-        let tags = self.tag_key("");
-        let tombstones = self.tombstone_key("");
+        let pattern = self.layout.scan_pattern(prefix);
+        let layout = self.layout.clone();
         let conn = self.conn.clone();
         let work = async move {
             let mut conn = conn;
-            let mut cursor: u64 = 0;
+            // On one server, `SCAN` on its connection; on a cluster, on each master in turn.
+            let nodes = match conn.masters().await? {
+                m if m.is_empty() => vec![None],
+                m => m.into_iter().map(Some).collect(),
+            };
             let mut deleted = 0u64;
-            loop {
-                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(500)
-                    .query_async(&mut conn)
-                    .await?;
-                let doomed: Vec<&String> = keys
-                    .iter()
-                    .filter(|k| !k.starts_with(&tags) && !k.starts_with(&tombstones))
-                    .filter(|k| k.strip_prefix(&*own).is_some_and(&matches))
-                    .collect();
-                if !doomed.is_empty() {
-                    let n: u64 = redis::cmd("UNLINK")
-                        .arg(&doomed)
-                        .query_async(&mut conn)
-                        .await?;
-                    deleted += n;
+            for node in &nodes {
+                let mut cursor: u64 = 0;
+                loop {
+                    let mut scan = redis::cmd("SCAN");
+                    scan.arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(500);
+                    let page = match node {
+                        Some((host, port)) => conn.on_node(host, *port, scan).await?,
+                        None => scan.query_async(&mut conn).await?,
+                    };
+                    let (next, keys): (u64, Vec<String>) = redis::from_redis_value(page)?;
+                    let doomed: Vec<&String> = keys
+                        .iter()
+                        .filter(|k| layout.entry(k).is_some_and(&matches))
+                        .collect();
+                    if !doomed.is_empty() {
+                        // On a cluster, split by slot by the connection.
+                        let n: u64 = redis::cmd("UNLINK")
+                            .arg(&doomed)
+                            .query_async(&mut conn)
+                            .await?;
+                        deleted += n;
+                    }
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
                 }
-                if next == 0 {
-                    return Ok(deleted);
-                }
-                cursor = next;
             }
+            Ok(deleted)
         };
         self.bounded("delete_prefix", self.timeout * 10, work).await
     }
@@ -448,12 +416,21 @@ impl RedisTier {
     /// Redis down, slow or answering something else.
     pub async fn publish(&self, purge: &Purge) -> Result<(), TierError> {
         let mut conn = self.conn.clone();
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(&*self.channel).arg(encode_purge(purge));
-        let _: i64 = self
-            .bounded("publish", self.timeout, cmd.query_async(&mut conn))
-            .await?;
-        Ok(())
+        let message = encode_purge(purge);
+        let publish = conn.publish(&self.channel, &message);
+        if !self.conn.is_cluster() {
+            return self.bounded("publish", self.timeout, publish).await;
+        }
+        // On a cluster, not held back by the outage breaker: one master down opens it, yet the
+        // purge can still reach every instance through the others. Bounded by four timeouts (a
+        // second attempt, on every master, may follow a failed first one).
+        let error = match tokio::time::timeout(self.timeout * 4, publish).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => format!("publish: {e}"),
+            Err(_) => "publish: no answer in time".to_owned(),
+        };
+        metrics::counter!("protothrive_cache_l2_errors_total", "op" => "publish").increment(1);
+        Err(TierError(error))
     }
 }
 
@@ -511,19 +488,27 @@ impl CacheTier for RedisTier {
                     None => self.invalidate(p).await,
                 }
             }
-            // The names borrow this tier; none is held across an await.
-            let call = {
-                let names = RedisNames {
-                    key: &|k| self.key(k),
-                    tag: &|t| self.tag_key(t),
-                    tombstone: &|t| self.tombstone_key(t),
-                    implicit: implicit_tags,
-                    tombstone_ms: TOMBSTONE_MS,
+            // One script on one server; on a cluster one per shard written or purged.
+            let groups = self
+                .layout
+                .write_groups(puts.iter().map(|p| p.0.as_str()), !tags.is_empty());
+            let calls = groups.iter().map(|(shard, mine)| {
+                // The names borrow this tier; none is held across an await.
+                let call = {
+                    let names = RedisNames {
+                        key: &|k| self.key(k),
+                        tag: &|t| self.layout.tag(*shard, t),
+                        tombstone: &|t| self.layout.tombstone(*shard, t),
+                        implicit: implicit_tags,
+                        tombstone_ms: TOMBSTONE_MS,
+                    };
+                    let mine: Vec<_> = mine.iter().map(|&i| &puts[i]).collect();
+                    redis_invocation(&names, since, &tags, &mine)
                 };
-                redis_invocation(&names, since, &tags, puts)
-            };
-            let mut conn = self.conn.clone();
-            let run = call.invoke_async::<Vec<i64>>(&mut conn);
+                let mut conn = self.conn.clone();
+                async move { call.invoke_async::<Vec<i64>>(&mut conn).await }
+            });
+            let run = futures_util::future::try_join_all(calls);
             let Ok(stored) = self.bounded("write_through", self.timeout, run).await else {
                 let _ = self.publish(&Purge::All).await;
                 return vec![false; puts.len()];
@@ -534,8 +519,12 @@ impl CacheTier for RedisTier {
             {
                 let _ = self.publish(p).await;
             }
-            let mut out: Vec<bool> = stored.into_iter().map(|s| s == 1).collect();
-            out.resize(puts.len(), false);
+            let mut out = vec![false; puts.len()];
+            for ((_, mine), stored) in groups.iter().zip(stored) {
+                for (&i, s) in mine.iter().zip(stored) {
+                    out[i] = s == 1;
+                }
+            }
             out
         })
     }
@@ -573,15 +562,5 @@ impl CacheTier for RedisTier {
                 Err(_) => self.publish(&Purge::All).await,
             };
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn glob_characters_are_escaped() {
-        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
     }
 }
