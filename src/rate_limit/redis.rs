@@ -382,6 +382,12 @@ mod tests {
 
     #[test]
     fn building_outside_a_runtime_is_a_config_error() {
-        assert!(RedisStore::builder("redis://127.0.0.1:1").build().is_err());
+        let e = RedisStore::builder("redis://127.0.0.1:1")
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            e.message(),
+            "build the Redis rate-limit store inside a Tokio runtime (its connection runs there)"
+        );
     }
 }
