@@ -120,14 +120,13 @@ pub async fn list<'a>(
             qb.push(" AND user_id = ").push_bind(u);
         }
     };
-    let mut qb = Builder::page("api_keys", COLUMNS, filter, window);
-    let rows: Vec<ListRow> = qb.build_query_as().fetch_all(db.reader()).await?;
-    let total = rows.first().map_or(0, |r| r.0);
-    let keys = rows
-        .into_iter()
-        .filter_map(|r| Some((r.1?, r.2?, r.3?, r.4?, r.5?, r.6?, r.7, r.8)))
-        .collect();
-    Ok((total, keys))
+    Builder::page("api_keys", COLUMNS, filter, window)
+        .fetch_page(
+            db,
+            |r: &ListRow| r.0,
+            |r| Some((r.1?, r.2?, r.3?, r.4?, r.5?, r.6?, r.7, r.8)),
+        )
+        .await
 }
 
 /// The key whose hash is `hash_hex` (authentication: not counted for the request): id, user,

@@ -239,6 +239,22 @@ impl<'a> Builder<'a> {
         qb
     }
 
+    /// Runs a [`page`](Self::page) statement on the reader: the total (`total` of the first row)
+    /// and the items `item` makes of the rows (`None` for the one row an empty page's join gives).
+    pub async fn fetch_page<R, T>(
+        mut self,
+        db: &Db,
+        total: impl Fn(&R) -> i64,
+        item: impl FnMut(R) -> Option<T>,
+    ) -> Result<(i64, Vec<T>), sqlx::Error>
+    where
+        R: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin,
+    {
+        let rows: Vec<R> = self.build_query_as().fetch_all(db.reader()).await?;
+        let total = rows.first().map_or(0, total);
+        Ok((total, rows.into_iter().filter_map(item).collect()))
+    }
+
     /// The statement, its rows as `T`.
     pub fn build_query_as<T>(&mut self) -> sqlx::query::QueryAs<'_, Any, T, AnyArguments<'_>>
     where

@@ -50,14 +50,13 @@ pub async fn list<'a>(
             qb.push(" AND language = ").push_bind(l);
         }
     };
-    let mut qb = Builder::page("snippets", COLUMNS, filter, window);
-    let rows: Vec<ListRow> = qb.build_query_as().fetch_all(db.reader()).await?;
-    let total = rows.first().map_or(0, |r| r.0);
-    let items = rows
-        .into_iter()
-        .filter_map(|r| Some((r.1?, r.2?, r.3?, r.4?, r.5?, r.6, r.7?, r.8?, r.9?, r.10?)))
-        .collect();
-    Ok((total, items))
+    Builder::page("snippets", COLUMNS, filter, window)
+        .fetch_page(
+            db,
+            |r: &ListRow| r.0,
+            |r| Some((r.1?, r.2?, r.3?, r.4?, r.5?, r.6, r.7?, r.8?, r.9?, r.10?)),
+        )
+        .await
 }
 
 /// Snippet `id`.
