@@ -84,11 +84,14 @@ pub(crate) fn nice_max(value: f64) -> f64 {
         return 1.0;
     }
     let power = 10f64.powf(value.log10().floor());
+    // Near `f64::MAX` the next round step overflows to infinity: the value
+    // itself is then the top of the axis.
     [1.0, 2.0, 5.0, 10.0]
         .into_iter()
         .map(|m| m * power)
         .find(|v| *v >= value)
-        .unwrap_or(10.0 * power)
+        .filter(|v| v.is_finite())
+        .unwrap_or(value)
 }
 
 const WIDTH: f64 = 960.0;
@@ -372,6 +375,8 @@ mod tests {
         assert_eq!(nice_max(120.0), 200.0);
         assert_eq!(nice_max(500.0), 500.0);
         assert_eq!(nice_max(501.0), 1000.0);
+        assert_eq!(nice_max(1.0302811763272762e308), 1.0302811763272762e308);
+        assert_eq!(nice_max(f64::MAX), f64::MAX);
     }
 
     #[test]
