@@ -387,8 +387,7 @@ impl DataCache {
         self.l1.remove(key);
         #[cfg(feature = "redis")]
         if let Some(l2) = &self.l2 {
-            let _ = l2.delete(key).await;
-            let _ = l2.publish(&Purge::Key(key.to_owned())).await;
+            l2.purge_data(Purge::Key(key.to_owned())).await;
         }
     }
 
@@ -399,8 +398,7 @@ impl DataCache {
         self.drop_prefix(prefix);
         #[cfg(feature = "redis")]
         if let Some(l2) = &self.l2 {
-            let _ = l2.delete_prefix(prefix).await;
-            let _ = l2.publish(&Purge::KeyPrefix(prefix.to_owned())).await;
+            l2.purge_data(Purge::KeyPrefix(prefix.to_owned())).await;
         }
     }
 

@@ -22,6 +22,7 @@ use metrics::{Counter, Gauge, Histogram};
 /// | `protothrive_revocation_store_errors_total` | — | shared revocation store failures |
 /// | `protothrive_data_cache_total` | result | data cache lookups: `hit`, `l2_hit`, `coalesced`, `miss` |
 /// | `protothrive_cache_l2_errors_total` | op | Redis cache tier failures by operation |
+/// | `protothrive_cache_purges_unapplied` | — | gauge: purges the Redis cache tier could not apply yet, waiting to be replayed |
 /// | `protothrive_breaker_state` | breaker | gauge: 0 closed, 1 open, 2 half-open |
 /// | `protothrive_breaker_transitions_total` | breaker, to | circuit breaker state changes |
 /// | `protothrive_breaker_rejected_total` | breaker | calls refused by an open breaker |
@@ -91,6 +92,11 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "protothrive_cache_l2_errors_total",
         "op",
         "Redis cache tier failures by operation",
+    ),
+    (
+        "protothrive_cache_purges_unapplied",
+        "",
+        "gauge: purges the Redis cache tier could not apply yet, waiting to be replayed",
     ),
     (
         "protothrive_breaker_state",

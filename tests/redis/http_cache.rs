@@ -24,16 +24,21 @@ type Svc = tower::util::BoxCloneSyncService<
 
 /// One instance: an origin counting its calls behind a cache whose L2 is `url`'s Redis, with a
 /// subscription applying other instances' purges to its L1.
-struct Instance {
-    svc: Svc,
-    handle: CacheHandle,
-    calls: Arc<AtomicUsize>,
-    purges: mpsc::UnboundedReceiver<Purge>,
+pub(crate) struct Instance {
+    pub(crate) svc: Svc,
+    pub(crate) handle: CacheHandle,
+    pub(crate) tier: RedisTier,
+    pub(crate) calls: Arc<AtomicUsize>,
+    pub(crate) purges: mpsc::UnboundedReceiver<Purge>,
     _sub: Subscription,
 }
 
 fn instance(url: &str) -> Instance {
-    let tier = RedisTier::builder(url).build().unwrap();
+    instance_on(RedisTier::builder(url).build().unwrap(), "")
+}
+
+/// An instance on `tier` whose origin's bodies start with `name`.
+pub(crate) fn instance_on(tier: RedisTier, name: &'static str) -> Instance {
     let layer = CacheLayer::builder()
         .tier(Arc::new(tier.clone()) as Arc<dyn CacheTier>)
         .build()
@@ -59,7 +64,10 @@ fn instance(url: &str) -> Instance {
                         Response::builder()
                             .header("cache-control", "max-age=300")
                             .header("surrogate-key", "snippets")
-                            .body(Full::new(Bytes::from(format!("{} #{n}", req.uri().path()))))
+                            .body(Full::new(Bytes::from(format!(
+                                "{name}{} #{n}",
+                                req.uri().path()
+                            ))))
                             .unwrap(),
                     )
                 }
@@ -67,13 +75,14 @@ fn instance(url: &str) -> Instance {
     Instance {
         svc: tower::util::BoxCloneSyncService::new(svc),
         handle,
+        tier,
         calls,
         purges,
         _sub: sub,
     }
 }
 
-async fn get(svc: &Svc, path: &str) -> (String, String) {
+pub(crate) async fn get(svc: &Svc, path: &str) -> (String, String) {
     let req = Request::get(format!("http://api.test{path}"))
         .body(Full::default())
         .unwrap();

@@ -5,6 +5,7 @@
 mod cache;
 mod cluster;
 mod http_cache;
+mod purge_replay;
 mod rate_limit;
 mod revocation;
 mod stack;

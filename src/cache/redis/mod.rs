@@ -10,6 +10,7 @@
 //! ```
 
 mod broadcast;
+mod journal;
 mod keys;
 mod scripts;
 pub(in crate::cache) mod tier;

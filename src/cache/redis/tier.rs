@@ -7,18 +7,21 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis::Script;
 
+use super::journal::{Journal, Work};
 use super::keys::{DEFAULT_SHARDS, Layout};
 use super::scripts::{DROP_TAG, PUT, TOMBSTONE_MS};
-use super::wire::encode_purge;
 use crate::cache::policy::key::{key_uri, path_and_query};
 use crate::cache::store::{BoxFuture, CacheEntry, CacheTier, Purge};
 use crate::error::ConfigError;
 use crate::redis_handle::{Conn, RedisHandle, Source, Target};
 use crate::resilience::{CircuitBreaker, Outcome};
 
+/// How long a purge Redis did not take holds up its write by default.
+const DEFAULT_PATIENCE: Duration = Duration::from_secs(1);
+
 /// Why a Redis tier call failed (the cache skips the tier).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TierError(String);
+pub struct TierError(pub(super) String);
 
 impl fmt::Display for TierError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -40,6 +43,19 @@ impl std::error::Error for TierError {}
 /// * Every call is bounded by a timeout (50 ms by default; prefix invalidation, which scans, gets
 ///   ten times that). A failure or timeout is an `Err` the cache treats as a miss (reads) or skips
 ///   (writes), counted in `protothrive_cache_l2_errors_total{op}`: the tier is skipped, never a 500.
+/// * **A purge is never silently lost.** One that Redis does not take (down, slow, its breaker
+///   open) is kept, in order, and replayed every 100 ms until Redis applies and publishes it;
+///   meanwhile this instance reads nothing from the tier (its own L1 is already purged, so it
+///   serves nothing older than its writes), and the write that made the purge is held for up to
+///   the [patience](RedisTierBuilder::purge_patience) (1 s by default) until the purge is
+///   through — so when Redis answers within it, the write is acknowledged only once every
+///   instance has been told. Past the patience the write is answered anyway (its data is
+///   committed) and other instances may serve their older copy until Redis answers again and
+///   the replay reaches them: the outage policy bounds such staleness by the outage's length.
+///   At most 256 purges are kept one by one; past that they become one purge of everything.
+///   [`unapplied_purges`](RedisTier::unapplied_purges) and the gauge
+///   `protothrive_cache_purges_unapplied` count them; [`settled`](RedisTier::settled) waits for
+///   them (a graceful shutdown).
 /// * Invalidations are published on one channel; [`RedisTier::subscribe`] keeps a RESP3
 ///   subscription that the connection manager re-establishes after a disconnect. Messages
 ///   published while an instance was disconnected are lost to it, so a disconnect is delivered as
@@ -68,6 +84,8 @@ pub struct RedisTier {
     pub(super) channel: Arc<str>,
     pub(super) timeout: Duration,
     breaker: CircuitBreaker,
+    pub(super) journal: Arc<Journal>,
+    pub(super) patience: Duration,
 }
 
 impl fmt::Debug for RedisTier {
@@ -90,6 +108,7 @@ pub struct RedisTierBuilder {
     channel: String,
     timeout: Option<Duration>,
     shards: u16,
+    patience: Duration,
 }
 
 impl fmt::Debug for RedisTierBuilder {
@@ -116,6 +135,15 @@ impl RedisTierBuilder {
     /// The bound on one call (default 50 ms).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// How long a purge Redis did not take holds up the write that made it while it is
+    /// replayed (default 1 s; zero: not at all). Within it, a write is answered only once the
+    /// other instances have been told; past it, the write is answered and its purge stays
+    /// queued (see [`RedisTier`]).
+    pub fn purge_patience(mut self, patience: Duration) -> Self {
+        self.patience = patience;
         self
     }
 
@@ -148,6 +176,8 @@ impl RedisTierBuilder {
             channel: self.channel.into(),
             timeout: timeout.unwrap_or(handle.timeout),
             breaker: handle.breaker,
+            journal: Arc::default(),
+            patience: self.patience,
         })
     }
 }
@@ -176,6 +206,7 @@ impl RedisTier {
             channel: "protothrive:cache:invalidate".to_owned(),
             timeout: None,
             shards: DEFAULT_SHARDS,
+            patience: DEFAULT_PATIENCE,
         }
     }
 
@@ -185,7 +216,7 @@ impl RedisTier {
         crate::redis_handle::ping(&self.conn, self.timeout, &self.breaker).await
     }
 
-    async fn bounded<T>(
+    pub(super) async fn bounded<T>(
         &self,
         op: &'static str,
         limit: Duration,
@@ -231,6 +262,9 @@ impl RedisTier {
     /// # Errors
     /// Redis down, slow or answering something else.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, TierError> {
+        if !self.journal.is_empty() {
+            return Ok(None);
+        }
         let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("GET");
         cmd.arg(self.key(key));
@@ -247,6 +281,9 @@ impl RedisTier {
     pub async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, TierError> {
         if keys.is_empty() {
             return Ok(Vec::new());
+        }
+        if !self.journal.is_empty() {
+            return Ok(vec![None; keys.len()]);
         }
         let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("MGET");
@@ -357,7 +394,7 @@ impl RedisTier {
     /// Deletes the entries whose key starts with `prefix` and `matches` (tag sets and
     /// tombstones excluded), scanning in batches — on a cluster, every master; bounded by ten
     /// timeouts in all.
-    async fn delete_where(
+    pub(super) async fn delete_where(
         &self,
         prefix: &str,
         matches: impl Fn(&str) -> bool + Send,
@@ -409,35 +446,12 @@ impl RedisTier {
         };
         self.bounded("delete_prefix", self.timeout * 10, work).await
     }
-
-    /// Publishes an invalidation to every subscribed instance (this one included).
-    ///
-    /// # Errors
-    /// Redis down, slow or answering something else.
-    pub async fn publish(&self, purge: &Purge) -> Result<(), TierError> {
-        let mut conn = self.conn.clone();
-        let message = encode_purge(purge);
-        let publish = conn.publish(&self.channel, &message);
-        if !self.conn.is_cluster() {
-            return self.bounded("publish", self.timeout, publish).await;
-        }
-        // On a cluster, not held back by the outage breaker: one master down opens it, yet the
-        // purge can still reach every instance through the others. Bounded by four timeouts (a
-        // second attempt, on every master, may follow a failed first one).
-        let error = match tokio::time::timeout(self.timeout * 4, publish).await {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(e)) => format!("publish: {e}"),
-            Err(_) => "publish: no answer in time".to_owned(),
-        };
-        metrics::counter!("protothrive_cache_l2_errors_total", "op" => "publish").increment(1);
-        Err(TierError(error))
-    }
 }
 
 /// The tags every HTTP entry carries besides its own: its URI (every method, partition and
 /// `Vary` variant of it) and its path and query (every host), so that key and URI purges are one
 /// tag drop rather than a scan.
-fn implicit_tags(key: &str) -> [String; 2] {
+pub(super) fn implicit_tags(key: &str) -> [String; 2] {
     let uri = key_uri(key);
     [
         format!("uri:{uri}"),
@@ -509,16 +523,21 @@ impl CacheTier for RedisTier {
                 async move { call.invoke_async::<Vec<i64>>(&mut conn).await }
             });
             let run = futures_util::future::try_join_all(calls);
+            let tagged = purges
+                .iter()
+                .filter(|p| purge_tag(p, implicit_tags).is_some());
             let Ok(stored) = self.bounded("write_through", self.timeout, run).await else {
-                let _ = self.publish(&Purge::All).await;
+                // Not applied: the purges are kept and replayed; the puts are dropped.
+                self.keep(tagged.map(|p| Work::Http(p.clone()))).await;
                 return vec![false; puts.len()];
             };
-            for p in purges
-                .iter()
-                .filter(|p| purge_tag(p, implicit_tags).is_some())
-            {
-                let _ = self.publish(p).await;
+            let mut unpublished = Vec::new();
+            for p in tagged {
+                if self.publish(p).await.is_err() {
+                    unpublished.push(Work::Http(p.clone()));
+                }
             }
+            self.keep(unpublished).await;
             let mut out = vec![false; puts.len()];
             for ((_, mine), stored) in groups.iter().zip(stored) {
                 for (&i, s) in mine.iter().zip(stored) {
@@ -535,32 +554,10 @@ impl CacheTier for RedisTier {
         })
     }
 
-    /// Applies `what` to Redis — a key or URI purge drops the URI's implicit tag (the URI's every
-    /// entry), a tag its set, a prefix scans — leaving tombstones that refuse older writes, then
-    /// publishes it to every instance. When Redis could not apply it, every instance is told to
-    /// drop everything instead (what is left in Redis may be stale, and L1s refill from it).
+    /// Applies `what` to Redis (see [`RedisTier::apply_http`]), then publishes it to every
+    /// instance. What Redis does not take is kept and replayed in order, and this call waits up
+    /// to the tier's patience for it (see [`RedisTier`]).
     fn invalidate<'a>(&'a self, what: &'a Purge) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let applied = match what {
-                Purge::Key(k) => {
-                    let [uri, _] = implicit_tags(k);
-                    self.delete_tag(&uri).await
-                }
-                Purge::Uri(u) if u.starts_with('/') => self.delete_tag(&format!("path:{u}")).await,
-                Purge::Uri(u) => self.delete_tag(&format!("uri:{u}")).await,
-                Purge::Tag(t) => self.delete_tag(t).await,
-                Purge::KeyPrefix(p) => self.delete_prefix(p).await,
-                Purge::All => self.delete_prefix("").await,
-                other => {
-                    // URI prefixes match on the URI inside the key: scan every entry.
-                    let probe = CacheEntry::Vary(Arc::from(Vec::new()));
-                    self.delete_where("", |k| other.matches(k, &probe)).await
-                }
-            };
-            let _ = match applied {
-                Ok(_) => self.publish(what).await,
-                Err(_) => self.publish(&Purge::All).await,
-            };
-        })
+        Box::pin(self.purge(Work::Http(what.clone())))
     }
 }
