@@ -554,9 +554,10 @@ impl CacheTier for RedisTier {
         })
     }
 
-    /// Applies `what` to Redis (see [`RedisTier::apply_http`]), then publishes it to every
-    /// instance. What Redis does not take is kept and replayed in order, and this call waits up
-    /// to the tier's patience for it (see [`RedisTier`]).
+    /// Applies `what` to Redis (a key or URI purge drops the URI's implicit tag, a tag its set,
+    /// a prefix scans; tombstones refuse older writes), then publishes it to every instance.
+    /// What Redis does not take is kept and replayed in order, and this call waits up to the
+    /// tier's patience for it (see [`RedisTier`]).
     fn invalidate<'a>(&'a self, what: &'a Purge) -> BoxFuture<'a, ()> {
         Box::pin(self.purge(Work::Http(what.clone())))
     }
