@@ -101,7 +101,8 @@ pub async fn state(
         .cloned()
         .ok_or("the stack is built with the read cache")?;
     Ok(AppState {
-        nested: crate::loaders::factory(db.clone(), clock.clone(), data),
+        nested: crate::loaders::factory(db.clone(), clock.clone(), data.clone()),
+        data,
         data_purges,
         db,
         auth,

@@ -70,7 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app::Built {
         service,
         demo_password,
-        ..
+        state,
     } = app::build(config.clone(), clock::system(), metrics).await?;
 
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
@@ -111,6 +111,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let _ = signal_rx.await;
             tokio::time::sleep(grace).await;
         } => tracing::warn!("grace period over; exiting with connections still open"),
+    }
+    // Purges Redis did not take yet are replayed until it does: give them the grace too, so a
+    // write answered before the shutdown is not left stale in another instance's cache.
+    let settled = async {
+        state.cache.handle().settled().await;
+        state.data.settled().await;
+    };
+    if tokio::time::timeout(grace, settled).await.is_err() {
+        tracing::warn!("exiting with cache purges Redis has not taken yet");
     }
     if let Some(otlp) = otlp
         && let Err(e) = otlp.shutdown().await

@@ -32,6 +32,8 @@ pub struct AppState {
     pub cache: protothrive::cache::CacheLayer,
     /// Makes each request's loader of nested data (`crate::loaders`).
     pub nested: protothrive::batch::LoaderFactory<crate::loaders::Shared>,
+    /// The cache of nested values behind `nested` (its purges are waited for at shutdown).
+    pub data: protothrive::cache::DataCache,
     /// Other instances' forgets of nested values, applied to ours (with Redis).
     pub data_purges: Option<Arc<protothrive::cache::redis::Subscription>>,
 }

@@ -391,6 +391,23 @@ impl DataCache {
         }
     }
 
+    /// Resolves once every invalidation made so far has reached Redis and the other instances
+    /// (see [`RedisTier`](super::RedisTier) on purges Redis did not take); at once without
+    /// Redis. For a graceful shutdown, under a timeout of the caller's.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// protothrive::cache::DataCache::builder().build().settled().await;
+    /// # }
+    /// ```
+    pub async fn settled(&self) {
+        #[cfg(feature = "redis")]
+        if let Some(l2) = &self.l2 {
+            l2.settled().await;
+        }
+    }
+
     /// Drops every key starting with `prefix` here and in Redis, and tells every subscribed
     /// instance.
     pub async fn invalidate_prefix(&self, prefix: &str) {

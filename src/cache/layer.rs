@@ -400,6 +400,23 @@ impl CacheHandle {
         super::put::apply(&self.shared, ticket, Vec::new(), through).await
     }
 
+    /// Resolves once every invalidation made so far has reached the L2 tier and, through it, the
+    /// other instances (see [`RedisTier`](super::RedisTier) on purges Redis did not take); at once
+    /// without a tier. For a graceful shutdown, under a timeout of the caller's.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = protothrive::cache::CacheLayer::builder().build().unwrap().handle();
+    /// cache.settled().await;
+    /// # }
+    /// ```
+    pub async fn settled(&self) {
+        if let Some(tier) = &self.shared.config.tier {
+            tier.settled().await;
+        }
+    }
+
     /// Invalidates in this instance's L1 only: for a tier relaying another instance's
     /// invalidation.
     pub fn invalidate_local(&self, what: &Purge) {

@@ -501,4 +501,9 @@ pub trait CacheTier: Send + Sync + fmt::Debug + 'static {
             vec![false; puts.len()]
         })
     }
+    /// Resolves once every invalidation made so far has reached the tier (and, for a shared
+    /// tier, the other instances): for a graceful shutdown. The default resolves at once.
+    fn settled(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }

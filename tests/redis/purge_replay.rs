@@ -160,3 +160,30 @@ async fn a_data_cache_invalidation_redis_missed_is_replayed() {
     let v: String = b.get_or_load("q:1", MINUTE, load("new")).await.unwrap();
     assert_eq!(v, "new");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_settles_once_its_kept_purges_are_through() {
+    let server = RedisServer::start();
+    let tier = RedisTier::builder(server.url())
+        .purge_patience(Duration::ZERO)
+        .build()
+        .unwrap();
+    let a = instance_on(tier, "a");
+    // Nothing kept: settled at once.
+    tokio::time::timeout(LONG, a.handle.settled())
+        .await
+        .unwrap();
+    server.pause();
+    a.handle.invalidate(Purge::Tag("snippets".into())).await;
+    assert_eq!(a.tier.unapplied_purges(), 1);
+    // Not while Redis hangs (the replay retries every 100 ms meanwhile)...
+    let early = tokio::time::timeout(Duration::from_millis(300), a.handle.settled()).await;
+    assert!(early.is_err(), "settled with a purge still kept");
+    assert_eq!(a.tier.unapplied_purges(), 1);
+    // ...and once it answers.
+    server.resume();
+    tokio::time::timeout(LONG, a.handle.settled())
+        .await
+        .unwrap();
+    assert_eq!(a.tier.unapplied_purges(), 0);
+}

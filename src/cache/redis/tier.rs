@@ -561,4 +561,8 @@ impl CacheTier for RedisTier {
     fn invalidate<'a>(&'a self, what: &'a Purge) -> BoxFuture<'a, ()> {
         Box::pin(self.purge(Work::Http(what.clone())))
     }
+
+    fn settled(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.journal.drained())
+    }
 }
