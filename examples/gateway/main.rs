@@ -29,7 +29,8 @@
 //! * `--cache-mb N`: the in-process cache size (default 64; `0` for no cache). The cache is an
 //!   RFC 9111 shared cache: it stores what the origin allows a shared cache to store (no
 //!   partition: `private` and §3.5 `Authorization` responses pass through) and says what it did
-//!   in `Cache-Status`.
+//!   in `Cache-Status`, as `protothrive-gateway` (the library's cache, which the API behind it
+//!   runs too, calls itself `protothrive`), after the members of the caches behind it.
 //! * `--cache-target NAME` (repeatable): the targeted cache-control fields the cache obeys, most
 //!   applicable first (RFC 9213; default `CDN-Cache-Control`); the first with a valid value governs
 //!   storage and freshness in place of `Cache-Control`, which still goes to the client
@@ -127,6 +128,31 @@ fn upstreams(args: &Args) -> Result<Upstreams<Member, Body>, Box<dyn std::error:
     Ok(set.build()?)
 }
 
+/// The gateway's cache in `Cache-Status`.
+pub const CACHE_NAME: &str = "protothrive-gateway";
+
+/// Renames the cache's own member of `Cache-Status` — the last (RFC 9211 lists the caches from
+/// the origin out), named as the library names every cache of its — to [`CACHE_NAME`], so that a
+/// client tells it from the member of the API's cache behind it.
+fn named(mut res: Response) -> Response {
+    let field = &protothrive::cache::policy::CACHE_STATUS;
+    let Some(list) = res.headers().get(field).and_then(|v| v.to_str().ok()) else {
+        return res;
+    };
+    let (behind, ours) = list.rsplit_once(", ").unwrap_or(("", list));
+    let Some(params) = ours.strip_prefix(protothrive::cache::policy::CACHE_NAME) else {
+        return res;
+    };
+    if !(params.is_empty() || params.starts_with(';')) {
+        return res;
+    }
+    let sep = if behind.is_empty() { "" } else { ", " };
+    if let Ok(v) = http::HeaderValue::try_from(format!("{behind}{sep}{CACHE_NAME}{params}")) {
+        res.headers_mut().insert(field, v);
+    }
+    res
+}
+
 /// Builds the gateway for `args` (inside a Tokio runtime: Redis connects there, and the health
 /// checks run there).
 pub fn gateway(args: &Args) -> Result<Built, Box<dyn std::error::Error>> {
@@ -153,7 +179,7 @@ pub fn gateway(args: &Args) -> Result<Built, Box<dyn std::error::Error>> {
     let inner: Gateway = match stack.cache() {
         Some(cache) => BoxCloneSyncService::new(
             ServiceBuilder::new()
-                .map_response(IntoResponse::into_response)
+                .map_response(|res: Response<_>| named(res.into_response()))
                 .layer(cache.clone())
                 .service(origin),
         ),

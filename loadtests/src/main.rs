@@ -7,11 +7,12 @@
 //!
 //! It exits non-zero when the aggregate P50 ≥ 200 ms, P99 ≥ 500 ms or errors ≥ 1%, and prints
 //! throughput, per-request percentiles, errors, statements per request (`X-Query-Count`) and the
-//! cache hit rate (`Cache-Status`), the share of reads (successful `GET`s) answered without a
-//! database statement (`X-Query-Count: 0`, or a hit where the count is missing) — per request
-//! name and overall, on a line of its own: `reads served without the database: NN.N%` — and
-//! where goose wrote its HTML report. `LOADTEST_SERVER_BIN=PATH` runs that executable instead of
-//! building the example (to compare two revisions under one load test).
+//! API's cache hit rate (its `Cache-Status` member, also through a gateway's cache), the share of
+//! reads (successful `GET`s) answered without a database statement (`X-Query-Count: 0`, or a hit
+//! where the count is missing) — per request name and overall, on a line of its own: `reads
+//! served without the database: NN.N%` — and where goose wrote its HTML report.
+//! `LOADTEST_SERVER_BIN=PATH` runs that executable instead of building the example (to compare
+//! two revisions under one load test).
 //!
 //! `--agent-faults` makes the simulated agent service fail 30% of calls and answer 20% late, adds
 //! agent runs to the mix, and holds them to what the API's breaker and retry budget promise

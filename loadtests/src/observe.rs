@@ -171,8 +171,7 @@ pub(crate) fn record(name: &str, goose: &GooseResponse) {
                 .get_all("cache-status")
                 .iter()
                 .filter_map(|v| v.to_str().ok())
-                .map(cache_status_is_hit)
-                .reduce(|a, b| a || b);
+                .find_map(|v| member_hit(v, API_CACHE));
             (queries, cache)
         }
         Err(_) => (None, None),
@@ -192,16 +191,36 @@ pub(crate) fn take() -> Observed {
     std::mem::take(&mut *lock())
 }
 
-/// Whether a `Cache-Status` field value (RFC 9211) says some cache served the response: any
-/// member carries the boolean `hit` parameter (bare, or `hit=?1`). `fwd=miss`, `fwd=stale` and the
-/// like are not hits.
-pub(crate) fn cache_status_is_hit(value: &str) -> bool {
-    value.split(',').any(|member| {
-        member.split(';').skip(1).any(|param| {
+/// The cache whose hit rate the report gives: the API's (the crate's cache layer names its member
+/// so). A cache in front of the API — the gateway's — adds a member of its own after it, under
+/// another name.
+pub(crate) const API_CACHE: &str = "protothrive";
+
+/// The members of a `Cache-Status` field value (RFC 9211), closest to the origin first: each
+/// cache's name (unquoted) and whether it served the response — the boolean `hit` parameter,
+/// bare or `hit=?1`. `fwd=miss`, `fwd=stale` and the like are not hits.
+fn members(value: &str) -> impl Iterator<Item = (&str, bool)> {
+    value.split(',').map(|member| {
+        let mut parts = member.split(';');
+        let name = parts.next().unwrap_or_default().trim().trim_matches('"');
+        let hit = parts.any(|param| {
             let (key, value) = param.split_once('=').unwrap_or((param, "?1"));
             key.trim().eq_ignore_ascii_case("hit") && value.trim() == "?1"
-        })
+        });
+        (name, hit)
     })
+}
+
+/// Whether a `Cache-Status` field value says some cache served the response (any member's
+/// `hit`).
+pub(crate) fn cache_status_is_hit(value: &str) -> bool {
+    members(value).any(|(_, hit)| hit)
+}
+
+/// What the member of cache `name` says (the first, closest to the origin, if there are two):
+/// whether it served the response; `None` when the value has no member of that cache.
+pub(crate) fn member_hit(value: &str, name: &str) -> Option<bool> {
+    members(value).find(|(n, _)| *n == name).map(|(_, hit)| hit)
 }
 
 #[cfg(test)]
@@ -222,6 +241,32 @@ mod tests {
             ("", false),
         ] {
             assert_eq!(cache_status_is_hit(value), hit, "{value}");
+        }
+    }
+
+    #[test]
+    fn the_api_member_is_read_through_a_cache_in_front() {
+        for (value, api) in [
+            ("protothrive; hit; ttl=20", Some(true)),
+            ("protothrive; fwd=uri-miss; stored", Some(false)),
+            // Through the gateway: the API's member first, the gateway's after it.
+            (
+                "protothrive; hit; ttl=20, gateway; fwd=uri-miss; fwd-status=200",
+                Some(true),
+            ),
+            (
+                "protothrive; fwd=uri-miss, gateway; hit; ttl=5",
+                Some(false),
+            ),
+            ("\"protothrive\"; hit=?1, gateway; fwd=miss", Some(true)),
+            // Two of the same name: the one closest to the origin.
+            ("protothrive; hit, protothrive; fwd=uri-miss", Some(true)),
+            // The API's cache was not on the route: only the gateway said something.
+            ("gateway; fwd=method", None),
+            ("gateway; hit", None),
+            ("", None),
+        ] {
+            assert_eq!(member_hit(value, API_CACHE), api, "{value}");
         }
     }
 

@@ -326,7 +326,7 @@ pub(crate) fn render(summary: &Summary) -> String {
     );
     let _ = writeln!(
         out,
-        "statements/request (X-Query-Count): {}; cache hit rate (Cache-Status): {}",
+        "statements/request (X-Query-Count): {}; cache hit rate (the API's Cache-Status member): {}",
         optional(t.headers.mean_queries(), |q| format!("{q:.2}")),
         optional(t.headers.hit_rate(), |h| format!("{:.1}%", h * 100.0)),
     );

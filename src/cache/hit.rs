@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::header::Entry;
 use http::header::{
     CACHE_CONTROL, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_RANGE, DATE, ETAG, EXPIRES,
     LAST_MODIFIED, RANGE, VARY,
@@ -96,9 +97,27 @@ pub(super) fn clone_parts(p: &request::Parts) -> request::Parts {
     c
 }
 
+/// Adds this cache's member to `Cache-Status`. A response that already has the field (from a
+/// cache nearer the origin, or stored with it) keeps its members and gets this one after them
+/// (RFC 9211 §2: the first member is the cache closest to the origin), in one field line so
+/// a reader of the first line sees the whole list.
 pub(super) fn status_header<B>(res: &mut Response<B>, status: &CacheStatus) {
-    res.headers_mut()
-        .insert(CACHE_STATUS.clone(), status.header_value());
+    let ours = status.header_value();
+    match res.headers_mut().entry(&CACHE_STATUS) {
+        Entry::Vacant(field) => {
+            field.insert(ours);
+        }
+        Entry::Occupied(mut field) => {
+            let mut list = Vec::new();
+            for member in field.iter().chain([&ours]) {
+                if !list.is_empty() {
+                    list.extend_from_slice(b", ");
+                }
+                list.extend_from_slice(member.as_bytes());
+            }
+            field.insert(HeaderValue::from_bytes(&list).unwrap_or(ours));
+        }
+    }
 }
 
 pub(super) fn ttl(stored: &StoredResponse, age: Duration) -> i64 {

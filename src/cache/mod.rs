@@ -30,7 +30,8 @@
 //! * **Freshness and age** ([`freshness_lifetime`](policy::freshness_lifetime),
 //!   [`initial_age`](policy::initial_age)): `s-maxage`, `max-age`, `Expires` − `Date`, 10% of
 //!   `Date` − `Last-Modified` capped; `Age` and `Cache-Status` (RFC 9211) on every response
-//!   ([`CacheStatus`](policy::CacheStatus)).
+//!   ([`CacheStatus`](policy::CacheStatus)), this cache's member added after those of the caches
+//!   nearer the origin (a forwarded response's, or a stored one's).
 //! * **Reuse** ([`reuse`](policy::reuse)): request
 //!   `no-cache`/`max-age`/`min-fresh`/`max-stale`/`only-if-cached` (a `504` problem when nothing
 //!   fits), response `no-cache`/`must-revalidate`/`proxy-revalidate`; `stale-while-revalidate`

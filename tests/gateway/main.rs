@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cache_rfc;
+mod cluster;
 mod upstreams;
 
 use std::process::{Child, Command, Stdio};
@@ -84,6 +85,30 @@ async fn origin() -> (String, Arc<AtomicUsize>) {
                 (
                     [("cache-control", "max-age=60")],
                     format!("link to http://{host}/"),
+                )
+            }),
+        )
+        // Behind a cache of its own, which said what it did in `Cache-Status`.
+        .route(
+            "/behind/private",
+            axum::routing::get(|| async {
+                let cs = "protothrive; hit; ttl=30";
+                (
+                    [
+                        ("cache-control", "private, max-age=60"),
+                        ("cache-status", cs),
+                    ],
+                    "mine",
+                )
+            }),
+        )
+        .route(
+            "/behind/shared",
+            axum::routing::get(|| async {
+                let cs = "protothrive; fwd=uri-miss; stored";
+                (
+                    [("cache-control", "max-age=60"), ("cache-status", cs)],
+                    "ours",
                 )
             }),
         )
@@ -218,6 +243,46 @@ async fn the_cache_answers_fresh_responses_and_a_write_purges_them() {
     let posted = client().post(gw.url("/fresh")).send().await.unwrap();
     assert_eq!(posted.status(), 200);
     assert_eq!(get("/fresh").await.0, "answer #4");
+}
+
+/// The gateway's cache adds its member to the `Cache-Status` of the cache behind it (RFC 9211:
+/// after it, the origin's side first), under a name of its own, on a response it passes through
+/// as on one it stores and then answers from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_status_lists_the_cache_behind_then_the_gateways() {
+    let (up, _) = origin().await;
+    let gw = Gateway::start(&["--upstream", &up, "--rate", "off"]);
+    let status = |path: &'static str| {
+        let url = gw.url(path);
+        async move {
+            let res = client().get(url).send().await.unwrap();
+            let lines = res.headers().get_all("cache-status").iter().count();
+            assert_eq!(lines, 1, "{path}: one field line");
+            res.headers()["cache-status"].to_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(
+        status("/behind/private").await,
+        "protothrive; hit; ttl=30, protothrive-gateway; fwd=uri-miss; fwd-status=200"
+    );
+    let stored = status("/behind/shared").await;
+    assert!(
+        stored.starts_with(
+            "protothrive; fwd=uri-miss; stored, protothrive-gateway; fwd=uri-miss; fwd-status=200; ttl="
+        ),
+        "{stored}"
+    );
+    let hit = status("/behind/shared").await;
+    assert!(
+        hit.starts_with("protothrive; fwd=uri-miss; stored, protothrive-gateway; hit; ttl="),
+        "{hit}"
+    );
+    // With no cache behind: the gateway's member alone.
+    let alone = status("/fresh").await;
+    assert!(
+        alone.starts_with("protothrive-gateway; fwd=uri-miss"),
+        "{alone}"
+    );
 }
 
 /// A body that never sends a frame.

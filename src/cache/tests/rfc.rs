@@ -276,3 +276,82 @@ async fn rfc_behaviours() {
         }
     }
 }
+
+/// RFC 9211 §2: a `Cache-Status` the response already has (a cache nearer the origin) keeps its
+/// members, this cache's goes after them — on a forwarded response, stored or passed through, and
+/// on hits of a stored one; with none, this cache's member alone.
+#[tokio::test]
+async fn cache_status_appends_to_the_members_of_caches_nearer_the_origin() {
+    let upstream = |cc: &'static str| {
+        fixture(move |_, n| {
+            let member = if n == 1 {
+                "api; fwd=uri-miss; stored"
+            } else {
+                "api; hit"
+            };
+            Ok(resp(
+                200,
+                &[
+                    ("cache-control", cc),
+                    ("cache-status", member),
+                    ("etag", "\"v1\""),
+                ],
+                "body",
+            ))
+        })
+    };
+    let f = upstream("max-age=60");
+    let (_, h, _) = send(&f.svc, get(&[])).await;
+    assert_eq!(
+        cache_status(&h),
+        "api; fwd=uri-miss; stored, protothrive; fwd=uri-miss; fwd-status=200; ttl=60; stored"
+    );
+    assert_eq!(
+        h.get_all("cache-status").iter().count(),
+        1,
+        "one field line"
+    );
+    f.clock.advance(Duration::from_secs(10));
+    let (_, h, _) = send(&f.svc, get(&[])).await;
+    assert_eq!(
+        cache_status(&h),
+        "api; fwd=uri-miss; stored, protothrive; hit; ttl=50",
+        "a hit keeps the member stored with the response"
+    );
+    f.clock.advance(Duration::from_secs(60));
+    let (_, h, _) = send(&f.svc, get(&[])).await;
+    assert_eq!(
+        cache_status(&h),
+        "api; hit, protothrive; fwd=stale; fwd-status=200; ttl=60; stored"
+    );
+    assert_eq!(f.seen.calls(), 2);
+
+    let f = upstream("private, max-age=60");
+    let (_, h, _) = send(&f.svc, get(&[])).await;
+    assert_eq!(
+        cache_status(&h),
+        "api; fwd=uri-miss; stored, protothrive; fwd=uri-miss; fwd-status=200"
+    );
+
+    // Two field lines from the origin: one list, in their order, then this cache's member.
+    let f = fixture(|_, _| {
+        let mut res = resp(200, &[("cache-control", "no-store")], "body");
+        for member in ["edge; hit", "api; fwd=miss"] {
+            res.headers_mut()
+                .append("cache-status", http::HeaderValue::from_static(member));
+        }
+        Ok(res)
+    });
+    let (_, h, _) = send(&f.svc, get(&[])).await;
+    assert_eq!(
+        cache_status(&h),
+        "edge; hit, api; fwd=miss, protothrive; fwd=uri-miss; fwd-status=200"
+    );
+
+    let f = fixture(|_, _| Ok(resp(200, &[("cache-control", "max-age=60")], "body")));
+    let (_, h, _) = send(&f.svc, get(&[])).await;
+    assert_eq!(
+        cache_status(&h),
+        "protothrive; fwd=uri-miss; fwd-status=200; ttl=60; stored"
+    );
+}
