@@ -161,6 +161,28 @@ pub(crate) fn append_vary(headers: &mut HeaderMap, names: &[&str]) {
     }
 }
 
+/// Whether `b` is a `tchar` of an HTTP token (RFC 9110 §5.6.2).
+#[cfg_attr(not(any(feature = "cors", feature = "cache")), allow(dead_code))]
+pub(crate) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Whether `s` is an HTTP token (RFC 9110 §5.6.2): one or more `tchar`s.
+#[cfg_attr(not(feature = "cors"), allow(dead_code))]
+pub(crate) fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_tchar)
+}
+
+/// Whether `s` is a structured field token (RFC 8941 §3.3.4): a letter or `*`, then `tchar`s,
+/// `:` and `/`.
+#[cfg_attr(not(feature = "cache"), allow(dead_code))]
+pub(crate) fn is_sf_token(s: &str) -> bool {
+    let mut b = s.bytes();
+    b.next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == b'*')
+        && b.all(|c| is_tchar(c) || c == b':' || c == b'/')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +247,15 @@ mod tests {
             format!("ab{long}7").as_bytes()
         );
         assert!(ValueBuf::new().push(b"a\nb").value().is_none());
+    }
+
+    #[test]
+    fn tokens_and_structured_field_tokens() {
+        assert!(is_token("max-age") && is_token("!#$%&'*+-.^_`|~09Az"));
+        assert!(!is_token("") && !is_token("a b") && !is_token("a/b") && !is_token("é"));
+        assert!(is_sf_token("protothrive") && is_sf_token("*edge:1/a") && is_sf_token("a"));
+        assert!(!is_sf_token("") && !is_sf_token("1abc") && !is_sf_token("-x"));
+        assert!(!is_sf_token("my cache") && !is_sf_token("a;b") && !is_sf_token("a,b"));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use http::header::{HeaderName, ORIGIN};
 use http::{HeaderMap, HeaderValue, Method};
 
 use super::AllowOrigin;
+use crate::headers::is_token;
 
 /// The compiled configuration of a [`CorsLayer`](super::CorsLayer).
 #[derive(Debug)]
@@ -60,12 +61,6 @@ impl Refusal {
             }
         }
     }
-}
-
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Checks a preflight's `Access-Control-Request-Method` and `-Headers` against the configuration.

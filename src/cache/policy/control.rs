@@ -10,6 +10,8 @@ use std::fmt;
 use http::header::CACHE_CONTROL;
 use http::{HeaderMap, HeaderName};
 
+use crate::headers::is_tchar;
+
 /// The largest delta-seconds value kept; larger ones read as this (RFC 9111 §1.2.2).
 pub const MAX_DELTA_SECONDS: u32 = 1 << 31;
 
@@ -160,10 +162,6 @@ fn qualified(whole: &mut bool, fields: &mut Vec<HeaderName>, arg: Option<&str>) 
             fields.clear();
         }
     }
-}
-
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Splits one header value into `(name, argument)` pairs; malformed members are skipped up to
