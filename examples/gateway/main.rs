@@ -131,28 +131,6 @@ fn upstreams(args: &Args) -> Result<Upstreams<Member, Body>, Box<dyn std::error:
 /// The gateway's cache in `Cache-Status`.
 pub const CACHE_NAME: &str = "protothrive-gateway";
 
-/// Renames the cache's own member of `Cache-Status` — the last (RFC 9211 lists the caches from
-/// the origin out), named as the library names every cache of its — to [`CACHE_NAME`], so that a
-/// client tells it from the member of the API's cache behind it.
-fn named(mut res: Response) -> Response {
-    let field = &protothrive::cache::policy::CACHE_STATUS;
-    let Some(list) = res.headers().get(field).and_then(|v| v.to_str().ok()) else {
-        return res;
-    };
-    let (behind, ours) = list.rsplit_once(", ").unwrap_or(("", list));
-    let Some(params) = ours.strip_prefix(protothrive::cache::policy::CACHE_NAME) else {
-        return res;
-    };
-    if !(params.is_empty() || params.starts_with(';')) {
-        return res;
-    }
-    let sep = if behind.is_empty() { "" } else { ", " };
-    if let Ok(v) = http::HeaderValue::try_from(format!("{behind}{sep}{CACHE_NAME}{params}")) {
-        res.headers_mut().insert(field, v);
-    }
-    res
-}
-
 /// Builds the gateway for `args` (inside a Tokio runtime: Redis connects there, and the health
 /// checks run there).
 pub fn gateway(args: &Args) -> Result<Built, Box<dyn std::error::Error>> {
@@ -161,7 +139,9 @@ pub fn gateway(args: &Args) -> Result<Built, Box<dyn std::error::Error>> {
     // Trusted proxies, the `ip` limit and the body limit from the configuration.
     let mut stack = Stack::from_config(&args.stack)?;
     if args.cache_mb > 0 {
-        let mut cache = CacheLayer::builder().max_bytes(args.cache_mb << 20);
+        let mut cache = CacheLayer::builder()
+            .max_bytes(args.cache_mb << 20)
+            .name(CACHE_NAME);
         if let Some(targets) = &args.cache_targets {
             cache = cache.targets(targets.iter().filter(|t| !t.is_empty()).cloned());
         }
@@ -179,7 +159,7 @@ pub fn gateway(args: &Args) -> Result<Built, Box<dyn std::error::Error>> {
     let inner: Gateway = match stack.cache() {
         Some(cache) => BoxCloneSyncService::new(
             ServiceBuilder::new()
-                .map_response(|res: Response<_>| named(res.into_response()))
+                .map_response(IntoResponse::into_response)
                 .layer(cache.clone())
                 .service(origin),
         ),

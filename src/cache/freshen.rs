@@ -107,6 +107,6 @@ impl Origin<'_> {
                 }
             }
         }
-        Ok(pass_through(res, &status))
+        Ok(pass_through(res, &status, &shared.config.name))
     }
 }

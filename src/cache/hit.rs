@@ -101,8 +101,8 @@ pub(super) fn clone_parts(p: &request::Parts) -> request::Parts {
 /// cache nearer the origin, or stored with it) keeps its members and gets this one after them
 /// (RFC 9211 §2: the first member is the cache closest to the origin), in one field line so
 /// a reader of the first line sees the whole list.
-pub(super) fn status_header<B>(res: &mut Response<B>, status: &CacheStatus) {
-    let ours = status.header_value();
+pub(super) fn status_header<B>(res: &mut Response<B>, status: &CacheStatus, name: &str) {
+    let ours = status.header_value_named(name);
     match res.headers_mut().entry(&CACHE_STATUS) {
         Entry::Vacant(field) => {
             field.insert(ours);
@@ -213,6 +213,7 @@ pub(super) fn from_stored<B>(
     head: bool,
     age: Duration,
     status: &CacheStatus,
+    name: &str,
 ) -> Response<CacheBody<B>> {
     let mut res = if not_modified(req, &stored.headers) {
         let mut res = Response::new(CacheBody::full(Bytes::new()));
@@ -250,11 +251,11 @@ pub(super) fn from_stored<B>(
         res
     };
     res.headers_mut().insert(http::header::AGE, age_value(age));
-    status_header(&mut res, status);
+    status_header(&mut res, status, name);
     res
 }
 
-pub(super) fn only_if_cached<B>(parts: &request::Parts) -> Response<CacheBody<B>> {
+pub(super) fn only_if_cached<B>(parts: &request::Parts, name: &str) -> Response<CacheBody<B>> {
     let mut res = Problem::new(StatusCode::GATEWAY_TIMEOUT, code::CACHE_ONLY_IF_CACHED)
         .with_detail("The request allows only a cached response (only-if-cached) and none fits.")
         .render_for(&parts.extensions)
@@ -262,6 +263,7 @@ pub(super) fn only_if_cached<B>(parts: &request::Parts) -> Response<CacheBody<B>
     status_header(
         &mut res,
         &CacheStatus::forward(Forward::Request).detail("only-if-cached"),
+        name,
     );
     res
 }
@@ -269,9 +271,10 @@ pub(super) fn only_if_cached<B>(parts: &request::Parts) -> Response<CacheBody<B>
 pub(super) fn pass_through<B>(
     mut res: Response<B>,
     status: &CacheStatus,
+    name: &str,
 ) -> Response<CacheBody<B>> {
     res.headers_mut().remove(&SURROGATE_KEY);
-    status_header(&mut res, status);
+    status_header(&mut res, status, name);
     res.map(CacheBody::inner)
 }
 
@@ -288,7 +291,14 @@ pub(super) fn fresh_hit<B>(
             shared.state.stats.hits.fetch_add(1, Ordering::Relaxed);
             let status = CacheStatus::hit(Some(ttl(stored, age))).collapsed(collapsed);
             let head = parts.method == http::Method::HEAD;
-            Some(from_stored(stored, &parts.headers, head, age, &status))
+            Some(from_stored(
+                stored,
+                &parts.headers,
+                head,
+                age,
+                &status,
+                &shared.config.name,
+            ))
         }
         _ => None,
     }
@@ -303,8 +313,9 @@ pub(super) fn from_stored_range<B>(
     parts: &request::Parts,
     age: Duration,
     status: &CacheStatus,
+    name: &str,
 ) -> Response<CacheBody<B>> {
-    let res = from_stored(stored, &parts.headers, false, age, status);
+    let res = from_stored(stored, &parts.headers, false, age, status, name);
     if res.status() != StatusCode::OK
         || stored.status != StatusCode::OK
         || !if_range_holds(&parts.headers, &stored.headers)
@@ -346,7 +357,7 @@ pub(super) fn from_stored_range<B>(
                 res.headers_mut().insert(CONTENT_RANGE, v);
             }
             res.headers_mut().insert(http::header::AGE, age_value(age));
-            status_header(&mut res, status);
+            status_header(&mut res, status, name);
             res
         }
     }

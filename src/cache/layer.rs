@@ -7,6 +7,7 @@ use http::{HeaderName, request};
 use tower_layer::Layer;
 
 use super::l1::{PurgeLog, l1};
+use super::policy::CACHE_NAME;
 use super::policy::freshness::DEFAULT_HEURISTIC_CAP;
 use super::policy::targeted::CDN_CACHE_CONTROL;
 use super::service::Cache;
@@ -96,6 +97,7 @@ impl CacheLayer {
                 .map(|s| (*s).to_owned())
                 .collect(),
             targets: vec![CDN_CACHE_CONTROL.as_str().to_owned()],
+            name: CACHE_NAME.to_owned(),
         }
     }
 
@@ -154,6 +156,7 @@ pub struct CacheLayerBuilder {
     scheme: String,
     unkeyed: Vec<String>,
     targets: Vec<String>,
+    name: String,
 }
 
 impl fmt::Debug for CacheLayerBuilder {
@@ -215,6 +218,26 @@ impl CacheLayerBuilder {
         f: impl Fn(&request::Parts) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         self.partition = Some(Arc::new(f));
+        self
+    }
+
+    /// This cache's name in `Cache-Status` (RFC 9211; default `protothrive`), so that a client
+    /// tells the caches of a chain apart — say, a gateway's in front of an API's, each adding
+    /// its member after those of the caches nearer the origin. An RFC 8941 token: a letter or
+    /// `*`, then letters, digits and ``!#$%&'*+-.^_`|~:/``.
+    ///
+    /// ```
+    /// use protothrive::cache::CacheLayer;
+    /// let layer = CacheLayer::builder().name("edge-gateway").build().unwrap();
+    /// # let _ = layer;
+    /// let err = CacheLayer::builder().name("my cache").build().unwrap_err();
+    /// assert_eq!(
+    ///     err.message(),
+    ///     "cache name `my cache`: use a token (a letter, then letters, digits or -._:/ and the like)"
+    /// );
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
         self
     }
 
@@ -292,8 +315,15 @@ impl CacheLayerBuilder {
     ///
     /// # Errors
     /// A zero L1 size, a scheme other than `http`/`https`, an unkeyed header name that is not a
-    /// valid header name, or a target that is not one (or is `Cache-Control` itself).
+    /// valid header name, a target that is not one (or is `Cache-Control` itself), or a name
+    /// that is not a token.
     pub fn build(self) -> Result<CacheLayer, ConfigError> {
+        if !crate::headers::is_sf_token(&self.name) {
+            return Err(ConfigError::new(format!(
+                "cache name `{}`: use a token (a letter, then letters, digits or -._:/ and the like)",
+                self.name
+            )));
+        }
         if self.max_bytes == 0 {
             return Err(ConfigError::new(
                 "a cache needs room: give `.max_bytes(...)` a size above 0",
@@ -338,6 +368,7 @@ impl CacheLayerBuilder {
                     scheme,
                     unkeyed,
                     targets,
+                    name: self.name.into_boxed_str(),
                 },
                 state: State {
                     l1: l1(self.max_bytes),

@@ -202,7 +202,14 @@ impl Origin<'_> {
             if let Some(s) = fwd_status {
                 status = status.fwd_status(s);
             }
-            Ok(from_stored(&stored, &meta.headers, false, age, &status))
+            Ok(from_stored(
+                &stored,
+                &meta.headers,
+                false,
+                age,
+                &status,
+                &shared.config.name,
+            ))
         };
         let res = match call(&mut inner, Request::from_parts(to_origin, body)).await {
             Ok(res) => res,
@@ -234,7 +241,14 @@ impl Origin<'_> {
             .fwd_status(304)
             .stored(still)
             .ttl(ttl(&merged, age));
-        let mut answer = from_stored(&merged, &meta.headers, false, age, &status);
+        let mut answer = from_stored(
+            &merged,
+            &meta.headers,
+            false,
+            age,
+            &status,
+            &shared.config.name,
+        );
         give_back(&mut answer, withheld(res.headers(), &merged.cc));
         Ok(answer)
     }
@@ -311,7 +325,7 @@ impl Origin<'_> {
             Ok(scope) => scope,
             Err(why) => {
                 self.remember_pass(why, req);
-                return pass_through(Response::from_parts(rp, body), &status);
+                return pass_through(Response::from_parts(rp, body), &status, &shared.config.name);
             }
         };
         let too_big = |n: u64| n > shared.config.max_body as u64;
@@ -320,20 +334,20 @@ impl Origin<'_> {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(too_big) || too_big(body.size_hint().lower()) {
-            return pass_through(Response::from_parts(rp, body), &status);
+            return pass_through(Response::from_parts(rp, body), &status, &shared.config.name);
         }
         let (data, trailers, rest) = match buffer(body, shared.config.max_body).await {
             Ok(buffered) => buffered,
-            Err(e) => return body_failed(req, &status, &e.into()),
+            Err(e) => return body_failed(req, &status, &e.into(), &shared.config.name),
         };
         if let Some(rest) = rest {
             let mut res = Response::from_parts(rp, CacheBody::rest(data, rest));
-            status_header(&mut res, &status);
+            status_header(&mut res, &status, &shared.config.name);
             return res;
         }
         if trailers.is_some() {
             let mut res = Response::from_parts(rp, CacheBody::buffered(data, trailers));
-            status_header(&mut res, &status);
+            status_header(&mut res, &status, &shared.config.name);
             return res;
         }
         let response_time = shared.config.clock.now();
@@ -367,7 +381,7 @@ impl Origin<'_> {
         };
         if !worth {
             let mut res = Response::from_parts(rp, CacheBody::full(data));
-            status_header(&mut res, &status);
+            status_header(&mut res, &status, &shared.config.name);
             return res;
         }
         let stored = Arc::new(stored);
@@ -388,7 +402,14 @@ impl Origin<'_> {
         shared.state.pass.remove(self.keys.flight().as_str());
         let age = stored.age(response_time);
         let status = status.stored(true).ttl(ttl(&stored, age));
-        let mut answer = from_stored(&stored, &req.headers, false, age, &status);
+        let mut answer = from_stored(
+            &stored,
+            &req.headers,
+            false,
+            age,
+            &status,
+            &shared.config.name,
+        );
         give_back(&mut answer, withheld(&rp.headers, &directives.cc));
         answer
     }
@@ -402,13 +423,14 @@ fn body_failed<B>(
     req: &request::Parts,
     status: &CacheStatus,
     e: &BoxError,
+    name: &str,
 ) -> Response<CacheBody<B>> {
     tracing::warn!(error = %e, uri = %req.uri, "cache: the origin's response body failed while buffered");
     let mut res = Problem::new(StatusCode::BAD_GATEWAY, code::CACHE_UPSTREAM_BODY)
         .with_detail("The origin's response body failed before it was complete.")
         .render_for(&req.extensions)
         .map(CacheBody::full);
-    status_header(&mut res, &status.clone().detail("body-error"));
+    status_header(&mut res, &status.clone().detail("body-error"), name);
     res
 }
 

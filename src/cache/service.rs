@@ -145,7 +145,11 @@ where
         Step::Unsafe => return Box::pin(unsafe_method(&shared, inner, parts, body)).await,
         Step::Bypass => {
             let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
-            return Ok(pass_through(res, &CacheStatus::forward(Forward::Bypass)));
+            return Ok(pass_through(
+                res,
+                &CacheStatus::forward(Forward::Bypass),
+                &shared.config.name,
+            ));
         }
         Step::Lookup { keys, found, range } => (keys, found, range),
     };
@@ -154,11 +158,15 @@ where
         Some(hit) => hit,
         None if passing(&shared, &keys) => {
             if req_cc.only_if_cached {
-                return Ok(only_if_cached(&parts));
+                return Ok(only_if_cached(&parts, &shared.config.name));
             }
             if range {
                 let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
-                return Ok(pass_through(res, &CacheStatus::forward(Forward::UriMiss)));
+                return Ok(pass_through(
+                    res,
+                    &CacheStatus::forward(Forward::UriMiss),
+                    &shared.config.name,
+                ));
             }
             shared.state.stats.misses.fetch_add(1, Ordering::Relaxed);
             let origin = Origin {
@@ -182,9 +190,22 @@ where
                     shared.state.stats.hits.fetch_add(1, Ordering::Relaxed);
                     let status = CacheStatus::hit(Some(ttl(&stored, age)));
                     if range {
-                        return Ok(from_stored_range(&stored, &parts, age, &status));
+                        return Ok(from_stored_range(
+                            &stored,
+                            &parts,
+                            age,
+                            &status,
+                            &shared.config.name,
+                        ));
                     }
-                    return Ok(from_stored(&stored, &parts.headers, head, age, &status));
+                    return Ok(from_stored(
+                        &stored,
+                        &parts.headers,
+                        head,
+                        age,
+                        &status,
+                        &shared.config.name,
+                    ));
                 }
                 Reuse::StaleWhileRevalidate => {
                     shared.state.stats.hits.fetch_add(1, Ordering::Relaxed);
@@ -197,13 +218,26 @@ where
                     let status =
                         CacheStatus::hit(Some(ttl(&stored, age))).detail("stale-while-revalidate");
                     if range {
-                        return Ok(from_stored_range(&stored, &parts, age, &status));
+                        return Ok(from_stored_range(
+                            &stored,
+                            &parts,
+                            age,
+                            &status,
+                            &shared.config.name,
+                        ));
                     }
-                    return Ok(from_stored(&stored, &parts.headers, head, age, &status));
+                    return Ok(from_stored(
+                        &stored,
+                        &parts.headers,
+                        head,
+                        age,
+                        &status,
+                        &shared.config.name,
+                    ));
                 }
                 Reuse::Revalidate { stale_if_error } => {
                     if req_cc.only_if_cached {
-                        return Ok(only_if_cached(&parts));
+                        return Ok(only_if_cached(&parts, &shared.config.name));
                     }
                     let why = if age >= stored.lifetime {
                         Forward::Stale
@@ -213,7 +247,11 @@ where
                     if range {
                         let res =
                             Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
-                        return Ok(pass_through(res, &CacheStatus::forward(why)));
+                        return Ok(pass_through(
+                            res,
+                            &CacheStatus::forward(why),
+                            &shared.config.name,
+                        ));
                     }
                     shared.state.stats.misses.fetch_add(1, Ordering::Relaxed);
                     let origin = Origin {
@@ -242,12 +280,16 @@ where
         Found::Miss => Forward::UriMiss,
     };
     if req_cc.only_if_cached {
-        return Ok(only_if_cached(&parts));
+        return Ok(only_if_cached(&parts, &shared.config.name));
     }
     if head || range {
         let why = if head { Forward::Method } else { fwd };
         let res = Box::pin(call(&mut inner, Request::from_parts(parts, body))).await?;
-        return Ok(pass_through(res, &CacheStatus::forward(why)));
+        return Ok(pass_through(
+            res,
+            &CacheStatus::forward(why),
+            &shared.config.name,
+        ));
     }
     Box::pin(miss(&shared, inner, parts, body, &keys, fwd)).await
 }
@@ -295,7 +337,11 @@ where
         if let Some(through) = through {
             let through = through.only_purges_unless(res.status().is_success());
             super::put::apply(shared, ticket, what, through).await;
-            return Ok(pass_through(res, &CacheStatus::forward(Forward::Method)));
+            return Ok(pass_through(
+                res,
+                &CacheStatus::forward(Forward::Method),
+                &shared.config.name,
+            ));
         }
         for w in &what {
             shared.state.purges.purge(&shared.state.l1, w);
@@ -307,5 +353,9 @@ where
             }
         }
     }
-    Ok(pass_through(res, &CacheStatus::forward(Forward::Method)))
+    Ok(pass_through(
+        res,
+        &CacheStatus::forward(Forward::Method),
+        &shared.config.name,
+    ))
 }

@@ -42,6 +42,8 @@ pub(crate) struct Config {
     pub(crate) unkeyed: Vec<HeaderName>,
     /// The targeted cache-control fields obeyed, most applicable first (RFC 9213 §2.1).
     pub(crate) targets: Vec<HeaderName>,
+    /// This cache's name in `Cache-Status`.
+    pub(crate) name: Box<str>,
 }
 
 impl fmt::Debug for Config {

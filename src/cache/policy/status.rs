@@ -138,17 +138,29 @@ impl CacheStatus {
         self.hit
     }
 
-    /// The header value.
+    /// The header value, this cache named [`CACHE_NAME`].
     #[must_use]
     pub fn header_value(&self) -> HeaderValue {
+        self.header_value_named(CACHE_NAME)
+    }
+
+    /// The header value, this cache named `name` (an RFC 8941 token, as
+    /// [`CacheLayerBuilder::name`](crate::cache::CacheLayerBuilder::name) checks).
+    ///
+    /// ```
+    /// use protothrive::cache::policy::CacheStatus;
+    /// assert_eq!(CacheStatus::hit(Some(30)).header_value_named("edge"), "edge; hit; ttl=30");
+    /// ```
+    #[must_use]
+    pub fn header_value_named(&self, name: &str) -> HeaderValue {
         let mut b = crate::headers::ValueBuf::new();
-        self.write_into(&mut b);
+        self.write_into(&mut b, name);
         b.value()
             .unwrap_or_else(|| HeaderValue::from_static(CACHE_NAME))
     }
 
-    fn write_into(&self, s: &mut impl fmt::Write) {
-        let _ = s.write_str(CACHE_NAME);
+    fn write_into(&self, s: &mut impl fmt::Write, name: &str) {
+        let _ = s.write_str(name);
         if self.hit {
             let _ = s.write_str("; hit");
         }
@@ -176,7 +188,7 @@ impl CacheStatus {
 
 impl fmt::Display for CacheStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.write_into(f);
+        self.write_into(f, CACHE_NAME);
         Ok(())
     }
 }

@@ -281,6 +281,22 @@ async fn rfc_behaviours() {
 /// members, this cache's goes after them — on a forwarded response, stored or passed through, and
 /// on hits of a stored one; with none, this cache's member alone.
 #[tokio::test]
+async fn a_named_cache_writes_its_name_in_every_member_it_adds() {
+    let f = fixture_with(CacheLayer::builder().name("edge"), |_, _| {
+        Ok(resp(200, &[("cache-control", "max-age=60")], "body"))
+    });
+    let (_, h, _) = send(&f.svc, get(&[])).await;
+    assert_eq!(
+        cache_status(&h),
+        "edge; fwd=uri-miss; fwd-status=200; ttl=60; stored"
+    );
+    let (_, h, _) = send(&f.svc, get(&[])).await;
+    assert_eq!(cache_status(&h), "edge; hit; ttl=60");
+    let (_, h, _) = send(&f.svc, get(&[("cache-control", "only-if-cached, max-age=0")])).await;
+    assert!(cache_status(&h).starts_with("edge; "), "{}", cache_status(&h));
+}
+
+#[tokio::test]
 async fn cache_status_appends_to_the_members_of_caches_nearer_the_origin() {
     let upstream = |cc: &'static str| {
         fixture(move |_, n| {
