@@ -184,28 +184,20 @@ where
         Found::Hit(which, stored) => {
             let key = keys.of(&which);
             let age = stored.age(shared.config.clock.now());
+            let name = &*shared.config.name;
+            let answer = |status: &CacheStatus| {
+                if range {
+                    from_stored_range(&stored, &parts, age, status, name)
+                } else {
+                    from_stored(&stored, &parts.headers, head, age, status, name)
+                }
+            };
             let decision = reuse(&req_cc, &stored.cc, stored.scope, stored.lifetime, age);
             match decision {
                 Reuse::Fresh | Reuse::StaleAccepted => {
                     shared.state.stats.hits.fetch_add(1, Ordering::Relaxed);
                     let status = CacheStatus::hit(Some(ttl(&stored, age)));
-                    if range {
-                        return Ok(from_stored_range(
-                            &stored,
-                            &parts,
-                            age,
-                            &status,
-                            &shared.config.name,
-                        ));
-                    }
-                    return Ok(from_stored(
-                        &stored,
-                        &parts.headers,
-                        head,
-                        age,
-                        &status,
-                        &shared.config.name,
-                    ));
+                    return Ok(answer(&status));
                 }
                 Reuse::StaleWhileRevalidate => {
                     shared.state.stats.hits.fetch_add(1, Ordering::Relaxed);
@@ -217,23 +209,7 @@ where
                     spawn_refresh(&shared, inner, &parts, &keys, key, &stored);
                     let status =
                         CacheStatus::hit(Some(ttl(&stored, age))).detail("stale-while-revalidate");
-                    if range {
-                        return Ok(from_stored_range(
-                            &stored,
-                            &parts,
-                            age,
-                            &status,
-                            &shared.config.name,
-                        ));
-                    }
-                    return Ok(from_stored(
-                        &stored,
-                        &parts.headers,
-                        head,
-                        age,
-                        &status,
-                        &shared.config.name,
-                    ));
+                    return Ok(answer(&status));
                 }
                 Reuse::Revalidate { stale_if_error } => {
                     if req_cc.only_if_cached {

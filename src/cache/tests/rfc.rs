@@ -292,8 +292,16 @@ async fn a_named_cache_writes_its_name_in_every_member_it_adds() {
     );
     let (_, h, _) = send(&f.svc, get(&[])).await;
     assert_eq!(cache_status(&h), "edge; hit; ttl=60");
-    let (_, h, _) = send(&f.svc, get(&[("cache-control", "only-if-cached, max-age=0")])).await;
-    assert!(cache_status(&h).starts_with("edge; "), "{}", cache_status(&h));
+    let (_, h, _) = send(
+        &f.svc,
+        get(&[("cache-control", "only-if-cached, max-age=0")]),
+    )
+    .await;
+    assert!(
+        cache_status(&h).starts_with("edge; "),
+        "{}",
+        cache_status(&h)
+    );
 }
 
 #[tokio::test]
