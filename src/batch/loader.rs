@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use smallvec::{SmallVec, smallvec};
 use tokio::sync::oneshot;
 use tracing::Instrument as _;
+use tracing::Level;
+use tracing::level_filters::LevelFilter;
 
 use super::config::{BatchTask, Carry, Config};
 
@@ -107,12 +109,13 @@ struct Shared<F: BatchFn> {
 ///   [carries](super::LoaderFactory::carry) (task-locals). Like `dataloader`'s, the window only
 ///   ends while that load is polled: await the loads you start (`join!`, `join_all`,
 ///   `load_many`), do not park one and wait on another.
-/// * Each batch is a `batch.load` span (loader name, size) and records the
-///   `protothrive_batch_loader_size`, `protothrive_batch_loader_wait_seconds` and
-///   `protothrive_batch_loader_duration_seconds` histograms and the
-///   `protothrive_batch_loader_failures_total` counter, labelled by loader name. The handles
-///   are resolved once per factory, on its first batch, against the `metrics` recorder
-///   installed then: install the recorder before serving.
+/// * Each batch is a `batch.load` span (loader name, size) — built only when a `tracing`
+///   subscriber takes debug spans, so `log`'s fallback for a process without one does not see
+///   it — and records the `protothrive_batch_loader_size`,
+///   `protothrive_batch_loader_wait_seconds` and `protothrive_batch_loader_duration_seconds`
+///   histograms and the `protothrive_batch_loader_failures_total` counter, labelled by loader
+///   name. The handles are resolved once per factory, on its first batch, against the
+///   `metrics` recorder installed then: install the recorder before serving.
 ///
 /// **Cost.** A load is one mutex lock and a hash lookup. The load that opens a window (or fills
 /// a batch) adds one boxed future, the window and the batch call it drives; a load that joins
@@ -421,8 +424,15 @@ async fn run<F: BatchFn>(
     let config = &shared.config;
     let start = config.clock.instant();
     let wait = opened.map_or(Duration::ZERO, |o| start.saturating_duration_since(o));
-    let span = tracing::debug_span!("batch.load", loader = config.name, size = keys.len());
-    let result = shared.batch_fn.load(&keys).instrument(span).await;
+    let load = shared.batch_fn.load(&keys);
+    // The span is built only when a subscriber takes debug spans (`log`'s fallback for a
+    // process without one is not worth its cost per batch).
+    let result = if LevelFilter::current() >= Level::DEBUG {
+        let span = tracing::debug_span!("batch.load", loader = config.name, size = keys.len());
+        load.instrument(span).await
+    } else {
+        load.await
+    };
     let took = config.clock.instant().saturating_duration_since(start);
     let m = config.handles();
     m.size.record(keys.len() as f64);
