@@ -97,7 +97,7 @@ impl<F: BatchFn> LoaderFactory<F> {
 
     /// How many times the load that opened a batch yields to the scheduler before sending it
     /// (one by default: the loads a handler starts together, as `join!` does, are all queued
-    /// by then). With none, the batch goes out at that load's first poll, holding the keys
+    /// by then). A yield wakes the load's task at once; the tasks already queued run first. With none, the batch goes out at that load's first poll, holding the keys
     /// queued so far: a [`load_many`](super::Loader::load_many)'s all, one `join!` branch's own.
     #[must_use]
     pub fn yields(mut self, n: u32) -> Self {

@@ -10,7 +10,7 @@ use super::{BatchFn, BatchTask, LoaderFactory};
 /// Doubles its keys, has no value for multiples of 3, fails any batch holding a key ≥ 1000, and
 /// records every batch it saw.
 #[derive(Default)]
-struct Doubler {
+pub(super) struct Doubler {
     batches: Mutex<Vec<Vec<u32>>>,
 }
 
@@ -35,7 +35,7 @@ impl BatchFn for Doubler {
     }
 }
 
-fn batches(f: &LoaderFactory<Doubler>) -> Vec<Vec<u32>> {
+pub(super) fn batches(f: &LoaderFactory<Doubler>) -> Vec<Vec<u32>> {
     f.batch_fn().batches.lock().unwrap().clone()
 }
 
@@ -201,6 +201,24 @@ async fn a_dropped_opening_load_hands_its_batch_on_in_the_carried_context() {
         })
     });
     assert_eq!(hand_off(&carried).await, Ok(Some(7)));
+}
+
+/// A full batch that takes the keys of an open window answers the window's opening load too
+/// (found, failed, with and without the cache).
+#[tokio::test]
+async fn a_window_taken_by_a_full_batch_answers_the_load_that_opened_it() {
+    for cache in [true, false] {
+        let factory = LoaderFactory::new(Doubler::default())
+            .max_batch_size(2)
+            .cache(cache);
+        let loader = factory.loader();
+        let got = tokio::join!(loader.load(1), loader.load(2), loader.load(4));
+        assert_eq!(got, (Ok(Some(2)), Ok(Some(4)), Ok(Some(8))));
+        let err = Err("key 1000 broke the batch".to_owned());
+        let failed = tokio::join!(loader.load(5), loader.load(1000));
+        assert_eq!(failed, (err.clone(), err));
+        assert_eq!(batches(&factory), vec![vec![1, 2], vec![4], vec![5, 1000]]);
+    }
 }
 
 proptest! {
