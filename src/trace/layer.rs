@@ -18,7 +18,7 @@ use super::metrics::{Red, method_index};
 use super::{Incoming, TraceContext};
 use crate::clock::{self, SharedClock};
 use crate::error::{RequestId, TraceId};
-use crate::identity::ClientIp;
+use crate::identity::{ClientIp, RequestContext};
 use crate::request_id::{X_REQUEST_ID, assign};
 
 /// Server-side tracing: trace context in and out, request ids, one span per request, RED
@@ -31,7 +31,7 @@ use crate::request_id::{X_REQUEST_ID, assign};
 /// use tower::{Layer, ServiceExt, service_fn};
 ///
 /// let svc = TraceLayer::new().layer(service_fn(|req: Request<()>| async move {
-///     let trace = req.extensions().get::<TraceId>().unwrap().as_str().to_owned();
+///     let trace = TraceId::of(req.extensions()).unwrap().as_str().to_owned();
 ///     Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Full::from(trace)))
 /// }));
 /// let req = Request::get("/")
@@ -242,7 +242,7 @@ where
         let method = method_index(req.method());
 
         // A request-id layer further out has decided already; otherwise this layer does.
-        let (request_id, echo) = match req.extensions().get::<RequestId>() {
+        let (request_id, echo) = match RequestId::of(req.extensions()) {
             Some(id) => (id.clone(), None),
             None => {
                 let (id, value) = assign(&mut req, &c.header, c.trust_request_id);
@@ -269,8 +269,10 @@ where
         let mut hex = [0u8; 32];
         encode_hex(&context.trace_id, &mut hex);
         let trace_id = TraceId::from_hex(hex);
-        req.extensions_mut().insert(trace_id.clone());
-        req.extensions_mut().insert(context.clone());
+        // One extension for the ids and the context (the request id's `assign` inserted it).
+        let shared = RequestContext::get_mut(req.extensions_mut());
+        shared.trace_id = Some(trace_id.clone());
+        shared.trace = Some(context.clone());
 
         let span = tracing::info_span!(
             target: "protothrive::trace",

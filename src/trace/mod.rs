@@ -4,8 +4,9 @@
 //! * [`TraceLayer`] (server side) continues the caller's trace or starts one ([`context`]: the
 //!   W3C `traceparent`/`tracestate` parser and formatter, Level 1 and 2), puts a
 //!   [`TraceContext`], the [`TraceId`](crate::error::TraceId) and the
-//!   [`RequestId`](crate::error::RequestId) in request extensions (so every problem rendered
-//!   further in carries both), answers with `traceparent` and `X-Request-Id`, opens one
+//!   [`RequestId`](crate::error::RequestId) in the request's one
+//!   [`RequestContext`](crate::identity::RequestContext) extension (so every problem rendered
+//!   further in carries both; read them with `TraceContext::of`, `TraceId::of`, `RequestId::of`), answers with `traceparent` and `X-Request-Id`, opens one
 //!   `tracing` span with OpenTelemetry HTTP semantic-convention fields, records RED metrics by
 //!   method, matched route and status class, keeps an in-flight count that lasts until the
 //!   response body ends or is dropped, and turns a panic in the service into a 500 problem.
