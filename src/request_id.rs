@@ -182,31 +182,50 @@ pub fn is_sane(id: &[u8]) -> bool {
 
 /// Gives `req` its id: the incoming `header` when `trust`ed and sane, else a new one (then also
 /// written into the request's `header`, for the services further in and upstream). Puts the
-/// [`RequestId`] in the request's context and returns it with the header value to echo on the response.
+/// [`RequestId`] in the request's context and returns it with the header value to echo on the
+/// response.
 pub(crate) fn assign<B>(
     req: &mut Request<B>,
     header: &HeaderName,
     trust: bool,
 ) -> (RequestId, HeaderValue) {
-    let incoming = trust
+    match incoming(req, header, trust) {
+        Some(v) => install(req, header, v, false),
+        None => {
+            let generated = RequestId::generated(new_hex())
+                .header_value()
+                .unwrap_or_else(|| HeaderValue::from_static("0"));
+            install(req, header, generated, true)
+        }
+    }
+}
+
+/// The incoming id of `req` in `header`, when `trust`ed and sane.
+pub(crate) fn incoming<B>(
+    req: &Request<B>,
+    header: &HeaderName,
+    trust: bool,
+) -> Option<HeaderValue> {
+    trust
         .then(|| req.headers().get(header))
         .flatten()
         .filter(|v| is_sane(v.as_bytes()))
-        .cloned();
-    let id = match incoming {
-        // Sane means visible ASCII: the id shares the request's bytes.
-        Some(v) => RequestId::from_header(v),
-        None => {
-            let id = RequestId::generated(new_hex());
-            if let Some(v) = id.header_value() {
-                req.headers_mut().insert(header.clone(), v);
-            }
-            id
-        }
-    };
-    let value = id
-        .header_value()
-        .unwrap_or_else(|| HeaderValue::from_static("0"));
+        .cloned()
+}
+
+/// Makes `value` (visible ASCII: sane or generated) the id of `req`: into its context and, when
+/// `generated`, into its `header`. Returns the id and the value to echo.
+pub(crate) fn install<B>(
+    req: &mut Request<B>,
+    header: &HeaderName,
+    value: HeaderValue,
+    generated: bool,
+) -> (RequestId, HeaderValue) {
+    if generated {
+        req.headers_mut().insert(header.clone(), value.clone());
+    }
+    // Sane or generated means visible ASCII: the id shares the value's bytes.
+    let id = RequestId::from_header(value.clone());
     RequestContext::get_mut(req.extensions_mut()).request_id = Some(id.clone());
     (id, value)
 }
@@ -227,7 +246,7 @@ pub fn new_id() -> String {
 }
 
 /// A new id's 32 lowercase hex digits, on the stack.
-fn new_hex() -> [u8; 32] {
+pub(crate) fn new_hex() -> [u8; 32] {
     static KEYS: OnceLock<(u64, u64)> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let &(k1, k2) = KEYS.get_or_init(|| {
@@ -238,10 +257,7 @@ fn new_hex() -> [u8; 32] {
     // splitmix64's finalizer is a bijection: distinct counters give distinct high halves.
     let value = (u128::from(mix(n ^ k1)) << 64) | u128::from(mix(n.wrapping_add(k2)));
     let mut hex = [0u8; 32];
-    for (i, out) in hex.iter_mut().enumerate() {
-        let nibble = usize::from(u8::try_from((value >> (124 - 4 * i)) & 0xf).unwrap_or(0));
-        *out = b"0123456789abcdef"[nibble];
-    }
+    crate::headers::encode_hex(&value.to_be_bytes(), &mut hex);
     hex
 }
 
