@@ -329,13 +329,19 @@ where
             );
         }
 
+        // Behind axum's `Router::layer` the router has matched already (its `MatchedPath` is in
+        // the request): the request counts on its route from the start.
+        let route = std::sync::OnceLock::new();
+        if let Some(label) = crate::identity::Route::of(req.extensions()) {
+            let _ = route.set(c.red.handles(label));
+        }
         let current = Arc::new(Current {
             context,
             request_id,
             trace_id,
             config: c.clone(),
             method,
-            route: std::sync::OnceLock::new(),
+            route,
         });
         let guard = Guard::enter(&current);
         let inner = &mut self.inner;

@@ -11,8 +11,10 @@
 //!   method, matched route and status class, keeps an in-flight count that lasts until the
 //!   response body ends or is dropped, and turns a panic in the service into a 500 problem.
 //! * [`MatchedRouteLayer`] (inside the router, e.g. axum's `Router::route_layer`) hands the matched
-//!   route template out to the trace layer; without it every request is labelled `unmatched`, so
-//!   the metrics stay bounded whatever paths clients send.
+//!   route template out to a trace layer that wraps the router from outside; behind axum's
+//!   `Router::layer` (each route wrapped after routing) the trace layer reads `MatchedPath` itself.
+//!   A request with no route known is labelled `unmatched`, so the metrics stay bounded whatever
+//!   paths clients send.
 //! * [`TraceClientLayer`] (outbound) injects `traceparent`/`tracestate` into calls made while a
 //!   request is served, with a new span id per call.
 //! * [`otel`] (feature `otel`) exports those spans with OTLP/HTTP, ids and sampling unchanged.

@@ -134,6 +134,22 @@ fn sampling_follows_the_caller_or_the_ratio() {
     assert!(!out_traceparent(&send(&ratio, &[("traceparent", CALLER)]).0).sampled());
 }
 
+/// The JSON body `svc` answers a request carrying request id `rid` and the caller's trace.
+fn problem_from<S>(svc: S, rid: &str) -> serde_json::Value
+where
+    S: Service<Request<()>, Response = Response<TraceBody<Full<Bytes>>>, Error = Infallible>,
+{
+    let rt = rt();
+    let req = Request::get("/")
+        .header("x-request-id", rid)
+        .header("traceparent", CALLER)
+        .body(())
+        .unwrap();
+    let res = rt.block_on(svc.oneshot(req)).unwrap();
+    let body = rt.block_on(res.into_body().collect()).unwrap().to_bytes();
+    serde_json::from_slice(&body).unwrap()
+}
+
 #[test]
 fn a_problem_rendered_in_a_handler_carries_the_ids() {
     let svc = TraceLayer::new().layer(service_fn(|_req: Request<()>| async {
@@ -142,15 +158,7 @@ fn a_problem_rendered_in_a_handler_carries_the_ids() {
             .render_for(&http::Extensions::new());
         Ok::<_, Infallible>(res.map(Full::new))
     }));
-    let rt = rt();
-    let req = Request::get("/")
-        .header("x-request-id", "rid-7")
-        .header("traceparent", CALLER)
-        .body(())
-        .unwrap();
-    let res = rt.block_on(svc.oneshot(req)).unwrap();
-    let body = rt.block_on(res.into_body().collect()).unwrap().to_bytes();
-    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let json = problem_from(svc, "rid-7");
     assert_eq!(json["request_id"], "rid-7");
     assert_eq!(json["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
     // Outside the request, nothing is current any more.
@@ -293,15 +301,20 @@ fn in_flight_counts_on_unmatched_until_routed_then_on_the_route() {
     ::metrics::with_local_recorder(&recorder, || {
         let inside = seen.clone();
         let h = handle.clone();
-        let svc = TraceLayer::new().layer(MatchedRouteLayer.layer(service_fn(
+        // A router between the trace layer and the route: the route is named after the trace
+        // layer has seen the request.
+        let router = tower::util::MapRequestLayer::new(|mut req: Request<()>| {
+            req.extensions_mut().insert(Route::new("/users/{id}"));
+            req
+        });
+        let svc = TraceLayer::new().layer(router.layer(MatchedRouteLayer.layer(service_fn(
             move |_req: Request<()>| {
                 *inside.lock().unwrap() = Some(h.render());
                 async { Ok::<_, Infallible>(Response::new(Full::from("hi"))) }
             },
-        )));
+        ))));
         let rt = rt();
-        let mut req = Request::get("/users/42").body(()).unwrap();
-        req.extensions_mut().insert(Route::new("/users/{id}"));
+        let req = Request::get("/users/42").body(()).unwrap();
         let res = rt.block_on(svc.oneshot(req)).unwrap();
         let text = handle.render();
         assert_eq!(gauge(&text, "/users/{id}"), Some(1.0), "{text}");
@@ -314,6 +327,43 @@ fn in_flight_counts_on_unmatched_until_routed_then_on_the_route() {
     let after = handle.render();
     assert_eq!(gauge(&after, "/users/{id}"), Some(0.0), "{after}");
     assert_eq!(gauge(&after, "unmatched"), Some(0.0), "{after}");
+}
+
+#[test]
+fn a_route_matched_before_the_trace_layer_counts_from_the_start() {
+    // Behind axum's `Router::layer` the route is in the request when the trace layer sees it:
+    // no `MatchedRouteLayer`, and `unmatched` is never counted.
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    ::metrics::with_local_recorder(&recorder, || {
+        let h = handle.clone();
+        let svc = TraceLayer::new().layer(service_fn(move |_req: Request<()>| {
+            let during = h.render();
+            async move { Ok::<_, Infallible>(Response::new(Full::from(during))) }
+        }));
+        let mut req = Request::get("/users/42").body(()).unwrap();
+        req.extensions_mut().insert(Route::new("/users/{id}"));
+        let res = rt().block_on(svc.oneshot(req)).unwrap();
+        let during = String::from_utf8(
+            rt().block_on(res.into_body().collect())
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+        )
+        .unwrap();
+        let in_flight =
+            r#"protothrive_http_requests_in_flight{method="GET",route="/users/{id}"} 1"#;
+        assert!(during.contains(in_flight), "{during}");
+        assert!(!during.contains("unmatched"), "{during}");
+    });
+    let after = handle.render();
+    assert!(
+        after.contains(
+            r#"protothrive_http_requests_total{method="GET",route="/users/{id}",status_class="2xx"} 1"#
+        ),
+        "{after}"
+    );
+    assert!(!after.contains("unmatched"), "{after}");
 }
 
 #[test]
@@ -333,15 +383,7 @@ fn the_ids_and_the_context_travel_in_one_extension_that_problems_read() {
         assert_eq!(ids["request_id"], "rid-9");
         Ok::<_, Infallible>(res.map(Full::new))
     }));
-    let rt = rt();
-    let req = Request::get("/")
-        .header("x-request-id", "rid-9")
-        .header("traceparent", CALLER)
-        .body(())
-        .unwrap();
-    let res = rt.block_on(svc.oneshot(req)).unwrap();
-    let body = rt.block_on(res.into_body().collect()).unwrap().to_bytes();
-    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let json = problem_from(svc, "rid-9");
     assert_eq!(json["request_id"], "rid-9");
     assert_eq!(json["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
 }
