@@ -265,7 +265,8 @@ fn trace_peer() -> Router {
     )
 }
 
-/// The app of `mode` (`bare`, `stack`, `peer`, `trace` or `trace-peer`) on the system clock.
+/// The app of `mode` (`bare`, `stack`, `peer`, `trace`, `trace-route-layer` or `trace-peer`) on
+/// the system clock.
 ///
 /// # Errors
 /// An unknown mode.
@@ -274,13 +275,17 @@ pub fn app(mode: &str) -> Result<Router, Box<dyn std::error::Error>> {
         "bare" => Ok(bare()),
         "stack" => stack(protothrive::clock::system(), STACK_PARTS.len()),
         "peer" => peer(),
-        "trace" => Ok(bare()
+        // `Router::layer` wraps each route after routing: the trace layer reads the route itself.
+        "trace" => Ok(bare().layer(protothrive::trace::TraceLayer::new())),
+        // As `trace` was first written: the route handed out by `MatchedRouteLayer` too.
+        "trace-route-layer" => Ok(bare()
             .route_layer(protothrive::trace::MatchedRouteLayer)
             .layer(protothrive::trace::TraceLayer::new())),
         "trace-peer" => Ok(trace_peer()),
-        other => {
-            Err(format!("--mode {other}: expected bare, stack, peer, trace or trace-peer").into())
-        }
+        other => Err(format!(
+            "--mode {other}: expected bare, stack, peer, trace, trace-route-layer or trace-peer"
+        )
+        .into()),
     }
 }
 

@@ -21,7 +21,7 @@
 use std::net::SocketAddr;
 
 use axum::body::Body;
-use axum::extract::{Extension, State};
+use axum::extract::State;
 use axum::http::{Request, StatusCode, header};
 use axum::response::Response;
 use axum::routing::post;
@@ -59,9 +59,13 @@ pub fn app() -> Router {
 
 async fn test(
     State(client): State<Outbound>,
-    Extension(server_span): Extension<TraceContext>,
     Json(callbacks): Json<Vec<Callback>>,
 ) -> Result<StatusCode, Response> {
+    // The trace layer's context of the request being served (it is also in the request's
+    // extensions: `TraceContext::of`).
+    let server_span = protothrive::trace::current()
+        .map(|c| c.context.clone())
+        .unwrap_or_else(|| TraceContext::root(false));
     for callback in callbacks {
         call(&client, &server_span, callback).await.map_err(|e| {
             Problem::new(StatusCode::BAD_GATEWAY, "CALLBACK-502")

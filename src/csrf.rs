@@ -180,8 +180,8 @@ fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'
 }
 
 fn cookie_authenticated<B>(config: &Config, req: &Request<B>) -> bool {
-    if req.extensions().get::<crate::identity::CredentialSource>()
-        == Some(&crate::identity::CredentialSource::Cookie)
+    if crate::identity::CredentialSource::of(req.extensions())
+        == Some(crate::identity::CredentialSource::Cookie)
     {
         return true;
     }

@@ -183,9 +183,40 @@ pub(crate) fn is_sf_token(s: &str) -> bool {
         && b.all(|c| is_tchar(c) || c == b':' || c == b'/')
 }
 
+/// The two lowercase hex digits of every byte value.
+static HEX_PAIRS: [[u8; 2]; 256] = hex_pairs();
+
+const fn hex_pairs() -> [[u8; 2]; 256] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        pairs[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
+        i += 1;
+    }
+    pairs
+}
+
+/// Lowercase hex of `bytes` into `out` (twice as long): one table read per byte (request, trace
+/// and span ids).
+pub(crate) fn encode_hex(bytes: &[u8], out: &mut [u8]) {
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(*b)]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_two_lowercase_digits_per_byte() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let mut out = vec![0u8; 512];
+        super::encode_hex(&bytes, &mut out);
+        let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(out, expected.into_bytes());
+    }
 
     #[test]
     fn comma_items_read_every_field_as_one_list() {

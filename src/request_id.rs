@@ -1,7 +1,8 @@
-//! Request ids: `X-Request-Id` in and out, and a [`RequestId`] extension for every layer inside.
+//! Request ids: `X-Request-Id` in and out, and a [`RequestId`] for every layer inside.
 //!
 //! Guarantees:
-//! * every request leaves this layer with a [`RequestId`] extension, so a problem rendered by any
+//! * every request leaves this layer with a [`RequestId`] (in the request's
+//!   [`RequestContext`](crate::identity::RequestContext), read with [`RequestId::of`]), so a problem rendered by any
 //!   layer further in (401, 403, 413, 429, ...) carries `request_id`;
 //! * an incoming id is kept only when it is sane — 1 to 64 visible ASCII characters — and only
 //!   when the layer is told to trust it ([`RequestIdLayer::trust_incoming`], on by default, as
@@ -25,7 +26,7 @@
 //! use tower::{Layer, ServiceExt, service_fn};
 //!
 //! let svc = RequestIdLayer::new().layer(service_fn(|req: Request<()>| async move {
-//!     let id = req.extensions().get::<RequestId>().unwrap().as_str().to_owned();
+//!     let id = RequestId::of(req.extensions()).unwrap().as_str().to_owned();
 //!     Ok::<_, std::convert::Infallible>(Response::new(id))
 //! }));
 //! let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
@@ -43,7 +44,9 @@
 //!
 //! Cost: one id (a few multiplications and one 32-byte allocation, shared by the extension, the
 //! request header and the response header) when the client sent none; a sane incoming id shares
-//! the request's bytes. Then one extension insert and one response header insert.
+//! the request's bytes. Then the request's
+//! [`RequestContext`](crate::identity::RequestContext) (one extension, shared with the other
+//! layers) and one response header insert.
 
 use std::future::Future;
 use std::hash::BuildHasher;
@@ -58,6 +61,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::error::RequestId;
+use crate::identity::RequestContext;
 
 /// `X-Request-Id`, the default header.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -178,32 +182,51 @@ pub fn is_sane(id: &[u8]) -> bool {
 
 /// Gives `req` its id: the incoming `header` when `trust`ed and sane, else a new one (then also
 /// written into the request's `header`, for the services further in and upstream). Puts the
-/// [`RequestId`] extension in and returns it with the header value to echo on the response.
+/// [`RequestId`] in the request's context and returns it with the header value to echo on the
+/// response.
 pub(crate) fn assign<B>(
     req: &mut Request<B>,
     header: &HeaderName,
     trust: bool,
 ) -> (RequestId, HeaderValue) {
-    let incoming = trust
+    match incoming(req, header, trust) {
+        Some(v) => install(req, header, v, false),
+        None => {
+            let generated = RequestId::generated(new_hex())
+                .header_value()
+                .unwrap_or_else(|| HeaderValue::from_static("0"));
+            install(req, header, generated, true)
+        }
+    }
+}
+
+/// The incoming id of `req` in `header`, when `trust`ed and sane.
+pub(crate) fn incoming<B>(
+    req: &Request<B>,
+    header: &HeaderName,
+    trust: bool,
+) -> Option<HeaderValue> {
+    trust
         .then(|| req.headers().get(header))
         .flatten()
         .filter(|v| is_sane(v.as_bytes()))
-        .cloned();
-    let id = match incoming {
-        // Sane means visible ASCII: the id shares the request's bytes.
-        Some(v) => RequestId::from_header(v),
-        None => {
-            let id = RequestId::generated(new_hex());
-            if let Some(v) = id.header_value() {
-                req.headers_mut().insert(header.clone(), v);
-            }
-            id
-        }
-    };
-    let value = id
-        .header_value()
-        .unwrap_or_else(|| HeaderValue::from_static("0"));
-    req.extensions_mut().insert(id.clone());
+        .cloned()
+}
+
+/// Makes `value` (visible ASCII: sane or generated) the id of `req`: into its context and, when
+/// `generated`, into its `header`. Returns the id and the value to echo.
+pub(crate) fn install<B>(
+    req: &mut Request<B>,
+    header: &HeaderName,
+    value: HeaderValue,
+    generated: bool,
+) -> (RequestId, HeaderValue) {
+    if generated {
+        req.headers_mut().insert(header.clone(), value.clone());
+    }
+    // Sane or generated means visible ASCII: the id shares the value's bytes.
+    let id = RequestId::from_header(value.clone());
+    RequestContext::get_mut(req.extensions_mut()).request_id = Some(id.clone());
     (id, value)
 }
 
@@ -223,7 +246,7 @@ pub fn new_id() -> String {
 }
 
 /// A new id's 32 lowercase hex digits, on the stack.
-fn new_hex() -> [u8; 32] {
+pub(crate) fn new_hex() -> [u8; 32] {
     static KEYS: OnceLock<(u64, u64)> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let &(k1, k2) = KEYS.get_or_init(|| {
@@ -234,10 +257,7 @@ fn new_hex() -> [u8; 32] {
     // splitmix64's finalizer is a bijection: distinct counters give distinct high halves.
     let value = (u128::from(mix(n ^ k1)) << 64) | u128::from(mix(n.wrapping_add(k2)));
     let mut hex = [0u8; 32];
-    for (i, out) in hex.iter_mut().enumerate() {
-        let nibble = usize::from(u8::try_from((value >> (124 - 4 * i)) & 0xf).unwrap_or(0));
-        *out = b"0123456789abcdef"[nibble];
-    }
+    crate::headers::encode_hex(&value.to_be_bytes(), &mut hex);
     hex
 }
 
@@ -309,10 +329,7 @@ mod tests {
 
     fn run(layer: &RequestIdLayer, req: Request<()>) -> (String, Response<()>) {
         let svc = layer.layer(tower::service_fn(|req: Request<()>| async move {
-            let id = req
-                .extensions()
-                .get::<RequestId>()
-                .map(|r| r.as_str().to_owned());
+            let id = RequestId::of(req.extensions()).map(|r| r.as_str().to_owned());
             let header = req.headers().get("x-request-id").cloned();
             assert_eq!(
                 id.as_deref().map(str::as_bytes),
@@ -380,6 +397,28 @@ mod tests {
             .block_on(tower::ServiceExt::oneshot(svc, Request::new(())))
             .unwrap();
         assert_eq!(res.headers()["x-request-id"], "mine");
+    }
+
+    #[test]
+    fn a_problem_rendered_further_in_quotes_the_id_alone_in_its_context() {
+        // The layer alone (no stack, no trace layer): one extension, which problems read.
+        let svc = RequestIdLayer::new().layer(tower::service_fn(|req: Request<()>| async move {
+            assert_eq!(req.extensions().len(), 1);
+            let res = crate::error::Problem::new(http::StatusCode::FORBIDDEN, "T-403")
+                .render_for(req.extensions());
+            Ok::<_, Infallible>(res)
+        }));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let req = Request::get("/").body(()).unwrap();
+        let res = rt.block_on(tower::ServiceExt::oneshot(svc, req)).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+        assert_eq!(
+            body["request_id"],
+            res.headers()["x-request-id"].to_str().unwrap()
+        );
+        assert_eq!(body["code"], "T-403");
     }
 
     #[test]

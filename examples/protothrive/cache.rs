@@ -59,11 +59,9 @@ pub fn tag(mut res: Response, cache_control: HeaderValue, tags: &str) -> Respons
 /// The read cache: 64 MiB in process, partitioned by the caller's subject (the stack sets its
 /// clock, and its Redis L2 with purges from other instances when there is one).
 pub fn builder() -> CacheLayerBuilder {
-    CacheLayer::builder().max_bytes(64 << 20).partition(|req| {
-        req.extensions
-            .get::<Principal>()
-            .map(|p| p.subject().to_owned())
-    })
+    CacheLayer::builder()
+        .max_bytes(64 << 20)
+        .partition(|req| Principal::of(&req.extensions).map(|p| p.subject().to_owned()))
 }
 
 /// The answer of a cached route as the client gets it: `Cache-Control: private, no-cache`.

@@ -21,10 +21,10 @@ impl IntoResponse for AuthRejection {
 
 fn ids(parts: &Parts) -> http::Extensions {
     let mut ext = http::Extensions::new();
-    if let Some(id) = parts.extensions.get::<crate::error::RequestId>() {
+    if let Some(id) = crate::error::RequestId::of(&parts.extensions) {
         ext.insert(id.clone());
     }
-    if let Some(id) = parts.extensions.get::<crate::error::TraceId>() {
+    if let Some(id) = crate::error::TraceId::of(&parts.extensions) {
         ext.insert(id.clone());
     }
     if let Some(r) = parts.extensions.get::<crate::error::Renderer>() {
@@ -38,7 +38,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Principal>().cloned().ok_or_else(|| {
+        Principal::of(&parts.extensions).cloned().ok_or_else(|| {
             AuthRejection(
                 challenge::refused(Reason::Missing, "api", false),
                 ids(parts),
@@ -55,7 +55,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<Principal>().cloned())
+        Ok(Principal::of(&parts.extensions).cloned())
     }
 }
 
@@ -77,7 +77,7 @@ impl<S: Send + Sync, C: DeserializeOwned> FromRequestParts<S> for Claims<C> {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let principal = parts.extensions.get::<Principal>().ok_or_else(|| {
+        let principal = Principal::of(&parts.extensions).ok_or_else(|| {
             AuthRejection(
                 challenge::refused(Reason::Missing, "api", false),
                 ids(parts),

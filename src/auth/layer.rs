@@ -7,6 +7,7 @@ use tower_service::Service;
 use super::authenticator::Quick;
 use super::challenge;
 use super::{Authenticator, Reason};
+use crate::identity::{CredentialSource, Principal, RequestContext};
 use crate::response::{ResponseBody, ResponseFuture};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,8 +133,7 @@ where
             }
             Quick::Done(principal, source) => {
                 accepted(&principal);
-                req.extensions_mut().insert(principal);
-                req.extensions_mut().insert(source);
+                identify(req.extensions_mut(), principal, source);
                 ResponseFuture::inner(self.inner.call(req))
             }
             Quick::Slow(_) => {
@@ -153,8 +153,7 @@ where
                     match outcome {
                         Ok((principal, source)) => {
                             accepted(&principal);
-                            parts.extensions.insert(principal);
-                            parts.extensions.insert(source);
+                            identify(&mut parts.extensions, principal, source);
                             let req = Request::from_parts(parts, body);
                             inner.call(req).await.map(ResponseBody::map_response)
                         }
@@ -164,4 +163,11 @@ where
             }
         }
     }
+}
+
+/// Puts the caller into the request's context (one extension for everything the layers learn).
+fn identify(extensions: &mut http::Extensions, principal: Principal, source: CredentialSource) {
+    let context = RequestContext::get_mut(extensions);
+    context.principal = Some(principal);
+    context.source = Some(source);
 }

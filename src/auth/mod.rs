@@ -52,7 +52,7 @@
 //! let svc = ServiceBuilder::new()
 //!     .layer(AuthLayer::new(auth))
 //!     .service(service_fn(|req: Request<String>| async move {
-//!         let who = req.extensions().get::<Principal>().unwrap().subject().to_owned();
+//!         let who = Principal::of(req.extensions()).unwrap().subject().to_owned();
 //!         Ok::<_, Infallible>(Response::new(http_body_util::Full::new(bytes::Bytes::from(who))))
 //!     }));
 //!

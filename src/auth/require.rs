@@ -198,7 +198,7 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let realm = &self.layer.rules.realm;
-        let problem = match req.extensions().get::<Principal>() {
+        let problem = match Principal::of(req.extensions()) {
             None => Some(challenge::refused(Reason::Missing, realm, false)),
             Some(p) => match self.layer.check(p) {
                 Ok(()) => None,

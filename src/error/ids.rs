@@ -107,7 +107,7 @@ macro_rules! id_type {
 }
 
 id_type! {
-    /// The request id of a request, as a request extension (set by the request-id or trace
+    /// The request id of a request, kept in its context (set by the request-id or trace
     /// layer).
     ///
     /// ```
@@ -121,7 +121,8 @@ id_type! {
 }
 
 id_type! {
-    /// The W3C trace id of a request (32 lowercase hex digits), as a request extension.
+    /// The W3C trace id of a request (32 lowercase hex digits), kept in its context by the trace
+    /// layer ([`TraceId::of`]).
     ///
     /// ```
     /// use protothrive::error::TraceId;

@@ -9,7 +9,7 @@
 //! ```
 //!
 //! * `code` is stable and machine-readable ([`code`] lists the ones the crate uses);
-//! * `request_id` and `trace_id` come from the request's [`RequestId`] and [`TraceId`] extensions
+//! * `request_id` and `trace_id` come from the request's ids ([`RequestId::of`], [`TraceId::of`])
 //!   (set by the trace layer), so a client can quote them to support;
 //! * the headers a status needs travel with it (`WWW-Authenticate` on 401, `Retry-After` on 429/503).
 //!

@@ -183,12 +183,10 @@ impl Problem {
     #[must_use]
     pub fn with_ids_from(mut self, extensions: &http::Extensions) -> Self {
         if self.0.request_id.is_none() {
-            self.0.request_id = extensions
-                .get::<RequestId>()
-                .map(|id| id.as_str().to_owned());
+            self.0.request_id = RequestId::of(extensions).map(|id| id.as_str().to_owned());
         }
         if self.0.trace_id.is_none() {
-            self.0.trace_id = extensions.get::<TraceId>().map(|id| id.as_str().to_owned());
+            self.0.trace_id = TraceId::of(extensions).map(|id| id.as_str().to_owned());
         }
         // Rendered where the request is not at hand (a handler's error type): the request
         // being served on this task.

@@ -67,10 +67,7 @@ where
             .with_detail("The body must be application/json.");
             return Err(JsonRejection(p, ext));
         }
-        let limit = parts
-            .extensions
-            .get::<BodyLimit>()
-            .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+        let limit = BodyLimit::of(&parts.extensions).map_or(DEFAULT_BODY_LIMIT, |l| l.0);
         let bytes = match Limited::new(body, limit).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) => {

@@ -8,14 +8,35 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::error::{Problem, code};
+use crate::identity::RequestContext;
 use crate::response::{ResponseBody, ResponseFuture};
 
 /// The default body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
-/// The limit a request was given, as a request extension (extractors read it).
+/// The limit a request was given (extractors read it with [`BodyLimit::of`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyLimit(pub usize);
+
+impl BodyLimit {
+    /// The limit in `extensions`: [`RequestLimitsLayer`] keeps it in the request's
+    /// [`RequestContext`]; a standalone `BodyLimit` extension is read too.
+    ///
+    /// ```
+    /// use protothrive::gateway::BodyLimit;
+    /// let mut ext = http::Extensions::new();
+    /// assert_eq!(BodyLimit::of(&ext), None);
+    /// ext.insert(BodyLimit(10));
+    /// assert_eq!(BodyLimit::of(&ext), Some(BodyLimit(10)));
+    /// ```
+    #[must_use]
+    pub fn of(extensions: &http::Extensions) -> Option<Self> {
+        RequestContext::get(extensions)
+            .and_then(|c| c.body_limit)
+            .map(Self)
+            .or_else(|| extensions.get::<Self>().copied())
+    }
+}
 
 /// Refuses request bodies over a size (413) and bodies of the wrong media type (415).
 ///
@@ -175,7 +196,7 @@ where
             ));
         }
         let (mut parts, body) = req.into_parts();
-        parts.extensions.insert(BodyLimit(max));
+        RequestContext::get_mut(&mut parts.extensions).body_limit = Some(max);
         let req = Request::from_parts(parts, Limited::new(body, max));
         ResponseFuture::inner(self.inner.call(req))
     }

@@ -15,20 +15,28 @@
 //! req.extensions_mut().insert(Principal::builder("user-1").roles(["admin"]).build());
 //! req.extensions_mut().insert(CredentialSource::AuthorizationHeader);
 //!
-//! let who = req.extensions().get::<Principal>().unwrap();
+//! let who = Principal::of(req.extensions()).unwrap();
 //! assert_eq!(who.subject(), "user-1");
 //! assert_eq!(who.scheme(), Scheme::Jwt);
-//! assert_eq!(req.extensions().get::<ClientIp>().unwrap().to_string(), "192.0.2.7");
+//! assert_eq!(CredentialSource::of(req.extensions()), Some(CredentialSource::AuthorizationHeader));
+//! assert_eq!(ClientIp::of(req.extensions()).unwrap().to_string(), "192.0.2.7");
 //! ```
 //!
-//! Cost: nothing by itself; each value is one request-extension insert by the layer that writes it.
+//! The crate's layers write the principal, its credential source, the request and trace ids into
+//! one [`RequestContext`] extension instead of one extension each; read them with the types' `of`
+//! accessors, which look there first and then for a standalone extension as above.
+//!
+//! Cost: nothing by itself; the layers pay one request-extension insert for the whole context and
+//! one for the client address.
 
 mod client;
+mod context;
 mod principal;
 mod route;
 mod source;
 
 pub use client::ClientIp;
+pub use context::RequestContext;
 pub use principal::{Principal, PrincipalBuilder, RoleHierarchy, Scheme};
 pub use route::Route;
 pub use source::CredentialSource;

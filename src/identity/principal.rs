@@ -16,7 +16,8 @@ pub enum Scheme {
     ApiKey,
 }
 
-/// Who is calling: put in request extensions by the auth layer.
+/// Who is calling: put in the request's [`RequestContext`](super::RequestContext) by the auth
+/// layer; read it with [`Principal::of`] (or, with axum, take it as an extractor).
 ///
 /// Cheap to clone (one `Arc`). Standard claims are read once; the rest of the token's claims are
 /// kept for [`claims`](Self::claims) and [`custom`](Self::custom).

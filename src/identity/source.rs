@@ -1,5 +1,7 @@
-/// Where a request's credential came from, as a request extension next to the
-/// [`Principal`](super::Principal). A CSRF check applies only to [`CredentialSource::Cookie`].
+/// Where a request's credential came from, kept next to the
+/// [`Principal`](super::Principal) in the request's [`RequestContext`](super::RequestContext)
+/// (read it with [`CredentialSource::of`]). A CSRF check applies only to
+/// [`CredentialSource::Cookie`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CredentialSource {

@@ -150,16 +150,16 @@ fn key_of<B>(limit: &Limit, req: &Request<B>) -> Option<Key> {
                 let ip = ip.ip();
                 push_ip(&mut key, ip, *part == KeyBy::ClientIpV6Net64);
             }
-            KeyBy::Subject => key.push_str(req.extensions().get::<Principal>()?.subject()),
+            KeyBy::Subject => key.push_str(Principal::of(req.extensions())?.subject()),
             KeyBy::JwtSubject => {
-                let p = req.extensions().get::<Principal>()?;
+                let p = Principal::of(req.extensions())?;
                 if p.scheme() != Scheme::Jwt {
                     return None;
                 }
                 key.push_str(p.subject());
             }
             KeyBy::ApiKey => {
-                let p = req.extensions().get::<Principal>()?;
+                let p = Principal::of(req.extensions())?;
                 if p.scheme() != Scheme::ApiKey {
                     return None;
                 }

@@ -277,9 +277,9 @@ impl<S> LoadShed<S> {
     crate::macros::inner_service_accessors!();
 }
 
-/// The priority of a request, from its [`Principal`] extension.
+/// The priority of a request, from its [`Principal`].
 fn priority(extensions: &http::Extensions, admin_role: &str) -> Priority {
-    match extensions.get::<Principal>() {
+    match Principal::of(extensions) {
         None => Priority::Anonymous,
         Some(p) if p.has_role(admin_role) => Priority::Admin,
         Some(_) => Priority::Authenticated,

@@ -142,10 +142,10 @@ where
 /// What rendering a problem later needs of the request: its ids and renderer.
 fn render_context(from: &http::Extensions) -> http::Extensions {
     let mut ctx = http::Extensions::new();
-    if let Some(id) = from.get::<RequestId>() {
+    if let Some(id) = RequestId::of(from) {
         ctx.insert(id.clone());
     }
-    if let Some(id) = from.get::<TraceId>() {
+    if let Some(id) = TraceId::of(from) {
         ctx.insert(id.clone());
     }
     if let Some(r) = from.get::<Renderer>() {

@@ -118,7 +118,7 @@ impl Stack {
     /// let stack = Stack::builder().build()?;
     /// // The body limit hands on a `Limited` body.
     /// let svc = stack.with_trace(seen).layer(service_fn(|req: Request<http_body_util::Limited<Body>>| async move {
-    ///     let t = req.extensions().get::<protothrive::error::TraceId>().unwrap().as_str().to_owned();
+    ///     let t = protothrive::error::TraceId::of(req.extensions()).unwrap().as_str().to_owned();
     ///     let mut res = Response::new(http_body_util::Empty::<bytes::Bytes>::new());
     ///     res.headers_mut().insert("x-trace", http::HeaderValue::from_str(&t).unwrap());
     ///     Ok::<_, std::convert::Infallible>(res)

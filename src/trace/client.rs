@@ -10,9 +10,10 @@ use tracing::Span;
 use tracing::field::Empty;
 
 use super::{TraceContext, current, to_hex};
+use crate::identity::RequestContext;
 
 /// Propagates the trace into outbound calls: each call is a new child span of the request being
-/// served (the request's [`TraceContext`] extension when the outbound request carries one, else
+/// served (the request's [`TraceContext::of`] when the outbound request carries one, else
 /// [`current`]), written into `traceparent`/`tracestate` — replacing whatever the caller set —
 /// and opened as one `tracing` client span. A call made outside any request starts a new trace.
 ///
@@ -117,7 +118,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let call = outbound(req.extensions().get::<TraceContext>());
+        let call = outbound(TraceContext::of(req.extensions()));
         call.inject(req.headers_mut());
         let span = tracing::info_span!(
             target: "protothrive::trace",
@@ -140,7 +141,13 @@ where
                 span.record("parent_span_id", to_hex(&p).as_str());
             }
         }
-        req.extensions_mut().insert(call);
+        // A forwarded request carries the server's context: the call's replaces its trace there.
+        match req.extensions_mut().get_mut::<RequestContext>() {
+            Some(c) => c.trace = Some(call),
+            None => {
+                req.extensions_mut().insert(call);
+            }
+        }
         let inner = span.in_scope(|| self.inner.call(req));
         TraceClientFuture { inner, span }
     }

@@ -31,6 +31,8 @@ pub(super) struct State {
     /// Held for its `Drop`: the in-flight count ends with the body.
     pub(super) _guard: Guard,
     pub(super) echo: Option<HeaderValue>,
+    /// The `traceparent` to answer with (this request's span as the caller's parent).
+    pub(super) traceparent: HeaderValue,
     /// The message of a panic in the inner service's `call`.
     pub(super) panic: Option<String>,
 }
@@ -227,7 +229,7 @@ fn finish_head<B>(
 fn echo_headers(state: &State, headers: &mut http::HeaderMap) {
     // The entry API hashes each (custom) name once; a value set further in is kept.
     if let http::header::Entry::Vacant(v) = headers.entry(&super::TRACEPARENT) {
-        v.insert(state.current.context.traceparent().to_header_value());
+        v.insert(state.traceparent.clone());
     }
     if let Some(id) = &state.echo
         && let http::header::Entry::Vacant(v) = headers.entry(&state.config.header)

@@ -76,10 +76,4 @@ fn next_u64() -> u64 {
     })
 }
 
-pub(crate) fn encode_hex(bytes: &[u8], out: &mut [u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0xf)];
-    }
-}
+pub(crate) use crate::headers::encode_hex;

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{HeaderName, Request, Response};
+use http::{HeaderName, HeaderValue, Request, Response};
 use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -13,13 +13,12 @@ use tracing::field::Empty;
 use super::config::{Config, InFlight, Sampler};
 use super::current::{Current, Guard, scope};
 use super::future::{State, TraceBody, TraceFuture, panic_message};
-use super::ids::encode_hex;
 use super::metrics::{Red, method_index};
 use super::{Incoming, TraceContext};
 use crate::clock::{self, SharedClock};
 use crate::error::{RequestId, TraceId};
-use crate::identity::ClientIp;
-use crate::request_id::{X_REQUEST_ID, assign};
+use crate::identity::{ClientIp, RequestContext};
+use crate::request_id::{X_REQUEST_ID, incoming, install, new_hex};
 
 /// Server-side tracing: trace context in and out, request ids, one span per request, RED
 /// metrics, an in-flight count and panics turned into problems. See the [module docs](super).
@@ -31,7 +30,7 @@ use crate::request_id::{X_REQUEST_ID, assign};
 /// use tower::{Layer, ServiceExt, service_fn};
 ///
 /// let svc = TraceLayer::new().layer(service_fn(|req: Request<()>| async move {
-///     let trace = req.extensions().get::<TraceId>().unwrap().as_str().to_owned();
+///     let trace = TraceId::of(req.extensions()).unwrap().as_str().to_owned();
 ///     Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Full::from(trace)))
 /// }));
 /// let req = Request::get("/")
@@ -242,22 +241,20 @@ where
         let method = method_index(req.method());
 
         // A request-id layer further out has decided already; otherwise this layer does.
-        let (request_id, echo) = match req.extensions().get::<RequestId>() {
-            Some(id) => (id.clone(), None),
-            None => {
-                let (id, value) = assign(&mut req, &c.header, c.trust_request_id);
-                (id, Some(value))
-            }
+        let outer_id = RequestId::of(req.extensions()).cloned();
+        let incoming_id = match outer_id {
+            Some(_) => None,
+            None => incoming(&req, &c.header, c.trust_request_id),
         };
 
-        let incoming = if c.trust_trace {
+        let caller = if c.trust_trace {
             Incoming::from_headers(req.headers())
         } else {
             Incoming::default()
         };
-        let parent_sampled = incoming.parent.map(|p| p.sampled());
-        let mut context = match incoming.parent {
-            Some(parent) => TraceContext::continue_from(parent, incoming.state),
+        let parent_sampled = caller.parent.map(|p| p.sampled());
+        let mut context = match caller.parent {
+            Some(parent) => TraceContext::continue_from(parent, caller.state),
             None => TraceContext::root(false),
         };
         if c.sampler.sample(&context.trace_id, parent_sampled) {
@@ -265,12 +262,31 @@ where
         } else {
             context.flags &= !super::SAMPLED;
         }
-        // Hex on the stack, kept there by the id: no allocation.
+        // The `traceparent` to answer with, and a new request id when one is needed, share one
+        // allocation; the trace id's hex is kept in place.
+        let parent = context.traceparent().encode();
         let mut hex = [0u8; 32];
-        encode_hex(&context.trace_id, &mut hex);
+        hex.copy_from_slice(&parent[3..35]);
         let trace_id = TraceId::from_hex(hex);
-        req.extensions_mut().insert(trace_id.clone());
-        req.extensions_mut().insert(context.clone());
+        let (request_id, echo, traceparent) = match (outer_id, incoming_id) {
+            (Some(id), _) => (id, None, shared_value(Bytes::from_owner(parent))),
+            (None, Some(v)) => {
+                let (id, echo) = install(&mut req, &c.header, v, false);
+                (id, Some(echo), shared_value(Bytes::from_owner(parent)))
+            }
+            (None, None) => {
+                let mut both = [0u8; 32 + 55];
+                both[..32].copy_from_slice(&new_hex());
+                both[32..].copy_from_slice(&parent);
+                let both = Bytes::from_owner(both);
+                let (id, echo) = install(&mut req, &c.header, shared_value(both.slice(..32)), true);
+                (id, Some(echo), shared_value(both.slice(32..)))
+            }
+        };
+        // One extension for the ids and the context (`install` or an outer layer inserted it).
+        let shared = RequestContext::get_mut(req.extensions_mut());
+        shared.trace_id = Some(trace_id.clone());
+        shared.trace = Some(context.clone());
 
         let span = tracing::info_span!(
             target: "protothrive::trace",
@@ -296,6 +312,13 @@ where
             cache.status = Empty,
             breaker.state = Empty,
         );
+        // A disabled span still logs its entries and exits through the `log` crate when
+        // tracing's `log` feature is on: none at all costs nothing.
+        let span = if span.is_disabled() {
+            Span::none()
+        } else {
+            span
+        };
         if !span.is_disabled() {
             record_request(
                 &span,
@@ -306,13 +329,19 @@ where
             );
         }
 
+        // Behind axum's `Router::layer` the router has matched already (its `MatchedPath` is in
+        // the request): the request counts on its route from the start.
+        let route = std::sync::OnceLock::new();
+        if let Some(label) = crate::identity::Route::of(req.extensions()) {
+            let _ = route.set(c.red.handles(label));
+        }
         let current = Arc::new(Current {
             context,
             request_id,
             trace_id,
             config: c.clone(),
             method,
-            route: std::sync::OnceLock::new(),
+            route,
         });
         let guard = Guard::enter(&current);
         let inner = &mut self.inner;
@@ -338,6 +367,7 @@ where
                 start,
                 _guard: guard,
                 echo,
+                traceparent,
                 panic,
             },
         )
@@ -369,4 +399,9 @@ fn record_request<B>(span: &Span, req: &Request<B>, ctx: &TraceContext, trace: &
     {
         span.record("http.request.body.size", n);
     }
+}
+
+/// Visible ASCII (hex digits and dashes) as a header value sharing `bytes`.
+fn shared_value(bytes: Bytes) -> HeaderValue {
+    HeaderValue::from_maybe_shared(bytes).unwrap_or_else(|_| HeaderValue::from_static(""))
 }

@@ -4,14 +4,17 @@
 //! * [`TraceLayer`] (server side) continues the caller's trace or starts one ([`context`]: the
 //!   W3C `traceparent`/`tracestate` parser and formatter, Level 1 and 2), puts a
 //!   [`TraceContext`], the [`TraceId`](crate::error::TraceId) and the
-//!   [`RequestId`](crate::error::RequestId) in request extensions (so every problem rendered
-//!   further in carries both), answers with `traceparent` and `X-Request-Id`, opens one
+//!   [`RequestId`](crate::error::RequestId) in the request's one
+//!   [`RequestContext`](crate::identity::RequestContext) extension (so every problem rendered
+//!   further in carries both; read them with `TraceContext::of`, `TraceId::of`, `RequestId::of`), answers with `traceparent` and `X-Request-Id`, opens one
 //!   `tracing` span with OpenTelemetry HTTP semantic-convention fields, records RED metrics by
 //!   method, matched route and status class, keeps an in-flight count that lasts until the
 //!   response body ends or is dropped, and turns a panic in the service into a 500 problem.
 //! * [`MatchedRouteLayer`] (inside the router, e.g. axum's `Router::route_layer`) hands the matched
-//!   route template out to the trace layer; without it every request is labelled `unmatched`, so
-//!   the metrics stay bounded whatever paths clients send.
+//!   route template out to a trace layer that wraps the router from outside; behind axum's
+//!   `Router::layer` (each route wrapped after routing) the trace layer reads `MatchedPath` itself.
+//!   A request with no route known is labelled `unmatched`, so the metrics stay bounded whatever
+//!   paths clients send.
 //! * [`TraceClientLayer`] (outbound) injects `traceparent`/`tracestate` into calls made while a
 //!   request is served, with a new span id per call.
 //! * [`otel`] (feature `otel`) exports those spans with OTLP/HTTP, ids and sampling unchanged.
@@ -25,9 +28,10 @@
 //! 55-byte header. Here the ids come from a per-thread generator and everything lands in request
 //! extensions the other layers read.
 //!
-//! Cost with no `tracing` subscriber and no `metrics` recorder: one `TraceContext` and one
-//! trace-id string per request, a few header reads and writes, a hash lookup for the metric
-//! handles; see `BENCHMARKS.md` § trace for the measured figures.
+//! Cost with no `tracing` subscriber and no `metrics` recorder: one shared allocation for the
+//! request's state, one for the `traceparent` answered (shared with a generated request id), the
+//! context extension (shared with the other layers), a few header reads and writes, a foldhash
+//! lookup for the route's metric handles; see `BENCHMARKS.md` § trace for the measured figures.
 
 mod config;
 pub mod context;

@@ -9,8 +9,11 @@ use tower_service::Service;
 
 use crate::identity::Route;
 
-/// Hands the matched route template out to [`TraceLayer`](super::TraceLayer), which sits
-/// outside the router and so never sees the request after routing: the request's [`Route`]
+/// Hands the matched route template out to [`TraceLayer`](super::TraceLayer) when the trace
+/// layer sits outside the router (around the router as a whole, or a router that does not layer
+/// each route) and so never sees the request after routing. Behind axum's `Router::layer`, which
+/// wraps each route after routing, the trace layer reads axum's `MatchedPath` itself and this
+/// layer is not needed. It hands on the request's [`Route`]
 /// (or, with the `axum` feature, axum's `MatchedPath`) goes to the traced request being served
 /// (see [`current`](super::current)) as soon as the router has matched it — its in-flight gauge
 /// moves from `route="unmatched"` to that route for the rest of its life, so the sum over routes

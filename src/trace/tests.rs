@@ -22,19 +22,9 @@ fn echo()
 -> impl Service<Request<()>, Response = Response<Full<Bytes>>, Error = Infallible, Future = impl Send>
 + Clone {
     service_fn(|req: Request<()>| async move {
-        let ctx = req.extensions().get::<TraceContext>().unwrap().clone();
-        let rid = req
-            .extensions()
-            .get::<RequestId>()
-            .unwrap()
-            .as_str()
-            .to_owned();
-        let tid = req
-            .extensions()
-            .get::<TraceId>()
-            .unwrap()
-            .as_str()
-            .to_owned();
+        let ctx = TraceContext::of(req.extensions()).unwrap().clone();
+        let rid = RequestId::of(req.extensions()).unwrap().as_str().to_owned();
+        let tid = TraceId::of(req.extensions()).unwrap().as_str().to_owned();
         let body = serde_json::json!({
             "trace": ctx.trace_id_hex(),
             "parent": ctx.parent_id().map(|p| to_hex(&p)),
@@ -144,6 +134,22 @@ fn sampling_follows_the_caller_or_the_ratio() {
     assert!(!out_traceparent(&send(&ratio, &[("traceparent", CALLER)]).0).sampled());
 }
 
+/// The JSON body `svc` answers a request carrying request id `rid` and the caller's trace.
+fn problem_from<S>(svc: S, rid: &str) -> serde_json::Value
+where
+    S: Service<Request<()>, Response = Response<TraceBody<Full<Bytes>>>, Error = Infallible>,
+{
+    let rt = rt();
+    let req = Request::get("/")
+        .header("x-request-id", rid)
+        .header("traceparent", CALLER)
+        .body(())
+        .unwrap();
+    let res = rt.block_on(svc.oneshot(req)).unwrap();
+    let body = rt.block_on(res.into_body().collect()).unwrap().to_bytes();
+    serde_json::from_slice(&body).unwrap()
+}
+
 #[test]
 fn a_problem_rendered_in_a_handler_carries_the_ids() {
     let svc = TraceLayer::new().layer(service_fn(|_req: Request<()>| async {
@@ -152,15 +158,7 @@ fn a_problem_rendered_in_a_handler_carries_the_ids() {
             .render_for(&http::Extensions::new());
         Ok::<_, Infallible>(res.map(Full::new))
     }));
-    let rt = rt();
-    let req = Request::get("/")
-        .header("x-request-id", "rid-7")
-        .header("traceparent", CALLER)
-        .body(())
-        .unwrap();
-    let res = rt.block_on(svc.oneshot(req)).unwrap();
-    let body = rt.block_on(res.into_body().collect()).unwrap().to_bytes();
-    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let json = problem_from(svc, "rid-7");
     assert_eq!(json["request_id"], "rid-7");
     assert_eq!(json["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
     // Outside the request, nothing is current any more.
@@ -303,15 +301,20 @@ fn in_flight_counts_on_unmatched_until_routed_then_on_the_route() {
     ::metrics::with_local_recorder(&recorder, || {
         let inside = seen.clone();
         let h = handle.clone();
-        let svc = TraceLayer::new().layer(MatchedRouteLayer.layer(service_fn(
+        // A router between the trace layer and the route: the route is named after the trace
+        // layer has seen the request.
+        let router = tower::util::MapRequestLayer::new(|mut req: Request<()>| {
+            req.extensions_mut().insert(Route::new("/users/{id}"));
+            req
+        });
+        let svc = TraceLayer::new().layer(router.layer(MatchedRouteLayer.layer(service_fn(
             move |_req: Request<()>| {
                 *inside.lock().unwrap() = Some(h.render());
                 async { Ok::<_, Infallible>(Response::new(Full::from("hi"))) }
             },
-        )));
+        ))));
         let rt = rt();
-        let mut req = Request::get("/users/42").body(()).unwrap();
-        req.extensions_mut().insert(Route::new("/users/{id}"));
+        let req = Request::get("/users/42").body(()).unwrap();
         let res = rt.block_on(svc.oneshot(req)).unwrap();
         let text = handle.render();
         assert_eq!(gauge(&text, "/users/{id}"), Some(1.0), "{text}");
@@ -324,4 +327,87 @@ fn in_flight_counts_on_unmatched_until_routed_then_on_the_route() {
     let after = handle.render();
     assert_eq!(gauge(&after, "/users/{id}"), Some(0.0), "{after}");
     assert_eq!(gauge(&after, "unmatched"), Some(0.0), "{after}");
+}
+
+#[test]
+fn a_route_matched_before_the_trace_layer_counts_from_the_start() {
+    // Behind axum's `Router::layer` the route is in the request when the trace layer sees it:
+    // no `MatchedRouteLayer`, and `unmatched` is never counted.
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    ::metrics::with_local_recorder(&recorder, || {
+        let h = handle.clone();
+        let svc = TraceLayer::new().layer(service_fn(move |_req: Request<()>| {
+            let during = h.render();
+            async move { Ok::<_, Infallible>(Response::new(Full::from(during))) }
+        }));
+        let mut req = Request::get("/users/42").body(()).unwrap();
+        req.extensions_mut().insert(Route::new("/users/{id}"));
+        let res = rt().block_on(svc.oneshot(req)).unwrap();
+        let during = String::from_utf8(
+            rt().block_on(res.into_body().collect())
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+        )
+        .unwrap();
+        let in_flight =
+            r#"protothrive_http_requests_in_flight{method="GET",route="/users/{id}"} 1"#;
+        assert!(during.contains(in_flight), "{during}");
+        assert!(!during.contains("unmatched"), "{during}");
+    });
+    let after = handle.render();
+    assert!(
+        after.contains(
+            r#"protothrive_http_requests_total{method="GET",route="/users/{id}",status_class="2xx"} 1"#
+        ),
+        "{after}"
+    );
+    assert!(!after.contains("unmatched"), "{after}");
+}
+
+#[test]
+fn the_ids_and_the_context_travel_in_one_extension_that_problems_read() {
+    // A request-id layer outside the trace layer: both write the same one extension.
+    let layers = tower::ServiceBuilder::new()
+        .layer(crate::request_id::RequestIdLayer::new())
+        .layer(TraceLayer::new());
+    let svc = layers.service(service_fn(|req: Request<()>| async move {
+        assert_eq!(req.extensions().len(), 1, "one extension for every id");
+        assert!(crate::identity::RequestContext::get(req.extensions()).is_some());
+        assert!(TraceContext::of(req.extensions()).is_some());
+        // A problem rendered from the request's extensions (not from `current`).
+        let problem = Problem::new(StatusCode::BAD_REQUEST, code::BAD_REQUEST);
+        let ids = problem.clone().with_ids_from(req.extensions()).to_json();
+        let res = problem.render_for(req.extensions());
+        assert_eq!(ids["request_id"], "rid-9");
+        Ok::<_, Infallible>(res.map(Full::new))
+    }));
+    let json = problem_from(svc, "rid-9");
+    assert_eq!(json["request_id"], "rid-9");
+    assert_eq!(json["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+}
+
+#[test]
+fn a_forwarded_request_carries_the_outbound_calls_context() {
+    // A proxy hands the incoming request (and its context) to an outbound client.
+    let server = TraceContext::root(true);
+    let mut req = Request::new(());
+    crate::identity::RequestContext::get_mut(req.extensions_mut()).trace = Some(server.clone());
+    let client = TraceClientLayer::new().layer(service_fn(|req: Request<()>| async move {
+        let seen = TraceContext::of(req.extensions()).unwrap().clone();
+        let sent = TraceParent::parse(req.headers()["traceparent"].as_bytes()).unwrap();
+        Ok::<_, Infallible>(Response::new((seen, sent)))
+    }));
+    let (seen, sent) = rt().block_on(client.oneshot(req)).unwrap().into_body();
+    assert_eq!(
+        seen.parent_id(),
+        Some(server.span_id()),
+        "a child of the server span"
+    );
+    assert_eq!(
+        sent.parent_id,
+        seen.span_id(),
+        "the call's span is what went out"
+    );
 }

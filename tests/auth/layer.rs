@@ -20,11 +20,9 @@ use crate::keys::{authenticator, builder, token, token_with, verifying};
 /// The inner service: answers with the principal's subject (or `anonymous`) and names the
 /// credential source in `x-source`.
 async fn handler(req: Request<String>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let who = req
-        .extensions()
-        .get::<Principal>()
-        .map_or("anonymous".to_owned(), |p| p.subject().to_owned());
-    let source = format!("{:?}", req.extensions().get::<CredentialSource>());
+    let who =
+        Principal::of(req.extensions()).map_or("anonymous".to_owned(), |p| p.subject().to_owned());
+    let source = format!("{:?}", CredentialSource::of(req.extensions()));
     let mut res = Response::new(Full::new(Bytes::from(who)));
     res.headers_mut()
         .insert("x-source", HeaderValue::from_str(&source).unwrap());

@@ -352,10 +352,7 @@ async fn an_empty_stack_passes_through_with_a_request_id() {
     // The body limit (always present with the gateway feature) hands the body on as `Limited`.
     type Body = http_body_util::Limited<String>;
     let svc = stack.layer(tower::service_fn(|req: http::Request<Body>| async move {
-        let id = req
-            .extensions()
-            .get::<protothrive::error::RequestId>()
-            .map(|r| r.as_str().to_owned());
+        let id = protothrive::error::RequestId::of(req.extensions()).map(|r| r.as_str().to_owned());
         Ok::<_, std::convert::Infallible>(http::Response::new(id.unwrap_or_default()))
     }));
     let res = svc
@@ -381,10 +378,7 @@ async fn with_a_trace_layer_request_ids_keep_the_request_id_layers_settings() {
     type Body = http_body_util::Limited<String>;
     // The handler answers with the id it saw.
     let handler = tower::service_fn(|req: http::Request<Body>| async move {
-        let id = req
-            .extensions()
-            .get::<protothrive::error::RequestId>()
-            .map(|r| r.as_str().to_owned());
+        let id = protothrive::error::RequestId::of(req.extensions()).map(|r| r.as_str().to_owned());
         Ok::<_, std::convert::Infallible>(http::Response::new(id.unwrap_or_default()))
     });
     let send = |stack: Stack, incoming: &'static str| {

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 
-use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -257,7 +256,7 @@ async fn list(
 async fn create(
     State(s): State<AppState>,
     v: ApiVersion,
-    Extension(p): Extension<Principal>,
+    p: Principal,
     ValidJson(body): ValidJson<NewKey>,
 ) -> ApiResult {
     let now = s.now();
@@ -278,7 +277,7 @@ async fn create(
 async fn rotate(
     State(s): State<AppState>,
     v: ApiVersion,
-    Extension(p): Extension<Principal>,
+    p: Principal,
     Path(id): Path<String>,
 ) -> ApiResult {
     if !is_uuid(&id) {
@@ -304,7 +303,7 @@ async fn rotate(
 async fn revoke(
     State(s): State<AppState>,
     v: ApiVersion,
-    Extension(p): Extension<Principal>,
+    p: Principal,
     Path(id): Path<String>,
 ) -> ApiResult {
     if !is_uuid(&id) {

@@ -6,7 +6,6 @@
 //! the attempts (see `agent::AgentClient::run`), and one write transaction recording the run, a
 //! trace per attempt and a log. A run that failed is still recorded, then answered with 502.
 
-use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -103,7 +102,7 @@ fn trace_json(run_id: &str, a: &Attempt) -> Value {
 async fn run(
     State(s): State<AppState>,
     v: ApiVersion,
-    Extension(p): Extension<Principal>,
+    p: Principal,
     ValidJson(body): ValidJson<RunTask>,
 ) -> ApiResult {
     if !(body.budget_usd > 0.0 && body.budget_usd <= MAX_BUDGET_USD) {

@@ -1,6 +1,5 @@
 //! Registration, login with lockout, refresh-token rotation with reuse detection, logout, profile.
 
-use axum::Extension;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use protothrive::auth::{Principal, TokenKind, TokenPair};
@@ -338,7 +337,7 @@ async fn refresh(
 async fn logout(
     State(s): State<AppState>,
     v: ApiVersion,
-    Extension(p): Extension<Principal>,
+    p: Principal,
     body: axum::body::Bytes,
 ) -> ApiResult {
     // A body that is refused (400, 422) logs nothing out.
@@ -389,11 +388,7 @@ async fn logout(
     Ok(envelope(v, now, json!({"logged_out": true}), json!({})).into_response())
 }
 
-async fn me(
-    State(s): State<AppState>,
-    v: ApiVersion,
-    Extension(p): Extension<Principal>,
-) -> ApiResult<Response> {
+async fn me(State(s): State<AppState>, v: ApiVersion, p: Principal) -> ApiResult<Response> {
     let user = users::profile(&s.db, p.subject())
         .await?
         .ok_or(AppError::NotFound("User"))?;

@@ -123,7 +123,7 @@ async fn ready(State(s): State<AppState>, v: Option<ApiVersion>) -> Response {
 async fn status(
     State(s): State<AppState>,
     v: Option<ApiVersion>,
-    who: Option<axum::Extension<Principal>>,
+    who: Option<Principal>,
 ) -> Response {
     let mut data = json!({
         "service": "protothrive",
@@ -131,7 +131,7 @@ async fn status(
         "uptime_seconds": s.clock.instant().saturating_duration_since(s.started).as_secs(),
         "requests_in_flight": s.stack.trace().map_or(0, |t| t.in_flight().get()),
     });
-    if let Some(axum::Extension(p)) = who {
+    if let Some(p) = who {
         data["cache"] = cache_stats(&s);
         if p.has_role("super_admin") {
             data["environment"] = format!("{:?}", s.config.env).to_lowercase().into();
@@ -184,11 +184,11 @@ fn publish_cache_metrics(s: &AppState) {
 /// (the token itself, sent as `Authorization: Bearer`, or an API key with that scope).
 async fn metrics_text(
     State(s): State<AppState>,
-    who: Option<axum::Extension<Principal>>,
+    who: Option<Principal>,
 ) -> Result<Response, AppError> {
     if s.config.metrics_token.is_some() {
         match who {
-            Some(axum::Extension(p)) if p.has_scope("metrics:read") => {}
+            Some(p) if p.has_scope("metrics:read") => {}
             Some(_) => return Err(AppError::Forbidden("needs metrics:read".into())),
             None => return Err(AppError::Unauthorized),
         }

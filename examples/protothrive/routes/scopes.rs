@@ -35,7 +35,7 @@ pub fn grants(held: &[String], needed: &str) -> bool {
 /// Refuses (403) a request authenticated by an API key whose scopes do not grant `needed`, the
 /// scope of the route's row (registered on each scoped route by `super::router`).
 pub async fn enforce(State(needed): State<Arc<str>>, req: Request, next: Next) -> Response {
-    if let Some(p) = req.extensions().get::<Principal>()
+    if let Some(p) = Principal::of(req.extensions())
         && p.scheme() == Scheme::ApiKey
         && !grants(p.scopes(), &needed)
     {

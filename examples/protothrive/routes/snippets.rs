@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 
-use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
@@ -268,7 +267,7 @@ async fn one(
 async fn create(
     State(s): State<AppState>,
     v: ApiVersion,
-    Extension(p): Extension<Principal>,
+    p: Principal,
     loader: NestedLoader,
     ValidJson(body): ValidJson<NewSnippet>,
 ) -> ApiResult {

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use axum::Extension;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -43,7 +42,7 @@ pub fn roadmap_id(id: Id) -> Result<String, AppError> {
 pub async fn list(
     State(s): State<AppState>,
     v: ApiVersion,
-    Extension(p): Extension<Principal>,
+    p: Principal,
     loader: NestedLoader,
     q: Params,
 ) -> ApiResult<Response> {
@@ -99,7 +98,7 @@ pub async fn list(
 pub async fn get_one(
     State(s): State<AppState>,
     v: ApiVersion,
-    Extension(p): Extension<Principal>,
+    p: Principal,
     loader: NestedLoader,
     id: Id,
 ) -> ApiResult<Response> {
@@ -177,7 +176,7 @@ async fn children(
 pub async fn logs(
     State(s): State<AppState>,
     v: ApiVersion,
-    Extension(p): Extension<Principal>,
+    p: Principal,
     id: Id,
     q: Params,
 ) -> ApiResult<Response> {
@@ -187,7 +186,7 @@ pub async fn logs(
 pub async fn insights(
     State(s): State<AppState>,
     v: ApiVersion,
-    Extension(p): Extension<Principal>,
+    p: Principal,
     id: Id,
     q: Params,
 ) -> ApiResult<Response> {

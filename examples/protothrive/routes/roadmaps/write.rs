@@ -3,7 +3,6 @@
 //! nested data is one batch of the request's loader after it, and a refused write costs a second,
 //! read-only statement instead to tell 403 (a public roadmap someone else owns) from 404.
 
-use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -78,7 +77,7 @@ async fn written(
 pub async fn create(
     State(s): State<AppState>,
     v: ApiVersion,
-    Extension(p): Extension<Principal>,
+    p: Principal,
     loader: NestedLoader,
     headers: HeaderMap,
     ValidJson(body): ValidJson<RoadmapBody>,
@@ -98,7 +97,7 @@ pub async fn create(
 pub async fn replace(
     State(s): State<AppState>,
     v: ApiVersion,
-    Extension(p): Extension<Principal>,
+    p: Principal,
     loader: NestedLoader,
     id: Id,
     headers: HeaderMap,
@@ -117,7 +116,7 @@ pub async fn replace(
 pub async fn patch(
     State(s): State<AppState>,
     v: ApiVersion,
-    Extension(p): Extension<Principal>,
+    p: Principal,
     loader: NestedLoader,
     id: Id,
     headers: HeaderMap,
@@ -133,11 +132,7 @@ pub async fn patch(
 }
 
 /// Soft delete: the row stays (logs and insights reference it) but every read skips it.
-pub async fn delete(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
-    id: Id,
-) -> ApiResult<Response> {
+pub async fn delete(State(s): State<AppState>, p: Principal, id: Id) -> ApiResult<Response> {
     let id = roadmap_id(id)?;
     let now = s.now();
     if !roadmaps::delete(&s.db, &id, p.subject(), now).await? {
@@ -150,7 +145,7 @@ pub async fn delete(
 pub async fn thrive_score(
     State(s): State<AppState>,
     v: ApiVersion,
-    Extension(p): Extension<Principal>,
+    p: Principal,
     loader: NestedLoader,
     id: Id,
     headers: HeaderMap,
