@@ -2,7 +2,7 @@
 //!
 //! Guarantees:
 //! * every request leaves this layer with a [`RequestId`] (in the request's
-//!   [`RequestContext`](crate::identity::RequestContext), read with [`RequestId::of`]), so a problem rendered by any
+//!   [`RequestContext`], read with [`RequestId::of`]), so a problem rendered by any
 //!   layer further in (401, 403, 413, 429, ...) carries `request_id`;
 //! * an incoming id is kept only when it is sane — 1 to 64 visible ASCII characters — and only
 //!   when the layer is told to trust it ([`RequestIdLayer::trust_incoming`], on by default, as
@@ -45,7 +45,7 @@
 //! Cost: one id (a few multiplications and one 32-byte allocation, shared by the extension, the
 //! request header and the response header) when the client sent none; a sane incoming id shares
 //! the request's bytes. Then the request's
-//! [`RequestContext`](crate::identity::RequestContext) (one extension, shared with the other
+//! [`RequestContext`] (one extension, shared with the other
 //! layers) and one response header insert.
 
 use std::future::Future;

@@ -36,6 +36,7 @@ pub struct RequestContext {
     pub(crate) trace: Option<TraceContext>,
     pub(crate) principal: Option<Principal>,
     pub(crate) source: Option<CredentialSource>,
+    #[cfg_attr(not(feature = "gateway"), allow(dead_code))]
     pub(crate) body_limit: Option<usize>,
 }
 
