@@ -12,6 +12,7 @@
 mod broadcast;
 mod journal;
 mod keys;
+mod purge;
 mod scripts;
 pub(in crate::cache) mod tier;
 mod wire;
