@@ -10,6 +10,7 @@
 //! ```
 
 mod broadcast;
+mod http_tier;
 mod journal;
 mod keys;
 mod purge;

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use super::http_tier::implicit_tags;
 use super::journal::Work;
-use super::tier::{RedisTier, TierError, implicit_tags};
+use super::tier::{RedisTier, TierError};
 use super::wire::encode_purge;
 use crate::cache::store::{CacheEntry, Purge};
 
