@@ -87,7 +87,7 @@ fn request() -> Request<()> {
 
 fn through_layer(c: &mut Criterion) {
     let inner = service_fn(|req: Request<()>| async move {
-        Ok::<_, Infallible>(req.extensions().get::<ClientIp>().copied())
+        Ok::<_, Infallible>(ClientIp::of(req.extensions()))
     });
     let wrapped = layer(ForwardingHeader::XForwardedFor).layer(inner);
 

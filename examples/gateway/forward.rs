@@ -140,7 +140,7 @@ impl Proxy {
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
-        let client = req.extensions().get::<ClientIp>().map(|c| c.ip());
+        let client = ClientIp::of(req.extensions()).map(ClientIp::ip);
         let Ok(uri) = upstream_uri(&self.upstream, req.uri()) else {
             return problem(
                 StatusCode::BAD_REQUEST,

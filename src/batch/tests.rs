@@ -36,7 +36,7 @@ async fn echo(req: Request) -> axum::Json<Value> {
         "request_id": h("x-request-id"),
         "host": h("host"),
         "uri": parts.uri.to_string(),
-        "client_ip": parts.extensions.get::<ClientIp>().map(|c| c.0.to_string()),
+        "client_ip": ClientIp::of(&parts.extensions).map(|c| c.0.to_string()),
         "index": parts.extensions.get::<BatchItem>().map(|b| b.index),
         "body": String::from_utf8_lossy(&bytes),
     }))

@@ -30,7 +30,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = ClientIpRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<ClientIp>().copied().ok_or_else(|| {
+        ClientIp::of(&parts.extensions).ok_or_else(|| {
             tracing::error!("ClientIp extractor used on a request without a resolved address");
             let problem = Problem::new(StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL)
                 .with_detail(
@@ -50,6 +50,6 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for ClientIp {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<ClientIp>().copied())
+        Ok(ClientIp::of(&parts.extensions))
     }
 }

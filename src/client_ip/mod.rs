@@ -16,7 +16,7 @@
 //! // nginx at 10.0.0.1 appends the address it saw to X-Forwarded-For.
 //! let layer = ClientIpLayer::builder().trusted_proxies(["10.0.0.0/8"]).build()?;
 //! let app = layer.layer(service_fn(|req: http::Request<()>| async move {
-//!     Ok::<_, std::convert::Infallible>(req.extensions().get::<ClientIp>().copied())
+//!     Ok::<_, std::convert::Infallible>(ClientIp::of(req.extensions()))
 //! }));
 //!
 //! // The client forged the leftmost entry; 198.51.100.7 is what the trusted proxy 10.0.0.5 saw.

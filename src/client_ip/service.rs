@@ -4,6 +4,7 @@ use http::Request;
 use tower_service::Service;
 
 use super::{ClientIp, ClientIpLayer};
+use crate::identity::RequestContext;
 
 /// The service of [`ClientIpLayer`]: inserts a [`ClientIp`] into each request, then calls the
 /// inner service. It never answers by itself, so its response and future are the inner service's.
@@ -39,7 +40,7 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         // Resolved once: an outer ClientIpLayer (or a PROXY-protocol acceptor) already decided.
-        if req.extensions().get::<ClientIp>().is_none() {
+        if ClientIp::of(req.extensions()).is_none() {
             let shared = &self.layer.shared;
             if let Some(peer) = (shared.peer_addr)(req.extensions()) {
                 let resolution = shared.resolver.resolve(peer, req.headers());
@@ -52,7 +53,8 @@ where
                         "client_ip: forwarding headers not fully walked",
                     );
                 }
-                req.extensions_mut().insert(ClientIp(resolution.ip()));
+                RequestContext::get_mut(req.extensions_mut()).client_ip =
+                    Some(ClientIp(resolution.ip()));
             }
         }
         self.inner.call(req)

@@ -239,7 +239,7 @@ fn build_errors_say_how_to_fix() {
 
 async fn client_of(layer: &ClientIpLayer, req: Request<()>) -> Option<ClientIp> {
     let svc = layer.layer(service_fn(|req: Request<()>| async move {
-        Ok::<_, Infallible>(req.extensions().get::<ClientIp>().copied())
+        Ok::<_, Infallible>(ClientIp::of(req.extensions()))
     }));
     svc.oneshot(req).await.unwrap()
 }

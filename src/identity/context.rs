@@ -5,19 +5,18 @@ use crate::error::{RequestId, TraceId};
 #[cfg(feature = "trace")]
 use crate::trace::TraceContext;
 
-/// What the crate's layers learn about a request, in one request extension: the request id, the
-/// trace id and trace context, the principal and where its credential came from, the body limit.
+/// What the crate's layers learn about a request, in one request extension: the client address,
+/// the request id, the trace id and trace context, the principal and where its credential came
+/// from, the body limit.
 ///
 /// Every [`Extensions::insert`] boxes its value and may grow the map, so the layers write these
 /// into one shared value instead of one extension each (the first writer inserts it, the others
-/// fill it in place). Read each value through its type's `of` accessor — [`RequestId::of`],
-/// [`TraceId::of`], [`Principal::of`], [`CredentialSource::of`], `TraceContext::of` — which looks
+/// fill it in place). Read each value through its type's `of` accessor — [`ClientIp::of`],
+/// [`RequestId::of`], [`TraceId::of`], [`Principal::of`], [`CredentialSource::of`],
+/// `TraceContext::of` — which looks
 /// here first and then for a standalone extension of that type, so a value an application or a
 /// test inserts by itself (`extensions.insert(RequestId::new("r1"))`) is found just the same.
-/// `extensions.get::<RequestId>()` finds only the standalone ones.
-///
-/// The client address stays a standalone [`ClientIp`] extension: code that predates this type
-/// reads it with `extensions.get::<ClientIp>()`; [`ClientIp::of`] reads it too.
+/// `extensions.get::<RequestId>()` (or `get::<ClientIp>()`) finds only the standalone ones.
 ///
 /// ```
 /// use protothrive::error::RequestId;
@@ -30,6 +29,7 @@ use crate::trace::TraceContext;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
+    pub(crate) client_ip: Option<ClientIp>,
     pub(crate) request_id: Option<RequestId>,
     pub(crate) trace_id: Option<TraceId>,
     #[cfg(feature = "trace")]
@@ -146,7 +146,8 @@ impl CredentialSource {
 }
 
 impl ClientIp {
-    /// The client address in `extensions` (set by the client-IP layer, or inserted by hand).
+    /// The client address in `extensions` (set by the client-IP layer, or inserted as a
+    /// standalone extension).
     ///
     /// ```
     /// use protothrive::identity::ClientIp;
@@ -156,7 +157,7 @@ impl ClientIp {
     /// ```
     #[must_use]
     pub fn of(extensions: &Extensions) -> Option<Self> {
-        extensions.get::<Self>().copied()
+        of(extensions, |c| c.client_ip.as_ref()).copied()
     }
 }
 
@@ -177,5 +178,8 @@ mod tests {
         assert!(Principal::of(&ext).is_none());
         RequestContext::get_mut(&mut ext).source = Some(CredentialSource::Cookie);
         assert_eq!(CredentialSource::of(&ext), Some(CredentialSource::Cookie));
+        ext.insert(ClientIp("192.0.2.1".parse().unwrap()));
+        RequestContext::get_mut(&mut ext).client_ip = Some(ClientIp("192.0.2.2".parse().unwrap()));
+        assert_eq!(ClientIp::of(&ext).unwrap().to_string(), "192.0.2.2");
     }
 }

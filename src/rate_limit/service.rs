@@ -143,7 +143,7 @@ fn key_of<B>(limit: &Limit, req: &Request<B>) -> Option<Key> {
         key.push_str("|");
         match part {
             KeyBy::ClientIp | KeyBy::ClientIpV6Net64 => {
-                let Some(ip) = req.extensions().get::<ClientIp>() else {
+                let Some(ip) = ClientIp::of(req.extensions()) else {
                     limit.unkeyed();
                     return None;
                 };

@@ -381,7 +381,7 @@ fn record_request<B>(span: &Span, req: &Request<B>, ctx: &TraceContext, trace: &
         span.record("parent_span_id", super::to_hex(&p).as_str());
     }
     span.record("request_id", rid);
-    if let Some(ClientIp(ip)) = req.extensions().get::<ClientIp>() {
+    if let Some(ClientIp(ip)) = ClientIp::of(req.extensions()) {
         span.record("client.address", tracing::field::display(ip));
     }
     if let Some(ua) = req
