@@ -34,9 +34,10 @@ impl Text {
             .map_or_else(|_| Self::Other(Arc::from("")), Self::Header)
     }
 
-    /// `bytes` (visible ASCII) in one allocation that every clone shares.
+    /// `bytes` (visible ASCII) in a slice of the thread's shared buffer, which every clone
+    /// shares.
     fn owned<const N: usize>(bytes: [u8; N]) -> Self {
-        HeaderValue::from_maybe_shared(Bytes::from_owner(bytes))
+        HeaderValue::from_maybe_shared(crate::headers::shared_copy(&bytes))
             .map_or_else(|_| Self::Other(Arc::from("")), Self::Header)
     }
 
@@ -138,7 +139,7 @@ impl RequestId {
         Self(Text::Header(value))
     }
 
-    /// A generated id: one allocation, shared by every clone.
+    /// A generated id: a slice of the thread's shared buffer, shared by every clone.
     pub(crate) fn generated(hex: [u8; 32]) -> Self {
         Self(Text::owned(hex))
     }
