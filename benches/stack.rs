@@ -69,6 +69,7 @@ fn stack(c: &mut Criterion) {
     );
 
     let mut apps: Vec<(String, Router)> = vec![("bare axum".into(), bench_server::bare())];
+    let mut bearers = vec![bearer.clone()];
     for parts in 0..=STACK_PARTS.len() {
         let name = match parts {
             0 => "protothrive/+0 body limit only".to_owned(),
@@ -76,7 +77,22 @@ fn stack(c: &mut Criterion) {
         };
         let app = bench_server::stack(clock.clone(), parts).expect("stack");
         apps.push((name, app));
+        bearers.push(bearer.clone());
     }
+    // The full stack verifying RS256 tokens (2048-bit RSA): the verified-token cache makes
+    // every request after the first a cache hit, as with HS256.
+    let (pem, key) = bench_server::rsa_key().expect("rsa key");
+    let rs_signing =
+        protothrive::auth::SigningKey::from_pem(protothrive::auth::Algorithm::RS256, pem)
+            .expect("rsa pem");
+    let rs = bench_server::stack_builder_with(clock.clone(), STACK_PARTS.len(), key)
+        .and_then(|b| Ok(bench_server::stack_router(&b.build()?)))
+        .expect("stack");
+    apps.push(("protothrive full, auth rs256".into(), rs));
+    bearers.push(format!(
+        "Bearer {}",
+        bench_server::token_signed(clock.clone(), rs_signing).expect("token")
+    ));
     // The full stack with tower-http's TraceLayer at its trace position, for a like-for-like
     // look at the peer, which has one.
     apps.push((
@@ -84,14 +100,15 @@ fn stack(c: &mut Criterion) {
         bench_server::stack_with_trace(clock.clone()).expect("stack"),
     ));
     apps.push(("peer stack".into(), bench_server::peer().expect("peer")));
+    bearers.extend([bearer.clone(), bearer]);
 
     // Warm every app (the token cache, both route caches) and check what the rows measure.
     rt.block_on(async {
-        for (name, app) in &mut apps {
-            let first = call(app, &bearer).await;
+        for ((name, app), bearer) in apps.iter_mut().zip(&bearers) {
+            let first = call(app, bearer).await;
             assert_eq!(first.status(), 200, "{name}");
             drain(first).await;
-            let res = call(app, &bearer).await;
+            let res = call(app, bearer).await;
             assert_eq!(res.status(), 200, "{name}");
             let h = res.headers();
             if name.contains("cors") || name.contains("full") || name.starts_with("peer") {
@@ -115,9 +132,9 @@ fn stack(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("stack");
     group.throughput(Throughput::Elements(1));
-    for (name, app) in &mut apps {
+    for ((name, app), bearer) in apps.iter_mut().zip(&bearers) {
         group.bench_function(name.as_str(), |b| {
-            b.iter(|| rt.block_on(async { drain(call(app, &bearer).await).await }));
+            b.iter(|| rt.block_on(async { drain(call(app, bearer).await).await }));
         });
     }
     group.finish();

@@ -11,8 +11,13 @@
 //!   `TraceLayer` and `CorsLayer`, tower_governor keyed by peer IP, a `jsonwebtoken` HS256 decode
 //!   per request in `axum::middleware::from_fn`, and http-cache-tower's moka cache.
 //!
-//! `--print-token` prints a bearer token every mode accepts (one day long) and exits. No log
-//! subscriber is installed in any mode. The criterion bench `stack/*` drives the same apps
+//! * `stack-rs256`: `stack` with RS256 tokens (a 2048-bit RSA key) instead of HS256: what the
+//!   verified-token cache leaves of the difference.
+//!
+//! `--print-token` prints a bearer token every mode accepts (one day long) and exits; with
+//! `--rsa-key FILE`, an RS256 token for `stack-rs256`, whose key is read from `FILE` (written
+//! there first, PKCS#8 PEM, when `FILE` is empty or missing; give the server the same file). No
+//! log subscriber is installed in any mode. The criterion bench `stack/*` drives the same apps
 //! without a socket.
 
 use std::net::SocketAddr;
@@ -80,6 +85,18 @@ pub fn stack_builder(
     clock: SharedClock,
     parts: usize,
 ) -> Result<StackBuilder, Box<dyn std::error::Error>> {
+    stack_builder_with(clock, parts, VerifyingKey::hmac(Algorithm::HS256, SECRET)?)
+}
+
+/// [`stack_builder`] with `key` verifying tokens instead of the HS256 secret.
+///
+/// # Errors
+/// A bad configuration (none here).
+pub fn stack_builder_with(
+    clock: SharedClock,
+    parts: usize,
+    key: VerifyingKey,
+) -> Result<StackBuilder, Box<dyn std::error::Error>> {
     let mut b = Stack::builder().clock(clock.clone()).realm(ISSUER);
     if parts < 1 {
         b = b.without_client_ip();
@@ -99,7 +116,7 @@ pub fn stack_builder(
     if parts >= 6 {
         b = b.auth(
             Authenticator::builder()
-                .key(VerifyingKey::hmac(Algorithm::HS256, SECRET)?)
+                .key(key)
                 .issuer(ISSUER)
                 .audience(ISSUER),
         );
@@ -242,7 +259,65 @@ pub fn peer() -> Result<Router, Box<dyn std::error::Error>> {
 /// # Errors
 /// When signing fails.
 pub fn token(clock: SharedClock) -> Result<String, Box<dyn std::error::Error>> {
-    let issuer = TokenIssuer::new(SigningKey::hmac(Algorithm::HS256, SECRET)?, ISSUER, ISSUER)
+    token_signed(clock, SigningKey::hmac(Algorithm::HS256, SECRET)?)
+}
+
+/// A 2048-bit RSA key for RS256: the PKCS#8 PEM of the private key, and the key that verifies.
+///
+/// # Errors
+/// When the key cannot be generated or read.
+pub fn rsa_key() -> Result<(String, VerifyingKey), Box<dyn std::error::Error>> {
+    use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+        .map_err(|e| e.to_string())?;
+    let der: Pkcs8V1Der<'_> = pair.as_der().map_err(|e| e.to_string())?;
+    rsa_from_der(der.as_ref())
+}
+
+/// The PEM and verifying key of a PKCS#8 RSA private key.
+fn rsa_from_der(der: &[u8]) -> Result<(String, VerifyingKey), Box<dyn std::error::Error>> {
+    use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+    use aws_lc_rs::signature::KeyPair as _;
+    use base64::Engine as _;
+
+    let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(der).map_err(|e| e.to_string())?;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line)?);
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    let public: PublicKeyX509Der<'_> = pair.public_key().as_der().map_err(|e| e.to_string())?;
+    Ok((
+        pem,
+        VerifyingKey::from_der(Algorithm::RS256, public.as_ref())?,
+    ))
+}
+
+/// The RSA key in `path` (PKCS#8 PEM), generated and written there first when the file is
+/// missing or empty; with its verifying key.
+fn rsa_key_file(path: &str) -> Result<(String, VerifyingKey), Box<dyn std::error::Error>> {
+    use base64::Engine as _;
+    let pem = std::fs::read_to_string(path).unwrap_or_default();
+    if pem.trim().is_empty() {
+        let (pem, key) = rsa_key()?;
+        std::fs::write(path, &pem)?;
+        return Ok((pem, key));
+    }
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    rsa_from_der(&base64::engine::general_purpose::STANDARD.decode(b64)?)
+}
+
+/// A token signed with `key`, valid for a day from `clock`'s now.
+///
+/// # Errors
+/// When signing fails.
+pub fn token_signed(
+    clock: SharedClock,
+    key: SigningKey,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let issuer = TokenIssuer::new(key, ISSUER, ISSUER)
         .access_ttl(std::time::Duration::from_secs(24 * 3600))
         .clock(clock);
     let extra = serde_json::json!({"roles": ["user"]});
@@ -265,15 +340,20 @@ fn trace_peer() -> Router {
     )
 }
 
-/// The app of `mode` (`bare`, `stack`, `peer`, `trace`, `trace-route-layer` or `trace-peer`) on
-/// the system clock.
+/// The app of `mode` (`bare`, `stack`, `stack-rs256` with the RSA key in `rsa_key`, `peer`,
+/// `trace`, `trace-route-layer` or `trace-peer`) on the system clock.
 ///
 /// # Errors
 /// An unknown mode.
-pub fn app(mode: &str) -> Result<Router, Box<dyn std::error::Error>> {
+pub fn app(mode: &str, rsa_key: Option<&str>) -> Result<Router, Box<dyn std::error::Error>> {
     match mode {
         "bare" => Ok(bare()),
         "stack" => stack(protothrive::clock::system(), STACK_PARTS.len()),
+        "stack-rs256" => {
+            let (_, key) = rsa_key_file(rsa_key.ok_or("--mode stack-rs256 needs --rsa-key FILE")?)?;
+            let b = stack_builder_with(protothrive::clock::system(), STACK_PARTS.len(), key)?;
+            Ok(stack_router(&b.build()?))
+        }
         "peer" => peer(),
         // `Router::layer` wraps each route after routing: the trace layer reads the route itself.
         "trace" => Ok(bare().layer(protothrive::trace::TraceLayer::new())),
@@ -283,7 +363,8 @@ pub fn app(mode: &str) -> Result<Router, Box<dyn std::error::Error>> {
             .layer(protothrive::trace::TraceLayer::new())),
         "trace-peer" => Ok(trace_peer()),
         other => Err(format!(
-            "--mode {other}: expected bare, stack, peer, trace, trace-route-layer or trace-peer"
+            "--mode {other}: expected bare, stack, stack-rs256, peer, trace, trace-route-layer \
+             or trace-peer"
         )
         .into()),
     }
@@ -293,18 +374,29 @@ pub fn app(mode: &str) -> Result<Router, Box<dyn std::error::Error>> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let (mut mode, mut port) = (String::from("bare"), 3000_u16);
+    let (mut rsa_key, mut print_token) = (None, false);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--mode" => mode = args.next().ok_or("--mode needs a value")?,
             "--port" => port = args.next().ok_or("--port needs a value")?.parse()?,
-            "--print-token" => {
-                println!("{}", token(protothrive::clock::system())?);
-                return Ok(());
-            }
+            "--rsa-key" => rsa_key = Some(args.next().ok_or("--rsa-key needs a file")?),
+            "--print-token" => print_token = true,
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
-    let app = app(&mode)?;
+    if print_token {
+        let clock = protothrive::clock::system();
+        let token = match &rsa_key {
+            Some(file) => token_signed(
+                clock,
+                SigningKey::from_pem(Algorithm::RS256, rsa_key_file(file)?.0)?,
+            )?,
+            None => token(clock)?,
+        };
+        println!("{token}");
+        return Ok(());
+    }
+    let app = app(&mode, rsa_key.as_deref())?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("{mode} listening on http://{}", listener.local_addr()?);
     axum::serve(
