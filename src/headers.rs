@@ -141,6 +141,39 @@ impl fmt::Write for ValueBuf {
     }
 }
 
+/// A fixed set of header names, checked against a request's names without comparing most of
+/// them: a name whose length no member has is out at once (one bit test).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NameSet {
+    names: Vec<HeaderName>,
+    /// Bit `n` set: a member is `n` bytes long (63 and longer share bit 63).
+    lengths: u64,
+}
+
+impl NameSet {
+    pub(crate) fn new(names: Vec<HeaderName>) -> Self {
+        let lengths = names.iter().fold(0, |m, n| m | Self::bit(n));
+        Self { names, lengths }
+    }
+
+    fn bit(name: &HeaderName) -> u64 {
+        1 << name.as_str().len().min(63)
+    }
+
+    pub(crate) fn contains(&self, name: &HeaderName) -> bool {
+        self.lengths & Self::bit(name) != 0 && self.names.iter().any(|n| n == name)
+    }
+
+    /// Whether `headers` has a field of any of the names.
+    pub(crate) fn any_in(&self, headers: &HeaderMap) -> bool {
+        headers.keys().any(|k| self.contains(k))
+    }
+
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, HeaderName> {
+        self.names.iter()
+    }
+}
+
 /// The items of every `name` field of `headers` read as one comma-separated list (RFC 9110
 /// §5.3), trimmed, empty items dropped; a value that is not visible ASCII is skipped.
 pub(crate) fn comma_items<'a>(
@@ -332,6 +365,27 @@ mod tests {
         assert!(adjacent >= CHUNK - 1 - buffers, "{adjacent} adjacent");
         let long = vec![b'x'; CHUNK_VALUE_MAX + 1];
         assert_eq!(&shared_copy(&long)[..], &long[..]);
+    }
+
+    #[test]
+    fn a_name_set_finds_its_members_whatever_their_length() {
+        let set = NameSet::new(vec![
+            HeaderName::from_static("x-host"),
+            http::header::FORWARDED,
+            HeaderName::from_bytes(&[b'x'; 80]).unwrap(),
+        ]);
+        assert!(set.contains(&HeaderName::from_static("x-host")));
+        assert!(set.contains(&http::header::FORWARDED));
+        assert!(set.contains(&HeaderName::from_bytes(&[b'x'; 80]).unwrap()));
+        // Same length as a member, or sharing the long names' bit: compared, and out.
+        assert!(!set.contains(&http::header::ACCEPT));
+        assert!(!set.contains(&HeaderName::from_bytes(&[b'y'; 70]).unwrap()));
+        assert!(!set.contains(&http::header::HOST));
+        let mut h = HeaderMap::new();
+        h.insert(http::header::HOST, HeaderValue::from_static("a"));
+        assert!(!set.any_in(&h));
+        h.insert("x-host", HeaderValue::from_static("b"));
+        assert!(set.any_in(&h));
     }
 
     #[test]

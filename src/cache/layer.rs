@@ -366,7 +366,7 @@ impl CacheLayerBuilder {
                     grace: self.grace,
                     hit_for_pass: self.hit_for_pass,
                     scheme,
-                    unkeyed,
+                    unkeyed: crate::headers::NameSet::new(unkeyed),
                     targets,
                     name: self.name.into_boxed_str(),
                 },

@@ -171,7 +171,7 @@ pub(super) type Entry = (String, CacheEntry, Duration);
 fn entries(cfg: &Shared, put: &Put, request_time: SystemTime) -> Option<Vec<Entry>> {
     let mut req = super::hit::clone_parts(&put.req);
     req.method = Method::GET;
-    for name in &cfg.config.unkeyed {
+    for name in cfg.config.unkeyed.iter() {
         req.headers.remove(name);
     }
     let keys = Keys::for_request(cfg, &req)?;

@@ -111,12 +111,8 @@ fn prepare(shared: &Shared, parts: &mut request::Parts) -> Step {
         return Step::Unsafe;
     }
     // Most requests carry none of them: look before removing (each removal hashes the name).
-    if parts
-        .headers
-        .keys()
-        .any(|k| shared.config.unkeyed.iter().any(|u| u == k))
-    {
-        for name in &shared.config.unkeyed {
+    if shared.config.unkeyed.any_in(&parts.headers) {
+        for name in shared.config.unkeyed.iter() {
             parts.headers.remove(name);
         }
     }

@@ -39,7 +39,7 @@ pub(crate) struct Config {
     pub(crate) grace: Duration,
     pub(crate) hit_for_pass: Duration,
     pub(crate) scheme: String,
-    pub(crate) unkeyed: Vec<HeaderName>,
+    pub(crate) unkeyed: crate::headers::NameSet,
     /// The targeted cache-control fields obeyed, most applicable first (RFC 9213 §2.1).
     pub(crate) targets: Vec<HeaderName>,
     /// This cache's name in `Cache-Status`.
