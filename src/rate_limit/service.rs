@@ -102,14 +102,28 @@ fn push_ip(key: &mut Key, ip: IpAddr, group: bool) {
             }
         },
     };
-    // Dotted quad without the formatting machinery: the common case, on every request.
-    let mut digits = itoa::Buffer::new();
+    // Dotted quad without the formatting machinery, written in place and copied in once: the
+    // common case, on every request.
+    let mut quad = [0u8; 15];
+    let mut len = 0;
     for (i, octet) in v4.octets().into_iter().enumerate() {
         if i > 0 {
-            key.push_str(".");
+            quad[len] = b'.';
+            len += 1;
         }
-        key.push_str(digits.format(octet));
+        let (h, t, o) = (octet / 100, octet / 10 % 10, octet % 10);
+        if h > 0 {
+            quad[len] = b'0' + h;
+            len += 1;
+        }
+        if h > 0 || t > 0 {
+            quad[len] = b'0' + t;
+            len += 1;
+        }
+        quad[len] = b'0' + o;
+        len += 1;
     }
+    key.push_str(std::str::from_utf8(&quad[..len]).unwrap_or_default());
 }
 
 /// The key of a per-IP limit named `name` for `ip` (for the unit tests).

@@ -454,6 +454,15 @@ async fn long_keys_spill_to_the_heap_and_stay_distinct() {
     assert_eq!(mapped, "ip|192.0.2.1");
 }
 
+proptest::proptest! {
+    #[test]
+    fn an_ipv4_key_is_the_dotted_quad(octets: [u8; 4]) {
+        let ip = Ipv4Addr::from(octets);
+        let key = super::service::key_for_tests("ip", IpAddr::V4(ip));
+        proptest::prop_assert_eq!(key, format!("ip|{ip}"));
+    }
+}
+
 #[tokio::test]
 async fn an_unlimited_quota_turns_its_limit_off() {
     let clock = ManualClock::default();
