@@ -85,6 +85,9 @@ pub struct CorsLayerBuilder {
     methods: Option<Vec<String>>,
     headers: Names,
     expose: Names,
+    /// `expose` is [`DEFAULT_EXPOSE_HEADERS`] (and what `extend_expose_headers` added), not a
+    /// list set by hand.
+    expose_default: bool,
     max_age: Option<Duration>,
     private_network: bool,
 }
@@ -102,6 +105,7 @@ impl Default for CorsLayerBuilder {
                     .map(|s| (*s).to_owned())
                     .collect(),
             ),
+            expose_default: true,
             max_age: Some(DEFAULT_MAX_AGE),
             private_network: false,
         }
@@ -161,6 +165,7 @@ impl CorsLayerBuilder {
         I::Item: AsRef<str>,
     {
         self.expose = Names::List(headers.into_iter().map(|h| h.as_ref().to_owned()).collect());
+        self.expose_default = false;
         self
     }
 
@@ -201,7 +206,22 @@ impl CorsLayerBuilder {
     /// Every response header (`Access-Control-Expose-Headers: *`); refused with credentials.
     pub fn expose_any_header(mut self) -> Self {
         self.expose = Names::Any;
+        self.expose_default = false;
         self
+    }
+
+    /// The [`Stack`](crate::stack::Stack)'s list of what its layers write: it takes the place of
+    /// [`DEFAULT_EXPOSE_HEADERS`] (made for a CORS layer alone, it names headers of layers the
+    /// stack may not have), and is added to a list set by hand.
+    pub(crate) fn stack_expose_headers(mut self, computed: &[String]) -> Self {
+        if let (true, Names::List(list)) = (self.expose_default, &mut self.expose) {
+            list.retain(|n| {
+                !DEFAULT_EXPOSE_HEADERS
+                    .iter()
+                    .any(|d| d.eq_ignore_ascii_case(n))
+            });
+        }
+        self.extend_expose_headers(computed)
     }
 
     /// How long a browser may cache a preflight answer (`Access-Control-Max-Age`, whole seconds;

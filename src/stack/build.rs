@@ -214,7 +214,7 @@ impl StackBuilder {
             .cors
             .map(|b| {
                 b.extend_allow_headers(allow.iter())
-                    .extend_expose_headers(expose.iter())
+                    .stack_expose_headers(&expose)
                     .build()
             })
             .transpose()?;

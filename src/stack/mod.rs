@@ -20,7 +20,8 @@
 //!   `WWW-Authenticate`, one in-process rate-limit store for both limit positions;
 //! * the CORS layer allows the request headers and exposes the response headers of exactly the
 //!   layers present ([`Stack::cors_allowed_headers`], [`Stack::cors_exposed_headers`]), added to
-//!   what was configured by hand;
+//!   what was configured by hand (the exposed list replaces the CORS layer's default one, which
+//!   names the headers of layers a stack may leave out);
 //! * a mix that could not work is a [`ConfigError`](crate::error::ConfigError) from
 //!   [`StackBuilder::build`]: a per-IP limit without the client-IP layer, a limit by principal
 //!   without auth (or before it), credentials with a wildcard origin;

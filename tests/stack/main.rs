@@ -261,6 +261,40 @@ fn cors_allows_and_exposes_what_the_layers_present_need() {
     );
 }
 
+#[tokio::test]
+async fn the_exposed_list_is_the_layers_present_plus_what_was_set_by_hand() {
+    use tower::{Layer, ServiceExt};
+    type Body = http_body_util::Limited<String>;
+    let exposed = |cors: protothrive::cors::CorsLayerBuilder| async move {
+        let stack = Stack::builder()
+            .cors(cors.allow_origin(AllowOrigin::exact(ORIGIN)))
+            .build()
+            .unwrap();
+        let svc = stack.layer(tower::service_fn(|_: http::Request<Body>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+        }));
+        let req = http::Request::builder()
+            .header("origin", ORIGIN)
+            .body(String::new())
+            .unwrap();
+        let res = svc.oneshot(req).await.unwrap();
+        res.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    // CORS's default list names the versioning and rate-limit headers; this stack has neither.
+    assert_eq!(exposed(CorsLayer::builder()).await, "x-request-id");
+    assert_eq!(
+        exposed(CorsLayer::builder().extend_expose_headers(["x-total-count"])).await,
+        "x-total-count, x-request-id"
+    );
+    assert_eq!(
+        exposed(CorsLayer::builder().expose_headers(["api-version"])).await,
+        "api-version, x-request-id"
+    );
+}
+
 fn authenticator() -> protothrive::auth::AuthenticatorBuilder {
     Authenticator::builder()
         .key(VerifyingKey::hmac(Algorithm::HS256, SECRET).unwrap())
