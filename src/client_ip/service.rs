@@ -38,6 +38,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         // Resolved once: an outer ClientIpLayer (or a PROXY-protocol acceptor) already decided.
         if ClientIp::of(req.extensions()).is_none() {

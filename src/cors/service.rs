@@ -159,6 +159,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         // Fetch §3.2.2: a preflight is OPTIONS *with* Access-Control-Request-Method; any other
         // OPTIONS request is the application's.

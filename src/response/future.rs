@@ -74,6 +74,7 @@ impl<F, B, E, T> ResponseFuture<F, B, E, T> {
     }
 
     /// Passes the inner service's future through, adding `stamp` (if any) to its response.
+    #[inline]
     pub fn stamped(future: F, stamp: Option<T>) -> Self {
         Self {
             kind: Kind::Inner { future, stamp },
@@ -110,6 +111,7 @@ where
 {
     type Output = Result<Response<ResponseBody<B>>, E>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Inner { future, stamp } => {

@@ -103,6 +103,7 @@ where
     type Error = A::Error;
     type Future = SlotFuture<A::Future, B::Future, M>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         match &mut self.either {
             Either::On(a) => a.poll_ready(cx),
@@ -110,6 +111,7 @@ where
         }
     }
 
+    #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let kind = match &mut self.either {
             Either::On(a) => Kind::On {
@@ -157,6 +159,7 @@ where
 {
     type Output = Result<RA, E>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::On { future } => future.poll(cx),
