@@ -12,7 +12,9 @@
 //!   per request in `axum::middleware::from_fn`, and http-cache-tower's moka cache.
 //!
 //! * `stack-rs256`: `stack` with RS256 tokens (a 2048-bit RSA key) instead of HS256: what the
-//!   verified-token cache leaves of the difference.
+//!   verified-token cache leaves of the difference;
+//! * `parts-N`: the stack with the first N parts of `STACK_PARTS` (`parts-7` is `stack`), to see
+//!   what each part adds in its place, as the criterion rows do.
 //!
 //! `--print-token` prints a bearer token every mode accepts (one day long) and exits; with
 //! `--rsa-key FILE`, an RS256 token for `stack-rs256`, whose key is read from `FILE` (written
@@ -340,8 +342,8 @@ fn trace_peer() -> Router {
     )
 }
 
-/// The app of `mode` (`bare`, `stack`, `stack-rs256` with the RSA key in `rsa_key`, `peer`,
-/// `trace`, `trace-route-layer` or `trace-peer`) on the system clock.
+/// The app of `mode` (`bare`, `stack`, `stack-rs256` with the RSA key in `rsa_key`, `parts-N`,
+/// `peer`, `trace`, `trace-route-layer` or `trace-peer`) on the system clock.
 ///
 /// # Errors
 /// An unknown mode.
@@ -355,6 +357,10 @@ pub fn app(mode: &str, rsa_key: Option<&str>) -> Result<Router, Box<dyn std::err
             Ok(stack_router(&b.build()?))
         }
         "peer" => peer(),
+        parts if parts.starts_with("parts-") => {
+            let n = parts["parts-".len()..].parse::<usize>()?;
+            stack(protothrive::clock::system(), n.min(STACK_PARTS.len()))
+        }
         // `Router::layer` wraps each route after routing: the trace layer reads the route itself.
         "trace" => Ok(bare().layer(protothrive::trace::TraceLayer::new())),
         // As `trace` was first written: the route handed out by `MatchedRouteLayer` too.
@@ -363,8 +369,8 @@ pub fn app(mode: &str, rsa_key: Option<&str>) -> Result<Router, Box<dyn std::err
             .layer(protothrive::trace::TraceLayer::new())),
         "trace-peer" => Ok(trace_peer()),
         other => Err(format!(
-            "--mode {other}: expected bare, stack, stack-rs256, peer, trace, trace-route-layer \
-             or trace-peer"
+            "--mode {other}: expected bare, stack, stack-rs256, parts-N, peer, trace, \
+             trace-route-layer or trace-peer"
         )
         .into()),
     }
