@@ -286,7 +286,7 @@ where
         shared.trace_id = Some(trace_id.clone());
         shared.trace = Some(context.clone());
 
-        let span = super::span::request(&req, &context, &trace_id, request_id.as_str(), method);
+        let span = super::span::request(&req, &context, &trace_id, &request_id, method);
         // Behind axum's `Router::layer` the router has matched already (its `MatchedPath` is in
         // the request): the request counts on its route from the start.
         let route = std::sync::OnceLock::new();

@@ -16,7 +16,7 @@ use tracing::Span;
 use tracing::field::{Empty, Field, Value, display};
 
 use super::TraceContext;
-use crate::error::TraceId;
+use crate::error::{RequestId, TraceId};
 use crate::identity::ClientIp;
 
 /// The request's span. The ids are given at creation as values that cost nothing until a
@@ -28,7 +28,7 @@ pub(super) fn request<B>(
     req: &Request<B>,
     ctx: &TraceContext,
     trace: &TraceId,
-    rid: &str,
+    rid: &RequestId,
     method: usize,
 ) -> Span {
     // The span's own id and the sampled flag are no fields: the OTLP exporter takes them (and
@@ -46,9 +46,9 @@ pub(super) fn request<B>(
             http.response.body.size = Empty,
             client.address = Empty,
             user_agent.original = Empty,
-            trace_id = display(Plain(trace.as_str())),
+            trace_id = display(Id(trace)),
             parent_span_id = ctx.parent_id.map(|p| display(Hex(p))),
-            request_id = display(Plain(rid)),
+            request_id = display(Id(rid)),
             error.type = Empty,
             auth.outcome = Empty,
             rate_limit.decision = Empty,
@@ -88,6 +88,21 @@ pub(super) struct Plain<'a>(pub(super) &'a str);
 impl std::fmt::Display for Plain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.0)
+    }
+}
+
+/// An id's text, read only when formatted (a header-borne id checks its bytes on reading).
+struct Id<'a, T>(&'a T);
+
+impl std::fmt::Display for Id<'_, TraceId> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl std::fmt::Display for Id<'_, RequestId> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_str())
     }
 }
 
