@@ -126,3 +126,55 @@ impl Drop for Guard {
         }
     }
 }
+
+/// The ids of the server span that [`TraceLayer`](super::TraceLayer) is opening on this thread,
+/// set only while its `tracing` span is created. The span carries no `span_id` or `sampled`
+/// field — a formatting subscriber would write both into every request's span — so the OTLP
+/// exporter takes them from here as the span opens.
+#[cfg(feature = "otel")]
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Opening {
+    pub(super) trace_id: [u8; 16],
+    pub(super) span_id: [u8; 8],
+    pub(super) parent_id: Option<[u8; 8]>,
+    pub(super) sampled: bool,
+}
+
+#[cfg(feature = "otel")]
+thread_local! {
+    static OPENING: std::cell::Cell<Option<Opening>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `open` (which creates the server span of `ctx`) with `ctx`'s ids as the span opening.
+pub(super) fn opening<R>(ctx: &TraceContext, open: impl FnOnce() -> R) -> R {
+    #[cfg(feature = "otel")]
+    {
+        struct Clear;
+        impl Drop for Clear {
+            fn drop(&mut self) {
+                let _ = OPENING.try_with(|o| o.set(None));
+            }
+        }
+        OPENING.with(|o| {
+            o.set(Some(Opening {
+                trace_id: ctx.trace_id,
+                span_id: ctx.span_id,
+                parent_id: ctx.parent_id,
+                sampled: ctx.sampled(),
+            }));
+        });
+        let _clear = Clear;
+        open()
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        let _ = ctx;
+        open()
+    }
+}
+
+/// The server span being opened on this thread, if one is.
+#[cfg(feature = "otel")]
+pub(super) fn opened() -> Option<Opening> {
+    OPENING.try_with(std::cell::Cell::get).ok().flatten()
+}

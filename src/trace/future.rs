@@ -13,11 +13,13 @@ use http::{HeaderValue, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tracing::Span;
+use tracing::field::{Value, display};
 
 use super::config::Config;
 use super::current::{Current, Guard, scope};
 use super::metrics::{UNMATCHED, count_error};
 use super::route::{Matched, matched};
+use super::span::{Later, Plain};
 use crate::error::{Problem, code};
 use crate::response::ResponseBody;
 
@@ -165,7 +167,8 @@ fn panicked<B>(state: &State, message: &str) -> Response<ResponseBody<B>> {
     ResponseBody::map_problem(res)
 }
 
-/// Records the response head on the span, logs and counts a 5xx; returns the route label.
+/// Logs and counts a 5xx, records a failure and the `Cache-Status` on the span; returns the
+/// route when the request did not name it on its way in (the end of the body records it).
 fn finish_head<B>(
     state: State,
     res: Option<&Response<B>>,
@@ -186,18 +189,13 @@ fn finish_head<B>(
     match res {
         Some(res) => {
             let status = res.status().as_u16();
-            if !span.is_disabled() {
-                span.record("http.response.status_code", status);
-                if routed.is_some() {
-                    span.record("http.route", label);
-                }
-                if let Some(v) = res
+            if !span.is_disabled()
+                && let Some(v) = res
                     .headers()
                     .get("cache-status")
                     .and_then(|v| v.to_str().ok())
-                {
-                    span.record("cache.status", v);
-                }
+            {
+                span.record("cache.status", v);
             }
             if status >= 500 {
                 span.record("otel.status_code", "ERROR");
@@ -238,7 +236,8 @@ fn echo_headers(state: &State, headers: &mut http::HeaderMap) {
     }
 }
 
-/// Finishes the request when the body ends or is dropped: metrics, response size, span close.
+/// Finishes the request when the body ends or is dropped: metrics, the response's fields,
+/// span close.
 #[derive(Debug)]
 struct Done {
     state: State,
@@ -247,11 +246,31 @@ struct Done {
     bytes: u64,
 }
 
+impl Done {
+    /// The response's fields in one `record`: status, route, body size.
+    fn record(&self) {
+        let s = &self.state;
+        let Some(f) = Later::of(&s.span) else {
+            return;
+        };
+        let routed = s
+            .current
+            .route()
+            .or(self.route.as_ref().map(Matched::as_str))
+            .map(|r| display(Plain(r)));
+        s.span.record_all(&f.set.value_set(&[
+            (&f.status, Some(&self.status as &dyn Value)),
+            (&f.route, routed.as_ref().map(|r| r as &dyn Value)),
+            (&f.response_size, Some(&self.bytes as &dyn Value)),
+        ]));
+    }
+}
+
 impl Drop for Done {
     fn drop(&mut self) {
         let s = &self.state;
         if !s.span.is_disabled() {
-            s.span.record("http.response.body.size", self.bytes);
+            self.record();
         }
         if s.config.metrics {
             let seconds = s

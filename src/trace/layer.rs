@@ -7,8 +7,6 @@ use http::{HeaderName, HeaderValue, Request, Response};
 use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
-use tracing::Span;
-use tracing::field::Empty;
 
 use super::config::{Config, InFlight, Sampler};
 use super::current::{Current, Guard, scope};
@@ -17,7 +15,7 @@ use super::metrics::{Red, method_index};
 use super::{Incoming, TraceContext};
 use crate::clock::{self, SharedClock};
 use crate::error::{RequestId, TraceId};
-use crate::identity::{ClientIp, RequestContext};
+use crate::identity::RequestContext;
 use crate::request_id::{X_REQUEST_ID, incoming, install, new_hex};
 
 /// Server-side tracing: trace context in and out, request ids, one span per request, RED
@@ -288,47 +286,7 @@ where
         shared.trace_id = Some(trace_id.clone());
         shared.trace = Some(context.clone());
 
-        let span = tracing::info_span!(
-            target: "protothrive::trace",
-            "request",
-            otel.kind = "server",
-            otel.status_code = Empty,
-            http.request.method = super::metrics::method_label(method),
-            http.route = Empty,
-            http.response.status_code = Empty,
-            http.request.body.size = Empty,
-            http.response.body.size = Empty,
-            client.address = Empty,
-            user_agent.original = Empty,
-            trace_id = Empty,
-            span_id = Empty,
-            parent_span_id = Empty,
-            sampled = context.sampled(),
-            request_id = Empty,
-            error.type = Empty,
-            auth.outcome = Empty,
-            rate_limit.decision = Empty,
-            rate_limit.key = Empty,
-            cache.status = Empty,
-            breaker.state = Empty,
-        );
-        // A disabled span still logs its entries and exits through the `log` crate when
-        // tracing's `log` feature is on: none at all costs nothing.
-        let span = if span.is_disabled() {
-            Span::none()
-        } else {
-            span
-        };
-        if !span.is_disabled() {
-            record_request(
-                &span,
-                &req,
-                &context,
-                trace_id.as_str(),
-                request_id.as_str(),
-            );
-        }
-
+        let span = super::span::request(&req, &context, &trace_id, &request_id, method);
         // Behind axum's `Router::layer` the router has matched already (its `MatchedPath` is in
         // the request): the request counts on its route from the start.
         let route = std::sync::OnceLock::new();
@@ -371,33 +329,6 @@ where
                 panic,
             },
         )
-    }
-}
-
-fn record_request<B>(span: &Span, req: &Request<B>, ctx: &TraceContext, trace: &str, rid: &str) {
-    span.record("trace_id", trace);
-    span.record("span_id", super::to_hex(&ctx.span_id).as_str());
-    if let Some(p) = ctx.parent_id {
-        span.record("parent_span_id", super::to_hex(&p).as_str());
-    }
-    span.record("request_id", rid);
-    if let Some(ClientIp(ip)) = ClientIp::of(req.extensions()) {
-        span.record("client.address", tracing::field::display(ip));
-    }
-    if let Some(ua) = req
-        .headers()
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-    {
-        span.record("user_agent.original", ua);
-    }
-    if let Some(n) = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        span.record("http.request.body.size", n);
     }
 }
 

@@ -28,6 +28,31 @@
 //! 55-byte header. Here the ids come from a per-thread generator and everything lands in request
 //! extensions the other layers read.
 //!
+//! The request span (target `protothrive::trace`, name `request`, level `INFO`) and when each
+//! field is recorded — at creation, in one `record` right after it, or in one `record` when the
+//! response body ends; a field with no value is not recorded at all:
+//!
+//! | field | value | recorded |
+//! |---|---|---|
+//! | `otel.kind` | `server` | at creation |
+//! | `http.request.method` | the method (`_OTHER` for an unknown one) | at creation |
+//! | `trace_id` | 32 hex digits | at creation |
+//! | `parent_span_id` | the caller's span id, 16 hex digits (a continued trace only) | at creation |
+//! | `request_id` | the request id | at creation |
+//! | `user_agent.original`, `client.address`, `http.request.body.size` | the `User-Agent`, the [`ClientIp`](crate::identity::ClientIp), the `Content-Length` | when present, in one record after creation |
+//! | `http.response.status_code`, `http.route`, `http.response.body.size` | status, matched route template (none when unmatched), bytes sent | when the body ends or is dropped |
+//! | `cache.status` | the response's `Cache-Status` | when the response head leaves |
+//! | `otel.status_code`, `error.type` | `ERROR`; `panic`, `service_error` or the 5xx status | on a failure |
+//! | `auth.outcome`, `rate_limit.decision`, `rate_limit.key`, `breaker.state` | the other layers' decisions | by those layers |
+//!
+//! The span's own id and the sampled flag are not fields (a formatting subscriber would write
+//! them into every request's span): the span id is the one in the response's `traceparent`, and
+//! the [`otel`] exporter takes both from the trace layer as the span opens. Values that carry
+//! no spaces or control characters (the ids, method, route) are given as `Display`, so a
+//! formatting subscriber writes them without quotes; the user agent keeps its quotes and escapes.
+//! With `tracing_subscriber::fmt`, the span's formatting is most of the layer's cost
+//! (`BENCHMARKS.md` § trace).
+//!
 //! Cost with no `tracing` subscriber and no `metrics` recorder: one shared allocation for the
 //! request's state, one for the `traceparent` answered (shared with a generated request id), the
 //! context extension (shared with the other layers), a few header reads and writes, a foldhash
@@ -41,6 +66,7 @@ mod ids;
 mod layer;
 mod metrics;
 mod route;
+mod span;
 
 mod client;
 #[cfg(feature = "otel")]

@@ -73,6 +73,13 @@ where
             return;
         }
         let mut record = SpanRecord::new(attrs.metadata().name(), self.now_unix_nanos());
+        // The trace layer's server span: its ids and sampled flag are not fields.
+        if let Some(o) = crate::trace::current::opened() {
+            record.trace_id = o.trace_id;
+            record.span_id = o.span_id;
+            record.parent_id = o.parent_id;
+            record.sampled = o.sampled;
+        }
         attrs.record(&mut record);
         // The sampling decision is made before the span opens: nothing is kept for the rest.
         if !record.sampled {

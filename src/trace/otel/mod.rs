@@ -18,9 +18,11 @@
 //!   ratio for the traces this service starts.
 //! * **Attributes**: every field recorded on the span (the HTTP semantic-convention fields,
 //!   `client.address`, `user_agent.original`, body sizes, `request_id`, the auth, rate-limit and
-//!   cache decisions) except the id fields and `sampled`; `otel.kind` gives the span kind,
-//!   `otel.status_code = "ERROR"` the status; the name is `{method} {route}` when the route is
-//!   known, else the method. Values longer than 4 KiB are cut.
+//!   cache decisions) except the id fields and `sampled`; the server span of
+//!   [`TraceLayer`](super::TraceLayer) carries neither its span id nor `sampled` as fields, and
+//!   the exporter takes its ids and flag from the trace layer as it opens; `otel.kind` gives
+//!   the span kind, `otel.status_code = "ERROR"` the status; the name is `{method} {route}`
+//!   when the route is known, else the method. Values longer than 4 KiB are cut.
 //! * **Bounded memory, never blocking a request**: closed spans go into a bounded queue
 //!   (default 2048); when it is full the span is dropped and counted ([`OtlpStats::dropped`]).
 //!   Sending happens on a thread of its own. A failed export is retried when the OTLP/HTTP

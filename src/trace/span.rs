@@ -1,0 +1,151 @@
+//! The request's span: its fields, and when each is recorded.
+//!
+//! A formatting subscriber (`tracing_subscriber::fmt`) formats every recorded field into the
+//! span's text, and each `record` call is one more lookup and formatting pass. So the span gets
+//! what is known on arrival when it is created (the ids, the method) as values that cost nothing
+//! until formatted; what the request carries (user agent, client address, body size) in one
+//! `record`, looked up only for an enabled span; and the response's fields (status, route, body
+//! size) in one `record` when the body ends. Values a subscriber may print unquoted are given as
+//! `Display` (a string's `Debug` escapes it character by character); the user agent, which a
+//! client writes freely, keeps its quotes and escapes.
+
+use std::sync::OnceLock;
+
+use http::Request;
+use tracing::Span;
+use tracing::field::{Empty, Field, Value, display};
+
+use super::TraceContext;
+use crate::error::{RequestId, TraceId};
+use crate::identity::ClientIp;
+
+/// The request's span. The ids are given at creation as values that cost nothing until a
+/// subscriber formats them (hex written on demand, no quotes to escape); what the request
+/// carries (user agent, client address, body size) is looked up only for an enabled span and
+/// recorded in one call, absent values skipped. A formatting subscriber thus formats each field
+/// once, where a `record` per field would cost a lookup and a formatting pass apiece.
+pub(super) fn request<B>(
+    req: &Request<B>,
+    ctx: &TraceContext,
+    trace: &TraceId,
+    rid: &RequestId,
+    method: usize,
+) -> Span {
+    // The span's own id and the sampled flag are no fields: the OTLP exporter takes them (and
+    // the other ids) from the span opening.
+    let span = super::current::opening(ctx, || {
+        tracing::info_span!(
+            target: "protothrive::trace",
+            "request",
+            otel.kind = display(Plain("server")),
+            otel.status_code = Empty,
+            http.request.method = display(Plain(super::metrics::method_label(method))),
+            http.route = Empty,
+            http.response.status_code = Empty,
+            http.request.body.size = Empty,
+            http.response.body.size = Empty,
+            client.address = Empty,
+            user_agent.original = Empty,
+            trace_id = display(Id(trace)),
+            parent_span_id = ctx.parent_id.map(|p| display(Hex(p))),
+            request_id = display(Id(rid)),
+            error.type = Empty,
+            auth.outcome = Empty,
+            rate_limit.decision = Empty,
+            rate_limit.key = Empty,
+            cache.status = Empty,
+            breaker.state = Empty,
+        )
+    });
+    // A disabled span still logs its entries and exits through the `log` crate when
+    // tracing's `log` feature is on: none at all costs nothing.
+    if span.is_disabled() {
+        return Span::none();
+    }
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let size = header(http::header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    let agent = header(http::header::USER_AGENT);
+    let client = ClientIp::of(req.extensions()).map(|ClientIp(ip)| display(ip));
+    if size.is_none() && agent.is_none() && client.is_none() {
+        return span;
+    }
+    if let Some(f) = Later::of(&span) {
+        span.record_all(&f.set.value_set(&[
+            (&f.request_size, size.as_ref().map(|v| v as &dyn Value)),
+            (&f.user_agent, agent.as_ref().map(|v| v as &dyn Value)),
+            (&f.client, client.as_ref().map(|v| v as &dyn Value)),
+        ]));
+    }
+    span
+}
+
+/// Text written as it is: a `&str`'s own `Display` pads (and its `Debug` escapes) first.
+pub(super) struct Plain<'a>(pub(super) &'a str);
+
+impl std::fmt::Display for Plain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// An id's text, read only when formatted (a header-borne id checks its bytes on reading).
+struct Id<'a, T>(&'a T);
+
+impl std::fmt::Display for Id<'_, TraceId> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl std::fmt::Display for Id<'_, RequestId> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+/// A span id as 16 lowercase hex digits, written when formatted.
+struct Hex([u8; 8]);
+
+impl std::fmt::Display for Hex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = [0u8; 16];
+        super::ids::encode_hex(&self.0, &mut out);
+        f.write_str(std::str::from_utf8(&out).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+/// The fields of the request span recorded after its creation, looked up by name once: one
+/// callsite makes every request span, so they are the same for all.
+pub(super) struct Later {
+    pub(super) set: &'static tracing::field::FieldSet,
+    pub(super) request_size: Field,
+    pub(super) user_agent: Field,
+    pub(super) client: Field,
+    pub(super) status: Field,
+    pub(super) route: Field,
+    pub(super) response_size: Field,
+}
+
+impl Later {
+    /// The fields of `span`, a request span (`None` for a disabled one).
+    pub(super) fn of(span: &Span) -> Option<&'static Self> {
+        static LATER: OnceLock<Option<Later>> = OnceLock::new();
+        let meta = span.metadata()?;
+        let later = LATER
+            .get_or_init(|| {
+                let set = meta.fields();
+                Some(Self {
+                    set,
+                    request_size: set.field("http.request.body.size")?,
+                    user_agent: set.field("user_agent.original")?,
+                    client: set.field("client.address")?,
+                    status: set.field("http.response.status_code")?,
+                    route: set.field("http.route")?,
+                    response_size: set.field("http.response.body.size")?,
+                })
+            })
+            .as_ref()?;
+        // Only a span of that callsite takes them.
+        (later.status.callsite() == meta.callsite()).then_some(later)
+    }
+}
