@@ -260,23 +260,27 @@ where
         } else {
             context.flags &= !super::SAMPLED;
         }
-        // The `traceparent` to answer with, and a new request id when one is needed, share one
-        // allocation; the trace id's hex is kept in place.
+        // The `traceparent` to answer with, and a new request id when one is needed, are slices
+        // of the thread's shared header-value buffer; the trace id's hex is kept in place.
         let parent = context.traceparent().encode();
         let mut hex = [0u8; 32];
         hex.copy_from_slice(&parent[3..35]);
         let trace_id = TraceId::from_hex(hex);
         let (request_id, echo, traceparent) = match (outer_id, incoming_id) {
-            (Some(id), _) => (id, None, shared_value(Bytes::from_owner(parent))),
+            (Some(id), _) => (id, None, shared_value(crate::headers::shared_copy(&parent))),
             (None, Some(v)) => {
                 let (id, echo) = install(&mut req, &c.header, v, false);
-                (id, Some(echo), shared_value(Bytes::from_owner(parent)))
+                (
+                    id,
+                    Some(echo),
+                    shared_value(crate::headers::shared_copy(&parent)),
+                )
             }
             (None, None) => {
                 let mut both = [0u8; 32 + 55];
                 both[..32].copy_from_slice(&new_hex());
                 both[32..].copy_from_slice(&parent);
-                let both = Bytes::from_owner(both);
+                let both = crate::headers::shared_copy(&both);
                 let (id, echo) = install(&mut req, &c.header, shared_value(both.slice(..32)), true);
                 (id, Some(echo), shared_value(both.slice(32..)))
             }
