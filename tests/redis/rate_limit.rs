@@ -120,17 +120,25 @@ fn the_script_decides_like_the_in_process_store() {
 on_single_and_cluster! {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn instances_share_one_limit_on_the_server_clock(server) {
-        // Two instances whose own clocks disagree wildly: the server's clock decides.
+        // Two instances whose own clocks disagree wildly: the server's clock decides. (Timeouts
+        // of 5 s: a first call on a cluster connects to every master, which the default 50 ms
+        // may not cover on a loaded machine; the clocks are the point here.)
         let a_clock = Arc::new(ManualClock::at_unix(1_700_000_000));
         a_clock.advance(Duration::from_secs(86_400));
         let a = limited(
-            RedisStore::builder(server.url()).build().unwrap(),
+            RedisStore::builder(server.url())
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap(),
             "3/min burst 3",
             OnStoreError::FailClosed,
             a_clock,
         );
         let b = limited(
-            RedisStore::builder(server.url()).build().unwrap(),
+            RedisStore::builder(server.url())
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap(),
             "3/min burst 3",
             OnStoreError::FailClosed,
             manual(),
@@ -162,6 +170,7 @@ on_single_and_cluster! {
     async fn every_key_expires_when_it_carries_no_information(server) {
         let store = RedisStore::builder(server.url())
             .key_prefix("t:")
+            .timeout(Duration::from_secs(5))
             .build()
             .unwrap();
         let d = store
@@ -436,7 +445,12 @@ on_single_and_cluster! {
 on_single_and_cluster! {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_limits_in_one_call_answer_in_order_across_slots(server) {
-        let store = RedisStore::builder(server.url()).build().unwrap();
+        // The order is the point, not the latency: the first call on a cluster learns the slots
+        // and connects to every master, which the default 50 ms may not cover on a loaded machine.
+        let store = RedisStore::builder(server.url())
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
         // Burst i + 1 per key: the first check leaves i, whichever slot (and master) it is on.
         let checks: Vec<_> = (0..12)
             .map(|i| (format!("k{i}"), quota(&format!("1/min burst {}", i + 1))))
