@@ -34,8 +34,10 @@ pub fn peer_addr_from_extensions(extensions: &http::Extensions) -> Option<IpAddr
     extensions.get::<SocketAddr>().map(SocketAddr::ip)
 }
 
-/// Resolves the client address of every request once and stores it as a
-/// [`ClientIp`](super::ClientIp) request extension. See the [module docs](super).
+/// Resolves the client address of every request once and stores it as the
+/// [`ClientIp`](super::ClientIp) of the request's
+/// [`RequestContext`](crate::identity::RequestContext) (read it with `ClientIp::of`). See the
+/// [module docs](super).
 ///
 /// Cloning is one reference-count increment.
 ///

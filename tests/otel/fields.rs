@@ -76,9 +76,13 @@ async fn the_span_has_the_semantic_convention_fields_and_closes_with_the_body() 
     let subscriber = tracing_subscriber::registry().with(capture::Capture(fields.clone()));
     {
         let _guard = crate::subscribe(subscriber);
-        let svc = TraceLayer::new().layer(MatchedRouteLayer.layer(service_fn(
-            |_req: Request<()>| async { Ok::<_, Infallible>(Response::new(Full::from("hello"))) },
-        )));
+        // The client address as the stack resolves it: ClientIpLayer writes it into the
+        // request context, where the span must find it.
+        let svc = protothrive::client_ip::ClientIpLayer::new().layer(TraceLayer::new().layer(
+            MatchedRouteLayer.layer(service_fn(|_req: Request<()>| async {
+                Ok::<_, Infallible>(Response::new(Full::from("hello")))
+            })),
+        ));
         let mut req = Request::get("/users/42?secret=1")
             .header("user-agent", "probe/1.0")
             .header("traceparent", format!("00-{TRACE}-{CALLER}-01"))
@@ -86,9 +90,8 @@ async fn the_span_has_the_semantic_convention_fields_and_closes_with_the_body() 
             .body(())
             .unwrap();
         req.extensions_mut().insert(Route::new("/users/{id}"));
-        req.extensions_mut().insert(protothrive::identity::ClientIp(
-            "192.0.2.7".parse().unwrap(),
-        ));
+        req.extensions_mut()
+            .insert("192.0.2.7:40000".parse::<std::net::SocketAddr>().unwrap());
         let res = svc.oneshot(req).await.unwrap();
         assert!(
             fields.lock().unwrap().is_empty(),
