@@ -81,23 +81,26 @@ pub fn current() -> Option<Arc<Current>> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
-/// Runs `f` with `cur` as the current request, restoring the previous one afterwards (also when
-/// `f` panics).
-pub(crate) fn scope<R>(cur: &Arc<Current>, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<Arc<Current>>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let previous = self.0.take();
-            // `try_with`: nothing to restore while the thread is being torn down.
-            let _ = CURRENT.try_with(|c| *c.borrow_mut() = previous);
-        }
+/// Makes `cur` the current request until the returned guard drops, which restores the previous
+/// one (also when unwinding). A guard rather than a closure: the request moves into the inner
+/// `call` once, not into each nested closure on its way there.
+pub(super) fn enter(cur: &Arc<Current>) -> Scope {
+    Scope(CURRENT.with(|c| c.borrow_mut().replace(Arc::clone(cur))))
+}
+
+/// The guard of [`enter`]: holds the request that was current before.
+pub(super) struct Scope(Option<Arc<Current>>);
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        // `try_with`: nothing to restore while the thread is being torn down.
+        let _ = CURRENT.try_with(|c| *c.borrow_mut() = previous);
     }
-    let previous = CURRENT.with(|c| c.borrow_mut().replace(Arc::clone(cur)));
-    let _restore = Restore(previous);
-    f()
 }
 
 /// Counts a request in flight until dropped: on `unmatched` until the router names its route.
+/// The future and body reach the request (and through it the layer's settings) through it.
 #[derive(Debug)]
 pub(super) struct Guard {
     /// The request counted; its `config` is the layer's.
@@ -105,15 +108,13 @@ pub(super) struct Guard {
 }
 
 impl Guard {
-    pub(super) fn enter(current: &Arc<Current>) -> Self {
+    pub(super) fn enter(current: Arc<Current>) -> Self {
         let config = &current.config;
         config.in_flight.0.fetch_add(1, Ordering::Relaxed);
         if config.metrics {
             current.handles().in_flight(current.method).increment(1.0);
         }
-        Self {
-            current: current.clone(),
-        }
+        Self { current }
     }
 }
 

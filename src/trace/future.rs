@@ -16,7 +16,7 @@ use tracing::Span;
 use tracing::field::{Value, display};
 
 use super::config::Config;
-use super::current::{Current, Guard, scope};
+use super::current::{Current, Guard, enter};
 use super::metrics::{UNMATCHED, count_error};
 use super::route::{Matched, matched};
 use super::span::{Later, Plain};
@@ -26,12 +26,11 @@ use crate::response::ResponseBody;
 /// What the future carries from the request to its response.
 #[derive(Debug)]
 pub(super) struct State {
-    pub(super) config: Arc<Config>,
-    pub(super) current: Arc<Current>,
+    /// The request (and the layer's settings through it), counted in flight until the body
+    /// ends.
+    pub(super) guard: Guard,
     pub(super) span: Span,
     pub(super) start: Instant,
-    /// Held for its `Drop`: the in-flight count ends with the body.
-    pub(super) _guard: Guard,
     pub(super) echo: Option<HeaderValue>,
     /// The `traceparent` to answer with (this request's span as the caller's parent).
     pub(super) traceparent: HeaderValue,
@@ -49,6 +48,18 @@ pin_project! {
         state: Option<State>,
         // A layer switched off: the inner future's answer, only its body type mapped.
         passthrough: bool,
+    }
+}
+
+impl State {
+    /// The request being served.
+    fn current(&self) -> &Arc<Current> {
+        &self.guard.current
+    }
+
+    /// The layer's settings.
+    fn config(&self) -> &Config {
+        &self.guard.current.config
     }
 }
 
@@ -98,15 +109,13 @@ where
         let polled = match this.inner.as_mut().as_pin_mut() {
             None => Err(state.panic.clone().unwrap_or_default()),
             Some(inner) => {
-                let current = &state.current;
-                let span = &state.span;
-                if state.config.catch_panics {
-                    scope(current, || {
-                        span.in_scope(|| catch_unwind(AssertUnwindSafe(|| inner.poll(cx))))
-                    })
-                    .map_err(|payload| panic_message(&*payload))
+                let _current = enter(state.current());
+                let _entered = state.span.enter();
+                if state.config().catch_panics {
+                    catch_unwind(AssertUnwindSafe(|| inner.poll(cx)))
+                        .map_err(|payload| panic_message(&*payload))
                 } else {
-                    Ok(scope(current, || span.in_scope(|| inner.poll(cx))))
+                    Ok(inner.poll(cx))
                 }
             }
         };
@@ -148,7 +157,7 @@ pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// The 500 problem for a panic, logged and counted once (by `finish_head`'s caller, not as a
 /// 5xx again).
 fn panicked<B>(state: &State, message: &str) -> Response<ResponseBody<B>> {
-    let cur = &state.current;
+    let cur = state.current();
     tracing::error!(
         parent: &state.span,
         request_id = cur.request_id.as_str(),
@@ -157,7 +166,7 @@ fn panicked<B>(state: &State, message: &str) -> Response<ResponseBody<B>> {
         "the service panicked; answered 500"
     );
     state.span.record("error.type", "panic");
-    if state.config.metrics {
+    if state.config().metrics {
         count_error(UNMATCHED, "panic");
     }
     let mut ext = http::Extensions::new();
@@ -176,12 +185,12 @@ fn finish_head<B>(
 ) -> (State, Option<Matched>) {
     // Taken from the request on its way in, or (no `current` around the router) from the
     // response.
-    let route = match state.current.route() {
+    let route = match state.current().route() {
         Some(_) => None,
         None => res.and_then(|r| matched(r.extensions())),
     };
     let routed = state
-        .current
+        .current()
         .route()
         .or(route.as_ref().map(Matched::as_str));
     let label = routed.unwrap_or(UNMATCHED);
@@ -202,7 +211,7 @@ fn finish_head<B>(
             }
             if status >= 500 && !panicked {
                 span.record("error.type", status);
-                let cur = &state.current;
+                let cur = state.current();
                 tracing::error!(
                     parent: span,
                     request_id = cur.request_id.as_str(),
@@ -211,7 +220,7 @@ fn finish_head<B>(
                     status,
                     "server error"
                 );
-                if state.config.metrics {
+                if state.config().metrics {
                     count_error(label, res.status().as_str());
                 }
             }
@@ -230,7 +239,7 @@ fn echo_headers(state: &State, headers: &mut http::HeaderMap) {
         v.insert(state.traceparent.clone());
     }
     if let Some(id) = &state.echo
-        && let http::header::Entry::Vacant(v) = headers.entry(&state.config.header)
+        && let http::header::Entry::Vacant(v) = headers.entry(&state.config().header)
     {
         v.insert(id.clone());
     }
@@ -254,7 +263,7 @@ impl Done {
             return;
         };
         let routed = s
-            .current
+            .current()
             .route()
             .or(self.route.as_ref().map(Matched::as_str))
             .map(|r| display(Plain(r)));
@@ -272,19 +281,19 @@ impl Drop for Done {
         if !s.span.is_disabled() {
             self.record();
         }
-        if s.config.metrics {
+        if s.config().metrics {
             let seconds = s
-                .config
+                .config()
                 .clock
                 .instant()
                 .duration_since(s.start)
                 .as_secs_f64();
-            let method = s.current.method;
-            match s.current.route.get() {
+            let method = s.current().method;
+            match s.current().route.get() {
                 Some(routed) => routed.record(method, self.status, seconds),
                 None => {
                     let label = self.route.as_ref().map_or(UNMATCHED, Matched::as_str);
-                    let handles = s.config.red.handles(label);
+                    let handles = s.config().red.handles(label);
                     handles.record(method, self.status, seconds);
                 }
             }

@@ -9,7 +9,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::config::{Config, InFlight, Sampler};
-use super::current::{Current, Guard, scope};
+use super::current::{Current, Guard, enter};
 use super::future::{State, TraceBody, TraceFuture, panic_message};
 use super::metrics::{Red, method_index};
 use super::{Incoming, TraceContext};
@@ -305,29 +305,26 @@ where
             method,
             route,
         });
-        let guard = Guard::enter(&current);
+        let guard = Guard::enter(current);
         let inner = &mut self.inner;
-        let (future, panic) = if c.catch_panics {
-            match scope(&current, || {
-                span.in_scope(|| catch_unwind(AssertUnwindSafe(|| inner.call(req))))
-            }) {
-                Ok(f) => (Some(f), None),
-                Err(payload) => (None, Some(panic_message(&*payload))),
+        let (future, panic) = {
+            let _current = enter(&guard.current);
+            let _entered = span.enter();
+            if c.catch_panics {
+                match catch_unwind(AssertUnwindSafe(|| inner.call(req))) {
+                    Ok(f) => (Some(f), None),
+                    Err(payload) => (None, Some(panic_message(&*payload))),
+                }
+            } else {
+                (Some(inner.call(req)), None)
             }
-        } else {
-            (
-                Some(scope(&current, || span.in_scope(|| inner.call(req)))),
-                None,
-            )
         };
         TraceFuture::new(
             future,
             State {
-                config: c.clone(),
-                current,
+                guard,
                 span,
                 start,
-                _guard: guard,
                 echo,
                 traceparent,
                 panic,
