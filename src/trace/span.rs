@@ -2,28 +2,30 @@
 //!
 //! A formatting subscriber (`tracing_subscriber::fmt`) formats every recorded field into the
 //! span's text, and each `record` call is one more lookup and formatting pass. So the span gets
-//! what is known on arrival when it is created (the ids, the method) as values that cost nothing
-//! until formatted; what the request carries (user agent, client address, body size) in one
-//! `record`, looked up only for an enabled span; and the response's fields (status, route, body
-//! size) in one `record` when the body ends. Values a subscriber may print unquoted are given as
-//! `Display` (a string's `Debug` escapes it character by character); the user agent, which a
-//! client writes freely, keeps its quotes and escapes.
+//! all that is known on arrival when it is created — the ids and the method as values that cost
+//! nothing until formatted, and what the request carries (user agent, client address, body
+//! size), absent values skipped — and the response's fields (status, route, body size) in one
+//! `record` when the body ends. With no subscriber taking INFO, none of it is looked up.
+//! Values a subscriber may print unquoted are given as `Display` (a string's `Debug` escapes it
+//! character by character); the user agent, which a client writes freely, keeps its quotes and
+//! escapes.
 
 use std::sync::OnceLock;
 
 use http::Request;
 use tracing::Span;
-use tracing::field::{Empty, Field, Value, display};
+use tracing::field::{Empty, Field, display};
 
 use super::TraceContext;
 use crate::error::{RequestId, TraceId};
 use crate::identity::ClientIp;
 
-/// The request's span. The ids are given at creation as values that cost nothing until a
-/// subscriber formats them (hex written on demand, no quotes to escape); what the request
-/// carries (user agent, client address, body size) is looked up only for an enabled span and
-/// recorded in one call, absent values skipped. A formatting subscriber thus formats each field
-/// once, where a `record` per field would cost a lookup and a formatting pass apiece.
+/// The request's span, with every field known on arrival given at creation: the ids as values
+/// that cost nothing until a subscriber formats them (hex written on demand, no quotes to
+/// escape), and what the request carries (user agent, client address, body size), absent values
+/// skipped. A formatting subscriber thus formats them in one pass, where a `record` per field
+/// would cost a lookup and a formatting pass apiece; with no subscriber taking INFO, the request
+/// is not even read.
 pub(super) fn request<B>(
     req: &Request<B>,
     ctx: &TraceContext,
@@ -31,8 +33,17 @@ pub(super) fn request<B>(
     rid: &RequestId,
     method: usize,
 ) -> Span {
+    // With no subscriber taking INFO (none at all, most often) the span would be disabled:
+    // tracing's global level hint says so in one load, before any field value is built.
+    if tracing::level_filters::LevelFilter::current() < tracing::Level::INFO {
+        return Span::none();
+    }
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let size = header(http::header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    let agent = header(http::header::USER_AGENT);
+    let client = ClientIp::of(req.extensions()).map(|ClientIp(ip)| display(ip));
     // The span's own id and the sampled flag are no fields: the OTLP exporter takes them (and
-    // the other ids) from the span opening.
+    // the other ids) from the span opening. An absent value (`None`) records nothing.
     let span = super::current::opening(ctx, || {
         tracing::info_span!(
             target: "protothrive::trace",
@@ -42,10 +53,10 @@ pub(super) fn request<B>(
             http.request.method = display(Plain(super::metrics::method_label(method))),
             http.route = Empty,
             http.response.status_code = Empty,
-            http.request.body.size = Empty,
+            http.request.body.size = size,
             http.response.body.size = Empty,
-            client.address = Empty,
-            user_agent.original = Empty,
+            client.address = client,
+            user_agent.original = agent,
             trace_id = display(Id(trace)),
             parent_span_id = ctx.parent_id.map(|p| display(Hex(p))),
             request_id = display(Id(rid)),
@@ -61,20 +72,6 @@ pub(super) fn request<B>(
     // tracing's `log` feature is on: none at all costs nothing.
     if span.is_disabled() {
         return Span::none();
-    }
-    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let size = header(http::header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
-    let agent = header(http::header::USER_AGENT);
-    let client = ClientIp::of(req.extensions()).map(|ClientIp(ip)| display(ip));
-    if size.is_none() && agent.is_none() && client.is_none() {
-        return span;
-    }
-    if let Some(f) = Later::of(&span) {
-        span.record_all(&f.set.value_set(&[
-            (&f.request_size, size.as_ref().map(|v| v as &dyn Value)),
-            (&f.user_agent, agent.as_ref().map(|v| v as &dyn Value)),
-            (&f.client, client.as_ref().map(|v| v as &dyn Value)),
-        ]));
     }
     span
 }
@@ -118,9 +115,6 @@ impl std::fmt::Display for Hex {
 /// callsite makes every request span, so they are the same for all.
 pub(super) struct Later {
     pub(super) set: &'static tracing::field::FieldSet,
-    pub(super) request_size: Field,
-    pub(super) user_agent: Field,
-    pub(super) client: Field,
     pub(super) status: Field,
     pub(super) route: Field,
     pub(super) response_size: Field,
@@ -136,9 +130,6 @@ impl Later {
                 let set = meta.fields();
                 Some(Self {
                     set,
-                    request_size: set.field("http.request.body.size")?,
-                    user_agent: set.field("user_agent.original")?,
-                    client: set.field("client.address")?,
                     status: set.field("http.response.status_code")?,
                     route: set.field("http.route")?,
                     response_size: set.field("http.response.body.size")?,
