@@ -4,6 +4,8 @@
 //! on 127.0.0.1 three ways so a load generator can compare them (`scripts/throughput`):
 //!
 //! * `bare`: the axum router alone;
+//! * `bare-layered`: the router with an identity layer under `Router::layer`: what axum's
+//!   per-route layering costs whatever the layer (the base to read the `trace` modes against);
 //! * `stack`: protothrive's [`Stack`] — client IP, request id, trace context (its `TraceLayer`,
 //!   no subscriber), CORS, a per-IP limit too high to
 //!   refuse, HS256 auth (verified-token cache on), and the route cache;
@@ -342,14 +344,18 @@ fn trace_peer() -> Router {
     )
 }
 
-/// The app of `mode` (`bare`, `stack`, `stack-rs256` with the RSA key in `rsa_key`, `parts-N`,
-/// `peer`, `trace`, `trace-route-layer` or `trace-peer`) on the system clock.
+/// The app of `mode` (`bare`, `bare-layered`, `stack`, `stack-rs256` with the RSA key in
+/// `rsa_key`, `parts-N`, `peer`, `trace`, `trace-route-layer` or `trace-peer`) on the system
+/// clock.
 ///
 /// # Errors
 /// An unknown mode.
 pub fn app(mode: &str, rsa_key: Option<&str>) -> Result<Router, Box<dyn std::error::Error>> {
     match mode {
         "bare" => Ok(bare()),
+        // What axum's `Router::layer` costs whatever the layer: each route boxed again, cloned
+        // and its future boxed per request.
+        "bare-layered" => Ok(bare().layer(tower::layer::util::Identity::new())),
         "stack" => stack(protothrive::clock::system(), STACK_PARTS.len()),
         "stack-rs256" => {
             let (_, key) = rsa_key_file(rsa_key.ok_or("--mode stack-rs256 needs --rsa-key FILE")?)?;
@@ -369,7 +375,7 @@ pub fn app(mode: &str, rsa_key: Option<&str>) -> Result<Router, Box<dyn std::err
             .layer(protothrive::trace::TraceLayer::new())),
         "trace-peer" => Ok(trace_peer()),
         other => Err(format!(
-            "--mode {other}: expected bare, stack, stack-rs256, parts-N, peer, trace, \
+            "--mode {other}: expected bare, bare-layered, stack, stack-rs256, parts-N, peer, trace, \
              trace-route-layer or trace-peer"
         )
         .into()),
