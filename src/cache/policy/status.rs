@@ -153,36 +153,119 @@ impl CacheStatus {
     /// ```
     #[must_use]
     pub fn header_value_named(&self, name: &str) -> HeaderValue {
+        if let Some(ttl) = self.plain_hit() {
+            return hit_value(name, ttl);
+        }
         let mut b = crate::headers::ValueBuf::new();
         self.write_into(&mut b, name);
         b.value()
             .unwrap_or_else(|| HeaderValue::from_static(CACHE_NAME))
     }
 
-    fn write_into(&self, s: &mut impl fmt::Write, name: &str) {
-        let _ = s.write_str(name);
+    /// The ttl of a plain fresh-or-stale hit (`hit; ttl=N` and nothing else): the member every
+    /// hit of an entry repeats for a whole second.
+    fn plain_hit(&self) -> Option<i64> {
+        let plain = Self::hit(self.ttl);
+        (self.ttl.is_some() && *self == plain)
+            .then_some(self.ttl)
+            .flatten()
+    }
+
+    fn write_into(&self, s: &mut impl Out, name: &str) {
+        s.text(name);
         if self.hit {
-            let _ = s.write_str("; hit");
+            s.text("; hit");
         }
         if let Some(fwd) = self.fwd {
-            let _ = write!(s, "; fwd={}", fwd.as_str());
+            s.text("; fwd=");
+            s.text(fwd.as_str());
         }
         if let Some(st) = self.fwd_status {
-            let _ = write!(s, "; fwd-status={st}");
+            s.text("; fwd-status=");
+            s.int(i64::from(st));
         }
         if let Some(ttl) = self.ttl {
-            let _ = write!(s, "; ttl={ttl}");
+            s.text("; ttl=");
+            s.int(ttl);
         }
         if self.stored {
-            let _ = s.write_str("; stored");
+            s.text("; stored");
         }
         if self.collapsed {
-            let _ = s.write_str("; collapsed");
+            s.text("; collapsed");
         }
         if let Some(d) = self.detail {
             // RFC 9211 §2.8: a token or a string; ours are tokens.
-            let _ = write!(s, "; detail={d}");
+            s.text("; detail=");
+            s.text(d);
         }
+    }
+}
+
+/// `name; hit; ttl=N`, kept per thread in eight slots by `N`: the hits of an entry answer with
+/// the same member for a whole second, and writing it (a buffer, the digits, the value's byte
+/// check) costs several times a lookup. A slot is checked against the whole text it must hold
+/// (a cache name is a token, so `name; hit; ttl=` cannot start another name's member), and
+/// holds a value of its own rather than a slice pinning a shared buffer.
+fn hit_value(name: &str, ttl: i64) -> HeaderValue {
+    use std::cell::RefCell;
+    thread_local! {
+        static HITS: RefCell<[Option<(i64, HeaderValue)>; 8]> =
+            const { RefCell::new([const { None }; 8]) };
+    }
+    const HIT: &[u8] = b"; hit; ttl=";
+    let holds = |v: &HeaderValue| {
+        let b = v.as_bytes();
+        b.len() > name.len() + HIT.len()
+            && b.starts_with(name.as_bytes())
+            && b[name.len()..].starts_with(HIT)
+    };
+    let write = || {
+        let mut b = crate::headers::ValueBuf::new();
+        CacheStatus::hit(Some(ttl)).write_into(&mut b, name);
+        HeaderValue::from_bytes(b.as_bytes())
+            .unwrap_or_else(|_| HeaderValue::from_static(CACHE_NAME))
+    };
+    let slot = (ttl & 7) as usize;
+    HITS.try_with(|hits| {
+        let mut hits = hits.borrow_mut();
+        if let Some((t, v)) = &hits[slot]
+            && *t == ttl
+            && holds(v)
+        {
+            return v.clone();
+        }
+        let v = write();
+        hits[slot] = Some((ttl, v.clone()));
+        v
+    })
+    .unwrap_or_else(|_| write())
+}
+
+/// Where a `Cache-Status` member is written: a header value on every response (numbers through
+/// `itoa`, not `core::fmt`, which costs more than the rest of the value), or a formatter.
+trait Out {
+    fn text(&mut self, s: &str);
+    fn int(&mut self, n: i64);
+}
+
+impl Out for crate::headers::ValueBuf {
+    fn text(&mut self, s: &str) {
+        self.push(s.as_bytes());
+    }
+
+    fn int(&mut self, n: i64) {
+        self.push(itoa::Buffer::new().format(n).as_bytes());
+    }
+}
+
+impl Out for fmt::Formatter<'_> {
+    fn text(&mut self, s: &str) {
+        let _ = self.write_str(s);
+    }
+
+    fn int(&mut self, n: i64) {
+        let _ = write!(self, "{n}");
     }
 }
 
@@ -190,5 +273,70 @@ impl fmt::Display for CacheStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.write_into(f, CACHE_NAME);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// A run of hits under two names and ttls that share slots: each member is the one
+        /// written afresh, whatever the thread's slots held before.
+        #[test]
+        fn remembered_hits_are_the_members_written_afresh(
+            hits in proptest::collection::vec((any::<bool>(), -20i64..20), 1..64),
+        ) {
+            for (edge, ttl) in hits {
+                let name = if edge { "edge" } else { CACHE_NAME };
+                let value = CacheStatus::hit(Some(ttl)).header_value_named(name);
+                prop_assert_eq!(value.to_str().unwrap(), format!("{name}; hit; ttl={ttl}"));
+            }
+        }
+
+        /// The header value (written with `itoa`) and the `Display` text (written with
+        /// `core::fmt`) are the same member, whatever the status holds.
+        #[test]
+        fn the_header_value_is_the_display_text(
+            hit in any::<bool>(),
+            fwd in proptest::option::of(0..6usize),
+            fwd_status in proptest::option::of(any::<u16>()),
+            ttl in proptest::option::of(any::<i64>()),
+            stored in any::<bool>(),
+            collapsed in any::<bool>(),
+            detail in any::<bool>(),
+        ) {
+            let forwards = [
+                Forward::Bypass,
+                Forward::Method,
+                Forward::UriMiss,
+                Forward::VaryMiss,
+                Forward::Request,
+                Forward::Stale,
+            ];
+            let mut s = match fwd {
+                Some(i) => CacheStatus::forward(forwards[i]),
+                None => CacheStatus::default(),
+            };
+            s.hit = hit;
+            s.fwd_status = fwd_status;
+            s.ttl = ttl;
+            s = s.stored(stored).collapsed(collapsed);
+            if detail {
+                s = s.detail("stale-if-error");
+            }
+            let value = s.header_value();
+            prop_assert_eq!(value.to_str().unwrap(), s.to_string());
+            // Again (a hit's member from the thread's slots), and under another name.
+            let again = s.header_value();
+            prop_assert_eq!(again.to_str().unwrap(), s.to_string());
+            let named = s.header_value_named("edge");
+            prop_assert_eq!(
+                named.to_str().unwrap(),
+                s.to_string().replacen(CACHE_NAME, "edge", 1)
+            );
+        }
     }
 }
