@@ -29,8 +29,9 @@
 //! extensions the other layers read.
 //!
 //! The request span (target `protothrive::trace`, name `request`, level `INFO`) and when each
-//! field is recorded — at creation, in one `record` right after it, or in one `record` when the
-//! response body ends; a field with no value is not recorded at all:
+//! field is recorded — at creation, or in one `record` when the response body ends; a field with
+//! no value is not recorded at all. With no subscriber taking `INFO` there is no span, and
+//! nothing of it is built:
 //!
 //! | field | value | recorded |
 //! |---|---|---|
@@ -39,7 +40,7 @@
 //! | `trace_id` | 32 hex digits | at creation |
 //! | `parent_span_id` | the caller's span id, 16 hex digits (a continued trace only) | at creation |
 //! | `request_id` | the request id | at creation |
-//! | `user_agent.original`, `client.address`, `http.request.body.size` | the `User-Agent`, the [`ClientIp`](crate::identity::ClientIp), the `Content-Length` | when present, in one record after creation |
+//! | `user_agent.original`, `client.address`, `http.request.body.size` | the `User-Agent`, the [`ClientIp`](crate::identity::ClientIp), the `Content-Length` | at creation, when present |
 //! | `http.response.status_code`, `http.route`, `http.response.body.size` | status, matched route template (none when unmatched), bytes sent | when the body ends or is dropped |
 //! | `cache.status` | the response's `Cache-Status` | when the response head leaves |
 //! | `otel.status_code`, `error.type` | `ERROR`; `panic`, `service_error` or the 5xx status | on a failure |
