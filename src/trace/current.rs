@@ -22,6 +22,12 @@ pub struct Current {
     pub(super) method: usize,
     /// The route the request counts on, once the router has matched one.
     pub(super) route: OnceLock<Arc<RouteHandles>>,
+    /// When the request arrived (its duration's start).
+    pub(super) start: std::time::Instant,
+    /// The request id to echo on the response (`None`: an outer layer echoes it).
+    pub(super) echo: Option<http::HeaderValue>,
+    /// The `traceparent` to answer with (this request's span as the caller's parent).
+    pub(super) traceparent: http::HeaderValue,
 }
 
 impl Current {

@@ -6,10 +6,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode};
+use http::{Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tracing::Span;
@@ -30,10 +29,6 @@ pub(super) struct State {
     /// ends.
     pub(super) guard: Guard,
     pub(super) span: Span,
-    pub(super) start: Instant,
-    pub(super) echo: Option<HeaderValue>,
-    /// The `traceparent` to answer with (this request's span as the caller's parent).
-    pub(super) traceparent: HeaderValue,
     /// The message of a panic in the inner service's `call`.
     pub(super) panic: Option<String>,
 }
@@ -236,9 +231,9 @@ fn finish_head<B>(
 fn echo_headers(state: &State, headers: &mut http::HeaderMap) {
     // The entry API hashes each (custom) name once; a value set further in is kept.
     if let http::header::Entry::Vacant(v) = headers.entry(&super::TRACEPARENT) {
-        v.insert(state.traceparent.clone());
+        v.insert(state.current().traceparent.clone());
     }
-    if let Some(id) = &state.echo
+    if let Some(id) = &state.current().echo
         && let http::header::Entry::Vacant(v) = headers.entry(&state.config().header)
     {
         v.insert(id.clone());
@@ -286,7 +281,7 @@ impl Drop for Done {
                 .config()
                 .clock
                 .instant()
-                .duration_since(s.start)
+                .duration_since(s.current().start)
                 .as_secs_f64();
             let method = s.current().method;
             match s.current().route.get() {

@@ -304,6 +304,9 @@ where
             config: c.clone(),
             method,
             route,
+            start,
+            echo,
+            traceparent,
         });
         let guard = Guard::enter(current);
         let inner = &mut self.inner;
@@ -319,17 +322,7 @@ where
                 (Some(inner.call(req)), None)
             }
         };
-        TraceFuture::new(
-            future,
-            State {
-                guard,
-                span,
-                start,
-                echo,
-                traceparent,
-                panic,
-            },
-        )
+        TraceFuture::new(future, State { guard, span, panic })
     }
 }
 
