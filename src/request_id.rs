@@ -48,6 +48,7 @@
 //! [`RequestContext`] (one extension, shared with the other
 //! layers) and one response header insert.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::hash::BuildHasher;
 use std::pin::Pin;
@@ -245,15 +246,38 @@ pub fn new_id() -> String {
     String::from_utf8(new_hex().to_vec()).unwrap_or_default()
 }
 
+/// Counter values a thread reserves from the process-wide counter at a time.
+const BLOCK: u64 = 1 << 16;
+
 /// A new id's 32 lowercase hex digits, on the stack.
+///
+/// The counter is per thread: each thread reserves a block of [`BLOCK`] values from the
+/// process-wide counter (one shared atomic operation per 65,536 ids, where one per id would
+/// bounce the counter's cache line between the cores serving requests), and counts through it
+/// locally. Reserved ranges never overlap, so no counter value, and no id, repeats.
 pub(crate) fn new_hex() -> [u8; 32] {
     static KEYS: OnceLock<(u64, u64)> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        /// The thread's next counter value and the end of its block (equal: none left).
+        static NEXT: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    }
     let &(k1, k2) = KEYS.get_or_init(|| {
         let state = std::collections::hash_map::RandomState::new();
         (state.hash_one(1u8), state.hash_one(2u8))
     });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let n = NEXT
+        .try_with(|next| {
+            let (mut n, mut end) = next.get();
+            if n == end {
+                n = COUNTER.fetch_add(BLOCK, Ordering::Relaxed);
+                end = n + BLOCK;
+            }
+            next.set((n + 1, end));
+            n
+        })
+        // While the thread is torn down: one value reserved alone.
+        .unwrap_or_else(|_| COUNTER.fetch_add(1, Ordering::Relaxed));
     // splitmix64's finalizer is a bijection: distinct counters give distinct high halves.
     let value = (u128::from(mix(n ^ k1)) << 64) | u128::from(mix(n.wrapping_add(k2)));
     let mut hex = [0u8; 32];
@@ -326,6 +350,29 @@ where
 mod tests {
     use super::*;
     use std::convert::Infallible;
+
+    /// Threads counting past the end of their first block (and so reserving a second) never
+    /// give the same id twice, within a thread or across them.
+    #[test]
+    fn ids_from_many_threads_never_repeat() {
+        let per_thread = usize::try_from(BLOCK).unwrap() + 100;
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(move || (0..per_thread).map(|_| new_hex()).collect::<Vec<_>>())
+            })
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for t in threads {
+            for id in t.join().unwrap() {
+                assert!(
+                    id.iter()
+                        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+                );
+                assert!(seen.insert(id), "an id repeated");
+            }
+        }
+        assert_eq!(seen.len(), 4 * per_thread);
+    }
 
     fn run(layer: &RequestIdLayer, req: Request<()>) -> (String, Response<()>) {
         let svc = layer.layer(tower::service_fn(|req: Request<()>| async move {
