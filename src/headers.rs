@@ -269,6 +269,36 @@ pub(crate) fn encode_hex(bytes: &[u8], out: &mut [u8]) {
     }
 }
 
+/// Each byte's value as a lowercase hex digit, `0xff` for every other byte (uppercase too: the
+/// ids read here — W3C trace context — are lowercase by their spec).
+#[cfg(feature = "trace")]
+static HEX_VALUES: [u8; 256] = {
+    let mut t = [0xff; 256];
+    let mut i = 0;
+    while i < 16 {
+        t[b"0123456789abcdef"[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Decodes `src` (pairs of lowercase hex digits) into `out`; `false` when any digit is not one.
+/// One table read per digit, every digit checked once at the end rather than branched on: a
+/// valid one is below 16, an invalid one `0xff`. The inverse of [`encode_hex`].
+#[cfg(feature = "trace")]
+pub(crate) fn decode_hex(src: &[u8], out: &mut [u8]) -> bool {
+    let mut seen = 0u8;
+    for (pair, byte) in src.chunks_exact(2).zip(out.iter_mut()) {
+        let (hi, lo) = (
+            HEX_VALUES[usize::from(pair[0])],
+            HEX_VALUES[usize::from(pair[1])],
+        );
+        seen |= hi | lo;
+        *byte = hi << 4 | lo;
+    }
+    seen < 16
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +310,57 @@ mod tests {
         super::encode_hex(&bytes, &mut out);
         let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(out, expected.into_bytes());
+    }
+
+    /// Every pair of bytes decodes as lowercase hex reads it, and nothing else decodes.
+    #[cfg(feature = "trace")]
+    #[test]
+    fn hex_pairs_decode_exactly_the_lowercase_digits() {
+        let digit = |b: u8| match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            _ => None,
+        };
+        for hi in 0..=255u8 {
+            for lo in 0..=255u8 {
+                let want = digit(hi).zip(digit(lo)).map(|(h, l)| h << 4 | l);
+                let mut out = [0u8; 1];
+                let got = decode_hex(&[hi, lo], &mut out).then_some(out[0]);
+                assert_eq!(got, want, "{hi:#04x} {lo:#04x}");
+            }
+        }
+    }
+
+    #[cfg(feature = "trace")]
+    proptest::proptest! {
+        /// A run of pairs decodes only when every digit is lowercase hex, to the bytes they
+        /// spell: one digit anywhere replaced by a byte that is not one makes the whole run
+        /// fail. Decoding what `encode_hex` wrote gives the bytes back.
+        #[test]
+        fn hex_runs_decode_as_their_pairs(
+            src in "[0-9a-f]{32}",
+            bad in proptest::option::of((0..32usize, "[A-FG-Zg-z. -]")),
+        ) {
+            let mut bytes = src.clone().into_bytes();
+            if let Some((at, b)) = &bad {
+                bytes[*at] = b.as_bytes()[0];
+            }
+            let mut out = [0u8; 16];
+            let got = decode_hex(&bytes, &mut out).then_some(out);
+            let want = bad.is_none().then(|| {
+                let mut w = [0u8; 16];
+                for (i, byte) in w.iter_mut().enumerate() {
+                    *byte = u8::from_str_radix(&src[2 * i..2 * i + 2], 16).unwrap();
+                }
+                w
+            });
+            proptest::prop_assert_eq!(got, want);
+            if let Some(w) = want {
+                let mut hex = [0u8; 32];
+                encode_hex(&w, &mut hex);
+                proptest::prop_assert_eq!(&hex[..], src.as_bytes());
+            }
+        }
     }
 
     #[test]

@@ -389,42 +389,16 @@ fn trim_ows(v: &[u8]) -> &[u8] {
     }
 }
 
-/// Each byte's value as a hex digit — lowercase only, as the spec requires — and `0xff` for
-/// every other byte: one load per digit, where a match costs a few compares and branches.
-const HEX: [u8; 256] = {
-    let mut t = [0xff; 256];
-    let mut i = 0;
-    while i < 10 {
-        t[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        t[b'a' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    t
-};
-
 fn hex_byte(hi: u8, lo: u8) -> Option<u8> {
-    let (hi, lo) = (HEX[usize::from(hi)], HEX[usize::from(lo)]);
-    ((hi | lo) < 16).then_some(hi << 4 | lo)
+    let mut out = [0u8; 1];
+    crate::headers::decode_hex(&[hi, lo], &mut out).then_some(out[0])
 }
 
-/// Decodes `src` (pairs of lowercase hex digits) into `out`, checking every digit once at the
-/// end rather than branching on each: a valid digit is below 16, an invalid one `0xff`.
-pub(crate) fn decode_hex(src: &[u8], out: &mut [u8]) -> Result<(), ParseError> {
-    let mut seen = 0u8;
-    for (pair, byte) in src.chunks_exact(2).zip(out.iter_mut()) {
-        let (hi, lo) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
-        seen |= hi | lo;
-        *byte = hi << 4 | lo;
-    }
-    if seen < 16 {
-        Ok(())
-    } else {
-        Err(ParseError::Hex)
-    }
+/// `src` (lowercase hex) into `out`, or [`ParseError::Hex`].
+fn decode_hex(src: &[u8], out: &mut [u8]) -> Result<(), ParseError> {
+    crate::headers::decode_hex(src, out)
+        .then_some(())
+        .ok_or(ParseError::Hex)
 }
 
 fn split_member(member: &[u8]) -> Result<(&[u8], &[u8]), ParseError> {

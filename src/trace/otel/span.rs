@@ -6,8 +6,6 @@ use std::fmt;
 
 use tracing::field::{Field, Visit};
 
-use crate::trace::context::decode_hex;
-
 /// Longer attribute values are cut (at a character boundary): a `User-Agent` or a path is
 /// client input, and a batch stays bounded.
 pub(super) const MAX_VALUE_LEN: usize = 4096;
@@ -222,7 +220,7 @@ impl Sink for SpanRecord {
 /// `N` bytes from `2N` lowercase hex digits.
 fn hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     let mut out = [0u8; N];
-    (text.len() == 2 * N && decode_hex(text.as_bytes(), &mut out).is_ok()).then_some(out)
+    (text.len() == 2 * N && crate::headers::decode_hex(text.as_bytes(), &mut out)).then_some(out)
 }
 
 /// `Visit` for a [`Sink`] (a blanket impl of a foreign trait is not allowed).
