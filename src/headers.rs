@@ -116,7 +116,8 @@ impl ValueBuf {
         self
     }
 
-    pub(crate) fn push_u64(&mut self, n: u64) -> &mut Self {
+    /// `n` in decimal, through `itoa` (not `core::fmt`).
+    pub(crate) fn push_int(&mut self, n: impl itoa::Integer) -> &mut Self {
         self.push(itoa::Buffer::new().format(n).as_bytes())
     }
 
@@ -413,11 +414,11 @@ mod tests {
     #[test]
     fn a_value_buffer_spills_past_its_stack_room() {
         let mut b = ValueBuf::new();
-        b.push(b"protothrive; hit; ttl=").push_u64(5);
+        b.push(b"protothrive; hit; ttl=").push_int(5);
         assert_eq!(b.value().unwrap(), "protothrive; hit; ttl=5");
         let long = "x".repeat(200);
         let mut b = ValueBuf::new();
-        b.push(b"ab").push(long.as_bytes()).push_u64(7);
+        b.push(b"ab").push(long.as_bytes()).push_int(7);
         assert_eq!(
             b.value().unwrap().as_bytes(),
             format!("ab{long}7").as_bytes()

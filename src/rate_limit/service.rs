@@ -213,9 +213,9 @@ fn headers(applied: &mut [(&Limit, Decision)]) -> Option<(HeaderValue, HeaderVal
             .push(b"\"")
             .push(l.name.as_bytes())
             .push(b"\";r=")
-            .push_u64(d.remaining())
+            .push_int(d.remaining())
             .push(b";t=")
-            .push_u64(ceil_secs(d.reset()));
+            .push_int(ceil_secs(d.reset()));
     }
     let policy = match applied {
         [(l, _)] => l.policy.clone(),

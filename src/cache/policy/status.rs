@@ -255,7 +255,7 @@ impl Out for crate::headers::ValueBuf {
     }
 
     fn int(&mut self, n: i64) {
-        self.push(itoa::Buffer::new().format(n).as_bytes());
+        self.push_int(n);
     }
 }
 
