@@ -285,22 +285,20 @@ proptest! {
     }
 }
 
-/// The version and flags pairs read as lowercase hex and nothing else (the decoder itself is
-/// tested in `headers`).
+/// The parser's wrappers (the version and flags pairs, the id runs) read every byte pair as the
+/// crate's hex decoder does — which `headers` checks against lowercase hex on every pair.
 #[test]
 fn hex_pairs_decode_exactly_the_lowercase_digits() {
-    let digit = |b: u8| match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
-    };
-    for hi in 0..=255u8 {
-        for lo in 0..=255u8 {
-            let want = digit(hi).zip(digit(lo)).map(|(h, l)| h << 4 | l);
-            let mut out = [0u8; 1];
-            let got = super::decode_hex(&[hi, lo], &mut out).ok().map(|()| out[0]);
-            assert_eq!(got, want, "{hi:#04x} {lo:#04x}");
-            assert_eq!(super::hex_byte(hi, lo), want, "{hi:#04x} {lo:#04x}");
-        }
+    for pair in (0..=u16::MAX).map(u16::to_be_bytes) {
+        let mut byte = [0u8; 1];
+        let decoded = crate::headers::decode_hex(&pair, &mut byte).then_some(byte[0]);
+        let mut out = [0u8; 1];
+        let got = super::decode_hex(&pair, &mut out).ok().map(|()| out[0]);
+        assert_eq!(got, decoded, "{pair:?}");
+        assert_eq!(super::hex_byte(pair[0], pair[1]), decoded, "{pair:?}");
+        assert_eq!(
+            decoded.is_some(),
+            pair.iter().all(|b| b"0123456789abcdef".contains(b))
+        );
     }
 }
