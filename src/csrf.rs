@@ -63,7 +63,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::error::{Problem, code};
-use crate::response::{ResponseBody, ResponseFuture};
+use crate::response::{Checked, NoStamp, ResponseBody, ResponseFuture};
 
 static SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -236,21 +236,34 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let writes = matches!(
-            *req.method(),
-            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-        );
-        if writes
-            && cookie_authenticated(&self.config, &req)
-            && let Some(detail) = refusal(&self.config, req.headers())
-        {
-            let problem = Problem::new(StatusCode::FORBIDDEN, code::CSRF_FORBIDDEN)
-                .with_detail(detail)
-                .render_for(req.extensions());
-            return ResponseFuture::ready(ResponseBody::map_problem(problem));
-        }
-        ResponseFuture::inner(self.inner.call(req))
+        let decision = check(&self.config, &req);
+        ResponseFuture::checked(decision, || self.inner.call(req))
     }
+}
+
+impl CsrfLayer {
+    /// This layer's decision on `req`, for a service that runs several layers' checks.
+    pub(crate) fn check<B>(&self, req: &Request<B>) -> Checked<NoStamp> {
+        check(&self.config, req)
+    }
+}
+
+/// The 403 of a cookie-authenticated write that fails the origin or token check.
+fn check<B>(config: &Config, req: &Request<B>) -> Checked<NoStamp> {
+    let writes = matches!(
+        *req.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    if writes
+        && cookie_authenticated(config, req)
+        && let Some(detail) = refusal(config, req.headers())
+    {
+        let problem = Problem::new(StatusCode::FORBIDDEN, code::CSRF_FORBIDDEN)
+            .with_detail(detail)
+            .render_for(req.extensions());
+        return Checked::Answer(problem);
+    }
+    Checked::Pass(None)
 }
 
 #[cfg(test)]

@@ -208,14 +208,26 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut res = std::task::ready!(this.future.poll(cx))?;
-        let h = res.headers_mut();
-        for (name, value) in this.headers.iter() {
-            // One hash per name; the application's own value is kept.
-            if let http::header::Entry::Vacant(v) = h.entry(name) {
-                v.insert(value.clone());
-            }
-        }
+        set_missing(this.headers, res.headers_mut());
         Poll::Ready(Ok(res))
+    }
+}
+
+/// Sets each of `headers` the response lacks.
+fn set_missing(headers: &[(HeaderName, HeaderValue)], h: &mut http::HeaderMap) {
+    for (name, value) in headers {
+        // One hash per name; the application's own value is kept.
+        if let http::header::Entry::Vacant(v) = h.entry(name) {
+            v.insert(value.clone());
+        }
+    }
+}
+
+impl SecurityHeadersLayer {
+    /// Adds this layer's headers to a response that lacks them (for a service that runs
+    /// several layers at once).
+    pub(crate) fn stamp(&self, h: &mut http::HeaderMap) {
+        set_missing(&self.headers, h);
     }
 }
 

@@ -8,7 +8,7 @@ use super::authenticator::Quick;
 use super::challenge;
 use super::{Authenticator, Reason};
 use crate::identity::{CredentialSource, Principal, RequestContext};
-use crate::response::{ResponseBody, ResponseFuture};
+use crate::response::{Checked, NoStamp, ResponseBody, ResponseFuture};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -80,15 +80,15 @@ impl<S> Auth<S> {
     crate::macros::inner_service_accessors!();
 }
 
-fn reject<B>(
+fn reject(
     auth: &Authenticator,
     reason: Reason,
     sent: bool,
     ext: &http::Extensions,
-) -> Response<ResponseBody<B>> {
+) -> Response<bytes::Bytes> {
     // On the trace layer's request span, when there is one.
     tracing::Span::current().record("auth.outcome", reason.as_str());
-    ResponseBody::map_problem(challenge::refused(reason, auth.realm(), sent).render_for(ext))
+    challenge::refused(reason, auth.realm(), sent).render_for(ext)
 }
 
 /// Records a successful authentication on the request span.
@@ -120,48 +120,79 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let quick = self.auth.quick(req.headers(), req.uri());
-        match quick {
-            Quick::Anonymous if self.mode == Mode::Optional => {
-                ResponseFuture::inner(self.inner.call(req))
-            }
-            Quick::Anonymous => {
-                ResponseFuture::ready(reject(&self.auth, Reason::Missing, false, req.extensions()))
-            }
-            Quick::Refused(reason, sent) => {
-                ResponseFuture::ready(reject(&self.auth, reason, sent, req.extensions()))
-            }
-            Quick::Done(principal, source) => {
-                accepted(&principal);
-                identify(req.extensions_mut(), principal, source);
-                ResponseFuture::inner(self.inner.call(req))
-            }
-            Quick::Slow(_) => {
-                // Take the service that was driven to readiness; leave a clone in its place.
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
+        match check(&self.auth, self.mode, &mut req) {
+            AuthCheck::Done(decision) => ResponseFuture::checked(decision, || self.inner.call(req)),
+            AuthCheck::Slow => {
+                let mut inner = crate::response::take_ready(&mut self.inner);
                 let auth = self.auth.clone();
                 ResponseFuture::boxed(Box::pin(async move {
                     // Only the head is borrowed across the await, so the body need not be `Sync`.
                     let (mut parts, body) = req.into_parts();
-                    let outcome = match auth.quick(&parts.headers, &parts.uri) {
-                        Quick::Slow(credential) => auth.slow(credential).await,
-                        Quick::Done(p, s) => Ok((p, s)),
-                        Quick::Refused(reason, _) => Err(reason.into()),
-                        Quick::Anonymous => Err(Reason::Missing.into()),
-                    };
-                    match outcome {
-                        Ok((principal, source)) => {
-                            accepted(&principal);
-                            identify(&mut parts.extensions, principal, source);
-                            let req = Request::from_parts(parts, body);
-                            inner.call(req).await.map(ResponseBody::map_response)
-                        }
-                        Err(e) => Ok(reject(&auth, e.reason(), true, &parts.extensions)),
+                    match check_slow(&auth, &mut parts).await {
+                        Checked::Pass(_) => inner
+                            .call(Request::from_parts(parts, body))
+                            .await
+                            .map(ResponseBody::map_response),
+                        Checked::Answer(res) => Ok(ResponseBody::map_problem(res)),
                     }
                 }))
             }
         }
+    }
+}
+
+/// The auth decision on a request, or word that it needs an await (a key to fetch, a token to
+/// verify off the fast path) first.
+pub(crate) enum AuthCheck {
+    /// Decided without waiting.
+    Done(Checked<NoStamp>),
+    /// Decide with [`AuthLayer::check_slow`].
+    Slow,
+}
+
+impl AuthLayer {
+    /// This layer's decision on `req`, for a service that runs several layers' checks.
+    pub(crate) fn check<B>(&self, req: &mut Request<B>) -> AuthCheck {
+        check(&self.auth, self.mode, req)
+    }
+
+    /// The decision [`check`](Self::check) could not make without waiting.
+    pub(crate) async fn check_slow(&self, parts: &mut http::request::Parts) -> Checked<NoStamp> {
+        check_slow(&self.auth, parts).await
+    }
+}
+
+fn check<B>(auth: &Authenticator, mode: Mode, req: &mut Request<B>) -> AuthCheck {
+    let decision = match auth.quick(req.headers(), req.uri()) {
+        Quick::Anonymous if mode == Mode::Optional => Checked::Pass(None),
+        Quick::Anonymous => Checked::Answer(reject(auth, Reason::Missing, false, req.extensions())),
+        Quick::Refused(reason, sent) => {
+            Checked::Answer(reject(auth, reason, sent, req.extensions()))
+        }
+        Quick::Done(principal, source) => {
+            accepted(&principal);
+            identify(req.extensions_mut(), principal, source);
+            Checked::Pass(None)
+        }
+        Quick::Slow(_) => return AuthCheck::Slow,
+    };
+    AuthCheck::Done(decision)
+}
+
+async fn check_slow(auth: &Authenticator, parts: &mut http::request::Parts) -> Checked<NoStamp> {
+    let outcome = match auth.quick(&parts.headers, &parts.uri) {
+        Quick::Slow(credential) => auth.slow(credential).await,
+        Quick::Done(p, s) => Ok((p, s)),
+        Quick::Refused(reason, _) => Err(reason.into()),
+        Quick::Anonymous => Err(Reason::Missing.into()),
+    };
+    match outcome {
+        Ok((principal, source)) => {
+            accepted(&principal);
+            identify(&mut parts.extensions, principal, source);
+            Checked::Pass(None)
+        }
+        Err(e) => Checked::Answer(reject(auth, e.reason(), true, &parts.extensions)),
     }
 }
 

@@ -111,6 +111,7 @@ pub use jwks::{FetchJwks, Jwks, JwksBuilder, JwksError, MAX_KEYS, parse_jwks};
 #[cfg(feature = "jwks")]
 pub use jwks::{HttpJwksFetcher, MAX_DOCUMENT_BYTES};
 pub use key::{MIN_RSA_BITS, SigningKey, VerifyingKey};
+pub(crate) use layer::AuthCheck;
 pub use layer::{Auth, AuthLayer};
 pub use reason::{AuthError, Reason};
 pub use require::{Require, RequireLayer};

@@ -100,9 +100,7 @@ where
                 problem.render_for(req.extensions()),
             ));
         }
-        // The ready service answers the first call; the clone stays for the next request.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
+        let inner = crate::response::take_ready(&mut self.inner);
         ResponseFuture::boxed(Box::pin(run(inner, self.settings.clone(), req)))
     }
 }

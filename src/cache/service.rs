@@ -83,8 +83,7 @@ where
         {
             return ResponseFuture::ready(res);
         }
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
+        let inner = crate::response::take_ready(&mut self.inner);
         ResponseFuture::boxed(Box::pin(run(self.shared.clone(), inner, parts, body, step)))
     }
 }

@@ -13,7 +13,7 @@ use tower_service::Service;
 use super::preflight::{self, Config};
 use crate::error::{Problem, code};
 use crate::headers::append_vary;
-use crate::response::{self, ResponseBody, Stamp};
+use crate::response::{self, Checked, ResponseBody, Stamp};
 
 static REQUEST_PRIVATE_NETWORK: HeaderName =
     HeaderName::from_static("access-control-request-private-network");
@@ -76,11 +76,7 @@ fn stamp(config: &Config, origin: Option<HeaderValue>, headers: &mut HeaderMap) 
     }
 }
 
-fn preflight<B, R>(
-    config: &Config,
-    req: &Request<R>,
-    method: &HeaderValue,
-) -> Response<ResponseBody<B>> {
+fn preflight<R>(config: &Config, req: &Request<R>, method: &HeaderValue) -> Response<Bytes> {
     let origin = preflight::allowed_origin(config, req.headers());
     let vary: &[&str] = if config.private_network {
         &PREFLIGHT_VARY_PNA
@@ -97,16 +93,14 @@ fn preflight<B, R>(
     let origin = match checked.and(origin.ok_or(preflight::Refusal::Origin)) {
         Ok(origin) => origin,
         Err(refusal) => {
-            let mut res = ResponseBody::map_problem(
-                Problem::new(StatusCode::FORBIDDEN, code::CORS_FORBIDDEN)
-                    .with_detail(refusal.detail())
-                    .render_for(req.extensions()),
-            );
+            let mut res = Problem::new(StatusCode::FORBIDDEN, code::CORS_FORBIDDEN)
+                .with_detail(refusal.detail())
+                .render_for(req.extensions());
             append_vary(res.headers_mut(), vary);
             return res;
         }
     };
-    let mut res = Response::new(ResponseBody::full(Bytes::new()));
+    let mut res = Response::new(Bytes::new());
     *res.status_mut() = StatusCode::NO_CONTENT;
     let h = res.headers_mut();
     h.insert(
@@ -161,25 +155,30 @@ where
 
     #[inline]
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // Fetch §3.2.2: a preflight is OPTIONS *with* Access-Control-Request-Method; any other
-        // OPTIONS request is the application's.
-        if let Some(method) = crate::headers::preflight_method(&req) {
-            let res = preflight(&self.config, &req, method);
-            return ResponseFuture::ready(res);
-        }
-        let origin = preflight::allowed_origin(&self.config, req.headers()).map(|o| {
-            if self.config.origins.is_any() {
-                STAR
-            } else {
-                o.clone()
-            }
-        });
-        let stamp = CorsStamp {
-            config: self.config.clone(),
-            origin,
-        };
-        ResponseFuture::stamped(self.inner.call(req), Some(stamp))
+        let decision = check(&self.config, &req);
+        ResponseFuture::checked(decision, || self.inner.call(req))
     }
+}
+
+/// The CORS decision on a request: a preflight answered, or the headers the response gets.
+#[inline]
+pub(crate) fn check<B>(config: &Arc<Config>, req: &Request<B>) -> Checked<CorsStamp> {
+    // Fetch §3.2.2: a preflight is OPTIONS *with* Access-Control-Request-Method; any other
+    // OPTIONS request is the application's.
+    if let Some(method) = crate::headers::preflight_method(req) {
+        return Checked::Answer(preflight(config, req, method));
+    }
+    let origin = preflight::allowed_origin(config, req.headers()).map(|o| {
+        if config.origins.is_any() {
+            STAR
+        } else {
+            o.clone()
+        }
+    });
+    Checked::Pass(Some(CorsStamp {
+        config: config.clone(),
+        origin,
+    }))
 }
 
 /// What CORS adds to an inner service's response: `Vary` and, for an allowed origin, its headers.
@@ -199,6 +198,14 @@ impl std::fmt::Debug for CorsStamp {
 impl Stamp for CorsStamp {
     fn stamp(self, _status: StatusCode, headers: &mut HeaderMap) {
         stamp(&self.config, self.origin, headers);
+    }
+}
+
+impl super::CorsLayer {
+    /// This layer's decision on `req`, for a service that runs several layers' checks.
+    #[inline]
+    pub(crate) fn check<B>(&self, req: &Request<B>) -> Checked<CorsStamp> {
+        check(&self.config, req)
     }
 }
 

@@ -9,7 +9,7 @@ use tower_service::Service;
 
 use crate::error::{Problem, code};
 use crate::identity::RequestContext;
-use crate::response::{ResponseBody, ResponseFuture};
+use crate::response::{Checked, NoStamp, ResponseBody, ResponseFuture};
 
 /// The default body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -157,8 +157,19 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let max = self.layer.max;
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        match self.layer.check(&mut req) {
+            Checked::Answer(res) => ResponseFuture::ready(ResponseBody::map_problem(res)),
+            Checked::Pass(_) => ResponseFuture::inner(self.inner.call(self.layer.wrap(req))),
+        }
+    }
+}
+
+impl RequestLimitsLayer {
+    /// The 400, 413 or 415 of a request over the limits; otherwise the limit goes into the
+    /// request's context and the request may go on (with its body [wrapped](Self::wrap)).
+    pub(crate) fn check<B>(&self, req: &mut Request<B>) -> Checked<NoStamp> {
+        let max = self.max;
         let declared = req
             .headers()
             .get(CONTENT_LENGTH)
@@ -172,9 +183,9 @@ where
             _ => None,
         }
         .or_else(|| {
-            let allowed = self.layer.media_types.as_ref()?;
+            let allowed = self.media_types.as_ref()?;
             let writes = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
-            if !writes || !has_body(&req) {
+            if !writes || !has_body(req) {
                 return None;
             }
             let ok = req
@@ -191,14 +202,15 @@ where
             })
         });
         if let Some(p) = problem {
-            return ResponseFuture::ready(ResponseBody::map_problem(
-                p.render_for(req.extensions()),
-            ));
+            return Checked::Answer(p.render_for(req.extensions()));
         }
-        let (mut parts, body) = req.into_parts();
-        RequestContext::get_mut(&mut parts.extensions).body_limit = Some(max);
-        let req = Request::from_parts(parts, Limited::new(body, max));
-        ResponseFuture::inner(self.inner.call(req))
+        RequestContext::get_mut(req.extensions_mut()).body_limit = Some(max);
+        Checked::Pass(None)
+    }
+
+    /// The request with its body cut off at the limit.
+    pub(crate) fn wrap<B>(&self, req: Request<B>) -> Request<Limited<B>> {
+        req.map(|body| Limited::new(body, self.max))
     }
 }
 

@@ -10,7 +10,7 @@ use tower_service::Service;
 
 use super::version::{self, ApiVersion, NegotiationError, VersionSource};
 use crate::error::{ConfigError, Problem, code};
-use crate::response::{self, ResponseBody, Stamp};
+use crate::response::{self, Checked, ResponseBody, Stamp};
 
 /// The `API-Version` header (request and response).
 pub static API_VERSION: HeaderName = HeaderName::from_static("api-version");
@@ -274,78 +274,87 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let c = &self.config;
-        let header = req
-            .headers()
-            .get(&API_VERSION)
-            .and_then(|v| v.to_str().ok());
-        let accept = req
-            .headers()
-            .get(http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok());
-        let path = req.uri().path();
-        let outcome = version::negotiate(
-            &c.prefix, path, header, accept, &c.vendor, &c.numbers, c.default,
-        );
-        let negotiated = match outcome {
-            None => {
-                return ResponseFuture::inner(self.inner.call(req));
-            }
-            Some(Err(NegotiationError::Unsupported(named))) => {
-                let supported: Vec<String> = c
-                    .numbers
-                    .iter()
-                    .map(|&n| ApiVersion(n).to_string())
-                    .collect();
-                let problem = Problem::new(StatusCode::NOT_FOUND, code::ROUTE_NOT_FOUND)
-                    .with_detail(format!(
-                        "API version `{}` is not supported; use one of: {}.",
-                        named.chars().take(16).collect::<String>(),
-                        supported.join(", ")
-                    ))
-                    .with_member("supported_versions", supported);
-                return ResponseFuture::ready(ResponseBody::map_problem(
-                    problem.render_for(req.extensions()),
-                ));
-            }
-            Some(Ok(n)) => n,
-        };
-        let index = c
-            .entries
-            .iter()
-            .position(|e| e.number == negotiated.version.0)
-            .unwrap_or(0);
-        let entry = &c.entries[index];
-        let link = entry.successor.map(|s| {
-            let tail = &negotiated.unversioned_path[c.prefix.len()..];
-            header_value(&format!(
-                "<{}/v{s}{tail}>; rel=\"successor-version\"",
-                c.prefix
-            ))
-        });
-        let vary = negotiated.source != VersionSource::Path;
-        let new_uri = match &negotiated.unversioned_path {
-            std::borrow::Cow::Owned(p) => rewrite(req.uri(), p),
-            std::borrow::Cow::Borrowed(_) => None,
-        };
-        let (version, source) = (negotiated.version, negotiated.source);
-        if let Some(uri) = new_uri {
-            *req.uri_mut() = uri;
-        }
-        req.extensions_mut().insert(version);
-        req.extensions_mut().insert(source);
-        // The negotiated version as a request header too: a cache inside this layer keys on it
-        // with `Vary: API-Version`, whichever way the client chose (the path is unversioned now).
-        req.headers_mut()
-            .insert(API_VERSION.clone(), entry.name.clone());
-        let stamp = VersionStamp {
-            config: self.config.clone(),
-            index,
-            vary,
-            link,
-        };
-        ResponseFuture::stamped(self.inner.call(req), Some(stamp))
+        let decision = check(&self.config, &mut req);
+        ResponseFuture::checked(decision, || self.inner.call(req))
     }
+}
+
+impl VersionLayer {
+    /// This layer's decision on `req`, for a service that runs several layers' checks.
+    pub(crate) fn check<B>(&self, req: &mut Request<B>) -> Checked<VersionStamp> {
+        check(&self.config, req)
+    }
+}
+
+/// The negotiated version put on the request, or the 404 of an unsupported one.
+fn check<B>(config: &Arc<Config>, req: &mut Request<B>) -> Checked<VersionStamp> {
+    let c = config;
+    let header = req
+        .headers()
+        .get(&API_VERSION)
+        .and_then(|v| v.to_str().ok());
+    let accept = req
+        .headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let path = req.uri().path();
+    let outcome = version::negotiate(
+        &c.prefix, path, header, accept, &c.vendor, &c.numbers, c.default,
+    );
+    let negotiated = match outcome {
+        None => return Checked::Pass(None),
+        Some(Err(NegotiationError::Unsupported(named))) => {
+            let supported: Vec<String> = c
+                .numbers
+                .iter()
+                .map(|&n| ApiVersion(n).to_string())
+                .collect();
+            let problem = Problem::new(StatusCode::NOT_FOUND, code::ROUTE_NOT_FOUND)
+                .with_detail(format!(
+                    "API version `{}` is not supported; use one of: {}.",
+                    named.chars().take(16).collect::<String>(),
+                    supported.join(", ")
+                ))
+                .with_member("supported_versions", supported);
+            return Checked::Answer(problem.render_for(req.extensions()));
+        }
+        Some(Ok(n)) => n,
+    };
+    let index = c
+        .entries
+        .iter()
+        .position(|e| e.number == negotiated.version.0)
+        .unwrap_or(0);
+    let entry = &c.entries[index];
+    let link = entry.successor.map(|s| {
+        let tail = &negotiated.unversioned_path[c.prefix.len()..];
+        header_value(&format!(
+            "<{}/v{s}{tail}>; rel=\"successor-version\"",
+            c.prefix
+        ))
+    });
+    let vary = negotiated.source != VersionSource::Path;
+    let new_uri = match &negotiated.unversioned_path {
+        std::borrow::Cow::Owned(p) => rewrite(req.uri(), p),
+        std::borrow::Cow::Borrowed(_) => None,
+    };
+    let (version, source) = (negotiated.version, negotiated.source);
+    if let Some(uri) = new_uri {
+        *req.uri_mut() = uri;
+    }
+    req.extensions_mut().insert(version);
+    req.extensions_mut().insert(source);
+    // The negotiated version as a request header too: a cache inside this layer keys on it
+    // with `Vary: API-Version`, whichever way the client chose (the path is unversioned now).
+    req.headers_mut()
+        .insert(API_VERSION.clone(), entry.name.clone());
+    let stamp = VersionStamp {
+        config: config.clone(),
+        index,
+        vary,
+        link,
+    };
+    Checked::Pass(Some(stamp))
 }
 
 impl Stamp for VersionStamp {

@@ -82,5 +82,6 @@ pub use quota_list::QuotaList;
 #[cfg(feature = "redis")]
 pub use redis::{DEFAULT_TIMEOUT, RedisStore, RedisStoreBuilder, TimeSource};
 pub use remote::{CheckFuture, OnStoreError, RemoteStore, StoreError, StoreErrorKind};
+pub(crate) use service::{LimitCheck, Remote};
 pub use service::{RATELIMIT, RATELIMIT_POLICY, RateLimit, RateLimitStamp, ResponseFuture};
 pub use store::{DEFAULT_MAX_KEYS, InMemoryStore, RateLimitStore, WhenFull};

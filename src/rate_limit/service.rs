@@ -17,7 +17,7 @@ use crate::error::{Problem, code};
 use crate::headers::ValueBuf;
 use crate::identity::ClientIp;
 use crate::identity::{Principal, Scheme};
-use crate::response::{self, ResponseBody, Stamp};
+use crate::response::{self, Checked, ResponseBody, Stamp};
 
 /// `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10 §4).
 pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
@@ -268,6 +268,16 @@ enum Verdict {
     Refuse(Problem),
 }
 
+impl Verdict {
+    /// The decision, a refusal rendered for `req`.
+    fn checked<B>(self, req: &Request<B>) -> Checked<RateLimitStamp> {
+        match self {
+            Verdict::Pass(stamp) => Checked::Pass(stamp),
+            Verdict::Refuse(problem) => Checked::Answer(problem.render_for(req.extensions())),
+        }
+    }
+}
+
 /// The headers (when `send_headers`) and the answer for the decisions of the applied limits.
 fn verdict(applied: &mut [(&Limit, Decision)], send_headers: bool) -> Verdict {
     if applied.is_empty() {
@@ -342,45 +352,76 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // A CORS preflight (Fetch §3.2.2) is never counted.
-        if crate::headers::is_preflight(&req) {
-            return ResponseFuture::inner(self.inner.call(req));
-        }
-        let config = &self.config;
-        let now = config.now();
-        if let Some((remote, policy)) = &config.remote {
-            let mut applied: SmallVec<[usize; 4]> = SmallVec::new();
-            let mut checks = Vec::new();
-            for (i, l) in config.limits.iter().enumerate() {
-                if let Some(k) = key_of(l, &req) {
-                    applied.push(i);
-                    checks.push((k.as_str().to_owned(), l.quota));
-                }
+        match check(&self.config, &req) {
+            LimitCheck::Done(decision) => {
+                ResponseFuture::checked(decision, || self.inner.call(req))
             }
-            if checks.is_empty() {
-                return ResponseFuture::inner(self.inner.call(req));
+            LimitCheck::Remote(remote) => {
+                let mut inner = response::take_ready(&mut self.inner);
+                ResponseFuture::boxed(Box::pin(async move {
+                    match remote.settle().await.decide(&req) {
+                        Checked::Pass(stamp) => {
+                            let mut res = inner.call(req).await?;
+                            if let Some(stamp) = stamp {
+                                let status = res.status();
+                                stamp.stamp(status, res.headers_mut());
+                            }
+                            Ok(ResponseBody::map_response(res))
+                        }
+                        Checked::Answer(res) => Ok(ResponseBody::map_problem(res)),
+                    }
+                }))
             }
-            let asked = remote.check_many(checks, now);
-            let clone = self.inner.clone();
-            let inner = std::mem::replace(&mut self.inner, clone);
-            return ResponseFuture::boxed(Box::pin(decide_remotely(
-                config.clone(),
-                *policy,
-                applied,
-                now,
-                asked,
-                inner,
-                req,
-            )));
-        }
-        let mut applied = check_locally(config, &req, now);
-        match verdict(&mut applied, config.headers) {
-            Verdict::Pass(stamp) => ResponseFuture::stamped(self.inner.call(req), stamp),
-            Verdict::Refuse(problem) => ResponseFuture::ready(ResponseBody::map_problem(
-                problem.render_for(req.extensions()),
-            )),
         }
     }
+}
+
+/// The limiter's decision on a request, or the remote store's answer to await first.
+pub(crate) enum LimitCheck {
+    /// Decided in process.
+    Done(Checked<RateLimitStamp>),
+    /// Asked the remote store: [`Remote::settle`], then decide.
+    Remote(Remote),
+}
+
+impl super::RateLimitLayer {
+    /// This layer's decision on `req`, for a service that runs several layers' checks.
+    #[inline]
+    pub(crate) fn check<B>(&self, req: &Request<B>) -> LimitCheck {
+        check(&self.config, req)
+    }
+}
+
+/// Counts `req` against every applicable limit: in process at once, or by asking the remote
+/// store.
+fn check<B>(config: &Arc<Config>, req: &Request<B>) -> LimitCheck {
+    // A CORS preflight (Fetch §3.2.2) is never counted.
+    if crate::headers::is_preflight(req) {
+        return LimitCheck::Done(Checked::Pass(None));
+    }
+    let now = config.now();
+    if let Some((remote, policy)) = &config.remote {
+        let mut applied: SmallVec<[usize; 4]> = SmallVec::new();
+        let mut checks = Vec::new();
+        for (i, l) in config.limits.iter().enumerate() {
+            if let Some(k) = key_of(l, req) {
+                applied.push(i);
+                checks.push((k.as_str().to_owned(), l.quota));
+            }
+        }
+        if checks.is_empty() {
+            return LimitCheck::Done(Checked::Pass(None));
+        }
+        return LimitCheck::Remote(Remote {
+            config: config.clone(),
+            policy: *policy,
+            applied,
+            now,
+            asked: remote.check_many(checks, now),
+        });
+    }
+    let mut applied = check_locally(config, req, now);
+    LimitCheck::Done(verdict(&mut applied, config.headers).checked(req))
 }
 
 /// The decisions of the applicable limits, in order.
@@ -398,62 +439,70 @@ fn check_locally<'a, B>(config: &'a Config, req: &Request<B>, now: u64) -> Decid
         .collect()
 }
 
-/// The remote path: await the store (or apply the outage policy), then decide as in-process.
-async fn decide_remotely<S, ReqBody, ResBody>(
+/// A request's limits asked of the remote store, the answer not yet in.
+pub(crate) struct Remote {
     config: Arc<Config>,
     policy: OnStoreError,
     applied: SmallVec<[usize; 4]>,
     now: u64,
     asked: CheckFuture,
-    mut inner: S,
-    req: Request<ReqBody>,
-) -> Result<Response<ResponseBody<ResBody>>, S::Error>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-{
-    let mut applied: Decided<'_> = match asked.await {
-        Ok(d) if d.len() == applied.len() => applied
-            .iter()
-            .zip(d)
-            .map(|(&i, d)| (&config.limits[i], d))
-            .collect(),
-        outcome => {
-            let error = outcome.err().unwrap_or_else(|| {
-                StoreError::new(StoreErrorKind::Protocol, "wrong number of decisions")
-            });
-            metrics::counter!(
-                "protothrive_rate_limit_store_errors_total",
-                "kind" => error.kind().as_str(),
-                "policy" => policy.as_str()
-            )
-            .increment(1);
-            tracing::warn!(error = %error, policy = policy.as_str(), "rate-limit store failed");
-            match policy {
-                OnStoreError::FailOpen => {
-                    return inner.call(req).await.map(ResponseBody::map_response);
-                }
-                OnStoreError::FailClosed => {
-                    return Ok(ResponseBody::map_problem(
-                        store_down().render_for(req.extensions()),
-                    ));
-                }
-                // The in-process path, keys built again (the remote store took them): rare.
-                OnStoreError::Local => check_locally(&config, &req, now),
-            }
+}
+
+/// The remote store's answer (or failure) for a request's limits.
+pub(crate) struct Settled {
+    remote: Remote,
+    answer: Result<Vec<Decision>, StoreError>,
+}
+
+impl Remote {
+    /// Awaits the store.
+    pub(crate) async fn settle(mut self) -> Settled {
+        let answer = (&mut self.asked).await;
+        Settled {
+            remote: self,
+            answer,
         }
-    };
-    match verdict(&mut applied, config.headers) {
-        Verdict::Pass(stamp) => {
-            let mut res = inner.call(req).await?;
-            if let Some(stamp) = stamp {
-                let status = res.status();
-                stamp.stamp(status, res.headers_mut());
+    }
+}
+
+impl Settled {
+    /// Decides as the in-process path does, or applies the outage policy when the store failed.
+    pub(crate) fn decide<B>(self, req: &Request<B>) -> Checked<RateLimitStamp> {
+        let Remote {
+            config,
+            policy,
+            applied,
+            now,
+            ..
+        } = self.remote;
+        let mut decided: Decided<'_> = match self.answer {
+            Ok(d) if d.len() == applied.len() => applied
+                .iter()
+                .zip(d)
+                .map(|(&i, d)| (&config.limits[i], d))
+                .collect(),
+            outcome => {
+                let error = outcome.err().unwrap_or_else(|| {
+                    StoreError::new(StoreErrorKind::Protocol, "wrong number of decisions")
+                });
+                metrics::counter!(
+                    "protothrive_rate_limit_store_errors_total",
+                    "kind" => error.kind().as_str(),
+                    "policy" => policy.as_str()
+                )
+                .increment(1);
+                tracing::warn!(error = %error, policy = policy.as_str(), "rate-limit store failed");
+                match policy {
+                    OnStoreError::FailOpen => return Checked::Pass(None),
+                    OnStoreError::FailClosed => {
+                        return Checked::Answer(store_down().render_for(req.extensions()));
+                    }
+                    // The in-process path, keys built again (the remote store took them): rare.
+                    OnStoreError::Local => check_locally(&config, req, now),
+                }
             }
-            Ok(ResponseBody::map_response(res))
-        }
-        Verdict::Refuse(problem) => Ok(ResponseBody::map_problem(
-            problem.render_for(req.extensions()),
-        )),
+        };
+        verdict(&mut decided, config.headers).checked(req)
     }
 }
 

@@ -27,6 +27,21 @@ impl Stamp for NoStamp {
     }
 }
 
+/// What a layer decides about a request before the service inside it sees it: hand it on
+/// (adding the stamp, if any, to the response that comes back), or answer it with a response
+/// of the layer's own (a rendered problem, a preflight answer).
+///
+/// Each layer's service and the [`Stack`](crate::stack::Stack), which runs the checks of several
+/// layers in one service, act on the same decision.
+// Unused when none of the checking layers' features is on.
+#[allow(dead_code)]
+pub(crate) enum Checked<T> {
+    /// Call the inner service; stamp its response with `T`.
+    Pass(Option<T>),
+    /// Answer with this response; the inner service is not called.
+    Answer(Response<bytes::Bytes>),
+}
+
 pin_project! {
     /// The response future of every layer that may answer by itself: the inner service's future
     /// (its response optionally stamped with the layer's headers, `T`), a ready rejection, or
@@ -78,6 +93,17 @@ impl<F, B, E, T> ResponseFuture<F, B, E, T> {
     pub fn stamped(future: F, stamp: Option<T>) -> Self {
         Self {
             kind: Kind::Inner { future, stamp },
+        }
+    }
+
+    /// The future of a layer's `decision`: the inner service's future (`call` makes it) stamped,
+    /// or the layer's answer.
+    #[inline]
+    #[allow(dead_code)] // as `Checked`
+    pub(crate) fn checked(decision: Checked<T>, call: impl FnOnce() -> F) -> Self {
+        match decision {
+            Checked::Pass(stamp) => Self::stamped(call(), stamp),
+            Checked::Answer(res) => Self::ready(ResponseBody::map_problem(res)),
         }
     }
 

@@ -24,4 +24,12 @@ mod body;
 mod future;
 
 pub use body::ResponseBody;
+pub(crate) use future::Checked;
 pub use future::{NoStamp, ResponseFuture, Stamp};
+
+/// The service that was driven to readiness, for a future that calls it later; a clone (not yet
+/// ready) is left in its place for the next `poll_ready`.
+pub(crate) fn take_ready<S: Clone>(service: &mut S) -> S {
+    let clone = service.clone();
+    std::mem::replace(service, clone)
+}

@@ -3,69 +3,15 @@
 use tower_layer::Layer;
 
 use super::builder::Stack;
-#[allow(unused_imports)]
-use super::slot::{Same, Slot, Wrap};
+use super::chain::Checks;
+use super::slot::{Same, Slot};
 use crate::request_id::SetRequestId;
 
-#[cfg(feature = "auth")]
-use crate::auth::Auth;
 #[cfg(feature = "client-ip")]
 use crate::client_ip::ResolveClientIp;
-#[cfg(feature = "cors")]
-use crate::cors::Cors;
-#[cfg(feature = "csrf")]
-use crate::csrf::Csrf;
-#[cfg(feature = "gateway")]
-use crate::gateway::{RequestLimits, Versioning};
-#[cfg(feature = "rate-limit")]
-use crate::rate_limit::RateLimit;
-#[cfg(feature = "security-headers")]
-use crate::security_headers::SecurityHeaders;
 
-// Inner to outer. A position whose feature is off is not there at all; one whose layer is not
-// configured is a `Slot` in its `Off` state (one branch per request).
-
-#[cfg(feature = "rate-limit")]
-type ByPrincipal<S> = Slot<RateLimit<S>, S, Wrap>;
-#[cfg(not(feature = "rate-limit"))]
-type ByPrincipal<S> = S;
-
-#[cfg(feature = "csrf")]
-type CsrfAt<S> = Slot<Csrf<ByPrincipal<S>>, ByPrincipal<S>, Wrap>;
-#[cfg(not(feature = "csrf"))]
-type CsrfAt<S> = ByPrincipal<S>;
-
-#[cfg(feature = "auth")]
-type AuthAt<S> = Slot<Auth<CsrfAt<S>>, CsrfAt<S>, Wrap>;
-#[cfg(not(feature = "auth"))]
-type AuthAt<S> = CsrfAt<S>;
-
-#[cfg(feature = "rate-limit")]
-type ByClient<S> = Slot<RateLimit<AuthAt<S>>, AuthAt<S>, Wrap>;
-#[cfg(not(feature = "rate-limit"))]
-type ByClient<S> = AuthAt<S>;
-
-// Always present with the gateway: the body limit is a secure default (1 MiB), and the layer
-// changes the request body type of everything inside it.
-#[cfg(feature = "gateway")]
-type BodyAt<S> = RequestLimits<ByClient<S>>;
-#[cfg(not(feature = "gateway"))]
-type BodyAt<S> = ByClient<S>;
-
-#[cfg(feature = "gateway")]
-type VersionsAt<S> = Slot<Versioning<BodyAt<S>>, BodyAt<S>, Wrap>;
-#[cfg(not(feature = "gateway"))]
-type VersionsAt<S> = BodyAt<S>;
-
-#[cfg(feature = "security-headers")]
-type SecurityAt<S> = Slot<SecurityHeaders<VersionsAt<S>>, VersionsAt<S>, Same>;
-#[cfg(not(feature = "security-headers"))]
-type SecurityAt<S> = VersionsAt<S>;
-
-#[cfg(feature = "cors")]
-type CorsAt<S> = Slot<Cors<SecurityAt<S>>, SecurityAt<S>, Wrap>;
-#[cfg(not(feature = "cors"))]
-type CorsAt<S> = SecurityAt<S>;
+// Outer to inner: client IP, request id and trace each a position of their own (a `Slot` in its
+// `Off` state when left out: one branch per request), then every request check in one service.
 
 #[cfg(feature = "trace")]
 type TraceAt<X> = crate::trace::Trace<X>;
@@ -79,8 +25,9 @@ type ClientIpAt<X> = Slot<ResolveClientIp<RequestIdAt<X>>, RequestIdAt<X>, Same>
 #[cfg(not(feature = "client-ip"))]
 type ClientIpAt<X> = RequestIdAt<X>;
 
-/// The positions from CORS inwards (what a [`Stack::with_trace`] layer wraps).
-pub type InnerService<S> = CorsAt<S>;
+/// The positions from CORS inwards (what a [`Stack::with_trace`] layer wraps): the request
+/// checks, run in one service.
+pub type InnerService<S> = Checks<S>;
 
 /// The service of a [`Stack`] around `S`: every position of the request path, outer to inner.
 pub type StackService<S> = ClientIpAt<InnerService<S>>;
@@ -175,24 +122,6 @@ impl<S> Layer<S> for Stack {
 
 impl Stack {
     fn inner<S>(&self, inner: S) -> InnerService<S> {
-        #[allow(unused_variables)]
-        let b = &*self.built;
-        #[cfg(feature = "rate-limit")]
-        let inner = slot(b.by_principal.as_ref(), inner);
-        #[cfg(feature = "csrf")]
-        let inner = slot(b.csrf.as_ref(), inner);
-        #[cfg(feature = "auth")]
-        let inner = slot(b.auth.as_ref().map(|(_, l)| l), inner);
-        #[cfg(feature = "rate-limit")]
-        let inner = slot(b.by_client.as_ref(), inner);
-        #[cfg(feature = "gateway")]
-        let inner = b.body_limits.layer(inner);
-        #[cfg(feature = "gateway")]
-        let inner = slot(b.versions.as_ref(), inner);
-        #[cfg(feature = "security-headers")]
-        let inner = slot(b.security_headers.as_ref(), inner);
-        #[cfg(feature = "cors")]
-        let inner = slot(b.cors.as_ref(), inner);
-        inner
+        Checks::new(inner, self.built.clone())
     }
 }

@@ -31,6 +31,16 @@
 //! * every layer keeps the inner service's error type and answers rejections itself, so the stack
 //!   goes on an axum `Router` with `.layer(stack)` and needs no `HandleErrorLayer`.
 //!
+//! Positions 3 to 8 run as one service, [`Checks`]: each of those layers decides about the
+//! request (hand it on with headers for the response, or answer it) through the same code as
+//! when it is used alone, but the stack asks them in turn in one call and stamps their headers
+//! on the response in one future, instead of nesting a service, a future and a response body
+//! per layer. Every answer still carries the headers of the positions outside the one that
+//! answered; a check that must wait (a remote rate-limit store, a key set to fetch) boxes the
+//! rest of the chain, as the layer alone boxes its own future. Over loopback HTTP this took
+//! about 1.4 k instructions and 0.7 k of `memcpy` off each request of the full stack (the
+//! stack's future shrank from 632 to 448 bytes around a trivial handler); see `BENCHMARKS.md`.
+//!
 //! ```
 //! use std::convert::Infallible;
 //! use http::{Request, Response, StatusCode};
@@ -80,10 +90,11 @@
 //! ```
 //!
 //! Cost: the layers present, plus one branch per position left out; the stack itself allocates
-//! nothing per request.
+//! nothing per request (a check that must wait boxes one future, as that layer alone does).
 
 mod build;
 mod builder;
+mod chain;
 mod config;
 mod layer;
 #[cfg(feature = "resilience")]
@@ -91,6 +102,7 @@ mod resilience;
 mod slot;
 
 pub use builder::{Stack, StackBuilder};
+pub use chain::{Checks, InnerBody, Stamps};
 pub use config::{STACK_LIMITS, Settings, StackConfig};
 pub use layer::{InnerService, StackService, StackWithTrace, TracedService};
-pub use slot::{MapOff, Same, Slot, SlotFuture, Wrap};
+pub use slot::{MapOff, Same, Slot, SlotFuture};

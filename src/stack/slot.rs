@@ -6,11 +6,8 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::Response;
 use pin_project_lite::pin_project;
 use tower_service::Service;
-
-use crate::response::ResponseBody;
 
 /// How the response of a left-out layer is made to look like the present layer's.
 pub trait MapOff<R> {
@@ -28,18 +25,6 @@ impl<R> MapOff<R> for Same {
     type Out = R;
     fn map(response: R) -> R {
         response
-    }
-}
-
-/// For layers whose body is a [`ResponseBody`] around the inner one (every layer that may answer
-/// by itself).
-#[derive(Debug, Clone, Copy)]
-pub enum Wrap {}
-
-impl<B> MapOff<Response<B>> for Wrap {
-    type Out = Response<ResponseBody<B>>;
-    fn map(response: Response<B>) -> Self::Out {
-        ResponseBody::map_response(response)
     }
 }
 

@@ -19,4 +19,5 @@ mod props;
 mod revocation;
 mod rows_claims;
 mod rows_header;
+mod stack;
 mod table;

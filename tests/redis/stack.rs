@@ -87,3 +87,85 @@ async fn two_instances_on_one_handle_each_share_limits_and_cache_entries() {
     assert_eq!(get_hello(&b).await.0, 429);
     assert_eq!(get_hello(&a).await.0, 429);
 }
+
+const SECRET: &[u8] = b"a test secret that is long enough for HS256";
+
+/// A GET of `/hello` from 192.0.2.9 with an allowed `Origin` and, when given, a bearer token.
+async fn get_as(app: &Router, token: Option<&str>) -> (u16, http::HeaderMap) {
+    let mut req = Request::get("http://example.test/hello").header("origin", "https://app.example");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let mut req = req.body(Body::empty()).unwrap();
+    req.extensions_mut()
+        .insert(SocketAddr::from(([192, 0, 2, 9], 5000)));
+    let res = app.clone().oneshot(req).await.unwrap();
+    (res.status().as_u16(), res.headers().clone())
+}
+
+/// Both limits in Redis, auth between them: each request waits twice (for the client limit,
+/// then for the principal's), and the checks between and after the waits still run, their
+/// headers on every answer.
+#[tokio::test]
+async fn the_checks_after_a_remote_limit_still_run_and_stamp_the_answer() {
+    use protothrive::auth::{
+        Algorithm, Authenticator, SigningKey, TokenIssuer, TokenKind, VerifyingKey,
+    };
+    use protothrive::clock::{ManualClock, SharedClock};
+    use protothrive::cors::{AllowOrigin, CorsLayer};
+
+    let server = RedisServer::start();
+    let clock: SharedClock = Arc::new(ManualClock::default());
+    let stack = Stack::builder()
+        .clock(clock.clone())
+        .redis(RedisHandle::builder(server.url()).build().unwrap())
+        .cors(CorsLayer::builder().allow_origin(AllowOrigin::exact("https://app.example")))
+        .limit_by_client(Limit::new("ip", "60/min burst 10".parse().unwrap()).by(KeyBy::ClientIp))
+        .auth(
+            Authenticator::builder()
+                .key(VerifyingKey::hmac(Algorithm::HS256, SECRET).unwrap())
+                .issuer("i")
+                .audience("a"),
+        )
+        .limit_by_principal(
+            Limit::new("user", "60/min burst 2".parse().unwrap()).by(KeyBy::Subject),
+        )
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/hello", get(|| async { "hello" }))
+        .layer(stack);
+    let token = TokenIssuer::new(
+        SigningKey::hmac(Algorithm::HS256, SECRET).unwrap(),
+        "i",
+        "a",
+    )
+    .clock(clock)
+    .issue("ada", TokenKind::Access, &serde_json::Map::new())
+    .unwrap()
+    .token;
+
+    // No token: the client limit decided in Redis, then auth refused; the 401 carries CORS and
+    // the client limit's headers.
+    let (status, h) = get_as(&app, None).await;
+    assert_eq!(status, 401);
+    assert_eq!(h["access-control-allow-origin"], "https://app.example");
+    let limits = h["ratelimit"].to_str().unwrap();
+    assert!(limits.starts_with("\"ip\";r=9;"), "{limits}");
+    // With the token: both limits' items, the outer layer's first.
+    let (status, h) = get_as(&app, Some(&token)).await;
+    assert_eq!(status, 200);
+    let limits = h["ratelimit"].to_str().unwrap();
+    assert!(limits.starts_with("\"ip\";r=8;"), "{limits}");
+    assert!(limits.contains(", \"user\";r=1;"), "{limits}");
+    assert_eq!(h["access-control-allow-origin"], "https://app.example");
+    assert_eq!(get_as(&app, Some(&token)).await.0, 200);
+    // The principal's burst is spent: a 429 from the innermost check (its item first, as it
+    // decided), with the client limit's item and CORS from outside it.
+    let (status, h) = get_as(&app, Some(&token)).await;
+    assert_eq!(status, 429);
+    assert_eq!(h["access-control-allow-origin"], "https://app.example");
+    let limits = h["ratelimit"].to_str().unwrap();
+    assert!(limits.starts_with("\"user\";r=0;"), "{limits}");
+    assert!(limits.contains("\"ip\";r=6;"), "{limits}");
+}
