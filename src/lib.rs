@@ -86,6 +86,13 @@ pub mod resilience;
 pub mod response;
 #[cfg(feature = "security-headers")]
 pub mod security_headers;
+#[cfg(any(
+    feature = "auth",
+    feature = "rate-limit",
+    feature = "resilience",
+    feature = "trace"
+))]
+mod span;
 pub mod stack;
 #[cfg(feature = "trace")]
 pub mod trace;

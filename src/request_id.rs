@@ -305,11 +305,24 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let (_, value) = assign(&mut req, &self.layer.header, self.layer.trust_incoming);
-        ResponseFuture {
-            inner: self.inner.call(req),
-            stamp: Some((self.layer.header.clone(), value)),
-        }
+        let stamp = self.layer.assign(&mut req);
+        ResponseFuture::new(self.inner.call(req), Some(stamp))
+    }
+}
+
+impl RequestIdLayer {
+    /// Gives the request its id; the header and value its response is to echo (for a service
+    /// that runs several layers at once).
+    pub(crate) fn assign<B>(&self, req: &mut Request<B>) -> (HeaderName, HeaderValue) {
+        let (_, value) = assign(req, &self.header, self.trust_incoming);
+        (self.header.clone(), value)
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    /// `inner`, its response given `stamp` (the request-id header and value) unless it has one.
+    pub(crate) fn new(inner: F, stamp: Option<(HeaderName, HeaderValue)>) -> Self {
+        Self { inner, stamp }
     }
 }
 

@@ -87,14 +87,15 @@ fn reject(
     ext: &http::Extensions,
 ) -> Response<bytes::Bytes> {
     // On the trace layer's request span, when there is one.
-    tracing::Span::current().record("auth.outcome", reason.as_str());
+    if let Some(span) = crate::span::request_span() {
+        span.record("auth.outcome", reason.as_str());
+    }
     challenge::refused(reason, auth.realm(), sent).render_for(ext)
 }
 
 /// Records a successful authentication on the request span.
 fn accepted(principal: &crate::identity::Principal) {
-    let span = tracing::Span::current();
-    if !span.is_disabled() {
+    if let Some(span) = crate::span::request_span() {
         let outcome = match principal.scheme() {
             crate::identity::Scheme::Jwt => "jwt",
             crate::identity::Scheme::ApiKey => "api_key",

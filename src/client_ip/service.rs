@@ -40,9 +40,19 @@ where
 
     #[inline]
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        self.layer.resolve(&mut req);
+        self.inner.call(req)
+    }
+}
+
+impl ClientIpLayer {
+    /// Puts the client address into the request's context (for a service that runs several
+    /// layers at once).
+    #[inline]
+    pub(crate) fn resolve<B>(&self, req: &mut Request<B>) {
         // Resolved once: an outer ClientIpLayer (or a PROXY-protocol acceptor) already decided.
         if ClientIp::of(req.extensions()).is_none() {
-            let shared = &self.layer.shared;
+            let shared = &self.shared;
             if let Some(peer) = (shared.peer_addr)(req.extensions()) {
                 let resolution = shared.resolver.resolve(peer, req.headers());
                 if resolution.stop().is_early() {
@@ -58,7 +68,6 @@ where
                     Some(ClientIp(resolution.ip()));
             }
         }
-        self.inner.call(req)
     }
 }
 

@@ -293,8 +293,7 @@ fn verdict(applied: &mut [(&Limit, Decision)], send_headers: bool) -> Verdict {
         None
     };
     let (strictest_limit, strictest) = (applied[0].0, applied[0].1);
-    let span = tracing::Span::current();
-    if !span.is_disabled() {
+    if let Some(span) = crate::span::request_span() {
         let decision = if strictest.is_allowed() {
             "allowed"
         } else {

@@ -111,8 +111,7 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         // On the trace layer's request span, when there is one.
-        let span = tracing::Span::current();
-        if !span.is_disabled() {
+        if let Some(span) = crate::span::request_span() {
             span.record("breaker.state", self.breaker.state().as_str());
         }
         match self.breaker.try_acquire() {

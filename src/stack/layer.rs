@@ -4,36 +4,25 @@ use tower_layer::Layer;
 
 use super::builder::Stack;
 use super::chain::Checks;
-use super::slot::{Same, Slot};
-use crate::request_id::SetRequestId;
+use super::front::Front;
 
-#[cfg(feature = "client-ip")]
-use crate::client_ip::ResolveClientIp;
-
-// Outer to inner: client IP, request id and trace each a position of their own (a `Slot` in its
-// `Off` state when left out: one branch per request), then every request check in one service.
+// Outer to inner: client IP and request ids in one service, the trace position, then every
+// request check in one service.
 
 #[cfg(feature = "trace")]
 type TraceAt<X> = crate::trace::Trace<X>;
 #[cfg(not(feature = "trace"))]
 type TraceAt<X> = X;
 
-type RequestIdAt<X> = Slot<SetRequestId<TraceAt<X>>, TraceAt<X>, Same>;
-
-#[cfg(feature = "client-ip")]
-type ClientIpAt<X> = Slot<ResolveClientIp<RequestIdAt<X>>, RequestIdAt<X>, Same>;
-#[cfg(not(feature = "client-ip"))]
-type ClientIpAt<X> = RequestIdAt<X>;
-
 /// The positions from CORS inwards (what a [`Stack::with_trace`] layer wraps): the request
 /// checks, run in one service.
 pub type InnerService<S> = Checks<S>;
 
 /// The service of a [`Stack`] around `S`: every position of the request path, outer to inner.
-pub type StackService<S> = ClientIpAt<InnerService<S>>;
+pub type StackService<S> = Front<TraceAt<InnerService<S>>>;
 
 /// The service of a [`StackWithTrace`] around `S`.
-pub type TracedService<T, S> = ClientIpAt<<T as Layer<InnerService<S>>>::Service>;
+pub type TracedService<T, S> = Front<TraceAt<<T as Layer<InnerService<S>>>::Service>>;
 
 /// A [`Stack`] with a layer of the application's at the trace position (after client IP and
 /// request ids, before CORS), so what it puts in request extensions reaches every rejection
@@ -82,14 +71,12 @@ impl Stack {
         }
     }
 
-    fn outer<X>(&self, inner: X) -> ClientIpAt<X> {
-        let b = &*self.built;
+    /// The trace position (the configured trace layer, or one switched off) and the front
+    /// around `inner`.
+    fn outer<X>(&self, inner: X) -> Front<TraceAt<X>> {
         #[cfg(feature = "trace")]
-        let inner = b.trace_position.layer(inner);
-        let inner = slot(b.request_id.as_ref(), inner);
-        #[cfg(feature = "client-ip")]
-        let inner = slot(b.client_ip.as_ref(), inner);
-        inner
+        let inner = self.built.trace_position.layer(inner);
+        Front::new(inner, self.built.clone())
     }
 }
 
@@ -101,14 +88,6 @@ where
 
     fn layer(&self, inner: S) -> Self::Service {
         self.stack.outer(self.trace.layer(self.stack.inner(inner)))
-    }
-}
-
-/// `Some(layer)` wraps `inner` in the layer's service, `None` passes it through.
-fn slot<L: Layer<S>, S, M>(layer: Option<&L>, inner: S) -> Slot<L::Service, S, M> {
-    match layer {
-        Some(l) => Slot::on(l.layer(inner)),
-        None => Slot::off(inner),
     }
 }
 

@@ -96,13 +96,13 @@ mod build;
 mod builder;
 mod chain;
 mod config;
+mod front;
 mod layer;
 #[cfg(feature = "resilience")]
 mod resilience;
-mod slot;
 
 pub use builder::{Stack, StackBuilder};
 pub use chain::{Checks, InnerBody, Stamps};
 pub use config::{STACK_LIMITS, Settings, StackConfig};
+pub use front::Front;
 pub use layer::{InnerService, StackService, StackWithTrace, TracedService};
-pub use slot::{MapOff, Same, Slot, SlotFuture};

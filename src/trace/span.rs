@@ -35,7 +35,7 @@ pub(super) fn request<B>(
 ) -> Span {
     // With no subscriber taking INFO (none at all, most often) the span would be disabled:
     // tracing's global level hint says so in one load, before any field value is built.
-    if tracing::level_filters::LevelFilter::current() < tracing::Level::INFO {
+    if crate::span::off() {
         return Span::none();
     }
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());

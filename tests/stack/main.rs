@@ -455,3 +455,37 @@ async fn with_a_trace_layer_request_ids_keep_the_request_id_layers_settings() {
     assert_eq!(echoed[0].len(), 32);
     assert_eq!(seen, echoed[0]);
 }
+
+/// A layer of the application's at the trace position (`Stack::with_trace`) goes inside the
+/// configured trace layer, which still assigns and echoes ids and answers with `traceparent`.
+#[tokio::test]
+async fn a_layer_at_the_trace_position_keeps_the_trace_layer() {
+    use protothrive::trace::TraceLayer;
+    use tower::{Layer, ServiceExt};
+    type Body = http_body_util::Limited<String>;
+    let handler = tower::service_fn(|req: http::Request<Body>| async move {
+        let id = protothrive::error::RequestId::of(req.extensions()).map(|r| r.as_str().to_owned());
+        Ok::<_, std::convert::Infallible>(http::Response::new(id.unwrap_or_default()))
+    });
+    // The application's layer sees the trace layer's id already in the request.
+    let saw_id = tower::layer::layer_fn(|inner| {
+        tower::util::MapRequest::new(inner, |req: http::Request<String>| {
+            assert!(protothrive::error::RequestId::of(req.extensions()).is_some());
+            req
+        })
+    });
+    let stack = Stack::builder().trace(TraceLayer::new()).build().unwrap();
+    let svc = stack.with_trace(saw_id).layer(handler);
+    let req = http::Request::builder()
+        .header("x-request-id", "client-id-2")
+        .body(String::new())
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.headers()["x-request-id"], "client-id-2");
+    assert_eq!(res.headers()["traceparent"].len(), 55);
+    let seen = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(seen, "client-id-2");
+}
