@@ -20,4 +20,7 @@ mod revocation;
 mod rows_claims;
 mod rows_header;
 mod stack;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../support/stack.rs"]
+mod stack_support;
 mod table;

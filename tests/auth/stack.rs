@@ -2,34 +2,19 @@
 //! for the key set, and the checks after auth (the per-principal limit) still run, with the
 //! headers of the checks outside auth on every answer.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::routing::get;
-use http::Request;
 use protothrive::clock::ManualClock;
 use protothrive::cors::{AllowOrigin, CorsLayer};
 use protothrive::rate_limit::{KeyBy, Limit};
 use protothrive::stack::Stack;
-use tower::ServiceExt;
 
 use crate::jwks::{EcKey, auth, jwks};
 use crate::key_server::KeyServer;
-
-async fn get_as(app: &Router, token: &str) -> (u16, http::HeaderMap) {
-    let mut req = Request::get("http://example.test/hello")
-        .header("origin", "https://app.example")
-        .header("authorization", format!("Bearer {token}"))
-        .body(Body::empty())
-        .unwrap();
-    req.extensions_mut()
-        .insert(SocketAddr::from(([192, 0, 2, 9], 5000)));
-    let res = app.clone().oneshot(req).await.unwrap();
-    (res.status().as_u16(), res.headers().clone())
-}
+use crate::stack_support::{ORIGIN, get_hello};
 
 #[tokio::test]
 async fn a_request_waiting_for_the_key_set_goes_through_the_checks_after_auth() {
@@ -40,7 +25,7 @@ async fn a_request_waiting_for_the_key_set_goes_through_the_checks_after_auth() 
     let set = jwks(&server, &clock, Duration::from_secs(10));
     let stack = Stack::builder()
         .clock(Arc::new(clock.clone()))
-        .cors(CorsLayer::builder().allow_origin(AllowOrigin::exact("https://app.example")))
+        .cors(CorsLayer::builder().allow_origin(AllowOrigin::exact(ORIGIN)))
         .limit_by_client(Limit::new("ip", "60/min burst 10".parse().unwrap()).by(KeyBy::ClientIp))
         .authenticator(auth(&set, &clock), false)
         .limit_by_principal(
@@ -53,23 +38,23 @@ async fn a_request_waiting_for_the_key_set_goes_through_the_checks_after_auth() 
         .layer(stack);
 
     // The key set is fetched while the request waits; then the per-principal limit counts it.
-    let (status, h) = get_as(&app, &key.token()).await;
+    let (status, h, _) = get_hello(&app, Some(&key.token())).await;
     assert_eq!(status, 200);
     assert_eq!(server.jwks_hits(), 1);
-    assert_eq!(h["access-control-allow-origin"], "https://app.example");
+    assert_eq!(h["access-control-allow-origin"], ORIGIN);
     let limits = h["ratelimit"].to_str().unwrap();
     assert!(limits.contains("\"user\";r=0;"), "{limits}");
     assert!(limits.contains("\"ip\";r=9;"), "{limits}");
     // The principal's burst (1) is spent: the limit after auth refuses the next request.
-    let (status, h) = get_as(&app, &key.token()).await;
+    let (status, h, _) = get_hello(&app, Some(&key.token())).await;
     assert_eq!(status, 429);
-    assert_eq!(h["access-control-allow-origin"], "https://app.example");
+    assert_eq!(h["access-control-allow-origin"], ORIGIN);
     // A token naming a key the set lacks waits for a refetch, and is refused after it: the 401
     // carries the headers of the checks outside auth.
     clock.advance(Duration::from_secs(11));
-    let (status, h) = get_as(&app, &key.token_as("b")).await;
+    let (status, h, _) = get_hello(&app, Some(&key.token_as("b"))).await;
     assert_eq!(status, 401);
     assert_eq!(server.jwks_hits(), 2);
-    assert_eq!(h["access-control-allow-origin"], "https://app.example");
+    assert_eq!(h["access-control-allow-origin"], ORIGIN);
     assert!(h["ratelimit"].to_str().unwrap().starts_with("\"ip\";"));
 }

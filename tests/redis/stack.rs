@@ -2,22 +2,18 @@
 //! them) and the route cache shares its L2 — one connection and one outage breaker per instance
 //! for every store.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
-use axum::body::Body;
 use axum::routing::get;
-use http::Request;
-use http_body_util::BodyExt;
 use protothrive::cache::CacheLayer;
 use protothrive::rate_limit::{KeyBy, Limit};
 use protothrive::redis_handle::RedisHandle;
 use protothrive::stack::Stack;
-use tower::ServiceExt;
 
 use crate::support::redis::RedisServer;
+use crate::support::stack::{ORIGIN, get_hello};
 
 fn instance(url: &str, calls: Arc<AtomicUsize>) -> (Router, Stack) {
     let handle = RedisHandle::builder(url).build().unwrap();
@@ -46,20 +42,12 @@ fn instance(url: &str, calls: Arc<AtomicUsize>) -> (Router, Stack) {
     (app, stack)
 }
 
-async fn get_hello(app: &Router) -> (u16, String, String) {
-    let mut req = Request::get("http://example.test/hello")
-        .body(Body::empty())
-        .unwrap();
-    req.extensions_mut()
-        .insert(SocketAddr::from(([192, 0, 2, 9], 5000)));
-    let res = app.clone().oneshot(req).await.unwrap();
-    let status = res.status().as_u16();
-    let cache = res
-        .headers()
+async fn get_plain(app: &Router) -> (u16, String, String) {
+    let (status, headers, body) = get_hello(app, None).await;
+    let cache = headers
         .get("cache-status")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
     (status, cache, String::from_utf8(body.to_vec()).unwrap())
 }
 
@@ -74,34 +62,21 @@ async fn two_instances_on_one_handle_each_share_limits_and_cache_entries() {
         "the shared handle reaches Redis"
     );
 
-    let (status, cache, body) = get_hello(&a).await;
+    let (status, cache, body) = get_plain(&a).await;
     assert_eq!((status, body.as_str()), (200, "hello"));
     assert!(cache.contains("fwd=uri-miss"), "{cache}");
     // The other instance finds the entry in Redis: the origin is not asked again.
-    let (status, cache, _) = get_hello(&b).await;
+    let (status, cache, _) = get_plain(&b).await;
     assert_eq!(status, 200);
     assert!(cache.contains("hit"), "{cache}");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     // The per-IP limit (burst 3) is one limit across both instances.
-    assert_eq!(get_hello(&a).await.0, 200);
-    assert_eq!(get_hello(&b).await.0, 429);
-    assert_eq!(get_hello(&a).await.0, 429);
+    assert_eq!(get_plain(&a).await.0, 200);
+    assert_eq!(get_plain(&b).await.0, 429);
+    assert_eq!(get_plain(&a).await.0, 429);
 }
 
 const SECRET: &[u8] = b"a test secret that is long enough for HS256";
-
-/// A GET of `/hello` from 192.0.2.9 with an allowed `Origin` and, when given, a bearer token.
-async fn get_as(app: &Router, token: Option<&str>) -> (u16, http::HeaderMap) {
-    let mut req = Request::get("http://example.test/hello").header("origin", "https://app.example");
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let mut req = req.body(Body::empty()).unwrap();
-    req.extensions_mut()
-        .insert(SocketAddr::from(([192, 0, 2, 9], 5000)));
-    let res = app.clone().oneshot(req).await.unwrap();
-    (res.status().as_u16(), res.headers().clone())
-}
 
 /// Both limits in Redis, auth between them: each request waits twice (for the client limit,
 /// then for the principal's), and the checks between and after the waits still run, their
@@ -119,7 +94,7 @@ async fn the_checks_after_a_remote_limit_still_run_and_stamp_the_answer() {
     let stack = Stack::builder()
         .clock(clock.clone())
         .redis(RedisHandle::builder(server.url()).build().unwrap())
-        .cors(CorsLayer::builder().allow_origin(AllowOrigin::exact("https://app.example")))
+        .cors(CorsLayer::builder().allow_origin(AllowOrigin::exact(ORIGIN)))
         .limit_by_client(Limit::new("ip", "60/min burst 10".parse().unwrap()).by(KeyBy::ClientIp))
         .auth(
             Authenticator::builder()
@@ -147,24 +122,24 @@ async fn the_checks_after_a_remote_limit_still_run_and_stamp_the_answer() {
 
     // No token: the client limit decided in Redis, then auth refused; the 401 carries CORS and
     // the client limit's headers.
-    let (status, h) = get_as(&app, None).await;
+    let (status, h, _) = get_hello(&app, None).await;
     assert_eq!(status, 401);
-    assert_eq!(h["access-control-allow-origin"], "https://app.example");
+    assert_eq!(h["access-control-allow-origin"], ORIGIN);
     let limits = h["ratelimit"].to_str().unwrap();
     assert!(limits.starts_with("\"ip\";r=9;"), "{limits}");
     // With the token: both limits' items, the outer layer's first.
-    let (status, h) = get_as(&app, Some(&token)).await;
+    let (status, h, _) = get_hello(&app, Some(&token)).await;
     assert_eq!(status, 200);
     let limits = h["ratelimit"].to_str().unwrap();
     assert!(limits.starts_with("\"ip\";r=8;"), "{limits}");
     assert!(limits.contains(", \"user\";r=1;"), "{limits}");
-    assert_eq!(h["access-control-allow-origin"], "https://app.example");
-    assert_eq!(get_as(&app, Some(&token)).await.0, 200);
+    assert_eq!(h["access-control-allow-origin"], ORIGIN);
+    assert_eq!(get_hello(&app, Some(&token)).await.0, 200);
     // The principal's burst is spent: a 429 from the innermost check (its item first, as it
     // decided), with the client limit's item and CORS from outside it.
-    let (status, h) = get_as(&app, Some(&token)).await;
+    let (status, h, _) = get_hello(&app, Some(&token)).await;
     assert_eq!(status, 429);
-    assert_eq!(h["access-control-allow-origin"], "https://app.example");
+    assert_eq!(h["access-control-allow-origin"], ORIGIN);
     let limits = h["ratelimit"].to_str().unwrap();
     assert!(limits.starts_with("\"user\";r=0;"), "{limits}");
     assert!(limits.contains("\"ip\";r=6;"), "{limits}");

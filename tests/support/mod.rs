@@ -16,6 +16,7 @@ pub mod fault;
 pub mod postgres;
 pub mod process;
 pub mod redis;
+pub mod stack;
 // A real Redis Cluster, and the choice of one Redis or a cluster for suites that run on both.
 #[cfg(feature = "redis")]
 pub mod redis_cluster;
