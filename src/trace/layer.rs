@@ -293,10 +293,11 @@ where
         let span = super::span::request(&req, &context, &trace_id, &request_id, method);
         // Behind axum's `Router::layer` the router has matched already (its `MatchedPath` is in
         // the request): the request counts on its route from the start.
-        let route = std::sync::OnceLock::new();
-        if let Some(label) = crate::identity::Route::of(req.extensions()) {
-            let _ = route.set(c.red.handles(label));
-        }
+        let route = match crate::identity::Route::of(req.extensions()) {
+            // Set at creation: no synchronised first write on this path.
+            Some(label) => std::sync::OnceLock::from(c.red.handles(label)),
+            None => std::sync::OnceLock::new(),
+        };
         let current = Arc::new(Current {
             context,
             request_id,
