@@ -64,6 +64,7 @@
 //! ```
 
 mod gcra;
+mod key;
 mod layer;
 mod quota;
 mod quota_list;

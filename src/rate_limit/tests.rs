@@ -445,9 +445,9 @@ async fn long_keys_spill_to_the_heap_and_stay_distinct() {
     assert_eq!(status(&s, long('a')).await, 200);
     assert_eq!(status(&s, long('a')).await, 429);
     assert_eq!(status(&s, long('b')).await, 200);
-    let short = super::service::key_for_tests("ip", IpAddr::V4(Ipv4Addr::new(10, 0, 255, 7)));
+    let short = super::key::key_for_tests("ip", IpAddr::V4(Ipv4Addr::new(10, 0, 255, 7)));
     assert_eq!(short, "ip|10.0.255.7");
-    let mapped = super::service::key_for_tests(
+    let mapped = super::key::key_for_tests(
         "ip",
         IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped()),
     );
@@ -458,7 +458,7 @@ proptest::proptest! {
     #[test]
     fn an_ipv4_key_is_the_dotted_quad(octets: [u8; 4]) {
         let ip = Ipv4Addr::from(octets);
-        let key = super::service::key_for_tests("ip", IpAddr::V4(ip));
+        let key = super::key::key_for_tests("ip", IpAddr::V4(ip));
         proptest::prop_assert_eq!(key, format!("ip|{ip}"));
     }
 }
