@@ -6,6 +6,9 @@
 //! * `bare`: the axum router alone;
 //! * `bare-layered`: the router with an identity layer under `Router::layer`: what axum's
 //!   per-route layering costs whatever the layer (the base to read the `trace` modes against);
+//! * `bare-headers`: the router alone, its handler answering with the headers the stack adds to
+//!   a hit (same names, values of the same length): what those headers cost hyper and the kernel
+//!   before any layer does any work;
 //! * `stack`: protothrive's [`Stack`] — client IP, request id, trace context (its `TraceLayer`,
 //!   no subscriber), CORS, a per-IP limit too high to
 //!   refuse, HS256 auth (verified-token cache on), and the route cache;
@@ -67,6 +70,41 @@ fn routes() -> axum::routing::MethodRouter {
 /// Bare axum.
 pub fn bare() -> Router {
     Router::new().route("/hello", routes())
+}
+
+/// The headers the full stack puts on a cache hit, with values of the same length.
+const STACK_HEADERS: [(&str, &str); 9] = [
+    ("age", "0"),
+    ("cache-status", "protothrive; hit; ttl=59"),
+    ("ratelimit", "\"ip\";r=3999999999;t=1"),
+    ("ratelimit-policy", "\"ip\";q=4000000000;w=4"),
+    ("vary", "Origin"),
+    ("access-control-allow-origin", ORIGIN),
+    (
+        "access-control-expose-headers",
+        "age, cache-status, etag, ratelimit, ratelimit-policy, retry-after, traceparent, \
+         www-authenticate, x-request-id",
+    ),
+    (
+        "traceparent",
+        "00-1f83cf7edcae94a3c4c2812d106f4529-c54894c467fc6a77-03",
+    ),
+    ("x-request-id", "1ad104c9d277b4db784624b2ae6e498d"),
+];
+
+/// Bare axum answering with the stack's headers: the `bare-headers` mode.
+pub fn bare_headers() -> Router {
+    async fn hello_with_headers() -> ([(HeaderName, &'static str); 10], &'static str) {
+        let headers = std::array::from_fn(|i| match i.checked_sub(1) {
+            None => (CACHE_CONTROL, "public, max-age=60"),
+            Some(j) => (
+                HeaderName::from_static(STACK_HEADERS[j].0),
+                STACK_HEADERS[j].1,
+            ),
+        });
+        (headers, "hello\n")
+    }
+    Router::new().route("/hello", get(hello_with_headers))
 }
 
 /// The parts of the stack in the order [`stack`] adds them, outer to inner; the stack with none
@@ -356,6 +394,7 @@ pub fn app(mode: &str, rsa_key: Option<&str>) -> Result<Router, Box<dyn std::err
         // What axum's `Router::layer` costs whatever the layer: each route boxed again, cloned
         // and its future boxed per request.
         "bare-layered" => Ok(bare().layer(tower::layer::util::Identity::new())),
+        "bare-headers" => Ok(bare_headers()),
         "stack" => stack(protothrive::clock::system(), STACK_PARTS.len()),
         "stack-rs256" => {
             let (_, key) = rsa_key_file(rsa_key.ok_or("--mode stack-rs256 needs --rsa-key FILE")?)?;
@@ -375,7 +414,7 @@ pub fn app(mode: &str, rsa_key: Option<&str>) -> Result<Router, Box<dyn std::err
             .layer(protothrive::trace::TraceLayer::new())),
         "trace-peer" => Ok(trace_peer()),
         other => Err(format!(
-            "--mode {other}: expected bare, bare-layered, stack, stack-rs256, parts-N, peer, trace, \
+            "--mode {other}: expected bare, bare-layered, bare-headers, stack, stack-rs256, parts-N, peer, trace, \
              trace-route-layer or trace-peer"
         )
         .into()),
