@@ -208,12 +208,7 @@ where
                 ResponseFuture::boxed(Box::pin(async move {
                     match remote.settle().await.decide(&req) {
                         Checked::Pass(stamp) => {
-                            let mut res = inner.call(req).await?;
-                            if let Some(stamp) = stamp {
-                                let status = res.status();
-                                stamp.stamp(status, res.headers_mut());
-                            }
-                            Ok(ResponseBody::map_response(res))
+                            Ok(response::stamped(inner.call(req).await?, stamp))
                         }
                         Checked::Answer(res) => Ok(ResponseBody::map_problem(res)),
                     }

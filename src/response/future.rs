@@ -42,6 +42,21 @@ pub(crate) enum Checked<T> {
     Answer(Response<bytes::Bytes>),
 }
 
+/// The inner service's response with `stamp` (if any) added and its body wrapped: what a layer
+/// answers once the inner service has, on the ready path ([`ResponseFuture`]) and on a path that
+/// awaited something first.
+#[inline]
+pub(crate) fn stamped<B, T: Stamp>(
+    mut res: Response<B>,
+    stamp: Option<T>,
+) -> Response<ResponseBody<B>> {
+    if let Some(stamp) = stamp {
+        let status = res.status();
+        stamp.stamp(status, res.headers_mut());
+    }
+    ResponseBody::map_response(res)
+}
+
 pin_project! {
     /// The response future of every layer that may answer by itself: the inner service's future
     /// (its response optionally stamped with the layer's headers, `T`), a ready rejection, or
@@ -141,12 +156,8 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Inner { future, stamp } => {
-                let mut res = std::task::ready!(future.poll(cx))?;
-                if let Some(stamp) = stamp.take() {
-                    let status = res.status();
-                    stamp.stamp(status, res.headers_mut());
-                }
-                Poll::Ready(Ok(ResponseBody::map_response(res)))
+                let res = std::task::ready!(future.poll(cx))?;
+                Poll::Ready(Ok(stamped(res, stamp.take())))
             }
             // As `std::future::Ready` and tower-http's futures do: a future polled after it
             // completed is a bug in the caller, so say so rather than stay pending for ever.

@@ -24,7 +24,7 @@ mod body;
 mod future;
 
 pub use body::ResponseBody;
-pub(crate) use future::Checked;
+pub(crate) use future::{Checked, stamped};
 pub use future::{NoStamp, ResponseFuture, Stamp};
 
 /// The service that was driven to readiness, for a future that calls it later; a clone (not yet

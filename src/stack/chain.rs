@@ -386,8 +386,8 @@ where
     }
     let (parts, ()) = head.into_parts();
     let req = hand_on(&built, Request::from_parts(parts, body));
-    let mut res = inner.call(req).await?;
-    let status = res.status();
-    stamps.stamp(status, res.headers_mut());
-    Ok(ResponseBody::map_response(res))
+    Ok(crate::response::stamped(
+        inner.call(req).await?,
+        Some(stamps),
+    ))
 }
