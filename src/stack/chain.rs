@@ -341,22 +341,20 @@ where
     let (parts, body) = req.into_parts();
     let mut head = Request::from_parts(parts, ());
     loop {
-        let decision: Checked<()> = match wait {
+        // What the check that waited answered, if it refused the request.
+        let answered: Option<Response<Bytes>> = match wait {
             #[cfg(feature = "rate-limit")]
-            Wait::Limit(remote) => {
-                let slot = if at == Pos::ByClient {
-                    &mut stamps.by_client
-                } else {
-                    &mut stamps.by_principal
-                };
-                match remote.settle().await.decide(&head) {
-                    Checked::Pass(stamp) => {
-                        *slot = stamp;
-                        Checked::Pass(None)
+            Wait::Limit(remote) => match remote.settle().await.decide(&head) {
+                Checked::Pass(stamp) => {
+                    if at == Pos::ByClient {
+                        stamps.by_client = stamp;
+                    } else {
+                        stamps.by_principal = stamp;
                     }
-                    Checked::Answer(res) => Checked::Answer(res),
+                    None
                 }
-            }
+                Checked::Answer(res) => Some(res),
+            },
             #[cfg(feature = "auth")]
             Wait::Auth => match &built.auth {
                 Some((_, l)) => {
@@ -364,14 +362,14 @@ where
                     let decision = l.check_slow(&mut parts).await;
                     head = Request::from_parts(parts, ());
                     match decision {
-                        Checked::Pass(_) => Checked::Pass(None),
-                        Checked::Answer(res) => Checked::Answer(res),
+                        Checked::Pass(_) => None,
+                        Checked::Answer(res) => Some(res),
                     }
                 }
-                None => Checked::Pass(None),
+                None => None,
             },
         };
-        if let Checked::Answer(res) = decision {
+        if let Some(res) = answered {
             return Ok(answer(res, stamps));
         }
         let Some(next) = at.next() else { break };
