@@ -128,23 +128,37 @@ fn normalize_into(
     host: Option<&http::HeaderValue>,
     default_scheme: &str,
 ) -> bool {
-    let (host_part, port) = match (uri.authority(), host) {
-        (Some(a), _) => (a.host(), a.port_u16()),
-        (None, Some(h)) => match h.to_str().ok().and_then(host_field) {
-            Some(hp) => hp,
-            None => return false,
-        },
-        (None, None) => return false,
+    let fast = match (uri.authority(), host) {
+        (None, Some(h)) => simple_host_field(h.as_bytes()),
+        _ => None,
     };
-    if !plain_host(host_part) {
-        return false;
-    }
+    let (host_part, lowercase, port) = match fast {
+        Some(f) => f,
+        None => {
+            let (host_part, port) = match (uri.authority(), host) {
+                (Some(a), _) => (a.host(), a.port_u16()),
+                (None, Some(h)) => match h.to_str().ok().and_then(host_field) {
+                    Some(hp) => hp,
+                    None => return false,
+                },
+                (None, None) => return false,
+            };
+            if !plain_host(host_part) {
+                return false;
+            }
+            (host_part, false, port)
+        }
+    };
     let scheme = uri.scheme_str().unwrap_or(default_scheme);
     let pq = uri.path_and_query().map_or(1, |pq| pq.as_str().len());
     out.reserve(scheme.len() + host_part.len() + pq + 10);
     push_lowercase(out, scheme);
     out.push_str("://");
-    push_lowercase(out, host_part);
+    if lowercase {
+        out.push_str(host_part);
+    } else {
+        push_lowercase(out, host_part);
+    }
     let http = scheme.eq_ignore_ascii_case("http");
     let https = scheme.eq_ignore_ascii_case("https");
     match port {
@@ -172,6 +186,44 @@ fn push_lowercase(out: &mut String, s: &str) {
     let start = out.len();
     out.push_str(s);
     out[start..].make_ascii_lowercase();
+}
+
+/// The common `Host` field in one pass — a name or IPv4 address of unreserved characters and an
+/// optional port — as the host, whether it is lowercase already, and the port. `None` leaves
+/// everything else (IPv6 literals, other bytes, a port of more than five digits) to
+/// [`host_field`] and [`plain_host`], which read what this reads the same way.
+fn simple_host_field(b: &[u8]) -> Option<(&str, bool, Option<u16>)> {
+    let mut upper = false;
+    let mut end = b.len();
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {}
+            b'A'..=b'Z' => upper = true,
+            b':' => {
+                end = i;
+                break;
+            }
+            _ => return None,
+        }
+    }
+    let port = match b.get(end + 1..) {
+        None | Some([]) => None,
+        Some(digits) if digits.len() <= 5 => {
+            let mut p = 0u32;
+            for &d in digits {
+                if !d.is_ascii_digit() {
+                    return None;
+                }
+                p = p * 10 + u32::from(d - b'0');
+            }
+            Some(u16::try_from(p).ok()?)
+        }
+        Some(_) => return None,
+    };
+    let host = std::str::from_utf8(&b[..end])
+        .ok()
+        .filter(|h| !h.is_empty())?;
+    Some((host, !upper, port))
 }
 
 /// The host and port of a `Host` field (`uri-host [ ":" port ]`, RFC 9110 §7.2), read in place;
@@ -526,6 +578,33 @@ mod tests {
             match http::uri::Authority::try_from(field.as_str()) {
                 Ok(a) if fits => prop_assert_eq!(ours, Some((a.host(), a.port_u16()))),
                 _ => prop_assert_eq!(ours, None),
+            }
+        }
+
+        /// The one-pass reading of a `Host` field agrees with the general one (`host_field`
+        /// then `plain_host`, host lowercased) wherever it answers, and answers for every
+        /// name or IPv4 address of unreserved characters with a port of up to five digits.
+        #[test]
+        fn the_one_pass_host_reading_agrees_with_the_general_one(
+            field in "([a-zA-Z0-9._~-]{0,12}(:[0-9]{0,6})?|\\[[0-9a-f:]{2,10}\\](:[0-9]{0,3})?|.{0,16})",
+        ) {
+            let general = host_field(&field)
+                .filter(|(h, _)| plain_host(h))
+                .map(|(h, p)| (h.to_ascii_lowercase(), p));
+            match simple_host_field(field.as_bytes()) {
+                Some((h, lowercase, p)) => {
+                    prop_assert_eq!(lowercase, h == h.to_ascii_lowercase());
+                    prop_assert_eq!(general, Some((h.to_ascii_lowercase(), p)));
+                }
+                None => {
+                    let (h, p) = field.split_once(':').unwrap_or((&field, ""));
+                    let simple = !h.is_empty()
+                        && h.bytes().all(unreserved)
+                        && p.len() <= 5
+                        && p.bytes().all(|c| c.is_ascii_digit())
+                        && (p.is_empty() || p.parse::<u16>().is_ok());
+                    prop_assert!(!simple, "{:?} left to the general path", field);
+                }
             }
         }
 
