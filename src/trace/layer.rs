@@ -1,5 +1,5 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -11,7 +11,7 @@ use tower_service::Service;
 use super::config::{Config, InFlight, Sampler};
 use super::current::{Current, Guard, enter};
 use super::future::{State, TraceBody, TraceFuture, panic_message};
-use super::metrics::{Red, method_index};
+use super::metrics::{Red, RouteHandles, method_index};
 use super::{Incoming, TraceContext};
 use crate::clock::{self, SharedClock};
 use crate::error::{RequestId, TraceId};
@@ -194,7 +194,10 @@ impl<S> Layer<S> for TraceLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Trace {
             inner,
-            config: self.config.clone(),
+            shared: Arc::new(Shared {
+                config: self.config.clone(),
+                route: OnceLock::new(),
+            }),
         }
     }
 }
@@ -210,7 +213,33 @@ impl<S> Layer<S> for TraceLayer {
 #[derive(Debug, Clone)]
 pub struct Trace<S> {
     inner: S,
+    shared: Arc<Shared>,
+}
+
+/// What the clones of one [`Trace`] service share: the layer's settings and the route handles
+/// of the first route it served. Under axum's `Router::layer` each route has a service of its
+/// own (cloned per request), so its requests find their route's metric handles here instead of
+/// in the layer's route table (a read lock and a hash per request).
+#[derive(Debug)]
+struct Shared {
     config: Arc<Config>,
+    route: OnceLock<Arc<RouteHandles>>,
+}
+
+impl<S> Trace<S> {
+    /// The metric handles of `label`: the service's own route's, or the layer's table's for
+    /// another route (a service around a whole router serves many).
+    fn route_handles(&self, label: &str) -> Arc<RouteHandles> {
+        let shared = &*self.shared;
+        let own = shared
+            .route
+            .get_or_init(|| shared.config.red.handles(label));
+        if own.label() == label {
+            own.clone()
+        } else {
+            shared.config.red.handles(label)
+        }
+    }
 }
 
 impl<S> Trace<S> {
@@ -231,7 +260,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let c = &self.config;
+        let c = &self.shared.config;
         if !c.enabled {
             return TraceFuture::passthrough(self.inner.call(req));
         }
@@ -295,8 +324,8 @@ where
         // the request): the request counts on its route from the start.
         let route = match crate::identity::Route::of(req.extensions()) {
             // Set at creation: no synchronised first write on this path.
-            Some(label) => std::sync::OnceLock::from(c.red.handles(label)),
-            None => std::sync::OnceLock::new(),
+            Some(label) => OnceLock::from(self.route_handles(label)),
+            None => OnceLock::new(),
         };
         let current = Arc::new(Current {
             context,

@@ -367,6 +367,32 @@ fn a_route_matched_before_the_trace_layer_counts_from_the_start() {
 }
 
 #[test]
+fn one_service_counts_each_route_it_serves_on_that_route() {
+    // Under `Router::layer` a route's service (cloned per request) keeps its route's handles;
+    // a service that serves several routes still counts each request on its own route.
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    ::metrics::with_local_recorder(&recorder, || {
+        let svc = TraceLayer::new().layer(service_fn(|_req: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(Full::from("ok")))
+        }));
+        for route in ["/a", "/b", "/a", "/b", "/b"] {
+            let mut req = Request::get(route).body(()).unwrap();
+            req.extensions_mut().insert(Route::new(route));
+            let res = rt().block_on(svc.clone().oneshot(req)).unwrap();
+            rt().block_on(res.into_body().collect()).unwrap();
+        }
+    });
+    let text = handle.render();
+    for (route, n) in [("/a", 2), ("/b", 3)] {
+        let line = format!(
+            r#"protothrive_http_requests_total{{method="GET",route="{route}",status_class="2xx"}} {n}"#
+        );
+        assert!(text.contains(&line), "{line} in {text}");
+    }
+}
+
+#[test]
 fn the_ids_and_the_context_travel_in_one_extension_that_problems_read() {
     // A request-id layer outside the trace layer: both write the same one extension.
     let layers = tower::ServiceBuilder::new()
