@@ -20,7 +20,10 @@ pub struct Current {
     pub(super) config: Arc<Config>,
     /// The request's method, as a metrics label index.
     pub(super) method: usize,
-    /// The route the request counts on, once the router has matched one.
+    /// The route the request counts on when it arrived routed (behind axum's `Router::layer`).
+    /// A field of its own: a `OnceLock` made full still takes its synchronised first write.
+    pub(super) arrived_on: Option<Arc<RouteHandles>>,
+    /// The route the request counts on once a router further in has matched one.
     pub(super) route: OnceLock<Arc<RouteHandles>>,
     /// When the request arrived (its duration's start).
     pub(super) start: std::time::Instant,
@@ -33,18 +36,23 @@ pub struct Current {
 impl Current {
     /// The handles the request counts on: its route's once routed, `unmatched` before.
     pub(super) fn handles(&self) -> &RouteHandles {
-        self.route.get().unwrap_or(self.config.red.unmatched())
+        self.routed_handles().unwrap_or(self.config.red.unmatched())
+    }
+
+    /// The handles of the route the request counts on, if it has one yet.
+    pub(super) fn routed_handles(&self) -> Option<&Arc<RouteHandles>> {
+        self.arrived_on.as_ref().or_else(|| self.route.get())
     }
 
     /// The route the router matched, if it has.
     pub(super) fn route(&self) -> Option<&str> {
-        self.route.get().map(|h| h.label())
+        self.routed_handles().map(|h| h.label())
     }
 
     /// Takes `route` as the request's route (the first route named wins), moving its in-flight
     /// count from `unmatched` to it.
     fn enter_route(&self, route: &str) {
-        if self.route.get().is_some() {
+        if self.routed_handles().is_some() {
             return;
         }
         let config = &self.config;

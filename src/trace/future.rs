@@ -284,7 +284,7 @@ impl Drop for Done {
                 .duration_since(s.current().start)
                 .as_secs_f64();
             let method = s.current().method;
-            match s.current().route.get() {
+            match s.current().routed_handles() {
                 Some(routed) => routed.record(method, self.status, seconds),
                 None => {
                     let label = self.route.as_ref().map_or(UNMATCHED, Matched::as_str);

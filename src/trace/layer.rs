@@ -289,8 +289,8 @@ where
         } else {
             context.flags &= !super::SAMPLED;
         }
-        // The `traceparent` to answer with, and a new request id when one is needed, are slices
-        // of the thread's shared header-value buffer; the trace id's hex is kept in place.
+        // The `traceparent` to answer with, and a new request id when one is needed, are copied
+        // into the thread's shared header-value buffer; the trace id's hex is kept in place.
         let parent = context.traceparent().encode();
         let mut hex = [0u8; 32];
         hex.copy_from_slice(&parent[3..35]);
@@ -306,12 +306,15 @@ where
                 )
             }
             (None, None) => {
-                let mut both = [0u8; 32 + 55];
-                both[..32].copy_from_slice(&new_hex());
-                both[32..].copy_from_slice(&parent);
-                let both = crate::headers::shared_copy(&both);
-                let (id, echo) = install(&mut req, &c.header, shared_value(both.slice(..32)), true);
-                (id, Some(echo), shared_value(both.slice(32..)))
+                // Two copies rather than two slices of one: a slice is a reference count more
+                // to take and to give back.
+                let generated = shared_value(crate::headers::shared_copy(&new_hex()));
+                let (id, echo) = install(&mut req, &c.header, generated, true);
+                (
+                    id,
+                    Some(echo),
+                    shared_value(crate::headers::shared_copy(&parent)),
+                )
             }
         };
         // One extension for the ids and the context (`install` or an outer layer inserted it).
@@ -322,18 +325,16 @@ where
         let span = super::span::request(&req, &context, &trace_id, &request_id, method);
         // Behind axum's `Router::layer` the router has matched already (its `MatchedPath` is in
         // the request): the request counts on its route from the start.
-        let route = match crate::identity::Route::of(req.extensions()) {
-            // Set at creation: no synchronised first write on this path.
-            Some(label) => OnceLock::from(self.route_handles(label)),
-            None => OnceLock::new(),
-        };
+        let arrived_on =
+            crate::identity::Route::of(req.extensions()).map(|l| self.route_handles(l));
         let current = Arc::new(Current {
             context,
             request_id,
             trace_id,
             config: c.clone(),
             method,
-            route,
+            arrived_on,
+            route: OnceLock::new(),
             start,
             echo,
             traceparent,
