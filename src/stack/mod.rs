@@ -91,6 +91,11 @@
 //!
 //! Cost: the layers present, plus one branch per position left out; the stack itself allocates
 //! nothing per request (a check that must wait boxes one future, as that layer alone does).
+//! Measured over loopback HTTP on a 2-core VM (`BENCHMARKS.md` § stack, with the commands): the
+//! full stack — client IP, ids, trace context, CORS, a per-IP limit, HS256 auth and a route-cache
+//! hit — executes ~2.1× bare axum's instructions per request, makes 7 more heap allocations,
+//! and serves ~0.64× bare axum's requests per second and ~3.2× those of the same stack assembled
+//! from tower-http, tower_governor, jsonwebtoken and http-cache-tower.
 
 mod build;
 mod builder;
