@@ -17,6 +17,7 @@
 
 pub(in crate::cache) mod control;
 pub(in crate::cache) mod freshness;
+mod host;
 pub(in crate::cache) mod invalidation;
 pub(in crate::cache) mod key;
 pub(in crate::cache) mod range;
