@@ -1,6 +1,12 @@
 //! The host a cache key names, read from a `Host` field: a DNS name or an IP literal and a port,
 //! the common form in one pass and everything else by the general reading.
 
+/// An unreserved character of RFC 3986 §2.3 (`A-Z a-z 0-9 - . _ ~`): what a registered name is
+/// written in here, and what a percent-escape is decoded to in a key.
+pub(super) fn unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
 /// A DNS name or an IP literal: `http::uri::Authority` also takes sub-delimiters and stray
 /// brackets, which no real host has; such a request is not cached rather than keyed oddly.
 pub(super) fn plain_host(host: &str) -> bool {
@@ -13,9 +19,7 @@ pub(super) fn plain_host(host: &str) -> bool {
                     .iter()
                     .all(|c| c.is_ascii_hexdigit() || matches!(c, b':' | b'.'))
         }
-        _ => b
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~')),
+        _ => b.iter().all(|&c| unreserved(c)),
     }
 }
 
@@ -28,12 +32,11 @@ pub(super) fn simple_host_field(b: &[u8]) -> Option<(&str, bool, Option<u16>)> {
     let mut end = b.len();
     for (i, &c) in b.iter().enumerate() {
         match c {
-            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {}
-            b'A'..=b'Z' => upper = true,
             b':' => {
                 end = i;
                 break;
             }
+            c if unreserved(c) => upper |= c.is_ascii_uppercase(),
             _ => return None,
         }
     }
@@ -128,7 +131,7 @@ mod tests {
                 None => {
                     let (h, p) = field.split_once(':').unwrap_or((&field, ""));
                     let simple = !h.is_empty()
-                        && !h.starts_with('[') && plain_host(h)
+                        && h.bytes().all(unreserved)
                         && p.len() <= 5
                         && p.bytes().all(|c| c.is_ascii_digit())
                         && (p.is_empty() || p.parse::<u16>().is_ok());

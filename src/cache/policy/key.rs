@@ -14,15 +14,11 @@ use std::fmt::Write as _;
 use http::header::HOST;
 use http::{HeaderMap, HeaderName, Method, Uri};
 
-use super::host::{host_field, plain_host, simple_host_field};
+use super::host::{host_field, plain_host, simple_host_field, unreserved};
 use super::vary::vary_value;
 
 const SEP: char = '\u{1f}';
 const VSEP: char = '\u{1e}';
-
-fn unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
 
 fn hex(b: u8) -> Option<u8> {
     char::from(b)
